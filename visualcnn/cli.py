@@ -1,0 +1,88 @@
+"""The `visualcnn` command: the window by default, and subcommands for scripts.
+
+Every failure a user can cause ends as one line `error: ...` on stderr and a non-zero
+exit, never a traceback. Subcommands import their heavy modules (numba, Qt) lazily so
+`visualcnn summary` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+# name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+SUBCOMMANDS = {
+    "gui": ("visualcnn.commands.gui", "open the builder window (the default)"),
+    "summary": ("visualcnn.commands.summary", "print a model file's Keras summary table"),
+    "train": ("visualcnn.commands.train", "train a model file on MNIST"),
+    "evaluate": ("visualcnn.commands.evaluate", "evaluate a saved, trained model on the MNIST test set"),
+    "bench": ("visualcnn.commands.bench", "measure training and prediction speed"),
+}
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as 'error: ...'."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visualcnn",
+        description="Build a convolutional neural network by hand and watch it learn. "
+                    "With no subcommand, opens the window (optionally with FILE).",
+        epilog="Run 'visualcnn SUBCOMMAND --help' for a subcommand's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"visualcnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module = _load(module_name)
+        if module is not None:
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
+        else:
+            sub.set_defaults(run=_not_available(name))
+    return parser
+
+
+def _load(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None  # a subcommand a later release adds
+        raise
+
+
+def _not_available(name: str):
+    def run(args) -> int:
+        raise UsageError(f"'visualcnn {name}' is not available in this version")
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `visualcnn FILE` and bare `visualcnn` open the window.
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        argv = ["gui", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui"])
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+        print(f"error: unexpected {type(exc).__name__}: {exc} (please report this)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

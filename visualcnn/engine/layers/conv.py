@@ -1,0 +1,320 @@
+"""Convolution layers: Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose."""
+
+from __future__ import annotations
+
+from ..shapes import Field, conv_output_length, conv_transpose_output_length, format_hw, format_shape
+from .arguments import Arg, ConfigError
+from .base import Inference, Layer, WeightSpec, inference_serial, kernels, spatial_window, weight_line
+
+KERNEL = Arg("kernel_size", "pair", minimum=1, doc="height and width of each filter")
+STRIDES = Arg("strides", "pair", (1, 1), minimum=1, doc="how far the filter moves each step")
+PADDING = Arg("padding", "padding", "valid", doc="'valid': no border; 'same': zero border keeps ceil(size/stride)")
+DILATION = Arg("dilation_rate", "pair", (1, 1), minimum=1, doc="spacing between filter taps")
+ACTIVATION = Arg("activation", "activation", "linear", doc="function applied to every output")
+USE_BIAS = Arg("use_bias", "bool", True, doc="add one learned offset per output channel")
+BIAS_INIT = Arg("bias_initializer", "initializer", "zeros")
+FILTERS = Arg("filters", "int", minimum=1, doc="number of filters = output channels")
+DEPTH_MULTIPLIER = Arg("depth_multiplier", "int", 1, minimum=1, doc="filters per input channel")
+
+
+class _ConvBase(Layer):
+    family = "convolution"
+    image_input = True
+
+    def _check_config(self) -> None:
+        if max(self.config["strides"]) > 1 and max(self.config["dilation_rate"]) > 1:
+            raise ConfigError(
+                f"{self.where}: strides {format_hw(self.config['strides'])} cannot be combined with "
+                f"dilation_rate {format_hw(self.config['dilation_rate'])}; Keras allows strides > 1 "
+                "only when dilation_rate is 1"
+            )
+
+    def _spatial(self, input_shape: tuple) -> tuple[tuple[int, int], list[str]]:
+        c = self.config
+        h, w = input_shape[1], input_shape[2]
+        rows = conv_output_length(h, c["kernel_size"][0], c["strides"][0], c["dilation_rate"][0], c["padding"])
+        cols = conv_output_length(w, c["kernel_size"][1], c["strides"][1], c["dilation_rate"][1], c["padding"])
+        out = (rows.value, cols.value)
+        spatial_window(self, "kernel", (h, w), c["kernel_size"], out, (rows.formula, cols.formula),
+                       c["padding"], c["dilation_rate"])
+        return out, [f"out_h = {rows.formula}", f"out_w = {cols.formula}"]
+
+    def _field(self, field: Field) -> Field:
+        return field.through_window(self.config["kernel_size"], self.config["strides"], self.config["dilation_rate"])
+
+    def _setup(self, rng) -> None:
+        from .. import activations
+
+        c = self.config
+        (h, w), (kh, kw) = self.built_input_shape[1:3], c["kernel_size"]
+        (sh, sw), (dh, dw) = c["strides"], c["dilation_rate"]
+        if c["padding"] == "same":
+            pad = (kernels().same_padding(h, kh, sh, dh)[1], kernels().same_padding(w, kw, sw, dw)[1])
+        else:
+            pad = (0, 0)
+        self._geom = {"strides": (sh, sw), "dilation": (dh, dw), "pad": pad}
+        self._act = activations.get(c["activation"])
+        self._fused_relu = self._act.name == "relu"
+
+    def _bias(self):
+        return self.weight("bias") if self.config["use_bias"] else None
+
+    def _out(self, ctx, name, n):
+        return ctx.buf(name, (n, *self.built_output_shape[1:]))
+
+    def _settings(self) -> list[str]:
+        c = self.config
+        parts = [format_hw(c["kernel_size"]), c["activation"], c["padding"]]
+        if c["strides"] != (1, 1):
+            parts.append(f"stride {_pair_text(c['strides'])}")
+        if c["dilation_rate"] != (1, 1):
+            parts.append(f"dilation {_pair_text(c['dilation_rate'])}")
+        return parts
+
+
+def _pair_text(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else format_hw(pair)
+
+
+def _finish(output_shape: tuple, weights: list[WeightSpec], terms: list, lines: list[str], field: Field) -> Inference:
+    total = sum(w.size for w in weights)
+    lines.append(weight_line(terms, total))
+    lines.append(f"output shape = {format_shape(output_shape)}")
+    return Inference(output_shape, tuple(weights), tuple(lines), field)
+
+
+class Conv2D(_ConvBase):
+    class_name = "Conv2D"
+    ARGS = (FILTERS, KERNEL, STRIDES, PADDING, DILATION, ACTIVATION, USE_BIAS,
+            Arg("kernel_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
+    POSITIONAL = 4
+    explanation = ("Slides small learned filters over the image; each filter lights up where it "
+                   "finds its pattern (an edge, a curve), giving one feature map per filter.")
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        (oh, ow), lines = self._spatial(input_shape)
+        kh, kw = c["kernel_size"]
+        cin, f = input_shape[3], c["filters"]
+        lines.append(f"channels = filters = {f}")
+        weights = [WeightSpec("kernel", (kh, kw, cin, f))]
+        terms = [(f"{kh}*{kw}*{cin}*{f}", kh * kw * cin * f)]
+        if c["use_bias"]:
+            weights.append(WeightSpec("bias", (f,)))
+            terms.append((f"{f}", f))
+        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field))
+
+    def forward(self, x, ctx, training=False):
+        z = self._out(ctx, "z", x.shape[0])
+        ctx.saved["x"] = x
+        ctx.saved["cols_ok"] = kernels().conv2d_forward(
+            x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
+            serial=inference_serial(training), **self._geom)
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        k = kernels()
+        dz = self._activation_backward(dy, ctx, skip_activation)
+        x, kernel = ctx.saved["x"], self.weights[0]
+        grad_bias = ctx.grad("bias", (kernel.shape[3],)) if self.config["use_bias"] else None
+        k.conv2d_backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws,
+                                 reuse_cols=ctx.saved["cols_ok"], **self._geom)
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        k.conv2d_backward_input(dz, kernel, dx, ws=ctx.ws, serial=k.parallel.use_serial(), **self._geom)
+        return dx
+
+    def describe(self):
+        return ", ".join([f"{self.config['filters']} filters"] + self._settings())
+
+
+class DepthwiseConv2D(_ConvBase):
+    class_name = "DepthwiseConv2D"
+    ARGS = (KERNEL, STRIDES, PADDING, DEPTH_MULTIPLIER, DILATION, ACTIVATION, USE_BIAS,
+            Arg("depthwise_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
+    POSITIONAL = 3
+    explanation = ("Filters each input channel on its own (no mixing between channels): "
+                   "cheap spatial filtering, depth_multiplier filters per channel.")
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        (oh, ow), lines = self._spatial(input_shape)
+        kh, kw = c["kernel_size"]
+        cin, dm = input_shape[3], c["depth_multiplier"]
+        lines.append(f"channels = in_channels*depth_multiplier = {cin}*{dm} = {cin * dm}")
+        weights = [WeightSpec("depthwise_kernel", (kh, kw, cin, dm))]
+        terms = [(f"{kh}*{kw}*{cin}*{dm}", kh * kw * cin * dm)]
+        if c["use_bias"]:
+            weights.append(WeightSpec("bias", (cin * dm,)))
+            terms.append((f"{cin}*{dm}", cin * dm))
+        return _finish((None, oh, ow, cin * dm), weights, terms, lines, self._field(field))
+
+    def forward(self, x, ctx, training=False):
+        k = kernels()
+        z = self._out(ctx, "z", x.shape[0])
+        ctx.saved["x"] = x
+        bias = self._bias()
+        fwd = k.depthwise_conv2d_forward
+        if not training and k.parallel.use_serial():
+            fwd = k.depthwise_conv2d_forward_serial
+        g = self._geom
+        fwd(x, self.weights[0], k.NO_BIAS if bias is None else bias, z, *g["strides"], *g["dilation"],
+            *g["pad"], self._fused_relu)
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        k = kernels()
+        dz = self._activation_backward(dy, ctx, skip_activation)
+        x, kernel, g = ctx.saved["x"], self.weights[0], self._geom
+        grad_bias = ctx.grad("bias", (dz.shape[3],)) if self.config["use_bias"] else None
+        k.depthwise_conv2d_backward_kernel(x, dz, ctx.grad("depthwise_kernel", kernel.shape), grad_bias,
+                                           *g["strides"], *g["dilation"], *g["pad"], ws=ctx.ws)
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        k.depthwise_conv2d_backward_input(dz, kernel, dx, *g["strides"], *g["dilation"], *g["pad"])
+        return dx
+
+    def describe(self):
+        dm = self.config["depth_multiplier"]
+        return ", ".join(([f"x{dm} per channel"] if dm != 1 else []) + self._settings())
+
+
+class SeparableConv2D(_ConvBase):
+    class_name = "SeparableConv2D"
+    ARGS = (FILTERS, KERNEL, STRIDES, PADDING, DEPTH_MULTIPLIER, DILATION, ACTIVATION, USE_BIAS,
+            Arg("depthwise_initializer", "initializer", "glorot_uniform"),
+            Arg("pointwise_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
+    POSITIONAL = 4
+    explanation = ("A depthwise filter per channel followed by a 1x1 convolution that mixes the "
+                   "channels: most of a Conv2D's power for far fewer parameters.")
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        (oh, ow), lines = self._spatial(input_shape)
+        kh, kw = c["kernel_size"]
+        cin, dm, f = input_shape[3], c["depth_multiplier"], c["filters"]
+        lines.append(f"channels = filters = {f}")
+        weights = [WeightSpec("depthwise_kernel", (kh, kw, cin, dm)),
+                   WeightSpec("pointwise_kernel", (1, 1, cin * dm, f))]
+        terms = [(f"{kh}*{kw}*{cin}*{dm}", kh * kw * cin * dm), (f"{cin}*{dm}*{f}", cin * dm * f)]
+        if c["use_bias"]:
+            weights.append(WeightSpec("bias", (f,)))
+            terms.append((f"{f}", f))
+        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field))
+
+    def forward(self, x, ctx, training=False):
+        k = kernels()
+        n, g = x.shape[0], self._geom
+        depthwise, pointwise = self.weights[0], self.weights[1]
+        mid = ctx.buf("mid", (n, *self.built_output_shape[1:3], depthwise.shape[2] * depthwise.shape[3]))
+        fwd = k.depthwise_conv2d_forward
+        if not training and k.parallel.use_serial():
+            fwd = k.depthwise_conv2d_forward_serial
+        fwd(x, depthwise, k.NO_BIAS, mid, *g["strides"], *g["dilation"], *g["pad"], False)
+        z = self._out(ctx, "z", n)
+        ctx.saved["x"], ctx.saved["mid"] = x, mid
+        ctx.saved["cols_ok"] = k.conv2d_forward(mid, pointwise, self._bias(), z, relu=self._fused_relu,
+                                                ws=ctx.ws, serial=inference_serial(training))
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        k = kernels()
+        dz = self._activation_backward(dy, ctx, skip_activation)
+        x, mid, g = ctx.saved["x"], ctx.saved["mid"], self._geom
+        depthwise, pointwise = self.weights[0], self.weights[1]
+        grad_bias = ctx.grad("bias", (pointwise.shape[3],)) if self.config["use_bias"] else None
+        k.conv2d_backward_kernel(mid, dz, ctx.grad("pointwise_kernel", pointwise.shape), grad_bias, ws=ctx.ws,
+                                 reuse_cols=ctx.saved["cols_ok"])
+        dmid = ctx.buf("dmid", mid.shape)
+        k.conv2d_backward_input(dz, pointwise, dmid, ws=ctx.ws, serial=k.parallel.use_serial())
+        k.depthwise_conv2d_backward_kernel(x, dmid, ctx.grad("depthwise_kernel", depthwise.shape), None,
+                                           *g["strides"], *g["dilation"], *g["pad"], ws=ctx.ws)
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        k.depthwise_conv2d_backward_input(dmid, depthwise, dx, *g["strides"], *g["dilation"], *g["pad"])
+        return dx
+
+    def describe(self):
+        return ", ".join([f"{self.config['filters']} filters"] + self._settings())
+
+
+class Conv2DTranspose(_ConvBase):
+    class_name = "Conv2DTranspose"
+    ARGS = (FILTERS, KERNEL, STRIDES, PADDING,
+            Arg("output_padding", "optional_pair", None, minimum=0, doc="extra rows/columns at the end"),
+            DILATION, ACTIVATION, USE_BIAS, Arg("kernel_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
+    POSITIONAL = 4
+    explanation = ("Runs a convolution backwards: spreads each input value over a kernel-sized "
+                   "patch, so the image grows (used to upsample, e.g. in decoders).")
+
+    def _check_config(self):
+        super()._check_config()
+        op = self.config["output_padding"]
+        if op is not None and any(p >= s for p, s in zip(op, self.config["strides"])):
+            raise ConfigError(
+                f"{self.where}: output_padding {format_hw(op)} must be smaller than strides "
+                f"{format_hw(self.config['strides'])}"
+            )
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        h, w = input_shape[1], input_shape[2]
+        op = c["output_padding"] or (None, None)
+        rows = conv_transpose_output_length(h, c["kernel_size"][0], c["strides"][0], c["dilation_rate"][0], c["padding"], op[0])
+        cols = conv_transpose_output_length(w, c["kernel_size"][1], c["strides"][1], c["dilation_rate"][1], c["padding"], op[1])
+        out = (rows.value, cols.value)
+        spatial_window(self, "kernel", (h, w), c["kernel_size"], out, (rows.formula, cols.formula), c["padding"],
+                       allow_zero=True)
+        lines = [f"out_h = {rows.formula}", f"out_w = {cols.formula}"]
+        kh, kw = c["kernel_size"]
+        cin, f = input_shape[3], c["filters"]
+        lines.append(f"channels = filters = {f}")
+        weights = [WeightSpec("kernel", (kh, kw, f, cin))]
+        terms = [(f"{kh}*{kw}*{f}*{cin}", kh * kw * f * cin)]
+        if c["use_bias"]:
+            weights.append(WeightSpec("bias", (f,)))
+            terms.append((f"{f}", f))
+        new_field = field.through_transpose(c["kernel_size"], c["strides"], c["dilation_rate"])
+        return _finish((None, out[0], out[1], f), weights, terms, lines, new_field)
+
+    def _setup(self, rng) -> None:
+        super()._setup(rng)
+        c = self.config
+        pad = []
+        for axis in (0, 1):
+            size_in, size_out = self.built_input_shape[1 + axis], self.built_output_shape[1 + axis]
+            k_eff = (c["kernel_size"][axis] - 1) * c["dilation_rate"][axis] + 1
+            # TensorFlow's conv2d_transpose: the gradient of a conv mapping size_out ->
+            # size_in; "same" pads that conv with the odd pixel at the end.
+            total = max((size_in - 1) * c["strides"][axis] + k_eff - size_out, 0) if c["padding"] == "same" else 0
+            pad.append(total // 2)
+        self._geom["pad"] = tuple(pad)
+
+    def forward(self, x, ctx, training=False):
+        z = self._out(ctx, "z", x.shape[0])
+        ctx.saved["x"] = x
+        kernels().conv2d_transpose_forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu,
+                                           ws=ctx.ws, serial=inference_serial(training), **self._geom)
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        k = kernels()
+        dz = self._activation_backward(dy, ctx, skip_activation)
+        x, kernel = ctx.saved["x"], self.weights[0]
+        grad_bias = ctx.grad("bias", (kernel.shape[2],)) if self.config["use_bias"] else None
+        k.conv2d_transpose_backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws,
+                                           **self._geom)
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        k.conv2d_transpose_backward_input(dz, kernel, dx, ws=ctx.ws, **self._geom)
+        return dx
+
+    def describe(self):
+        return ", ".join([f"{self.config['filters']} filters"] + self._settings())
+
+
+__all__ = ["Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"]

@@ -1,0 +1,207 @@
+"""Core layers: InputLayer, Flatten, Dense, Dropout, Activation."""
+
+from __future__ import annotations
+
+import math
+
+from ..shapes import format_shape
+from .arguments import Arg
+import numpy as np
+
+from .base import Inference, Layer, WeightSpec, fmt_count, weight_line
+
+
+class InputLayer(Layer):
+    """The shape of one example, without the batch axis: (28, 28, 1) for MNIST."""
+
+    class_name = "InputLayer"
+    family = "input"
+    ARGS = (Arg("shape", "shape", doc="height, width, channels of one image"),)
+    POSITIONAL = 1
+    explanation = "The image that enters the network: height x width x channels (1 for grey)."
+
+    @property
+    def batch_shape(self) -> tuple:
+        return (None, *self.config["shape"])
+
+    def _infer(self, input_shape, field):
+        return Inference(self.batch_shape, (), (f"output shape = {format_shape(self.batch_shape)}",), field)
+
+    def describe(self):
+        return "x".join(str(d) for d in self.config["shape"])
+
+
+def Input(shape, name=None) -> InputLayer:  # noqa: N802 - Keras spells it this way
+    """keras.Input: the first entry of a Sequential, giving the input shape."""
+    return InputLayer(shape=shape, name=name)
+
+
+class Flatten(Layer):
+    class_name = "Flatten"
+    explanation = ("Unrolls the feature maps into one long vector (row by row, channels last) "
+                   "so that Dense layers can use them.")
+
+    def _infer(self, input_shape, field):
+        rest = input_shape[1:]
+        units = math.prod(rest)
+        shape = (None, units)
+        lines = (f"units = {'*'.join(str(d) for d in rest)} = {fmt_count(units)}" if len(rest) > 1
+                 else f"units unchanged = {units}",
+                 "params = 0 (only rearranges values)", f"output shape = {format_shape(shape)}")
+        new_field = field.whole(rest[:2]) if len(rest) == 3 else field
+        return Inference(shape, (), lines, new_field)
+
+
+    def forward(self, x, ctx, training=False):
+        ctx.saved["x_shape"] = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        return dy.reshape(ctx.saved["x_shape"]) if need_dx else None
+
+
+class Dense(Layer):
+    class_name = "Dense"
+    ARGS = (Arg("units", "int", minimum=1, doc="number of output neurons"),
+            Arg("activation", "activation", "linear", doc="function applied to every output"),
+            Arg("use_bias", "bool", True, doc="add one learned offset per unit"),
+            Arg("kernel_initializer", "initializer", "glorot_uniform"),
+            Arg("bias_initializer", "initializer", "zeros"))
+    POSITIONAL = 2
+    explanation = ("Every output neuron looks at every input value with its own weight: "
+                   "combines all the features into new ones (or class scores at the end).")
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        n_in, units = input_shape[-1], c["units"]
+        shape = (*input_shape[:-1], units)
+        weights = [WeightSpec("kernel", (n_in, units))]
+        terms = [(f"{n_in}*{units}", n_in * units)]
+        if c["use_bias"]:
+            weights.append(WeightSpec("bias", (units,)))
+            terms.append((f"{units}", units))
+        total = sum(w.size for w in weights)
+        lines = []
+        if len(input_shape) > 2:
+            lines.append(f"Dense acts on the last axis only: each of the "
+                         f"{'x'.join(str(d) for d in input_shape[1:-1])} positions gets its own {units} outputs")
+        lines += [f"units = {units}", weight_line(terms, total), f"output shape = {format_shape(shape)}"]
+        return Inference(shape, tuple(weights), tuple(lines), field)
+
+    def _setup(self, rng) -> None:
+        from .. import activations
+
+        self._act = activations.get(self.config["activation"])
+
+    def forward(self, x, ctx, training=False):
+        kernel = self.weights[0]
+        x2 = x.reshape(-1, kernel.shape[0])
+        z = ctx.buf("z", (*x.shape[:-1], kernel.shape[1]))
+        z2 = z.reshape(-1, kernel.shape[1])
+        np.matmul(x2, kernel, out=z2)
+        if self.config["use_bias"]:
+            np.add(z2, self.weights[1], out=z2)
+        ctx.saved["x"] = x
+        return self._activate(z, ctx)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        dz = self._activation_backward(dy, ctx, skip_activation)
+        x, kernel = ctx.saved["x"], self.weights[0]
+        n_in, units = kernel.shape
+        x2, dz2 = x.reshape(-1, n_in), dz.reshape(-1, units)
+        np.matmul(x2.T, dz2, out=ctx.grad("kernel", kernel.shape))
+        if self.config["use_bias"]:
+            np.sum(dz2, axis=0, out=ctx.grad("bias", (units,)))
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        np.matmul(dz2, kernel.T, out=dx.reshape(-1, n_in))
+        return dx
+
+    def describe(self):
+        return f"{self.config['units']} units, {self.config['activation']}"
+
+
+class Dropout(Layer):
+    class_name = "Dropout"
+    family = "regularisation"
+    ARGS = (Arg("rate", "float", minimum=0.0, maximum=1.0, maximum_exclusive=True,
+                doc="fraction of values set to zero while training"),
+            Arg("seed", "seed", None, doc="random seed for the dropped positions"))
+    POSITIONAL = 1
+    explanation = ("While training, randomly silences a fraction of the values so the network "
+                   "cannot rely on any single one; does nothing when predicting.")
+
+    def _infer(self, input_shape, field):
+        return Inference(input_shape, (), ("shape unchanged", "params = 0 (nothing to learn)",
+                                           f"output shape = {format_shape(input_shape)}"), field)
+
+    def _setup(self, rng) -> None:
+        seed = self.config["seed"]
+        self._rng = np.random.default_rng(int(rng.integers(2**63)) if seed is None else seed)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def forward(self, x, ctx, training=False):
+        rate = self.config["rate"]
+        if not training or rate == 0.0:
+            ctx.saved["mask"] = None
+            return x
+        # Inverted dropout: keep where uniform >= rate (tf.nn.dropout), scale kept by 1/(1-rate).
+        u = ctx.buf("uniform", x.shape)
+        self._rng.random(out=u.reshape(-1), dtype=np.float32)
+        mask = ctx.buf("mask", x.shape, np.bool_)
+        np.greater_equal(u, np.float32(rate), out=mask)
+        y = ctx.buf("y", x.shape)
+        np.multiply(x, mask, out=y)
+        y *= np.float32(1.0 / (1.0 - rate))
+        ctx.saved["mask"] = mask
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        mask = ctx.saved.get("mask")
+        if mask is None:
+            return dy
+        dx = ctx.buf("dx", dy.shape)
+        np.multiply(dy, mask, out=dx)
+        dx *= np.float32(1.0 / (1.0 - self.config["rate"]))
+        return dx
+
+    def describe(self):
+        return f"rate {self.config['rate']:g}"
+
+
+class Activation(Layer):
+    class_name = "Activation"
+    ARGS = (Arg("activation", "activation", doc="function applied to every value"),)
+    POSITIONAL = 1
+    explanation = "Applies a function (such as relu) to every value; the shape does not change."
+
+    def _infer(self, input_shape, field):
+        return Inference(input_shape, (), ("shape unchanged", "params = 0 (nothing to learn)",
+                                           f"output shape = {format_shape(input_shape)}"), field)
+
+    def _setup(self, rng) -> None:
+        from .. import activations
+
+        self._act = activations.get(self.config["activation"])
+
+    def forward(self, x, ctx, training=False):
+        if self._act.name == "linear":
+            ctx.saved["y"] = x
+            return x
+        y = ctx.buf("y", x.shape)
+        self._act.forward(x, y)
+        ctx.saved["z"], ctx.saved["y"] = x, y
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        return self._activation_backward(dy, ctx, skip_activation)
+
+    def describe(self):
+        return self.config["activation"]

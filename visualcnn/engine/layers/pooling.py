@@ -1,0 +1,176 @@
+"""Pooling layers: MaxPooling2D, AveragePooling2D and their global forms."""
+
+from __future__ import annotations
+
+from ..shapes import format_hw, format_shape, pool_output_length
+from .arguments import Arg
+import numpy as np
+
+from .base import Inference, Layer, kernels, spatial_window
+
+PADDING = Arg("padding", "padding", "valid", doc="'valid': windows inside the image; 'same': keeps ceil(size/stride)")
+STRIDES = Arg("strides", "optional_pair", None, minimum=1, doc="step between windows (default: the pool size)")
+
+
+class _Pooling2D(Layer):
+    family = "pooling"
+    image_input = True
+    POSITIONAL = 3
+    verb = ""
+
+    def _strides(self) -> tuple[int, int]:
+        return self.config["strides"] or self.config["pool_size"]
+
+    def _infer(self, input_shape, field):
+        c = self.config
+        pool, strides = c["pool_size"], self._strides()
+        h, w, ch = input_shape[1], input_shape[2], input_shape[3]
+        rows = pool_output_length(h, pool[0], strides[0], c["padding"])
+        cols = pool_output_length(w, pool[1], strides[1], c["padding"])
+        out = (rows.value, cols.value)
+        spatial_window(self, "pool", (h, w), pool, out, (rows.formula, cols.formula), c["padding"])
+        shape = (None, out[0], out[1], ch)
+        lines = (f"out_h = {rows.formula}", f"out_w = {cols.formula}",
+                 f"channels unchanged = {ch}",
+                 f"params = 0 ({self.verb} of each {format_hw(pool)} window; nothing to learn)",
+                 f"output shape = {format_shape(shape)}")
+        return Inference(shape, (), lines, field.through_window(pool, strides))
+
+    def _setup(self, rng) -> None:
+        c = self.config
+        pool, strides = c["pool_size"], self._strides()
+        pad = [0, 0]
+        if c["padding"] == "same":
+            for axis in (0, 1):
+                pad[axis] = kernels().same_padding(self.built_input_shape[1 + axis], pool[axis], strides[axis])[1]
+        self._geom = (*pool, *strides, *pad)
+
+    def _out(self, ctx, name, n, dtype=None):
+        return ctx.buf(name, (n, *self.built_output_shape[1:]), dtype)
+
+    def describe(self):
+        parts = [format_hw(self.config["pool_size"])]
+        if self._strides() != self.config["pool_size"]:
+            parts.append(f"stride {format_hw(self._strides())}")
+        parts.append(self.config["padding"])
+        return ", ".join(parts)
+
+
+class MaxPooling2D(_Pooling2D):
+    class_name = "MaxPooling2D"
+    ARGS = (Arg("pool_size", "pair", (2, 2), minimum=1, doc="window height and width"), STRIDES, PADDING)
+    verb = "the maximum"
+    explanation = ("Keeps the strongest response in each small window: the map shrinks and a "
+                   "feature found a pixel or two away still counts.")
+
+
+    def forward(self, x, ctx, training=False):
+        k = kernels()
+        y = self._out(ctx, "y", x.shape[0])
+        argmax = self._out(ctx, "argmax", x.shape[0], np.int32)
+        fwd = k.maxpool2d_forward_serial if (not training and k.parallel.use_serial()) else k.maxpool2d_forward
+        fwd(x, y, argmax, *self._geom)
+        ctx.saved["x_shape"], ctx.saved["argmax"] = x.shape, argmax
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", ctx.saved["x_shape"])
+        kernels().maxpool2d_backward(dy, ctx.saved["argmax"], dx)
+        return dx
+
+
+class AveragePooling2D(_Pooling2D):
+    class_name = "AveragePooling2D"
+    ARGS = (Arg("pool_size", "pair", minimum=1, doc="window height and width (required in Keras)"), STRIDES, PADDING)
+    verb = "the average"
+    explanation = "Replaces each small window by its average: a smoothed, smaller map."
+
+
+    def forward(self, x, ctx, training=False):
+        k = kernels()
+        y = self._out(ctx, "y", x.shape[0])
+        fwd = k.avgpool2d_forward_serial if (not training and k.parallel.use_serial()) else k.avgpool2d_forward
+        fwd(x, y, *self._geom)
+        ctx.saved["x_shape"] = x.shape
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", ctx.saved["x_shape"])
+        kernels().avgpool2d_backward(dy, dx, *self._geom)
+        return dx
+
+
+class _GlobalPooling2D(Layer):
+    family = "pooling"
+    image_input = True
+    ARGS = (Arg("keepdims", "bool", False, doc="keep the 1x1 spatial axes"),)
+    verb = ""
+
+    def _infer(self, input_shape, field):
+        h, w, ch = input_shape[1:]
+        shape = (None, 1, 1, ch) if self.config["keepdims"] else (None, ch)
+        lines = (f"each of the {ch} channels is reduced to one number ({self.verb} over {h}x{w} positions)",
+                 "params = 0 (nothing to learn)",
+                 f"output shape = {format_shape(shape)}")
+        return Inference(shape, (), lines, field.whole((h, w)))
+
+    def describe(self):
+        return "keepdims" if self.config["keepdims"] else ""
+
+
+    def _out(self, ctx, n):
+        return ctx.buf("y", (n, *self.built_output_shape[1:]))
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    class_name = "GlobalAveragePooling2D"
+    verb = "the average"
+    explanation = "Averages each feature map down to a single number: one value per channel."
+
+
+    def forward(self, x, ctx, training=False):
+        n, h, w, ch = x.shape
+        y = self._out(ctx, n)
+        np.mean(x.reshape(n, h * w, ch), axis=1, out=y.reshape(n, ch))
+        ctx.saved["x_shape"] = x.shape
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        n, h, w, ch = ctx.saved["x_shape"]
+        dx = ctx.buf("dx", (n, h, w, ch))
+        np.multiply(dy.reshape(n, 1, 1, ch), np.float32(1.0 / (h * w)), out=dx)
+        return dx
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    class_name = "GlobalMaxPooling2D"
+    verb = "the maximum"
+    explanation = "Keeps the strongest response of each feature map: one value per channel."
+
+    def forward(self, x, ctx, training=False):
+        n, h, w, ch = x.shape
+        flat = x.reshape(n, h * w, ch)
+        where = ctx.buf("argmax", (n, 1, ch), np.intp)
+        np.argmax(flat, axis=1, out=where.reshape(n, ch))  # first maximum, as TensorFlow's gradient
+        y = self._out(ctx, n)
+        y.reshape(n, 1, ch)[...] = np.take_along_axis(flat, where, axis=1)
+        ctx.saved["x_shape"], ctx.saved["argmax"] = x.shape, where
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        n, h, w, ch = ctx.saved["x_shape"]
+        dx = ctx.buf("dx", (n, h, w, ch))
+        dx.fill(0.0)
+        np.put_along_axis(dx.reshape(n, h * w, ch), ctx.saved["argmax"], dy.reshape(n, 1, ch), axis=1)
+        return dx
+
+
+__all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]

@@ -1,0 +1,243 @@
+"""Model files: VisualCNN's JSON format and Keras 3's model.to_json(), read by one reader.
+
+Every problem in a file, whatever its kind (not JSON, wrong types, unknown layer,
+impossible shape, NaN, absurd nesting), becomes a ConfigError whose message names the
+layer and the problem; callers print it as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .layers import ConfigError, Input, layer_from_config
+from .model import Sequential
+from .training_config import TrainingConfig
+
+FORMAT = "visualcnn.model"
+VERSION = 1
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_TOP_LEVEL_KEYS = {"format", "version", "name", "description", "input_shape", "layers", "training", "window", "weights"}
+
+
+@dataclass
+class ModelFile:
+    """What a model file holds: the model, its training recipe and any window-only settings."""
+
+    model: Sequential
+    training: TrainingConfig | None = None
+    description: str = ""
+    window: dict | None = None
+    weights: Any = None  # filled by the engine's save/load (base64 arrays), untouched here
+
+
+def parse_json_text(text: str | bytes) -> Any:
+    """json.loads that rejects NaN/Infinity and turns every failure into a ConfigError."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not a text file: byte {exc.start} is not valid UTF-8") from None
+
+    def reject_constant(name: str):
+        raise ConfigError(f"{name} is not allowed in a model file (numbers must be finite)")
+
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ConfigError("not a model file: the JSON is nested too deeply") from None
+
+
+def read_model_file(text: str | bytes) -> ModelFile:
+    """Parse a VisualCNN or Keras model JSON document."""
+    data = parse_json_text(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"not a model file: expected a JSON object at the top level, received {type(data).__name__}")
+    if "format" in data:
+        return _read_visualcnn(data)
+    if "class_name" in data:
+        return ModelFile(_read_keras(data))
+    raise ConfigError('not a model file: expected "format": "visualcnn.model" or a Keras Sequential model '
+                      "(the output of model.to_json())")
+
+
+def load_model_file(path: str | os.PathLike) -> ModelFile:
+    """Read a model file from disk; a missing or unreadable file is a ConfigError too."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: file is too large for a model file ({size:,} bytes)")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a model file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return read_model_file(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+
+
+def model_from_json(text: str | bytes) -> Sequential:
+    """keras.models.model_from_json for Sequential models (VisualCNN or Keras 3 JSON)."""
+    model_file = read_model_file(text)
+    model_file.model.checked_report()
+    return model_file.model
+
+
+def _read_visualcnn(data: dict) -> ModelFile:
+    if data["format"] != FORMAT:
+        raise ConfigError(f'"format" must be "{FORMAT}", received {data["format"]!r}')
+    version = data.get("version")
+    if version != VERSION or isinstance(version, bool):
+        raise ConfigError(f'"version" {version!r} is not supported (this VisualCNN reads version {VERSION})')
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown top-level key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_LEVEL_KEYS))}")
+    name = data.get("name", "sequential")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f'"name" must be a non-empty string, received {name!r}')
+    if "input_shape" not in data:
+        raise ConfigError('missing "input_shape", e.g. [28, 28, 1]')
+    model = Sequential(name=name)
+    model.add(Input(shape=_shape_list(data["input_shape"], '"input_shape"')))
+    layers = data.get("layers", [])
+    if not isinstance(layers, list):
+        raise ConfigError(f'"layers" must be a list, received {type(layers).__name__}')
+    for index, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"layer {index + 1}: expected an object with class_name and config, "
+                              f"received {type(entry).__name__}")
+        extra = set(entry) - {"class_name", "config"}
+        if extra:
+            raise ConfigError(f"layer {index + 1}: unknown key {sorted(extra)[0]!r} (expected class_name and config)")
+        model.add(_layer(entry.get("class_name"), entry.get("config", {}), index))
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError('"description" must be a string')
+    training = TrainingConfig.from_dict(data["training"]) if data.get("training") is not None else None
+    window = data.get("window")
+    if window is not None and not isinstance(window, dict):
+        raise ConfigError('"window" must be an object')
+    return ModelFile(model, training, description, window, data.get("weights"))
+
+
+def _layer(class_name: Any, config: Any, index: int):
+    if class_name is None:
+        raise ConfigError(f"layer {index + 1}: missing class_name")
+    if not isinstance(config, dict):
+        raise ConfigError(f"layer {index + 1} ({class_name}): config must be an object, received {type(config).__name__}")
+    try:
+        return layer_from_config(class_name, config)
+    except ConfigError as exc:
+        raise ConfigError(f"layer {index + 1}: {exc}") from None
+    except TypeError as exc:  # e.g. a config key that is not a string
+        raise ConfigError(f"layer {index + 1} ({class_name}): {exc}") from None
+
+
+def _shape_list(value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list such as [28, 28, 1], received {value!r}")
+    return value
+
+
+def _read_keras(data: dict) -> Sequential:
+    """Keras 3 Sequential JSON: {"class_name": "Sequential", "config": {"name", "layers", ...}}."""
+    if data["class_name"] != "Sequential":
+        raise ConfigError(f"only Sequential models are supported, this file holds a {data['class_name']!r} model")
+    config = data.get("config")
+    if not isinstance(config, dict):
+        raise ConfigError("Keras model JSON: 'config' must be an object")
+    entries = config.get("layers")
+    if not isinstance(entries, list):
+        raise ConfigError("Keras model JSON: config.layers must be a list")
+    input_shape = None
+    layer_entries = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+            raise ConfigError(f"layer {index + 1}: expected an object with class_name and config")
+        class_name, layer_config = entry.get("class_name"), dict(entry.get("config", {}))
+        if class_name == "InputLayer":
+            if index != 0:
+                raise ConfigError(f"layer {index + 1}: an InputLayer can only come first")
+            input_shape = _keras_batch_shape(layer_config, index)
+            continue
+        # Keras 2 files carry the input shape on the first layer's config.
+        for key in ("batch_input_shape", "batch_shape"):
+            if key in layer_config:
+                shape = _keras_batch_shape({key: layer_config.pop(key)}, index)
+                if input_shape is None and not layer_entries:
+                    input_shape = shape
+        layer_entries.append((index, class_name, layer_config))
+    build = config.get("build_input_shape")
+    if input_shape is None and isinstance(build, list) and build[:1] == [None]:
+        input_shape = build[1:]
+    if input_shape is None:
+        raise ConfigError("Keras model JSON: the model has no input shape (no InputLayer and no build_input_shape)")
+    name = config.get("name")
+    model = Sequential(name=name if isinstance(name, str) and name else "sequential")
+    model.add(Input(shape=input_shape))
+    for index, class_name, layer_config in layer_entries:
+        model.add(_layer(class_name, layer_config, index))
+    return model
+
+
+def _keras_batch_shape(config: dict, index: int) -> list:
+    shape = config.get("batch_shape", config.get("batch_input_shape"))
+    if not isinstance(shape, list) or len(shape) < 2:
+        raise ConfigError(f"layer {index + 1} (InputLayer): batch_shape must be a list like [null, 28, 28, 1], "
+                          f"received {shape!r}")
+    return shape[1:]
+
+
+def model_to_dict(model: Sequential, training: TrainingConfig | None = None, description: str = "",
+                  window: dict | None = None, weights: Any = None) -> dict:
+    """The VisualCNN file form: only non-default arguments are written."""
+    data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": model.name}
+    if description:
+        data["description"] = description
+    data["input_shape"] = list(model.input_shape) if model.input_shape else None
+    data["layers"] = [{"class_name": layer.class_name, "config": layer.get_config(compact=True)}
+                      for layer in model.layers]
+    if training is not None:
+        data["training"] = training.to_dict()
+    if window is not None:
+        data["window"] = window
+    if weights is not None:
+        data["weights"] = weights
+    return data
+
+
+def model_to_json(model: Sequential, **kwargs) -> str:
+    return json.dumps(model_to_dict(model, **kwargs), indent=2)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_model_file(path: str | os.PathLike, model: Sequential, **kwargs) -> None:
+    write_text_atomic(path, model_to_json(model, **kwargs) + "\n")
