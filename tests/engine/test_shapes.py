@@ -114,3 +114,11 @@ def test_pool_too_big_and_image_layer_after_flatten():
     assert "pool 3x3 does not fit the 2x2 input" in analyse((2, 2, 1), [L.MaxPooling2D(3)]).error
     error = analyse((28, 28, 1), [L.Flatten(), L.Conv2D(4, 3)]).error
     assert "needs an image-shaped input" in error and "(None, 784)" in error
+
+
+def test_field_start_tracks_same_padding_and_windows():
+    report = analyse((28, 28, 1), [L.Conv2D(4, 3, padding="same"), L.MaxPooling2D(), L.Conv2D(4, 3),
+                                   L.MaxPooling2D()])
+    # 'same' keeps output (0, 0) centred on pixel 0; a 2x2 pool's first window is centred on 0.5;
+    # a valid 3x3 conv's first output is centred on the middle of its window: 0.5 + 1*2 = 2.5.
+    assert [r.inference.field.start[0] for r in report.rows] == [0, 0.5, 2.5, 3.5]

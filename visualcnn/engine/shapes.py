@@ -70,33 +70,42 @@ class Field:
     """Receptive field of one output cell on the input image, per axis (rows, cols).
 
     size: how many input pixels one output value depends on;
-    jump: how far apart (in input pixels) two neighbouring output values look.
-    Jump may be fractional after a transposed convolution.
+    jump: how far apart (in input pixels) two neighbouring output values look;
+    start: the input coordinate (pixel index) at the centre of output (0, 0)'s field,
+    which 'same' padding shifts. Jump and start may be fractional.
     """
 
     size: tuple[float, float] = (1, 1)
     jump: tuple[float, float] = (1, 1)
+    start: tuple[float, float] = (0, 0)
 
     def through_window(self, kernel: tuple[int, int], strides: tuple[int, int],
-                       dilation: tuple[int, int] = (1, 1)) -> "Field":
-        size = tuple(r + ((k - 1) * d) * j for r, k, d, j in zip(self.size, kernel, dilation, self.jump))
+                       dilation: tuple[int, int] = (1, 1), padding: str = "valid",
+                       in_size: tuple[int, int] | None = None) -> "Field":
+        eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+        if padding == "same" and in_size is not None:
+            pads = tuple(same_padding(n, k, s, d)[0] for n, k, s, d in zip(in_size, kernel, strides, dilation))
+        else:
+            pads = (0, 0)
+        size = tuple(r + (e - 1) * j for r, e, j in zip(self.size, eff, self.jump))
         jump = tuple(j * s for j, s in zip(self.jump, strides))
-        return Field(_tidy_pair(size), _tidy_pair(jump))
+        start = tuple(st + ((e - 1) / 2 - p) * j for st, e, p, j in zip(self.start, eff, pads, self.jump))
+        return Field(_tidy_pair(size), _tidy_pair(jump), _tidy_pair(start))
 
     def through_transpose(self, kernel: tuple[int, int], strides: tuple[int, int],
                           dilation: tuple[int, int]) -> "Field":
         # Each output cell of a transposed conv is fed by ceil(k_eff / s) input cells per axis.
-        size = tuple(
-            r + (math.ceil(((k - 1) * d + 1) / s) - 1) * j
-            for r, k, d, s, j in zip(self.size, kernel, dilation, strides, self.jump)
-        )
+        eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+        size = tuple(r + (math.ceil(e / s) - 1) * j for r, e, s, j in zip(self.size, eff, strides, self.jump))
         jump = tuple(j / s for j, s in zip(self.jump, strides))
-        return Field(_tidy_pair(size), _tidy_pair(jump))
+        start = tuple(st - (e - 1) / 2 * jo for st, e, jo in zip(self.start, eff, jump))
+        return Field(_tidy_pair(size), _tidy_pair(jump), _tidy_pair(start))
 
     def whole(self, spatial: tuple[int, int]) -> "Field":
         """After a layer that mixes every position (global pooling, flatten)."""
         size = tuple(r + (n - 1) * j for r, n, j in zip(self.size, spatial, self.jump))
-        return Field(_tidy_pair(size), self.jump)
+        start = tuple(st + (n - 1) / 2 * j for st, n, j in zip(self.start, spatial, self.jump))
+        return Field(_tidy_pair(size), self.jump, _tidy_pair(start))
 
 
 def _tidy_pair(values) -> tuple:

@@ -1,0 +1,1 @@
+"""Panels of the Train and Draw tabs: curves, filters, feature maps, confusion, draw-a-digit."""
