@@ -1,0 +1,172 @@
+"""2D max / average pooling kernels (NHWC float32).
+
+Geometry arguments: (PH, PW, sh, sw, pad_top, pad_left); the output size comes from
+``out``. Max pooling treats padded cells as -inf (never chosen); average pooling divides
+by the number of REAL cells in the window (Keras "same"). Ties in max pooling go to the
+first maximum in (ky, kx) scan order. Global pools are plain numpy reductions.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from visualcnn.engine.kernels._common import FAST
+
+__all__ = [
+    "maxpool2d_forward",
+    "maxpool2d_forward_serial",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_forward_serial",
+    "avgpool2d_backward",
+]
+
+
+@njit(nogil=True, cache=True)
+def _maxpool_row(x, out, argmax, n, oy, PH, PW, sh, sw, pad_top, pad_left):
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    OW = out.shape[2]
+    orow = out[n, oy]
+    arow = argmax[n, oy]
+    for ox in range(OW):
+        for c in range(C):
+            orow[ox, c] = -np.inf
+            arow[ox, c] = -1
+        for ky in range(PH):
+            iy = oy * sh - pad_top + ky
+            if iy < 0 or iy >= H:
+                continue
+            for kx in range(PW):
+                ix = ox * sw - pad_left + kx
+                if ix < 0 or ix >= W:
+                    continue
+                flat = (iy * W + ix) * C
+                xv = x[n, iy, ix]
+                for c in range(C):
+                    # strict > keeps the first maximum; the "arow < 0" clause lets a
+                    # real cell win even when it is -inf or NaN.
+                    if xv[c] > orow[ox, c] or arow[ox, c] < 0:
+                        orow[ox, c] = xv[c]
+                        arow[ox, c] = flat + c
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
+    """out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same
+    shape as out) records the winner as its flat index (iy*W + ix)*C + c in x[n], for the
+    backward pass.
+
+    x (N, H, W, C), out (N, OH, OW, C), argmax (N, OH, OW, C) int32.
+    prange over N*OH output rows; per row ox, ky, kx, c with c innermost.
+    """
+    N = out.shape[0]
+    OH = out.shape[1]
+    for r in prange(N * OH):
+        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+@njit(nogil=True, cache=True)
+def maxpool2d_forward_serial(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
+    """Serial twin of ``maxpool2d_forward``."""
+    N = out.shape[0]
+    OH = out.shape[1]
+    for r in range(N * OH):
+        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def maxpool2d_backward(dy, argmax, dx):
+    """dx (N, H, W, C) = scatter of dy (N, OH, OW, C) to the recorded argmax cells.
+
+    dx is fully overwritten. Overlapping windows may hit one cell twice, but only
+    within an image, so prange over N (disjoint dx[n]) is race-free.
+    """
+    N = dy.shape[0]
+    OH = dy.shape[1]
+    OW = dy.shape[2]
+    C = dy.shape[3]
+    for n in prange(N):
+        dxn = dx[n].reshape(-1)
+        dxn[:] = 0.0
+        an = argmax[n].reshape(-1)
+        dyn = dy[n].reshape(-1)
+        for i in range(OH * OW * C):
+            a = an[i]
+            if a >= 0:
+                dxn[a] += dyn[i]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    OW = out.shape[2]
+    orow = out[n, oy]
+    y0 = max(oy * sh - pad_top, 0)
+    y1 = min(oy * sh - pad_top + PH, H)
+    for ox in range(OW):
+        x0 = max(ox * sw - pad_left, 0)
+        x1 = min(ox * sw - pad_left + PW, W)
+        for c in range(C):
+            orow[ox, c] = 0.0
+        for iy in range(y0, y1):
+            for ix in range(x0, x1):
+                for c in range(C):
+                    orow[ox, c] += x[n, iy, ix, c]
+        cnt = (y1 - y0) * (x1 - x0)
+        inv = np.float32(1.0) / np.float32(cnt if cnt > 0 else 1)
+        for c in range(C):
+            orow[ox, c] *= inv
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
+    """out = mean of x over the REAL (unpadded) cells of each window (Keras "same").
+
+    x (N, H, W, C), out (N, OH, OW, C). prange over N*OH output rows; c innermost.
+    """
+    N = out.shape[0]
+    OH = out.shape[1]
+    for r in prange(N * OH):
+        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def avgpool2d_forward_serial(x, out, PH, PW, sh, sw, pad_top, pad_left):
+    """Serial twin of ``avgpool2d_forward``."""
+    N = out.shape[0]
+    OH = out.shape[1]
+    for r in range(N * OH):
+        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def avgpool2d_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left):
+    """dx (N, H, W, C) from dy (N, OH, OW, C): each output spreads dy / count over its
+    real cells. dx fully overwritten; prange over N (windows overlap only in-image)."""
+    N = dy.shape[0]
+    OH = dy.shape[1]
+    OW = dy.shape[2]
+    C = dy.shape[3]
+    H = dx.shape[1]
+    W = dx.shape[2]
+    for n in prange(N):
+        dxn = dx[n]
+        dxn[:, :, :] = 0.0
+        for oy in range(OH):
+            y0 = max(oy * sh - pad_top, 0)
+            y1 = min(oy * sh - pad_top + PH, H)
+            for ox in range(OW):
+                x0 = max(ox * sw - pad_left, 0)
+                x1 = min(ox * sw - pad_left + PW, W)
+                cnt = (y1 - y0) * (x1 - x0)
+                if cnt <= 0:
+                    continue
+                inv = np.float32(1.0) / np.float32(cnt)
+                g = dy[n, oy, ox]
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        for c in range(C):
+                            dxn[iy, ix, c] += g[c] * inv
