@@ -1,0 +1,58 @@
+"""Fixtures for the builder window tests: offscreen Qt, throw-away settings, no modal dialogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PRESETS = REPO / "resources" / "presets"
+
+
+@pytest.fixture
+def seed_path() -> Path:
+    return PRESETS / "seed_cnn.json"
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    """Record message boxes instead of blocking on them; 'question' answers Discard."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[tuple[str, str, str]] = []
+
+    def critical(parent, title, text, *args, **kwargs):
+        shown.append(("critical", title, text))
+        return QMessageBox.StandardButton.Ok
+
+    def question(parent, title, text, *args, **kwargs):
+        shown.append(("question", title, text))
+        return QMessageBox.StandardButton.Discard
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return shown
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, dialogs):
+    from PySide6.QtCore import QSettings
+
+    from visualcnn.gui.app import create_application
+    from visualcnn.gui.main_window import MainWindow
+
+    create_application()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.undo_stack.setClean()
+
+
+@pytest.fixture
+def seed_window(window, seed_path):
+    assert window.load_preset(seed_path)
+    return window

@@ -1,0 +1,107 @@
+"""`visualcnn [FILE]` / `visualcnn gui [FILE] [--screenshot OUT.png]`: the builder window.
+
+--screenshot renders the real window offscreen to a PNG and exits, for the README and
+tests; it uses a throw-away settings file so a user's saved layout never leaks into it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("file", metavar="FILE", nargs="?", help="a model file to open")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="render the window offscreen to this PNG and exit")
+    parser.add_argument("--size", default="1440x900", metavar="WxH",
+                        help="window size for --screenshot (default 1440x900)")
+    parser.add_argument("--select", type=int, default=1, metavar="N",
+                        help="block to select for --screenshot, counting from 1 (default 1)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="UI scale factor, e.g. 2 to check 200%% scaling (sets QT_SCALE_FACTOR)")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 1440x900, received {text!r}") from None
+    if not (320 <= w <= 10000 and 240 <= h <= 10000):
+        raise ValueError(f"--size {text} is out of range")
+    return w, h
+
+
+def run(args) -> int:
+    if args.scale is not None:
+        if not 0.5 <= args.scale <= 4:
+            raise ValueError(f"--scale must be between 0.5 and 4, received {args.scale}")
+        os.environ["QT_SCALE_FACTOR"] = f"{args.scale:g}"
+    if args.screenshot:
+        size = _parse_size(args.size)
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        return _screenshot(args, size)
+
+    from PySide6.QtWidgets import QApplication  # noqa: F401 - imported late: `visualcnn summary` stays fast
+
+    from ..gui.app import create_application
+    from ..gui.main_window import MainWindow
+
+    app = create_application()
+    window = MainWindow()
+    if args.file:
+        window.open_file(args.file, confirm=False)
+    else:
+        presets = [p for p in _presets() if p.stem == "seed_cnn"]
+        if presets and not window.recent_files():
+            window.load_preset(presets[0])  # a first start shows a working network, not a blank page
+    window.show()
+    return app.exec()
+
+
+def _presets():
+    from ..gui.main_window import preset_paths
+    return preset_paths()
+
+
+def _screenshot(args, size: tuple[int, int]) -> int:
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from ..engine.model_io import load_model_file
+    from ..gui.app import create_application
+    from ..gui.main_window import MainWindow
+
+    if args.file:
+        load_model_file(args.file)  # fail with the parse error before any window exists
+    app = create_application()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(os.path.join(tmp, "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings)
+        window.resize(*size)
+        window.fit_docks()
+        if args.file:
+            window.open_file(args.file, confirm=False)
+        window.show()
+        _settle(QEventLoop, QTimer, app)
+        window.pipeline.list_widget.select_row(args.select - 1)  # after layout, so it scrolls into view
+        _settle(QEventLoop, QTimer, app)
+        pixmap = window.grab()
+        out = Path(args.screenshot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not pixmap.save(str(out), "PNG"):
+            raise OSError(f"cannot write {out} (is it a writable .png path?)")
+        window.undo_stack.setClean()
+        window.close()
+        window.deleteLater()
+        del settings
+    print(f"wrote {args.screenshot} ({pixmap.width()}x{pixmap.height()})")
+    return 0
+
+
+def _settle(QEventLoop, QTimer, app) -> None:  # noqa: N803
+    """Let layouts and delayed item layouts run before grabbing."""
+    loop = QEventLoop()
+    QTimer.singleShot(300, loop.quit)
+    loop.exec()
+    app.processEvents()

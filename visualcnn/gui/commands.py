@@ -1,0 +1,149 @@
+"""One QUndoCommand per user edit; each calls PipelineDocument methods and nothing else.
+
+Consecutive edits of the same argument of the same block made within MERGE_SECONDS of
+each other (typing 4 then 40 in a spin box) merge into one undo step, as do input-shape
+edits; a deliberate later edit of the same field stays a step of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtGui import QUndoCommand
+
+from ..engine.layers import LAYER_CLASSES, ConfigError
+from .document import LayerEntry, PipelineDocument
+
+_SET_CONFIG_ID = 1001
+_SET_INPUT_ID = 1002
+MERGE_SECONDS = 1.0
+
+
+def _typing_burst(earlier: float, later: float) -> bool:
+    return later - earlier <= MERGE_SECONDS
+
+
+def _label(document: PipelineDocument, index: int) -> str:
+    layers = document.layers
+    return layers[index].name if 0 <= index < len(layers) and layers[index].name else document.entry(index).class_name
+
+
+class InsertLayerCommand(QUndoCommand):
+    def __init__(self, document: PipelineDocument, index: int, class_name: str, config: dict | None = None,
+                 text: str | None = None):
+        if class_name not in LAYER_CLASSES:  # refuse before the stack runs redo()
+            raise ConfigError(f"unknown layer type {class_name!r}; VisualCNN knows {', '.join(LAYER_CLASSES)}")
+        super().__init__(text or f"Add {class_name}")
+        self._document = document
+        self._index = max(0, min(index, len(document)))
+        self._entry = LayerEntry(class_name, dict(config or {}))
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    def redo(self):
+        self._document.insert_layer(self._index, self._entry.class_name, self._entry.config)
+
+    def undo(self):
+        self._document.remove_layer(self._index)
+
+
+class RemoveLayerCommand(QUndoCommand):
+    def __init__(self, document: PipelineDocument, index: int):
+        super().__init__(f"Delete {_label(document, index)}")
+        self._document = document
+        self._index = index
+        self._entry = document.entry(index)
+
+    def redo(self):
+        self._document.remove_layer(self._index)
+
+    def undo(self):
+        self._document.insert_layer(self._index, self._entry.class_name, self._entry.config)
+
+
+def duplicate_layer_command(document: PipelineDocument, index: int) -> InsertLayerCommand:
+    """Insert a copy right after the block; the copy gets its own default name."""
+    entry = document.entry(index)
+    config = {k: v for k, v in entry.config.items() if k != "name"}
+    return InsertLayerCommand(document, index + 1, entry.class_name, config,
+                              text=f"Duplicate {_label(document, index)}")
+
+
+class MoveLayerCommand(QUndoCommand):
+    def __init__(self, document: PipelineDocument, source: int, target: int):
+        super().__init__(f"Move {_label(document, source)}")
+        self._document = document
+        self._source = source
+        self._target = max(0, min(target, len(document) - 1))
+
+    @property
+    def target(self) -> int:
+        return self._target
+
+    def redo(self):
+        self._document.move_layer(self._source, self._target)
+
+    def undo(self):
+        self._document.move_layer(self._target, self._source)
+
+
+class SetLayerConfigCommand(QUndoCommand):
+    """Replace one block's config. `key` names the argument edited, for merging."""
+
+    def __init__(self, document: PipelineDocument, index: int, config: dict, key: str | None = None):
+        super().__init__(f"Change {key + ' of ' if key else ''}{_label(document, index)}")
+        self._document = document
+        self._index = index
+        self._old = document.entry(index).config
+        self._new = dict(config)
+        self._key = key
+        self._edited_at = time.monotonic()
+
+    def id(self) -> int:
+        return _SET_CONFIG_ID if self._key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetLayerConfigCommand) or (other._index, other._key) != (self._index, self._key):
+            return False
+        if not _typing_burst(self._edited_at, other._edited_at):
+            return False
+        self._new = other._new
+        self._edited_at = other._edited_at
+        if self._new == self._old:
+            self.setObsolete(True)
+        return True
+
+    def redo(self):
+        self._document.set_layer_config(self._index, self._new)
+
+    def undo(self):
+        self._document.set_layer_config(self._index, self._old)
+
+
+class SetInputShapeCommand(QUndoCommand):
+    def __init__(self, document: PipelineDocument, shape: tuple):
+        super().__init__("Change input shape")
+        self._document = document
+        self._old = document.input_shape
+        self._new = tuple(shape)
+        self._edited_at = time.monotonic()
+
+    def id(self) -> int:
+        return _SET_INPUT_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetInputShapeCommand) or not _typing_burst(self._edited_at, other._edited_at):
+            return False
+        self._new = other._new
+        self._edited_at = other._edited_at
+        if self._new == self._old:
+            self.setObsolete(True)
+        return True
+
+    def redo(self):
+        self._document.set_input_shape(self._new)
+
+    def undo(self):
+        self._document.set_input_shape(self._old)

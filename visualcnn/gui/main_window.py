@@ -1,0 +1,402 @@
+"""The builder window: palette, pipeline, inspector and summary around one document.
+
+Later panels (training curves, filters, feature maps, draw-a-digit) go in the central
+tabs "Train" and "Draw"; connect to MainWindow.training_requested (emitted by
+MainWindow.train_button, which is enabled only while the pipeline is valid).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
+
+from ..engine.layers import ConfigError
+from ..engine.model_io import load_model_file, write_text_atomic
+from ..engine.shapes import format_shape
+from .document import PipelineDocument
+from .families import ERROR_COLOUR
+from .inspector import InspectorWidget
+from .palette import PaletteWidget, starter_config
+from .pipeline_view import PipelineWidget
+from .summary_view import SummaryWidget
+
+MAX_RECENT = 8
+FILE_FILTER = "VisualCNN model (*.json);;All files (*)"
+
+
+def preset_paths() -> list[Path]:
+    """The bundled presets, seed CNN first."""
+    try:
+        from ..resources import preset_dir
+        folder = preset_dir()
+    except (ImportError, FileNotFoundError):
+        import visualcnn
+        folder = Path(visualcnn.__file__).resolve().parent.parent / "resources" / "presets"
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return sorted(paths, key=lambda p: (p.stem != "seed_cnn", p.stem))
+
+
+def train_blocker(document: PipelineDocument) -> str | None:
+    """Why Train is disabled, in the engine's words; None when the pipeline can be trained."""
+    if len(document) == 0:
+        return "Add layers to the pipeline first."
+    return document.report.error
+
+
+class MainWindow(QMainWindow):
+    training_requested = Signal()      # the Train button; the training panel connects here
+    file_opened = Signal(str)
+    file_saved = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.settings = settings if settings is not None else QSettings()
+        self.document = PipelineDocument(self)
+        self.undo_stack = QUndoStack(self)
+        self.path: Path | None = None
+        self.preset_name: str | None = None
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("centralTabs")
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.pipeline = PipelineWidget(self.document, self.undo_stack)
+        self.tabs.addTab(self._build_tab(), "Build")
+        self.train_panel = self._placeholder("Training curves will appear here.")
+        self.draw_panel = self._placeholder("Draw a digit and watch the network classify it (coming soon).")
+        self.tabs.addTab(self.train_panel, "Train")
+        self.tabs.addTab(self.draw_panel, "Draw")
+
+        self.palette_widget = PaletteWidget()
+        self.inspector = InspectorWidget(self.document, self.undo_stack)
+        self.summary = SummaryWidget(self.document)
+        inspector_scroll = QScrollArea()
+        inspector_scroll.setWidgetResizable(True)
+        inspector_scroll.setWidget(self.inspector)
+        self.palette_dock = self._dock("Layers", "paletteDock", self.palette_widget,
+                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", inspector_scroll,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.summary_dock = self._dock("Summary", "summaryDock", self.summary,
+                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        # Palette and inspector run the full height; the summary sits under the pipeline.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._default_state = None
+
+        self.pipeline.list_widget.current_row_changed.connect(self.inspector.set_row)
+        self.palette_widget.layer_activated.connect(self._on_palette_layer_activated)
+        self.document.report_updated.connect(self._on_document_report_updated)
+        self.undo_stack.cleanChanged.connect(self._update_title)
+
+        self._build_menus()
+        self.setMinimumSize(820, 540)
+        self.resize(1440, 900)
+        self.fit_docks()
+        self._default_state = self.saveState()
+        self._restore_layout()
+        self._on_document_report_updated(self.document.report)
+        self._update_title()
+
+    # --- construction -----------------------------------------------------------------
+
+    def _build_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.pipeline, 1)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(12, 6, 12, 10)
+        self.train_status = QLabel()
+        self.train_status.setObjectName("trainStatus")
+        self.train_status.setWordWrap(True)
+        self.train_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addWidget(self.train_status, 1)
+        self.train_button = QPushButton("Train ▶")
+        self.train_button.setObjectName("trainButton")
+        self.train_button.setMinimumWidth(self.train_button.fontMetrics().horizontalAdvance("Train ▶") + 48)
+        self.train_button.setDefault(False)
+        self.train_button.clicked.connect(self.training_requested)
+        bar.addWidget(self.train_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(bar)
+        return page
+
+    def _placeholder(self, text: str) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setEnabled(False)
+        layout.addWidget(label)
+        return page
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState/restoreState need stable names
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self):
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.new_action = self._add(file_menu, "&New", QKeySequence.StandardKey.New, self.new_project)
+        self.open_action = self._add(file_menu, "&Open…", QKeySequence.StandardKey.Open, self.open_dialog)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self.save_action = self._add(file_menu, "&Save", QKeySequence.StandardKey.Save, self.save)
+        self.save_as_action = self._add(file_menu, "Save &As…", QKeySequence.StandardKey.SaveAs, self.save_as)
+        file_menu.addSeparator()
+        self._add(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        lw = self.pipeline.list_widget
+        for action in (lw.duplicate_action, lw.delete_action, lw.move_up_action, lw.move_down_action):
+            edit_menu.addAction(action)
+
+        presets_menu = bar.addMenu("&Presets")
+        for path in preset_paths():
+            action = presets_menu.addAction(path.stem.replace("_", " "))
+            try:
+                action.setStatusTip(json.loads(path.read_text(encoding="utf-8")).get("description", ""))
+            except (OSError, ValueError):
+                pass
+            action.setToolTip(action.statusTip())
+            action.triggered.connect(lambda _=False, p=path: self.load_preset(p))
+        presets_menu.setToolTipsVisible(True)
+
+        view_menu = bar.addMenu("&View")
+        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        self._add(view_menu, "Reset &Layout", None, self.reset_layout)
+
+    def _add(self, menu, text, shortcut, slot) -> QAction:
+        action = menu.addAction(text)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(lambda _=False: slot())
+        return action
+
+    def fit_docks(self) -> None:
+        """Default dock sizes for the current window size (the pipeline keeps most of the room)."""
+        em = self.fontMetrics().horizontalAdvance("m")
+        line = self.fontMetrics().height()
+        self.resizeDocks([self.palette_dock, self.inspector_dock],
+                         [min(18 * em, int(0.2 * self.width())), min(36 * em, int(0.34 * self.width()))],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.summary_dock], [min(24 * line, int(0.36 * self.height()))], Qt.Orientation.Vertical)
+
+    # --- live state -------------------------------------------------------------------
+
+    def _on_document_report_updated(self, report):
+        reason = train_blocker(self.document)
+        self.train_button.setEnabled(reason is None)
+        if reason is None:
+            self.train_status.setStyleSheet("")
+            self.train_status.setText(
+                f"Ready to train: {report.total_params:,} parameters, output {format_shape(report.output_shape)}")
+            self.train_button.setToolTip("Train this network on MNIST")
+        else:
+            self.train_status.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")
+            self.train_status.setText(f"Cannot train: {reason}")
+            self.train_button.setToolTip(f"Cannot train: {reason}")
+
+    def _update_title(self):
+        if self.path is not None:
+            shown = self.path.name
+        elif self.preset_name:
+            shown = f"{self.preset_name} (preset)"
+        else:
+            shown = "Untitled"
+        self.setWindowTitle(f"{shown}[*] — VisualCNN")
+        self.setWindowModified(not self.undo_stack.isClean())
+
+    @property
+    def is_modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def _on_palette_layer_activated(self, class_name: str):
+        lw = self.pipeline.list_widget
+        lw.insert_layer(lw.insertion_row(), class_name, starter_config(class_name))
+
+    # --- files ------------------------------------------------------------------------
+
+    def _show_error(self, title: str, message: str) -> None:
+        QMessageBox.critical(self, title, message)
+
+    def _confirm_discard(self) -> bool:
+        """True if the current project may be replaced (saved, discarded, or unmodified)."""
+        if not self.is_modified:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", "The pipeline has unsaved changes. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _after_load(self, path: Path | None, preset: str | None, window: dict | None):
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.path, self.preset_name = path, preset
+        window = window or {}
+        selected = window.get("selected", 0)
+        self.pipeline.list_widget.select_row(selected if isinstance(selected, int) else 0)
+        tab = window.get("tab")
+        if isinstance(tab, int) and 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+        self._update_title()
+
+    def new_project(self) -> None:
+        if not self._confirm_discard():
+            return
+        self.document.reset()
+        self._after_load(None, None, None)
+
+    def open_dialog(self) -> None:
+        if not self._confirm_discard():
+            return
+        start = str(self.path.parent) if self.path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, FILE_FILTER)
+        if path:
+            self.open_file(path, confirm=False)
+
+    def open_file(self, path, confirm: bool = True) -> bool:
+        """Load a model file; a file that does not parse is reported and changes nothing."""
+        if confirm and not self._confirm_discard():
+            return False
+        path = Path(path)
+        try:
+            model_file = load_model_file(path)
+        except ConfigError as exc:
+            self._show_error("Cannot open model", str(exc))
+            self._forget_recent(path) if not path.exists() else None
+            return False
+        self.document.load_model_file(model_file)
+        self._after_load(path.resolve(), None, model_file.window)
+        self._remember_recent(path.resolve())
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.file_opened.emit(str(path))
+        return True
+
+    def load_preset(self, path) -> bool:
+        if not self._confirm_discard():
+            return False
+        path = Path(path)
+        try:
+            model_file = load_model_file(path)
+        except ConfigError as exc:
+            self._show_error("Cannot open preset", str(exc))
+            return False
+        self.document.load_model_file(model_file)
+        # A preset opens as a new, untitled project so Save never overwrites the bundled file.
+        self._after_load(None, path.stem, model_file.window)
+        if model_file.description:
+            self.statusBar().showMessage(model_file.description, 10000)
+        return True
+
+    def window_settings(self) -> dict:
+        """Window-only settings stored in the project under "window" (the engine ignores them)."""
+        return {"selected": self.pipeline.list_widget.current_row(), "tab": self.tabs.currentIndex()}
+
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self.save_to(self.path)
+
+    def save_as(self) -> bool:
+        start = str(self.path) if self.path else f"{self.document.name}.json"
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", start, FILE_FILTER)
+        if not path:
+            return False
+        if not Path(path).suffix:
+            path += ".json"
+        return self.save_to(path)
+
+    def save_to(self, path) -> bool:
+        """Write the project atomically (temporary file + rename)."""
+        path = Path(path)
+        try:
+            write_text_atomic(path, self.document.to_json(self.window_settings()))
+        except OSError as exc:
+            self._show_error("Cannot save model", f"{path}: {exc.strerror or exc}")
+            return False
+        self.path, self.preset_name = path.resolve(), None
+        self.undo_stack.setClean()
+        self._remember_recent(self.path)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.file_saved.emit(str(path))
+        return True
+
+    # --- settings: layout and recent files -----------------------------------------------
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember_recent(self, path: Path):
+        files = [str(path)] + [f for f in self.recent_files() if f != str(path)]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+
+    def _forget_recent(self, path: Path):
+        self.settings.setValue("recent_files", [f for f in self.recent_files() if f != str(path.resolve())])
+
+    def _fill_recent_menu(self):
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for f in files:
+            action = self.recent_menu.addAction(Path(f).name)
+            action.setStatusTip(f)
+            action.triggered.connect(lambda _=False, p=f: self.open_file(p))
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def _restore_layout(self):
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def save_layout(self):
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def reset_layout(self):
+        if self._default_state is not None:
+            self.restoreState(self._default_state)
+        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock):
+            dock.setFloating(False)
+            dock.show()
+        self.fit_docks()
+
+    def closeEvent(self, event: QCloseEvent):
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self.save_layout()
+        event.accept()

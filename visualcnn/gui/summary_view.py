@@ -1,0 +1,87 @@
+"""The Keras summary table, live: a thin Qt renderer over engine.summary's rows and totals.
+
+The rows, the "?" for unknown shapes and the totals lines come from the same functions
+`visualcnn summary` prints with, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ..engine.summary import render_summary, summary_rows, totals_lines
+from .document import PipelineDocument
+from .families import ERROR_COLOUR, UNKNOWN_COLOUR
+
+HEADERS = ("Layer (type)", "Output Shape", "Param #")
+
+
+class SummaryWidget(QWidget):
+    def __init__(self, document: PipelineDocument, parent=None):
+        super().__init__(parent)
+        self.setObjectName("summary")
+        self._document = document
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        top = QHBoxLayout()
+        self.title = QLabel()
+        top.addWidget(self.title, 1)
+        self.copy_button = QPushButton("Copy as text")
+        self.copy_button.setToolTip("Copy the table exactly as Keras's model.summary() prints it")
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        top.addWidget(self.copy_button)
+        layout.addLayout(top)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.table, 1)
+        self.totals = QLabel()
+        mono = QFont("DejaVu Sans Mono")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        self.totals.setFont(mono)
+        self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.totals)
+        document.report_updated.connect(self._on_document_report_updated)
+        self._on_document_report_updated(document.report)
+
+    def text(self) -> str:
+        """The same text `visualcnn summary` prints for this pipeline."""
+        return render_summary(self._document.name, self._document.report, 88)
+
+    def cell_texts(self) -> list[tuple[str, str, str]]:
+        return [tuple(self.table.item(r, c).text() for c in range(3)) for r in range(self.table.rowCount())]
+
+    def _on_copy_button_clicked(self):
+        QGuiApplication.clipboard().setText(self.text())
+
+    def _on_document_report_updated(self, report):
+        self.title.setText(f'Model: "{self._document.name}"')
+        rows = summary_rows(report)
+        self.table.setRowCount(len(rows))
+        for r, (row, layer_report) in enumerate(zip(rows, report.rows)):
+            values = (f"{row.name} ({row.class_name})", row.output_shape, row.params)
+            for c, value in enumerate(values):
+                item = self.table.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(r, c, item)
+                if item.text() != value:
+                    item.setText(value)
+                item.setTextAlignment((Qt.AlignmentFlag.AlignRight if c == 2 else Qt.AlignmentFlag.AlignLeft)
+                                      | Qt.AlignmentFlag.AlignVCenter)
+                colour = (QColor(ERROR_COLOUR) if layer_report.status == "error"
+                          else QColor(UNKNOWN_COLOUR) if layer_report.status == "unknown" else None)
+                item.setForeground(colour if colour is not None else self.palette().text())
+                item.setToolTip(layer_report.error or "")
+        self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
