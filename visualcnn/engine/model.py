@@ -1,12 +1,21 @@
 """Sequential: an ordered stack of layers with Keras's API.
 
-This part holds the structure (input shape, layer names, shape inference, summary,
-JSON). Training (compile / fit / evaluate / predict / save) builds on top of it.
+The structure (input shape, layer names, shape inference, summary, JSON) and, on top
+of it, the training API: compile / fit / evaluate / predict / train_on_batch,
+get_weights / set_weights, compute_gradients, activations, input_gradients, save.
+Training itself is the generator in training.py; fit() drives it.
+
+Threads: the training thread uses the model's training contexts (buffers, gradients);
+every other thread gets its own inference contexts, and a predict() made while a
+training run is active in another thread runs the serial kernels.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import threading
+from typing import Any, Iterable
+
+import numpy as np
 
 from .analysis import PipelineReport, analyse, check_input_shape
 from .layers import ConfigError, InputLayer, Layer, snake_case
@@ -16,12 +25,21 @@ from .summary import render_summary
 class Sequential:
     """keras.Sequential: `Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, 3), ...])`."""
 
-    def __init__(self, layers: Iterable[Layer] | None = None, name: str = "sequential"):
+    def __init__(self, layers: Iterable[Layer] | None = None, name: str = "sequential", seed: int | None = 0):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"model name must be a non-empty string, received {name!r}")
         self.name = name
         self.input_shape: tuple | None = None
         self.layers: list[Layer] = []
+        self.seed = seed
+        self.built = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics: list[str] = []
+        self.stop_training = False
+        self._train_ctxs: list | None = None
+        self._local = threading.local()
+        self._training_thread: threading.Thread | None = None
         for layer in layers or ():
             self.add(layer)
 
@@ -41,6 +59,7 @@ class Sequential:
             raise ConfigError(f"{layer.where}: the name '{layer.name}' is already used by another layer; "
                               "names must be unique within a model")
         self.layers.append(layer)
+        self.built = False
 
     def analyse(self) -> PipelineReport:
         """Shape inference for every layer (never raises for a bad layer; see report.error)."""
@@ -69,6 +88,462 @@ class Sequential:
 
         return model_to_json(self, **kwargs)
 
+    # --- building --------------------------------------------------------------------
+
+    def build(self, seed: int | None = None) -> None:
+        """Allocate and initialise every layer's weights (glorot_uniform kernels, zero biases...).
+
+        Runs the same shape inference as summary(), so a model the builder window shows
+        as valid always builds. seed: default the model's seed (0).
+        """
+        from .layers.base import Context
+
+        report = self.checked_report()
+        if seed is not None:
+            self.seed = seed
+        rng = np.random.default_rng(self.seed)
+        for row in report.rows:
+            row.layer.build(row.input_shape, rng)
+        self._train_ctxs = [Context() for _ in self.layers]
+        self._local = threading.local()
+        self.built = True
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_weights)
+
+    def _ensure_built(self) -> None:
+        if not self.built or any(not getattr(layer, "built", False) for layer in self.layers):
+            self.build()
+
+    def _contexts(self, training_thread: bool) -> list:
+        """The training thread's contexts, or this thread's own inference contexts."""
+        from .layers.base import Context
+
+        if training_thread:
+            return self._train_ctxs
+        ctxs = getattr(self._local, "ctxs", None)
+        if ctxs is None or len(ctxs) != len(self.layers):
+            ctxs = [Context() for _ in self.layers]
+            self._local.ctxs = ctxs
+        return ctxs
+
+    # --- weights ---------------------------------------------------------------------
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Every weight array (live), layer by layer in Keras order."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The arrays the optimizer updates (live), in Keras's order."""
+        self._ensure_built()
+        return [w for layer in self.layers for spec, w in zip(layer.weight_specs, layer.weights) if spec.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        self._ensure_built()
+        return [w for layer in self.layers for spec, w in zip(layer.weight_specs, layer.weights)
+                if not spec.trainable]
+
+    def _trainable_pairs(self) -> list[tuple]:
+        """(layer index, weight spec, array) for every trainable weight, in order."""
+        return [(i, spec, w) for i, layer in enumerate(self.layers)
+                for spec, w in zip(layer.weight_specs, layer.weights) if spec.trainable]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight in Keras order and layout: conv kernel (kh, kw, in, out),
+        dense kernel (in, out), bias; BatchNormalization gamma, beta, moving_mean, moving_variance."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: list) -> None:
+        """Load arrays in get_weights() order; counts and shapes must match exactly."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"set_weights: the model has {len(own)} weight arrays, received {len(weights)}")
+        names = [f"{layer.name}/{spec.name}" for layer in self.layers for spec in layer.weight_specs]
+        converted = []
+        for name, target, value in zip(names, own, weights):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"set_weights: {name} expects shape {target.shape}, received {value.shape}")
+            if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+                raise ValueError(f"set_weights: {name} must hold finite numbers")
+            converted.append(value.astype(np.float32))
+        for target, value in zip(own, converted):
+            target[...] = value
+
+    # --- compile ---------------------------------------------------------------------
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: list | None = None) -> None:
+        """optimizer: a name ("adam", "sgd", "rmsprop") or an optimizer object;
+        loss: a name or a Loss; metrics: [] or ["accuracy"]."""
+        from . import losses, optimizers
+
+        if loss is None:
+            raise ValueError("compile: a loss is required, e.g. loss='sparse_categorical_crossentropy'")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        metrics = list(metrics or [])
+        for metric in metrics:
+            if metric not in ("accuracy", "acc"):
+                raise ValueError(f"compile: unknown metric {metric!r}; VisualCNN supports 'accuracy'")
+        self.metrics = ["accuracy"] if metrics else []
+        if self.built:
+            self.optimizer.build(self.trainable_weights)
+
+    def _require_compiled(self, what: str) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise ValueError(f"{what}: compile the model first, e.g. "
+                             "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', "
+                             "metrics=['accuracy'])")
+
+    # --- input checks ----------------------------------------------------------------
+
+    def _prepare_x(self, x: Any, what: str = "x") -> np.ndarray:
+        """x as a C-contiguous float32 (N, *input_shape) array, or a ValueError naming the problem."""
+        if self.input_shape is None:
+            raise ConfigError(f"model '{self.name}' has no input shape: start it with Input(shape=(28, 28, 1))")
+        expected = "(N, " + ", ".join(str(d) for d in self.input_shape) + ")"
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{what} must be an array shaped {expected}: {exc}") from None
+        if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"{what} must hold real numbers (uint8 or float), received dtype {arr.dtype}")
+        shape = tuple(self.input_shape)
+        if arr.ndim == len(shape) and shape[-1] == 1 and arr.shape[1:] == shape[:-1]:
+            arr = arr.reshape(*arr.shape, 1)  # (N, 28, 28) images for a (28, 28, 1) input
+        if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
+            raise ValueError(f"{what} has shape {arr.shape}; the model expects {expected}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{what} is empty: it holds 0 examples")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        return arr
+
+    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
+        """Targets checked against the loss and the output shape."""
+        out_shape = self.output_shape
+        arr = np.asarray(y)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise ValueError(f"{what} must hold numbers, received dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"{what} has {arr.shape[0] if arr.ndim else 0} entries but x has {n} examples")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        units = out_shape[-1]
+        if self.loss is not None and self.loss.sparse:
+            if arr.ndim == len(out_shape) and arr.shape[-1] == 1:
+                arr = arr.reshape(arr.shape[:-1])
+            if arr.shape[1:] != tuple(out_shape[1:-1]):
+                raise ValueError(f"{what} has shape {arr.shape}; {self.loss.name} expects one integer class label "
+                                 f"per example, shape ({n},)")
+            if not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise ValueError(f"{what} must be integer class labels for {self.loss.name}")
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi >= units:
+                raise ValueError(f"{what} holds label {hi if hi >= units else lo}, outside 0..{units - 1}: the model's "
+                                 f"output has {units} units, so labels must be from 0 to {units - 1}")
+            return np.ascontiguousarray(arr, dtype=np.int64)
+        expected = (n, *out_shape[1:])
+        if arr.shape != expected:
+            loss_name = self.loss.name if self.loss is not None else "the loss"
+            raise ValueError(f"{what} has shape {arr.shape}; {loss_name} expects targets shaped {expected} "
+                             "(one value per output unit)")
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    # --- forward and backward --------------------------------------------------------
+
+    def _forward(self, x: np.ndarray, ctxs: list, training: bool, collect: list | None = None) -> np.ndarray:
+        for layer, ctx in zip(self.layers, ctxs):
+            x = layer.forward(x, ctx, training)
+            if collect is not None:
+                collect.append(x)
+        return x
+
+    def _backward(self, dy: np.ndarray, ctxs: list, fused: bool, need_input_grad: bool = False):
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            dy = self.layers[i].backward(dy, ctxs[i], need_dx=need_input_grad or i > 0,
+                                         skip_activation=fused and i == last)
+        return dy
+
+    def _fused_activation(self) -> bool:
+        """True when the loss gradient can be taken with respect to the last pre-activation."""
+        if self.loss is None or self.loss.fuses_with is None or not self.layers:
+            return False
+        last = self.layers[-1]
+        return "activation" in last.config and last.config["activation"] == self.loss.fuses_with
+
+    def _loss_and_grad(self, out: np.ndarray, y: np.ndarray, ctxs: list) -> tuple[float, np.ndarray, bool]:
+        fused = self._fused_activation()
+        grad = ctxs[-1].buf("loss_grad", out.shape)
+        logits = ctxs[-1].saved.get("z") if fused else None
+        if fused and logits is None:
+            fused = False
+        loss = self.loss.compute(out, y, grad, logits=logits)
+        return loss, grad, fused
+
+    def _accuracy(self, out: np.ndarray, y: np.ndarray) -> float | None:
+        from . import losses
+
+        if not self.metrics:
+            return None
+        return losses.correct_fraction(losses.accuracy_kind(out.shape, y.shape), out, y)
+
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float | None]:
+        """One optimizer step on a checked batch. A non-finite loss or gradient raises
+        TrainingDiverged and leaves every weight as it was before the step."""
+        from .training import TrainingDiverged
+
+        ctxs = self._train_ctxs
+        backup = [w.copy() for w in self.non_trainable_weights] if self._has_state() else None
+        out = self._forward(xb, ctxs, training=True)
+        loss, grad, fused = self._loss_and_grad(out, yb, ctxs)
+        accuracy = self._accuracy(out, yb)
+        if not np.isfinite(loss):
+            self._restore_state(backup)
+            raise TrainingDiverged(f"the loss became {loss} (not a finite number)")
+        self._backward(grad, ctxs, fused)
+        grads = self._gradients(ctxs)
+        if not all(np.isfinite(g.sum(dtype=np.float64)) for g in grads):
+            self._restore_state(backup)
+            raise TrainingDiverged("a gradient became NaN or infinite")
+        self.optimizer.step(self.trainable_weights, grads)
+        return loss, accuracy
+
+    def _has_state(self) -> bool:
+        return any(not spec.trainable for layer in self.layers for spec in layer.weight_specs)
+
+    def _restore_state(self, backup) -> None:
+        if backup is not None:
+            for target, value in zip(self.non_trainable_weights, backup):
+                target[...] = value
+
+    def _gradients(self, ctxs: list) -> list[np.ndarray]:
+        return [ctxs[i].grad(spec.name, spec.shape) for i, spec, _ in self._trainable_pairs()]
+
+    # --- Keras API ---------------------------------------------------------------------
+
+    def fit(self, x, y, batch_size: int = 32, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True) -> "History":
+        """Train; returns a History whose .history holds loss, accuracy, val_loss, val_accuracy.
+
+        validation_split takes the LAST fraction of x and y before shuffling (as Keras).
+        """
+        from .training import EpochReport, History, ProgressPrinter, StepReport, train
+
+        run = train(self, x, y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
+                    validation_data=validation_data, shuffle=shuffle)
+        callbacks = list(callbacks or [])
+        history = History(self, {"batch_size": batch_size, "epochs": epochs, "steps": run.batches})
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+            else:
+                cb.model = self
+        verbose = 1 if verbose == "auto" else int(verbose)
+        printer = ProgressPrinter(verbose) if verbose else None
+        self.stop_training = False
+        _call(callbacks, "on_train_begin", {})
+        try:
+            for report in run:
+                if isinstance(report, StepReport):
+                    if report.batch == 1:
+                        _call(callbacks, "on_epoch_begin", report.epoch - 1, {})
+                    _call(callbacks, "on_train_batch_end", report.batch - 1, report.logs())
+                    if printer:
+                        printer.step(report)
+                elif isinstance(report, EpochReport):
+                    history.record(report)
+                    if printer:
+                        printer.epoch(report)
+                    _call(callbacks, "on_epoch_end", report.epoch - 1, report.logs())
+                if self.stop_training:
+                    break
+        finally:
+            run.close()
+        _call(callbacks, "on_train_end", {})
+        return history
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on exactly this batch; returns [loss, accuracy] (or loss)."""
+        from .training import TrainingDiverged
+
+        self._require_compiled("train_on_batch")
+        self._ensure_built()
+        xb = self._prepare_x(x)
+        yb = self._prepare_y(y, xb.shape[0])
+        owner = self._claim_training()
+        try:
+            loss, accuracy = self._train_step(xb, yb)
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"{exc}; the weights were left as before this batch") from None
+        finally:
+            self._release_training(owner)
+        return [loss, accuracy] if self.metrics else loss
+
+    def _claim_training(self) -> bool:
+        current = threading.current_thread()
+        if self._training_thread is not None and self._training_thread is not current:
+            raise ValueError("this model is already being trained in another thread")
+        if self._training_thread is current:
+            return False
+        from . import parallel
+        from .training import limit_blas_threads
+
+        parallel.apply_thread_settings()
+        limit_blas_threads(1)
+        self._training_thread = current
+        return True
+
+    def _release_training(self, owner: bool) -> None:
+        if owner:
+            self._training_thread = None
+
+    def _in_training_thread(self) -> bool:
+        return self._training_thread is threading.current_thread()
+
+    def _inference_ctxs(self) -> list:
+        return self._contexts(self._in_training_thread())
+
+    def _serial_default(self) -> bool:
+        """predict() from another thread while training runs uses the serial kernels."""
+        return self._training_thread is not None and not self._in_training_thread()
+
+    def _run_inference(self, fn, serial: bool | None):
+        from . import parallel
+
+        if serial is None:
+            serial = self._serial_default()
+        if serial:
+            with parallel.serial_inference():
+                return fn()
+        return fn()
+
+    def predict(self, x, batch_size: int = 32, verbose=0, serial: bool | None = None) -> np.ndarray:
+        """Outputs for x in inference mode (dropout off, moving statistics), as a new array.
+
+        serial: None = serial kernels only when another thread is training this model.
+        """
+        self._ensure_built()
+        x = self._prepare_x(x)
+        batch_size = _positive_int(batch_size, "batch_size")
+
+        def run():
+            ctxs = self._inference_ctxs()
+            outs = [self._forward(x[i:i + batch_size], ctxs, training=False).copy()
+                    for i in range(0, x.shape[0], batch_size)]
+            return np.concatenate(outs, axis=0)
+
+        return self._run_inference(run, serial)
+
+    def evaluate(self, x, y, batch_size: int = 32, verbose="auto", return_dict: bool = False,
+                 serial: bool | None = None):
+        """[loss, accuracy] (or loss alone without metrics) over x, y in inference mode."""
+        self._require_compiled("evaluate")
+        self._ensure_built()
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        batch_size = _positive_int(batch_size, "batch_size")
+        loss, accuracy = self._run_inference(lambda: self._evaluate_arrays(x, y, batch_size), serial)
+        if return_dict:
+            return {"loss": loss, **({"accuracy": accuracy} if self.metrics else {})}
+        return [loss, accuracy] if self.metrics else loss
+
+    def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float | None]:
+        ctxs = self._inference_ctxs()
+        total_loss, total_acc, n = 0.0, 0.0, x.shape[0]
+        for i in range(0, n, batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            out = self._forward(xb, ctxs, training=False)
+            loss, _, _ = self._loss_and_grad(out, yb, ctxs)
+            total_loss += loss * xb.shape[0]
+            if self.metrics:
+                total_acc += self._accuracy(out, yb) * xb.shape[0]
+        return total_loss / n, (total_acc / n if self.metrics else None)
+
+    def compute_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """(loss, grads) for one batch in training mode (dropout on, batch statistics),
+        grads in trainable_weights order and shapes. Weights and moving statistics are not changed."""
+        self._require_compiled("compute_gradients")
+        self._ensure_built()
+        xb = self._prepare_x(x)
+        yb = self._prepare_y(y, xb.shape[0])
+        owner = self._claim_training()
+        ctxs = self._train_ctxs
+        try:
+            for ctx in ctxs:
+                ctx.update_stats = False
+            out = self._forward(xb, ctxs, training=True)
+            loss, grad, fused = self._loss_and_grad(out, yb, ctxs)
+            self._backward(grad, ctxs, fused)
+            return loss, [g.copy() for g in self._gradients(ctxs)]
+        finally:
+            for ctx in ctxs:
+                ctx.update_stats = True
+            self._release_training(owner)
+
+    def activations(self, x, serial: bool | None = None) -> dict[str, np.ndarray]:
+        """Every layer's output for x in inference mode, {layer name: array}, in layer order
+        (the feature maps the GUI shows). Copies: safe to keep."""
+        self._ensure_built()
+        x = self._prepare_x(x)
+
+        def run():
+            outs: list = []
+            self._forward(x, self._inference_ctxs(), training=False, collect=outs)
+            return {layer.name: out.copy() for layer, out in zip(self.layers, outs)}
+
+        return self._run_inference(run, serial)
+
+    def input_gradients(self, x, class_index: int, serial: bool | None = None) -> np.ndarray:
+        """Saliency: d(score of class_index)/d(x) in inference mode, shaped like x.
+
+        The score is the last layer's pre-activation (the logit) when it ends in softmax
+        or sigmoid, its output otherwise."""
+        self._ensure_built()
+        x = self._prepare_x(x)
+        units = self.output_shape[-1]
+        if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) or not 0 <= class_index < units:
+            raise ValueError(f"class_index must be an integer from 0 to {units - 1}, received {class_index!r}")
+        last = self.layers[-1]
+        skip = "activation" in last.config and last.config["activation"] in ("softmax", "sigmoid")
+
+        def run():
+            ctxs = self._inference_ctxs()
+            out = self._forward(x, ctxs, training=False)
+            seed = np.zeros(out.shape, np.float32)
+            seed[..., class_index] = 1.0
+            grads_backup = [dict(ctx.grads) for ctx in ctxs]
+            dx = self._backward(seed, ctxs, fused=skip, need_input_grad=True)
+            for ctx, g in zip(ctxs, grads_backup):
+                ctx.grads = g
+            return dx.reshape(x.shape).copy()
+
+        return self._run_inference(run, serial)
+
+    def save(self, path) -> None:
+        """One file: the model JSON, the training recipe and the weights (base64 float32)."""
+        from .model_io import save_model_with_weights
+
+        self._ensure_built()
+        save_model_with_weights(path, self)
+
+    def training_config(self):
+        """The compile settings as a TrainingConfig (None if not compiled with a known loss)."""
+        from .training_config import TrainingConfig
+
+        if self.optimizer is None or self.loss is None:
+            return None
+        opt = self.optimizer
+        return TrainingConfig(optimizer=opt.name, learning_rate=float(opt.learning_rate), loss=self.loss.name,
+                              momentum=float(getattr(opt, "momentum", 0.0)) if opt.name == "sgd" else 0.0,
+                              nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
+
 
 def unique_name(stem: str, taken: set[str]) -> str:
     """Keras's naming: stem, then stem_1, stem_2, ... skipping names already used."""
@@ -78,3 +553,16 @@ def unique_name(stem: str, taken: set[str]) -> str:
     while f"{stem}_{i}" in taken:
         i += 1
     return f"{stem}_{i}"
+
+
+def _call(callbacks: list, method: str, *args) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, received {value!r}")
+    return int(value)

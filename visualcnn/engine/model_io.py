@@ -241,3 +241,102 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def save_model_file(path: str | os.PathLike, model: Sequential, **kwargs) -> None:
     write_text_atomic(path, model_to_json(model, **kwargs) + "\n")
+
+
+# --- weights: one file holding the model JSON and its weights ---------------------------
+
+WEIGHTS_ENCODING = "base64-float32-le"
+
+
+def encode_weights(model: Sequential) -> dict:
+    """{"encoding", "layers": {layer name: [{"name", "shape", "data"}]}} in Keras weight order."""
+    import base64
+
+    import numpy as np
+
+    layers = {}
+    for layer in model.layers:
+        entries = []
+        for spec, value in zip(layer.weight_specs, layer.weights):
+            data = np.ascontiguousarray(value, dtype="<f4").tobytes()
+            entries.append({"name": spec.name, "shape": list(value.shape),
+                            "data": base64.b64encode(data).decode("ascii")})
+        if entries:
+            layers[layer.name] = entries
+    return {"encoding": WEIGHTS_ENCODING, "layers": layers}
+
+
+def decode_weights(model: Sequential, data: Any) -> list:
+    """The arrays of an encode_weights() object in model.get_weights() order, checked
+    against the model's layers (a mismatch is a ConfigError naming the weight)."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    if not isinstance(data, dict) or data.get("encoding") != WEIGHTS_ENCODING or not isinstance(data.get("layers"), dict):
+        raise ConfigError(f'"weights" must be an object with "encoding": "{WEIGHTS_ENCODING}" and "layers"')
+    stored = data["layers"]
+    arrays = []
+    for layer in model.layers:
+        entries = stored.get(layer.name, [])
+        specs = layer.weight_specs
+        if not isinstance(entries, list) or len(entries) != len(specs):
+            raise ConfigError(f"weights: layer '{layer.name}' needs {len(specs)} arrays, the file has "
+                              f"{len(entries) if isinstance(entries, list) else 'none'}")
+        for spec, entry in zip(specs, entries):
+            where = f"weights: {layer.name}/{spec.name}"
+            if not isinstance(entry, dict) or entry.get("name") != spec.name:
+                raise ConfigError(f"{where}: expected an entry named {spec.name!r}")
+            if entry.get("shape") != list(spec.shape):
+                raise ConfigError(f"{where}: shape {entry.get('shape')} does not match the layer's {list(spec.shape)}")
+            try:
+                raw = base64.b64decode(entry.get("data", ""), validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise ConfigError(f"{where}: data is not valid base64") from None
+            if len(raw) != 4 * spec.size:
+                raise ConfigError(f"{where}: holds {len(raw) // 4} numbers, expected {spec.size}")
+            value = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(spec.shape)
+            if not np.isfinite(value).all():
+                raise ConfigError(f"{where}: contains NaN or infinite values")
+            arrays.append(value)
+    extra = sorted(set(stored) - {layer.name for layer in model.layers})
+    if extra:
+        raise ConfigError(f"weights: the file has weights for {extra[0]!r}, which is not a layer of the model")
+    return arrays
+
+
+def save_model_with_weights(path: str | os.PathLike, model: Sequential, description: str = "") -> None:
+    """model.save(path): the VisualCNN model file plus "training" (if compiled) and "weights"."""
+    write_text_atomic(path, json.dumps(model_to_dict(model, training=model.training_config(), description=description,
+                                                     weights=encode_weights(model))) + "\n")
+
+
+def load_model(path: str | os.PathLike, compile: bool = True) -> Sequential:
+    """keras.models.load_model for files written by model.save(): weights restored and, when
+    the file has a "training" section, compiled with it (optimizer state starts fresh)."""
+    model_file = load_model_file(path)
+    model = model_file.model
+    model.checked_report()
+    if model_file.training is not None:
+        model.seed = model_file.training.seed
+    model.build()
+    if model_file.weights is None:
+        raise ConfigError(f"{Path(path).name}: holds no weights (it is a model description; train it first)")
+    try:
+        model.set_weights(decode_weights(model, model_file.weights))
+    except ConfigError as exc:
+        raise ConfigError(f"{Path(path).name}: {exc}") from None
+    if compile and model_file.training is not None:
+        compile_from_config(model, model_file.training)
+    return model
+
+
+def compile_from_config(model: Sequential, training: TrainingConfig, metrics=("accuracy",)) -> None:
+    """compile() with a TrainingConfig's optimizer, learning rate and loss."""
+    from . import optimizers
+
+    kwargs = {"learning_rate": training.learning_rate}
+    if training.optimizer == "sgd":
+        kwargs.update(momentum=training.momentum, nesterov=training.nesterov)
+    model.compile(optimizer=optimizers.get(training.optimizer, **kwargs), loss=training.loss, metrics=list(metrics))

@@ -39,8 +39,9 @@ class _ConvBase(Layer):
                        c["padding"], c["dilation_rate"])
         return out, [f"out_h = {rows.formula}", f"out_w = {cols.formula}"]
 
-    def _field(self, field: Field) -> Field:
-        return field.through_window(self.config["kernel_size"], self.config["strides"], self.config["dilation_rate"])
+    def _field(self, field: Field, input_shape: tuple) -> Field:
+        c = self.config
+        return field.through_window(c["kernel_size"], c["strides"], c["dilation_rate"], c["padding"], input_shape[1:3])
 
     def _setup(self, rng) -> None:
         from .. import activations
@@ -102,7 +103,7 @@ class Conv2D(_ConvBase):
         if c["use_bias"]:
             weights.append(WeightSpec("bias", (f,)))
             terms.append((f"{f}", f))
-        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field))
+        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
 
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])
@@ -148,7 +149,7 @@ class DepthwiseConv2D(_ConvBase):
         if c["use_bias"]:
             weights.append(WeightSpec("bias", (cin * dm,)))
             terms.append((f"{cin}*{dm}", cin * dm))
-        return _finish((None, oh, ow, cin * dm), weights, terms, lines, self._field(field))
+        return _finish((None, oh, ow, cin * dm), weights, terms, lines, self._field(field, input_shape))
 
     def forward(self, x, ctx, training=False):
         k = kernels()
@@ -202,7 +203,7 @@ class SeparableConv2D(_ConvBase):
         if c["use_bias"]:
             weights.append(WeightSpec("bias", (f,)))
             terms.append((f"{f}", f))
-        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field))
+        return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
 
     def forward(self, x, ctx, training=False):
         k = kernels()

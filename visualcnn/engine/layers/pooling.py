@@ -34,7 +34,7 @@ class _Pooling2D(Layer):
                  f"channels unchanged = {ch}",
                  f"params = 0 ({self.verb} of each {format_hw(pool)} window; nothing to learn)",
                  f"output shape = {format_shape(shape)}")
-        return Inference(shape, (), lines, field.through_window(pool, strides))
+        return Inference(shape, (), lines, field.through_window(pool, strides, padding=c["padding"], in_size=(h, w)))
 
     def _setup(self, rng) -> None:
         c = self.config

@@ -1,0 +1,59 @@
+"""`visualcnn train` / `visualcnn evaluate`: refusals, JSON output, save + evaluate."""
+
+import json
+
+import pytest
+
+from visualcnn.cli import main
+
+
+def _model_file(tmp_path, last_layer, name="m.json", training=None):
+    doc = {"format": "visualcnn.model", "version": 1, "input_shape": [28, 28, 1],
+           "layers": [{"class_name": "Conv2D", "config": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+                      {"class_name": "MaxPooling2D", "config": {}},
+                      {"class_name": "Flatten", "config": {}}, last_layer]}
+    if training:
+        doc["training"] = training
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize("last,expected", [
+    ({"class_name": "Dense", "config": {"units": 8, "activation": "softmax"}}, "has 8 outputs, but MNIST has 10 digits: set its units to 10"),
+    ({"class_name": "Dense", "config": {"units": 10}}, "set activation='softmax' on it"),
+])
+def test_refuses_models_that_cannot_classify_digits(tmp_path, capsys, last, expected):
+    code = main(["train", _model_file(tmp_path, last), "--limit", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: cannot train this model on MNIST") and expected in err
+
+
+def test_refuses_bad_flags(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    assert main(["train", path, "--learning-rate", "-1"]) == 2
+    assert "learning_rate expected a number > 0" in capsys.readouterr().err
+    assert main(["train", path, "--limit", "0"]) == 2
+    assert "--limit must be a positive number" in capsys.readouterr().err
+
+
+def test_train_json_save_and_evaluate(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}},
+                       training={"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 16, "epochs": 3})
+    saved = str(tmp_path / "trained.json")
+    code = main(["train", path, "--limit", "600", "--epochs", "1", "--optimizer", "adam", "--json",
+                 "--save", saved, "--seed", "3"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    result = json.loads(out[-1])
+    assert set(result) >= {"test_accuracy", "test_loss", "epochs", "seconds", "history"}
+    assert result["epochs"] == 1 and result["test_accuracy"] > 0.5
+    assert main(["evaluate", saved, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["test_accuracy"] == pytest.approx(result["test_accuracy"])
+
+
+def test_evaluate_refuses_a_file_without_weights(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    assert main(["evaluate", path]) == 2
+    assert "holds no weights" in capsys.readouterr().err

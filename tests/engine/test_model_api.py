@@ -1,0 +1,127 @@
+"""The Keras-like Sequential API: weights, save/load, activations, saliency, input checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from visualcnn.engine import Sequential, layers as L, load_model, model_from_json, optimizers
+
+
+def small_cnn(seed=0):
+    m = Sequential([L.Input(shape=(8, 8, 1)), L.Conv2D(4, 3, activation="relu"), L.BatchNormalization(),
+                    L.MaxPooling2D(2), L.Flatten(), L.Dropout(0.2), L.Dense(10, activation="softmax")], seed=seed)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 8, 8, 1)).astype(np.float32), rng.integers(0, 10, n)
+
+
+def test_weights_in_keras_order_and_layouts():
+    m = small_cnn()
+    shapes = [w.shape for w in m.get_weights()]
+    assert shapes == [(3, 3, 1, 4), (4,), (4,), (4,), (4,), (4,), (36, 10), (10,)]
+    assert [w.shape for w in m.trainable_weights] == [(3, 3, 1, 4), (4,), (4,), (4,), (36, 10), (10,)]
+    assert m.count_params() == sum(w.size for w in m.get_weights())
+    new = [np.full_like(w, 0.5) for w in m.get_weights()]
+    m.set_weights(new)
+    assert all((w == 0.5).all() for w in m.get_weights())
+    with pytest.raises(ValueError, match="has 8 weight arrays, received 1"):
+        m.set_weights(new[:1])
+    with pytest.raises(ValueError, match=r"conv2d/kernel expects shape \(3, 3, 1, 4\)"):
+        m.set_weights([np.zeros((3, 3, 1, 5))] + new[1:])
+
+
+def test_compute_gradients_shapes_and_no_side_effects():
+    m = small_cnn()
+    x, y = data()
+    before = m.get_weights()
+    loss, grads = m.compute_gradients(x, y)
+    assert np.isfinite(loss)
+    assert [g.shape for g in grads] == [w.shape for w in m.trainable_weights]
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)  # neither weights nor moving statistics change
+
+
+def test_train_on_batch_evaluate_predict():
+    m = small_cnn()
+    x, y = data(32)
+    first = m.train_on_batch(x, y)
+    for _ in range(30):
+        last = m.train_on_batch(x, y)
+    assert last[0] < first[0]
+    loss, acc = m.evaluate(x, y)
+    assert 0.0 <= acc <= 1.0 and np.isfinite(loss)
+    p = m.predict(x, batch_size=5)
+    assert p.shape == (32, 10)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert m.evaluate(x, y, return_dict=True).keys() == {"loss", "accuracy"}
+
+
+def test_activations_and_input_gradients():
+    m = small_cnn()
+    x, _ = data(2)
+    acts = m.activations(x)
+    assert list(acts) == [layer.name for layer in m.layers]
+    assert acts["conv2d"].shape == (2, 6, 6, 4) and acts["dense"].shape == (2, 10)
+    np.testing.assert_allclose(acts["dense"], m.predict(x), rtol=1e-6)
+    g = m.input_gradients(x[:1], 3)
+    assert g.shape == (1, 8, 8, 1) and np.abs(g).sum() > 0
+    with pytest.raises(ValueError, match="class_index must be an integer from 0 to 9"):
+        m.input_gradients(x, 10)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    m = small_cnn()
+    x, y = data(32)
+    m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    path = tmp_path / "trained.json"
+    m.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "visualcnn.model" and "weights" in doc and doc["training"]["optimizer"] == "adam"
+    loaded = load_model(path)
+    for a, b in zip(m.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(loaded.predict(x), m.predict(x), rtol=1e-6)
+    assert loaded.evaluate(x, y) == pytest.approx(m.evaluate(x, y))
+
+
+def test_model_from_json_is_trainable():
+    m = small_cnn()
+    clone = model_from_json(m.to_json())
+    clone.compile(optimizer=optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    x, y = data(16)
+    history = clone.fit(x, y, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.zeros((4, 8, 8, 3)), r"x has shape \(4, 8, 8, 3\); the model expects \(N, 8, 8, 1\)"),
+    (np.zeros((4, 8, 8, 1), dtype=object), "x must hold real numbers"),
+    (np.full((4, 8, 8, 1), np.nan), "x contains NaN"),
+    (np.zeros((0, 8, 8, 1)), "x is empty"),
+])
+def test_bad_x_is_a_clear_value_error(x, message):
+    m = small_cnn()
+    with pytest.raises(ValueError, match=message):
+        m.fit(x, np.zeros(len(x), int), verbose=0)
+
+
+def test_bad_labels_are_clear_value_errors():
+    m = small_cnn()
+    x, _ = data(4)
+    with pytest.raises(ValueError, match=r"label 12, outside 0..9"):
+        m.fit(x, np.array([0, 1, 2, 12]), verbose=0)
+    with pytest.raises(ValueError, match="y has 3 entries but x has 4 examples"):
+        m.fit(x, np.array([0, 1, 2]), verbose=0)
+    with pytest.raises(ValueError, match="integer class labels"):
+        m.fit(x, np.array([0.5, 1, 2, 3]), verbose=0)
+    m2 = Sequential([L.Input(shape=(8, 8, 1)), L.Flatten(), L.Dense(10)])
+    with pytest.raises(ValueError, match="compile the model first"):
+        m2.fit(x, np.zeros(4), verbose=0)
+    # (N, 28, 28)-style images without the channel axis are accepted for a 1-channel input
+    assert m.predict(x[..., 0]).shape == (4, 10)

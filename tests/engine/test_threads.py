@@ -1,0 +1,85 @@
+"""Training in a worker thread while the main thread keeps running Python and predicts.
+
+numba's default workqueue layer aborts the process on concurrent parallel launches;
+this is exactly the GUI's case (classify a drawn digit while training), so it is run
+here for real: a crash would take the test process down.
+"""
+
+import threading
+import time
+
+import numpy as np
+
+from visualcnn.engine import Sequential, layers as L, parallel
+from visualcnn.engine.training import run_in_thread, train
+
+
+def _model():
+    m = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+                    L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                    L.Dense(10, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def test_predict_from_main_thread_while_training_runs():
+    rng = np.random.default_rng(0)
+    x = rng.random((1024, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 1024)
+    m = _model()
+    m.predict(x[:1])  # compile outside the timed part
+    reports = []
+    worker = run_in_thread(train(m, x, y, batch_size=32, epochs=2), reports.append)
+    predictions = 0
+    ticks = 0
+    while worker.is_alive():
+        ticks += 1  # the main thread keeps running Python while training runs (nogil kernels)
+        p = m.predict(x[:1])  # serial path automatically: another thread is training
+        assert p.shape == (1, 10) and np.isfinite(p).all()
+        m.activations(x[:1])
+        m.input_gradients(x[:1], 3)
+        predictions += 1
+        # an explicit parallel predict is also safe under the threadsafe layer
+        if parallel.PARALLEL_IS_THREADSAFE:
+            m.predict(x[:4], serial=False)
+    worker.join()
+    assert predictions > 5 and ticks > 5
+    assert len([r for r in reports if r.__class__.__name__ == "EpochReport"]) == 2
+    assert m._training_thread is None
+
+
+def test_training_thread_does_not_hold_the_gil():
+    rng = np.random.default_rng(1)
+    x = rng.random((512, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 512)
+    m = _model()
+    m.train_on_batch(x[:32], y[:32])  # compile first
+    counter = [0]
+    done = threading.Event()
+    worker = run_in_thread(train(m, x, y, batch_size=64, epochs=1), None)
+    start = time.perf_counter()
+    while worker.is_alive():
+        counter[0] += 1
+    done.set()
+    assert counter[0] > 1000, f"main thread only ran {counter[0]} loop iterations in {time.perf_counter() - start:.2f}s"
+
+
+def test_second_training_thread_is_refused():
+    m = _model()
+    x = np.zeros((64, 28, 28, 1), np.float32)
+    y = np.zeros(64, int)
+    run = train(m, x, y, batch_size=8)
+    next(run)  # this thread now owns training
+    errors = []
+
+    def other():
+        try:
+            m.train_on_batch(x[:8], y[:8])
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    run.close()
+    assert errors and "already being trained in another thread" in errors[0]

@@ -1,0 +1,210 @@
+"""Optimizers with Keras 3's update rules and defaults (keras/src/optimizers/*.py).
+
+tinygrad style (nn/optim.py): the base class owns the parameter list, the step counter
+and the slot arrays; ``step()`` walks the (param, grad) pairs and calls the optimizer's
+``_update(i, param, grad, lr)``. Updates are in place, in float32, through small numba
+kernels (nogil), so a step allocates nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_OPTS = dict(nogil=True, cache=True)
+
+
+@njit(**_OPTS)
+def _sgd_kernel(p, g, lr):
+    for i in range(p.shape[0]):
+        p[i] -= lr * g[i]
+
+
+@njit(**_OPTS)
+def _sgd_momentum_kernel(p, g, m, lr, momentum, nesterov):
+    for i in range(p.shape[0]):
+        m[i] = momentum * m[i] - lr * g[i]
+        if nesterov:
+            p[i] += momentum * m[i] - lr * g[i]
+        else:
+            p[i] += m[i]
+
+
+@njit(**_OPTS)
+def _adam_kernel(p, g, m, v, alpha, beta_1, beta_2, epsilon):
+    one = np.float32(1.0)
+    for i in range(p.shape[0]):
+        gi = g[i]
+        m[i] += (gi - m[i]) * (one - beta_1)
+        v[i] += (gi * gi - v[i]) * (one - beta_2)
+        p[i] -= m[i] * alpha / (np.float32(math.sqrt(v[i])) + epsilon)
+
+
+@njit(**_OPTS)
+def _rmsprop_kernel(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
+    one = np.float32(1.0)
+    for i in range(p.shape[0]):
+        gi = g[i]
+        v[i] = rho * v[i] + (one - rho) * gi * gi
+        inc = lr * gi / np.float32(math.sqrt(v[i] + epsilon))
+        if use_momentum:
+            mom[i] = momentum * mom[i] + inc
+            p[i] -= mom[i]
+        else:
+            p[i] -= inc
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)
+
+
+class Optimizer:
+    """Base optimizer: ``step(params, grads)`` updates every parameter in place.
+
+    The parameter list is fixed by the first call (or ``build``); the slots (momentum,
+    moments) are allocated then, zero-filled, one per parameter.
+    """
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate: float = 0.001):
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.iterations = 0
+        self._params: list[np.ndarray] | None = None
+
+    def build(self, params: list[np.ndarray]) -> None:
+        self._params = list(params)
+        self.iterations = 0
+        self._build_slots(self._params)
+
+    def _build_slots(self, params: list[np.ndarray]) -> None:
+        """Allocate per-parameter state."""
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """One update of every param from its grad (same order, same shapes)."""
+        if self._params is None or len(params) != len(self._params) or any(
+                a is not b for a, b in zip(params, self._params)):
+            self.build(params)
+        if len(grads) != len(params):
+            raise ValueError(f"{self.name}: {len(grads)} gradients for {len(params)} parameters")
+        lr = np.float32(self.learning_rate)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if p.shape != g.shape:
+                raise ValueError(f"{self.name}: gradient {i} has shape {g.shape}, its parameter {p.shape}")
+            self._update(i, _flat(p), _flat(g), lr)
+        self.iterations += 1
+
+    def _update(self, i: int, param: np.ndarray, grad: np.ndarray, lr: np.float32) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """var -= lr*g; with momentum: m = momentum*m - lr*g; var += m
+    (nesterov: var += momentum*m - lr*g)."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(learning_rate)
+        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
+            raise ValueError(f"SGD: momentum must be a number from 0 to 1, received {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _build_slots(self, params):
+        self._m = [np.zeros(p.size, np.float32) for p in params] if self.momentum > 0 else None
+
+    def _update(self, i, param, grad, lr):
+        if self._m is None:
+            _sgd_kernel(param, grad, lr)
+        else:
+            _sgd_momentum_kernel(param, grad, self._m[i], lr, np.float32(self.momentum), self.nesterov)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Keras Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+    var -= lr*sqrt(1 - b2^t)/(1 - b1^t) * m / (sqrt(v) + epsilon)."""
+
+    name = "adam"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        for name, v in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"Adam: {name} must be in [0, 1), received {v!r}")
+
+    def _build_slots(self, params):
+        self._m = [np.zeros(p.size, np.float32) for p in params]
+        self._v = [np.zeros(p.size, np.float32) for p in params]
+
+    def step(self, params, grads):
+        t = self.iterations + 1
+        self._alpha = np.float32(self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t))
+        super().step(params, grads)
+
+    def _update(self, i, param, grad, lr):
+        _adam_kernel(param, grad, self._m[i], self._v[i], self._alpha, np.float32(self.beta_1),
+                     np.float32(self.beta_2), np.float32(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """Keras RMSprop: v = rho*v + (1 - rho)*g^2; inc = lr*g/sqrt(v + epsilon);
+    with momentum: mom = momentum*mom + inc; var -= mom, else var -= inc."""
+
+    name = "rmsprop"
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+
+    def _build_slots(self, params):
+        self._v = [np.zeros(p.size, np.float32) for p in params]
+        self._mom = [np.zeros(p.size if self.momentum > 0 else 0, np.float32) for p in params]
+
+    def _update(self, i, param, grad, lr):
+        _rmsprop_kernel(param, grad, self._v[i], self._mom[i], lr, np.float32(self.rho),
+                        np.float32(self.momentum), np.float32(self.epsilon), self.momentum > 0)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def _positive(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive number, received {value!r}")
+    return float(value)
+
+
+_OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+def get(identifier, **kwargs) -> Optimizer:
+    """An optimizer from a Keras name ("adam", "SGD", "rmsprop") or an Optimizer instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
+        return _OPTIMIZERS[identifier.lower()](**kwargs)
+    raise ValueError(f"unknown optimizer {identifier!r}; VisualCNN knows {', '.join(_OPTIMIZERS)}")
+
+
+NAMES = tuple(_OPTIMIZERS)
+
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "NAMES"]

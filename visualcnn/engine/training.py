@@ -1,0 +1,346 @@
+"""The training loop as a generator of immutable reports.
+
+    run = train(model, x, y, batch_size=64, epochs=3)
+    for report in run:          # StepReport after every batch, EpochReport after every epoch
+        ...                     # stop: break / run.close(); pause: stop pulling for a while
+
+Nothing runs between two reports, so a caller (fit(), the CLI, the GUI's worker thread)
+stops or pauses exactly between batches. Reports are frozen dataclasses holding plain
+numbers (copies), never references into the engine's live arrays.
+
+A loss or gradient that becomes NaN/inf raises TrainingDiverged (a ValueError) with the
+weights of the last good step kept.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+
+class TrainingDiverged(ValueError):
+    """The loss or a gradient stopped being a finite number."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """After one batch. loss/accuracy are running means over the epoch so far (what Keras's
+    progress bar shows); batch_loss/batch_accuracy are this batch's own values."""
+
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based within the epoch
+    batches: int
+    loss: float
+    accuracy: float | None
+    batch_loss: float
+    batch_accuracy: float | None
+    images_per_second: float
+    seen: int  # examples seen in this epoch
+    elapsed: float  # seconds since the epoch started
+    eta: float  # estimated seconds left in this epoch
+
+    def logs(self) -> dict:
+        logs = {"loss": self.loss}
+        if self.accuracy is not None:
+            logs["accuracy"] = self.accuracy
+        return logs
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """After one epoch: its mean loss/accuracy and, with validation data, val_loss/val_accuracy."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    images_per_second: float
+
+    def logs(self) -> dict:
+        logs = {"loss": self.loss}
+        if self.accuracy is not None:
+            logs["accuracy"] = self.accuracy
+        if self.val_loss is not None:
+            logs["val_loss"] = self.val_loss
+            if self.val_accuracy is not None:
+                logs["val_accuracy"] = self.val_accuracy
+        return logs
+
+
+class History:
+    """keras.callbacks.History: .history {"loss": [...], "accuracy": [...], ...}, .epoch, .params."""
+
+    def __init__(self, model=None, params: dict | None = None):
+        self.model = model
+        self.params = dict(params or {})
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def record(self, report: EpochReport) -> None:
+        self.epoch.append(report.epoch - 1)
+        for key, value in report.logs().items():
+            self.history.setdefault(key, []).append(value)
+
+
+@dataclass
+class TrainingRun:
+    """The generator returned by train(), with the batch count known up front."""
+
+    generator: Iterator
+    batches: int
+    train_examples: int
+    val_examples: int
+    _closed: bool = field(default=False, repr=False)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.generator)
+
+    def close(self) -> None:
+        """Stop the run (between batches); the weights keep the last completed step."""
+        self.generator.close()
+
+
+def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
+          validation_data=None, shuffle: bool = True, seed: int | None = None) -> TrainingRun:
+    """Check everything now (a ValueError names the problem) and return the lazy run.
+
+    validation_split takes the LAST fraction of x and y before any shuffling (Keras).
+    Shuffling and dropout draw from `seed` (default: the model's seed), so the same seed
+    and thread count give identical results.
+    """
+    model._require_compiled("fit")
+    model._ensure_built()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, received {epochs!r}")
+    if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float))
+            or not 0.0 <= validation_split < 1.0):
+        raise ValueError(f"validation_split must be a number in [0, 1), received {validation_split!r}")
+    x = model._prepare_x(x)
+    y = model._prepare_y(y, x.shape[0])
+    x_val = y_val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        x_val = model._prepare_x(validation_data[0], "validation x")
+        y_val = model._prepare_y(validation_data[1], x_val.shape[0], "validation y")
+    elif validation_split > 0.0:
+        # Keras: split_at = int(n * (1 - validation_split)); validation is x[split_at:].
+        split_at = int(x.shape[0] * (1.0 - validation_split))
+        if split_at == 0 or split_at == x.shape[0]:
+            raise ValueError(f"validation_split {validation_split} leaves no training or no validation examples "
+                             f"out of {x.shape[0]}")
+        x, x_val = x[:split_at], x[split_at:]
+        y, y_val = y[:split_at], y[split_at:]
+    n = x.shape[0]
+    batches = math.ceil(n / batch_size)
+    gen = _run(model, x, y, x_val, y_val, int(batch_size), int(epochs), bool(shuffle),
+               model.seed if seed is None else seed, batches)
+    return TrainingRun(gen, batches, n, 0 if x_val is None else x_val.shape[0])
+
+
+def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
+    owner = model._claim_training()
+    try:
+        rng = np.random.default_rng(None if seed is None else [int(seed), 1])
+        _reseed_dropout(model, rng)
+        n = x.shape[0]
+        order = np.arange(n)
+        xb_full = np.empty((min(batch_size, n), *x.shape[1:]), np.float32)
+        yb_full = np.empty((min(batch_size, n), *y.shape[1:]), y.dtype)
+        for epoch in range(1, epochs + 1):
+            if shuffle:
+                rng.shuffle(order)
+            start = time.perf_counter()
+            loss_sum = acc_sum = 0.0
+            seen = 0
+            for b in range(batches):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = xb_full[:idx.size], yb_full[:idx.size]
+                np.take(x, idx, axis=0, out=xb)
+                np.take(y, idx, axis=0, out=yb)
+                try:
+                    loss, accuracy = model._train_step(xb, yb)
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(
+                        f"training stopped at epoch {epoch}, batch {b + 1}: {exc}; the weights of the last good "
+                        "step are kept. Try a smaller learning rate.") from None
+                seen += idx.size
+                loss_sum += loss * idx.size
+                if accuracy is not None:
+                    acc_sum += accuracy * idx.size
+                elapsed = time.perf_counter() - start
+                rate = seen / elapsed if elapsed > 0 else 0.0
+                yield StepReport(epoch, epochs, b + 1, batches, loss_sum / seen,
+                                 acc_sum / seen if accuracy is not None else None, loss, accuracy, rate, seen,
+                                 elapsed, (n - seen) / rate if rate > 0 else 0.0)
+            seconds = time.perf_counter() - start
+            val_loss = val_acc = None
+            if x_val is not None:
+                val_loss, val_acc = model._evaluate_arrays(x_val, y_val, max(batch_size, 256))
+            yield EpochReport(epoch, epochs, loss_sum / n, acc_sum / n if model.metrics else None,
+                              val_loss, val_acc, seconds, n / seconds if seconds > 0 else 0.0)
+    finally:
+        model._release_training(owner)
+
+
+def limit_blas_threads(n: int = 1) -> bool:
+    """Set numpy's OpenBLAS thread count at run time (returns False if not found).
+
+    The engine's GEMMs are small (64-image batches); on a 2-core machine OpenBLAS's own
+    pool fights numba's workers for the cores (measured on the seed CNN: 124 ms per
+    batch of 64 with OpenBLAS threads, 20 ms with one), so training runs BLAS serially
+    and leaves the cores to the numba kernels.
+    """
+    global _BLAS_SET
+    if _BLAS_SET is None:
+        _BLAS_SET = _find_blas_setter()
+    if _BLAS_SET is False:
+        return False
+    _BLAS_SET(int(n))
+    return True
+
+
+_BLAS_SET = None
+
+
+def _find_blas_setter():
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as handle:
+            paths = {line.split()[-1] for line in handle if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        paths = set()
+    try:
+        import numpy.linalg  # noqa: F401  (loads the BLAS library)
+    except ImportError:  # pragma: no cover
+        return False
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.argtypes = [ctypes.c_int]
+                fn.restype = None
+                return fn
+    return False
+
+
+def _reseed_dropout(model, rng: np.random.Generator) -> None:
+    for layer in model.layers:
+        if hasattr(layer, "reseed") and layer.config.get("seed") is None:
+            layer.reseed(int(rng.integers(2**63)))
+
+
+def check_classifier(model, num_classes: int = 10, loss: str = "sparse_categorical_crossentropy") -> str | None:
+    """Why this model cannot be trained to classify num_classes classes with loss, or None.
+
+    The message says what to change (used by `visualcnn train` and the GUI before training)."""
+    report = model.analyse()
+    if report.error:
+        return report.error
+    if not model.layers:
+        return f"the model has no layers; end it with Dense({num_classes}, activation='softmax')"
+    out = report.output_shape
+    last = model.layers[-1]
+    where = f"the last layer {last.class_name} '{last.name}'"
+    if len(out) != 2:
+        return (f"the model's output has shape {tuple(out)}, but classifying needs one score per class, "
+                f"shape (None, {num_classes}); add Flatten (or GlobalAveragePooling2D) before the last Dense layer")
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        if out[-1] != num_classes:
+            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: "
+                    f"set its units to {num_classes}")
+        activation = last.config.get("activation")
+        if activation != "softmax":
+            return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
+                    "set activation='softmax' on it")
+    elif loss == "binary_crossentropy":
+        return "binary_crossentropy cannot classify 10 digits; use sparse_categorical_crossentropy"
+    elif out[-1] != num_classes:
+        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: set its units to {num_classes}"
+    return None
+
+
+class ProgressPrinter:
+    """Keras-like console progress for fit(verbose=1 or 2)."""
+
+    def __init__(self, verbose: int = 1, stream=None, width: int = 30):
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        self.width = width
+        self._last = 0.0
+
+    def step(self, r: StepReport) -> None:
+        if self.verbose != 1:
+            return
+        now = time.perf_counter()
+        if r.batch != r.batches and now - self._last < 0.1:
+            return
+        self._last = now
+        if r.batch == 1:
+            self.stream.write(f"Epoch {r.epoch}/{r.epochs}\n")
+        self.stream.write("\r" + format_step(r, self.width))
+        self.stream.flush()
+
+    def epoch(self, r: EpochReport) -> None:
+        parts = [f"{r.seconds:.0f}s", f"loss: {r.loss:.4f}"]
+        if r.accuracy is not None:
+            parts.append(f"accuracy: {r.accuracy:.4f}")
+        if r.val_loss is not None:
+            parts.append(f"val_loss: {r.val_loss:.4f}")
+            if r.val_accuracy is not None:
+                parts.append(f"val_accuracy: {r.val_accuracy:.4f}")
+        if self.verbose == 1:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.write(" - ".join(parts) + "\n")
+        else:
+            self.stream.write(f"Epoch {r.epoch}/{r.epochs} - " + " - ".join(parts) + "\n")
+        self.stream.flush()
+
+
+def format_step(r: StepReport, width: int = 30) -> str:
+    """'  312/938 [=========>....................] - ETA: 21s - loss: 0.3120 - accuracy: 0.9042 - 2981 img/s'."""
+    done = int(width * r.batch / r.batches)
+    bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
+    digits = len(str(r.batches))
+    text = f"{r.batch:>{digits}}/{r.batches} [{bar}] - ETA: {r.eta:.0f}s - loss: {r.loss:.4f}"
+    if r.accuracy is not None:
+        text += f" - accuracy: {r.accuracy:.4f}"
+    return text + f" - {r.images_per_second:.0f} img/s"
+
+
+def run_in_thread(run: TrainingRun, on_report=None) -> threading.Thread:
+    """Drive a run in a daemon thread (a helper for scripts and tests; the GUI uses a QThread)."""
+
+    def body():
+        for report in run:
+            if on_report is not None:
+                on_report(report)
+
+    thread = threading.Thread(target=body, name="visualcnn-training", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["StepReport", "EpochReport", "History", "TrainingRun", "TrainingDiverged", "train",
+           "check_classifier", "ProgressPrinter", "format_step", "run_in_thread"]
