@@ -147,3 +147,24 @@ class SetInputShapeCommand(QUndoCommand):
 
     def undo(self):
         self._document.set_input_shape(self._old)
+
+
+class SetTrainedWeightsCommand(QUndoCommand):
+    """A finished training run: its weights become the project's (undo restores the old ones)."""
+
+    def __init__(self, document: PipelineDocument, weights: dict | None, text: str = "Train network"):
+        super().__init__(text)
+        self._document = document
+        self._before = document.weights_state()
+        self._weights = weights
+        self._after = None
+
+    def redo(self):
+        if self._after is None:
+            self._document.set_trained_weights(self._weights)
+            self._after = self._document.weights_state()
+        else:
+            self._document.restore_weights_state(self._after)
+
+    def undo(self):
+        self._document.restore_weights_state(self._before)

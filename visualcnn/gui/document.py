@@ -101,6 +101,7 @@ class PipelineDocument(QObject):
     input_shape_changed = Signal(tuple)
     pipeline_reset = Signal()             # everything replaced (new, open, preset)
     report_updated = Signal(object)       # PipelineReport, after every change above
+    weights_changed = Signal()            # trained weights set, replaced or dropped
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -112,6 +113,10 @@ class PipelineDocument(QObject):
         self.window: dict | None = None
         self._layers: list[Layer] = []
         self._report = analyse(self._input_shape, [])
+        # Trained weights (the engine's encode_weights form) and the structure they fit.
+        # They count only while the pipeline has that structure, so undoing an edit brings
+        # them back and saving never writes weights that no longer fit.
+        self._weights: tuple[str, dict] | None = None
 
     # --- reading ---------------------------------------------------------------
 
@@ -137,6 +142,31 @@ class PipelineDocument(QObject):
     @property
     def report(self) -> PipelineReport:
         return self._report
+
+    def structure_signature(self) -> str:
+        """The input shape and layer configs as canonical text: what trained weights depend on."""
+        data = self.to_dict(include_weights=False)
+        return json.dumps({"input_shape": data["input_shape"], "layers": data["layers"]}, sort_keys=True)
+
+    @property
+    def trained_weights(self) -> dict | None:
+        """Weights trained for exactly the current pipeline, or None."""
+        if self._weights is None or self._weights[0] != self.structure_signature():
+            return None
+        return self._weights[1]
+
+    def set_trained_weights(self, weights: dict | None) -> None:
+        """Attach weights trained for the current pipeline (None drops them)."""
+        self._weights = None if weights is None else (self.structure_signature(), weights)
+        self.weights_changed.emit()
+
+    def weights_state(self) -> tuple[str, dict] | None:
+        """The raw (signature, weights) pair, for an undo command to restore."""
+        return self._weights
+
+    def restore_weights_state(self, state: tuple[str, dict] | None) -> None:
+        self._weights = state
+        self.weights_changed.emit()
 
     # --- editing (called by commands) -----------------------------------------
 
@@ -195,6 +225,7 @@ class PipelineDocument(QObject):
               window: dict | None = None) -> None:
         self._input_shape = check_input_shape(list(input_shape))
         self._entries = [e.copy() for e in entries]
+        self._weights = None
         self.name = name or DEFAULT_NAME
         self.description = description
         self.training = training
@@ -202,6 +233,7 @@ class PipelineDocument(QObject):
         self._reanalyse()
         self.pipeline_reset.emit()
         self.report_updated.emit(self._report)
+        self.weights_changed.emit()
 
     def _reanalyse(self) -> None:
         self._layers = build_layers(self._entries)
@@ -211,14 +243,17 @@ class PipelineDocument(QObject):
 
     def load_model_file(self, model_file: ModelFile) -> None:
         model = model_file.model
+        self._weights = None
         self.reset(model.input_shape, [entry_from_layer(layer) for layer in model.layers], model.name,
                    model_file.description, model_file.training, model_file.window)
+        if model_file.weights is not None:
+            self.set_trained_weights(model_file.weights)
 
     def load_text(self, text: str | bytes) -> None:
         """Parse a model file first; only a file that parses replaces the pipeline."""
         self.load_model_file(read_model_file(text))
 
-    def to_dict(self, window: dict | None = None) -> dict:
+    def to_dict(self, window: dict | None = None, include_weights: bool = True) -> dict:
         """The foundation's model file (engine model_to_dict form), plus window-only settings.
 
         Entries the engine accepts are written compact (defaults dropped) exactly as
@@ -243,6 +278,8 @@ class PipelineDocument(QObject):
         window = self.window if window is None else window
         if window:
             data["window"] = window
+        if include_weights and self.trained_weights is not None:
+            data["weights"] = self.trained_weights
         return data
 
     def to_json(self, window: dict | None = None) -> str:

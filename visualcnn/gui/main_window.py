@@ -16,9 +16,10 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QM
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from ..engine.layers import ConfigError
-from ..engine.model_io import load_model_file, write_text_atomic
+from ..engine.model_io import decode_weights, load_model_file, model_from_json, write_text_atomic
 from ..engine.shapes import format_shape
 from .document import PipelineDocument
+from .draw_tab import DrawTabWidget
 from .families import ERROR_COLOUR
 from .inspector import InspectorWidget
 from .palette import PaletteWidget, starter_config
@@ -48,6 +49,15 @@ def train_blocker(document: PipelineDocument) -> str | None:
     return document.report.error
 
 
+def check_weights(model_file) -> None:
+    """Refuse a file whose trained weights do not fit its own model (ConfigError names why)."""
+    if model_file.weights is None:
+        return
+    model = model_file.model
+    model.build()
+    decode_weights(model, model_file.weights)
+
+
 class MainWindow(QMainWindow):
     training_requested = Signal()      # the Train button; the training panel connects here
     file_opened = Signal(str)
@@ -61,6 +71,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.path: Path | None = None
         self.preset_name: str | None = None
+        self._draw_weights = None  # the weights object the Draw tab's model was built from
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("centralTabs")
@@ -69,7 +80,7 @@ class MainWindow(QMainWindow):
         self.pipeline = PipelineWidget(self.document, self.undo_stack)
         self.tabs.addTab(self._build_tab(), "Build")
         self.train_panel = self._placeholder("Training curves will appear here.")
-        self.draw_panel = self._placeholder("Draw a digit and watch the network classify it (coming soon).")
+        self.draw_panel = DrawTabWidget()
         self.tabs.addTab(self.train_panel, "Train")
         self.tabs.addTab(self.draw_panel, "Draw")
 
@@ -93,6 +104,7 @@ class MainWindow(QMainWindow):
         self.pipeline.list_widget.current_row_changed.connect(self.inspector.set_row)
         self.palette_widget.layer_activated.connect(self._on_palette_layer_activated)
         self.document.report_updated.connect(self._on_document_report_updated)
+        self.document.weights_changed.connect(self._on_document_weights_changed)
         self.undo_stack.cleanChanged.connect(self._update_title)
 
         self._build_menus()
@@ -204,9 +216,44 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.summary_dock], [min(24 * line, int(0.36 * self.height()))], Qt.Orientation.Vertical)
 
+    # --- engine models of the pipeline ------------------------------------------------
+
+    def build_engine_model(self):
+        """A fresh, untrained engine model of the current pipeline; ConfigError says why not."""
+        reason = train_blocker(self.document)
+        if reason is not None:
+            raise ConfigError(reason)
+        return model_from_json(json.dumps(self.document.to_dict(include_weights=False)))
+
+    def trained_model(self):
+        """The pipeline with the project's trained weights, or None if it has none that fit."""
+        weights = self.document.trained_weights
+        if weights is None or train_blocker(self.document) is not None:
+            return None
+        model = self.build_engine_model()
+        model.build()
+        model.set_weights(decode_weights(model, weights))
+        return model
+
+    def _refresh_draw_model(self) -> None:
+        weights = self.document.trained_weights
+        if weights is self._draw_weights:
+            return
+        self._draw_weights = weights
+        try:
+            model = self.trained_model()
+        except ConfigError as exc:  # weights that do not fit were refused when opening; be safe
+            model = None
+            self.statusBar().showMessage(f"Trained weights ignored: {exc}", 10000)
+        self.draw_panel.set_model(model)
+
+    def _on_document_weights_changed(self) -> None:
+        self._refresh_draw_model()
+
     # --- live state -------------------------------------------------------------------
 
     def _on_document_report_updated(self, report):
+        self._refresh_draw_model()
         reason = train_blocker(self.document)
         self.train_button.setEnabled(reason is None)
         if reason is None:
@@ -287,6 +334,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         try:
             model_file = load_model_file(path)
+            check_weights(model_file)
         except ConfigError as exc:
             self._show_error("Cannot open model", str(exc))
             self._forget_recent(path) if not path.exists() else None

@@ -75,10 +75,11 @@ class FeatureMapsWidget(QWidget):
 
     def set_layers(self, layers: list[MapLayer]) -> None:
         """Show these layers' maps; items are rebuilt only when names or shapes change."""
+        total = {layer.name: layer.maps.shape[2] for layer in layers}
         layers = [replace_maps(layer, layer.maps[:, :, : self._max_channels]) for layer in layers]
         signature = tuple((layer.name, layer.maps.shape) for layer in layers)
         if signature != self._signature:
-            self._rebuild(layers)
+            self._rebuild(layers, total)
             self._signature = signature
         self._layers = layers
         for (view, image, label, columns), layer in zip(self._items, layers):
@@ -87,17 +88,19 @@ class FeatureMapsWidget(QWidget):
         self._graphics.setVisible(has)
         self._empty.setVisible(not has)
 
-    def _rebuild(self, layers: list[MapLayer]) -> None:
+    def _rebuild(self, layers: list[MapLayer], total: dict[str, int]) -> None:
         self._graphics.clear()
         self._items = []
         for row, layer in enumerate(layers):
             h, w, c = layer.maps.shape
-            columns = grid_columns(c, aspect=4.0)
-            label = pg.LabelItem(f"<b>{layer.name}</b> ({layer.class_name}) output {h}x{w}x{c}"
-                                 + (f" (first {c} channels)" if c == self._max_channels else ""),
+            # Wide mosaics: the panel is much wider than tall, and a layer is one row of it.
+            columns = grid_columns(c, aspect=10.0 * h / max(w, 1))
+            shown = f"<br>first {c} of {total[layer.name]}" if total[layer.name] > c else ""
+            label = pg.LabelItem(f"<b>{layer.name}</b><br>{layer.class_name}<br>{h}x{w}x{total[layer.name]}{shown}",
                                  justify="left", color="#222")
-            self._graphics.addItem(label, row=2 * row, col=0)
-            view = self._graphics.addViewBox(row=2 * row + 1, col=0, lockAspect=True, enableMouse=False)
+            label.setFixedWidth(150)
+            self._graphics.addItem(label, row=row, col=0)
+            view = self._graphics.addViewBox(row=row, col=1, lockAspect=True, enableMouse=False)
             view.invertY(True)
             image = pg.ImageItem(axisOrder="row-major")
             image.setColorMap(self._cmap)

@@ -1,0 +1,280 @@
+"""The Draw tab: draw a digit, see the 28x28 image the network gets, its answer, and
+what every conv and pool layer sees of it, with a saliency map.
+
+The tab keeps its own copy of the model (structure + weights copied in), so classifying
+on every stroke never touches the arrays a training run is updating; during a run it
+takes the worker's weight snapshots. Inference here uses the engine's serial kernels
+(the default when another thread trains), which is both threadsafe and fast for one image.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from ..engine.analysis import analyse
+from ..engine.model_io import model_from_json
+from ..engine.preprocess import NothingDrawnError, canvas_to_mnist
+from .panels.digit_canvas import DigitCanvasWidget
+from .panels.feature_maps import FeatureMapsWidget, MapLayer
+
+NO_MODEL = "Train or load a model to classify."
+SPATIAL = ("convolution", "pooling")
+
+
+def copy_model(model):
+    """A structurally identical engine model carrying copies of `model`'s weights."""
+    clone = model_from_json(model.to_json())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def grey_pixmap(image: np.ndarray, size: int) -> QPixmap:
+    """A (h, w) float image in [0, 1] as a pixelated (nearest-neighbour) square pixmap."""
+    data = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
+    qimage = QImage(data.data, data.shape[1], data.shape[0], data.strides[0], QImage.Format.Format_Grayscale8)
+    return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.FastTransformation)
+
+
+def saliency_rgb(image: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Grey digit with |gradient| laid over it in red-yellow: (h, w, 3) uint8."""
+    heat = np.abs(gradient)
+    top = heat.max()
+    heat = heat / top if top > 0 else heat
+    grey = 0.45 * np.clip(image, 0, 1)
+    rgb = np.stack([grey + heat * (1 - grey), grey + heat * heat * 0.8 * (1 - grey), grey * (1 - heat)], axis=-1)
+    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+
+
+def rgb_pixmap(rgb: np.ndarray, size: int) -> QPixmap:
+    qimage = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.FastTransformation)
+
+
+class ProbabilityBarsWidget(pg.PlotWidget):
+    """Ten bars, one per class; created once, then only setOpts(height=...)."""
+
+    def __init__(self, class_names: list[str], parent=None):
+        super().__init__(parent, background="w")
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        self.setYRange(0, 1, padding=0.02)
+        self.setXRange(-0.6, len(class_names) - 0.4, padding=0)
+        axis = self.getAxis("bottom")
+        axis.setTicks([[(i, name) for i, name in enumerate(class_names)]])
+        self.setLabel("left", "probability")
+        self._bars = pg.BarGraphItem(x=np.arange(len(class_names)), height=np.zeros(len(class_names)), width=0.7,
+                                     brush="#9ab")
+        self.addItem(self._bars)
+        self.setMinimumHeight(150)
+
+    def set_probabilities(self, probs: np.ndarray | None) -> None:
+        n = len(self._bars.opts["x"])
+        heights = np.zeros(n) if probs is None else np.asarray(probs, float)
+        brushes = ["#9ab"] * n
+        if probs is not None:
+            brushes[int(np.argmax(probs))] = "#2a7"
+        self._bars.setOpts(height=heights, brushes=brushes)
+
+
+class DrawTabWidget(QWidget):
+    """Canvas, preprocessing preview, probabilities, feature maps and saliency."""
+
+    classified = Signal(object)  # (28, 28) image and probabilities, after every update
+    probe_pinned = Signal(object)  # the drawn (28, 28) image, for the training feature-maps probe
+
+    def __init__(self, parent: QWidget | None = None, class_names: list[str] | None = None):
+        super().__init__(parent)
+        self._class_names = class_names or [str(i) for i in range(10)]
+        self._model = None
+        self._fields: dict[str, tuple] = {}
+        self._digit: np.ndarray | None = None
+        self.last_latency_ms: float | None = None
+
+        self.canvas = DigitCanvasWidget()
+        self._pen = QSlider(Qt.Orientation.Horizontal)
+        self._pen.setRange(3, 15)
+        self._pen.setValue(round(self.canvas.pen_fraction() * 100))
+        self._pen.setToolTip("Pen width")
+        self._undo = QPushButton("Undo stroke")
+        self._clear = QPushButton("Clear")
+        self._pin = QPushButton("Use as training probe")
+        self._pin.setToolTip("Show this digit's feature maps in the Train tab while the network learns")
+        self._pin.setEnabled(False)
+
+        self._preview = QLabel()
+        self._preview.setFixedSize(168, 168)
+        self._preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._preview.setStyleSheet("background: black; color: #aaa;")
+        self._saliency = QLabel()
+        self._saliency.setFixedSize(168, 168)
+        self._saliency.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._saliency.setStyleSheet("background: black; color: #aaa;")
+        self._answer = QLabel("?")
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 4)
+        big.setBold(True)
+        self._answer.setFont(big)
+        self._answer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._confidence = QLabel(NO_MODEL)
+        self._confidence.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._confidence.setWordWrap(True)
+        self._bars = ProbabilityBarsWidget(self._class_names)
+        self._maps = FeatureMapsWidget()
+
+        self._build_layout()
+        self._pen.valueChanged.connect(self._on_pen_changed)
+        self._undo.clicked.connect(self.canvas.undo_stroke)
+        self._clear.clicked.connect(self.canvas.clear)
+        self._pin.clicked.connect(self._on_pin_clicked)
+        self.canvas.stroke_finished.connect(self._on_canvas_changed)
+        self.canvas.drawing_cleared.connect(self._on_canvas_changed)
+        QShortcut(QKeySequence.StandardKey.Undo, self.canvas, self.canvas.undo_stroke,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._show_empty()
+
+    def _build_layout(self) -> None:
+        tools = QHBoxLayout()
+        tools.addWidget(QLabel("Pen"))
+        tools.addWidget(self._pen, 1)
+        tools.addWidget(self._undo)
+        tools.addWidget(self._clear)
+        draw = QGroupBox("Draw a digit (white on black, like MNIST)")
+        left = QVBoxLayout(draw)
+        left.addWidget(self.canvas, 1)
+        left.addLayout(tools)
+        left.addWidget(self._pin)
+        self.canvas.setMaximumSize(420, 420)
+
+        seen = QGroupBox("What the network sees")
+        column = QVBoxLayout(seen)
+        for image, caption in ((self._preview, "28x28 input: cropped, scaled to 20 px,\ncentred by its centre of mass"),
+                               (self._saliency, "saliency: the pixels that most change\nthe top score (yellow = most)")):
+            column.addWidget(image, 0, Qt.AlignmentFlag.AlignHCenter)
+            label = QLabel(caption)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setStyleSheet("color: #555;")
+            column.addWidget(label)
+        column.addStretch(1)
+
+        answer = QGroupBox("The network's answer")
+        answer_layout = QVBoxLayout(answer)
+        answer_layout.addWidget(self._answer)
+        answer_layout.addWidget(self._confidence)
+        answer_layout.addWidget(self._bars, 1)
+
+        top = QWidget()
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(draw, 3)
+        top_layout.addWidget(seen, 2)
+        top_layout.addWidget(answer, 3)
+        maps = QGroupBox("What each layer sees: the feature maps of your digit (one small image per filter)")
+        QVBoxLayout(maps).addWidget(self._maps)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(maps)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([420, 480])  # the maps are the lesson: give them half the height
+        maps.setMinimumHeight(260)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+        self._maps.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._preview.setFixedSize(140, 140)
+        self._saliency.setFixedSize(140, 140)
+
+    # --- model --------------------------------------------------------------------
+
+    def has_model(self) -> bool:
+        return self._model is not None
+
+    def set_model(self, model) -> None:
+        """Classify with a copy of this trained engine model (None: no model yet)."""
+        if model is None:
+            self._model = None
+            self._fields = {}
+        else:
+            self._model = copy_model(model)
+            report = analyse(self._model.input_shape, self._model.layers)
+            self._fields = {r.layer.name: r.inference.field for r in report.rows if r.inference}
+        self._on_canvas_changed()
+
+    def set_weights_snapshot(self, weights: dict) -> None:
+        """New weights from a running training (layer name -> arrays), then reclassify."""
+        if self._model is None:
+            return
+        flat = [w for layer in self._model.layers for w in weights.get(layer.name, [])]
+        self._model.set_weights(flat)
+        if self._digit is not None:
+            self._classify()
+
+    # --- updates ------------------------------------------------------------------
+
+    def _on_pen_changed(self, value: int) -> None:
+        self.canvas.set_pen_fraction(value / 100)
+
+    def _on_pin_clicked(self) -> None:
+        if self._digit is not None:
+            self.probe_pinned.emit(self._digit.copy())
+
+    def _on_canvas_changed(self) -> None:
+        try:
+            self._digit = canvas_to_mnist(self.canvas.image_array())
+        except NothingDrawnError as exc:
+            self._digit = None
+            self._show_empty(str(exc))
+            return
+        self._preview.setPixmap(grey_pixmap(self._digit, 140))
+        self._pin.setEnabled(True)
+        self._classify()
+
+    def _show_empty(self, message: str = "nothing drawn yet") -> None:
+        self._preview.setText(message)
+        self._saliency.setText(message)
+        self._answer.setText("?")
+        self._confidence.setText(NO_MODEL if self._model is None else "Draw a digit to classify it.")
+        self._bars.set_probabilities(None)
+        self._maps.set_layers([])
+        self._pin.setEnabled(False)
+
+    def _classify(self) -> None:
+        if self._model is None:
+            self._answer.setText("?")
+            self._confidence.setText(NO_MODEL)
+            self._bars.set_probabilities(None)
+            self._saliency.setText(NO_MODEL)
+            self._maps.set_layers([])
+            return
+        start = time.perf_counter()
+        x = self._digit.reshape(1, 28, 28, 1)
+        outputs = self._model.activations(x)
+        probs = np.asarray(list(outputs.values())[-1][0], float)
+        top = int(np.argmax(probs))
+        self._answer.setText(self._class_names[top])
+        self._confidence.setText(f"{probs[top]:.0%} sure")
+        self._bars.set_probabilities(probs)
+        self.last_latency_ms = (time.perf_counter() - start) * 1000
+        # The rest is explanation; it follows right after the answer is on screen.
+        QTimer.singleShot(0, lambda: self._explain(x, outputs, top))
+        self.classified.emit((self._digit, probs))
+
+    def _explain(self, x: np.ndarray, outputs: dict, top: int) -> None:
+        if self._model is None or self._digit is None:
+            return
+        gradient = self._model.input_gradients(x, top)[0, :, :, 0]
+        self._saliency.setPixmap(rgb_pixmap(saliency_rgb(self._digit, gradient), 140))
+        layers = []
+        for layer in self._model.layers:
+            value = outputs.get(layer.name)
+            if layer.family in SPATIAL and value is not None and value.ndim == 4:
+                field = self._fields[layer.name]
+                layers.append(MapLayer(layer.name, layer.class_name, value[0], field.size, field.jump, field.start))
+        self._maps.set_layers(layers)
