@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.path: Path | None = None
         self.preset_name: str | None = None
         self._draw_weights = None  # the weights object the Draw tab's model was built from
+        self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("centralTabs")
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self.palette_widget.layer_activated.connect(self._on_palette_layer_activated)
         self.document.report_updated.connect(self._on_document_report_updated)
         self.document.weights_changed.connect(self._on_document_weights_changed)
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self.undo_stack.cleanChanged.connect(self._update_title)
 
         self._build_menus()
@@ -249,6 +251,23 @@ class MainWindow(QMainWindow):
 
     def _on_document_weights_changed(self) -> None:
         self._refresh_draw_model()
+
+    # --- tabs -------------------------------------------------------------------------
+
+    def _builder_docks(self) -> tuple[QDockWidget, ...]:
+        return (self.palette_dock, self.inspector_dock, self.summary_dock)
+
+    def _on_tabs_current_changed(self, index: int) -> None:
+        """The palette, inspector and summary belong to the Build tab; Train and Draw get the room."""
+        building = index == 0
+        if not building and self._hidden_docks is None:
+            self._hidden_docks = [dock for dock in self._builder_docks() if dock.isVisible()]
+            for dock in self._hidden_docks:
+                dock.hide()
+        elif building and self._hidden_docks is not None:
+            for dock in self._hidden_docks:
+                dock.show()
+            self._hidden_docks = None
 
     # --- live state -------------------------------------------------------------------
 
@@ -430,6 +449,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def save_layout(self):
+        self._on_tabs_current_changed(0)  # docks hidden for the Train/Draw tabs are not a layout choice
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
