@@ -1,0 +1,277 @@
+"""Run the engine's training generator in a QThread (superqt / Orange pattern).
+
+The worker is a QObject moved to a QThread. It pulls one report at a time from
+`engine.training.train`, so pause, stop and a new learning rate take effect exactly
+between batches. Control flags are plain thread-safe objects, not queued slots: the
+worker thread is busy in the loop and would not process queued calls until it ends.
+
+Everything the worker emits is a copy (reports are frozen dataclasses of numbers;
+weights and feature maps are copied in the worker thread between two steps), so no
+panel ever reads the engine's live arrays while a step is writing them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..engine.training import EpochReport, StepReport, TrainingDiverged, train
+
+PROGRESS_INTERVAL = 0.05  # seconds: at most ~20 progress signals a second
+SNAPSHOT_INTERVAL = 0.4  # seconds between weight / feature-map snapshots
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything one run needs. `model` is a fresh compiled engine model the worker owns."""
+
+    model: object
+    x_train: np.ndarray  # (N, 28, 28, 1) float32 in [0, 1]
+    y_train: np.ndarray  # (N,) int labels
+    x_test: np.ndarray
+    y_test: np.ndarray
+    batch_size: int = 64
+    epochs: int = 1
+    validation_split: float = 0.0
+    seed: int = 0
+    probe: np.ndarray | None = None  # (28, 28) image whose feature maps are shown live
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """The state of the weights after `step` batches, copied for the panels."""
+
+    step: int
+    epoch: int
+    batch: int
+    weights: dict  # layer name -> list of arrays (Keras order), copies
+    probe: np.ndarray | None
+    activations: dict | None  # layer name -> (H, W, C) copy of the probe's feature maps
+
+
+@dataclass(frozen=True)
+class TestResults:
+    loss: float
+    accuracy: float
+    probabilities: np.ndarray  # (N, 10)
+    labels: np.ndarray  # (N,)
+
+
+class TrainingWorker(QObject):
+    progressed = Signal(object)  # StepReport, throttled
+    epoch_finished = Signal(object)  # EpochReport
+    snapshot_taken = Signal(object)  # TrainingSnapshot
+    evaluated = Signal(object)  # TestResults, after a run that was not stopped
+    errored = Signal(str)  # a message for the user (divergence, bad input, anything else)
+    finished = Signal(bool)  # always emitted last; True when every epoch ran
+
+    def __init__(self, request: TrainingRequest):
+        super().__init__()
+        self._request = request
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._pending_learning_rate: float | None = None
+        self._probe = request.probe
+        self._probe_changed = True
+        self._step = 0
+
+    # --- control, called from the GUI thread ---------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._resume.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Takes effect at the next batch."""
+        self._pending_learning_rate = float(learning_rate)
+
+    def set_probe(self, image: np.ndarray | None) -> None:
+        self._probe = None if image is None else np.array(image, np.float32, copy=True)
+        self._probe_changed = True
+
+    # --- the loop, in the worker thread --------------------------------------------
+
+    @Slot()
+    def run(self) -> None:
+        completed = False
+        req = self._request
+        try:
+            run = train(req.model, req.x_train, req.y_train, batch_size=req.batch_size, epochs=req.epochs,
+                        validation_split=req.validation_split, seed=req.seed)
+            last_progress = last_snapshot = 0.0
+            try:
+                for report in run:
+                    now = time.perf_counter()
+                    if isinstance(report, StepReport):
+                        self._step += 1
+                        last_of_epoch = report.batch == report.batches
+                        if last_of_epoch or now - last_progress >= PROGRESS_INTERVAL:
+                            self.progressed.emit(report)
+                            last_progress = now
+                        if self._probe_changed or now - last_snapshot >= SNAPSHOT_INTERVAL:
+                            self.snapshot_taken.emit(self._snapshot(report.epoch, report.batch))
+                            last_snapshot = time.perf_counter()
+                    elif isinstance(report, EpochReport):
+                        self.epoch_finished.emit(report)
+                    if not self._between_batches():
+                        break
+                else:
+                    completed = True
+            finally:
+                run.close()
+            self.snapshot_taken.emit(self._snapshot(-1, -1))
+            if completed:
+                self.evaluated.emit(self._evaluate())
+        except TrainingDiverged as exc:
+            self.errored.emit(f"The loss stopped being a number (NaN or infinity): {exc}")
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
+            self.errored.emit(f"Training failed: {exc}")
+        finally:
+            self.finished.emit(completed)
+
+    def _between_batches(self) -> bool:
+        """Pause, stop and learning-rate changes happen here. False means stop."""
+        if self._stop.is_set():
+            return False
+        if not self._resume.is_set():
+            self._resume.wait()
+            if self._stop.is_set():
+                return False
+        lr = self._pending_learning_rate
+        if lr is not None:
+            self._request.model.optimizer.learning_rate = lr
+            self._pending_learning_rate = None
+        return True
+
+    def _snapshot(self, epoch: int, batch: int) -> TrainingSnapshot:
+        model = self._request.model
+        weights = {layer.name: [np.array(w, copy=True) for w in getattr(layer, "weights", [])]
+                   for layer in model.layers}
+        probe, activations = self._probe, None
+        self._probe_changed = False
+        if probe is not None:
+            outputs = model.activations(probe.reshape(1, *probe.shape, 1))
+            activations = {name: np.array(value[0], copy=True) for name, value in outputs.items()}
+        return TrainingSnapshot(self._step, epoch, batch, weights, probe, activations)
+
+    def _evaluate(self) -> TestResults:
+        req = self._request
+        probabilities = req.model.predict(req.x_test, batch_size=500)
+        labels = np.asarray(req.y_test)
+        picked = np.clip(probabilities[np.arange(labels.size), labels], 1e-7, 1.0)
+        loss = float(-np.mean(np.log(picked)))
+        accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
+        return TestResults(loss, accuracy, probabilities, labels)
+
+
+class TrainingController(QObject):
+    """Owns the QThread and the worker of the current run; forwards the worker's signals.
+
+    shutdown() is what closing the window calls: request stop, quit(), then wait(), so a
+    running QThread is never destroyed (that aborts the process).
+    """
+
+    started = Signal()
+    progressed = Signal(object)
+    epoch_finished = Signal(object)
+    snapshot_taken = Signal(object)
+    evaluated = Signal(object)
+    errored = Signal(str)
+    finished = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._worker is not None and self._worker.paused
+
+    @property
+    def worker(self) -> TrainingWorker | None:
+        return self._worker
+
+    def start(self, request: TrainingRequest) -> None:
+        if self.running:
+            raise RuntimeError("a training run is already in progress")
+        thread = QThread()
+        thread.setObjectName("visualcnn-training")
+        worker = TrainingWorker(request)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progressed.connect(self.progressed)
+        worker.epoch_finished.connect(self.epoch_finished)
+        worker.snapshot_taken.connect(self.snapshot_taken)
+        worker.evaluated.connect(self.evaluated)
+        worker.errored.connect(self.errored)
+        worker.finished.connect(self._on_worker_finished)
+        self._thread, self._worker = thread, worker
+        thread.start()
+        self.started.emit()
+
+    def pause(self) -> None:
+        if self._worker:
+            self._worker.pause()
+
+    def resume(self) -> None:
+        if self._worker:
+            self._worker.resume()
+
+    def stop(self) -> None:
+        if self._worker:
+            self._worker.request_stop()
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        if self._worker:
+            self._worker.set_learning_rate(learning_rate)
+
+    def set_probe(self, image: np.ndarray | None) -> None:
+        if self._worker:
+            self._worker.set_probe(image)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Stop the run and wait for its thread; True when no thread is left running."""
+        if self._thread is None:
+            return True
+        self.stop()
+        thread = self._thread
+        thread.quit()
+        done = thread.wait(timeout_ms)
+        if done:
+            self._cleanup()
+        return done
+
+    def _on_worker_finished(self, completed: bool) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+        self._cleanup()
+        self.finished.emit(completed)
+
+    def _cleanup(self) -> None:
+        if self._worker is not None:
+            self._worker.deleteLater()
+        if self._thread is not None:
+            self._thread.deleteLater()
+        self._worker, self._thread = None, None
