@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QM
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from ..engine.layers import ConfigError
-from ..engine.model_io import decode_weights, load_model_file, model_from_json, write_text_atomic
+from ..engine.model_io import decode_weights, encode_weights, load_model_file, model_from_json, write_text_atomic
 from ..engine.shapes import format_shape
+from .commands import SetTrainedWeightsCommand
 from .document import PipelineDocument
 from .draw_tab import DrawTabWidget
 from .families import ERROR_COLOUR
@@ -25,6 +26,7 @@ from .inspector import InspectorWidget
 from .palette import PaletteWidget, starter_config
 from .pipeline_view import PipelineWidget
 from .summary_view import SummaryWidget
+from .train_tab import TrainTabWidget
 
 MAX_RECENT = 8
 FILE_FILTER = "VisualCNN model (*.json);;All files (*)"
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.preset_name: str | None = None
         self._draw_weights = None  # the weights object the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
+        self.locked = False  # True while a training run owns the pipeline
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("centralTabs")
@@ -80,7 +83,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.pipeline = PipelineWidget(self.document, self.undo_stack)
         self.tabs.addTab(self._build_tab(), "Build")
-        self.train_panel = self._placeholder("Training curves will appear here.")
+        self.train_panel = TrainTabWidget()
         self.draw_panel = DrawTabWidget()
         self.tabs.addTab(self.train_panel, "Train")
         self.tabs.addTab(self.draw_panel, "Draw")
@@ -107,6 +110,14 @@ class MainWindow(QMainWindow):
         self.document.report_updated.connect(self._on_document_report_updated)
         self.document.weights_changed.connect(self._on_document_weights_changed)
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
+        self.train_panel.set_model_source(self.build_engine_model)
+        self.training_requested.connect(self._on_training_requested)
+        self.train_panel.run_started.connect(self._on_train_panel_run_started)
+        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        self.train_panel.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.train_panel.controller.snapshot_taken.connect(self._on_training_snapshot_taken)
+        self.document.pipeline_reset.connect(self._on_document_pipeline_reset)
+        self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
 
         self._build_menus()
@@ -124,6 +135,13 @@ class MainWindow(QMainWindow):
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.lock_banner = QLabel("Training in progress: the pipeline is locked until the run ends "
+                                  "(pause or stop it in the Train tab).")
+        self.lock_banner.setObjectName("lockBanner")
+        self.lock_banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 8px; font-weight: bold;")
+        self.lock_banner.setWordWrap(True)
+        self.lock_banner.hide()
+        layout.addWidget(self.lock_banner)
         layout.addWidget(self.pipeline, 1)
         bar = QHBoxLayout()
         bar.setContentsMargins(12, 6, 12, 10)
@@ -185,7 +203,7 @@ class MainWindow(QMainWindow):
         for action in (lw.duplicate_action, lw.delete_action, lw.move_up_action, lw.move_down_action):
             edit_menu.addAction(action)
 
-        presets_menu = bar.addMenu("&Presets")
+        presets_menu = self.presets_menu = bar.addMenu("&Presets")
         for path in preset_paths():
             action = presets_menu.addAction(path.stem.replace("_", " "))
             try:
@@ -252,6 +270,60 @@ class MainWindow(QMainWindow):
     def _on_document_weights_changed(self) -> None:
         self._refresh_draw_model()
 
+    # --- training -----------------------------------------------------------------------
+
+    def _on_training_requested(self) -> None:
+        """The Build tab's Train button: show the Train tab and start with its settings."""
+        self.tabs.setCurrentWidget(self.train_panel)
+        self.train_panel.start()
+
+    def _editing_actions(self) -> list[QAction]:
+        lw = self.pipeline.list_widget
+        return [self.undo_action, self.redo_action, self.new_action, self.open_action, lw.duplicate_action,
+                lw.delete_action, lw.move_up_action, lw.move_down_action, *self.presets_menu.actions(),
+                self.recent_menu.menuAction()]
+
+    def set_pipeline_locked(self, locked: bool) -> None:
+        """While a run trains the pipeline's snapshot, nothing may edit or replace the pipeline."""
+        self.locked = locked
+        self.lock_banner.setVisible(locked)
+        for widget in (self.pipeline, self.palette_widget, self.inspector):
+            widget.setEnabled(not locked)
+        for action in self._editing_actions():
+            action.setEnabled(not locked)
+        if not locked:  # give the context-dependent actions their proper state back
+            self.undo_action.setEnabled(self.undo_stack.canUndo())
+            self.redo_action.setEnabled(self.undo_stack.canRedo())
+            lw = self.pipeline.list_widget
+            lw.select_row(lw.current_row())
+        self.train_button.setEnabled(not locked and train_blocker(self.document) is None)
+
+    def _on_train_panel_run_started(self) -> None:
+        self.set_pipeline_locked(True)
+        # The Draw tab follows the run: it classifies with the worker's weight snapshots.
+        self._draw_weights = None
+        try:
+            self.draw_panel.set_model(self.build_engine_model())
+        except ConfigError:
+            pass
+
+    def _on_training_snapshot_taken(self, snapshot) -> None:
+        self.draw_panel.set_weights_snapshot(snapshot.weights)
+
+    def _on_train_panel_run_finished(self, model) -> None:
+        self.set_pipeline_locked(False)
+        if model is None:
+            return
+        self.document.training = self.train_panel.training_settings()
+        self.undo_stack.push(SetTrainedWeightsCommand(self.document, encode_weights(model)))
+
+    def _on_document_pipeline_reset(self) -> None:
+        self.train_panel.set_training_defaults(self.document.training)
+
+    def _on_draw_panel_probe_pinned(self, image) -> None:
+        self.train_panel.set_probe_image(image)
+        self.statusBar().showMessage("Your digit is now the probe of the Train tab's feature maps.", 8000)
+
     # --- tabs -------------------------------------------------------------------------
 
     def _builder_docks(self) -> tuple[QDockWidget, ...]:
@@ -273,8 +345,9 @@ class MainWindow(QMainWindow):
 
     def _on_document_report_updated(self, report):
         self._refresh_draw_model()
+        self.train_panel.refresh_model_source()
         reason = train_blocker(self.document)
-        self.train_button.setEnabled(reason is None)
+        self.train_button.setEnabled(reason is None and not self.locked)
         if reason is None:
             self.train_status.setStyleSheet("")
             self.train_status.setText(
@@ -466,5 +539,8 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        # Stop a running training and wait for its thread: a QThread destroyed while running
+        # aborts the process.
+        self.train_panel.shutdown()
         self.save_layout()
         event.accept()

@@ -1,0 +1,162 @@
+"""The kernels of one conv layer as a grid of small images, diverging colours centred on 0.
+
+A conv kernel has the Keras layout (kh, kw, c_in, c_out): for the chosen input channel
+the c_out filters are tiled into one mosaic and shown by one ImageItem (created once,
+then only setImage'd). Blue is negative, white zero, red positive; the colour range is
+symmetric (+-max |w|) so zero is always white. The first conv layer sees the grey input
+(one channel); deeper layers have one kernel slice per input channel, chosen in a combo,
+or "mean over input channels".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from .tiling import grid_columns, symmetric_level, tile, tile_position
+
+MEAN_CHANNEL = -1
+
+
+class FiltersPanel(QWidget):
+    """Pick a conv layer (and an input channel); its filters update with every set_weights()."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._kernels: dict[str, np.ndarray] = {}  # conv layer name -> (kh, kw, c_in, c_out)
+        self._shown: np.ndarray | None = None  # (kh, kw, c_out) currently drawn
+        self._columns = 1
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Which convolution layer's filters to draw")
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_combo_changed)
+        self.channel_combo = QComboBox()
+        self.channel_combo.setToolTip("A deeper conv layer has one 2-D kernel per input channel for each filter; "
+                                      "pick which input channel to draw")
+        self.channel_combo.currentIndexChanged.connect(self._on_channel_combo_changed)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Layer"))
+        bar.addWidget(self.layer_combo, 1)
+        bar.addWidget(QLabel("input channel"))
+        bar.addWidget(self.channel_combo, 1)
+
+        self._graphics = pg.GraphicsLayoutWidget()
+        self._graphics.setBackground("w")
+        self.title = self._graphics.addLabel("", row=0, col=0, colspan=2, justify="left", color="#222")
+        self._view = self._graphics.addViewBox(row=1, col=0, lockAspect=True, enableMouse=False)
+        self._view.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("CET-D1"))  # blue - white - red
+        self._view.addItem(self.image)
+        self.colour_bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=pg.colormap.get("CET-D1"),
+                                          interactive=False, width=14, label="weight")
+        self.colour_bar.setImageItem(self.image)
+        self._graphics.addItem(self.colour_bar, row=1, col=1)
+        self._graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self._hover = QLabel("")
+        self._hover.setStyleSheet("color: #333;")
+        self._empty = QLabel("The filters appear here once training starts.")
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self._empty, 1)
+        layout.addWidget(self._graphics, 1)
+        layout.addWidget(self._hover)
+        self._graphics.hide()
+
+    # --- data in ------------------------------------------------------------------
+
+    def set_weights(self, weights: dict) -> None:
+        """weights: layer name -> [kernel, bias...] (copies). Only 4-D kernels are conv layers."""
+        kernels = {name: arrays[0] for name, arrays in weights.items()
+                   if arrays and getattr(arrays[0], "ndim", 0) == 4}
+        names_changed = list(kernels) != list(self._kernels)
+        self._kernels = kernels
+        if names_changed:
+            current = self.layer_combo.currentText()
+            with QSignalBlocker(self.layer_combo):
+                self.layer_combo.clear()
+                self.layer_combo.addItems(list(kernels))
+                if current in kernels:
+                    self.layer_combo.setCurrentText(current)
+            self._fill_channels()
+        has = bool(kernels)
+        self._graphics.setVisible(has)
+        self._empty.setVisible(not has)
+        if not has:
+            self._empty.setText("This network has no Conv2D layer, so there are no filters to draw."
+                                if weights else "The filters appear here once training starts.")
+        self._redraw()
+
+    def clear(self) -> None:
+        self.set_weights({})
+
+    def current_kernel(self) -> np.ndarray | None:
+        return self._kernels.get(self.layer_combo.currentText())
+
+    def shown(self) -> np.ndarray | None:
+        """The (kh, kw, c_out) slice being drawn (for tests and hover)."""
+        return self._shown
+
+    # --- internals ----------------------------------------------------------------
+
+    def _fill_channels(self) -> None:
+        kernel = self.current_kernel()
+        c_in = 0 if kernel is None else kernel.shape[2]
+        previous = self.channel_combo.currentData()
+        with QSignalBlocker(self.channel_combo):
+            self.channel_combo.clear()
+            if c_in == 1:
+                self.channel_combo.addItem("0 (the grey image)", 0)
+            else:
+                for c in range(c_in):
+                    self.channel_combo.addItem(f"{c}", c)
+                if c_in > 1:
+                    self.channel_combo.addItem("mean over all", MEAN_CHANNEL)
+            index = self.channel_combo.findData(previous)
+            self.channel_combo.setCurrentIndex(max(index, 0))
+        self.channel_combo.setEnabled(c_in > 1)
+
+    def _redraw(self) -> None:
+        kernel = self.current_kernel()
+        if kernel is None:
+            self._shown = None
+            return
+        kh, kw, c_in, c_out = kernel.shape
+        channel = self.channel_combo.currentData()
+        if channel == MEAN_CHANNEL:
+            shown = kernel.mean(axis=2)
+            which = f"mean over {c_in} input channels"
+        else:
+            channel = int(channel or 0)
+            shown = kernel[:, :, channel, :]
+            which = f"input channel {channel} of {c_in}"
+        self._shown = shown
+        self._columns = grid_columns(c_out, aspect=1.6)
+        mosaic = tile(shown, self._columns)
+        level = symmetric_level(mosaic)
+        self.image.setImage(mosaic, autoLevels=False, levels=(-level, level))
+        self.colour_bar.setLevels((-level, level))
+        self.title.setText(f"<b>{self.layer_combo.currentText()}</b>: {c_out} filters of {kh}x{kw}, {which}; "
+                           f"colour range +-{level:.3g}")
+
+    def _on_layer_combo_changed(self, _index: int) -> None:
+        self._fill_channels()
+        self._redraw()
+
+    def _on_channel_combo_changed(self, _index: int) -> None:
+        self._redraw()
+
+    def _on_scene_mouse_moved(self, scene_pos) -> None:
+        if self._shown is None or not self._view.sceneBoundingRect().contains(scene_pos):
+            self._hover.setText("")
+            return
+        point = self.image.mapFromScene(scene_pos)
+        where = tile_position(int(np.floor(point.y())), int(np.floor(point.x())), self._shown.shape, self._columns)
+        if where is None:
+            self._hover.setText("")
+            return
+        f, y, x = where
+        self._hover.setText(f"filter {f}, kernel row {y}, column {x}: weight {self._shown[y, x, f]:+.4f}")

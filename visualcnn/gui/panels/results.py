@@ -1,0 +1,256 @@
+"""After a run: test accuracy, a clickable confusion matrix and a gallery of test digits.
+
+The confusion matrix is one ImageItem (10x10 counts; colour on a log scale so the few
+mistakes are not lost next to the big diagonal) plus 100 TextItems for the counts, all
+created once. Clicking a cell fills the gallery with those test images and their top-3
+probabilities; "All mistakes" goes back to every misclassified digit, most confident
+mistakes first (the instructive ones).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton,
+                               QSplitter, QVBoxLayout, QWidget)
+
+GALLERY_LIMIT = 300  # thumbnails shown at once; enough to browse, cheap to build
+THUMB = 56
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    """(classes, classes) int counts: row = true class, column = predicted class."""
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return matrix
+
+
+def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    order = np.argsort(probabilities)[::-1][:k]
+    return [(int(c), float(probabilities[c])) for c in order]
+
+
+def digit_pixmap(image: np.ndarray, size: int = THUMB) -> QPixmap:
+    """A (28, 28) image in [0, 1] (or uint8) as a scaled grey pixmap: white ink on black, as MNIST."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    data = np.ascontiguousarray(image)
+    qimage = QImage(data.data, data.shape[1], data.shape[0], data.strides[0], QImage.Format.Format_Grayscale8)
+    return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.FastTransformation)
+
+
+class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
+    """Rows: true class; columns: predicted class. cell_clicked(true, predicted)."""
+
+    cell_clicked = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None, classes: int = 10):
+        super().__init__(parent)
+        self.setBackground("w")
+        self.classes = classes
+        self.matrix = np.zeros((classes, classes), np.int64)
+        self.plot = self.addPlot(title="Confusion matrix (click a cell)")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.setLabel("bottom", "predicted class")
+        self.plot.setLabel("left", "true class")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTextPen("#222")
+            self.plot.getAxis(axis).setPen("#666")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("CET-L12"))  # white to deep blue
+        self.plot.addItem(self.image)
+        self.texts = []
+        for r in range(classes):
+            row = []
+            for c in range(classes):
+                text = pg.TextItem("", anchor=(0.5, 0.5), color="#000")
+                text.setPos(c + 0.5, r + 0.5)
+                self.plot.addItem(text)
+                row.append(text)
+            self.texts.append(row)
+        self.selection = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
+        self.selection.setPen(pg.mkPen("#ff7f0e", width=3))
+        self.selection.setVisible(False)
+        self.plot.addItem(self.selection)
+        self.plot.setXRange(0, classes, padding=0.02)
+        self.plot.setYRange(0, classes, padding=0.02)
+        self.set_class_names([str(i) for i in range(classes)])
+        self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+
+    def set_class_names(self, names) -> None:
+        ticks = [(i + 0.5, str(name)) for i, name in enumerate(names)]
+        self.plot.getAxis("bottom").setTicks([ticks])
+        self.plot.getAxis("left").setTicks([ticks])
+
+    def set_matrix(self, matrix: np.ndarray) -> None:
+        self.matrix = np.asarray(matrix)
+        shade = np.log1p(self.matrix.astype(np.float32))
+        top = float(shade.max()) or 1.0
+        self.image.setImage(shade, autoLevels=False, levels=(0.0, top))
+        self.image.setRect(0, 0, self.classes, self.classes)
+        for r in range(self.classes):
+            for c in range(self.classes):
+                count = int(self.matrix[r, c])
+                text = self.texts[r][c]
+                text.setText(str(count) if count else "")
+                text.setColor("#fff" if shade[r, c] > 0.6 * top else "#000")
+        self.selection.setVisible(False)
+
+    def select(self, true_class: int, predicted: int) -> None:
+        self.selection.setRect(predicted, true_class, 1, 1)
+        self.selection.setVisible(True)
+
+    def clear_selection(self) -> None:
+        self.selection.setVisible(False)
+
+    def _on_scene_mouse_clicked(self, event) -> None:
+        point = self.plot.vb.mapSceneToView(event.scenePos())
+        c, r = int(np.floor(point.x())), int(np.floor(point.y()))
+        if 0 <= r < self.classes and 0 <= c < self.classes and self.matrix.any():
+            self.select(r, c)
+            self.cell_clicked.emit(r, c)
+
+
+class DigitGalleryWidget(QListWidget):
+    """Thumbnails of test digits, each with its true class and top-3 predictions."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setGridSize(QSize(THUMB + 52, THUMB + 80))
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setWordWrap(True)
+        self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        self.indices: list[int] = []
+
+    def show_digits(self, indices, images, probabilities, labels, class_names) -> None:
+        self.clear()
+        self.indices = [int(i) for i in indices[:GALLERY_LIMIT]]
+        for index in self.indices:
+            guesses = top_k(probabilities[index])
+            true = int(labels[index])
+            lines = [f"true {class_names[true]}"] + [f"{class_names[c]}: {p:.0%}" for c, p in guesses]
+            item = QListWidgetItem(QIcon(digit_pixmap(images[index])), "\n".join(lines))
+            item.setToolTip(f"test image #{index}: true class {class_names[true]}\n"
+                            + "\n".join(f"{class_names[c]}: {p:.1%}" for c, p in guesses))
+            if guesses[0][0] != true:
+                item.setForeground(QColor("#b00020"))
+            self.addItem(item)
+
+
+class ResultsPanel(QWidget):
+    """Test accuracy, the confusion matrix and the gallery, filled by set_results()."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._images = None
+        self._probabilities = None
+        self._labels = None
+        self._predicted = None
+        self._class_names = [str(i) for i in range(10)]
+        self.summary = QLabel("Test results appear here after a run that finishes all its epochs.")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("font-size: 13pt;")
+        self.matrix = ConfusionMatrixWidget()
+        self.matrix.cell_clicked.connect(self._on_matrix_cell_clicked)
+        self.gallery_title = QLabel("")
+        self.gallery_title.setWordWrap(True)
+        self.all_mistakes = QPushButton("All mistakes")
+        self.all_mistakes.setToolTip("Show every misclassified test digit, most confident mistakes first")
+        self.all_mistakes.clicked.connect(self._on_all_mistakes_clicked)
+        self.gallery = DigitGalleryWidget()
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(self.gallery_title, 1)
+        head.addWidget(self.all_mistakes)
+        right_layout.addLayout(head)
+        right_layout.addWidget(self.gallery, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.matrix)
+        split.addWidget(right)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 5)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(split, 1)
+        self.all_mistakes.setEnabled(False)
+
+    def set_results(self, results, images: np.ndarray, class_names=None) -> None:
+        """results: TestResults (loss, accuracy, probabilities (N, 10), labels (N,));
+        images: the (N, 28, 28[, 1]) test images in the same order."""
+        self._images = images
+        self._probabilities = np.asarray(results.probabilities)
+        self._labels = np.asarray(results.labels).astype(np.int64)
+        self._predicted = self._probabilities.argmax(axis=1)
+        if class_names is not None:
+            self._class_names = [str(n) for n in class_names]
+            self.matrix.set_class_names(self._class_names)
+        n = self._labels.size
+        wrong = int((self._predicted != self._labels).sum())
+        self.summary.setText(f"<b>Test accuracy {results.accuracy:.2%}</b> on {n:,} test images "
+                             f"({n - wrong:,} right, {wrong:,} wrong) · test loss {results.loss:.4f}")
+        self.matrix.set_matrix(confusion_matrix(self._labels, self._predicted, len(self._class_names)))
+        self.all_mistakes.setEnabled(True)
+        # The thumbnails are the slow part: built in a later event-loop turn, so the
+        # accuracy and the matrix appear first and the window never stalls on both at once.
+        QTimer.singleShot(0, self.show_mistakes)
+
+    def clear(self) -> None:
+        self._probabilities = None
+        self.summary.setText("Test results appear here after a run that finishes all its epochs.")
+        self.matrix.set_matrix(np.zeros((10, 10), np.int64))
+        self.gallery.clear()
+        self.gallery_title.setText("")
+        self.all_mistakes.setEnabled(False)
+
+    def show_mistakes(self) -> None:
+        if self._probabilities is None:
+            return
+        wrong = np.flatnonzero(self._predicted != self._labels)
+        confidence = self._probabilities[wrong, self._predicted[wrong]]
+        wrong = wrong[np.argsort(-confidence, kind="stable")]
+        shown = min(wrong.size, GALLERY_LIMIT)
+        self.gallery_title.setText(f"<b>Misclassified test digits</b>: {wrong.size:,}"
+                                   + (f" (the {shown} most confident mistakes shown)" if wrong.size > shown else "")
+                                   + ". Red: the top guess was wrong.")
+        self.matrix.clear_selection()
+        self._fill(wrong)
+
+    def show_cell(self, true_class: int, predicted: int) -> None:
+        if self._probabilities is None:
+            return
+        chosen = np.flatnonzero((self._labels == true_class) & (self._predicted == predicted))
+        confidence = self._probabilities[chosen, predicted]
+        chosen = chosen[np.argsort(-confidence, kind="stable")]
+        names = self._class_names
+        verdict = "correct" if true_class == predicted else "mistakes"
+        self.gallery_title.setText(f"<b>True {names[true_class]}, predicted {names[predicted]}</b> ({verdict}): "
+                                   f"{chosen.size:,} test images"
+                                   + (f", first {GALLERY_LIMIT} shown" if chosen.size > GALLERY_LIMIT else ""))
+        self.matrix.select(true_class, predicted)
+        self._fill(chosen)
+
+    def _fill(self, indices: np.ndarray) -> None:
+        self.gallery.show_digits(indices, self._images, self._probabilities, self._labels, self._class_names)
+
+    def _on_matrix_cell_clicked(self, true_class: int, predicted: int) -> None:
+        self.show_cell(true_class, predicted)
+
+    def _on_all_mistakes_clicked(self) -> None:
+        self.show_mistakes()

@@ -1,0 +1,243 @@
+"""The training settings form, Start / Pause / Stop, the progress bar and a message banner.
+
+The panel only holds widgets and emits requests (start_requested...); the Train tab owns
+the run. While a run is active every setting but the learning rate is locked: the
+learning rate is sent to the worker and takes effect at the next batch.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ...engine.datasets import fashion_mnist_available
+from ...engine.training_config import DEFAULT_LEARNING_RATES, TrainingConfig
+
+OPTIMIZER_LABELS = (("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"))
+DATASETS = (("mnist", "MNIST digits (bundled)"), ("fashion_mnist", "Fashion-MNIST"))
+TRAIN_IMAGES = 60000
+
+BANNER_STYLES = {
+    "error": "background: #fde7e9; color: #8a0010; border: 1px solid #e0a0a8; padding: 6px; font-weight: bold;",
+    "info": "background: #e8f1fb; color: #0b3d6b; border: 1px solid #a8c8ec; padding: 6px;",
+    "ok": "background: #e7f6ea; color: #14532d; border: 1px solid #9fd3ab; padding: 6px;",
+}
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, s = divmod(seconds, 60)
+    return f"{minutes}\u00a0min {s:02d}\u00a0s" if minutes else f"{s}\u00a0s"
+
+
+class TrainingControlsPanel(QWidget):
+    start_requested = Signal()
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+    learning_rate_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._running = False
+        self._paused = False
+        self._blocker: str | None = None
+        self._total_steps = 1
+
+        self.dataset = QComboBox()
+        for key, label in DATASETS:
+            self.dataset.addItem(label, key)
+        if not fashion_mnist_available():
+            item = self.dataset.model().item(1)
+            item.setEnabled(False)
+            item.setToolTip("Not installed: install the Debian package dataset-fashion-mnist "
+                            "(files in /usr/share/datasets/fashion-mnist)")
+            self.dataset.setItemText(1, "Fashion-MNIST (not installed)")
+        self.optimizer = QComboBox()
+        for key, label in OPTIMIZER_LABELS:
+            self.optimizer.addItem(label, key)
+        self.optimizer.currentIndexChanged.connect(self._on_optimizer_changed)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(0.00001, 10.0)
+        self.learning_rate.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.learning_rate.setValue(0.001)
+        self.learning_rate.setKeyboardTracking(False)
+        self.learning_rate.setToolTip("Step size of the optimizer. You can change it while training runs: "
+                                      "it takes effect at the next batch.")
+        self.learning_rate.valueChanged.connect(self._on_learning_rate_changed)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(64)
+        self.batch_size.setToolTip("Images per training step")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(1)
+        self.epochs.setToolTip("Passes over the training images")
+        self.validation_split = QDoubleSpinBox()
+        self.validation_split.setRange(0.0, 0.5)
+        self.validation_split.setSingleStep(0.05)
+        self.validation_split.setDecimals(2)
+        self.validation_split.setToolTip("Fraction of the training images (the last ones) held back to measure "
+                                         "validation loss and accuracy after every epoch")
+        self.train_images = QSpinBox()
+        self.train_images.setRange(100, TRAIN_IMAGES)
+        self.train_images.setSingleStep(1000)
+        self.train_images.setValue(TRAIN_IMAGES)
+        self.train_images.setGroupSeparatorShown(True)
+        self.train_images.setToolTip("Train on the first N training images only: fewer images, quicker experiments")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Seed for the initial weights, shuffling and dropout: the same seed repeats a run")
+        self._momentum, self._nesterov, self._loss = 0.0, False, "sparse_categorical_crossentropy"
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Dataset", self.dataset)
+        form.addRow("Optimizer", self.optimizer)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Validation split", self.validation_split)
+        form.addRow("Training images", self.train_images)
+        form.addRow("Seed", self.seed)
+        self._settings = (self.dataset, self.optimizer, self.batch_size, self.epochs, self.validation_split,
+                          self.train_images, self.seed)
+
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("startButton")
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseButton")
+        self.pause_button.clicked.connect(self._on_pause_button_clicked)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.clicked.connect(self.stop_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.pause_button)
+        buttons.addWidget(self.stop_button)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.progress_label = QLabel("Not started")
+        self.progress_label.setWordWrap(True)
+        self.banner = QLabel()
+        self.banner.setObjectName("trainBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.hide()
+        self.metrics = QLabel("")
+        self.metrics.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.metrics)
+        layout.addWidget(self.banner)
+        self._sync_buttons()
+
+    # --- settings -----------------------------------------------------------------
+
+    def config(self) -> TrainingConfig:
+        return TrainingConfig(optimizer=self.optimizer.currentData(), learning_rate=float(self.learning_rate.value()),
+                              loss=self._loss, batch_size=int(self.batch_size.value()),
+                              epochs=int(self.epochs.value()),
+                              validation_split=float(self.validation_split.value()), momentum=self._momentum,
+                              nesterov=self._nesterov, seed=int(self.seed.value()))
+
+    def set_config(self, config: TrainingConfig) -> None:
+        self.optimizer.blockSignals(True)
+        self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(config.optimizer)))
+        self.optimizer.blockSignals(False)
+        self.learning_rate.blockSignals(True)
+        self.learning_rate.setValue(config.learning_rate)
+        self.learning_rate.blockSignals(False)
+        self.batch_size.setValue(config.batch_size)
+        self.epochs.setValue(config.epochs)
+        self.validation_split.setValue(config.validation_split)
+        self.seed.setValue(config.seed)
+        self._momentum, self._nesterov, self._loss = config.momentum, config.nesterov, config.loss
+
+    def dataset_name(self) -> str:
+        return self.dataset.currentData()
+
+    def train_image_count(self) -> int:
+        return int(self.train_images.value())
+
+    # --- state --------------------------------------------------------------------
+
+    def set_blocker(self, reason: str | None) -> None:
+        """Why Start is disabled (the model cannot be built or trained), or None."""
+        self._blocker = reason
+        if reason and not self._running:
+            self.show_message(f"Cannot train: {reason}", "error")
+        elif not reason and self.banner.text().startswith("Cannot train:"):
+            self.banner.hide()
+        self.start_button.setToolTip(f"Cannot train: {reason}" if reason else "Train this network")
+        self._sync_buttons()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self._paused = False
+        for widget in self._settings:
+            widget.setEnabled(not running)
+        self._sync_buttons()
+
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self._sync_buttons()
+        if paused:
+            self.progress_label.setText("Paused. " + self.progress_label.text())
+
+    def show_message(self, text: str, kind: str = "info") -> None:
+        self.banner.setStyleSheet(BANNER_STYLES[kind])
+        self.banner.setText(text)
+        self.banner.show()
+
+    def hide_message(self) -> None:
+        self.banner.hide()
+
+    def begin(self, epochs: int, batches: int) -> None:
+        self._total_steps = max(1, epochs * batches)
+        self.progress.setValue(0)
+        self.progress_label.setText("Starting...")
+        self.metrics.setText("")
+
+    def show_step(self, report) -> None:
+        done = (report.epoch - 1) * report.batches + report.batch
+        total = report.epochs * report.batches
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+        remaining = report.eta + (report.epochs - report.epoch) * report.batches * (report.elapsed / report.batch)
+        text = (f"Epoch {report.epoch}/{report.epochs} · batch {report.batch}/{report.batches} · "
+                f"{report.images_per_second:,.0f} images/s · ETA {format_seconds(remaining)}")
+        self.progress_label.setText(("Paused. " if self._paused else "") + text)
+        accuracy = "" if report.accuracy is None else f" · accuracy {report.accuracy:.2%}"
+        self.metrics.setText(f"Epoch so far: loss {report.loss:.4f}{accuracy}")
+
+    def _sync_buttons(self) -> None:
+        self.start_button.setEnabled(not self._running and not self._blocker)
+        self.pause_button.setEnabled(self._running)
+        self.pause_button.setText("Resume" if self._paused else "Pause")
+        self.stop_button.setEnabled(self._running)
+
+    # --- slots --------------------------------------------------------------------
+
+    def _on_pause_button_clicked(self) -> None:
+        if self._paused:
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit()
+
+    def _on_optimizer_changed(self, _index: int) -> None:
+        # Keras's default for the new optimizer (SGD learns far slower at Adam's 0.001).
+        self.learning_rate.setValue(DEFAULT_LEARNING_RATES[self.optimizer.currentData()])
+
+    def _on_learning_rate_changed(self, value: float) -> None:
+        self.learning_rate_changed.emit(float(value))

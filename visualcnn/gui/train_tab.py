@@ -1,0 +1,457 @@
+"""The Train tab: settings and controls on the left; live curves on top; filters and
+feature maps (or, after a run, the test results) below.
+
+Data flow (ARCHITECTURE.md): the model source builds a fresh engine model from the
+pipeline -> a TrainingController runs it in a QThread -> copies arrive as signals ->
+the panels update. Snapshots and progress arrive in bursts; a single-shot QTimer keeps
+only the newest and applies it, so the GUI thread does a bounded amount of work per
+frame however fast the worker reports.
+
+    tab = TrainTabWidget()
+    tab.set_model_source(lambda: document_to_model(document))  # ValueError -> Start disabled
+    tab.run_finished.connect(project.keep_trained_model)
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFrame, QLabel, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget,
+                               QHBoxLayout)
+
+from ..engine.analysis import analyse
+from ..engine.datasets import class_names, load_dataset
+from ..engine.model_io import compile_from_config
+from ..engine.training import check_classifier
+from ..engine.training_config import TrainingConfig
+from .panels.curves import CurvesPanel
+from .panels.feature_maps import SPATIAL_FAMILIES, FeatureMapsWidget, MapLayer
+from .panels.filters import FiltersPanel
+from .panels.probe import ProbePickerPanel
+from .panels.results import ResultsPanel
+from .panels.training_controls import TrainingControlsPanel
+from .training_worker import TrainingController, TrainingRequest
+
+APPLY_MS = 100  # newest progress / snapshot applied at most every 100 ms
+MNIST_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
+
+
+@dataclass(frozen=True)
+class DatasetArrays:
+    """One data set, scaled once: x float32 in [0, 1] with a channel axis; y int labels."""
+
+    x_train: np.ndarray  # (60000, 28, 28, 1)
+    y_train: np.ndarray  # (60000,)
+    x_test: np.ndarray  # (10000, 28, 28, 1)
+    y_test: np.ndarray  # (10000,)
+    test_images: np.ndarray  # (10000, 28, 28) uint8, for thumbnails
+    class_names: tuple
+
+
+_DATASETS: dict[str, DatasetArrays] = {}
+
+
+def dataset_arrays(name: str) -> DatasetArrays:
+    """Loaded and scaled once per process (60000 float images are 188 MB: do not repeat)."""
+    if name not in _DATASETS:
+        (x, y), (xt, yt) = load_dataset(name)
+        _DATASETS[name] = DatasetArrays((x[..., None] / np.float32(255)).astype(np.float32),
+                                        y.astype(np.int64), (xt[..., None] / np.float32(255)).astype(np.float32),
+                                        yt.astype(np.int64), xt, class_names(name))
+    return _DATASETS[name]
+
+
+def model_problem(model, loss: str) -> str | None:
+    """Why this model cannot be trained on 28x28 digits, or None."""
+    if tuple(model.input_shape) not in MNIST_INPUT_SHAPES:
+        return (f"the model's input shape is {list(model.input_shape)}, but the images are 28x28 grey: "
+                "set the input shape to [28, 28, 1]")
+    return check_classifier(model, 10, loss)
+
+
+class TrainTabWidget(QWidget):
+    run_started = Signal()
+    run_finished = Signal(object)  # the engine model after a completed, stopped or diverged run
+    message_posted = Signal(str)  # a line for the status bar (errors, "finished", ...)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        if pg.getConfigOption("imageAxisOrder") != "row-major":  # normally done once by create_application
+            pg.setConfigOptions(imageAxisOrder="row-major")
+        # The engine's training modules import numba (0.3 s): pay that while the window opens,
+        # not as a freeze when Start is pressed.
+        for module in ("activations", "initializers", "losses", "optimizers", "kernels"):
+            importlib.import_module(f"visualcnn.engine.{module}")
+        self._model_source = None
+        self._model = None  # the model of the current / last run, or the untrained preview
+        self._shown_signature: tuple | None = None  # the pipeline whose filters / maps are shown
+        self._data: DatasetArrays | None = None
+        self._spatial: list[tuple[str, str, object]] = []  # (name, class_name, receptive Field) per conv/pool
+        self._run_active = False
+        self._error: str | None = None
+        self._last_x = 0.0
+        self._last_step = None
+        self._pending_report = None
+        self._pending_snapshot = None
+
+        self.controller = TrainingController(self)
+        self.controls = TrainingControlsPanel()
+        self.probe_picker = ProbePickerPanel()
+        self.curves = CurvesPanel()
+        self.filters = FiltersPanel()
+        self.feature_maps = FeatureMapsWidget()
+        self.results = ResultsPanel()
+        self._build_layout()
+
+        self.controls.start_requested.connect(self._on_controls_start_requested)
+        self.controls.pause_requested.connect(self._on_controls_pause_requested)
+        self.controls.resume_requested.connect(self._on_controls_resume_requested)
+        self.controls.stop_requested.connect(self._on_controls_stop_requested)
+        self.controls.learning_rate_changed.connect(self._on_controls_learning_rate_changed)
+        self.controls.dataset.currentIndexChanged.connect(self._on_dataset_changed)
+        self.probe_picker.probe_changed.connect(self._on_probe_picker_probe_changed)
+        self.controller.progressed.connect(self._on_controller_progressed)
+        self.controller.epoch_finished.connect(self._on_controller_epoch_finished)
+        self.controller.snapshot_taken.connect(self._on_controller_snapshot_taken)
+        self.controller.evaluated.connect(self._on_controller_evaluated)
+        self.controller.errored.connect(self._on_controller_errored)
+        self.controller.finished.connect(self._on_controller_finished)
+        self._apply_timer = QTimer(self)
+        self._apply_timer.setSingleShot(True)
+        self._apply_timer.setInterval(APPLY_MS)
+        self._apply_timer.timeout.connect(self._on_apply_timer_timeout)
+
+        self._load_dataset(self.controls.dataset_name())
+        self.controls.set_blocker("no network to train yet (set_model_source was not called)")
+
+    def _build_layout(self) -> None:
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(_heading("Training"))
+        left_layout.addWidget(self.controls)
+        rule = QFrame()
+        rule.setFrameShape(QFrame.Shape.HLine)
+        left_layout.addWidget(rule)
+        left_layout.addWidget(_heading("Probe image"))
+        left_layout.addWidget(self.probe_picker)
+        left_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setMinimumWidth(330)
+        scroll.setMaximumWidth(380)
+
+        live = QSplitter(Qt.Orientation.Horizontal)
+        filters_box = QWidget()
+        filters_layout = QVBoxLayout(filters_box)
+        filters_layout.setContentsMargins(4, 4, 4, 4)
+        filters_layout.addWidget(_heading("Filters (conv kernels)"))
+        filters_layout.addWidget(self.filters, 1)
+        maps_box = QWidget()
+        maps_layout = QVBoxLayout(maps_box)
+        maps_layout.setContentsMargins(4, 4, 4, 4)
+        maps_layout.addWidget(_heading("Feature maps of the probe image"))
+        maps_layout.addWidget(self.feature_maps, 1)
+        live.addWidget(filters_box)
+        live.addWidget(maps_box)
+        live.setStretchFactor(0, 2)
+        live.setStretchFactor(1, 3)
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.setDocumentMode(True)
+        self.lower_tabs.addTab(live, "Filters and feature maps")
+        self.lower_tabs.addTab(self.results, "Test results")
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.curves)
+        right.addWidget(self.lower_tabs)
+        right.setStretchFactor(0, 2)
+        right.setStretchFactor(1, 3)
+        layout = QHBoxLayout(self)
+        layout.addWidget(scroll)
+        layout.addWidget(right, 1)
+
+    # --- public interface (wired by the main window) --------------------------------
+
+    def set_model_source(self, fn) -> None:
+        """fn() -> a fresh, uncompiled engine Sequential, or raises ValueError(reason)."""
+        self._model_source = fn
+        self.refresh_model_source()
+
+    def refresh_model_source(self) -> str | None:
+        """Re-check the pipeline (call after an edit); returns why Start is disabled, or None."""
+        reason = self._blocker_reason()
+        if not self._run_active:
+            self.controls.set_blocker(reason)
+            if self.isVisible():
+                QTimer.singleShot(0, self._preview)
+        return reason
+
+    def set_training_defaults(self, config: TrainingConfig | None) -> None:
+        self.controls.set_config(config or TrainingConfig())
+
+    def training_settings(self) -> TrainingConfig:
+        return self.controls.config()
+
+    def set_probe_image(self, image) -> None:
+        """Pin a drawn (28, 28) float32 digit as the feature-maps probe; None: back to the test digit."""
+        self.probe_picker.set_drawn(image)
+
+    def is_running(self) -> bool:
+        return self.controller.running
+
+    def shutdown(self) -> None:
+        """Stop the run and wait for the worker thread (window close)."""
+        self._apply_timer.stop()
+        self.controller.shutdown()
+        if self._run_active:
+            self._end_run(completed=False)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._preview)
+
+    def _preview(self) -> None:
+        """Before training: the untrained network's filters and feature maps (random weights).
+
+        Done while idle (tab shown, pipeline edited) so the panels' items already exist
+        when a run starts and its first snapshot only has to setImage."""
+        if self._run_active or self._model_source is None or not self.isVisible():
+            return
+        try:
+            model = self._model_source()
+        except ValueError:
+            return
+        report = analyse(model.input_shape, model.layers)
+        signature = tuple((row.name, row.output_shape) for row in report.rows)
+        if report.error or signature == self._shown_signature:
+            return
+        model.build(seed=self.controls.seed.value())
+        self._model = model
+        self._shown_signature = signature
+        self._spatial = self._spatial_layers(model, report)
+        self._show_model(model)
+
+    def _show_model(self, model) -> None:
+        """Filters and probe feature maps straight from a model no thread is training."""
+        self.filters.set_weights({layer.name: [np.array(w) for w in layer.weights] for layer in model.layers})
+        probe = self.probe_picker.probe()
+        if probe is not None and self._spatial:
+            self._show_maps(model.activations(probe.reshape(1, 28, 28, 1)), first_only=True)
+        else:
+            self.feature_maps.set_layers([])
+
+    @staticmethod
+    def _spatial_layers(model, report) -> list:
+        if tuple(model.input_shape) != (28, 28, 1):
+            return []
+        return [(row.name, row.layer.class_name, row.inference.field) for row in report.rows
+                if row.layer.family in SPATIAL_FAMILIES and row.inference is not None
+                and len(row.output_shape) == 4]
+
+    def closeEvent(self, event) -> None:  # when shown on its own (benchmarks, screenshots)
+        self.shutdown()
+        super().closeEvent(event)
+
+    # --- starting a run -----------------------------------------------------------
+
+    def _blocker_reason(self) -> str | None:
+        if self._model_source is None:
+            return "no network to train yet"
+        try:
+            model = self._model_source()
+        except ValueError as exc:
+            return str(exc)
+        return model_problem(model, self.controls.config().loss)
+
+    def start(self) -> bool:
+        """Start training with the current settings; False (and a message) when it cannot."""
+        if self.controller.running:
+            return False
+        reason = self.refresh_model_source()
+        if reason:
+            return False
+        config = self.training_settings()
+        model = self._model_source()
+        model.build(seed=config.seed)
+        compile_from_config(model, config)
+        data = self._load_dataset(self.controls.dataset_name())
+        count = self.controls.train_image_count()
+        shape = (-1, *model.input_shape)
+        x_train = data.x_train[:count].reshape(shape)
+        y_train = data.y_train[:count]
+        if config.loss in ("categorical_crossentropy", "mean_squared_error"):
+            y_train = np.eye(10, dtype=np.float32)[y_train]
+        spatial_input = tuple(model.input_shape) == (28, 28, 1)
+        report = analyse(model.input_shape, model.layers)
+        self._spatial = self._spatial_layers(model, report)
+        self._model = model
+        self._shown_signature = tuple((row.name, row.output_shape) for row in report.rows)
+        self._error = None
+        self._last_step = None
+        self._pending_report = self._pending_snapshot = None
+        request = TrainingRequest(model, x_train, y_train, data.x_test.reshape(shape), data.y_test,
+                                  batch_size=config.batch_size, epochs=config.epochs,
+                                  validation_split=config.validation_split, seed=config.seed,
+                                  probe=self.probe_picker.probe() if spatial_input else None)
+        batches = math.ceil(count * (1.0 - config.validation_split) / config.batch_size)
+        self.curves.begin_run(config.epochs)
+        self.results.clear()
+        self.lower_tabs.setCurrentIndex(0)
+        self.controls.begin(config.epochs, batches)
+        self.controls.set_running(True)
+        self.controls.show_message(f"Training on {count:,} images (the network is locked while it trains).",
+                                   "info")
+        self._run_active = True
+        self.controller.start(request)
+        self.run_started.emit()
+        self._post(f"Training started: {config.optimizer}, learning rate {config.learning_rate:g}, "
+                   f"batch {config.batch_size}, {config.epochs} epoch(s)")
+        return True
+
+    def _load_dataset(self, name: str) -> DatasetArrays:
+        data = dataset_arrays(name)
+        if data is not self._data:
+            self._data = data
+            self.probe_picker.set_test_images(data.x_test[..., 0], data.y_test, data.class_names)
+        return data
+
+    # --- slots: controls ----------------------------------------------------------
+
+    def _on_controls_start_requested(self) -> None:
+        self.start()
+
+    def _on_controls_pause_requested(self) -> None:
+        if self.controller.running:
+            self.controller.pause()
+            self.controls.set_paused(True)
+            self._post("Training paused")
+
+    def _on_controls_resume_requested(self) -> None:
+        if self.controller.running:
+            self.controller.resume()
+            self.controls.set_paused(False)
+            self._post("Training resumed")
+
+    def _on_controls_stop_requested(self) -> None:
+        if self.controller.running:
+            self.controller.stop()
+            self.controls.show_message("Stopping after this batch...", "info")
+
+    def _on_controls_learning_rate_changed(self, learning_rate: float) -> None:
+        if self.controller.running:
+            self.controller.set_learning_rate(learning_rate)
+            self.curves.mark(self._last_x, f"lr {learning_rate:g}")
+            self._post(f"Learning rate {learning_rate:g} from the next batch")
+
+    def _on_dataset_changed(self, _index: int) -> None:
+        try:
+            self._load_dataset(self.controls.dataset_name())
+        except ValueError as exc:  # DatasetError: a missing or damaged file
+            self.controls.show_message(str(exc), "error")
+
+    def _on_probe_picker_probe_changed(self, image) -> None:
+        if self.controller.running:
+            self.controller.set_probe(image)
+        elif self._model is not None and self._model.built and image is not None and self._spatial:
+            self._show_maps(self._model.activations(np.asarray(image, np.float32).reshape(1, 28, 28, 1)),
+                            first_only=True)
+
+    # --- slots: worker ------------------------------------------------------------
+
+    def _on_controller_progressed(self, report) -> None:
+        self._last_x = report.epoch - 1 + report.batch / report.batches
+        self._last_step = report
+        self.curves.add_step(report)
+        self._pending_report = report
+        self._schedule()
+
+    def _on_controller_epoch_finished(self, report) -> None:
+        self.curves.add_epoch(report)
+        if report.val_loss is not None:
+            self._post(f"Epoch {report.epoch}: loss {report.loss:.4f}, validation loss {report.val_loss:.4f}, "
+                       f"validation accuracy {report.val_accuracy:.2%}")
+
+    def _on_controller_snapshot_taken(self, snapshot) -> None:
+        self._pending_snapshot = snapshot
+        self._schedule()
+
+    def _on_controller_evaluated(self, results) -> None:
+        self.results.set_results(results, self._data.test_images, self._data.class_names)
+        self.lower_tabs.setCurrentIndex(1)
+        self.controls.metrics.setText(f"<b>Test accuracy {results.accuracy:.2%}</b> (test loss {results.loss:.4f})")
+
+    def _on_controller_errored(self, message: str) -> None:
+        self._error = message
+        self.controls.show_message(message, "error")
+        self._post(message)
+
+    def _on_controller_finished(self, completed: bool) -> None:
+        if self._run_active:
+            self._end_run(completed)
+
+    def _end_run(self, completed: bool) -> None:
+        self._run_active = False
+        self._apply_timer.stop()
+        self._on_apply_timer_timeout()
+        self.curves.end_run()
+        self.controls.set_running(False)
+        self.controls.set_blocker(self._blocker_reason())
+        model = self._model
+        if self._error is None:
+            if completed:
+                text = "Finished: the trained weights are kept."
+            else:
+                step = self._last_step
+                where = f" at epoch {step.epoch}, batch {step.batch}" if step else ""
+                text = f"Stopped{where}: the weights so far are kept."
+            self.controls.show_message(text, "ok")
+            self._post(text)
+        if self._error is not None and model is not None and model.built:
+            # No final snapshot follows a failure; the thread has ended, so reading the model
+            # here is safe: after a divergence this shows the last good weights.
+            self._show_model(model)
+        self.run_finished.emit(model)
+
+    # --- applying updates (coalesced) ----------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._apply_timer.isActive():
+            self._apply_timer.start()
+
+    def _on_apply_timer_timeout(self) -> None:
+        report, self._pending_report = self._pending_report, None
+        snapshot, self._pending_snapshot = self._pending_snapshot, None
+        if report is not None:
+            self.controls.show_step(report)
+        if snapshot is not None:
+            self.filters.set_weights(snapshot.weights)
+            if snapshot.activations:
+                self._show_maps(snapshot.activations)
+
+    def _show_maps(self, activations: dict, first_only: bool = False) -> None:
+        """activations: layer name -> (H, W, C), or (1, H, W, C) when first_only."""
+        layers = []
+        for name, class_name, field in self._spatial:
+            maps = activations.get(name)
+            if maps is None:
+                continue
+            maps = np.asarray(maps[0] if first_only else maps)
+            if maps.ndim == 3:
+                layers.append(MapLayer(name, class_name, maps, tuple(field.size), tuple(field.jump),
+                                       tuple(field.start)))
+        self.feature_maps.set_layers(layers)
+
+    def _post(self, text: str) -> None:
+        self.message_posted.emit(text)
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet("font-weight: bold; font-size: 11pt;")
+    return label
