@@ -23,6 +23,19 @@ def _typing_burst(earlier: float, later: float) -> bool:
     return later - earlier <= MERGE_SECONDS
 
 
+def _absorb(command: QUndoCommand, other: QUndoCommand) -> bool:
+    """Merge a later edit of the same field typed within MERGE_SECONDS into `command`.
+
+    Both carry _old, _new and _edited_at; an edit typed back to the old value vanishes."""
+    if not _typing_burst(command._edited_at, other._edited_at):
+        return False
+    command._new = other._new
+    command._edited_at = other._edited_at
+    if command._new == command._old:
+        command.setObsolete(True)
+    return True
+
+
 def _label(document: PipelineDocument, index: int) -> str:
     layers = document.layers
     return layers[index].name if 0 <= index < len(layers) and layers[index].name else document.entry(index).class_name
@@ -107,13 +120,7 @@ class SetLayerConfigCommand(QUndoCommand):
     def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, SetLayerConfigCommand) or (other._index, other._key) != (self._index, self._key):
             return False
-        if not _typing_burst(self._edited_at, other._edited_at):
-            return False
-        self._new = other._new
-        self._edited_at = other._edited_at
-        if self._new == self._old:
-            self.setObsolete(True)
-        return True
+        return _absorb(self, other)
 
     def redo(self):
         self._document.set_layer_config(self._index, self._new)
@@ -134,13 +141,9 @@ class SetInputShapeCommand(QUndoCommand):
         return _SET_INPUT_ID
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, SetInputShapeCommand) or not _typing_burst(self._edited_at, other._edited_at):
+        if not isinstance(other, SetInputShapeCommand):
             return False
-        self._new = other._new
-        self._edited_at = other._edited_at
-        if self._new == self._old:
-            self.setObsolete(True)
-        return True
+        return _absorb(self, other)
 
     def redo(self):
         self._document.set_input_shape(self._new)
