@@ -8,7 +8,9 @@ excluded); ours and torch's (torch.set_num_threads(n), NCHW as a torch model wou
 alternate round by round in the same process, so both see the same machine state.
 Reported: median milliseconds per call and ratio = torch / ours (> 1: we are faster).
 
-OpenBLAS (numpy's BLAS, used for the GEMM path) keeps its worker threads spinning for
+The conv GEMMs call numpy's OpenBLAS single-threaded from inside one numba parallel
+region (``visualcnn.engine.kernels.blas``), so its thread pool is not used by them.
+OpenBLAS (numpy's BLAS, used for the GEMM fallback) keeps its worker threads spinning for
 ~2**28 cycles after each call; on 2 cores they steal the CPU from the numba kernels that
 follow. OPENBLAS_THREAD_TIMEOUT=4 (read when numpy loads OpenBLAS, so it must be set
 before ``import numpy``) makes them sleep at once; this script sets it unless
@@ -144,6 +146,21 @@ class SeedKernels:
         np.matmul(self.h, self.wd2, out=self.logits)
         return self.logits
 
+    def block1_unfused(self):
+        """First block as the layers run it: conv1+relu, pool1, pool1 bwd, relu bwd, conv1 dW."""
+        self.conv1_fwd()
+        self.pool1_fwd()
+        K.maxpool2d_backward(self.dp1, self.i1, self.da1)
+        K.relu_backward(self.a1.reshape(-1), self.da1.reshape(-1), self.da1.reshape(-1))
+        self.conv1_bwd_w()
+
+    def block1_fused(self):
+        """The same maths with kernels.fused (conv output never leaves the cache)."""
+        K.conv_relu_maxpool_forward(self.x, self.w1, self.b1, self.p1, self.i1, (26, 26),
+                                    ws=self.ws1)
+        K.conv_relu_maxpool_backward_kernel(self.x, self.dp1, self.i1, self.p1, self.gw1,
+                                            self.gb1, (26, 26), ws=self.ws1)
+
     def conv_stack_train(self):
         """Forward + backward of conv1, pool1, conv2, pool2 (no input grad for conv1)."""
         self.conv1_fwd()
@@ -272,6 +289,8 @@ def main():
             g("conv2_bwd_w"))
         row("pool2 fwd (11->5, C64)", ours.pool2_fwd, g("pool2_fwd"))
         row("pool2 bwd", ours.pool2_bwd, g("pool2_bwd"))
+        row("block1 conv+pool fwd+bwd, unfused", ours.block1_unfused, None)
+        row("block1 conv+pool fwd+bwd, fused", ours.block1_fused, None)
         row("conv stack fwd+bwd (train step)", ours.conv_stack_train,
             g("conv_stack_train"), per_image=n)
         row("seed CNN predict", lambda: ours.predict(False), g("predict"), per_image=n)

@@ -21,18 +21,30 @@ Convention for callers of the python drivers in ``kernels``: training passes
 ``set_num_threads`` mirrors numba's: the setting is *per calling thread* (numba keeps it
 thread-local), so a training worker must call it itself; the value is also remembered
 as the default that ``apply_thread_settings()`` applies in a new thread.
+
+Denormals: ``apply_thread_settings()`` (which the model calls when a thread starts
+training) also switches the calling thread's x86 MXCSR to flush-to-zero /
+denormals-are-zero, as TensorFlow does for its CPU threads. Without it, Adam's first
+moments of units that stop receiving gradient (relu + dropout) decay by 0.9 per step
+into the subnormal range, and every numpy operation on them takes a microcode assist:
+measured on the seed CNN, the last 30 % of an MNIST epoch ran 15-20 % slower per step.
+Values below 1.2e-38 become 0; nothing else changes. ``set_flush_denormals(False)`` (or
+VISUALCNN_FLUSH_DENORMALS=0) turns it off; ``flush_denormals(flag)`` applies it to the
+calling thread now.
 """
 
 import contextlib
 import os
-import sys
+import platform
 import threading
-
-# The OpenBLAS thread timeout is set in visualcnn/__init__.py, which always runs first.
-from .. import OPENBLAS_ENV  # noqa: E402,F401  (re-exported for the benchmarks)
 
 import numba  # noqa: E402
 from numba.core import config as _config  # noqa: E402
+from numba.core import types as _types  # noqa: E402
+from numba.extending import intrinsic as _intrinsic  # noqa: E402
+
+# The OpenBLAS thread timeout is set in visualcnn/__init__.py, which always runs first.
+from .. import OPENBLAS_ENV  # noqa: E402,F401  (re-exported for the benchmarks)
 
 __all__ = [
     "OPENBLAS_ENV",
@@ -44,6 +56,9 @@ __all__ = [
     "use_serial",
     "serial_inference",
     "force_serial",
+    "set_flush_denormals",
+    "flush_denormals",
+    "denormals_flushed",
 ]
 
 _THREADSAFE_LAYERS = ("tbb", "omp")
@@ -123,8 +138,92 @@ def get_num_threads():
 
 
 def apply_thread_settings():
-    """Call at the start of a worker thread to apply the last ``set_num_threads``."""
+    """Call at the start of a worker thread to apply the last ``set_num_threads`` and
+    the denormal policy (``set_flush_denormals``) to it."""
     numba.set_num_threads(_default_num_threads[0])
+    if _flush_default[0]:
+        flush_denormals(True)
+
+
+# --- denormals (x86 MXCSR: bit 15 flush-to-zero, bit 6 denormals-are-zero) -------------
+
+_MXCSR_FTZ_DAZ = 0x8040
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+_flush_default = [os.environ.get("VISUALCNN_FLUSH_DENORMALS", "1").strip() not in ("0", "false", "no")]
+def _ir_call(builder, name, ptr):
+    from llvmlite import ir
+    from numba.core import cgutils
+
+    fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+    builder.call(fn, [builder.bitcast(ptr, ir.IntType(8).as_pointer())])
+
+
+@_intrinsic
+def _stmxcsr(typingctx):
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+
+        ptr = cgutils.alloca_once(builder, ir.IntType(32))
+        _ir_call(builder, "llvm.x86.sse.stmxcsr", ptr)
+        return builder.load(ptr)
+    return _types.uint32(), codegen
+
+
+@_intrinsic
+def _ldmxcsr(typingctx, value):
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+
+        ptr = cgutils.alloca_once(builder, ir.IntType(32))
+        builder.store(args[0], ptr)
+        _ir_call(builder, "llvm.x86.sse.ldmxcsr", ptr)
+        return context.get_dummy_value()
+    return _types.void(_types.uint32), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _get_mxcsr():
+    return _stmxcsr()
+
+
+@numba.njit(nogil=True, cache=True)
+def _set_mxcsr(value):
+    _ldmxcsr(value)
+
+
+def _mxcsr_functions():
+    """(get, set) of the calling thread's MXCSR (x86 only; compiled on first use)."""
+    return _get_mxcsr, _set_mxcsr
+
+
+def set_flush_denormals(flag=True):
+    """Whether ``apply_thread_settings()`` flushes denormals in the threads it sets up."""
+    _flush_default[0] = bool(flag)
+
+
+def flush_denormals(flag=True):
+    """Flush-to-zero / denormals-are-zero on (or off) in the calling thread now.
+
+    Returns False where it is not supported (not x86), True otherwise."""
+    if not _X86:
+        return False
+    get, put = _mxcsr_functions()
+    import numpy as np
+
+    csr = int(get())
+    csr = (csr | _MXCSR_FTZ_DAZ) if flag else (csr & ~_MXCSR_FTZ_DAZ)
+    put(np.uint32(csr & 0xFFFFFFFF))
+    return True
+
+
+def denormals_flushed():
+    """True when the calling thread flushes denormals (FTZ and DAZ both set)."""
+    if not _X86:
+        return False
+    return (int(_mxcsr_functions()[0]()) & _MXCSR_FTZ_DAZ) == _MXCSR_FTZ_DAZ
 
 
 def force_serial(flag=True):

@@ -101,3 +101,23 @@ def test_avgpool_counts_real_cells_only(case):
         fd = ((ref.avgpool2d(xp, (PH, PW), (sh, sw), pads, (oh, ow))
                - ref.avgpool2d(xm, (PH, PW), (sh, sw), pads, (oh, ow))) * dy).sum() / 2e-3
         assert dx[idx] == pytest.approx(fd, abs=1e-4)
+
+
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_maxpool_backward_with_relu_mask_equals_pool_then_relu_backward(case):
+    """maxpool2d_backward(..., relu_out=y) == relu backward of the unmasked pool gradient."""
+    rng = np.random.default_rng(7)
+    N, H, W, C, PH, PW, sh, sw, _ = case
+    (oh, ow), pads = geometry(case)
+    z = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    z[:, ::2] = -np.abs(z[:, ::2])  # whole windows of non-positive values occur
+    a = np.maximum(z, 0.0)         # the relu'd conv output feeding the pool
+    y = np.empty((N, oh, ow, C), np.float32)
+    arg = np.empty(y.shape, np.int32)
+    K.maxpool2d_forward(a, y, arg, PH, PW, sh, sw, pads[0], pads[2])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    expect = ref.maxpool2d_grad(a, dy, (PH, PW), (sh, sw), pads) * (z > 0)
+    assert (y == 0).any() and (y > 0).any()
+    dx = np.full_like(z, np.nan)
+    K.maxpool2d_backward(dy, arg, dx, relu_out=y)
+    np.testing.assert_allclose(dx, expect, rtol=1e-6, atol=1e-6)

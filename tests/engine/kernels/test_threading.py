@@ -141,3 +141,45 @@ def test_workqueue_fallback_makes_inference_serial():
     res = subprocess.run([sys.executable, "-c", code], cwd=_ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-2000:]
+
+
+def _in_thread(fn):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", fn()))
+    t.start()
+    t.join()
+    return out["v"]
+
+
+def test_training_threads_flush_denormals_and_others_do_not():
+    if not parallel._X86:
+        assert parallel.flush_denormals(True) is False
+        return
+    tiny = np.full(4, 1e-39, np.float32)  # subnormal float32
+
+    def train_thread():
+        parallel.apply_thread_settings()
+        return parallel.denormals_flushed(), float((tiny * np.float32(0.5))[0])
+
+    before = parallel.denormals_flushed()
+    flushed, value = _in_thread(train_thread)
+    assert flushed and value == 0.0
+    assert parallel.denormals_flushed() == before  # MXCSR is per thread
+
+    def ieee_thread():  # (new threads inherit their creator's setting, so reset it)
+        parallel.flush_denormals(False)
+        return float((tiny * np.float32(0.5))[0])
+
+    assert _in_thread(ieee_thread) == np.float32(5e-40)
+    parallel.set_flush_denormals(False)
+    try:
+        assert _in_thread(lambda: (parallel.apply_thread_settings(),
+                                   parallel.denormals_flushed())[1]) is False
+    finally:
+        parallel.set_flush_denormals(True)
+    # flush_denormals toggles the calling thread and can be undone
+    def toggle():
+        on = parallel.flush_denormals(True) and parallel.denormals_flushed()
+        parallel.flush_denormals(False)
+        return on, parallel.denormals_flushed()
+    assert _in_thread(toggle) == (True, False)

@@ -15,6 +15,7 @@ __all__ = [
     "maxpool2d_forward",
     "maxpool2d_forward_serial",
     "maxpool2d_backward",
+    "maxpool2d_backward_kernel",
     "avgpool2d_forward",
     "avgpool2d_forward_serial",
     "avgpool2d_backward",
@@ -51,6 +52,45 @@ def _maxpool_row(x, out, argmax, n, oy, PH, PW, sh, sw, pad_top, pad_left):
                         arow[ox, c] = flat + c
 
 
+@njit(nogil=True, cache=True)
+def _maxpool_row_2x2(x, out, argmax, n, oy):
+    """The common 2x2 / stride 2 / unpadded window: the four candidates of each output
+    are compared in registers (one pass over the channels, no read-modify-write of
+    ``out``); same tie and NaN rules as ``_maxpool_row`` (first of equal maxima wins, a
+    NaN in the first cell stays)."""
+    W = x.shape[2]
+    C = x.shape[3]
+    OW = out.shape[2]
+    iy = 2 * oy
+    r0 = x[n, iy]
+    r1 = x[n, iy + 1]
+    orow = out[n, oy]
+    arow = argmax[n, oy]
+    for ox in range(OW):
+        ix = 2 * ox
+        a = r0[ix]
+        b = r0[ix + 1]
+        c = r1[ix]
+        d = r1[ix + 1]
+        o = orow[ox]
+        ar = arow[ox]
+        base = (iy * W + ix) * C
+        for ch in range(C):
+            m = a[ch]
+            k = base + ch
+            if b[ch] > m:
+                m = b[ch]
+                k = base + C + ch
+            if c[ch] > m:
+                m = c[ch]
+                k = base + W * C + ch
+            if d[ch] > m:
+                m = d[ch]
+                k = base + W * C + C + ch
+            o[ch] = m
+            ar[ch] = k
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     """out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same
@@ -58,12 +98,18 @@ def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     backward pass.
 
     x (N, H, W, C), out (N, OH, OW, C), argmax (N, OH, OW, C) int32.
-    prange over N*OH output rows; per row ox, ky, kx, c with c innermost.
+    prange over N*OH output rows; per row ox, ky, kx, c with c innermost (2x2 / stride 2
+    / unpadded: ``_maxpool_row_2x2``, the four candidates compared in registers).
     """
     N = out.shape[0]
     OH = out.shape[1]
+    fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
+            and 2 * OH <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
     for r in prange(N * OH):
-        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+        if fast:
+            _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
+        else:
+            _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True)
@@ -71,16 +117,23 @@ def maxpool2d_forward_serial(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     """Serial twin of ``maxpool2d_forward``."""
     N = out.shape[0]
     OH = out.shape[1]
+    fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
+            and 2 * OH <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
     for r in range(N * OH):
-        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+        if fast:
+            _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
+        else:
+            _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def maxpool2d_backward(dy, argmax, dx):
-    """dx (N, H, W, C) = scatter of dy (N, OH, OW, C) to the recorded argmax cells.
+def maxpool2d_backward_kernel(dy, argmax, dx, y, masked):
+    """dx (N, H, W, C) = scatter of dy (N, OH, OW, C) to the recorded argmax cells;
+    with ``masked``, only where the pool output y (N, OH, OW, C) is > 0.
 
     dx is fully overwritten. Overlapping windows may hit one cell twice, but only
-    within an image, so prange over N (disjoint dx[n]) is race-free.
+    within an image, so prange over N (disjoint dx[n]) is race-free; each image's dx[n]
+    is zeroed right before its scatter, while it is in cache.
     """
     N = dy.shape[0]
     OH = dy.shape[1]
@@ -91,10 +144,33 @@ def maxpool2d_backward(dy, argmax, dx):
         dxn[:] = 0.0
         an = argmax[n].reshape(-1)
         dyn = dy[n].reshape(-1)
-        for i in range(OH * OW * C):
-            a = an[i]
-            if a >= 0:
-                dxn[a] += dyn[i]
+        if masked:
+            yn = y[n].reshape(-1)
+            for i in range(OH * OW * C):
+                a = an[i]
+                if a >= 0 and yn[i] > 0.0:
+                    dxn[a] += dyn[i]
+        else:
+            for i in range(OH * OW * C):
+                a = an[i]
+                if a >= 0:
+                    dxn[a] += dyn[i]
+
+
+def maxpool2d_backward(dy, argmax, dx, relu_out=None):
+    """dx (N, H, W, C) = d(loss)/d(pool input) from dy = d(loss)/d(pool output).
+
+    ``relu_out``: the pool's own output y, when its input came from a relu (e.g. a
+    Conv2D with activation="relu"). The gradient is then routed only where y > 0, which
+    is exactly relu's derivative at the winning cell (max(relu(z)) > 0 iff the winner's
+    z > 0; a window whose max is 0 passes nothing back through relu either). dx is then
+    already the gradient of the conv's pre-activation, so the conv layer can skip its own
+    relu backward pass (a full read of its output and of dx, and a write).
+    """
+    if relu_out is None:
+        maxpool2d_backward_kernel(dy, argmax, dx, dy, False)
+    else:
+        maxpool2d_backward_kernel(dy, argmax, dx, relu_out, True)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)

@@ -1,0 +1,148 @@
+"""The benchmark API and `visualcnn bench`, on tiny step counts (no timing assertions:
+speed is measured in benchmarks/, not asserted here)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from visualcnn.cli import main
+from visualcnn.commands import bench as bench_cmd
+from visualcnn.engine import benchmark, layers, parallel
+from visualcnn.engine.model import Sequential
+
+TINY = dict(batch_size=4, steps=2, predict_batch_size=8, latency_repeats=3, layer_steps=2)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = parallel.get_num_threads()
+    yield
+    parallel.set_num_threads(before)
+
+
+def small_cnn(compiled=True):
+    model = Sequential([layers.Input(shape=(28, 28, 1)),
+                        layers.Conv2D(4, 3, activation="relu"),
+                        layers.MaxPooling2D(2),
+                        layers.Conv2D(8, 3, activation="relu"),
+                        layers.Flatten(),
+                        layers.Dropout(0.5),
+                        layers.Dense(10, activation="softmax")], name="small")
+    if compiled:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def finite_positive(value):
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_layer_costs_one_row_per_layer_and_model_untouched():
+    model = small_cnn()
+    model.build(seed=5)
+    before = [w.copy() for w in model.get_weights()]
+    costs = benchmark.layer_costs(model, batch_size=4, steps=2, warmup=1)
+    assert [c.name for c in costs] == [layer.name for layer in model.layers]
+    assert [c.class_name for c in costs] == [layer.class_name for layer in model.layers]
+    for c in costs:
+        assert c.forward_ms > 0 and c.backward_ms >= 0
+        assert c.total_ms == pytest.approx(c.forward_ms + c.backward_ms)
+    # the first layer's backward runs too (weight gradients), just without an input grad
+    assert costs[0].backward_ms > 0
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    # the timing wrappers are gone from the layers again
+    assert all("forward" not in vars(layer) and "backward" not in vars(layer) for layer in model.layers)
+
+
+def test_layer_costs_of_an_uncompiled_model_uses_a_compiled_copy():
+    model = small_cnn(compiled=False)
+    costs = benchmark.layer_costs(model, batch_size=3, steps=1, warmup=1)
+    assert len(costs) == len(model.layers)
+    assert model.optimizer is None and model.loss is None
+
+
+def test_benchmark_result_fields_and_dict():
+    model = small_cnn()
+    result = benchmark.benchmark(model, threads=1, **TINY)
+    assert result.threads == 1 and result.batch_size == 4 and result.steps == 2
+    for key in ("train_images_per_second", "train_step_ms", "predict_images_per_second",
+                "predict_latency_ms", "epoch_seconds_estimated", "peak_rss_mb"):
+        assert finite_positive(getattr(result, key)), key
+    assert result.epoch_seconds_estimated == pytest.approx(60000 / result.train_images_per_second)
+    assert result.step_other_ms >= 0
+    d = result.to_dict()
+    json.dumps(d)
+    assert [row["name"] for row in d["layers"]] == [layer.name for layer in model.layers]
+    assert set(d["layers"][0]) == {"name", "class_name", "forward_ms", "backward_ms"}
+    assert d["epoch_seconds_measured"] is None
+    assert not model.built  # measured on a copy: the model itself was never even built
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_benchmark_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        benchmark.benchmark(small_cnn(), **{**TINY, "steps": bad})
+    with pytest.raises(ValueError, match="positive integer"):
+        benchmark.benchmark(small_cnn(), **{**TINY, "batch_size": bad})
+
+
+def test_full_epoch_refuses_models_that_do_not_fit_mnist():
+    model = Sequential([layers.Input(shape=(28, 28, 1)), layers.Flatten(),
+                        layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="10 outputs"):
+        benchmark.benchmark(model, full_epoch=True, **TINY)
+
+
+def test_cli_json_last_line(capsys):
+    code = main(["bench", "seed_cnn", "--batch-size", "4", "--steps", "2", "--threads", "1",
+                 "--predict-batch-size", "8", "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    result = json.loads(out[-1])
+    assert result["model"] == "seed_cnn" and result["batch_size"] == 4 and result["threads"] == 1
+    for key in ("train_images_per_second", "predict_images_per_second", "predict_latency_ms",
+                "epoch_seconds_estimated", "peak_rss_mb"):
+        assert result[key] > 0, key
+    assert [row["name"] for row in result["layers"]] == [
+        "conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten", "dense", "dropout", "dense_1"]
+
+
+def test_cli_text_report_for_a_model_file(tmp_path, capsys):
+    doc = {"format": "visualcnn.model", "version": 1, "input_shape": [28, 28, 1],
+           "layers": [{"class_name": "Conv2D", "config": {"filters": 2, "kernel_size": 5, "padding": "same",
+                                                          "activation": "tanh"}},
+                      {"class_name": "AveragePooling2D", "config": {"pool_size": 2}},
+                      {"class_name": "Flatten", "config": {}},
+                      {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(doc))
+    assert main(["bench", str(path), "--batch-size", "3", "--steps", "1", "--predict-batch-size", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "model tiny: batch 3" in out and "images/s" in out and "per MNIST epoch" in out
+    assert "forward ms" in out and "average_pooling2d" in out and "MiB peak RSS" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["bench", "no_such_preset"], "no such model file or preset"),
+    (["bench", "--steps", "0"], "steps must be a positive integer"),
+    (["bench", "--batch-size", "-3"], "batch_size must be a positive integer"),
+    (["bench", "--threads", "0"], "--threads must be from 1 to"),
+])
+def test_cli_user_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_preset_names_resolve(tmp_path):
+    assert bench_cmd.resolve_model_path("lenet5").name == "lenet5.json"
+    assert bench_cmd.resolve_model_path("seed_cnn.json").name == "seed_cnn.json"
+    own = tmp_path / "mine.json"
+    own.write_text("{}")
+    assert bench_cmd.resolve_model_path(str(own)) == own
+    model = bench_cmd.load_benchmark_model("seed_cnn")
+    assert model.optimizer is not None and model.optimizer.name == "adam"

@@ -1,0 +1,300 @@
+"""How fast a model trains and predicts here: the measurement behind `visualcnn bench`.
+
+Pure engine (no Qt). Everything is measured on a private copy of the model (same layers,
+same compile settings, freshly initialised weights), so benchmarking the model open in
+the builder window never touches its weights, optimizer state or training thread.
+
+* ``layer_costs(model)``: per-layer forward / backward milliseconds of a training step
+  (what the builder window shows next to each block);
+* ``benchmark(model)``: the full report of ``visualcnn bench``: training images/s (the
+  same code path as ``fit``: ``training.train``'s generator, i.e. forward, loss,
+  backward, optimizer update and the per-batch copy), batch-1000 prediction images/s,
+  single-image predict latency, an MNIST epoch extrapolated, peak RSS and the per-layer
+  table.
+
+JIT compilation is excluded: every phase runs warm-up steps before it is timed. The
+inputs are random images in [0, 1) and random labels (speed does not depend on them).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["LayerCost", "BenchmarkResult", "clone_for_benchmark", "layer_costs", "benchmark",
+           "measure_training", "measure_predict", "measure_latency", "peak_rss_mb",
+           "MNIST_TRAIN_IMAGES"]
+
+MNIST_TRAIN_IMAGES = 60000
+
+
+@dataclass
+class LayerCost:
+    """Median milliseconds one layer spends in a training step (backward includes the
+    layer's activation derivative; it is 0 for the first layer's skipped input grad)."""
+
+    name: str
+    class_name: str
+    forward_ms: float
+    backward_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.forward_ms + self.backward_ms
+
+
+@dataclass
+class BenchmarkResult:
+    model: str
+    batch_size: int
+    threads: int
+    steps: int
+    train_images_per_second: float
+    train_step_ms: float
+    predict_images_per_second: float
+    predict_batch_size: int
+    predict_latency_ms: float
+    epoch_seconds_estimated: float
+    peak_rss_mb: float
+    layers: list = field(default_factory=list)
+    step_other_ms: float = 0.0
+    threading_layer: str = ""
+    epoch_seconds_measured: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = [asdict(c) for c in self.layers]
+        return d
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (getrusage ru_maxrss)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes
+    return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
+
+
+def _compile_like(copy, model) -> None:
+    from . import optimizers
+
+    config = model.training_config() if model.optimizer is not None and model.loss is not None else None
+    if config is not None:
+        from .model_io import compile_from_config
+
+        compile_from_config(copy, config)
+        return
+    units = copy.output_shape[-1]
+    last = copy.layers[-1] if copy.layers else None
+    act = last.config.get("activation") if last is not None else None
+    loss = "sparse_categorical_crossentropy" if (act == "softmax" and units > 1) else "mean_squared_error"
+    copy.compile(optimizer=optimizers.get("adam"), loss=loss, metrics=["accuracy"])
+
+
+def clone_for_benchmark(model, seed: int = 0):
+    """A compiled copy of ``model`` (same layers and compile settings, new weights).
+
+    An uncompiled model is compiled with Adam and sparse categorical cross-entropy when
+    it ends in softmax, mean squared error otherwise. Raises ValueError (ConfigError) for
+    a model whose shapes do not work out.
+    """
+    from .model_io import model_from_json
+
+    model.checked_report()
+    copy = model_from_json(model.to_json())
+    copy.build(seed=seed)
+    _compile_like(copy, model)
+    return copy
+
+
+def _synthetic(model, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *model.input_shape), dtype=np.float32)
+    out = model.output_shape
+    if model.loss is not None and model.loss.sparse:
+        y = rng.integers(0, out[-1], size=(n, *out[1:-1]))
+    else:
+        y = rng.random((n, *out[1:]), dtype=np.float32)
+    return x, y
+
+
+def _train_steps(model, x, y, batch_size: int):
+    """Run training.train over (x, y) once; returns the wall time of each step (s)."""
+    from .training import StepReport, train
+
+    times = []
+    run = train(model, x, y, batch_size=batch_size, epochs=1, shuffle=True)
+    try:
+        last = time.perf_counter()
+        for report in run:
+            now = time.perf_counter()
+            if isinstance(report, StepReport):
+                times.append(now - last)
+            last = time.perf_counter()
+    finally:
+        run.close()
+    return times
+
+
+def measure_training(model, batch_size: int = 64, steps: int = 30, warmup: int = 3):
+    """(images per second, median step ms) of training steps on a compiled model.
+
+    Throughput is total images / total time over the timed steps (not the best step).
+    """
+    x, y = _synthetic(model, batch_size * max(steps, warmup, 1))
+    _train_steps(model, x[:batch_size * warmup], y[:batch_size * warmup], batch_size)
+    times = _train_steps(model, x, y, batch_size)
+    total = float(np.sum(times))
+    return batch_size * len(times) / total, float(np.median(times)) * 1e3
+
+
+def measure_predict(model, batch_size: int = 1000, repeats: int = 5, warmup: int = 1) -> float:
+    """Images per second of ``model.predict`` on ``batch_size`` images (one batch)."""
+    x, _ = _synthetic(model, batch_size, seed=1)
+    for _ in range(warmup):
+        model.predict(x, batch_size=batch_size)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict(x, batch_size=batch_size)
+        times.append(time.perf_counter() - t0)
+    return batch_size / float(np.median(times))
+
+
+def measure_latency(model, repeats: int = 200, warmup: int = 20, serial: bool | None = None) -> float:
+    """Median milliseconds of ``model.predict`` on one image (the draw-a-digit path)."""
+    x, _ = _synthetic(model, 1, seed=2)
+    for _ in range(warmup):
+        model.predict(x, batch_size=1, serial=serial)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict(x, batch_size=1, serial=serial)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+class _LayerTimer:
+    """Wraps every layer's forward/backward (instance attributes, removed afterwards)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.fwd = [[] for _ in model.layers]
+        self.bwd = [[] for _ in model.layers]
+        self.active = False
+
+    def __enter__(self):
+        for i, layer in enumerate(self.model.layers):
+            layer.forward = self._wrap(layer.forward, self.fwd[i])
+            layer.backward = self._wrap(layer.backward, self.bwd[i])
+        return self
+
+    def __exit__(self, *exc):
+        for layer in self.model.layers:
+            for name in ("forward", "backward"):
+                layer.__dict__.pop(name, None)
+
+    def _wrap(self, fn, sink):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            if self.active:
+                sink.append(time.perf_counter() - t0)
+            return out
+        return timed
+
+
+def _median_ms(samples) -> float:
+    return float(np.median(samples)) * 1e3 if samples else 0.0
+
+
+def layer_costs(model, batch_size: int = 64, steps: int = 10, warmup: int = 2,
+                threads: int | None = None, clone: bool = True) -> list[LayerCost]:
+    """Per-layer median forward / backward milliseconds of a training step.
+
+    Runs on a copy of ``model`` unless ``clone=False`` (then ``model`` must be compiled,
+    and its weights change). ``threads``: numba threads for the run (default: current).
+    """
+    costs, _ = _layer_costs(model, batch_size, steps, warmup, threads, clone)
+    return costs
+
+
+def _layer_costs(model, batch_size, steps, warmup, threads, clone):
+    from . import parallel
+
+    if threads is not None:
+        parallel.set_num_threads(threads)
+    m = clone_for_benchmark(model) if clone else model
+    x, y = _synthetic(m, batch_size * max(steps, warmup, 1))
+    with _LayerTimer(m) as timer:
+        _train_steps(m, x[:batch_size * warmup], y[:batch_size * warmup], batch_size)
+        timer.active = True
+        step_times = _train_steps(m, x, y, batch_size)
+        timer.active = False
+    costs = [LayerCost(layer.name, layer.class_name, _median_ms(f), _median_ms(b))
+             for layer, f, b in zip(m.layers, timer.fwd, timer.bwd)]
+    other = _median_ms(step_times) - sum(c.total_ms for c in costs)
+    return costs, max(other, 0.0)
+
+
+def _check_positive(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, received {value!r}")
+
+
+def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None = None,
+              predict_batch_size: int = 1000, latency_repeats: int = 200, layer_steps: int | None = None,
+              full_epoch: bool = False, name: str | None = None) -> BenchmarkResult:
+    """The `visualcnn bench` report for ``model`` (measured on a copy).
+
+    steps: timed training steps (after 3 warm-up steps). full_epoch: also train one real
+    epoch on the bundled MNIST training set (60,000 images; the model must take 28x28x1
+    images and output 10 classes) and report its wall time.
+    """
+    from . import parallel
+
+    for value, what in ((batch_size, "batch_size"), (steps, "steps"), (predict_batch_size, "predict batch size"),
+                        (latency_repeats, "latency repeats")):
+        _check_positive(value, what)
+    if threads is not None:
+        _check_positive(threads, "threads")
+        parallel.set_num_threads(threads)
+    m = clone_for_benchmark(model)
+    train_ips, step_ms = measure_training(m, batch_size, steps)
+    rss = peak_rss_mb()  # training is what should fit on a student laptop
+    costs, other = _layer_costs(m, batch_size, layer_steps or max(5, min(steps, 20)), 1, None, False)
+    predict_ips = measure_predict(m, predict_batch_size)
+    latency = measure_latency(m, latency_repeats)
+    epoch_measured = _full_epoch(m, batch_size) if full_epoch else None
+    return BenchmarkResult(
+        model=name or model.name, batch_size=batch_size, threads=parallel.get_num_threads(), steps=steps,
+        train_images_per_second=train_ips, train_step_ms=step_ms,
+        predict_images_per_second=predict_ips, predict_batch_size=predict_batch_size,
+        predict_latency_ms=latency, epoch_seconds_estimated=MNIST_TRAIN_IMAGES / train_ips,
+        peak_rss_mb=rss, layers=costs, step_other_ms=other, threading_layer=parallel.THREADING_LAYER,
+        epoch_seconds_measured=epoch_measured)
+
+
+def _full_epoch(model, batch_size: int) -> float:
+    from .datasets import load_mnist
+    from .training import EpochReport, train
+
+    if tuple(model.input_shape) != (28, 28, 1) or model.output_shape[-1] != 10:
+        raise ValueError("a full MNIST epoch needs a model with input (28, 28, 1) and 10 outputs")
+    (x_train, y_train), _ = load_mnist()
+    x = (x_train.astype(np.float32) / np.float32(255.0)).reshape(-1, 28, 28, 1)
+    y = y_train
+    if not model.loss.sparse:
+        y = np.eye(10, dtype=np.float32)[y_train]
+    seconds = None
+    run = train(model, x, y, batch_size=batch_size, epochs=1, shuffle=True)
+    try:
+        for report in run:
+            if isinstance(report, EpochReport):
+                seconds = report.seconds
+    finally:
+        run.close()
+    return seconds
