@@ -1,8 +1,8 @@
 """Training throughput inside the Train tab vs headless, same model and batch size, one process.
 
-`visualcnn bench` is listed by the CLI but its module does not exist yet, so "headless"
-is the engine's own loop: engine.training.train() driven in the main thread with nothing
-else running. "In the window" is the real TrainTabWidget, shown, with every live panel
+"Headless" is the engine's own loop, engine.training.train() driven in the main thread
+with nothing else running: the same generator `visualcnn bench` times (engine/benchmark.py),
+here over whole epochs so that both sides are measured the same way. "In the window" is the real TrainTabWidget, shown, with every live panel
 (curves, filters, feature maps of the probe) updating; its rate is the worker's
 StepReport.images_per_second at the last batch of an epoch (images of that epoch / wall
 time of that epoch, so the snapshots and probe forward passes the worker makes between

@@ -31,3 +31,11 @@ def test_normalise_per_tile_and_levels():
 def test_tile_rejects_wrong_rank():
     with pytest.raises(ValueError, match="height, width, channels"):
         tile(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("value,expected", [(0.308, 0.5), (0.25, 0.25), (0.21, 0.25), (1.0, 1.0), (1.01, 2.0),
+                                            (0.0031, 0.005), (7.0, 10.0), (0.0, 1.0)])
+def test_nice_ceiling(value, expected):
+    from visualcnn.gui.panels.tiling import nice_ceiling
+
+    assert nice_ceiling(value) == pytest.approx(expected)

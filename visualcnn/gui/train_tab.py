@@ -14,6 +14,7 @@ frame however fast the worker reports.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
 from dataclasses import dataclass
@@ -308,6 +309,10 @@ class TrainTabWidget(QWidget):
         self.controls.show_message(f"Training on {count:,} images (the network is locked while it trains).",
                                    "info")
         self._run_active = True
+        # A full garbage collection walks every Python object (~170,000 with the window open)
+        # while holding the GIL: measured 63 ms, a visible stall. Everything alive now lives
+        # for the whole run, so it is moved out of the collector's way.
+        gc.freeze()
         self.controller.start(request)
         self.run_started.emit()
         self._post(f"Training started: {config.optimizer}, learning rate {config.learning_rate:g}, "

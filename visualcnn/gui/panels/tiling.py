@@ -60,3 +60,16 @@ def symmetric_level(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
     level = float(np.abs(finite).max()) if finite.size else 1.0
     return level if level > 0 else 1.0
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 (times a power of ten) that is >= value: a colour range
+    that only changes when the data outgrows it."""
+    if not value > 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        candidate = step * 10.0 ** exponent
+        if candidate >= value * (1 - 1e-9):
+            return candidate
+    return 10.0 ** (exponent + 1)
