@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from visualcnn.engine import parallel as _par
 from visualcnn.engine.kernels import blas as _blas
-from visualcnn.engine.kernels._common import FAST, NO_BIAS, num_chunks
+from visualcnn.engine.kernels._common import FAST, NO_BIAS, fill_bias, gather_index, num_chunks, relu_inplace, twins
 
 __all__ = [
     "conv2d_forward",
@@ -45,6 +45,20 @@ __all__ = [
     "conv2d_backward_input_direct",
     "conv2d_backward_input_direct_serial",
     "conv2d_backward_kernel_direct",
+    "conv2d_forward_gemm",
+    "conv2d_forward_gemm_serial",
+    "conv2d_backward_input_gemm",
+    "conv2d_backward_kernel_gemm",
+    "conv2d_forward_3x3c1",
+    "conv2d_forward_3x3c1_serial",
+    "conv2d_backward_kernel_3x3c1",
+    "conv2d_forward_thin",
+    "conv2d_forward_thin_serial",
+    "conv2d_backward_kernel_thin",
+    "replicate_kernel",
+    "gemm_images_per_chunk",
+    "GEMM_CHUNK",
+    "GEMM_MIN_K",
     "im2col",
     "im2col_serial",
     "col2im",
@@ -73,12 +87,7 @@ def _conv_fwd_row(x, kernel, bias, out, n, oy, sh, sw, dh, dw, pad_top, pad_left
     CO = kernel.shape[3]
     OW = out.shape[2]
     orow = out[n, oy]
-    if bias.shape[0] > 0:
-        for ox in range(OW):
-            for co in range(CO):
-                orow[ox, co] = bias[co]
-    else:
-        orow[:, :] = 0.0
+    fill_bias(orow, bias)
     for ky in range(KH):
         iy = oy * sh - pad_top + ky * dh
         if iy < 0 or iy >= H:
@@ -95,19 +104,16 @@ def _conv_fwd_row(x, kernel, bias, out, n, oy, sh, sw, dh, dw, pad_top, pad_left
                     for co in range(CO):
                         orow[ox, co] += xv * wk[ci, co]
     if relu:
-        for ox in range(OW):
-            for co in range(CO):
-                if orow[ox, co] < 0.0:
-                    orow[ox, co] = 0.0
+        relu_inplace(orow)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def conv2d_forward_direct(x, kernel, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     """out = conv2d(x, kernel) + bias, optionally relu'd, computed directly.
 
     x (N, H, W, C), kernel (KH, KW, C, CO), bias (CO,) or (0,) for no bias,
     out (N, OH, OW, CO) fully overwritten. prange over the N*OH output rows (disjoint
-    writes); per row: ky, kx, ox, ci, co with co innermost.
+    writes; a plain loop in the ``_serial`` twin); per row: ky, kx, ox, ci, co with co
+    innermost.
     """
     N = out.shape[0]
     OH = out.shape[1]
@@ -116,15 +122,8 @@ def conv2d_forward_direct(x, kernel, bias, out, sh, sw, dh, dw, pad_top, pad_lef
                       pad_top, pad_left, relu)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def conv2d_forward_direct_serial(x, kernel, bias, out, sh, sw, dh, dw, pad_top, pad_left,
-                                 relu):
-    """Serial twin of ``conv2d_forward_direct`` (never touches the threading layer)."""
-    N = out.shape[0]
-    OH = out.shape[1]
-    for r in range(N * OH):
-        _conv_fwd_row(x, kernel, bias, out, r // OH, r % OH, sh, sw, dh, dw,
-                      pad_top, pad_left, relu)
+conv2d_forward_direct, conv2d_forward_direct_serial = twins(conv2d_forward_direct,
+                                                            fastmath=FAST)
 
 
 # ---------------------------------------------------------------------------------
@@ -687,20 +686,14 @@ def _conv_bwd_input_row(dy, kernel, dx, n, iy, sh, sw, dh, dw, pad_top, pad_left
     dxrow = dx[n, iy]
     dxrow[:, :] = 0.0
     for ky in range(KH):
-        ty = iy + pad_top - ky * dh
-        if ty < 0 or ty % sh != 0:
-            continue
-        oy = ty // sh
-        if oy >= OH:
+        oy = gather_index(iy, pad_top, ky, dh, sh, OH)
+        if oy < 0:
             continue
         for kx in range(KW):
             wk = kernel[ky, kx]
             for ix in range(W):
-                tx = ix + pad_left - kx * dw
-                if tx < 0 or tx % sw != 0:
-                    continue
-                ox = tx // sw
-                if ox >= OW:
+                ox = gather_index(ix, pad_left, kx, dw, sw, OW)
+                if ox < 0:
                     continue
                 g = dy[n, oy, ox]
                 for ci in range(C):
@@ -710,14 +703,14 @@ def _conv_bwd_input_row(dy, kernel, dx, n, iy, sh, sw, dh, dw, pad_top, pad_left
                     dxrow[ix, ci] += acc
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def conv2d_backward_input_direct(dy, kernel, dx, sh, sw, dh, dw, pad_top, pad_left):
     """dx = d(loss)/d(x) given dy = d(loss)/d(out); gather form, fully overwrites dx.
 
     dy (N, OH, OW, CO), kernel (KH, KW, C, CO), dx (N, H, W, C).
-    prange over the N*H input rows (each writes only its own row of dx). For each
-    input pixel: ky, kx whose output position is integral and in range, then ci, and a
-    dot product over co (contiguous in dy and kernel).
+    prange over the N*H input rows (each writes only its own row of dx; a plain loop in
+    the ``_serial`` twin, used for Conv2DTranspose inference). For each input pixel:
+    ky, kx whose output position is integral and in range, then ci, and a dot product
+    over co (contiguous in dy and kernel).
     """
     N = dx.shape[0]
     H = dx.shape[1]
@@ -726,15 +719,8 @@ def conv2d_backward_input_direct(dy, kernel, dx, sh, sw, dh, dw, pad_top, pad_le
                             pad_left)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def conv2d_backward_input_direct_serial(dy, kernel, dx, sh, sw, dh, dw, pad_top,
-                                        pad_left):
-    """Serial twin of ``conv2d_backward_input_direct`` (Conv2DTranspose inference)."""
-    N = dx.shape[0]
-    H = dx.shape[1]
-    for r in range(N * H):
-        _conv_bwd_input_row(dy, kernel, dx, r // H, r % H, sh, sw, dh, dw, pad_top,
-                            pad_left)
+conv2d_backward_input_direct, conv2d_backward_input_direct_serial = twins(
+    conv2d_backward_input_direct, fastmath=FAST)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -825,26 +811,45 @@ def _im2col_row(x, cols, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OH, O
                         crow[base + ci] = x[n, iy, ix, ci]
 
 
-@njit(parallel=True, nogil=True, cache=True)
 def im2col(x, cols, n0, n1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
     """Unfold images x[n0:n1] into cols ((n1-n0)*OH*OW, KH*KW*C).
 
     Row (n-n0)*OH*OW + oy*OW + ox holds the receptive field of that output pixel in
     (ky, kx, c) order, i.e. the order of kernel.reshape(KH*KW*C, CO), so
     cols @ kernel2d is the conv output in NHWC. Padded taps are zero.
-    prange over (n, oy) output rows (disjoint rows of cols).
+    prange over (n, oy) output rows (disjoint rows of cols; a plain loop in the
+    ``_serial`` twin).
     """
     for r in prange((n1 - n0) * OH):
         _im2col_row(x, cols, n0 + r // OH, r % OH, KH, KW, sh, sw, dh, dw, pad_top,
                     pad_left, OH, OW, n0)
 
 
-@njit(nogil=True, cache=True)
-def im2col_serial(x, cols, n0, n1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
-    """Serial twin of ``im2col``."""
-    for r in range((n1 - n0) * OH):
-        _im2col_row(x, cols, n0 + r // OH, r % OH, KH, KW, sh, sw, dh, dw, pad_top,
-                    pad_left, OH, OW, n0)
+im2col, im2col_serial = twins(im2col)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _col2im_image_row(dcols, dx, n, iy, n_base, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
+                      pad_left):
+    """dx[n, iy] (overwritten) = the sum of the dcols entries that came from that input
+    row; dcols rows are numbered from image n_base. Loops ky, kx, ix, ci."""
+    W = dx.shape[2]
+    C = dx.shape[3]
+    dxrow = dx[n, iy]
+    dxrow[:, :] = 0.0
+    for ky in range(KH):
+        oy = gather_index(iy, pad_top, ky, dh, sh, OH)
+        if oy < 0:
+            continue
+        for kx in range(KW):
+            base = (ky * KW + kx) * C
+            for ix in range(W):
+                ox = gather_index(ix, pad_left, kx, dw, sw, OW)
+                if ox < 0:
+                    continue
+                crow = dcols[((n - n_base) * OH + oy) * OW + ox]
+                for ci in range(C):
+                    dxrow[ix, ci] += crow[base + ci]
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -856,32 +861,9 @@ def col2im(dcols, dx, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
     """
     N = dx.shape[0]
     H = dx.shape[1]
-    W = dx.shape[2]
-    C = dx.shape[3]
     for r in prange(N * H):
-        n = r // H
-        iy = r % H
-        dxrow = dx[n, iy]
-        dxrow[:, :] = 0.0
-        for ky in range(KH):
-            ty = iy + pad_top - ky * dh
-            if ty < 0 or ty % sh != 0:
-                continue
-            oy = ty // sh
-            if oy >= OH:
-                continue
-            for kx in range(KW):
-                base = (ky * KW + kx) * C
-                for ix in range(W):
-                    tx = ix + pad_left - kx * dw
-                    if tx < 0 or tx % sw != 0:
-                        continue
-                    ox = tx // sw
-                    if ox >= OW:
-                        continue
-                    crow = dcols[(n * OH + oy) * OW + ox]
-                    for ci in range(C):
-                        dxrow[ix, ci] += crow[base + ci]
+        _col2im_image_row(dcols, dx, r // H, r % H, 0, KH, KW, OH, OW, sh, sw, dh, dw,
+                          pad_top, pad_left)
 
 
 # ---------------------------------------------------------------------------------
@@ -902,10 +884,9 @@ def _bias_act_row(y, bias, relu, i):
                 row[co] = 0.0
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def bias_act_rows(y, bias, relu):
     """In place: y (M, CO) += bias (CO,) (skipped if bias is empty), then relu if asked.
-    prange over 256-row blocks."""
+    prange over 256-row blocks (a plain loop in the ``_serial`` twin)."""
     M = y.shape[0]
     nb = (M + 255) // 256
     for b in prange(nb):
@@ -913,11 +894,7 @@ def bias_act_rows(y, bias, relu):
             _bias_act_row(y, bias, relu, i)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def bias_act_rows_serial(y, bias, relu):
-    """Serial twin of ``bias_act_rows``."""
-    for i in range(y.shape[0]):
-        _bias_act_row(y, bias, relu, i)
+bias_act_rows, bias_act_rows_serial = twins(bias_act_rows, fastmath=FAST)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -1073,34 +1050,6 @@ def conv2d_forward_gemm_serial(gemm, x, k2d, bias, out2d, cols, scratch, pads, K
             buf = scratch[0][:(n1 - n0) * P]
         _fwd_gemm_chunk(gemm, x, k2d, bias, out2d, buf, pads[0], n0, n1, KH, KW, OH, OW, sh,
                         sw, dh, dw, pad_top, pad_left, relu)
-
-
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _col2im_image_row(dcols, dx, n, iy, n_base, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
-                      pad_left):
-    W = dx.shape[2]
-    C = dx.shape[3]
-    dxrow = dx[n, iy]
-    dxrow[:, :] = 0.0
-    for ky in range(KH):
-        ty = iy + pad_top - ky * dh
-        if ty < 0 or ty % sh != 0:
-            continue
-        oy = ty // sh
-        if oy >= OH:
-            continue
-        for kx in range(KW):
-            base = (ky * KW + kx) * C
-            for ix in range(W):
-                tx = ix + pad_left - kx * dw
-                if tx < 0 or tx % sw != 0:
-                    continue
-                ox = tx // sw
-                if ox >= OW:
-                    continue
-                crow = dcols[((n - n_base) * OH + oy) * OW + ox]
-                for ci in range(C):
-                    dxrow[ix, ci] += crow[base + ci]
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)

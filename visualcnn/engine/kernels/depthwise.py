@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from visualcnn.engine import parallel as _par
-from visualcnn.engine.kernels._common import FAST, num_chunks
+from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, num_chunks, relu_inplace, twins
 from visualcnn.engine.kernels.conv import bias_grad, reduce_partials
 
 __all__ = [
@@ -33,12 +33,7 @@ def _dw_fwd_row(x, kernel, bias, out, n, oy, sh, sw, dh, dw, pad_top, pad_left, 
     OW = out.shape[2]
     w3 = kernel.reshape(KH, KW, J)
     orow = out[n, oy]
-    if bias.shape[0] > 0:
-        for ox in range(OW):
-            for j in range(J):
-                orow[ox, j] = bias[j]
-    else:
-        orow[:, :] = 0.0
+    fill_bias(orow, bias)
     for ky in range(KH):
         iy = oy * sh - pad_top + ky * dh
         if iy < 0 or iy >= H:
@@ -58,19 +53,16 @@ def _dw_fwd_row(x, kernel, bias, out, n, oy, sh, sw, dh, dw, pad_top, pad_left, 
                     for j in range(J):
                         orow[ox, j] += xp[j // DM] * wk[j]
     if relu:
-        for ox in range(OW):
-            for j in range(J):
-                if orow[ox, j] < 0.0:
-                    orow[ox, j] = 0.0
+        relu_inplace(orow)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def depthwise_conv2d_forward(x, kernel, bias, out, sh, sw, dh, dw, pad_top, pad_left,
                              relu):
     """out (N, OH, OW, C*DM) = [relu](depthwise_conv(x, kernel) + bias).
 
     x (N, H, W, C), kernel (KH, KW, C, DM), bias (C*DM,) or (0,). prange over the N*OH
-    output rows; per row ky, kx, ox, j (j = output channel, innermost).
+    output rows (a plain loop in the ``_serial`` twin); per row ky, kx, ox, j
+    (j = output channel, innermost).
     """
     N = out.shape[0]
     OH = out.shape[1]
@@ -79,15 +71,8 @@ def depthwise_conv2d_forward(x, kernel, bias, out, sh, sw, dh, dw, pad_top, pad_
                     pad_left, relu)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def depthwise_conv2d_forward_serial(x, kernel, bias, out, sh, sw, dh, dw, pad_top,
-                                    pad_left, relu):
-    """Serial twin of ``depthwise_conv2d_forward``."""
-    N = out.shape[0]
-    OH = out.shape[1]
-    for r in range(N * OH):
-        _dw_fwd_row(x, kernel, bias, out, r // OH, r % OH, sh, sw, dh, dw, pad_top,
-                    pad_left, relu)
+depthwise_conv2d_forward, depthwise_conv2d_forward_serial = twins(depthwise_conv2d_forward,
+                                                                  fastmath=FAST)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -111,20 +96,14 @@ def depthwise_conv2d_backward_input(dy, kernel, dx, sh, sw, dh, dw, pad_top, pad
         dxrow = dx[n, iy]
         dxrow[:, :] = 0.0
         for ky in range(KH):
-            ty = iy + pad_top - ky * dh
-            if ty < 0 or ty % sh != 0:
-                continue
-            oy = ty // sh
-            if oy >= OH:
+            oy = gather_index(iy, pad_top, ky, dh, sh, OH)
+            if oy < 0:
                 continue
             for kx in range(KW):
                 wk = kernel[ky, kx]
                 for ix in range(W):
-                    tx = ix + pad_left - kx * dw
-                    if tx < 0 or tx % sw != 0:
-                        continue
-                    ox = tx // sw
-                    if ox >= OW:
+                    ox = gather_index(ix, pad_left, kx, dw, sw, OW)
+                    if ox < 0:
                         continue
                     g = dy[n, oy, ox]
                     if DM == 1:

@@ -9,7 +9,7 @@ first maximum in (ky, kx) scan order. Global pools are plain numpy reductions.
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine.kernels._common import FAST
+from visualcnn.engine.kernels._common import FAST, twins
 
 __all__ = [
     "maxpool2d_forward",
@@ -91,15 +91,15 @@ def _maxpool_row_2x2(x, out, argmax, n, oy):
             ar[ch] = k
 
 
-@njit(parallel=True, nogil=True, cache=True)
 def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     """out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same
     shape as out) records the winner as its flat index (iy*W + ix)*C + c in x[n], for the
     backward pass.
 
     x (N, H, W, C), out (N, OH, OW, C), argmax (N, OH, OW, C) int32.
-    prange over N*OH output rows; per row ox, ky, kx, c with c innermost (2x2 / stride 2
-    / unpadded: ``_maxpool_row_2x2``, the four candidates compared in registers).
+    prange over N*OH output rows (a plain loop in the ``_serial`` twin); per row ox, ky,
+    kx, c with c innermost (2x2 / stride 2 / unpadded: ``_maxpool_row_2x2``, the four
+    candidates compared in registers).
     """
     N = out.shape[0]
     OH = out.shape[1]
@@ -112,18 +112,7 @@ def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
             _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
-@njit(nogil=True, cache=True)
-def maxpool2d_forward_serial(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-    """Serial twin of ``maxpool2d_forward``."""
-    N = out.shape[0]
-    OH = out.shape[1]
-    fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
-            and 2 * OH <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
-    for r in range(N * OH):
-        if fast:
-            _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
-        else:
-            _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+maxpool2d_forward, maxpool2d_forward_serial = twins(maxpool2d_forward)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -197,11 +186,11 @@ def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
             orow[ox, c] *= inv
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
     """out = mean of x over the REAL (unpadded) cells of each window (Keras "same").
 
-    x (N, H, W, C), out (N, OH, OW, C). prange over N*OH output rows; c innermost.
+    x (N, H, W, C), out (N, OH, OW, C). prange over N*OH output rows (a plain loop in
+    the ``_serial`` twin); c innermost.
     """
     N = out.shape[0]
     OH = out.shape[1]
@@ -209,13 +198,7 @@ def avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
         _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def avgpool2d_forward_serial(x, out, PH, PW, sh, sw, pad_top, pad_left):
-    """Serial twin of ``avgpool2d_forward``."""
-    N = out.shape[0]
-    OH = out.shape[1]
-    for r in range(N * OH):
-        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+avgpool2d_forward, avgpool2d_forward_serial = twins(avgpool2d_forward, fastmath=FAST)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
