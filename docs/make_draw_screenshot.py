@@ -41,7 +41,7 @@ def main() -> int:
     window.resize(1440, 900)
     window.show()
     window.open_file(trained, confirm=False)
-    window.tabs.setCurrentWidget(window.draw_panel)
+    window.tabs.setCurrentWidget(window.draw_page)
     canvas = window.draw_panel.canvas
     # A slightly wobbly, off-centre 3, the way people draw it.
     canvas.add_stroke(arc(0.46, 0.32, 0.16, -165, 95) + arc(0.47, 0.64, 0.18, -95, 150))

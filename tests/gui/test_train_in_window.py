@@ -16,7 +16,7 @@ def test_train_button_locks_the_pipeline_and_the_weights_join_the_project(qtbot,
     assert seed_window.document.trained_weights is None
     with qtbot.waitSignal(seed_window.train_panel.run_finished, timeout=120_000):
         seed_window.train_button.click()
-        assert seed_window.tabs.currentWidget() is seed_window.train_panel
+        assert seed_window.tabs.currentWidget() is seed_window.train_page
         assert seed_window.locked and not seed_window.lock_banner.isHidden()
         assert not seed_window.pipeline.isEnabled() and not seed_window.undo_action.isEnabled()
         assert not seed_window.train_button.isEnabled()

@@ -51,6 +51,14 @@ def train_blocker(document: PipelineDocument) -> str | None:
     return document.report.error
 
 
+def scrollable(page: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(page)
+    return area
+
+
 def check_weights(model_file) -> None:
     """Refuse a file whose trained weights do not fit its own model (ConfigError names why)."""
     if model_file.weights is None:
@@ -85,8 +93,13 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._build_tab(), "Build")
         self.train_panel = TrainTabWidget()
         self.draw_panel = DrawTabWidget()
-        self.tabs.addTab(self.train_panel, "Train")
-        self.tabs.addTab(self.draw_panel, "Draw")
+        # In scroll areas: the Train and Draw pages fill the window when there is room and
+        # scroll when there is not, instead of forcing their minimum size on the Build tab's
+        # docks (the Train page alone asks for 1,107 px of width).
+        self.train_page = scrollable(self.train_panel)
+        self.draw_page = scrollable(self.draw_panel)
+        self.tabs.addTab(self.train_page, "Train")
+        self.tabs.addTab(self.draw_page, "Draw")
 
         self.palette_widget = PaletteWidget()
         self.inspector = InspectorWidget(self.document, self.undo_stack)
@@ -274,7 +287,7 @@ class MainWindow(QMainWindow):
 
     def _on_training_requested(self) -> None:
         """The Build tab's Train button: show the Train tab and start with its settings."""
-        self.tabs.setCurrentWidget(self.train_panel)
+        self.tabs.setCurrentWidget(self.train_page)
         self.train_panel.start()
 
     def _editing_actions(self) -> list[QAction]:
