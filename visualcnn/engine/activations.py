@@ -227,14 +227,21 @@ def _exponential_bwd(x, y, dy, dx):
 
 # --- softmax over the last axis (x, y viewed as (rows, K)) ---------------------------
 
+@njit(inline="always", **_OPTS)
+def _row_max(x, r):
+    """max over row r: subtracted before exp so softmax never overflows."""
+    m = x[r, 0]
+    for k in range(1, x.shape[1]):
+        if x[r, k] > m:
+            m = x[r, k]
+    return m
+
+
 @njit(**_OPTS)
 def _softmax_fwd(x, y):
     """Row by row: subtract the max, exponentiate, normalise (stable)."""
     for r in range(x.shape[0]):
-        m = x[r, 0]
-        for k in range(1, x.shape[1]):
-            if x[r, k] > m:
-                m = x[r, k]
+        m = _row_max(x, r)
         s = 0.0
         for k in range(x.shape[1]):
             e = math.exp(x[r, k] - m)
@@ -259,10 +266,7 @@ def _softmax_bwd(x, y, dy, dx):
 @njit(**_OPTS)
 def _log_softmax_fwd(x, y):
     for r in range(x.shape[0]):
-        m = x[r, 0]
-        for k in range(1, x.shape[1]):
-            if x[r, k] > m:
-                m = x[r, k]
+        m = _row_max(x, r)
         s = 0.0
         for k in range(x.shape[1]):
             s += math.exp(x[r, k] - m)

@@ -7,12 +7,11 @@ engine's build step use the same report, and raise the first error instead.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 from .layers import ConfigError, Inference, Layer
-from .shapes import Field, format_shape
+from .shapes import Field
 
 MAX_INPUT_SIDE = 100_000
 
@@ -129,9 +128,4 @@ def describe_field(inference: Inference) -> str:
     return f"each output value sees {size[0]}x{size[1]} input pixels; neighbours are {jump[0]}x{jump[1]} pixels apart"
 
 
-def total_elements(shape: tuple) -> int:
-    return math.prod(d for d in shape if d is not None)
-
-
-__all__ = ["LayerReport", "PipelineReport", "analyse", "check_input_shape", "field_value", "describe_field",
-           "format_shape", "total_elements"]
+__all__ = ["LayerReport", "PipelineReport", "analyse", "check_input_shape", "field_value", "describe_field"]

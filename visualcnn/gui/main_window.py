@@ -172,15 +172,6 @@ class MainWindow(QMainWindow):
         layout.addLayout(bar)
         return page
 
-    def _placeholder(self, text: str) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        label = QLabel(text)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setEnabled(False)
-        layout.addWidget(label)
-        return page
-
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)  # saveState/restoreState need stable names

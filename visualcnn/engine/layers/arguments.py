@@ -158,7 +158,8 @@ def _check_bounds(arg: Arg, value, fail, pair: bool = False) -> None:
         raise fail(f"{each}>= {arg.minimum:g}")
     if arg.maximum is not None:
         if arg.maximum_exclusive and value >= arg.maximum:
-            raise fail(f"{each}>= {arg.minimum:g} and < {arg.maximum:g}")
+            low = f">= {arg.minimum:g} and " if arg.minimum is not None else ""
+            raise fail(f"{each}{low}< {arg.maximum:g}")
         if not arg.maximum_exclusive and value > arg.maximum:
             raise fail(f"{each}<= {arg.maximum:g}")
 

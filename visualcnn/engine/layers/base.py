@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..shapes import Field, format_hw, format_shape
-from .arguments import REQUIRED, Arg, ConfigError, check_extra_key, normalise
+from .arguments import Arg, ConfigError, check_extra_key, normalise
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Layer:
             if key in given:
                 raise TypeError(f"{self.class_name} got two values for argument '{key}'")
         given.update(kwargs)
-        self.config = self._normalise_all(given, strict=True)
+        self.config = self._normalise_all(given)
         self._check_config()
 
     # --- configuration -----------------------------------------------------------
@@ -93,7 +93,7 @@ class Layer:
         """How messages name this layer: Conv2D 'conv2d_1'."""
         return f"{self.class_name} '{self.name}'" if self.name else self.class_name
 
-    def _normalise_all(self, given: dict, strict: bool) -> dict:
+    def _normalise_all(self, given: dict) -> dict:
         known = [a.name for a in self.ARGS]
         config = {}
         for arg in self.ARGS:
@@ -105,8 +105,7 @@ class Layer:
                 config[arg.name] = normalise(arg, arg.default, self.where) if arg.default is not None else None
         for key, value in given.items():
             if key not in known:
-                if strict:
-                    check_extra_key(key, value, self.where, known)
+                check_extra_key(key, value, self.where, known)
         return config
 
     def _check_config(self) -> None:
@@ -317,5 +316,3 @@ def weight_line(terms: list[tuple[str, int]], total: int) -> str:
         return "params = 0 (nothing to learn)"
     return "params = " + " + ".join(t for t, _ in terms) + f" = {fmt_count(total)}"
 
-
-REQUIRED = REQUIRED  # re-exported for layer modules
