@@ -74,6 +74,16 @@ class Optimizer:
         self.iterations = 0
         self._params: list[np.ndarray] | None = None
 
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        # Every path (constructor, compile, the window's slider, set_learning_rate) goes
+        # through here: a NaN/inf/<=0 rate would write NaN into every weight at the next step.
+        self._learning_rate = _positive(value, "learning_rate")
+
     def build(self, params: list[np.ndarray]) -> None:
         self._params = list(params)
         self.iterations = 0
@@ -188,8 +198,9 @@ class RMSprop(Optimizer):
 
 
 def _positive(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive number, received {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{what} must be a positive number (finite, such as 0.001), received {value!r}")
     return float(value)
 
 

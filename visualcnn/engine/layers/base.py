@@ -166,6 +166,26 @@ class Layer:
     def __repr__(self) -> str:
         return f"<{self.class_name} {self.name or '(unnamed)'} {self.describe()}>"
 
+    # --- memory: pure arithmetic on shapes (engine/memory.py sums it) -------------------
+    #
+    # Counts of float32-sized values, so a model of any size is priced without allocating.
+    # Subclasses whose forward/backward keep other buffers than the default override these.
+
+    def buffer_values(self, input_shape: tuple, output_shape: tuple, training: bool) -> int:
+        """Values per example this layer's buffers hold after forward (and backward when
+        training): by default the output (pre- and post-activation when the activation is
+        not linear), and when training the input gradient dx and dz."""
+        out, inp = math.prod(output_shape[1:]), math.prod(input_shape[1:])
+        nonlinear = self.config.get("activation") not in (None, "linear")
+        values = out * (2 if nonlinear else 1)
+        if training:
+            values += inp + (out if nonlinear else 0)
+        return values
+
+    def workspace_values(self, input_shape: tuple, output_shape: tuple, batch_size: int, threads: int) -> int:
+        """Values of the kernels' scratch (im2col and per-thread partial sums) at this batch size."""
+        return 0
+
     # --- engine: weights, forward and backward ---------------------------------------
     #
     # build(input_shape, rng) calls infer() first, so the shapes the builder window shows

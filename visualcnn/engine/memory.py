@@ -1,0 +1,264 @@
+"""Memory known before it is spent: what a model will allocate, priced from its shapes.
+
+Pure arithmetic over the analysis report (no arrays, no numba), so the builder window can
+show it on every edit and the engine can refuse a model that cannot fit *before*
+allocating anything: Dense(1_000_000) after a 26x26x32 feature map asks for 86 GB of
+weights, and numpy would otherwise try (and the OS kill the process, or swap for minutes).
+
+Every value is float32 (4 bytes), as the engine stores them. Each layer prices its own
+buffers (Layer.buffer_values / workspace_values); this module adds the model-wide parts:
+gradients, optimizer slots, the batch being trained.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+
+FLOAT = 4  # bytes per float32 value
+GIB = 1024 ** 3
+HEADROOM = 0.9  # a model may use at most this fraction of the memory available
+
+# Optimizer state per trainable value (Keras's slots): Adam keeps m and v; RMSprop v
+# (and a momentum slot when momentum > 0); SGD a velocity only with momentum.
+def optimizer_slots(optimizer: str = "adam", momentum: float = 0.0) -> int:
+    name = (optimizer or "adam").lower()
+    if name == "adam":
+        return 2
+    if name == "rmsprop":
+        return 1 + (1 if momentum > 0 else 0)
+    if name == "sgd":
+        return 1 if momentum > 0 else 0
+    return 2  # unknown: price it like Adam, the most expensive
+
+
+class MemoryLimitError(ValueError):
+    """The model would need more memory than this machine can give."""
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """One block's memory. activation_bytes: its output for the whole batch (float32).
+    training_bytes: everything the block holds while training (weights, gradients,
+    optimizer slots, forward and backward buffers, kernel scratch)."""
+
+    name: str
+    weight_bytes: int
+    activation_bytes: int
+    training_bytes: int = 0
+    workspace_bytes: int = 0
+    class_name: str = ""
+    knob: str | None = None  # the argument that makes it smaller: "units", "filters", ...
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    layers: tuple[LayerMemory, ...]
+    weight_bytes: int
+    training_peak_bytes: int
+    inference_peak_bytes: int
+    batch_size: int
+    optimizer: str = "adam"
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(layer.activation_bytes for layer in self.layers)
+
+    def biggest(self, training: bool = True) -> LayerMemory | None:
+        """The layer that costs the most (what to shrink first)."""
+        if not self.layers:
+            return None
+        key = (lambda m: m.training_bytes) if training else (lambda m: m.weight_bytes + m.activation_bytes)
+        return max(self.layers, key=key)
+
+
+def _threads() -> int:
+    """How many per-thread scratch slots the kernels keep (numba's thread count).
+
+    numba is imported only when it already is (pricing a model must stay instant)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            return max(1, int(numba.config.NUMBA_NUM_THREADS))
+        except Exception:  # noqa: BLE001 - any oddity: fall back to the core count
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def _knob(layer) -> str | None:
+    config = getattr(layer, "config", {})
+    for arg in ("units", "filters", "depth_multiplier"):
+        if arg in config:
+            return arg
+    return None
+
+
+def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
+                    threads: int | None = None) -> MemoryEstimate:
+    """Price every layer of a PipelineReport at batch_size (rows with an error count 0)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    threads = threads or _threads()
+    slots = optimizer_slots(optimizer, momentum)
+    rows = []
+    weights = trainable = train_buffers = infer_buffers = workspaces = 0
+    for row in report.rows:
+        inference = row.inference
+        if inference is None:
+            rows.append(LayerMemory(row.name, 0, 0, 0, 0, row.layer.class_name, _knob(row.layer)))
+            continue
+        layer, in_shape, out_shape = row.layer, row.input_shape, inference.output_shape
+        w_values = sum(spec.size for spec in inference.weights)
+        t_values = sum(spec.size for spec in inference.weights if spec.trainable)
+        out_values = math.prod(out_shape[1:])
+        train_values = layer.buffer_values(in_shape, out_shape, True)
+        infer_values = layer.buffer_values(in_shape, out_shape, False)
+        ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
+        layer_training = (w_values + t_values * (1 + slots) + train_values * batch_size + ws_values) * FLOAT
+        rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
+                                ws_values * FLOAT, layer.class_name, _knob(layer)))
+        weights += w_values
+        trainable += t_values
+        train_buffers += train_values
+        infer_buffers += infer_values
+        workspaces += ws_values
+    batch_values = math.prod(report.input_shape) + (math.prod(report.output_shape[1:])
+                                                    if report.ok and report.output_shape else 0)
+    training = weights + trainable * (1 + slots) + (train_buffers + batch_values) * batch_size + workspaces
+    inference = weights + (infer_buffers + batch_values) * batch_size + workspaces
+    return MemoryEstimate(tuple(rows), weights * FLOAT, training * FLOAT, inference * FLOAT, batch_size,
+                          (optimizer or "adam").lower())
+
+
+# --- what the machine can give ----------------------------------------------------------
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """Room left under a container's memory limit (cgroup v2, then v1), or None."""
+    limit = _read_int("/sys/fs/cgroup/memory.max")
+    if limit is not None:
+        used = _read_int("/sys/fs/cgroup/memory.current") or 0
+        return max(0, limit - used)
+    limit = _read_int("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    if limit is not None and limit < 1 << 60:  # v1 reports "no limit" as a huge number
+        used = _read_int("/sys/fs/cgroup/memory/memory.usage_in_bytes") or 0
+        return max(0, limit - used)
+    return None
+
+
+def _rlimit_available() -> int | None:
+    """Room left under `ulimit -v` (RLIMIT_AS), or None when there is no such limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        used = 0
+    return max(0, soft - used)
+
+
+def available_memory_bytes() -> int:
+    """What this process can still allocate: the smaller of the kernel's MemAvailable and
+    the room under a cgroup limit. VISUALCNN_MEMORY_LIMIT (bytes) overrides it, for tests
+    and for teachers who want to keep a margin."""
+    override = os.environ.get("VISUALCNN_MEMORY_LIMIT", "").strip()
+    if override:
+        try:
+            return max(0, int(float(override)))
+        except ValueError:
+            pass
+    candidates = [v for v in (_meminfo_available(), _cgroup_available(), _rlimit_available()) if v is not None]
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return 1 << 62  # unknown platform: do not refuse anything
+    return min(candidates)
+
+
+def format_bytes(n: int | float) -> str:
+    """'512 B', '1.2 MiB', '25.3 GiB'."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def memory_problem(estimate: MemoryEstimate, training: bool = True, available: int | None = None,
+                   already_allocated: int = 0) -> str | None:
+    """The one-line refusal check_memory raises, or None when the model fits.
+
+    already_allocated: bytes of the estimate this process holds already (the weights of a
+    built model), which MemAvailable no longer counts."""
+    need = estimate.training_peak_bytes if training else estimate.inference_peak_bytes
+    available = available_memory_bytes() if available is None else available
+    # Leave a margin: the estimate is of the engine's arrays only, and a machine swapping
+    # for its last free megabytes freezes the whole desktop in front of the class.
+    if need <= (available + already_allocated) * HEADROOM:
+        return None
+    what = "Training" if training else "Running"
+    big = estimate.biggest(training)
+    detail = ""
+    advice = "reduce the batch size"
+    if big is not None:
+        parts = []
+        if big.weight_bytes:
+            parts.append(f"{format_bytes(big.weight_bytes)} of weights")
+        act = big.activation_bytes
+        if act:
+            parts.append(f"{format_bytes(act)} of activations at batch {estimate.batch_size}")
+        detail = f" ({big.name}: {', '.join(parts)})" if parts else ""
+        weight_share = big.weight_bytes * (1 if not training else 2 + optimizer_slots(estimate.optimizer))
+        if big.knob and weight_share * 2 >= need:
+            advice = f"reduce {big.name}'s {big.knob}"
+        elif big.knob:
+            advice = f"reduce the batch size or {big.name}'s {big.knob}"
+        elif estimate.batch_size == 1:
+            advice = "make the input or the layers before it smaller"
+    if estimate.batch_size == 1 and advice == "reduce the batch size":
+        advice = "make the layers smaller"
+    return (f"{what} this model needs about {format_bytes(need)}{detail} but this machine has "
+            f"{format_bytes(available)} available: {advice}")
+
+
+def check_memory(estimate: MemoryEstimate, training: bool = True, *, available: int | None = None,
+                 already_allocated: int = 0) -> None:
+    """Raise MemoryLimitError (a ValueError) naming the numbers when the estimate cannot fit."""
+    problem = memory_problem(estimate, training, available, already_allocated)
+    if problem:
+        raise MemoryLimitError(problem)
+
+
+__all__ = ["MemoryLimitError", "LayerMemory", "MemoryEstimate", "estimate_memory", "available_memory_bytes",
+           "check_memory", "memory_problem", "format_bytes", "optimizer_slots"]

@@ -1,0 +1,169 @@
+"""The ONE MNIST training recipe, shared by `visualcnn train` and the window's worker.
+
+    problem = readiness_problem(report, config)     # None, or what to change
+    prepared = prepare_run(model, config, (x_train, y_train), limit=1000)
+    for report in prepared.run: ...                 # engine.training's StepReport / EpochReport
+
+Everything a run needs is decided here once: the input-shape and classifier checks, the
+memory check, scaling images, one-hot labels for the losses that need them, build and
+compile with the settings, and the batch count (the engine's own, so a progress bar can
+never disagree with the run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .memory import check_memory, estimate_memory, memory_problem
+from .training_config import TrainingConfig
+
+NUM_CLASSES = 10
+MNIST_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
+ONE_HOT_LOSSES = ("categorical_crossentropy", "mean_squared_error")
+
+
+def classifier_problem(report, num_classes: int = NUM_CLASSES,
+                       loss: str = "sparse_categorical_crossentropy") -> str | None:
+    """Why this pipeline cannot classify num_classes classes with this loss, or None."""
+    if report.error:
+        return report.error
+    if not report.rows:
+        return f"the model has no layers; end it with Dense({num_classes}, activation='softmax')"
+    out = report.output_shape
+    last = report.rows[-1].layer
+    where = f"the last layer {last.class_name} '{last.name}'" if last.name else f"the last layer {last.class_name}"
+    if len(out) != 2:
+        return (f"the model's output has shape {tuple(out)}, but classifying needs one score per class, "
+                f"shape (None, {num_classes}); add Flatten (or GlobalAveragePooling2D) before the last Dense layer")
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        if out[-1] != num_classes:
+            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} classes: "
+                    f"set its units to {num_classes}")
+        activation = last.config.get("activation")
+        if activation != "softmax":
+            return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
+                    "set activation='softmax' on it")
+    elif loss == "binary_crossentropy":
+        return f"binary_crossentropy cannot classify {num_classes} classes; use sparse_categorical_crossentropy"
+    elif out[-1] != num_classes:
+        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} classes: set its units to {num_classes}"
+    return None
+
+
+def readiness_problem(report, config: TrainingConfig | None = None) -> str | None:
+    """None when this pipeline can be trained on MNIST with these settings, else the one
+    message saying what to change. The Build tab's "Ready to train", the Train tab's
+    refusal and `visualcnn train` all ask this."""
+    config = config or TrainingConfig()
+    return shape_problem(report, config) or memory_problem(_estimate(report, config), training=True)
+
+
+def shape_problem(report, config: TrainingConfig) -> str | None:
+    """readiness_problem without the memory check: the pipeline, input and classifier."""
+    if report.error:
+        return report.error
+    if tuple(report.input_shape) not in MNIST_INPUT_SHAPES:
+        shape = "x".join(str(d) for d in report.input_shape)
+        return (f"the model's input is {shape}, but MNIST images are 28x28 grey: "
+                "set the input shape to [28, 28, 1]")
+    return classifier_problem(report, NUM_CLASSES, config.loss)
+
+
+def _estimate(report, config: TrainingConfig):
+    return estimate_memory(report, config.batch_size, optimizer=config.optimizer, momentum=config.momentum)
+
+
+@dataclass
+class PreparedRun:
+    """A built, compiled model's run. run: the engine.training.TrainingRun generator."""
+
+    run: Any
+    steps_per_epoch: int
+    total_steps: int
+    config: TrainingConfig
+    train_examples: int
+    val_examples: int
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+def scale_images(images, input_shape: tuple) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1]; float images are taken as already scaled.
+    Reshaped for the model's input ((N, 28, 28, 1), (N, 28, 28) or (N, 784))."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        x = images.astype(np.float32) / np.float32(255.0)
+    else:
+        x = np.asarray(images, np.float32)
+    return x.reshape((x.shape[0], *input_shape))
+
+
+def prepare_labels(labels, loss: str, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Integer labels as the loss expects them: one-hot for categorical losses and MSE."""
+    labels = np.asarray(labels)
+    if loss in ONE_HOT_LOSSES and labels.ndim == 1:
+        out = np.zeros((labels.shape[0], num_classes), np.float32)
+        out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1.0
+        return out
+    return labels.astype(np.int64) if labels.ndim == 1 else labels
+
+
+def _split_data(data) -> tuple:
+    """(x_train, y_train, x_test, y_test) from the shapes callers have: an object with
+    x_train / y_train (/ x_test / y_test) attributes, load_mnist()'s ((x, y), (xt, yt)),
+    or a plain (x, y) pair."""
+    if hasattr(data, "x_train"):
+        return data.x_train, data.y_train, getattr(data, "x_test", None), getattr(data, "y_test", None)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        first, second = data
+        if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)):
+            return first[0], first[1], second[0], second[1]
+        return first, second, None, None
+    raise ValueError("data must be (x_train, y_train), ((x_train, y_train), (x_test, y_test)) "
+                     "or an object with x_train and y_train")
+
+
+def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None) -> PreparedRun:
+    """Check, build, compile and start (lazily) one training run of model on data.
+
+    Raises ValueError (MemoryLimitError for memory) naming what to change, before any
+    weight is allocated."""
+    from .model_io import compile_from_config
+    from .training import train
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be a positive number of images, received {limit!r}")
+    report = model.analyse()
+    problem = shape_problem(report, config)
+    if problem:
+        raise ValueError(f"cannot train this model on MNIST: {problem}")
+    check_memory(_estimate(report, config))
+    x_train, y_train, x_test, y_test = _split_data(data)
+    if limit is not None:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    x = scale_images(x_train, model.input_shape)
+    y = prepare_labels(y_train, config.loss)
+    model.build(seed=config.seed)
+    compile_from_config(model, config)
+    run = train(model, x, y, batch_size=config.batch_size, epochs=config.epochs,
+                validation_split=config.validation_split, seed=config.seed)
+    xt = yt = None
+    if x_test is not None and y_test is not None:
+        xt, yt = scale_images(x_test, model.input_shape), prepare_labels(y_test, config.loss)
+    return PreparedRun(run, run.batches, run.batches * config.epochs, config, run.train_examples,
+                       run.val_examples, xt, yt)
+
+
+def set_learning_rate(model, value) -> None:
+    """Change the learning rate of a compiled model between two steps, through the
+    optimizer's own validation (NaN, infinity or <= 0 raise ValueError)."""
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("set_learning_rate: compile the model first")
+    model.optimizer.learning_rate = value
+
+
+__all__ = ["readiness_problem", "shape_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
+           "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]
