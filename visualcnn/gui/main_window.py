@@ -26,6 +26,8 @@ from .inspector import InspectorWidget
 from .palette import PaletteWidget, starter_config
 from .pipeline_view import PipelineWidget
 from .summary_view import SummaryWidget
+from .tab_strip import pin_tab_bar
+from .zoom import ZoomController
 from .train_tab import TrainTabWidget
 
 MAX_RECENT = 8
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.settings = settings if settings is not None else QSettings()
+        self.zoom = ZoomController(self.settings, self)  # first: the panels are sized from the zoomed font
         self.document = PipelineDocument(self)
         self.undo_stack = QUndoStack(self)
         self.path: Path | None = None
@@ -100,6 +103,7 @@ class MainWindow(QMainWindow):
         self.draw_page = scrollable(self.draw_panel)
         self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.draw_page, "Draw")
+        self.tab_bar = pin_tab_bar(self, self.tabs)
 
         self.palette_widget = PaletteWidget()
         self.inspector = InspectorWidget(self.document, self.undo_stack)
@@ -223,6 +227,8 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         self._add(view_menu, "Reset &Layout", None, self.reset_layout)
+        view_menu.addSeparator()
+        self.zoom.add_actions(view_menu)
 
     def _add(self, menu, text, shortcut, slot) -> QAction:
         action = menu.addAction(text)
