@@ -189,10 +189,19 @@ class Activation(Layer):
 
         self._act = activations.get(self.config["activation"])
 
+    @property
+    def is_relu(self) -> bool:
+        """A relu the layer before may apply in its own pass (see model._forward)."""
+        return self.config["activation"] == "relu"
+
     def forward(self, x, ctx, training=False):
-        if self._act.name == "linear":
+        if self._act.name == "linear" or getattr(ctx, "fuse_relu", False):
+            # Fused: the layer before already applied this relu; its backward applies
+            # the relu's derivative too, so ours passes dy through unchanged.
             ctx.saved["y"] = x
+            ctx.saved["passthrough"] = True
             return x
+        ctx.saved["passthrough"] = False
         y = ctx.buf("y", x.shape)
         self._act.forward(x, y)
         ctx.saved["z"], ctx.saved["y"] = x, y
@@ -201,7 +210,7 @@ class Activation(Layer):
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
         if not need_dx:
             return None
-        return self._activation_backward(dy, ctx, skip_activation)
+        return self._activation_backward(dy, ctx, skip_activation or ctx.saved["passthrough"])
 
     def describe(self):
         return self.config["activation"]

@@ -49,6 +49,11 @@ class BatchNormalization(Layer):
         axis = self.config["axis"] % rank
         self._reduce = tuple(a for a in range(rank) if a != axis)
         self._bshape = tuple(self.built_input_shape[axis] if a == axis else 1 for a in range(rank))
+        # Channels last (the usual axis=-1): the numba kernels over the (positions, channels)
+        # view. Any other axis takes the numpy path.
+        self._channels_last = axis == rank - 1
+
+    absorbs_relu = True  # the model may fold a following Activation('relu') into this layer
 
     def _params(self):
         ch = self._bshape
@@ -58,12 +63,77 @@ class BatchNormalization(Layer):
                 beta.reshape(ch) if beta is not None else None)
 
     def forward(self, x, ctx, training=False):
+        # Keras: a frozen BatchNormalization runs in inference mode even while training.
+        training = training and self.trainable
+        relu = getattr(ctx, "fuse_relu", False)
+        if not self._channels_last:
+            y = self._forward_numpy(x, ctx, training)
+            if relu:
+                np.maximum(y, np.float32(0.0), out=y)
+            ctx.saved.update(y=y, relu=relu)
+            return y
+        k = _kernels()
+        c = self.config
+        ch = x.shape[-1]
+        x2d = x.reshape(-1, ch)
+        rows = x2d.shape[0]
+        stats = [ctx.buf(name, (ch,)) for name in ("mean", "inv_std", "scale", "shift")]
+        gamma, beta = self._flat_params(k)
+        eps = np.float32(c["epsilon"])
+        if training:
+            t = k.num_stat_chunks(rows)
+            psum = ctx.buf("psum", (t, ch), np.float64)
+            psq = ctx.buf("psq", (t, ch), np.float64)
+            k.bn_stat_partials(x2d, psum, psq)
+            k.bn_finish_batch(psum, psq, rows, gamma, beta, eps, np.float32(c["momentum"]), ctx.update_stats,
+                              self.weight("moving_mean"), self.weight("moving_variance"), *stats)
+        else:
+            k.bn_finish_moving(gamma, beta, eps, self.weight("moving_mean"), self.weight("moving_variance"),
+                               *stats)
+        y = ctx.buf("y", x.shape)
+        apply = k.bn_apply_serial if (not training and _serial(k, x2d.size)) else k.bn_apply
+        apply(x2d, stats[2], stats[3], y.reshape(-1, ch), relu)
+        ctx.saved.update(x=x, y=y, mean=stats[0], inv_std=stats[1], batch_stats=training, relu=relu)
+        return y
+
+    def _flat_params(self, k):
+        gamma = self.weight("gamma")
+        beta = self.weight("beta")
+        return (_EMPTY if gamma is None else gamma), (_EMPTY if beta is None else beta)
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if ctx.saved.get("x") is None:
+            return self._backward_numpy(dy, ctx, need_dx)
+        k = _kernels()
+        x, y = ctx.saved["x"], ctx.saved["y"]
+        ch = x.shape[-1]
+        x2d, dy2d, y2d = x.reshape(-1, ch), dy.reshape(-1, ch), y.reshape(-1, ch)
+        rows = x2d.shape[0]
+        t = k.num_stat_chunks(rows)
+        pdy = ctx.buf("psum", (t, ch), np.float64)
+        pdyx = ctx.buf("psq", (t, ch), np.float64)
+        relu = ctx.saved["relu"]
+        k.bn_grad_partials(x2d, dy2d, y2d, ctx.saved["mean"], relu, pdy, pdyx)
+        gamma, _ = self._flat_params(k)
+        grad_gamma = (ctx.grad("gamma", (ch,)) if self.weight("gamma") is not None else _EMPTY)
+        grad_beta = (ctx.grad("beta", (ch,)) if self.weight("beta") is not None else _EMPTY)
+        coefs = [ctx.buf(name, (ch,)) for name in ("coef_dy", "coef_x", "coef_c")]
+        k.bn_finish_grads(pdy, pdyx, rows, gamma, ctx.saved["mean"], ctx.saved["inv_std"],
+                          ctx.saved["batch_stats"], grad_gamma, grad_beta, *coefs)
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", x.shape)
+        back = k.bn_backward_input_serial if _serial(k, x2d.size) else k.bn_backward_input
+        back(x2d, dy2d, y2d, *coefs, relu, dx.reshape(-1, ch))
+        return dx
+
+    # --- the general-axis path (axis other than the last): numpy, also the reference --------
+
+    def _forward_numpy(self, x, ctx, training):
         c = self.config
         gamma, beta = self._params()
         mean_m = self.weight("moving_mean").reshape(self._bshape)
         var_m = self.weight("moving_variance").reshape(self._bshape)
-        # Keras: a frozen BatchNormalization runs in inference mode even while training.
-        training = training and self.trainable
         if training:
             mean = x.mean(axis=self._reduce, keepdims=True, dtype=np.float32)
             var = x.var(axis=self._reduce, keepdims=True, dtype=np.float32)  # biased, as Keras
@@ -83,10 +153,12 @@ class BatchNormalization(Layer):
         np.multiply(xhat, gamma, out=y) if gamma is not None else np.copyto(y, xhat)
         if beta is not None:
             y += beta
-        ctx.saved.update(xhat=xhat, inv_std=inv_std, batch_stats=training)
+        ctx.saved.update(x=None, xhat=xhat, inv_std=inv_std, batch_stats=training)
         return y
 
-    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+    def _backward_numpy(self, dy, ctx, need_dx):
+        if ctx.saved["relu"]:
+            dy = dy * (ctx.saved["y"] > 0)
         gamma, _ = self._params()
         xhat, inv_std = ctx.saved["xhat"], ctx.saved["inv_std"]
         if self.weight("gamma") is not None:
@@ -112,3 +184,20 @@ class BatchNormalization(Layer):
 
     def describe(self):
         return f"momentum {self.config['momentum']:g}"
+
+
+_EMPTY = np.zeros(0, np.float32)  # "no gamma / beta" for the kernels
+_PARALLEL_MIN = 1 << 16  # values; below this one core finishes before the workers wake
+
+
+def _serial(k, size: int) -> bool:
+    """Serial kernels for inference from a second thread, and for maps too small to be
+    worth waking the workers (a single drawn digit: 28*28*32 values)."""
+    return k.parallel.use_serial() or size < _PARALLEL_MIN
+
+
+def _kernels():
+    """The BatchNormalization kernels, imported on first use (numba loads lazily)."""
+    from ..kernels import normalization
+
+    return normalization
