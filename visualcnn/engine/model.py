@@ -258,7 +258,12 @@ class Sequential:
     # --- forward and backward --------------------------------------------------------
 
     def _forward(self, x: np.ndarray, ctxs: list, training: bool, collect: list | None = None) -> np.ndarray:
-        for layer, ctx in zip(self.layers, ctxs):
+        # A layer that can (absorbs_relu) applies the Activation('relu') right after it in
+        # its own pass; that Activation then passes values through. Not when every
+        # layer's own output is wanted (activations()).
+        fused = _relu_fusions(self.layers) if collect is None else ()
+        for i, (layer, ctx) in enumerate(zip(self.layers, ctxs)):
+            ctx.fuse_relu = i in fused
             x = layer.forward(x, ctx, training)
             if collect is not None:
                 collect.append(x)
@@ -543,6 +548,16 @@ class Sequential:
         return TrainingConfig(optimizer=opt.name, learning_rate=float(opt.learning_rate), loss=self.loss.name,
                               momentum=float(getattr(opt, "momentum", 0.0)) if opt.name == "sgd" else 0.0,
                               nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
+
+
+def _relu_fusions(layers: list) -> frozenset:
+    """Indices of the layers that apply the relu of an Activation('relu') right after them,
+    and of those Activations (which then pass their input through)."""
+    found = set()
+    for i in range(len(layers) - 1):
+        if getattr(layers[i], "absorbs_relu", False) and getattr(layers[i + 1], "is_relu", False):
+            found.update((i, i + 1))
+    return frozenset(found)
 
 
 def unique_name(stem: str, taken: set[str]) -> str:
