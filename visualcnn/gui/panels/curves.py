@@ -6,7 +6,10 @@ created once when the run begins and afterwards only setData'd from plain lists.
 coalesces the ~20 progress reports a second into a few redraws.
 
 Runs accumulate while "Keep earlier runs" is checked (earlier runs are drawn faded, for
-comparison); otherwise a new run clears the plots.
+comparison); otherwise a new run clears the plots. The legends are rebuilt from the runs
+(never appended to), so they stay small however many runs pile up: the current run's
+series (validation only once a validation value exists, so none with a split of 0) and
+one line for each of the last few earlier runs.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 REDRAW_MS = 250
 SMOOTHING = 0.9  # exponential moving average factor over the batches received
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+EARLIER_RUNS_IN_LEGEND = 3  # older runs stay drawn (faded) but leave the legend
 
 
 @dataclass
@@ -54,14 +59,13 @@ class _RunItem:
         self.ema: dict[str, float] = {}
         for kind, plot in (("loss", loss_plot), ("accuracy", acc_plot)):
             self.series[f"batch_{kind}"] = _Series(plot.plot(pen=pg.mkPen(faint, width=1), antialias=False))
-            self.series[f"smooth_{kind}"] = _Series(plot.plot(
-                pen=pg.mkPen(colour, width=2), antialias=False, name=f"run {index}: train (smoothed)"))
+            # No name=: the panel writes the legends itself (see CurvesPanel._refresh_legends).
+            self.series[f"smooth_{kind}"] = _Series(plot.plot(pen=pg.mkPen(colour, width=2), antialias=False))
             self.series[f"epoch_{kind}"] = _Series(plot.plot(
-                pen=None, symbol="o", symbolSize=9, symbolBrush=colour, symbolPen="w",
-                name=f"run {index}: train, epoch mean"))
+                pen=None, symbol="o", symbolSize=9, symbolBrush=colour, symbolPen="w"))
             self.series[f"val_{kind}"] = _Series(plot.plot(
                 pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=9,
-                symbolBrush="w", symbolPen=pg.mkPen(colour, width=2), name=f"run {index}: validation"))
+                symbolBrush="w", symbolPen=pg.mkPen(colour, width=2)))
         self.markers: list[pg.InfiniteLine] = []
 
     def add_step(self, x: float, loss: float, accuracy: float | None) -> None:
@@ -108,7 +112,11 @@ class CurvesPanel(QWidget):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", label)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.addLegend(offset=(-8, 8) if plot is self.loss_plot else (-8, -8), labelTextSize="8pt")
+            # Loss falls from the top left, accuracy rises from the bottom left: the legends
+            # go in the corners the curves leave empty, on a translucent background.
+            legend = plot.addLegend(offset=(-8, 8) if plot is self.loss_plot else (-8, -8),
+                                    brush=pg.mkBrush(255, 255, 255, 200), verSpacing=-4)
+            legend.setZValue(-1)  # curves draw over it, never the other way round
             for axis in ("left", "bottom"):
                 item = plot.getAxis(axis)
                 item.setTextPen("#222")
@@ -132,6 +140,7 @@ class CurvesPanel(QWidget):
         self.clear_button.clicked.connect(self._on_clear_button_clicked)
         hint = QLabel("thin: every batch · thick: smoothed · dots: epoch mean · dashed: validation")
         hint.setStyleSheet("color: #555;")
+        hint.setWordWrap(True)  # else its one line sets the Train tab's minimum width (453 px)
         bar = QHBoxLayout()
         bar.addWidget(hint, 1)
         bar.addWidget(self.keep_runs)
@@ -143,6 +152,57 @@ class CurvesPanel(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
+        self._apply_fonts()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # View ▸ Zoom: chart text follows the window's
+            self._apply_fonts()
+
+    def _apply_fonts(self) -> None:
+        """Titles, axis labels, ticks and legends sized from this widget's (zoomed) font."""
+        size = self.font().pointSizeF()
+        tick = QFont(self.font())
+        tick.setPointSizeF(size * 0.9)
+        for plot, title, label in ((self.loss_plot, "Loss", "loss (cross-entropy)"),
+                                   (self.accuracy_plot, "Accuracy", "accuracy")):
+            plot.setTitle(title, size=f"{size * 1.15:.1f}pt", color="#333")
+            plot.setLabel("bottom", "epoch", **{"font-size": f"{size:.1f}pt"})
+            plot.setLabel("left", label, **{"font-size": f"{size:.1f}pt"})
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setStyle(tickFont=tick)
+            if plot.legend is not None:
+                plot.legend.opts["labelTextSize"] = f"{size * 0.85:.1f}pt"
+        self._refresh_legends()
+
+    def legend_labels(self, plot: str = "loss") -> list[str]:
+        """The texts of one plot's legend, top to bottom (for tests)."""
+        legend = (self.loss_plot if plot == "loss" else self.accuracy_plot).legend
+        return [label.text for _sample, label in legend.items]
+
+    def _refresh_legends(self) -> None:
+        """Rewrite both legends from the runs: bounded, and only series that have data."""
+        for kind, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
+            legend = plot.legend
+            if legend is None:
+                continue
+            wanted = []
+            if self._runs:
+                run = self._runs[-1]
+                prefix = f"run {run.index}: " if len(self._runs) > 1 else ""
+                wanted.append((run.series[f"smooth_{kind}"].item, f"{prefix}train (smoothed)"))
+                wanted.append((run.series[f"epoch_{kind}"].item, f"{prefix}train, epoch mean"))
+                if run.series[f"val_{kind}"].y:
+                    wanted.append((run.series[f"val_{kind}"].item, f"{prefix}validation"))
+                for earlier in reversed(self._runs[-1 - EARLIER_RUNS_IN_LEGEND:-1]):
+                    wanted.append((earlier.series[f"smooth_{kind}"].item, f"run {earlier.index} (earlier)"))
+            current = [(sample.item, label.text) for sample, label in legend.items]
+            if current == wanted:
+                continue
+            legend.clear()
+            for item, text in wanted:
+                legend.addItem(item, text)
+            legend.setVisible(bool(wanted))
 
     # --- data in ------------------------------------------------------------------
 
@@ -160,6 +220,7 @@ class CurvesPanel(QWidget):
             run.set_faded(True)
         index = (self._runs[-1].index + 1) if self._runs else 1
         self._runs.append(_RunItem(index, self.loss_plot, self.accuracy_plot))
+        self._refresh_legends()
         self._timer.start()
 
     def end_run(self) -> None:
@@ -184,8 +245,11 @@ class CurvesPanel(QWidget):
         # validation is measured after the epoch: drawn at its end.
         run.series["epoch_loss"].append(x - 0.5, report.loss)
         run.series["epoch_accuracy"].append(x - 0.5, report.accuracy)
+        had_validation = bool(run.series["val_loss"].y)
         run.series["val_loss"].append(x, report.val_loss)
         run.series["val_accuracy"].append(x, report.val_accuracy)
+        if not had_validation and run.series["val_loss"].y:
+            self._refresh_legends()
         self._dirty = True
 
     def mark(self, x: float, text: str) -> None:
@@ -203,10 +267,7 @@ class CurvesPanel(QWidget):
         for run in self._runs:
             run.remove()
         self._runs.clear()
-        legend_items = [self.loss_plot.legend, self.accuracy_plot.legend]
-        for legend in legend_items:
-            if legend is not None:
-                legend.clear()
+        self._refresh_legends()
         self._dirty = False
 
     def series(self, name: str, run: int = -1) -> tuple[np.ndarray, np.ndarray]:
