@@ -122,3 +122,158 @@ def test_model_to_json_is_compact_and_readable():
     first = json.loads(text)["layers"][0]
     assert first == {"class_name": "Conv2D", "config": {"name": "conv2d", "filters": 32, "kernel_size": [3, 3],
                                                         "activation": "relu"}}
+
+
+# --- reading hostile files --------------------------------------------------------------
+
+def test_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + doc().encode())
+    assert [layer.name for layer in load_model_file(path).model.layers] == ["conv2d", "flatten", "dense"]
+    assert read_model_file("\ufeff" + doc()).model.name == "m"
+
+
+def test_utf16_with_bom_is_accepted(tmp_path):
+    path = tmp_path / "unicode.json"
+    path.write_text(doc(), encoding="utf-16")
+    assert load_model_file(path).model.name == "m"
+
+
+def test_device_and_fifo_are_refused_without_reading(tmp_path):
+    import os
+
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_model_file("/dev/zero")  # would read until memory runs out
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_model_file(fifo)  # would wait forever for a writer
+
+
+def test_file_over_the_size_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    from visualcnn.engine import model_io
+
+    path = tmp_path / "big.json"
+    path.write_text(doc())
+    monkeypatch.setattr(model_io, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ConfigError, match="too large"):
+        model_io.load_model_file(path)
+
+
+def test_title_is_read_and_checked():
+    assert read_model_file(doc(title="My net")).title == "My net"
+    with pytest.raises(ConfigError, match='"title" must be a string'):
+        read_model_file(doc(title=3))
+
+
+# --- writing: write_text_atomic ------------------------------------------------------------
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_write_goes_through_a_symlink_to_its_target(tmp_path):
+    from visualcnn.engine.model_io import write_text_atomic
+
+    real = tmp_path / "real" / "model.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert leftovers(tmp_path) == [] and leftovers(real.parent) == []
+
+
+def test_existing_mode_is_kept_and_new_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from visualcnn.engine.model_io import write_text_atomic
+
+    shared = tmp_path / "shared.json"
+    shared.write_text("old")
+    shared.chmod(0o664)
+    write_text_atomic(shared, "new")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o664 and shared.read_text() == "new"
+    old_umask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "fresh.json", "x")
+        os.umask(0o027)
+        write_text_atomic(tmp_path / "group.json", "x")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "fresh.json").stat().st_mode) == 0o644  # mkstemp made 0o600
+    assert stat.S_IMODE((tmp_path / "group.json").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_fifo_folder_and_device_are_refused(tmp_path, kind):
+    import os
+
+    from visualcnn.engine.model_io import write_text_atomic
+
+    if kind == "fifo":
+        target = tmp_path / "pipe.json"
+        os.mkfifo(target)
+    elif kind == "folder":
+        target = tmp_path / "folder.json"
+        target.mkdir()
+    else:
+        target = tmp_path / "null.json"
+        target.symlink_to("/dev/null")  # a link to a device: writing through it must not replace /dev/null
+    with pytest.raises(OSError) as info:
+        write_text_atomic(target, "x")
+    message = str(info.value)
+    assert message.startswith("cannot save ") and "\n" not in message
+    assert ("folder" if kind == "folder" else "not a regular file") in message
+    assert leftovers(tmp_path) == []
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_missing_folder_and_read_only_file_are_clear_errors(tmp_path):
+    import os
+
+    from visualcnn.engine.model_io import write_text_atomic
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_text_atomic(tmp_path / "nowhere" / "m.json", "x")
+    if os.geteuid() != 0:  # root may write anything
+        locked = tmp_path / "locked.json"
+        locked.write_text("keep")
+        locked.chmod(0o444)
+        with pytest.raises(PermissionError, match="read-only"):
+            write_text_atomic(locked, "x")
+        assert locked.read_text() == "keep"
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
+def test_no_temporary_file_survives_a_failure(tmp_path, monkeypatch, error):
+    import os
+
+    from visualcnn.engine.model_io import write_text_atomic
+
+    target = tmp_path / "model.json"
+    target.write_text("old")
+
+    def failing_fsync(fd):
+        raise error("disk gone")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(error):
+        write_text_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_batch_normalization_block_is_saved_with_its_name(tmp_path):
+    from visualcnn.engine import Sequential, layers
+
+    model = Sequential([layers.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3), layers.BatchNormalization(name="bn_a"),
+                        layers.BatchNormalization(), layers.Flatten(), layers.Dense(10)])
+    path = tmp_path / "bn.json"
+    save_model_file(path, model)
+    saved = json.loads(path.read_text())["layers"]
+    assert [entry["config"].get("name") for entry in saved] == ["conv2d", "bn_a", "batch_normalization",
+                                                                 "flatten", "dense"]
+    assert [layer.name for layer in load_model_file(path).model.layers][1:3] == ["bn_a", "batch_normalization"]

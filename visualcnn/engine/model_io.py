@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from .training_config import TrainingConfig
 FORMAT = "visualcnn.model"
 VERSION = 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
-_TOP_LEVEL_KEYS = {"format", "version", "name", "description", "input_shape", "layers", "training", "window", "weights"}
+_TOP_LEVEL_KEYS = {"format", "version", "name", "title", "description", "input_shape", "layers", "training", "window",
+                   "weights"}
 
 
 @dataclass
@@ -33,15 +35,15 @@ class ModelFile:
     description: str = ""
     window: dict | None = None
     weights: Any = None  # filled by the engine's save/load (base64 arrays), untouched here
+    title: str = ""  # a readable name for menus (the bundled presets have one)
 
 
 def parse_json_text(text: str | bytes) -> Any:
     """json.loads that rejects NaN/Infinity and turns every failure into a ConfigError."""
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"not a text file: byte {exc.start} is not valid UTF-8") from None
+        text = _decode(text)
+    # Notepad and some other Windows editors start UTF-8 files with a byte order mark.
+    text = text.removeprefix("\ufeff")
 
     def reject_constant(name: str):
         raise ConfigError(f"{name} is not allowed in a model file (numbers must be finite)")
@@ -52,6 +54,21 @@ def parse_json_text(text: str | bytes) -> Any:
         raise ConfigError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise ConfigError("not a model file: the JSON is nested too deeply") from None
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without a BOM); UTF-16 only when its BOM says so (Notepad's "Unicode")."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            text = ""
+        if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):  # really a UTF-16 JSON document
+            return text
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a text file: byte {exc.start} is not valid UTF-8") from None
 
 
 def read_model_file(text: str | bytes) -> ModelFile:
@@ -70,11 +87,31 @@ def read_model_file(text: str | bytes) -> ModelFile:
 def load_model_file(path: str | os.PathLike) -> ModelFile:
     """Read a model file from disk; a missing or unreadable file is a ConfigError too."""
     path = Path(path)
+    raw = read_file_bytes(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: file is too large for a model file ({size:,} bytes)")
-        raw = path.read_bytes()
+        return read_model_file(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+
+
+def read_file_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them; anything else is a one-line ConfigError.
+
+    FIFOs, devices and sockets are refused before a single byte is read (``/dev/zero`` would
+    read until memory runs out, a FIFO would wait forever for a writer): the file is opened
+    non-blocking and checked with fstat, so a file swapped for a FIFO meanwhile is caught too.
+    """
+    path = Path(path)
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:  # refuse a device before even opening it (opening some devices has effects)
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # open() below reports the reason
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device); give the path of a model file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -82,9 +119,28 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        return read_model_file(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from None
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{path}: is a folder, not a model file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device); give the path of a model file")
+        if st.st_size > limit:
+            raise ConfigError(f"{path}: file is too large for a model file ({st.st_size:,} bytes, "
+                              f"the limit is {limit:,})")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while being read
+                raise ConfigError(f"{path}: file is too large for a model file (over {limit:,} bytes)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 def model_from_json(text: str | bytes) -> Sequential:
@@ -124,11 +180,14 @@ def _read_visualcnn(data: dict) -> ModelFile:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError('"description" must be a string')
+    title = data.get("title", "")
+    if not isinstance(title, str):
+        raise ConfigError('"title" must be a string')
     training = TrainingConfig.from_dict(data["training"]) if data.get("training") is not None else None
     window = data.get("window")
     if window is not None and not isinstance(window, dict):
         raise ConfigError('"window" must be an object')
-    return ModelFile(model, training, description, window, data.get("weights"))
+    return ModelFile(model, training, description, window, data.get("weights"), title)
 
 
 def _layer(class_name: Any, config: Any, index: int):
@@ -222,21 +281,91 @@ def model_to_json(model: Sequential, **kwargs) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    """Replace a file's content all at once, as a user expects of Save.
+
+    Through a temporary file in the target's folder and a rename, so a crash never leaves
+    half a file. A symlink is followed (its target is replaced, the link stays), an existing
+    file keeps its permission bits (a new one follows the umask), and a folder, FIFO or
+    device is refused before anything is written. No temporary file survives any failure,
+    Ctrl-C included. Errors are OSErrors whose message is one line naming the file.
+    """
+    shown = Path(path)
+    target = Path(os.path.realpath(shown))  # write through symlinks (chains too) to the real file
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:  # e.g. a symlink loop, a component that is a file
+        raise OSError(f"cannot save {shown}: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"cannot save {shown}: it is a folder; choose a file name")
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"cannot save {shown}: it is not a regular file (a FIFO, socket or device); "
+                          "choose another file name")
+        if not os.access(target, os.W_OK):
+            raise PermissionError(f"cannot save {shown}: the file is read-only; use Save As with another name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save {shown}: the folder {folder} does not exist")
+    tmp = None
+    try:
+        # O_EXCL on a fresh random name; 0o666 lets the kernel apply the umask to new files
+        # (mkstemp would make every saved project private, 0600).
+        for _ in range(100):
+            candidate = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            tmp = candidate
+            break
+        else:
+            raise FileExistsError(f"cannot save {shown}: could not create a temporary file in {folder}")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            if st is not None:
+                _keep_mode_and_owner(handle.fileno(), st)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as exc:
+        if str(exc).startswith("cannot save "):
+            raise
+        raise type(exc)(f"cannot save {shown}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:  # any failure, KeyboardInterrupt included
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    _sync_folder(folder)
+
+
+def _keep_mode_and_owner(fd: int, st: os.stat_result) -> None:
+    """The replacement keeps the old file's permissions (and, where allowed, its owner and group)."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if hasattr(os, "fchown") and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
         try:
-            os.unlink(tmp)
+            os.fchown(fd, st.st_uid, st.st_gid)
         except OSError:
-            pass
-        raise
+            pass  # only root may give a file away; the content matters more than the owner
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_model_file(path: str | os.PathLike, model: Sequential, **kwargs) -> None:
