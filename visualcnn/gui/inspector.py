@@ -24,6 +24,7 @@ from ..engine.shapes import format_shape
 from .commands import SetLayerConfigCommand
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, FAMILY_TITLES, family_colour, family_icon
+from .pipeline_view import field_explanation
 
 INT_LIMIT = 1_000_000
 
@@ -316,8 +317,9 @@ def make_editor(arg: Arg) -> ArgEditor:
     return FloatEditor(arg)
 
 
-def derivation_lines(report: LayerReport) -> list[str]:
-    """The worked derivation a student reads: input, each formula with numbers, receptive field."""
+def derivation_lines(report: LayerReport, image_shape=None) -> list[str]:
+    """The worked derivation a student reads: input, each formula with numbers, receptive field
+    (and what it means when the block is not a sliding window, or the field outgrows the image)."""
     lines = []
     if report.input_shape is not None:
         lines.append(f"input shape = {format_shape(report.input_shape)}")
@@ -325,6 +327,9 @@ def derivation_lines(report: LayerReport) -> list[str]:
         lines += list(report.inference.derivation)
         if len(report.input_shape or ()) == 4 or report.inference.field.size != (1, 1):
             lines.append(describe_field(report.inference))
+            explanation = field_explanation(report, image_shape)
+            if explanation:
+                lines.append(explanation)
     return lines
 
 
@@ -355,6 +360,9 @@ class InspectorWidget(QWidget):
         title_font.setBold(True)
         self.title.setFont(title_font)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Every text wraps: "batch_normalization  BatchNormalization · Normalization" is
+        # wider than the dock on a projector, and a label that cannot wrap is clipped.
+        self.title.setWordWrap(True)
         header.addWidget(self.title, 1)
         layout.addLayout(header)
 
@@ -367,7 +375,9 @@ class InspectorWidget(QWidget):
         self.form = QFormLayout(self.form_host)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        # A long argument name (moving_variance_initializer) goes above its editor when the
+        # dock is narrow instead of pushing the editor out of sight.
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         layout.addWidget(self.form_host)
 
         self.error_label = QLabel()
@@ -379,6 +389,7 @@ class InspectorWidget(QWidget):
         layout.addWidget(self.error_label)
 
         self.derivation_title = QLabel("<b>How the shape and parameters are computed</b>")
+        self.derivation_title.setWordWrap(True)
         layout.addWidget(self.derivation_title)
         self.derivation = QLabel()
         self.derivation.setObjectName("derivation")
@@ -431,12 +442,15 @@ class InspectorWidget(QWidget):
         ordered = [a for a in cls.ARGS if a.kind not in self.ADVANCED_KINDS] + \
                   [a for a in cls.ARGS if a.kind in self.ADVANCED_KINDS]
         if not ordered:
-            self.form.addRow(QLabel("This layer has no settings."))
+            none = QLabel("This layer has no settings.")
+            none.setWordWrap(True)
+            self.form.addRow(none)
         for arg in ordered:
             editor = make_editor(arg)
             editor.setToolTip(arg.doc)
             editor.value_edited.connect(lambda value, a=arg: self._on_editor_value_edited(a, value))
             hint = QLabel(default_text(arg))
+            hint.setWordWrap(True)
             hint.setStyleSheet("color: palette(placeholder-text);")
             hint.setToolTip(f"Keras's default for {arg.name}")
             editor.layout_.insertWidget(editor.layout_.count() - 1, hint)
@@ -478,7 +492,7 @@ class InspectorWidget(QWidget):
             self.error_label.setText("The shape coming into this block is unknown until the red block above "
                                      "is fixed.")
         self.error_label.setVisible(row.status != "ok")
-        lines = derivation_lines(row)
+        lines = derivation_lines(row, report.input_shape)
         self.derivation.setText("\n".join(lines) if lines else "—")
 
     # --- binding -----------------------------------------------------------------

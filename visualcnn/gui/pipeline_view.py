@@ -4,7 +4,9 @@ PipelineModel adapts the document to Qt's item model (rows follow the document's
 signals); BlockDelegate paints each card from the engine's LayerReport: type and key
 settings, output shape, parameter count, receptive field, or the engine's error in red.
 PipelineListWidget handles selection, keyboard, context menu and drag and drop; every
-edit it makes is a QUndoCommand pushed on the window's stack.
+edit it makes is a QUndoCommand pushed on the window's stack. Each card also shows its
+memory at the document's batch size: the output's bytes next to the output shape, the
+weights' bytes next to the parameter count (engine.memory's estimate).
 """
 
 from __future__ import annotations
@@ -17,41 +19,126 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, Q
                                QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from ..engine.analysis import LayerReport
+from ..engine.memory import LayerMemory, format_bytes
 from ..engine.shapes import format_shape
 from .commands import (InsertLayerCommand, MoveLayerCommand, RemoveLayerCommand, SetInputShapeCommand,
                        duplicate_layer_command)
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR, family_colour, family_icon, paint_family_badge
+from .memory_texts import connect_training_changes, document_memory
 from .mime import MIME_TYPE, LayerPayload, decode_payload, drop_row, encode_payload
 
 REPORT_ROLE = Qt.ItemDataRole.UserRole + 1
+MEMORY_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
-def field_text(report: LayerReport) -> str:
-    """'receptive field 5x5' for a block, as short as possible."""
+def _image_size(image_shape) -> tuple[int, int] | None:
+    """(height, width) of the pipeline's input when it is an image, else None."""
+    shape = tuple(image_shape or ())
+    return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
+
+
+def _pair(size) -> str:
+    return f"{size[0]:g}x{size[1]:g}"
+
+
+def _flat(report: LayerReport) -> bool:
+    """True for a block whose output is a vector (Flatten, Dense, global pooling...)."""
+    return report.output_shape is not None and len(report.output_shape) == 2
+
+
+def field_text(report: LayerReport, image_shape=None) -> str:
+    """'receptive field 5x5' for a block, as short as possible; a vector block says how
+    much of the image it sees, and a field larger than the image says so."""
     if report.inference is None:
         return ""
     size = report.inference.field.size
-    if size[0] == size[1]:
-        return f"receptive field {size[0]:g}x{size[1]:g}"
-    return f"receptive field {size[0]:g}x{size[1]:g} (h x w)"
+    image = _image_size(image_shape)
+    if image is not None and (size[0] > image[0] or size[1] > image[1]):
+        return f"receptive field {_pair(size)}, past the {image[0]}x{image[1]} image's border"
+    if image is not None and _flat(report):
+        if size[0] >= image[0] and size[1] >= image[1]:
+            return "sees the whole image"
+        return f"sees {_pair(size)} of the {image[0]}x{image[1]} image"
+    return f"receptive field {_pair(size)}" + ("" if size[0] == size[1] else " (h x w)")
 
 
-def block_texts(report: LayerReport) -> dict:
+def field_explanation(report: LayerReport, image_shape=None) -> str:
+    """What the receptive field shown on a card means for this block, in a sentence or two
+    ('' when the plain 'each output sees NxN input pixels' says it all)."""
+    if report.inference is None or report.output_shape is None:
+        return ""
+    size = report.inference.field.size
+    image = _image_size(image_shape)
+    parts = []
+    flat = _flat(report)
+    name = report.layer.class_name
+    if flat and report.input_shape is not None and len(report.input_shape) == 4:
+        parts.append(f"{name} has no sliding window: each of its outputs is computed from every position of its "
+                     f"{format_shape(report.input_shape)} input at once, so it depends on the whole "
+                     f"{_pair(size)} area that the layers before it cover together.")
+    elif flat and report.params > 0 and name == "Dense":
+        parts.append(f"Dense connects every input to every unit, so each unit depends on everything the layers "
+                     f"before it see: a {_pair(size)} area of the image.")
+    elif flat:
+        parts.append(f"{name} works value by value, so each output sees what its input saw: a {_pair(size)} area "
+                     "of the image.")
+    if image is not None and (size[0] > image[0] or size[1] > image[1]):
+        parts.append(f"The field ({_pair(size)}) is larger than the {image[0]}x{image[1]} input image: the "
+                     "windows reach past the border into the padding (zeros), so a value can depend on the whole "
+                     "image, and how much of it lies inside depends on where the value sits.")
+    elif image is not None and flat and (size[0] >= image[0] and size[1] >= image[1]):
+        parts.append("That is the whole image.")
+    elif image is not None and flat:
+        parts.append(f"That is {_pair(size)} of the {image[0]}x{image[1]} image: the remaining border pixels are "
+                     "never seen (a stride or pooling that does not divide the size evenly drops them).")
+    return " ".join(parts)
+
+
+def memory_texts(memory: LayerMemory | None, batch_size: int | None = None) -> tuple[str, str]:
+    """(activation text next to the output shape, weight text next to the parameters)."""
+    if memory is None:
+        return "", ""
+    activation = format_bytes(memory.activation_bytes) if memory.activation_bytes else ""
+    weights = format_bytes(memory.weight_bytes) if memory.weight_bytes else ""
+    return activation, weights
+
+
+def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | None = None) -> dict:
     """Everything a card shows, as plain strings (also used by tests and accessibility)."""
     layer = report.layer
+    activation_mem, weight_mem = memory_texts(memory)
     if report.status == "ok":
         shape = format_shape(report.output_shape)
         params = f"{report.params:,} params"
         if report.params != report.trainable_params:
             params += f" ({report.params - report.trainable_params:,} non-trainable)"
-        note, error = field_text(report), ""
+        if weight_mem:
+            params += f" · {weight_mem}"
+        note, error = field_text(report, image_shape), ""
     elif report.status == "error":
         shape, params, note, error = "cannot compute", "", "", report.error
+        activation_mem = ""
     else:
         shape, params, note, error = "?", "", "shape unknown until the red block above is fixed", ""
+        activation_mem = ""
     return {"title": report.name, "class_name": layer.class_name, "settings": layer.describe(),
-            "shape": shape, "params": params, "note": note, "error": error}
+            "shape": shape, "params": params, "note": note, "error": error, "activation_memory": activation_mem}
+
+
+def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | None = None,
+                  batch_size: int | None = None) -> str:
+    """The card's tooltip: the derivation, what the receptive field means, the memory."""
+    if report.inference is None:
+        return report.error or "shape unknown until the red block above is fixed"
+    lines = list(report.inference.derivation)
+    explanation = field_explanation(report, image_shape)
+    if explanation:
+        lines += ["", explanation]
+    if memory is not None and batch_size:
+        lines += ["", f"Memory at batch {batch_size} (float32): weights {format_bytes(memory.weight_bytes)}, "
+                      f"output {format_bytes(memory.activation_bytes)}"]
+    return "\n".join(lines)
 
 
 class PipelineModel(QAbstractListModel):
@@ -66,6 +153,26 @@ class PipelineModel(QAbstractListModel):
         document.layer_moved.connect(self._on_document_layer_moved)
         document.pipeline_reset.connect(self._on_document_pipeline_reset)
         document.report_updated.connect(self._on_document_report_updated)
+        self._memory = None
+        self._memory_report = None
+        connect_training_changes(document, self._on_document_training_changed)
+
+    def memory(self, row: int) -> LayerMemory | None:
+        """Row's memory at the document's batch size (estimated once per report)."""
+        report = self._document.report
+        if self._memory_report is not report:
+            self._memory_report, self._memory = report, document_memory(self._document)
+        if self._memory is None or row >= len(self._memory.layers):
+            return None
+        return self._memory.layers[row]
+
+    def batch_size(self) -> int | None:
+        self.memory(0)
+        return None if self._memory is None else self._memory.batch_size
+
+    def _on_document_training_changed(self):
+        self._memory_report = None
+        self._on_document_report_updated(self._document.report)
 
     def rowCount(self, parent=QModelIndex()):  # noqa: B008 - Qt signature
         return 0 if parent.isValid() else self._rows
@@ -77,14 +184,15 @@ class PipelineModel(QAbstractListModel):
         report = rows[index.row()]
         if role == REPORT_ROLE:
             return report
+        image = self._document.report.input_shape
+        if role == MEMORY_ROLE:
+            return block_texts(report, image, self.memory(index.row()))
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            t = block_texts(report)
+            t = block_texts(report, image, self.memory(index.row()))
             return (f"{t['title']} ({t['class_name']}): {t['settings']}; {t['shape']}; {t['params']} "
                     f"{t['note']}{t['error']}")
         if role == Qt.ItemDataRole.ToolTipRole:
-            if report.inference is not None:
-                return "\n".join(report.inference.derivation)
-            return report.error or "shape unknown until the red block above is fixed"
+            return block_tooltip(report, image, self.memory(index.row()), self.batch_size())
         return None
 
     def flags(self, index):
@@ -164,6 +272,10 @@ class BlockDelegate(QStyledItemDelegate):
         report = index.data(REPORT_ROLE)
         base, title, _, _ = self._fonts(option)
         width = self._view.viewport().width() or 400
+        if not self._view.verticalScrollBar().isVisible():
+            # Leave room for the scroll bar that more cards will bring: a card laid out for the
+            # wider viewport would be clipped on the right (and scroll sideways) once it appears.
+            width -= self._view.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self._view)
         height = 2 * self.PADDING + self.MARGIN + QFontMetrics(title).height() + QFontMetrics(base).height()
         if report is not None and report.status == "error":
             height += 4 + self._error_height(option, width, report.error or "")
@@ -173,7 +285,7 @@ class BlockDelegate(QStyledItemDelegate):
         report: LayerReport | None = index.data(REPORT_ROLE)
         if report is None:
             return
-        texts = block_texts(report)
+        texts = index.data(MEMORY_ROLE) or block_texts(report)
         base, title_font, mono, small = self._fonts(option)
         palette = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
@@ -222,6 +334,16 @@ class BlockDelegate(QStyledItemDelegate):
         shape_w = fm_mono.horizontalAdvance(texts["shape"])
         painter.drawText(QRectF(right - shape_w, y, shape_w, title_h),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, texts["shape"])
+        activation = texts.get("activation_memory", "")
+        fm_small = QFontMetrics(small)
+        if activation and right - shape_w - text_left > fm_small.horizontalAdvance(activation) + 120:
+            # the batch's output, in bytes, beside the shape it comes from
+            act_w = fm_small.horizontalAdvance(activation)
+            painter.setFont(small)
+            painter.setPen(muted)
+            painter.drawText(QRectF(right - shape_w - 10 - act_w, y, act_w, title_h),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, activation)
+            shape_w += 10 + act_w
         space = right - shape_w - 12 - text_left
         painter.setFont(title_font)
         painter.setPen(text_colour)
@@ -292,6 +414,8 @@ class PipelineListWidget(QListView):
         self.setDropIndicatorShown(False)  # we draw our own insertion line
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        # Cards are as wide as the view and elide their text: never scroll sideways.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setUniformItemSizes(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -1,7 +1,9 @@
 """The Keras summary table, live: a thin Qt renderer over engine.summary's rows and totals.
 
 The rows, the "?" for unknown shapes and the totals lines come from the same functions
-`visualcnn summary` prints with, so the two cannot disagree.
+`visualcnn summary` prints with, so the two cannot disagree. Under the totals: the
+training peak memory at the document's batch size, red with the engine's message when
+this machine cannot give it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from ..engine.summary import render_summary, summary_rows, totals_lines
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
+from .memory_texts import connect_training_changes, document_memory, peak_text
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
 
@@ -23,6 +26,7 @@ class SummaryWidget(QWidget):
         super().__init__(parent)
         self.setObjectName("summary")
         self._document = document
+        self.memory_problem: str | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         top = QHBoxLayout()
@@ -52,7 +56,13 @@ class SummaryWidget(QWidget):
         self.totals.setFont(mono)
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.totals)
+        self.memory = QLabel()
+        self.memory.setObjectName("memoryPeak")
+        self.memory.setWordWrap(True)
+        self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.memory)
         document.report_updated.connect(self._on_document_report_updated)
+        connect_training_changes(document, lambda: self._show_memory())
         self._on_document_report_updated(document.report)
 
     def text(self) -> str:
@@ -85,3 +95,23 @@ class SummaryWidget(QWidget):
                 item.setForeground(colour if colour is not None else self.palette().text())
                 item.setToolTip(layer_report.error or "")
         self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
+        self._show_memory()
+
+    def _show_memory(self) -> None:
+        estimate = document_memory(self._document) if self._document.report.ok else None
+        if estimate is None:
+            self.memory_problem = None
+            self.memory.setText("")
+            self.memory.setToolTip("")
+            return
+        text, problem = peak_text(estimate)
+        self.memory_problem = problem
+        if problem:
+            self.memory.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")
+            self.memory.setText(f"{text}. {problem}.")
+        else:
+            self.memory.setStyleSheet("")
+            self.memory.setText(text)
+        self.memory.setToolTip("Weights, their gradients and optimizer state, plus every layer's activations "
+                               "and their gradients for one batch, as float32. Change the batch size in the "
+                               "Train tab.")
