@@ -69,11 +69,12 @@ def build_layers(entries: Sequence[LayerEntry]) -> list[Layer]:
     """
     layers: list[Layer] = []
     taken: set[str] = set()
+    counters: dict[str, int] = {}  # keeps naming linear for huge files
     for entry in entries:
         config = dict(entry.config)
         name = config.get("name")
         if not isinstance(name, str) or not name or name in taken:
-            name = unique_name(snake_case(entry.class_name), taken)
+            name = unique_name(snake_case(entry.class_name), taken, counters)
         taken.add(name)
         config["name"] = name
         try:
