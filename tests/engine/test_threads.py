@@ -83,3 +83,78 @@ def test_second_training_thread_is_refused():
     t.join()
     run.close()
     assert errors and "already being trained in another thread" in errors[0]
+
+
+# --- threading layer and thread count --------------------------------------------------
+
+def _tbb_installed():
+    from importlib import metadata
+
+    try:
+        metadata.distribution("tbb")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_tbb_is_the_threading_layer_when_tbb_is_installed():
+    import numba
+    import pytest
+
+    if not _tbb_installed():
+        pytest.skip("the tbb package is not installed here")
+    assert parallel.preload_tbb() is not None  # found in <prefix>/lib, where pip puts it
+    m = _model()
+    m.predict(np.zeros((8, 28, 28, 1), np.float32), serial=False)  # a real parallel launch
+    assert parallel.THREADING_LAYER == "tbb"
+    assert numba.threading_layer() == "tbb"
+
+
+def _feed(governor, seconds_per_image_of, steps, images=64):
+    for _ in range(steps):
+        governor.step_done(seconds_per_image_of(governor.threads) * images, images)
+
+
+def test_governor_drops_to_fewer_threads_when_they_are_faster():
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True)
+    try:
+        assert g.threads == 2
+        # as measured with a competing busy process: 2 threads slower than 1
+        _feed(g, lambda t: {2: 1 / 2191, 1: 1 / 3825}[t], 10)
+        assert g.choices and g.choices[-1][1] == 1 and g.threads == 1
+    finally:
+        g.close()
+
+
+def test_governor_keeps_all_threads_on_a_quiet_machine_and_rechecks():
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True)
+    try:
+        _feed(g, lambda t: {2: 1 / 6000, 1: 1 / 3800}[t], 10)
+        assert g.choices[-1][1] == 2 and g.threads == 2
+        # load arrives: 2 threads get much slower; the governor measures again and drops
+        _feed(g, lambda t: {2: 1 / 2000, 1: 1 / 3800}[t], 20)
+        assert g.choices[-1][1] == 1
+        # load goes away: the periodic re-check returns to 2 threads
+        _feed(g, lambda t: {2: 1 / 6000, 1: 1 / 3800}[t], 40)
+        assert g.choices[-1][1] == 2
+    finally:
+        g.close()
+
+
+def test_governor_stands_aside_after_an_explicit_thread_count(monkeypatch):
+    monkeypatch.delenv("VISUALCNN_ADAPTIVE_THREADS", raising=False)
+    saved = parallel._threads_chosen[0], parallel._default_num_threads[0]
+    try:
+        parallel._threads_chosen[0] = False
+        assert parallel.ThreadGovernor(max_threads=2).enabled
+        monkeypatch.setenv("VISUALCNN_ADAPTIVE_THREADS", "0")
+        assert not parallel.ThreadGovernor(max_threads=2).enabled
+        monkeypatch.delenv("VISUALCNN_ADAPTIVE_THREADS")
+        parallel.set_num_threads(1)
+        g = parallel.ThreadGovernor()
+        assert not g.enabled
+        _feed(g, lambda t: 1e-4, 20)
+        assert g.choices == [] and g.threads == 1
+    finally:
+        parallel._threads_chosen[0], parallel._default_num_threads[0] = saved
+        parallel.numba.set_num_threads(saved[1])

@@ -5,7 +5,9 @@ launched. Training runs parallel kernels in a worker thread while the GUI thread
 call ``predict``; numba's default ``workqueue`` layer aborts the whole process when two
 threads launch parallel regions concurrently. So, at import time:
 
-1. pick the first thread-safe layer that loads here: ``tbb``, then ``omp``;
+1. pick the first thread-safe layer that loads here: ``tbb``, then ``omp``; the pip
+   ``tbb`` wheel's libtbb.so.12 lives in <venv>/lib, outside the loader's search path, so
+   it is preloaded from there first (``preload_tbb``), or numba would silently use omp;
 2. only if neither loads, accept ``workqueue`` and set ``PARALLEL_IS_THREADSAFE = False``
    so that callers route inference through the serial kernels (``use_serial()``).
 
@@ -48,10 +50,13 @@ from .. import OPENBLAS_ENV  # noqa: E402,F401  (re-exported for the benchmarks)
 
 __all__ = [
     "OPENBLAS_ENV",
+    "OMP_ENV",
     "THREADING_LAYER",
+    "preload_tbb",
     "PARALLEL_IS_THREADSAFE",
     "set_num_threads",
     "get_num_threads",
+    "ThreadGovernor",
     "apply_thread_settings",
     "use_serial",
     "serial_inference",
@@ -63,16 +68,67 @@ __all__ = [
 
 _THREADSAFE_LAYERS = ("tbb", "omp")
 
+# When OpenMP is the fallback: its idle workers spin for a while after every parallel
+# region (GNU: GOMP_SPINCOUNT, Intel: KMP_BLOCKTIME 200 ms) waiting for the next one; on
+# a 2-core machine shared with another busy process that spinning takes the CPU the
+# other worker needs. Passive waiting costs a futex wake per region (microseconds
+# against a step of milliseconds). An explicit setting in the environment wins.
+OMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+
+
+def _tbb_library_candidates():
+    """Where pip's ``tbb`` wheel puts libtbb.so.12: <prefix>/lib of the environment
+    (a venv's, and the base interpreter's). The dynamic loader does not look there, so
+    numba's tbbpool extension fails to load and numba silently falls back to OpenMP."""
+    import sys
+
+    names = {"linux": ("libtbb.so.12",), "darwin": ("libtbb.12.dylib",)}.get(sys.platform, ())
+    if sys.platform == "win32":
+        names = ("tbb12.dll",)
+    dirs = []
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        for sub in ("lib", "Library/bin", "Library/lib"):
+            d = os.path.join(prefix, sub)
+            if d not in dirs:
+                dirs.append(d)
+    return [os.path.join(d, n) for d in dirs for n in names]
+
+
+_tbb_preloaded = []  # keeps the handle alive: unloading it would pull tbb from under numba
+
+
+def preload_tbb():
+    """Load the pip-installed libtbb with RTLD_GLOBAL, so that numba's tbbpool (which
+    asks for it by soname) finds it already in the process. Returns the path loaded, or
+    None when there is none or it does not load (numba then reports why itself)."""
+    if _tbb_preloaded:
+        return _tbb_preloaded[0][0]
+    import ctypes
+
+    for path in _tbb_library_candidates():
+        if not os.path.isfile(path):
+            continue
+        try:
+            handle = ctypes.CDLL(path, mode=getattr(os, "RTLD_GLOBAL", 0) | getattr(os, "RTLD_NOW", 0))
+        except OSError:
+            continue
+        _tbb_preloaded.append((path, handle))
+        return path
+    return None
+
 
 def _layer_loads(name):
     """True when numba could load threading layer ``name`` in this process."""
     try:
         if name == "tbb":
+            preload_tbb()
             from numba.np.ufunc import parallel as _npp
 
             _npp._check_tbb_version_compatible()
             from numba.np.ufunc import tbbpool  # noqa: F401
         elif name == "omp":
+            for key, value in OMP_ENV.items():  # read once, when the OpenMP runtime loads
+                os.environ.setdefault(key, value)
             from numba.np.ufunc import omppool  # noqa: F401
         else:
             return False
@@ -118,10 +174,15 @@ _default_num_threads = [numba.config.NUMBA_NUM_THREADS]
 _force_serial = [not PARALLEL_IS_THREADSAFE]
 
 
+_threads_chosen = [False]  # set_num_threads was called: the thread governor stands aside
+
+
 def set_num_threads(n):
     """Use ``n`` threads for parallel kernels launched from the calling thread.
 
-    Also becomes the default applied by ``apply_thread_settings()`` in other threads.
+    Also becomes the default applied by ``apply_thread_settings()`` in other threads, and
+    turns the adaptive choice during training (``ThreadGovernor``) off: an explicit
+    number is used as given.
     """
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
@@ -129,6 +190,7 @@ def set_num_threads(n):
             f"set_num_threads: n must be in 1..{numba.config.NUMBA_NUM_THREADS}, got {n}"
         )
     _default_num_threads[0] = n
+    _threads_chosen[0] = True
     numba.set_num_threads(n)
 
 
@@ -249,3 +311,112 @@ def serial_inference():
         yield
     finally:
         _state.serial -= 1
+
+
+# --- thread count on a shared machine ------------------------------------------------
+
+class ThreadGovernor:
+    """Picks, while training runs, how many threads the calling thread's kernels use.
+
+    Why: the parallel kernels split each step into one static chunk per thread and wait
+    for the slowest at the end of every parallel region. When another busy process shares
+    the cores, the operating system deschedules one worker for a whole time slice, the
+    other waits, and 2 threads ran the seed CNN slower than 1 (measured 2,191 against
+    3,825 images/s on 2 cores). Which count is fastest depends on the load right now, so
+    it is measured: every candidate (all threads, one fewer, half, one) runs
+    ``probe_steps`` steps, the fastest per image is kept, and the choice is re-measured
+    every ``recheck_every`` steps, or sooner when steps become 30 % slower than when it
+    was made (load arrived). On a quiet machine the cost is the few probe steps on fewer
+    threads: about 1-2 % of a run.
+
+    Results do not depend on the choice: the kernels' per-thread partial sums are sized
+    by the workspace (all cores), not by the live thread count.
+
+    Inactive (always all threads, or the explicit setting) when ``set_num_threads`` was
+    called (``--threads``), with one core, or with VISUALCNN_ADAPTIVE_THREADS=0.
+    """
+
+    def __init__(self, max_threads: int | None = None, probe_steps: int = 5, recheck_every: int = 300,
+                 skip_steps: int = 3, enabled: bool | None = None):
+        self.max_threads = int(max_threads or _default_num_threads[0])
+        if enabled is None:
+            enabled = (not _threads_chosen[0] and self.max_threads > 1
+                       and os.environ.get("VISUALCNN_ADAPTIVE_THREADS", "1").strip() not in ("0", "false", "no"))
+        self.enabled = bool(enabled)
+        self.candidates = sorted({self.max_threads, self.max_threads - 1, self.max_threads // 2, 1} - {0},
+                                 reverse=True)
+        self.probe_steps = int(probe_steps)
+        self.recheck_every = int(recheck_every)
+        self.skip = int(skip_steps)  # first steps: page faults, caches, stray compiling
+        self.threads = self.max_threads
+        self.choices = []  # (step, threads) each time a choice was made, for tests/diagnostics
+        self._steps = 0
+        self._probe = None  # list of candidates still to measure, or None when settled
+        self._samples = {}
+        self._since_choice = 0
+        self._settled_rate = None  # median seconds per image when the choice was made
+        self._recent = []
+        if self.enabled:
+            self._start_probe()
+
+    def _start_probe(self):
+        self._probe = list(self.candidates)
+        self._samples = {t: [] for t in self.candidates}
+        self._use(self._probe[0])
+
+    def _use(self, n: int):
+        self.threads = n
+        numba.set_num_threads(n)
+
+    def step_done(self, seconds: float, images: int) -> None:
+        """Report one training step (wall seconds, images in it); may switch threads
+        for the next step."""
+        if not self.enabled or images <= 0 or seconds <= 0:
+            return
+        self._steps += 1
+        if self._steps <= self.skip:
+            return
+        per_image = seconds / images
+        if self._probe is not None:
+            current = self._probe[0]
+            self._samples[current].append(per_image)
+            if len(self._samples[current]) >= self.probe_steps:
+                self._probe.pop(0)
+                if self._probe:
+                    self._use(self._probe[0])
+                else:
+                    self._settle()
+            return
+        self._since_choice += 1
+        self._recent.append(per_image)
+        if len(self._recent) > 2 * self.probe_steps:
+            self._recent.pop(0)
+        slower = (len(self._recent) >= 2 * self.probe_steps and self._settled_rate
+                  and _median(self._recent) > 1.3 * self._settled_rate)
+        if self._since_choice >= self.recheck_every or slower:
+            self._start_probe()
+
+    def _settle(self):
+        medians = {t: _median(v) for t, v in self._samples.items() if v}
+        # Ties go to more threads: fewer only when clearly (3 %) faster per image.
+        best = self.max_threads
+        for t in sorted(medians, reverse=True):
+            if medians[t] < 0.97 * medians[best]:
+                best = t
+        self._use(best)
+        self.choices.append((self._steps, best))
+        self._settled_rate = medians[best]
+        self._since_choice = 0
+        self._recent = []
+        self._probe = None
+
+    def close(self) -> None:
+        """Give the calling thread its default thread count back."""
+        if self.enabled:
+            numba.set_num_threads(_default_num_threads[0])
+
+
+def _median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

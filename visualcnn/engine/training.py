@@ -155,6 +155,9 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
 
 def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
     owner = model._claim_training()
+    from .parallel import ThreadGovernor
+
+    governor = ThreadGovernor()  # fewer threads when another process makes that faster
     try:
         rng = np.random.default_rng(None if seed is None else [int(seed), 1])
         _reseed_dropout(model, rng)
@@ -174,7 +177,9 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
                 np.take(x, idx, axis=0, out=xb)
                 np.take(y, idx, axis=0, out=yb)
                 try:
+                    step_start = time.perf_counter()
                     loss, accuracy = model._train_step(xb, yb)
+                    governor.step_done(time.perf_counter() - step_start, idx.size)
                 except TrainingDiverged as exc:
                     raise TrainingDiverged(
                         f"training stopped at epoch {epoch}, batch {b + 1}: {exc}; the weights of the last good "
@@ -195,6 +200,7 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
             yield EpochReport(epoch, epochs, loss_sum / n, acc_sum / n if model.metrics else None,
                               val_loss, val_acc, seconds, n / seconds if seconds > 0 else 0.0)
     finally:
+        governor.close()
         model._release_training(owner)
 
 

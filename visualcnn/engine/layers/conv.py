@@ -105,25 +105,27 @@ class Conv2D(_ConvBase):
             terms.append((f"{f}", f))
         return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
 
+    def _setup(self, rng) -> None:
+        super()._setup(rng)
+        # the kernel strategy for each op, chosen once (kernels/conv/planner.py)
+        self.plan = kernels().plan_conv(self.weights[0].shape, **self._geom)
+
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])
         ctx.saved["x"] = x
-        ctx.saved["cols_ok"] = kernels().conv2d_forward(
-            x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
-            serial=inference_serial(training), **self._geom)
+        self.plan.forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
+                          serial=inference_serial(training))
         return self._activate(z, ctx)
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
-        k = kernels()
         dz = self._activation_backward(dy, ctx, skip_activation)
         x, kernel = ctx.saved["x"], self.weights[0]
         grad_bias = ctx.grad("bias", (kernel.shape[3],)) if self.config["use_bias"] else None
-        k.conv2d_backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws,
-                                 reuse_cols=ctx.saved["cols_ok"], **self._geom)
+        self.plan.backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
         if not need_dx:
             return None
         dx = ctx.buf("dx", x.shape)
-        k.conv2d_backward_input(dz, kernel, dx, ws=ctx.ws, serial=k.parallel.use_serial(), **self._geom)
+        self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
         return dx
 
     def describe(self):
@@ -216,8 +218,8 @@ class SeparableConv2D(_ConvBase):
         fwd(x, depthwise, k.NO_BIAS, mid, *g["strides"], *g["dilation"], *g["pad"], False)
         z = self._out(ctx, "z", n)
         ctx.saved["x"], ctx.saved["mid"] = x, mid
-        ctx.saved["cols_ok"] = k.conv2d_forward(mid, pointwise, self._bias(), z, relu=self._fused_relu,
-                                                ws=ctx.ws, serial=inference_serial(training))
+        self.plan.forward(mid, pointwise, self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
+                          serial=inference_serial(training))
         return self._activate(z, ctx)
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
@@ -226,10 +228,9 @@ class SeparableConv2D(_ConvBase):
         x, mid, g = ctx.saved["x"], ctx.saved["mid"], self._geom
         depthwise, pointwise = self.weights[0], self.weights[1]
         grad_bias = ctx.grad("bias", (pointwise.shape[3],)) if self.config["use_bias"] else None
-        k.conv2d_backward_kernel(mid, dz, ctx.grad("pointwise_kernel", pointwise.shape), grad_bias, ws=ctx.ws,
-                                 reuse_cols=ctx.saved["cols_ok"])
+        self.plan.backward_kernel(mid, dz, ctx.grad("pointwise_kernel", pointwise.shape), grad_bias, ws=ctx.ws)
         dmid = ctx.buf("dmid", mid.shape)
-        k.conv2d_backward_input(dz, pointwise, dmid, ws=ctx.ws, serial=k.parallel.use_serial())
+        self.plan.backward_input(dz, pointwise, dmid, ws=ctx.ws)
         k.depthwise_conv2d_backward_kernel(x, dmid, ctx.grad("depthwise_kernel", depthwise.shape), None,
                                            *g["strides"], *g["dilation"], *g["pad"], ws=ctx.ws)
         if not need_dx:
@@ -293,25 +294,24 @@ class Conv2DTranspose(_ConvBase):
             total = max((size_in - 1) * c["strides"][axis] + k_eff - size_out, 0) if c["padding"] == "same" else 0
             pad.append(total // 2)
         self._geom["pad"] = tuple(pad)
+        self.plan = kernels().plan_conv_transpose(self.weights[0].shape, **self._geom)
 
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])
         ctx.saved["x"] = x
-        kernels().conv2d_transpose_forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu,
-                                           ws=ctx.ws, serial=inference_serial(training), **self._geom)
+        self.plan.forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
+                          serial=inference_serial(training))
         return self._activate(z, ctx)
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
-        k = kernels()
         dz = self._activation_backward(dy, ctx, skip_activation)
         x, kernel = ctx.saved["x"], self.weights[0]
         grad_bias = ctx.grad("bias", (kernel.shape[2],)) if self.config["use_bias"] else None
-        k.conv2d_transpose_backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws,
-                                           **self._geom)
+        self.plan.backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
         if not need_dx:
             return None
         dx = ctx.buf("dx", x.shape)
-        k.conv2d_transpose_backward_input(dz, kernel, dx, ws=ctx.ws, **self._geom)
+        self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
         return dx
 
     def describe(self):
