@@ -101,9 +101,9 @@ def test_replacing_unsaved_work_asks_first(seed_window, seed_path, dialogs):
 def test_presets_menu_lists_the_bundled_presets(window):
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
     names = [a.text() for a in menu.actions()]
-    assert names[0] == "seed cnn"
-    assert {"lenet5", "mlp"} <= set(names)
-    next(a for a in menu.actions() if a.text() == "lenet5").trigger()
+    assert names[0] == "Keras MNIST CNN"  # the seed CNN first, by its readable title
+    assert {"LeNet-5", "Multilayer perceptron"} <= set(names)
+    next(a for a in menu.actions() if a.text() == "LeNet-5").trigger()
     assert window.document.name == "lenet5"
     assert window.document.report.ok and window.train_button.isEnabled()
 

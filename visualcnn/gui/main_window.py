@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
@@ -26,7 +26,11 @@ from .inspector import InspectorWidget
 from .palette import PaletteWidget, starter_config
 from .pipeline_view import PipelineWidget
 from .summary_view import SummaryWidget
+from ..engine.recipe import readiness_problem
+from ..engine.memory import format_bytes
+from .memory_texts import document_memory
 from .tab_strip import pin_tab_bar
+from .window_fit import initial_window_size, stack_summary_if_short
 from .zoom import ZoomController
 from .train_tab import TrainTabWidget
 
@@ -46,11 +50,26 @@ def preset_paths() -> list[Path]:
     return sorted(paths, key=lambda p: (p.stem != "seed_cnn", p.stem))
 
 
+def preset_infos() -> list:
+    """The Presets menu's entries (readable titles); none when the resources are missing."""
+    try:
+        from ..resources import preset_titles
+        return preset_titles()
+    except (ImportError, OSError):
+        return []
+
+
 def train_blocker(document: PipelineDocument) -> str | None:
     """Why Train is disabled, in the engine's words; None when the pipeline can be trained."""
     if len(document) == 0:
         return "Add layers to the pipeline first."
     return document.report.error
+
+
+def build_tab_problem(document: PipelineDocument) -> str | None:
+    """What the Build tab's "Ready to train" line checks: the engine's readiness_problem, the
+    same function the Train tab's refusal calls, so the two can never disagree."""
+    return train_blocker(document) or readiness_problem(document.report, document.training)
 
 
 def scrollable(page: QWidget) -> QScrollArea:
@@ -139,7 +158,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.setMinimumSize(820, 540)
-        self.resize(1440, 900)
+        self.resize(initial_window_size(self, QSize(1440, 900)))
         self.fit_docks()
         self._default_state = self.saveState()
         self._restore_layout()
@@ -212,14 +231,11 @@ class MainWindow(QMainWindow):
             edit_menu.addAction(action)
 
         presets_menu = self.presets_menu = bar.addMenu("&Presets")
-        for path in preset_paths():
-            action = presets_menu.addAction(path.stem.replace("_", " "))
-            try:
-                action.setStatusTip(json.loads(path.read_text(encoding="utf-8")).get("description", ""))
-            except (OSError, ValueError):
-                pass
-            action.setToolTip(action.statusTip())
-            action.triggered.connect(lambda _=False, p=path: self.load_preset(p))
+        for info in preset_infos():
+            action = presets_menu.addAction(info.title)  # the file's readable "title"
+            action.setStatusTip(info.description)
+            action.setToolTip(info.description)
+            action.triggered.connect(lambda _=False, p=info.path: self.load_preset(p))
         presets_menu.setToolTipsVisible(True)
 
         view_menu = bar.addMenu("&View")
@@ -245,6 +261,7 @@ class MainWindow(QMainWindow):
                          [min(18 * em, int(0.2 * self.width())), min(36 * em, int(0.34 * self.width()))],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.summary_dock], [min(24 * line, int(0.36 * self.height()))], Qt.Orientation.Vertical)
+        stack_summary_if_short(self, self.summary_dock, self.inspector_dock)
 
     # --- engine models of the pipeline ------------------------------------------------
 
@@ -306,7 +323,7 @@ class MainWindow(QMainWindow):
             self.redo_action.setEnabled(self.undo_stack.canRedo())
             lw = self.pipeline.list_widget
             lw.select_row(lw.current_row())
-        self.train_button.setEnabled(not locked and train_blocker(self.document) is None)
+        self.train_button.setEnabled(not locked and build_tab_problem(self.document) is None)
 
     def _on_train_panel_run_started(self) -> None:
         self.set_pipeline_locked(True)
@@ -356,12 +373,15 @@ class MainWindow(QMainWindow):
     def _on_document_report_updated(self, report):
         self._refresh_draw_model()
         self.train_panel.refresh_model_source()
-        reason = train_blocker(self.document)
+        reason = build_tab_problem(self.document)
         self.train_button.setEnabled(reason is None and not self.locked)
         if reason is None:
             self.train_status.setStyleSheet("")
-            self.train_status.setText(
-                f"Ready to train: {report.total_params:,} parameters, output {format_shape(report.output_shape)}")
+            memory = document_memory(self.document)
+            peak = (f"; training needs about {format_bytes(memory.training_peak_bytes)} at batch "
+                    f"{memory.batch_size}" if memory is not None else "")
+            self.train_status.setText(f"Ready to train: {report.total_params:,} parameters, "
+                                      f"output {format_shape(report.output_shape)}{peak}")
             self.train_button.setToolTip("Train this network on MNIST")
         else:
             self.train_status.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")
