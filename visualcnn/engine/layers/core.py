@@ -8,7 +8,7 @@ from ..shapes import format_shape
 from .arguments import Arg
 import numpy as np
 
-from .base import Inference, Layer, WeightSpec, fmt_count, weight_line
+from .base import Inference, Layer, WeightSpec, fmt_count, inference_serial, weight_line
 
 
 class InputLayer(Layer):
@@ -51,6 +51,9 @@ class Flatten(Layer):
         new_field = field.whole(rest[:2]) if len(rest) == 3 else field
         return Inference(shape, (), lines, new_field)
 
+    def buffer_values(self, input_shape, output_shape, training):
+        return 0  # forward and backward are reshaped views
+
 
     def forward(self, x, ctx, training=False):
         ctx.saved["x_shape"] = x.shape
@@ -92,30 +95,42 @@ class Dense(Layer):
         from .. import activations
 
         self._act = activations.get(self.config["activation"])
+        self._fused_relu = self._act.name == "relu"  # applied inside the matmul kernel
+
+    @property
+    def absorbs_relu(self) -> bool:
+        """Without its own activation, the model may fold a following Activation('relu') in."""
+        return self.config["activation"] == "linear"
 
     def forward(self, x, ctx, training=False):
         kernel = self.weights[0]
-        x2 = x.reshape(-1, kernel.shape[0])
-        z = ctx.buf("z", (*x.shape[:-1], kernel.shape[1]))
-        z2 = z.reshape(-1, kernel.shape[1])
-        np.matmul(x2, kernel, out=z2)
-        if self.config["use_bias"]:
-            np.add(z2, self.weights[1], out=z2)
+        n_in, units = kernel.shape
+        z = ctx.buf("z", (*x.shape[:-1], units))
+        next_relu = getattr(ctx, "fuse_relu", False)
+        _dense_kernels().dense_forward(x.reshape(-1, n_in), kernel, self.weights[1] if self.config["use_bias"] else None,
+                                       z.reshape(-1, units), relu=self._fused_relu or next_relu,
+                                       serial=inference_serial(training))
         ctx.saved["x"] = x
+        ctx.saved["next_relu"] = next_relu
+        if next_relu:
+            ctx.saved["y"] = z
+            return z
         return self._activate(z, ctx)
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        from .. import activations
+        from ..parallel import use_serial
+
         dz = self._activation_backward(dy, ctx, skip_activation)
+        if ctx.saved["next_relu"]:
+            dz = activations.get("relu").backward(None, ctx.saved["y"], dy, ctx.buf("dz", dy.shape))
         x, kernel = ctx.saved["x"], self.weights[0]
         n_in, units = kernel.shape
-        x2, dz2 = x.reshape(-1, n_in), dz.reshape(-1, units)
-        np.matmul(x2.T, dz2, out=ctx.grad("kernel", kernel.shape))
-        if self.config["use_bias"]:
-            np.sum(dz2, axis=0, out=ctx.grad("bias", (units,)))
-        if not need_dx:
-            return None
-        dx = ctx.buf("dx", x.shape)
-        np.matmul(dz2, kernel.T, out=dx.reshape(-1, n_in))
+        dx = ctx.buf("dx", x.shape) if need_dx else None
+        _dense_kernels().dense_backward(
+            x.reshape(-1, n_in), dz.reshape(-1, units), kernel, ctx.grad("kernel", kernel.shape),
+            ctx.grad("bias", (units,)) if self.config["use_bias"] else None,
+            dx.reshape(-1, n_in) if need_dx else None, serial=use_serial())
         return dx
 
     def describe(self):
@@ -173,6 +188,11 @@ class Dropout(Layer):
     def describe(self):
         return f"rate {self.config['rate']:g}"
 
+    def buffer_values(self, input_shape, output_shape, training):
+        # training: uniform draws, the bool mask (a quarter of a float), y and dx; predict: a view
+        out = math.prod(output_shape[1:])
+        return 2 * out + (out + 3) // 4 + math.prod(input_shape[1:]) if training else 0
+
 
 class Activation(Layer):
     class_name = "Activation"
@@ -214,3 +234,24 @@ class Activation(Layer):
 
     def describe(self):
         return self.config["activation"]
+
+    def buffer_values(self, input_shape, output_shape, training):
+        # y, and dz when training (none for linear); a relu fused into the layer before costs
+        # nothing, but that is decided at run time, so the estimate keeps the larger figure.
+        if self.config["activation"] == "linear":
+            return 0
+        return math.prod(output_shape[1:]) * (2 if training else 1)
+
+
+_loaded: dict = {}
+
+
+def _dense_kernels():
+    """The Dense kernels, imported on first use (numba loads lazily); cached because a
+    single-image predict is a few microseconds per layer."""
+    module = _loaded.get("dense")
+    if module is None:
+        from ..kernels import dense as module
+
+        _loaded["dense"] = module
+    return module
