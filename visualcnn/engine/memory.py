@@ -95,6 +95,12 @@ def _knob(layer) -> str | None:
     return None
 
 
+def _folded_relu(before, layer) -> bool:
+    """An Activation('relu') that the model folds into the layer before (model._forward)."""
+    return (before is not None and bool(getattr(before, "absorbs_relu", False))
+            and bool(getattr(layer, "is_relu", False)))
+
+
 def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
                     threads: int | None = None) -> MemoryEstimate:
     """Price every layer of a PipelineReport at batch_size (rows with an error count 0)."""
@@ -104,19 +110,24 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     slots = optimizer_slots(optimizer, momentum)
     rows = []
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
+    previous = None
     for row in report.rows:
         inference = row.inference
+        layer, before, previous = row.layer, previous, row.layer
         if inference is None:
             rows.append(LayerMemory(row.name, 0, 0, 0, 0, row.layer.class_name, _knob(row.layer)))
             continue
-        layer, in_shape, out_shape = row.layer, row.input_shape, inference.output_shape
+        in_shape, out_shape = row.input_shape, inference.output_shape
         w_values = sum(spec.size for spec in inference.weights)
         t_values = sum(spec.size for spec in inference.weights if spec.trainable)
         out_values = math.prod(out_shape[1:])
-        train_values = layer.buffer_values(in_shape, out_shape, True)
-        infer_values = layer.buffer_values(in_shape, out_shape, False)
+        if _folded_relu(before, layer):
+            train_values = infer_values = 0  # applied by the layer before, in its own buffers
+        else:
+            train_values = layer.buffer_values(in_shape, out_shape, True)
+            infer_values = layer.buffer_values(in_shape, out_shape, False)
         ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
-        layer_training = (w_values + t_values * (1 + slots) + train_values * batch_size + ws_values) * FLOAT
+        layer_training = (w_values + t_values * (2 + slots) + train_values * batch_size + ws_values) * FLOAT
         rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
                                 ws_values * FLOAT, layer.class_name, _knob(layer)))
         weights += w_values
@@ -126,7 +137,9 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         workspaces += ws_values
     batch_values = math.prod(report.input_shape) + (math.prod(report.output_shape[1:])
                                                     if report.ok and report.output_shape else 0)
-    training = weights + trainable * (1 + slots) + (train_buffers + batch_values) * batch_size + workspaces
+    # trainable * (2 + slots): the gradient, the copy kept to undo a step that overflows
+    # (model._train_step) and the optimizer's slots.
+    training = weights + trainable * (2 + slots) + (train_buffers + batch_values) * batch_size + workspaces
     inference = weights + (infer_buffers + batch_values) * batch_size + workspaces
     return MemoryEstimate(tuple(rows), weights * FLOAT, training * FLOAT, inference * FLOAT, batch_size,
                           (optimizer or "adam").lower())

@@ -40,6 +40,11 @@ class Sequential:
         self._train_ctxs: list | None = None
         self._local = threading.local()
         self._training_thread: threading.Thread | None = None
+        # One model trains in one thread at a time: both runs would write the same
+        # buffers, gradients and weights. A lock, not a flag, so two threads cannot both
+        # see "free" and start.
+        self._training_lock = threading.Lock()
+        self._weights_backup: list | None = None
         for layer in layers or ():
             self.add(layer)
 
@@ -108,8 +113,13 @@ class Sequential:
         as valid always builds. seed: default the model's seed (0).
         """
         from .layers.base import Context
+        from .memory import check_memory, estimate_memory
 
         report = self.checked_report()
+        self._refuse_if_training_elsewhere("build")
+        # Priced before anything is allocated: a Dense(1_000_000) is refused here in
+        # microseconds instead of swapping the machine to death.
+        check_memory(estimate_memory(report, 1), training=False, already_allocated=self._allocated_bytes())
         if seed is not None:
             self.seed = seed
         rng = np.random.default_rng(self.seed)
@@ -117,9 +127,53 @@ class Sequential:
             row.layer.build(row.input_shape, rng)
         self._train_ctxs = [Context() for _ in self.layers]
         self._local = threading.local()
+        self._weights_backup = None
+        self._memory_checked_batch = 1
         self.built = True
         if self.optimizer is not None:
             self.optimizer.build(self.trainable_weights)
+
+    def _allocated_bytes(self) -> int:
+        """Bytes this model holds now (weights, optimizer slots, the training buffers),
+        which the machine's free memory no longer counts."""
+        total = 0
+        for layer in self.layers:
+            if getattr(layer, "built", False):
+                total += sum(w.nbytes for w in layer.weights)
+        for ctx in self._train_ctxs or ():
+            total += ctx.ws.nbytes()
+        for slot in ("_m", "_v", "_mom"):
+            total += sum(a.nbytes for a in getattr(self.optimizer, slot, None) or ())
+        total += sum(a.nbytes for a in self._weights_backup or ())
+        return total
+
+    def check_memory(self, batch_size: int = 32, training: bool = True) -> None:
+        """Raise MemoryLimitError (a ValueError) when training (or predicting) at this batch
+        size would need more memory than the machine has; allocates nothing."""
+        from .memory import check_memory, estimate_memory
+
+        opt = self.optimizer
+        estimate = estimate_memory(self.checked_report(), int(batch_size),
+                                   optimizer=getattr(opt, "name", "adam"),
+                                   momentum=float(getattr(opt, "momentum", 0.0) or 0.0))
+        check_memory(estimate, training, already_allocated=self._allocated_bytes())
+
+    def _check_inference_memory(self, batch_size: int) -> None:
+        """check_memory for inference, once per batch size and build (it costs a shape pass)."""
+        if batch_size > getattr(self, "_memory_checked_batch", 0):
+            self.check_memory(batch_size, training=False)
+            self._memory_checked_batch = batch_size
+
+    def _require_layers(self, what: str) -> None:
+        if not self.layers:
+            raise ValueError(f"{what}: the model has only an Input and no layers; add layers after it, "
+                             "e.g. Flatten() and Dense(10, activation='softmax')")
+
+    def _refuse_if_training_elsewhere(self, what: str) -> None:
+        owner = self._training_thread
+        if owner is not None and owner is not threading.current_thread():
+            raise ValueError(f"{what}: this model is being trained in another thread; "
+                             "stop that run (or wait for it to finish) first")
 
     def _ensure_built(self) -> None:
         if not self.built or any(not getattr(layer, "built", False) for layer in self.layers):
@@ -169,6 +223,7 @@ class Sequential:
 
     def set_weights(self, weights: list) -> None:
         """Load arrays in get_weights() order; counts and shapes must match exactly."""
+        self._refuse_if_training_elsewhere("set_weights")
         own = self.weights
         weights = list(weights)
         if len(weights) != len(own):
@@ -181,7 +236,12 @@ class Sequential:
                 raise ValueError(f"set_weights: {name} expects shape {target.shape}, received {value.shape}")
             if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
                 raise ValueError(f"set_weights: {name} must hold finite numbers")
-            converted.append(value.astype(np.float32))
+            value = value.astype(np.float32)
+            # Finite in float64 is not enough: 1e300 becomes inf in the float32 weights.
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"set_weights: {name} holds values too large for float32 "
+                                 f"(largest allowed magnitude {float(np.finfo(np.float32).max):.3g})")
+            converted.append(value)
         for target, value in zip(own, converted):
             target[...] = value
 
@@ -194,6 +254,7 @@ class Sequential:
 
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='sparse_categorical_crossentropy'")
+        self._refuse_if_training_elsewhere("compile")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         metrics = list(metrics or [])
@@ -205,6 +266,7 @@ class Sequential:
             self.optimizer.build(self.trainable_weights)
 
     def _require_compiled(self, what: str) -> None:
+        self._require_layers(what)
         if self.loss is None or self.optimizer is None:
             raise ValueError(f"{what}: compile the model first, e.g. "
                              "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', "
@@ -328,8 +390,28 @@ class Sequential:
         if not all(np.isfinite(g.sum(dtype=np.float64)) for g in grads):
             self._restore_state(backup)
             raise TrainingDiverged("a gradient became NaN or infinite")
-        self.optimizer.step(self.trainable_weights, grads)
+        params = self.trainable_weights
+        saved = self._backup_weights(params)
+        self.optimizer.step(params, grads)
+        # Finite gradients can still overflow in the update (a huge learning rate, g*g in
+        # Adam's second moment): NaN/inf must never reach the stored weights.
+        if not all(np.isfinite(w.sum(dtype=np.float64)) for w in self.weights):
+            for target, value in zip(params, saved):
+                np.copyto(target, value)
+            self._restore_state(backup)
+            self.optimizer.build(params)  # its moments hold the overflow too: start them afresh
+            raise TrainingDiverged("the update made a weight NaN or infinite")
         return loss, accuracy
+
+    def _backup_weights(self, params: list) -> list:
+        """Copies of the trainable weights before a step, in buffers kept between steps."""
+        backup = self._weights_backup
+        if backup is None or len(backup) != len(params) or any(b.shape != p.shape for b, p in zip(backup, params)):
+            backup = [np.empty_like(p) for p in params]
+            self._weights_backup = backup
+        for target, value in zip(backup, params):
+            np.copyto(target, value)
+        return backup
 
     def _has_state(self) -> bool:
         return any(not spec.trainable for layer in self.layers for spec in layer.weight_specs)
@@ -390,6 +472,8 @@ class Sequential:
         from .training import TrainingDiverged
 
         self._require_compiled("train_on_batch")
+        if not self.built:
+            self.check_memory(max(1, len(x) if hasattr(x, "__len__") else 1))
         self._ensure_built()
         xb = self._prepare_x(x)
         yb = self._prepare_y(y, xb.shape[0])
@@ -403,22 +487,30 @@ class Sequential:
         return [loss, accuracy] if self.metrics else loss
 
     def _claim_training(self) -> bool:
+        """Take the model's training lock for this thread (True: this call took it).
+        Another thread already training it gets a clear ValueError, never shared buffers."""
         current = threading.current_thread()
-        if self._training_thread is not None and self._training_thread is not current:
-            raise ValueError("this model is already being trained in another thread")
         if self._training_thread is current:
             return False
-        from . import parallel
-        from .training import limit_blas_threads
+        if not self._training_lock.acquire(blocking=False):
+            raise ValueError("this model is already being trained in another thread; stop that run "
+                             "(or wait for it to finish) before training it again")
+        try:
+            from . import parallel
+            from .training import limit_blas_threads
 
-        parallel.apply_thread_settings()
-        limit_blas_threads(1)
+            parallel.apply_thread_settings()
+            limit_blas_threads(1)
+        except BaseException:
+            self._training_lock.release()
+            raise
         self._training_thread = current
         return True
 
     def _release_training(self, owner: bool) -> None:
         if owner:
             self._training_thread = None
+            self._training_lock.release()
 
     def _in_training_thread(self) -> bool:
         return self._training_thread is threading.current_thread()
@@ -448,6 +540,7 @@ class Sequential:
         self._ensure_built()
         x = self._prepare_x(x)
         batch_size = _positive_int(batch_size, "batch_size")
+        self._check_inference_memory(min(batch_size, x.shape[0]))
 
         def run():
             ctxs = self._inference_ctxs()
@@ -486,6 +579,8 @@ class Sequential:
         """(loss, grads) for one batch in training mode (dropout on, batch statistics),
         grads in trainable_weights order and shapes. Weights and moving statistics are not changed."""
         self._require_compiled("compute_gradients")
+        if not self.built:
+            self.check_memory(max(1, len(x) if hasattr(x, "__len__") else 1))
         self._ensure_built()
         xb = self._prepare_x(x)
         yb = self._prepare_y(y, xb.shape[0])
@@ -521,6 +616,7 @@ class Sequential:
 
         The score is the last layer's pre-activation (the logit) when it ends in softmax
         or sigmoid, its output otherwise."""
+        self._require_layers("input_gradients")
         self._ensure_built()
         x = self._prepare_x(x)
         units = self.output_shape[-1]

@@ -122,9 +122,11 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
     and thread count give identical results.
     """
     model._require_compiled("fit")
-    model._ensure_built()
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    # Refused before anything is allocated (MemoryLimitError names the numbers).
+    model.check_memory(int(batch_size), training=True)
+    model._ensure_built()
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, received {epochs!r}")
     if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float))

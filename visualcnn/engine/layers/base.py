@@ -173,11 +173,13 @@ class Layer:
 
     def buffer_values(self, input_shape: tuple, output_shape: tuple, training: bool) -> int:
         """Values per example this layer's buffers hold after forward (and backward when
-        training): by default the output (pre- and post-activation when the activation is
-        not linear), and when training the input gradient dx and dz."""
+        training): by default the output (pre- and post-activation for an activation other
+        than relu, which the kernels apply in place), and when training the input gradient
+        dx and, with an activation, dz."""
         out, inp = math.prod(output_shape[1:]), math.prod(input_shape[1:])
-        nonlinear = self.config.get("activation") not in (None, "linear")
-        values = out * (2 if nonlinear else 1)
+        activation = self.config.get("activation")
+        nonlinear = activation not in (None, "linear")
+        values = out * (2 if nonlinear and activation != "relu" else 1)
         if training:
             values += inp + (out if nonlinear else 0)
         return values

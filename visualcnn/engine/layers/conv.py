@@ -60,6 +60,16 @@ class _ConvBase(Layer):
     def _bias(self):
         return self.weight("bias") if self.config["use_bias"] else None
 
+    def workspace_values(self, input_shape, output_shape, batch_size, threads):
+        """Per worker thread (kernels/conv): an im2col chunk of at least one image (about
+        512 rows), a padded input image and the weight-gradient partial sums."""
+        (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
+        h, w, c = input_shape[1:4]
+        oh, ow, co = output_shape[1:4]
+        k = kh * kw * c
+        padded = (h + (kh - 1) * dh) * (w + (kw - 1) * dw) * c
+        return threads * (max(512, oh * ow) * k + padded + k * co + co)
+
     def _out(self, ctx, name, n):
         return ctx.buf(name, (n, *self.built_output_shape[1:]))
 
@@ -206,6 +216,10 @@ class SeparableConv2D(_ConvBase):
             weights.append(WeightSpec("bias", (f,)))
             terms.append((f"{f}", f))
         return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
+
+    def buffer_values(self, input_shape, output_shape, training):
+        mid = output_shape[1] * output_shape[2] * input_shape[3] * self.config["depth_multiplier"]
+        return super().buffer_values(input_shape, output_shape, training) + mid * (2 if training else 1)
 
     def forward(self, x, ctx, training=False):
         k = kernels()

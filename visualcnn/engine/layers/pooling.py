@@ -63,6 +63,11 @@ class MaxPooling2D(_Pooling2D):
     explanation = ("Keeps the strongest response in each small window: the map shrinks and a "
                    "feature found a pixel or two away still counts.")
 
+    def buffer_values(self, input_shape, output_shape, training):
+        # y and the int32 argmax of every output, dx when training
+        argmax = output_shape[1] * output_shape[2] * output_shape[3]
+        return super().buffer_values(input_shape, output_shape, training) + argmax
+
 
     def forward(self, x, ctx, training=False):
         k = kernels()
