@@ -53,45 +53,33 @@ def resolve_config(file_config, args):
 def run(args) -> int:
     from ..engine import load_model_file
     from ..engine.datasets import load_mnist
-    from ..engine.model_io import compile_from_config
-    from ..engine.training import check_classifier, format_step, train, StepReport, EpochReport
+    from ..engine.recipe import prepare_run
+    from ..engine.training import EpochReport, StepReport, TrainingDiverged, format_step
 
     model_file = load_model_file(args.model)
     model = model_file.model
     config = resolve_config(model_file.training, args)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive number of images, received {args.limit}")
-    if model.input_shape not in ((28, 28, 1), (28, 28), (784,)):
-        raise ValueError(f"the model's input shape is {list(model.input_shape)}, but MNIST images are 28x28 "
-                         "grey: set input_shape to [28, 28, 1]")
-    problem = check_classifier(model, 10, config.loss)
-    if problem:
-        raise ValueError(f"cannot train this model on MNIST: {problem}")
+    if args.save:
+        check_save_path(args.save)  # before the run, not after an hour of training
     if args.threads is not None:
         from ..engine import parallel
 
         parallel.set_num_threads(args.threads)
 
-    (x_train, y_train), (x_test, y_test) = load_mnist()
-    if args.limit is not None:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    x_train = _scale(x_train, model.input_shape)
-    x_test = _scale(x_test, model.input_shape)
-    if config.loss in ("categorical_crossentropy", "mean_squared_error"):
-        y_train, y_test = _one_hot(y_train), _one_hot(y_test)
-
-    model.build(seed=config.seed)
-    compile_from_config(model, config)
+    # One recipe for the CLI and the window (engine/recipe.py): checks, memory, labels,
+    # build, compile and the run itself.
+    prepared = prepare_run(model, config, load_mnist(), limit=args.limit)
     progress = sys.stderr
     interactive = progress.isatty()
     started = time.perf_counter()
-    run_ = train(model, x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
-                 validation_split=config.validation_split, seed=config.seed)
     history: dict[str, list[float]] = {}
     epoch_seconds = []
     last_print = 0.0
+    diverged = None
     try:
-        for report in run_:
+        for report in prepared.run:
             if isinstance(report, StepReport):
                 now = time.perf_counter()
                 if report.batch == 1:
@@ -107,15 +95,29 @@ def run(args) -> int:
                 epoch_seconds.append(report.seconds)
                 for key, value in report.logs().items():
                     history.setdefault(key, []).append(value)
-                line = f"{report.seconds:.1f}s - loss: {report.loss:.4f} - accuracy: {report.accuracy:.4f}"
+                line = f"{report.seconds:.1f}s - loss: {report.loss:.4f}"
+                if report.accuracy is not None:
+                    line += f" - accuracy: {report.accuracy:.4f}"
                 if report.val_loss is not None:
-                    line += f" - val_loss: {report.val_loss:.4f} - val_accuracy: {report.val_accuracy:.4f}"
+                    line += f" - val_loss: {report.val_loss:.4f}"
+                    if report.val_accuracy is not None:
+                        line += f" - val_accuracy: {report.val_accuracy:.4f}"
                 progress.write(("\n" if interactive else "") + line + "\n")
                 progress.flush()
+    except TrainingDiverged as exc:
+        diverged = exc
     finally:
-        run_.close()
+        prepared.run.close()
     train_seconds = time.perf_counter() - started
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256)
+    if diverged is not None:
+        # The engine kept the weights of the last good step; --save keeps them as promised.
+        if interactive:
+            progress.write("\n")
+        if args.save:
+            model.save(args.save)
+            raise TrainingDiverged(f"{diverged}; the last good weights were saved to {args.save}")
+        raise diverged
+    test_loss, test_accuracy = model.evaluate(prepared.x_test, prepared.y_test, batch_size=256)
     if args.save:
         model.save(args.save)
     result = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": config.epochs,
@@ -131,17 +133,52 @@ def run(args) -> int:
     return 0
 
 
-def _scale(images, input_shape):
-    """uint8 MNIST -> float32 in [0, 1], shaped for the model's input."""
-    import numpy as np
+def check_save_path(path: str) -> None:
+    """Raise OSError (one line) unless a model file can be written at path.
 
-    x = images.astype(np.float32) / np.float32(255.0)
-    return x.reshape((x.shape[0], *input_shape))
+    Checked before training: a missing or read-only folder found only after the run would
+    cost the whole run. The folder is probed by creating (and removing) a temporary file,
+    the only test that is right for every case (permissions, read-only mounts, root)."""
+    import stat
+    import tempfile
+    from pathlib import Path
+
+    shown = Path(path)
+    target = Path(os.path.realpath(shown))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OSError(f"cannot save to {shown}: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"cannot save to {shown}: it is a folder; give a file name such as "
+                                    f"{shown / 'trained.json'}")
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"cannot save to {shown}: it is not a regular file (a FIFO, socket or device); "
+                          "choose another file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save to {shown}: the folder {folder} does not exist; create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".visualcnn-write-test-"):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"cannot save to {shown}: the folder {folder} is not writable "
+                              f"({exc.strerror or exc}); choose another --save path") from None
+    if st is not None and not os.access(target, os.W_OK):
+        raise PermissionError(f"cannot save to {shown}: the file is read-only; choose another --save path")
+
+
+def _scale(images, input_shape):
+    """uint8 MNIST -> float32 in [0, 1], shaped for the model's input (engine/recipe.py)."""
+    from ..engine.recipe import scale_images
+
+    return scale_images(images, input_shape)
 
 
 def _one_hot(labels):
-    import numpy as np
+    from ..engine.recipe import prepare_labels
 
-    out = np.zeros((labels.shape[0], 10), np.float32)
-    out[np.arange(labels.shape[0]), labels] = 1.0
-    return out
+    return prepare_labels(labels, "categorical_crossentropy")

@@ -40,16 +40,16 @@ def classifier_problem(report, num_classes: int = NUM_CLASSES,
                 f"shape (None, {num_classes}); add Flatten (or GlobalAveragePooling2D) before the last Dense layer")
     if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
         if out[-1] != num_classes:
-            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} classes: "
+            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: "
                     f"set its units to {num_classes}")
         activation = last.config.get("activation")
         if activation != "softmax":
             return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
                     "set activation='softmax' on it")
     elif loss == "binary_crossentropy":
-        return f"binary_crossentropy cannot classify {num_classes} classes; use sparse_categorical_crossentropy"
+        return f"binary_crossentropy cannot classify {num_classes} digits; use sparse_categorical_crossentropy"
     elif out[-1] != num_classes:
-        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} classes: set its units to {num_classes}"
+        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: set its units to {num_classes}"
     return None
 
 
