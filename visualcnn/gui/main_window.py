@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QM
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from ..engine.layers import ConfigError
-from ..engine.model_io import decode_weights, encode_weights, load_model_file, model_from_json, write_text_atomic
+from ..engine.model_io import (compile_from_config, decode_weights, encode_weights, load_model_file, model_from_json,
+                               write_text_atomic)
 from ..engine.shapes import format_shape
 from .commands import SetTrainedWeightsCommand
 from .document import PipelineDocument
@@ -33,6 +34,7 @@ from .tab_strip import pin_tab_bar
 from .window_fit import initial_window_size, stack_summary_if_short
 from .zoom import ZoomController
 from .train_tab import TrainTabWidget
+from .engine_warmup import EngineWarmup, follow
 
 MAX_RECENT = 8
 FILE_FILTER = "VisualCNN model (*.json);;All files (*)"
@@ -155,6 +157,10 @@ class MainWindow(QMainWindow):
         self.document.pipeline_reset.connect(self._on_document_pipeline_reset)
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
+        # Compile the engine's kernels for this pipeline in the background (first run only).
+        self.engine_warmup = EngineWarmup(self)
+        self.train_panel.train_status.attach(self.engine_warmup)
+        follow(self.engine_warmup, self.document.report_updated, self._warmup_model)
 
         self._build_menus()
         self.setMinimumSize(820, 540)
@@ -271,6 +277,14 @@ class MainWindow(QMainWindow):
         if reason is not None:
             raise ConfigError(reason)
         return model_from_json(json.dumps(self.document.to_dict(include_weights=False)))
+
+    def _warmup_model(self):
+        """The pipeline compiled with the Train tab's settings, for the warm-up (None while training)."""
+        if self.locked:
+            return None
+        model = self.build_engine_model()
+        compile_from_config(model, self.train_panel.training_settings())
+        return model
 
     def trained_model(self):
         """The pipeline with the project's trained weights, or None if it has none that fit."""

@@ -37,6 +37,7 @@ from .panels.probe import ProbePickerPanel
 from .panels.results import ResultsPanel
 from .panels.training_controls import TrainingControlsPanel
 from .training_worker import TrainingController, TrainingRequest
+from .engine_warmup import TrainStatus
 
 APPLY_MS = 100  # newest progress / snapshot applied at most every 100 ms
 MNIST_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
@@ -107,6 +108,7 @@ class TrainTabWidget(QWidget):
         self.filters = FiltersPanel()
         self.feature_maps = FeatureMapsWidget()
         self.results = ResultsPanel()
+        self.train_status = TrainStatus(self.controls)  # "Preparing the engine..." until kernels are ready
         self._build_layout()
 
         self.controls.start_requested.connect(self._on_controls_start_requested)
@@ -305,6 +307,7 @@ class TrainTabWidget(QWidget):
         self.results.clear()
         self.lower_tabs.setCurrentIndex(0)
         self.controls.begin(config.epochs, batches)
+        self.train_status.begin()
         self.controls.set_running(True)
         self.controls.show_message(f"Training on {count:,} images (the network is locked while it trains).",
                                    "info")
@@ -402,6 +405,7 @@ class TrainTabWidget(QWidget):
 
     def _end_run(self, completed: bool) -> None:
         self._run_active = False
+        self.train_status.end()
         self._apply_timer.stop()
         self._on_apply_timer_timeout()
         self.curves.end_run()
@@ -433,7 +437,7 @@ class TrainTabWidget(QWidget):
         report, self._pending_report = self._pending_report, None
         snapshot, self._pending_snapshot = self._pending_snapshot, None
         if report is not None:
-            self.controls.show_step(report)
+            self.train_status.step(report)
         if snapshot is not None:
             self.filters.set_weights(snapshot.weights)
             if snapshot.activations:
