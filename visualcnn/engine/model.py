@@ -330,16 +330,42 @@ class Sequential:
 
     # --- forward and backward --------------------------------------------------------
 
-    def _forward(self, x: np.ndarray, ctxs: list, training: bool, collect: list | None = None) -> np.ndarray:
+    def _forward(self, x: np.ndarray, ctxs: list, training: bool, collect: list | None = None,
+                 arenas: tuple | None = None) -> np.ndarray:
         # A layer that can (absorbs_relu) applies the Activation('relu') right after it in
         # its own pass; that Activation then passes values through. Not when every
         # layer's own output is wanted (activations()).
         fused = _relu_fusions(self.layers) if collect is None else ()
+        if arenas is not None:
+            return self._forward_streaming(x, ctxs, fused, arenas)
         for i, (layer, ctx) in enumerate(zip(self.layers, ctxs)):
             ctx.fuse_relu = i in fused
             x = layer.forward(x, ctx, training)
             if collect is not None:
                 collect.append(x)
+        return x
+
+    def _forward_streaming(self, x: np.ndarray, ctxs: list, fused, arenas: tuple) -> np.ndarray:
+        """Inference where only two layers' buffers are alive at once (ping-pong).
+
+        Each layer takes its buffers from whichever of the two arenas does NOT hold its
+        input, so a layer overwrites the output of the layer two before it, which nothing
+        needs any more: a batch of 1000 costs two feature maps instead of one per layer.
+        A layer whose output is a view of its input (Flatten, a fused relu, inference
+        Dropout) leaves the data where it was. Saved tensors are dropped first so no
+        context keeps an old, since regrown, buffer alive.
+        """
+        for ctx in ctxs:
+            ctx.saved.clear()
+        holder = -1  # which arena holds x; -1: the caller's array
+        for i, (layer, ctx) in enumerate(zip(self.layers, ctxs)):
+            ctx.fuse_relu = i in fused
+            use = 1 if holder == 0 else 0
+            ctx.ws = arenas[use]
+            y = layer.forward(x, ctx, False)
+            if _memory_owner(y) is not _memory_owner(x):
+                holder = use
+            x = y
         return x
 
     def _backward(self, dy: np.ndarray, ctxs: list, fused: bool, need_input_grad: bool = False):
@@ -518,6 +544,24 @@ class Sequential:
     def _inference_ctxs(self) -> list:
         return self._contexts(self._in_training_thread())
 
+    def _predict_ctxs(self) -> tuple[list, tuple | None]:
+        """(contexts, arenas) for predict / evaluate: in the training thread its own
+        contexts (no arenas); elsewhere this thread's streaming contexts, whose buffers
+        come from two shared arenas (see _forward_streaming). Separate from the
+        inference contexts, whose per-layer buffers activations() and
+        input_gradients() need."""
+        from .kernels import Workspace
+        from .layers.base import Context
+
+        if self._in_training_thread():
+            return self._train_ctxs, None
+        ctxs = getattr(self._local, "stream_ctxs", None)
+        if ctxs is None or len(ctxs) != len(self.layers):
+            ctxs = [Context() for _ in self.layers]
+            self._local.stream_ctxs = ctxs
+            self._local.arenas = (Workspace(), Workspace())
+        return ctxs, self._local.arenas
+
     def _serial_default(self) -> bool:
         """predict() from another thread while training runs uses the serial kernels."""
         return self._training_thread is not None and not self._in_training_thread()
@@ -543,8 +587,8 @@ class Sequential:
         self._check_inference_memory(min(batch_size, x.shape[0]))
 
         def run():
-            ctxs = self._inference_ctxs()
-            outs = [self._forward(x[i:i + batch_size], ctxs, training=False).copy()
+            ctxs, arenas = self._predict_ctxs()
+            outs = [self._forward(x[i:i + batch_size], ctxs, training=False, arenas=arenas).copy()
                     for i in range(0, x.shape[0], batch_size)]
             return np.concatenate(outs, axis=0)
 
@@ -564,11 +608,11 @@ class Sequential:
         return [loss, accuracy] if self.metrics else loss
 
     def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float | None]:
-        ctxs = self._inference_ctxs()
+        ctxs, arenas = self._predict_ctxs()
         total_loss, total_acc, n = 0.0, 0.0, x.shape[0]
         for i in range(0, n, batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            out = self._forward(xb, ctxs, training=False)
+            out = self._forward(xb, ctxs, training=False, arenas=arenas)
             loss, _, _ = self._loss_and_grad(out, yb, ctxs)
             total_loss += loss * xb.shape[0]
             if self.metrics:
@@ -655,6 +699,11 @@ class Sequential:
         return TrainingConfig(optimizer=opt.name, learning_rate=float(opt.learning_rate), loss=self.loss.name,
                               momentum=float(getattr(opt, "momentum", 0.0)) if opt.name == "sgd" else 0.0,
                               nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
+
+
+def _memory_owner(a: np.ndarray):
+    """The array that owns a's memory (numpy collapses view chains to it)."""
+    return a if a.base is None else a.base
 
 
 def _relu_fusions(layers: list) -> frozenset:
