@@ -93,3 +93,191 @@ def test_help_and_version():
     assert run("--help").returncode == 0 and "summary" in run("--help").stdout
     version = run("--version")
     assert version.returncode == 0 and version.stdout.startswith("visualcnn ")
+
+
+# --- hostile inputs: one line, never a hang or a traceback -----------------------------------
+
+def one_error_line(result):
+    assert result.returncode != 0 and result.returncode != 134, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_narrow_terminal_still_prints_a_table():
+    result = run("summary", "seed_cnn", env_columns="15")  # looped forever: a zero-width cell
+    assert result.returncode == 0, result.stderr
+    widths = {len(line) for line in result.stdout.splitlines()[1:-3]}
+    assert widths == {40}
+
+
+@pytest.mark.parametrize("value", ["-50", "0", "5", "1000000000"])
+def test_line_length_out_of_range_is_an_error(value):
+    line = one_error_line(run("summary", "seed_cnn", "--line-length", value))
+    assert "--line-length must be between 40 and 1000" in line
+
+
+def test_explicit_line_length_is_used():
+    result = run("summary", "seed_cnn", "--line-length", "60")
+    assert result.returncode == 0 and len(result.stdout.splitlines()[1]) == 60
+
+
+def test_utf8_bom_file_is_accepted(tmp_path):
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (preset_dir() / "seed_cnn.json").read_bytes())
+    result = run("summary", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == SEED_TABLE
+
+
+def test_device_fifo_and_huge_file_are_refused_before_reading(tmp_path):
+    import os
+
+    assert "not a regular file" in one_error_line(run("summary", "/dev/zero"))
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    assert "not a regular file" in one_error_line(run("summary", str(fifo)))
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as handle:
+        handle.truncate(60 * 1024 * 1024)  # sparse: takes no disk space
+    assert "too large" in one_error_line(run("summary", str(huge)))
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    import os
+
+    entries = ",".join('{"class_name": "Dense", "config": {"units": 2}}' for _ in range(3000))
+    path = tmp_path / "long.json"
+    path.write_text('{"format": "visualcnn.model", "version": 1, "input_shape": [4], "layers": [' + entries + "]}")
+    process = subprocess.Popen([sys.executable, "-m", "visualcnn", "summary", str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "80"})
+    first = process.stdout.readline()  # like `| head -1`: read a little, then leave
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0
+    assert first.startswith(b"Model:") and stderr == ""
+
+
+# --- presets by name, from any folder --------------------------------------------------------
+
+def test_summary_of_a_preset_by_name_from_another_folder(tmp_path):
+    import os
+
+    result = subprocess.run([sys.executable, "-m", "visualcnn", "summary", "seed_cnn"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0 and result.stdout == SEED_TABLE
+
+
+@pytest.mark.parametrize("argv,attribute", [(["seed_cnn"], "file"), (["gui", "seed_cnn"], "file"),
+                                            (["train", "seed_cnn"], "model"), (["summary", "seed_cnn"], "file")])
+def test_every_command_resolves_a_preset_name(tmp_path, monkeypatch, argv, attribute):
+    from visualcnn import cli
+
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+    real_build = cli.build_parser
+
+    def build_parser():
+        parser = real_build()
+        for action in parser._subparsers._group_actions[0].choices.values():
+            action.set_defaults(run=lambda args: seen.setdefault("value", getattr(args, attribute)) and 0)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
+    assert cli.main(argv) == 0
+    assert seen["value"] == str(preset_dir() / "seed_cnn.json")
+
+
+def test_unknown_bare_name_lists_the_presets(tmp_path):
+    line = one_error_line(run("summary", "no_such_model"))
+    assert "no bundled preset" in line and "seed_cnn" in line
+
+
+# --- no display: one line and how to fix it, never Qt's abort --------------------------------
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux display rules")
+def test_no_display_is_one_line_not_an_abort():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "visualcnn"], capture_output=True, text=True, timeout=60, env=env)
+    line = one_error_line(result)
+    assert "no display" in line and "xvfb-run" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux display rules")
+def test_unreachable_x_server_is_one_line_not_an_abort():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
+    env.update(QT_QPA_PLATFORM="xcb", DISPLAY=":4321")  # no X server there
+    result = subprocess.run([sys.executable, "-m", "visualcnn"], capture_output=True, text=True, timeout=60, env=env)
+    line = one_error_line(result)
+    # With every library installed the X server is the problem; on a machine lacking one, the library.
+    assert "no X server answers" in line or "apt-get install" in line
+
+
+def test_missing_xcb_library_names_the_apt_package(monkeypatch):
+    from visualcnn import platform_check
+
+    monkeypatch.setattr(platform_check.sys, "platform", "linux")
+    monkeypatch.setattr(platform_check, "plugin_path", lambda name: preset_dir())  # any existing path
+    monkeypatch.setattr(platform_check, "missing_libraries", lambda plugin: ["libxcb-icccm.so.4", "libfoo-x11.so.0"])
+    message = platform_check.display_problem({"DISPLAY": ":0"})
+    assert message.startswith("the window cannot open: Qt's xcb platform needs libxcb-icccm.so.4, libfoo-x11.so.0")
+    assert message.endswith("sudo apt-get install libfoo-x11-0 libxcb-icccm4") and "\n" not in message
+
+
+def test_offscreen_needs_no_display(monkeypatch):
+    from visualcnn import platform_check
+
+    monkeypatch.setattr(platform_check, "missing_libraries", lambda plugin: [])
+    assert platform_check.display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
+# --- Ctrl-C: one line, exit 130 --------------------------------------------------------------
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_the_first_compile_is_one_line(tmp_path):
+    import os
+    import signal
+    import time
+
+    # A fresh numba cache: the interrupt lands in imports or in the first compile.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    process = subprocess.Popen([sys.executable, "-m", "visualcnn", "train", "seed_cnn", "--limit", "64"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "error: interrupted" and "Traceback" not in stderr
+
+
+def test_quit_after_opens_the_window_and_exits_zero(tmp_path):
+    import os
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "visualcnn", "gui", "--quit-after", "1"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "opened on Qt's offscreen platform" in result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_closes_the_window_with_one_line(tmp_path):
+    import os
+    import signal
+    import time
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "visualcnn", "gui", "--quit-after", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(8)  # the window is up (an earlier Ctrl-C must end the same way)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in stderr
+    assert "opened on" not in stdout  # it was Ctrl-C that closed it, not the timer

@@ -62,7 +62,23 @@ def _not_available(name: str):
     return run
 
 
+# Positional arguments that name a model file; a bare preset name (seed_cnn) also works.
+MODEL_ARGUMENTS = ("file", "model")
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `visualcnn FILE` and bare `visualcnn` open the window.
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -72,16 +88,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["gui"])
     try:
+        from .resources import resolve_model_path
+
+        for name in MODEL_ARGUMENTS:
+            value = getattr(args, name, None)
+            if isinstance(value, str):
+                setattr(args, name, str(resolve_model_path(value)))
         return int(args.run(args) or 0)
+    except BrokenPipeError:
+        raise
     except (UsageError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        raise
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
         print(f"error: unexpected {type(exc).__name__}: {exc} (please report this)", file=sys.stderr)
         return 1
+
+
+def _quiet_broken_pipe() -> int:
+    """`visualcnn summary FILE | head`: the reader left, which is not an error. Point stdout at
+    devnull so the interpreter's final flush does not complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 if __name__ == "__main__":

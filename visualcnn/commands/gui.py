@@ -2,12 +2,17 @@
 
 --screenshot renders the real window offscreen to a PNG and exits, for the README and
 tests; it uses a throw-away settings file so a user's saved layout never leaks into it.
+--quit-after opens the real window and closes it after a few seconds: CI's start-up check
+on a real (virtual) display. Before Qt starts, platform_check says in one line why no
+window can open here (Qt itself would abort); Ctrl-C in the terminal closes the window.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +27,8 @@ def add_arguments(parser) -> None:
                         help="block to select for --screenshot, counting from 1 (default 1)")
     parser.add_argument("--scale", type=float, default=None,
                         help="UI scale factor, e.g. 2 to check 200%% scaling (sets QT_SCALE_FACTOR)")
+    parser.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
+                        help="open the window, then close it after SECONDS and exit 0 (a start-up check)")
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -44,6 +51,14 @@ def run(args) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         return _screenshot(args, size)
 
+    if args.quit_after is not None and not 0 < args.quit_after <= 3600:
+        raise ValueError(f"--quit-after must be between 0 and 3600 seconds, received {args.quit_after:g}")
+    from ..platform_check import display_problem
+
+    problem = display_problem()
+    if problem:
+        raise ValueError(problem)
+
     from PySide6.QtWidgets import QApplication  # noqa: F401 - imported late: `visualcnn summary` stays fast
 
     from ..gui.app import create_application
@@ -58,10 +73,48 @@ def run(args) -> int:
         if presets and not window.recent_files():
             window.load_preset(presets[0])  # a first start shows a working network, not a blank page
     window.show()
+    interrupted = _close_on_ctrl_c(app, window)
+    if args.quit_after is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(int(args.quit_after * 1000), app.quit)
     # The window's ~170,000 Python objects live until exit; freezing them keeps full garbage
     # collections (which hold the GIL) from walking them: no 60 ms stalls while drawing or training.
     gc.freeze()
-    return app.exec()
+    code = app.exec()
+    if interrupted:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if args.quit_after is not None:
+        print(f"the window opened on Qt's {app.platformName()} platform and closed after {args.quit_after:g} s")
+    return code
+
+
+def _close_on_ctrl_c(app, window) -> list:
+    """Ctrl-C in the terminal closes the window as its close button would (asking about unsaved
+    work); a second Ctrl-C ends the program at once. Without this, Python only sees the signal
+    when some slot next runs, and prints a KeyboardInterrupt traceback from inside it."""
+    from PySide6.QtCore import QTimer
+
+    interrupted: list = []
+
+    def close_window() -> None:
+        if window.close():
+            interrupted.append(True)
+            app.quit()
+        else:  # the user chose Cancel in the unsaved-work prompt: keep going, Ctrl-C works again
+            signal.signal(signal.SIGINT, on_sigint)
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while a prompt is open ends it all
+        QTimer.singleShot(0, close_window)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    # Qt's event loop runs in C++; this tick lets Python run its signal handlers promptly.
+    ticker = QTimer(app)
+    ticker.timeout.connect(lambda: None)
+    ticker.start(200)
+    return interrupted
 
 
 def _presets():

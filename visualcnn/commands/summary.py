@@ -1,4 +1,7 @@
-"""`visualcnn summary FILE [--json]`: the Keras summary table of a model file."""
+"""`visualcnn summary FILE [--json]`: the Keras summary table of a model file.
+
+FILE may also be a bundled preset's name (`visualcnn summary seed_cnn`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import json
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE", help="a VisualCNN model file or a Keras model.to_json() file")
+    parser.add_argument("file", metavar="FILE", help="a VisualCNN model file, a Keras model.to_json() file, "
+                        "or a bundled preset's name such as seed_cnn")
     parser.add_argument("--json", action="store_true", help="print the summary as a JSON object")
     parser.add_argument("--line-length", type=int, default=None, help="table width (default: as Keras, "
                         "min(88, terminal width - 4))")
@@ -14,7 +18,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..engine import load_model_file, render_summary, summarize
+    from ..engine.summary import MAX_LINE_LENGTH, MIN_LINE_LENGTH
 
+    if args.line_length is not None and not MIN_LINE_LENGTH <= args.line_length <= MAX_LINE_LENGTH:
+        raise ValueError(f"--line-length must be between {MIN_LINE_LENGTH} and {MAX_LINE_LENGTH} columns, "
+                         f"received {args.line_length}")
     model = load_model_file(args.file).model
     if args.json:
         print(json.dumps(summarize(model)))

@@ -80,8 +80,19 @@ def summarize(model) -> dict:
     return summary_dict(model.name, model.checked_report())
 
 
+# Below about 20 columns a cell gets no character at all (the word wrap never ended), and
+# below 40 the table is unreadable; a width in
+# the millions would build gigantic strings. Narrower or wider requests are clamped.
+MIN_LINE_LENGTH = 40
+MAX_LINE_LENGTH = 1000
+
+
 def default_line_length() -> int:
-    return min(88, shutil.get_terminal_size().columns - 4)
+    return clamp_line_length(min(88, shutil.get_terminal_size().columns - 4))
+
+
+def clamp_line_length(line_length: int) -> int:
+    return max(MIN_LINE_LENGTH, min(MAX_LINE_LENGTH, int(line_length)))
 
 
 def _column_widths(line_length: int) -> list[int]:
@@ -106,6 +117,7 @@ def _column_widths(line_length: int) -> list[int]:
 
 def _wrap(text: str, width: int) -> list[str]:
     """Rich-like word wrap: break at spaces, fold words longer than the cell."""
+    width = max(1, width)  # a zero width would fold forever
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
@@ -128,7 +140,7 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def render_summary(name: str, report: PipelineReport, line_length: int | None = None) -> str:
     """The text Keras 3 prints for model.summary() (model parameters only, no optimizer line)."""
-    widths = _column_widths(line_length or default_line_length())
+    widths = _column_widths(clamp_line_length(line_length) if line_length else default_line_length())
     inner = [w - 2 for w in widths]
     align = ("left", "left", "right")
 
