@@ -57,3 +57,71 @@ def test_evaluate_refuses_a_file_without_weights(tmp_path, capsys):
     path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
     assert main(["evaluate", path]) == 2
     assert "holds no weights" in capsys.readouterr().err
+
+
+def test_save_into_a_missing_folder_fails_before_training(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    code = main(["train", path, "--limit", "100", "--save", str(tmp_path / "missing" / "out.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "does not exist" in err and "missing" in err
+    assert "Epoch" not in err  # refused before any training
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_save_into_a_read_only_folder_fails_before_training(tmp_path, capsys):
+    import os
+
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permission bits: use a read-only mount instead
+            folder = next((p for p in ("/sys", "/proc") if not _can_create_in(p)), None)
+            if folder is None:
+                pytest.skip("no read-only folder available to this user")
+        code = main(["train", path, "--limit", "100", "--save", os.path.join(str(folder), "out.json")])
+        err = capsys.readouterr().err
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert code == 2
+    assert "cannot save to" in err and "Epoch" not in err
+
+
+def _can_create_in(folder):
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def test_save_to_a_folder_path_is_refused_before_training(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    assert main(["train", path, "--limit", "100", "--save", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "it is a folder" in err and "Epoch" not in err
+
+
+def test_a_diverged_run_with_save_saves_the_last_good_weights(tmp_path, capsys):
+    import numpy as np
+
+    from visualcnn.engine import load_model
+
+    # A linear output trained with MSE and SGD at the largest allowed rate explodes quickly.
+    doc = {"format": "visualcnn.model", "version": 1, "input_shape": [28, 28, 1],
+           "layers": [{"class_name": "Flatten", "config": {}}, {"class_name": "Dense", "config": {"units": 10}}],
+           "training": {"optimizer": "sgd", "learning_rate": 10.0, "loss": "mean_squared_error",
+                        "batch_size": 8, "epochs": 5}}
+    path = tmp_path / "explodes.json"
+    path.write_text(json.dumps(doc))
+    saved = tmp_path / "kept.json"
+    code = main(["train", str(path), "--limit", "400", "--save", str(saved)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "last good weights were saved to" in err
+    model = load_model(saved)
+    assert all(np.isfinite(w).all() for w in model.get_weights())

@@ -125,3 +125,112 @@ def test_bad_labels_are_clear_value_errors():
         m2.fit(x, np.zeros(4), verbose=0)
     # (N, 28, 28)-style images without the channel axis are accepted for a 1-channel input
     assert m.predict(x[..., 0]).shape == (4, 10)
+
+
+# --- robustness: NaN/inf never reach the weights, one training thread, empty models ----------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 0.0, -1e-3])
+def test_bad_learning_rates_are_refused_everywhere(bad):
+    for make in (optimizers.Adam, optimizers.SGD, optimizers.RMSprop):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            make(learning_rate=bad)
+    m = small_cnn()
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        m.compile(optimizer=optimizers.get("adam", learning_rate=bad), loss="sparse_categorical_crossentropy")
+    opt = optimizers.Adam(learning_rate=0.01)
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        opt.learning_rate = bad
+    assert opt.learning_rate == 0.01
+
+
+def test_set_weights_refuses_values_that_overflow_float32():
+    m = small_cnn()
+    before = m.get_weights()
+    huge = [w.astype(np.float64) for w in before]
+    huge[0][0, 0, 0, 0] = 1e300  # finite in float64, inf once stored as float32
+    with pytest.raises(ValueError, match="conv2d/kernel holds values too large for float32"):
+        m.set_weights(huge)
+    nan = [w.copy() for w in before]
+    nan[-1][0] = np.nan
+    with pytest.raises(ValueError, match="must hold finite numbers"):
+        m.set_weights(nan)
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+
+
+def test_an_update_that_overflows_keeps_the_last_good_weights():
+    from visualcnn.engine.training import TrainingDiverged
+
+    m = Sequential([L.Input(shape=(8, 8, 1)), L.Flatten(), L.Dense(10, activation="softmax")])
+    m.compile(optimizer=optimizers.SGD(learning_rate=1e38), loss="sparse_categorical_crossentropy")
+    x, y = data()
+    good = [m.get_weights()]
+
+    class Keep:
+        def on_train_batch_end(self, batch, logs):
+            good.append(m.get_weights())
+
+    with pytest.raises(TrainingDiverged, match="last good step are kept"):
+        m.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[Keep()])
+    after = m.get_weights()
+    assert all(np.isfinite(w).all() for w in after)
+    assert all(np.array_equal(a, b) for a, b in zip(good[-1], after))
+
+
+def test_train_on_batch_never_stores_an_overflowed_update():
+    from visualcnn.engine.training import TrainingDiverged
+
+    m = Sequential([L.Input(shape=(4,)), L.Dense(2)])
+    m.compile(optimizer=optimizers.SGD(learning_rate=3e38), loss="mean_squared_error")
+    x = np.full((2, 4), 1e3, np.float32)
+    y = np.full((2, 2), -1e3, np.float32)
+    before = m.get_weights()
+    with pytest.raises(TrainingDiverged, match="update made a weight NaN or infinite"):
+        m.train_on_batch(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+
+
+def test_a_second_thread_cannot_train_the_same_model():
+    import threading
+
+    m = small_cnn()
+    x, y = data(64)
+    inside, release = threading.Event(), threading.Event()
+
+    class Hold:
+        def on_train_batch_end(self, batch, logs):
+            inside.set()
+            release.wait(30)
+
+    errors = []
+    first = threading.Thread(target=lambda: m.fit(x, y, batch_size=8, verbose=0, callbacks=[Hold()]))
+    first.start()
+    try:
+        assert inside.wait(60)
+        for call in (lambda: m.fit(x, y, batch_size=8, verbose=0), lambda: m.train_on_batch(x[:4], y[:4]),
+                     lambda: m.set_weights(m.get_weights()), m.build):
+            second = threading.Thread(target=lambda c=call: _record(errors, c))
+            second.start()
+            second.join(60)
+    finally:
+        release.set()
+        first.join(60)
+    assert len(errors) == 4
+    assert all(isinstance(e, ValueError) and "another thread" in str(e) for e in errors), errors
+    m.fit(x, y, batch_size=8, verbose=0)  # free again once the first run ended
+
+
+def _record(errors, call):
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        errors.append(exc)
+
+
+def test_a_model_with_only_an_input_gives_a_clear_error():
+    m = Sequential([L.Input(shape=(8, 8, 1))])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = data(4)
+    for call in (lambda: m.fit(x, y, verbose=0), lambda: m.train_on_batch(x, y), lambda: m.evaluate(x, y),
+                 lambda: m.compute_gradients(x, y), lambda: m.input_gradients(x, 0)):
+        with pytest.raises(ValueError, match="only an Input and no layers"):
+            call()

@@ -236,7 +236,8 @@ class Sequential:
                 raise ValueError(f"set_weights: {name} expects shape {target.shape}, received {value.shape}")
             if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
                 raise ValueError(f"set_weights: {name} must hold finite numbers")
-            value = value.astype(np.float32)
+            with np.errstate(over="ignore"):
+                value = value.astype(np.float32)
             # Finite in float64 is not enough: 1e300 becomes inf in the float32 weights.
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"set_weights: {name} holds values too large for float32 "
