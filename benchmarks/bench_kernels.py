@@ -123,9 +123,8 @@ class SeedKernels:
     def conv2_bwd_in(self):
         K.conv2d_backward_input(self.da2, self.w2, self.dp1, ws=self.ws2)
 
-    def conv2_bwd_w(self, reuse=False):
-        K.conv2d_backward_kernel(self.p1, self.da2, self.gw2, self.gb2, ws=self.ws2,
-                                 reuse_cols=reuse)
+    def conv2_bwd_w(self):
+        K.conv2d_backward_kernel(self.p1, self.da2, self.gw2, self.gb2, ws=self.ws2)
 
     def pool2_fwd(self, serial=False):
         (K.maxpool2d_forward_serial if serial else K.maxpool2d_forward)(
@@ -146,30 +145,15 @@ class SeedKernels:
         np.matmul(self.h, self.wd2, out=self.logits)
         return self.logits
 
-    def block1_unfused(self):
-        """First block as the layers run it: conv1+relu, pool1, pool1 bwd, relu bwd, conv1 dW."""
-        self.conv1_fwd()
-        self.pool1_fwd()
-        K.maxpool2d_backward(self.dp1, self.i1, self.da1)
-        K.relu_backward(self.a1.reshape(-1), self.da1.reshape(-1), self.da1.reshape(-1))
-        self.conv1_bwd_w()
-
-    def block1_fused(self):
-        """The same maths with kernels.fused (conv output never leaves the cache)."""
-        K.conv_relu_maxpool_forward(self.x, self.w1, self.b1, self.p1, self.i1, (26, 26),
-                                    ws=self.ws1)
-        K.conv_relu_maxpool_backward_kernel(self.x, self.dp1, self.i1, self.p1, self.gw1,
-                                            self.gb1, (26, 26), ws=self.ws1)
-
     def conv_stack_train(self):
         """Forward + backward of conv1, pool1, conv2, pool2 (no input grad for conv1)."""
         self.conv1_fwd()
         self.pool1_fwd()
-        valid = self.conv2_fwd()
+        self.conv2_fwd()
         self.pool2_fwd()
         self.pool2_bwd()
         K.relu_backward(self.a2.reshape(-1), self.da2.reshape(-1), self.da2.reshape(-1))
-        self.conv2_bwd_w(reuse=valid)
+        self.conv2_bwd_w()
         self.conv2_bwd_in()
         K.maxpool2d_backward(self.dp1, self.i1, self.da1)
         K.relu_backward(self.a1.reshape(-1), self.da1.reshape(-1), self.da1.reshape(-1))
@@ -246,6 +230,57 @@ class SeedTorch:
         a.backward(self.dp2)
 
 
+FIRST_CONVS = [  # name, input (H, W, C), kernel (KH, KW, C, CO), pad
+    ("seed conv1", (28, 28, 1), (3, 3, 1, 32), (0, 0)),
+    ("cifar conv1", (32, 32, 3), (3, 3, 3, 32), (0, 0)),
+    ("lenet conv1", (28, 28, 1), (5, 5, 1, 6), (2, 2)),
+]
+
+
+def first_convs(row, rng, n):
+    """Every strategy that can run a network's first conv (forward + relu, and the weight
+    gradient), against the planner's choice and torch: the measurements behind the
+    order in kernels/conv/planner.py."""
+    print(f"\nfirst convs, batch {n}: strategy forward / weight gradient")
+    for name, (h, w, c), kshape, pad in FIRST_CONVS:
+        x = rng.random((n, h, w, c), dtype=np.float32)
+        k = (rng.standard_normal(kshape) * 0.2).astype(np.float32)
+        b = np.zeros(kshape[3], np.float32)
+        oh, ow = h + 2 * pad[0] - kshape[0] + 1, w + 2 * pad[1] - kshape[1] + 1
+        out = np.empty((n, oh, ow, kshape[3]), np.float32)
+        dy = rng.standard_normal(out.shape).astype(np.float32)
+        gk, gb = np.empty_like(k), np.empty_like(b)
+        tfwd = tbwd = None
+        if torch is not None:
+            tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+            tk = torch.from_numpy(k).permute(3, 2, 0, 1).contiguous()
+            tb = torch.from_numpy(b)
+            tdy = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous()
+            from torch.nn import grad as tg
+
+            def tfwd():
+                return torch.relu(F.conv2d(tx, tk, tb, padding=pad))
+
+            def tbwd():
+                return tg.conv2d_weight(tx, tk.shape, tdy, padding=pad), tdy.sum((0, 2, 3))
+        names = [None, "direct", "few_channel_3x3", "single_channel_plane"]
+        names += ["im2col_sgemm"] if K.blas.available() else ["im2col_matmul"]
+        for force in names:
+            try:
+                plan = K.plan_conv(kshape, pad=pad, force=force)
+            except ValueError:
+                continue
+            if force == "few_channel_3x3" and kshape[:2] != (3, 3):
+                continue
+            if force == "single_channel_plane" and (c != 1 or kshape[:2] == (3, 3)):
+                continue
+            ws = K.Workspace()
+            label = force or f"planner: {plan.forward_strategy.name}"
+            row(f"{name} fwd {label}"[:34], lambda: plan.forward(x, k, b, out, relu=True, ws=ws,
+                                                                  serial=False), tfwd)
+            row(f"{name} dW {label}"[:34], lambda: plan.backward_kernel(x, dy, gk, gb, ws=ws), tbwd)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -285,15 +320,13 @@ def main():
         row("conv2 fwd (13x13x32->64, +b, relu)", ours.conv2_fwd, g("conv2_fwd"))
         row("conv2 bwd input", ours.conv2_bwd_in, g("conv2_bwd_in"))
         row("conv2 bwd weights+bias (im2col)", ours.conv2_bwd_w, g("conv2_bwd_w"))
-        row("conv2 bwd weights+bias (reuse)", lambda: ours.conv2_bwd_w(True),
-            g("conv2_bwd_w"))
         row("pool2 fwd (11->5, C64)", ours.pool2_fwd, g("pool2_fwd"))
         row("pool2 bwd", ours.pool2_bwd, g("pool2_bwd"))
-        row("block1 conv+pool fwd+bwd, unfused", ours.block1_unfused, None)
-        row("block1 conv+pool fwd+bwd, fused", ours.block1_fused, None)
         row("conv stack fwd+bwd (train step)", ours.conv_stack_train,
             g("conv_stack_train"), per_image=n)
         row("seed CNN predict", lambda: ours.predict(False), g("predict"), per_image=n)
+
+    first_convs(row, rng, 64)
 
     n = 1000
     ours = SeedKernels(n, rng)

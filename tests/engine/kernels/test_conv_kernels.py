@@ -5,7 +5,7 @@ import pytest
 
 import kernel_reference as ref
 from visualcnn.engine import kernels as K
-from visualcnn.engine.kernels import conv as conv_mod
+from visualcnn.engine.kernels.conv import im2col_gemm, planner
 
 # (N, H, W, C, CO, KH, KW, sh, sw, dh, dw, padding)
 CONV_CASES = [
@@ -18,6 +18,10 @@ CONV_CASES = [
     (2, 9, 8, 8, 5, 3, 3, 2, 2, 1, 1, "same"),     # K=72 GEMM with stride and odd pad
     (2, 11, 11, 4, 3, 3, 3, 1, 2, 2, 1, "same"),   # K=36 GEMM, mixed stride/dilation
     (1, 5, 5, 3, 2, 1, 1, 1, 1, 1, 1, "valid"),    # 1x1 kernel
+    (2, 9, 10, 3, 20, 3, 3, 2, 2, 1, 1, "same"),   # RGB first conv, stride 2, odd pad
+    (2, 11, 10, 4, 17, 3, 3, 1, 1, 2, 2, "same"),  # C = 4, dilation, CO % 16 != 0
+    (2, 9, 9, 2, 8, 3, 3, 1, 2, 1, 1, "valid"),    # C = 2, column stride 2
+    (2, 10, 9, 1, 6, 5, 5, 1, 1, 1, 1, "same"),    # LeNet-5 conv1 shape
 ]
 IDS = [f"n{c[0]}_{c[1]}x{c[2]}x{c[3]}->{c[4]}_k{c[5]}x{c[6]}_s{c[7]}{c[8]}_d{c[9]}{c[10]}_{c[11]}"
        for c in CONV_CASES]
@@ -36,6 +40,40 @@ def rand(rng, *shape):
 
 def tol(k):
     return dict(rtol=1e-4, atol=2e-5 * max(1.0, np.sqrt(k)))
+
+
+def strategies(case):
+    """Every strategy that can run this conv: the planner's choice and each forced one."""
+    N, H, W, C, CO, KH, KW, sh, sw = case[:9]
+    names = [None, "direct", "im2col_matmul"]
+    if K.blas.available():
+        names.append("im2col_sgemm")
+    if (KH, KW) == (3, 3) and C <= 4:
+        names.append("few_channel_3x3")
+    if C == 1 and (sh, sw) == (1, 1) and (KH, KW) != (3, 3):
+        names.append("single_channel_plane")
+    return names
+
+
+def plan_for(case, pads, force):
+    N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
+    return K.plan_conv((KH, KW, C, CO), (sh, sw), (dh, dw), (pads[0], pads[2]), force=force)
+
+
+def test_planner_picks_the_specialised_strategies():
+    assert K.plan_conv((3, 3, 1, 32)).forward_strategy.name == "few_channel_3x3"
+    assert K.plan_conv((3, 3, 3, 32), (2, 2)).kernel_strategy.name == "few_channel_3x3"
+    assert K.plan_conv((5, 5, 1, 6), pad=(2, 2)).forward_strategy.name == "single_channel_plane"
+    assert K.plan_conv((5, 5, 1, 6), (2, 2)).forward_strategy.name != "single_channel_plane"
+    gemm = "im2col_sgemm" if K.blas.available() else "im2col_matmul"
+    assert K.plan_conv((3, 3, 32, 64)).forward_strategy.name == gemm
+    assert K.plan_conv((3, 3, 5, 64)).forward_strategy.name == gemm
+    assert K.plan_conv((3, 3, 1, 32)).input_strategy.name == gemm  # the only one with an input gradient
+    plan = K.plan_conv((3, 3, 3, 32))
+    assert plan.kernels(training=False, serial=True) == [K.conv2d_forward_3x3few_serial]
+    training = plan.kernels(training=True, need_dx=False)
+    assert K.conv2d_forward_3x3few in training and K.conv2d_forward_3x3few_serial not in training
+    assert all(hasattr(k, "compile") for k in plan.kernels())  # numba dispatchers
 
 
 # ------------------------------------------------------------------ padding helpers
@@ -79,19 +117,20 @@ def test_conv2d_forward_all_paths(case, relu):
     expect = ref.conv2d(x, w, b, (sh, sw), (dh, dw), pads, (oh, ow))
     if relu:
         expect = np.maximum(expect, 0.0)
-    geo = (sh, sw, dh, dw, pads[0], pads[2])
     runs = {}
     out = np.full((N, oh, ow, CO), np.nan, np.float32)
-    K.conv2d_forward_direct(x, w, b, out, *geo, relu)
-    runs["direct"] = out.copy()
-    out[:] = np.nan
-    K.conv2d_forward_direct_serial(x, w, b, out, *geo, relu)
-    runs["direct_serial"] = out.copy()
     for serial in (False, True):
+        for force in strategies(case):
+            for ws in (None, K.Workspace()):
+                out[:] = np.nan
+                plan_for(case, pads, force).forward(x, w, b, out, relu=relu, ws=ws, serial=serial)
+                runs[f"{force} serial={serial} ws={ws is not None}"] = out.copy()
         out[:] = np.nan
-        K.conv2d_forward(x, w, b, out, (sh, sw), (dh, dw), (pads[0], pads[2]), relu=relu,
+        K.conv2d_forward(x, w, None, out, (sh, sw), (dh, dw), (pads[0], pads[2]), relu=relu,
                          ws=K.Workspace(), serial=serial)
-        runs[f"driver_serial={serial}"] = out.copy()
+        no_bias = ref.conv2d(x, w, None, (sh, sw), (dh, dw), pads, (oh, ow))
+        np.testing.assert_allclose(out, np.maximum(no_bias, 0) if relu else no_bias,
+                                   err_msg="driver without bias", **tol(KH * KW * C))
     for name, got in runs.items():
         np.testing.assert_allclose(got, expect, err_msg=name, **tol(KH * KW * C))
 
@@ -100,11 +139,9 @@ def test_conv2d_forward_without_bias_and_chunked_gemm(monkeypatch):
     rng = np.random.default_rng(1)
     x, w = rand(rng, 5, 9, 9, 8), rand(rng, 3, 3, 8, 6)
     expect = ref.conv2d(x, w, None, (1, 1), (1, 1), (1, 1, 1, 1), (9, 9))
-    monkeypatch.setattr(conv_mod, "GEMM_CHUNK", 2)  # 5 images -> chunks 2, 2, 1
-    out = np.empty((5, 9, 9, 6), np.float32)
-    ws = K.Workspace()
-    cols_valid = K.conv2d_forward(x, w, None, out, pad=(1, 1), ws=ws, serial=False)
-    assert cols_valid is False
+    monkeypatch.setattr(im2col_gemm, "GEMM_CHUNK", 2)  # 5 images -> chunks 2, 2, 1
+    out = np.full((5, 9, 9, 6), np.nan, np.float32)
+    K.plan_conv(w.shape, pad=(1, 1), force="im2col_matmul").forward(x, w, None, out, ws=K.Workspace())
     np.testing.assert_allclose(out, expect, **tol(72))
     out2 = np.empty_like(out)
     K.conv2d_forward_direct(x, w, K.NO_BIAS, out2, 1, 1, 1, 1, 1, 1, False)
@@ -120,36 +157,40 @@ def test_conv2d_backward_matches_exact_gradients(case):
     (oh, ow), pads = geometry(case)
     x, w, dy = rand(rng, N, H, W, C), rand(rng, KH, KW, C, CO), rand(rng, N, oh, ow, CO)
     ex_dx, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (sh, sw), (dh, dw), pads)
-    geo = dict(strides=(sh, sw), dilation=(dh, dw), pad=(pads[0], pads[2]))
-    for ws in (None, K.Workspace()):
+    for force in strategies(case):
+        plan = plan_for(case, pads, force)
+        for ws in (None, K.Workspace()):
+            for _ in range(2):  # a second call reuses (and must fully overwrite) the workspace
+                dx = np.full_like(x, np.nan)
+                plan.backward_input(dy, w, dx, ws=ws, serial=False)
+                np.testing.assert_allclose(dx, ex_dx, err_msg=f"dx {force} ws={ws}", **tol(KH * KW * CO))
+                gk = np.full_like(w, np.nan)
+                gb = np.full(CO, np.nan, np.float32)
+                plan.backward_kernel(x, dy, gk, gb, ws=ws)
+                np.testing.assert_allclose(gk, ex_dw, err_msg=f"dw {force} ws={ws}", **tol(N * oh * ow))
+                np.testing.assert_allclose(gb, ex_db, err_msg=f"db {force} ws={ws}", **tol(N * oh * ow))
+            gk = np.full_like(w, np.nan)
+            plan.backward_kernel(x, dy, gk, None, ws=ws)
+            np.testing.assert_allclose(gk, ex_dw, err_msg=f"dw no bias {force}", **tol(N * oh * ow))
         dx = np.full_like(x, np.nan)
-        K.conv2d_backward_input(dy, w, dx, ws=ws, **geo)
-        np.testing.assert_allclose(dx, ex_dx, err_msg=f"dx ws={ws}", **tol(KH * KW * CO))
-        gk = np.full_like(w, np.nan)
-        gb = np.full(CO, np.nan, np.float32)
-        K.conv2d_backward_kernel(x, dy, gk, gb, ws=ws, **geo)
-        np.testing.assert_allclose(gk, ex_dw, err_msg=f"dw ws={ws}", **tol(N * oh * ow))
-        np.testing.assert_allclose(gb, ex_db, err_msg=f"db ws={ws}", **tol(N * oh * ow))
-    dx = np.full_like(x, np.nan)
-    K.conv2d_backward_input(dy, w, dx, serial=True, **geo)
-    np.testing.assert_allclose(dx, ex_dx, err_msg="dx serial", **tol(KH * KW * CO))
+        plan.backward_input(dy, w, dx, serial=True)
+        np.testing.assert_allclose(dx, ex_dx, err_msg=f"dx serial {force}", **tol(KH * KW * CO))
 
 
-@pytest.mark.parametrize("keep_cols", [False, True])
-def test_conv2d_backward_kernel_reuses_forward_cols(monkeypatch, keep_cols):
-    monkeypatch.setattr(conv_mod, "KEEP_COLS", keep_cols)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_weight_gradient_partial_sums_for_any_worker_count(threads):
+    """The per-thread partial sums are reduced correctly for 1..3 slots (Workspace.threads)."""
     rng = np.random.default_rng(3)
-    x, w, b = rand(rng, 3, 13, 13, 32), rand(rng, 3, 3, 32, 8), rand(rng, 8)
-    dy = rand(rng, 3, 11, 11, 8)
-    ws = K.Workspace()
-    out = np.empty((3, 11, 11, 8), np.float32)
-    kept = K.conv2d_forward(x, w, b, out, ws=ws, serial=False)
-    assert kept is (keep_cols or not K.blas.available())
-    gk, gb = np.empty_like(w), np.empty(8, np.float32)
-    K.conv2d_backward_kernel(x, dy, gk, gb, ws=ws, reuse_cols=kept)
-    _, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (1, 1), (1, 1), (0, 0, 0, 0))
-    np.testing.assert_allclose(gk, ex_dw, **tol(363))
-    np.testing.assert_allclose(gb, ex_db, **tol(363))
+    for case in [CONV_CASES[0], CONV_CASES[9], CONV_CASES[12], CONV_CASES[5]]:
+        N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
+        (oh, ow), pads = geometry(case)
+        x, w, dy = rand(rng, N, H, W, C), rand(rng, KH, KW, C, CO), rand(rng, N, oh, ow, CO)
+        _, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (sh, sw), (dh, dw), pads)
+        for force in strategies(case):
+            gk, gb = np.full_like(w, np.nan), np.full(CO, np.nan, np.float32)
+            plan_for(case, pads, force).backward_kernel(x, dy, gk, gb, ws=K.Workspace(threads))
+            np.testing.assert_allclose(gk, ex_dw, err_msg=f"{force}", **tol(N * oh * ow))
+            np.testing.assert_allclose(gb, ex_db, err_msg=f"{force}", **tol(N * oh * ow))
 
 
 def test_conv2d_backward_central_differences():
@@ -278,10 +319,16 @@ def test_conv2d_transpose(case):
     x, k, b = rand(rng, N, H, W, C), rand(rng, KH, KW, F, C), rand(rng, F)
     expect = ref.conv2d_transpose(x, k, b, (sh, sw), (dh, dw), (pt, pl), (oh, ow))
     geo = dict(strides=(sh, sw), dilation=(dh, dw), pad=(pt, pl))
-    for ws, serial in ((None, False), (K.Workspace(), False), (None, True)):
+    for ws, serial in ((None, False), (K.Workspace(), False), (None, True), (K.Workspace(), True)):
         out = np.full((N, oh, ow, F), np.nan, np.float32)
         K.conv2d_transpose_forward(x, k, b, out, ws=ws, serial=serial, **geo)
         np.testing.assert_allclose(out, expect, **tol(KH * KW * C))
+    plan = K.plan_conv_transpose(k.shape, **geo)
+    out = np.full((N, oh, ow, F), np.nan, np.float32)
+    plan.forward(x, k, None, out, relu=True, ws=K.Workspace())
+    np.testing.assert_allclose(out, np.maximum(expect - b, 0), **tol(KH * KW * C))
+    inference = plan.kernels(training=False, serial=True)
+    assert K.bias_act_rows_serial in inference and K.bias_act_rows not in inference
     # gradients of sum(y * dy) by the adjoint identity + central differences
     dy = rand(rng, N, oh, ow, F)
     dx, gk, gb = np.empty_like(x), np.empty_like(k), np.empty(F, np.float32)

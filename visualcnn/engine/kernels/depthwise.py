@@ -11,7 +11,7 @@ from numba import njit, prange
 
 from visualcnn.engine import parallel as _par
 from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, num_chunks, relu_inplace, twins
-from visualcnn.engine.kernels.conv import bias_grad, reduce_partials
+from visualcnn.engine.kernels.conv._shared import bias_grad, reduce_partials
 
 __all__ = [
     "depthwise_conv2d_forward",

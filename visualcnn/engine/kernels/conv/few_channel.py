@@ -1,0 +1,337 @@
+"""3x3 kernels on few input channels (C <= 4): the first conv of a network (a grey or an
+RGB image), any stride and dilation.
+
+Strategy: per image, the input is copied once into a zero-padded, channel-planar
+scratch xp (C, HP, WP) so no tap needs a bounds check. Forward: per output pixel and
+input channel the 9 input values are loaded as scalars (broadcast) and ONE loop over
+the output channels does 9 FMAs per channel (+ the bias on the first channel, the relu
+on the last): 9 kernel loads and one read-modify-write of the output row per 9 FMAs.
+Weight gradient: per group of 4 output pixels along a row and per input channel, 36
+input scalars and 4 rows of dy, then ONE loop over the output channels updates all 9
+taps' accumulators (4 dy loads + 9 accumulator loads / stores per 36 FMAs), into
+per-thread partial sums reduced at the end.
+
+Why (measured, batch 64, 2 threads, busy machine): with K = 9*C < 32 the im2col + sgemm
+strategy spends its time in the unfold and in an sgemm whose k-loop is too short; the
+seed CNN's conv1 (28x28x1 -> 32) took 0.48 ms forward / 0.85 ms weight gradient here
+against about 2x that through im2col + sgemm, and the CIFAR-shaped first conv
+(32x32x3 -> 32) went from 4.8 / 6.3 ms (im2col + sgemm) to the figures in
+benchmarks/bench_kernels.py ("cifar conv1"). The input gradient of a first conv is
+never needed, so that op goes through im2col + sgemm.
+"""
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from visualcnn.engine.kernels._common import FAST, num_chunks, twins
+from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, scratch_slots, threads_of
+
+__all__ = [
+    "conv2d_forward_3x3few",
+    "conv2d_forward_3x3few_serial",
+    "conv2d_backward_kernel_3x3few",
+    "padded_planes_shape",
+    "channel_major",
+    "MAX_CHANNELS",
+]
+
+# The widest input this strategy takes (RGBA). Above it the im2col reduction is long
+# enough (K >= 45) for sgemm.
+MAX_CHANNELS = 4
+
+
+def applies(kernel_shape):
+    KH, KW, C, _ = kernel_shape
+    return KH == 3 and KW == 3 and C <= MAX_CHANNELS
+
+
+def channel_major(kernel, wt):
+    """wt (C, 9, CO)[ci, ky*3 + kx] = kernel (3, 3, C, CO)[ky, kx, ci]."""
+    np.copyto(wt, kernel.reshape(9, kernel.shape[2], kernel.shape[3]).transpose(1, 0, 2))
+
+
+def padded_planes_shape(x_shape, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
+    """(C, HP, WP) of the zero-padded planar image the kernels read."""
+    H, W, C = x_shape[1], x_shape[2], x_shape[3]
+    HP = max(H + pad_top, (OH - 1) * sh + 2 * dh + 1)
+    WP = max(W + pad_left, (OW - 1) * sw + 2 * dw + 1)
+    return (C, HP, WP)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _pad_planes(x, n, xp, pad_top, pad_left):
+    """xp (C, HP, WP)[ci, iy + pad_top, ix + pad_left] = x[n, iy, ix, ci]; borders 0."""
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    if xp.shape[1] != H or xp.shape[2] != W:
+        xp[:, :, :] = 0.0
+    for iy in range(H):
+        for ix in range(W):
+            for ci in range(C):
+                xp[ci, iy + pad_top, ix + pad_left] = x[n, iy, ix, ci]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _taps(orow, ox, wc, bias, r0, r1, r2, c0, dw, first, relu):
+    """orow[ox] (CO,) = [relu]((bias if first else orow[ox]) + the 9 taps of one channel);
+    wc (9, CO).
+
+    Four loop variants chosen outside the co loop: a branch inside it stops LLVM from
+    vectorising (measured 2.5x slower on the seed conv1)."""
+    CO = orow.shape[1]
+    x00 = r0[c0]
+    x01 = r0[c0 + dw]
+    x02 = r0[c0 + 2 * dw]
+    x10 = r1[c0]
+    x11 = r1[c0 + dw]
+    x12 = r1[c0 + 2 * dw]
+    x20 = r2[c0]
+    x21 = r2[c0 + dw]
+    x22 = r2[c0 + 2 * dw]
+    if first and relu:
+        for co in range(CO):
+            orow[ox, co] = max(bias[co] + x00 * wc[0, co] + x01 * wc[1, co] + x02 * wc[2, co]
+                        + x10 * wc[3, co] + x11 * wc[4, co] + x12 * wc[5, co]
+                        + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co], np.float32(0.0))
+    elif first:
+        for co in range(CO):
+            orow[ox, co] = (bias[co] + x00 * wc[0, co] + x01 * wc[1, co] + x02 * wc[2, co]
+                     + x10 * wc[3, co] + x11 * wc[4, co] + x12 * wc[5, co]
+                     + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co])
+    elif relu:
+        for co in range(CO):
+            orow[ox, co] = max(orow[ox, co] + x00 * wc[0, co] + x01 * wc[1, co] + x02 * wc[2, co]
+                        + x10 * wc[3, co] + x11 * wc[4, co] + x12 * wc[5, co]
+                        + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co], np.float32(0.0))
+    else:
+        for co in range(CO):
+            orow[ox, co] = (orow[ox, co] + x00 * wc[0, co] + x01 * wc[1, co] + x02 * wc[2, co]
+                     + x10 * wc[3, co] + x11 * wc[4, co] + x12 * wc[5, co]
+                     + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co])
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _fwd_image(x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
+    """out[n] = [relu](conv(x[n]) + bias); wt (C, 9, CO) the kernel channel-major (one
+    contiguous (9, CO) block per channel); bias (CO,) always present (zeros if none)."""
+    C = x.shape[3]
+    OH = out.shape[1]
+    OW = out.shape[2]
+    _pad_planes(x, n, xp, pad_top, pad_left)
+    # loop order oy, ci, ox, co: the row views are made once per (oy, ci), not per
+    # pixel (measured: views per pixel cost more than the seed conv1's FMAs), and the
+    # output row (OW*CO floats) stays in L1 across the channels
+    for oy in range(OH):
+        orow = out[n, oy]
+        for ci in range(C):
+            r0 = xp[ci, oy * sh]
+            r1 = xp[ci, oy * sh + dh]
+            r2 = xp[ci, oy * sh + 2 * dh]
+            wc = wt[ci]
+            first = ci == 0
+            last_relu = relu and ci == C - 1
+            for ox in range(OW):
+                _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
+
+
+def conv2d_forward_3x3few(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+    """out (N, OH, OW, CO) = [relu](conv2d(x, kernel) + bias) for 3x3 kernels, C <= 4.
+
+    wt (C, 9, CO) = kernel (3, 3, C, CO) channel-major (``channel_major``). bias (CO,)
+    must be present (zeros for a layer without bias). xp (T, C, HP, WP)
+    scratch: one padded planar image per numba worker. prange over images; loop order
+    oy, ox, ci, co (co innermost and contiguous in ``out`` and ``kernel``, the 9 taps of
+    a channel summed in registers).
+    """
+    for n in prange(out.shape[0]):
+        _fwd_image(x, xp[numba.get_thread_id()], wt, bias, out, n, sh, sw, dh, dw,
+                   pad_top, pad_left, relu)
+
+
+FORWARD = twins(conv2d_forward_3x3few, fastmath=FAST)
+conv2d_forward_3x3few, conv2d_forward_3x3few_serial = FORWARD
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _bwdk_image(x, dy, xp, acc, bacc, n, sh, sw, dh, dw, pad_top, pad_left):
+    """acc (C, 9, CO) += the weight gradient of image n; bacc (CO,) += its bias gradient
+    (skipped when empty). Per group of 4 output pixels along a row and per channel: 36
+    input scalars and 4 rows of dy, ONE loop over the output channels."""
+    C = x.shape[3]
+    OH = dy.shape[1]
+    OW = dy.shape[2]
+    CO = dy.shape[3]
+    _pad_planes(x, n, xp, pad_top, pad_left)
+    do_bias = bacc.shape[0] > 0
+    for oy in range(OH):
+        if do_bias:
+            for ox in range(OW):
+                g = dy[n, oy, ox]
+                for co in range(CO):
+                    bacc[co] += g[co]
+        for ci in range(C):
+            a = acc[ci]
+            r0 = xp[ci, oy * sh]
+            r1 = xp[ci, oy * sh + dh]
+            r2 = xp[ci, oy * sh + 2 * dh]
+            ox = 0
+            while ox + 4 <= OW:
+                c0 = ox * sw
+                c1 = c0 + sw
+                c2 = c1 + sw
+                c3 = c2 + sw
+                x00_0 = r0[c0]
+                x01_0 = r0[c0 + dw]
+                x02_0 = r0[c0 + 2 * dw]
+                x10_0 = r1[c0]
+                x11_0 = r1[c0 + dw]
+                x12_0 = r1[c0 + 2 * dw]
+                x20_0 = r2[c0]
+                x21_0 = r2[c0 + dw]
+                x22_0 = r2[c0 + 2 * dw]
+                x00_1 = r0[c1]
+                x01_1 = r0[c1 + dw]
+                x02_1 = r0[c1 + 2 * dw]
+                x10_1 = r1[c1]
+                x11_1 = r1[c1 + dw]
+                x12_1 = r1[c1 + 2 * dw]
+                x20_1 = r2[c1]
+                x21_1 = r2[c1 + dw]
+                x22_1 = r2[c1 + 2 * dw]
+                x00_2 = r0[c2]
+                x01_2 = r0[c2 + dw]
+                x02_2 = r0[c2 + 2 * dw]
+                x10_2 = r1[c2]
+                x11_2 = r1[c2 + dw]
+                x12_2 = r1[c2 + 2 * dw]
+                x20_2 = r2[c2]
+                x21_2 = r2[c2 + dw]
+                x22_2 = r2[c2 + 2 * dw]
+                x00_3 = r0[c3]
+                x01_3 = r0[c3 + dw]
+                x02_3 = r0[c3 + 2 * dw]
+                x10_3 = r1[c3]
+                x11_3 = r1[c3 + dw]
+                x12_3 = r1[c3 + 2 * dw]
+                x20_3 = r2[c3]
+                x21_3 = r2[c3 + dw]
+                x22_3 = r2[c3 + 2 * dw]
+                g0 = dy[n, oy, ox]
+                g1 = dy[n, oy, ox + 1]
+                g2 = dy[n, oy, ox + 2]
+                g3 = dy[n, oy, ox + 3]
+                for co in range(CO):
+                    a[0, co] += x00_0 * g0[co] + x00_1 * g1[co] + x00_2 * g2[co] + x00_3 * g3[co]
+                    a[1, co] += x01_0 * g0[co] + x01_1 * g1[co] + x01_2 * g2[co] + x01_3 * g3[co]
+                    a[2, co] += x02_0 * g0[co] + x02_1 * g1[co] + x02_2 * g2[co] + x02_3 * g3[co]
+                    a[3, co] += x10_0 * g0[co] + x10_1 * g1[co] + x10_2 * g2[co] + x10_3 * g3[co]
+                    a[4, co] += x11_0 * g0[co] + x11_1 * g1[co] + x11_2 * g2[co] + x11_3 * g3[co]
+                    a[5, co] += x12_0 * g0[co] + x12_1 * g1[co] + x12_2 * g2[co] + x12_3 * g3[co]
+                    a[6, co] += x20_0 * g0[co] + x20_1 * g1[co] + x20_2 * g2[co] + x20_3 * g3[co]
+                    a[7, co] += x21_0 * g0[co] + x21_1 * g1[co] + x21_2 * g2[co] + x21_3 * g3[co]
+                    a[8, co] += x22_0 * g0[co] + x22_1 * g1[co] + x22_2 * g2[co] + x22_3 * g3[co]
+                ox += 4
+            while ox < OW:
+                c0 = ox * sw
+                x00_0 = r0[c0]
+                x01_0 = r0[c0 + dw]
+                x02_0 = r0[c0 + 2 * dw]
+                x10_0 = r1[c0]
+                x11_0 = r1[c0 + dw]
+                x12_0 = r1[c0 + 2 * dw]
+                x20_0 = r2[c0]
+                x21_0 = r2[c0 + dw]
+                x22_0 = r2[c0 + 2 * dw]
+                g0 = dy[n, oy, ox]
+                for co in range(CO):
+                    a[0, co] += x00_0 * g0[co]
+                    a[1, co] += x01_0 * g0[co]
+                    a[2, co] += x02_0 * g0[co]
+                    a[3, co] += x10_0 * g0[co]
+                    a[4, co] += x11_0 * g0[co]
+                    a[5, co] += x12_0 * g0[co]
+                    a[6, co] += x20_0 * g0[co]
+                    a[7, co] += x21_0 * g0[co]
+                    a[8, co] += x22_0 * g0[co]
+                ox += 1
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def _bwdk_partials(x, dy, xp, acc, bacc, sh, sw, dh, dw, pad_top, pad_left):
+    T = acc.shape[0]
+    N = dy.shape[0]
+    for t in prange(T):
+        acc[t, :, :, :] = 0.0
+        bacc[t, :] = 0.0
+        for n in range((N * t) // T, (N * (t + 1)) // T):
+            _bwdk_image(x, dy, xp[t], acc[t], bacc[t], n, sh, sw, dh, dw, pad_top, pad_left)
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def _reduce_to_kernel(acc, grad_kernel):
+    """grad_kernel (3, 3, C, CO)[t // 3, t % 3, ci] = sum over threads of acc[:, ci, t]."""
+    T = acc.shape[0]
+    C = acc.shape[1]
+    CO = acc.shape[3]
+    g = grad_kernel.reshape(9, C, CO)
+    for r in prange(9 * C):
+        tap = r // C
+        ci = r % C
+        for co in range(CO):
+            s = np.float32(0.0)
+            for t in range(T):
+                s += acc[t, ci, tap, co]
+            g[tap, ci, co] = s
+
+
+def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, sh, sw, dh, dw,
+                                  pad_top, pad_left):
+    """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4.
+
+    xp (T, C, HP, WP), acc (T, C, 9, CO), bacc (T, CO or 0) scratch. prange over T batch
+    chunks with per-thread partial sums (loop order in ``_bwdk_image``), then parallel
+    reductions over the kernel elements."""
+    _bwdk_partials(x, dy, xp, acc, bacc, sh, sw, dh, dw, pad_top, pad_left)
+    _reduce_to_kernel(acc, grad_kernel)
+    if grad_bias.shape[0] > 0:
+        reduce_partials(bacc, grad_bias)
+
+
+class FewChannel3x3:
+    """The few-channel 3x3 strategy as the planner holds it (forward, weight gradient)."""
+
+    name = "few_channel_3x3"
+
+    @staticmethod
+    def forward(x, kernel, bias, out, geo, relu, ws, serial):
+        N, OH, OW, CO = out.shape
+        get = getter(ws)
+        if bias.shape[0] == 0:
+            bias = get("zero_bias", (CO,))
+            bias[:] = 0.0
+        xp = get("planes", (scratch_slots(), *padded_planes_shape(x.shape, OH, OW, *geo)))
+        wt = get("kernel_t", (x.shape[3], 9, CO))
+        channel_major(kernel, wt)
+        pick(FORWARD, serial)(x, xp, wt, bias, out, *geo, relu)
+
+    @staticmethod
+    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
+        N, OH, OW, CO = dy.shape
+        C = x.shape[3]
+        T = num_chunks(N, threads_of(ws))
+        get = getter(ws)
+        conv2d_backward_kernel_3x3few(
+            x, dy, grad_kernel, grad_bias,
+            get("planes", (T, *padded_planes_shape(x.shape, OH, OW, *geo))),
+            get("acc", (T, C, 9, CO)), get("bacc", (T, grad_bias.shape[0])), *geo)
+
+    @staticmethod
+    def kernels(op, serial):
+        if op == "forward":
+            return [pick(FORWARD, serial)]
+        return [_bwdk_partials, _reduce_to_kernel, reduce_partials]
+
+
+FEW_CHANNEL_3X3 = FewChannel3x3()

@@ -1,0 +1,129 @@
+"""Choose, once per layer, how each conv op runs: the ``ConvPlan``.
+
+A layer asks for its plan at setup (``plan_conv(kernel_shape, strides, dilation, pad)``)
+and calls the plan's ``forward`` / ``backward_input`` / ``backward_kernel`` on every
+batch; the python drivers ``conv2d_forward`` ... ask for the same (cached) plan per call.
+This is the only place a strategy is chosen. In order:
+
+1. ``few_channel`` (3x3 kernel, C <= 4): forward and weight gradient;
+2. ``single_channel`` (C = 1, unit strides, any other kernel size): forward and
+   weight gradient;
+3. ``im2col_gemm``: everything else, and the input gradient always (the first conv of a
+   network, where 1 and 2 apply, never needs one). With numpy's ``cblas_sgemm`` found:
+   the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
+
+``direct`` is never chosen automatically (every shape has a faster strategy); tests and
+benchmarks force it (``force="direct"``) as the reference. Each strategy module's
+docstring gives the measurement behind its place in this order.
+
+Serial or parallel is the caller's argument, decided one way: ``serial=None`` asks
+``parallel.use_serial()``; the plan runs the ``_serial`` twin of the same kernel then.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from visualcnn.engine.kernels import blas as _blas
+from visualcnn.engine.kernels._common import NO_BIAS
+from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel
+
+__all__ = ["ConvPlan", "plan_conv", "STRATEGIES"]
+
+STRATEGIES = {
+    s.name: s for s in (direct.DIRECT, few_channel.FEW_CHANNEL_3X3,
+                        single_channel.SINGLE_CHANNEL_PLANE, im2col_gemm.SGEMM_REGION,
+                        im2col_gemm.NUMPY_MATMUL)
+}
+
+
+def _unique(funcs):
+    out = []
+    for f in funcs:
+        if f not in out:
+            out.append(f)
+    return out
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one conv geometry runs. kernel (KH, KW, C, CO); geometry as the kernels take it."""
+
+    kernel_shape: tuple
+    strides: tuple
+    dilation: tuple
+    pad: tuple
+    forward_strategy: object
+    input_strategy: object
+    kernel_strategy: object
+    reason: str
+
+    @property
+    def geo(self):
+        """(sh, sw, dh, dw, pad_top, pad_left): input row iy = oy*sh - pad_top + ky*dh."""
+        return (*self.strides, *self.dilation, *self.pad)
+
+    def forward(self, x, kernel, bias, out, relu=False, ws=None, serial=None):
+        """out (N, OH, OW, CO) = [relu](conv2d(x, kernel) + bias); bias (CO,) or None."""
+        self.forward_strategy.forward(x, kernel, NO_BIAS if bias is None else bias, out, self.geo,
+                                      relu, ws, serial)
+
+    def backward_input(self, dy, kernel, dx, ws=None, serial=None):
+        """dx (N, H, W, C) = d(loss)/d(x) for dy (N, OH, OW, CO); fully overwritten."""
+        self.input_strategy.backward_input(dy, kernel, dx, self.geo, ws, serial)
+
+    def backward_kernel(self, x, dy, grad_kernel, grad_bias, ws=None):
+        """grad_kernel (KH, KW, C, CO) and grad_bias (CO,) (or None), overwritten."""
+        self.kernel_strategy.backward_kernel(x, dy, grad_kernel, NO_BIAS if grad_bias is None
+                                             else grad_bias, self.geo, ws)
+
+    def kernels(self, training=True, need_dx=True, serial=False):
+        """The numba dispatchers this plan calls: forward (the ``serial`` twin when
+        serial), plus, when training, the weight gradient and (need_dx) the input
+        gradient. For warm-up: compiling these compiles everything the layer runs."""
+        out = list(self.forward_strategy.kernels("forward", bool(serial) and not training))
+        if training:
+            out += self.kernel_strategy.kernels("backward_kernel", False)
+            if need_dx:
+                out += self.input_strategy.kernels("backward_input", False)
+        return _unique(out)
+
+    def describe(self):
+        names = {self.forward_strategy.name, self.input_strategy.name, self.kernel_strategy.name}
+        if len(names) == 1:
+            return f"{self.forward_strategy.name} ({self.reason})"
+        return (f"forward {self.forward_strategy.name}, input gradient {self.input_strategy.name}, "
+                f"weight gradient {self.kernel_strategy.name} ({self.reason})")
+
+
+def plan_conv(kernel_shape, strides=(1, 1), dilation=(1, 1), pad=(0, 0), force=None) -> ConvPlan:
+    """The plan for a conv with this kernel shape (KH, KW, C, CO) and geometry.
+
+    force: a strategy name from ``STRATEGIES`` to use for every op it implements (tests
+    and benchmarks compare strategies with it)."""
+    return _plan(tuple(int(v) for v in kernel_shape), tuple(strides), tuple(dilation), tuple(pad),
+                 force, _blas.SGEMM is not None)
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
+    gemm = im2col_gemm.SGEMM_REGION if has_sgemm else im2col_gemm.NUMPY_MATMUL
+    if force is not None:
+        s = STRATEGIES[force]
+        if s is im2col_gemm.SGEMM_REGION and not has_sgemm:
+            raise ValueError("plan_conv: force='im2col_sgemm' but numpy's cblas_sgemm was not found")
+        kernel_s = s if hasattr(s, "backward_kernel") else gemm
+        input_s = s if hasattr(s, "backward_input") else gemm
+        return ConvPlan(kernel_shape, strides, dilation, pad, s, input_s, kernel_s, f"forced {force}")
+    KH, KW, C, CO = kernel_shape
+    if few_channel.applies(kernel_shape):
+        main = few_channel.FEW_CHANNEL_3X3
+        reason = f"3x3 kernel on {C} input channel{'s' if C > 1 else ''}"
+    elif single_channel.applies(kernel_shape, strides):
+        main = single_channel.SINGLE_CHANNEL_PLANE
+        reason = f"{KH}x{KW} kernel on 1 input channel, unit strides"
+    else:
+        main = gemm
+        reason = f"reduction of {KH * KW * C} per output"
+    return ConvPlan(kernel_shape, strides, dilation, pad, main, gemm, main, reason)
