@@ -115,7 +115,9 @@ def run(args) -> int:
             progress.write("\n")
         if args.save:
             model.save(args.save)
-            raise TrainingDiverged(f"{diverged}; the last good weights were saved to {args.save}")
+            kept, saved = "the weights of the last good step are kept", f"the last good weights were saved to {args.save}"
+            message = str(diverged)
+            raise TrainingDiverged(message.replace(kept, saved) if kept in message else f"{message} ({saved})")
         raise diverged
     test_loss, test_accuracy = model.evaluate(prepared.x_test, prepared.y_test, batch_size=256)
     if args.save:
