@@ -73,3 +73,72 @@ def test_get_and_errors():
         optimizers.Adam(learning_rate=-1)
     with pytest.raises(ValueError, match="gradient 0 has shape"):
         optimizers.SGD().step([np.zeros(3, np.float32)], [np.zeros(2, np.float32)])
+
+
+# --- the kernels on large parameters (parallel blocks) against numpy float32 references ---
+
+def _big(seed, n=100_003):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n).astype(np.float32), (rng.standard_normal(n) * 0.1).astype(np.float32)
+
+
+def _numpy_steps(kind, p, grads, **kw):
+    """The Keras update rules in numpy float32, step by step."""
+    p = p.copy()
+    f = np.float32
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        if kind == "sgd":
+            p -= f(kw["lr"]) * g
+        elif kind == "momentum":
+            m = f(kw["momentum"]) * m - f(kw["lr"]) * g
+            p += (f(kw["momentum"]) * m - f(kw["lr"]) * g) if kw["nesterov"] else m
+        elif kind == "adam":
+            alpha = f(kw["lr"] * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t))
+            m += (g - m) * (f(1) - f(0.9))
+            v += (g * g - v) * (f(1) - f(0.999))
+            p -= m * alpha / (np.sqrt(v) + f(1e-7))
+        elif kind == "rmsprop":
+            v = f(0.9) * v + (f(1) - f(0.9)) * g * g
+            inc = f(kw["lr"]) * g / np.sqrt(v + f(1e-7))
+            if kw["momentum"]:
+                m = f(kw["momentum"]) * m + inc
+                p -= m
+            else:
+                p -= inc
+    return p
+
+
+@pytest.mark.parametrize("kind,opt,kw", [
+    ("sgd", lambda: optimizers.SGD(0.1), {"lr": 0.1}),
+    ("momentum", lambda: optimizers.SGD(0.1, momentum=0.9), {"lr": 0.1, "momentum": 0.9, "nesterov": False}),
+    ("momentum", lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True), {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("adam", lambda: optimizers.Adam(0.01), {"lr": 0.01}),
+    ("rmsprop", lambda: optimizers.RMSprop(0.01), {"lr": 0.01, "momentum": 0.0}),
+    ("rmsprop", lambda: optimizers.RMSprop(0.01, momentum=0.5), {"lr": 0.01, "momentum": 0.5}),
+])
+def test_large_parameter_updates_match_numpy(kind, opt, kw):
+    p0, _ = _big(0)
+    grads = [_big(s)[1] for s in (1, 2, 3)]
+    small = p0[:10].copy()  # the serial twin, in the same step
+    p = p0.copy()
+    o = opt()
+    for g in grads:
+        o.step([p, small], [g, g[:10].copy()])
+    ref = _numpy_steps(kind, p0, grads, **kw)
+    np.testing.assert_allclose(p, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(small, ref[:10], rtol=1e-6, atol=1e-6)
+
+
+def test_parallel_and_serial_kernels_agree_bit_for_bit():
+    from visualcnn.engine.kernels import optimizer as k
+
+    p, g = _big(4)
+    out = []
+    for fn in (k.adam_update, k.adam_update_serial):
+        pp, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+        fn(pp, g, m, v, np.float32(0.001), np.float32(0.9), np.float32(0.999), np.float32(1e-7))
+        out.append(pp)
+    np.testing.assert_array_equal(out[0], out[1])
+    assert not np.array_equal(out[0], p)

@@ -2,8 +2,9 @@
 
 tinygrad style (nn/optim.py): the base class owns the parameter list, the step counter
 and the slot arrays; ``step()`` walks the (param, grad) pairs and calls the optimizer's
-``_update(i, param, grad, lr)``. Updates are in place, in float32, through small numba
-kernels (nogil), so a step allocates nothing.
+``_update(i, param, grad, lr)``. Updates are in place, in float32, through numba kernels
+(kernels/optimizer.py: nogil, parallel over blocks for large parameters), so a step
+allocates nothing.
 """
 
 from __future__ import annotations
@@ -11,49 +12,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-_OPTS = dict(nogil=True, cache=True)
-
-
-@njit(**_OPTS)
-def _sgd_kernel(p, g, lr):
-    for i in range(p.shape[0]):
-        p[i] -= lr * g[i]
+_loaded: dict = {}
 
 
-@njit(**_OPTS)
-def _sgd_momentum_kernel(p, g, m, lr, momentum, nesterov):
-    for i in range(p.shape[0]):
-        m[i] = momentum * m[i] - lr * g[i]
-        if nesterov:
-            p[i] += momentum * m[i] - lr * g[i]
-        else:
-            p[i] += m[i]
+def _kernels(size: int):
+    """(module, serial?) for an update of ``size`` elements; the kernels are imported on
+    first use so that importing the engine never loads numba."""
+    k = _loaded.get("k")
+    if k is None:
+        from .kernels import optimizer as k
 
-
-@njit(**_OPTS)
-def _adam_kernel(p, g, m, v, alpha, beta_1, beta_2, epsilon):
-    one = np.float32(1.0)
-    for i in range(p.shape[0]):
-        gi = g[i]
-        m[i] += (gi - m[i]) * (one - beta_1)
-        v[i] += (gi * gi - v[i]) * (one - beta_2)
-        p[i] -= m[i] * alpha / (np.float32(math.sqrt(v[i])) + epsilon)
-
-
-@njit(**_OPTS)
-def _rmsprop_kernel(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
-    one = np.float32(1.0)
-    for i in range(p.shape[0]):
-        gi = g[i]
-        v[i] = rho * v[i] + (one - rho) * gi * gi
-        inc = lr * gi / np.float32(math.sqrt(v[i] + epsilon))
-        if use_momentum:
-            mom[i] = momentum * mom[i] + inc
-            p[i] -= mom[i]
-        else:
-            p[i] -= inc
+        _loaded["k"] = k
+    return k, size < k.PARALLEL_MIN
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -134,10 +105,12 @@ class SGD(Optimizer):
         self._m = [np.zeros(p.size, np.float32) for p in params] if self.momentum > 0 else None
 
     def _update(self, i, param, grad, lr):
+        k, serial = _kernels(param.size)
         if self._m is None:
-            _sgd_kernel(param, grad, lr)
+            (k.sgd_update_serial if serial else k.sgd_update)(param, grad, lr)
         else:
-            _sgd_momentum_kernel(param, grad, self._m[i], lr, np.float32(self.momentum), self.nesterov)
+            (k.sgd_momentum_update_serial if serial else k.sgd_momentum_update)(
+                param, grad, self._m[i], lr, np.float32(self.momentum), self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -167,8 +140,10 @@ class Adam(Optimizer):
         super().step(params, grads)
 
     def _update(self, i, param, grad, lr):
-        _adam_kernel(param, grad, self._m[i], self._v[i], self._alpha, np.float32(self.beta_1),
-                     np.float32(self.beta_2), np.float32(self.epsilon))
+        k, serial = _kernels(param.size)
+        (k.adam_update_serial if serial else k.adam_update)(
+            param, grad, self._m[i], self._v[i], self._alpha, np.float32(self.beta_1),
+            np.float32(self.beta_2), np.float32(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -190,8 +165,10 @@ class RMSprop(Optimizer):
         self._mom = [np.zeros(p.size if self.momentum > 0 else 0, np.float32) for p in params]
 
     def _update(self, i, param, grad, lr):
-        _rmsprop_kernel(param, grad, self._v[i], self._mom[i], lr, np.float32(self.rho),
-                        np.float32(self.momentum), np.float32(self.epsilon), self.momentum > 0)
+        k, serial = _kernels(param.size)
+        (k.rmsprop_update_serial if serial else k.rmsprop_update)(
+            param, grad, self._v[i], self._mom[i], lr, np.float32(self.rho),
+            np.float32(self.momentum), np.float32(self.epsilon), self.momentum > 0)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
