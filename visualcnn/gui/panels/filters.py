@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .tiling import grid_columns, symmetric_level, tile, tile_position, nice_ceiling
+from .tile_view import TileDialog
+from .tiling import grid_columns, nice_ceiling, symmetric_level, tile, tile_position
 
 MEAN_CHANNEL = -1
 
 
 class FiltersPanel(QWidget):
-    """Pick a conv layer (and an input channel); its filters update with every set_weights()."""
+    """Pick a conv layer (and an input channel); its filters update with every set_weights().
+    Clicking a filter opens it enlarged with its weights' range."""
+
+    tile_clicked = Signal(int)  # filter index
 
     def __init__(self, parent: QWidget | None = None):
         self._level: float | None = None
@@ -44,8 +48,12 @@ class FiltersPanel(QWidget):
 
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.setBackground("w")
-        self.title = self._graphics.addLabel("", row=0, col=0, colspan=2, justify="left", color="#222")
+        # A QLabel, not a label inside the plot: it wraps, where a long one-line title made
+        # the plot wider than the panel and pushed the colour bar out of sight.
+        self.title = QLabel("")
+        self.title.setWordWrap(True)
         self._view = self._graphics.addViewBox(row=1, col=0, lockAspect=True, enableMouse=False)
+        self._view.setMenuEnabled(False)
         self._view.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("CET-D1"))  # blue - white - red
@@ -55,6 +63,8 @@ class FiltersPanel(QWidget):
         self.colour_bar.setImageItem(self.image)
         self._graphics.addItem(self.colour_bar, row=1, col=1)
         self._graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self._graphics.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        self._dialog: TileDialog | None = None
         self._hover = QLabel("")
         self._hover.setStyleSheet("color: #333;")
         self._empty = QLabel("The filters appear here once training starts.")
@@ -62,6 +72,7 @@ class FiltersPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addWidget(self.title)
         layout.addWidget(self._empty, 1)
         layout.addWidget(self._graphics, 1)
         layout.addWidget(self._hover)
@@ -85,6 +96,7 @@ class FiltersPanel(QWidget):
             self._fill_channels()
         has = bool(kernels)
         self._graphics.setVisible(has)
+        self.title.setVisible(has)
         self._empty.setVisible(not has)
         if not has:
             self._empty.setText("This network has no Conv2D layer, so there are no filters to draw."
@@ -135,7 +147,7 @@ class FiltersPanel(QWidget):
             shown = kernel[:, :, channel, :]
             which = f"input channel {channel} of {c_in}"
         self._shown = shown
-        self._columns = grid_columns(c_out, aspect=1.6)
+        self._columns = grid_columns(c_out, aspect=self._room_aspect() * kh / max(kw, 1))
         mosaic = tile(shown, self._columns)
         level = nice_ceiling(symmetric_level(mosaic))
         self.image.setImage(mosaic, autoLevels=False, levels=(-level, level))
@@ -148,6 +160,23 @@ class FiltersPanel(QWidget):
         self.title.setText(f"<b>{self.layer_combo.currentText()}</b>: {c_out} filters of {kh}x{kw}, {which}; "
                            f"colour range +-{level:.3g}")
 
+    def _room_aspect(self) -> float:
+        """Width / height of the room the mosaic has (the colour bar takes its column):
+        the grid takes the same shape, so the filters come out as large as possible."""
+        width = self._graphics.width() - 6 * self.fontMetrics().horizontalAdvance("m")
+        height = self._graphics.height()
+        if width <= 0 or height <= 0 or not self._graphics.isVisible():
+            return 1.6
+        return max(0.2, min(8.0, width / height))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        kernel = self.current_kernel()
+        if kernel is not None:
+            kh, kw, _c_in, c_out = kernel.shape
+            if grid_columns(c_out, aspect=self._room_aspect() * kh / max(kw, 1)) != self._columns:
+                self._redraw()
+
     def _on_layer_combo_changed(self, _index: int) -> None:
         self._fill_channels()
         self._redraw()
@@ -155,14 +184,49 @@ class FiltersPanel(QWidget):
     def _on_channel_combo_changed(self, _index: int) -> None:
         self._redraw()
 
-    def _on_scene_mouse_moved(self, scene_pos) -> None:
+    def filter_at(self, scene_pos) -> tuple[int, int, int] | None:
+        """(filter, kernel row, kernel column) under a scene position, or None."""
         if self._shown is None or not self._view.sceneBoundingRect().contains(scene_pos):
-            self._hover.setText("")
-            return
+            return None
         point = self.image.mapFromScene(scene_pos)
-        where = tile_position(int(np.floor(point.y())), int(np.floor(point.x())), self._shown.shape, self._columns)
+        return tile_position(int(np.floor(point.y())), int(np.floor(point.x())), self._shown.shape, self._columns)
+
+    def scene_position(self, index: int, y: int = 0, x: int = 0):
+        """Where (in scene coordinates) a filter's weight is drawn: for tests and demos."""
+        kh, kw, _c = self._shown.shape
+        r, k = divmod(index, self._columns)
+        return self.image.mapToScene(pg.Point(k * (kw + 1) + x + 0.5, r * (kh + 1) + y + 0.5))
+
+    def _on_scene_mouse_moved(self, scene_pos) -> None:
+        where = self.filter_at(scene_pos)
         if where is None:
             self._hover.setText("")
             return
         f, y, x = where
-        self._hover.setText(f"filter {f}, kernel row {y}, column {x}: weight {self._shown[y, x, f]:+.4f}")
+        self._hover.setText(f"filter {f}, kernel row {y}, column {x}: weight {self._shown[y, x, f]:+.4f} "
+                            "(click to enlarge)")
+
+    def _on_scene_mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        where = self.filter_at(event.scenePos())
+        if where is not None:
+            self.open_filter(where[0])
+
+    def open_filter(self, index: int) -> TileDialog | None:
+        """Show one filter enlarged, on the panel's colour scale (the dialog is reused)."""
+        if self._shown is None or not 0 <= index < self._shown.shape[2]:
+            return None
+        if self._dialog is None:
+            self._dialog = TileDialog(self)
+        kh, kw, c_out = self._shown.shape
+        level = self._level or nice_ceiling(symmetric_level(self._shown))
+        self._dialog.set_tile(
+            self._shown[:, :, index], f"{self.layer_combo.currentText()}, filter {index}",
+            f"Filter {index} of {c_out} ({kh}x{kw}, {self.channel_combo.currentText()}): each square is one weight. "
+            "Red is positive, blue negative, white zero: the filter responds where the image looks like its red "
+            "part and not its blue part.", colormap="CET-D1", levels=(-level, level))
+        self._dialog.show()
+        self._dialog.raise_()
+        self.tile_clicked.emit(index)
+        return self._dialog
