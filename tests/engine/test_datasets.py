@@ -447,3 +447,94 @@ def test_resource_dir_missing_names_both_places(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(tmp_path / "site" / "resources") in message
     assert str(tmp_path / "prefix" / "share" / "visualcnn" / "resources") in message
+
+
+# --------------------------------------------------------------------------------
+# A cache that unzips cleanly but holds the wrong data, and a damaged bundled copy
+
+
+def _rewrite_cache(path: Path, change, keep_digest: bool = True) -> None:
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    if not keep_digest:
+        arrays.pop("sha256", None)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def test_a_structurally_valid_but_wrong_mnist_cache_is_not_used(cache):
+    expected = load_mnist()
+    (path,) = cache_files(cache)
+    blob = path.read_bytes()
+
+    def shuffle_labels(arrays):
+        arrays["y_train"] = np.roll(arrays["y_train"], 1)  # valid labels, wrong ones
+
+    _rewrite_cache(path, shuffle_labels)  # even with the stored digests left as they were
+    (x_train, y_train), _ = load_mnist()
+    np.testing.assert_array_equal(y_train, expected[0][1])
+    assert path.read_bytes() == blob  # rebuilt from the bundled files
+
+
+def test_a_cache_whose_digests_were_rewritten_is_still_checked_against_mnist(cache):
+    expected = load_mnist()
+    (path,) = cache_files(cache)
+
+    def forge(arrays):
+        arrays["x_test"] = np.zeros_like(arrays["x_test"])
+        arrays["sha256"] = np.array([datasets.idx_sha256(arrays[k]) for k in ("x_train", "y_train", "x_test",
+                                                                                "y_test")])
+
+    _rewrite_cache(path, forge)
+    _, (x_test, _) = load_mnist()
+    np.testing.assert_array_equal(x_test, expected[1][0])
+
+
+def test_a_cache_without_digests_is_rebuilt_for_any_data_set(tmp_path, cache):
+    src = tmp_path / "fake"
+    arrays = make_fake_dataset(src)
+    load_fashion_mnist(src)
+    (path,) = cache_files(cache)
+
+    def swap(arrays_in_cache):
+        arrays_in_cache["x_train"] = 255 - arrays_in_cache["x_train"]
+
+    _rewrite_cache(path, swap, keep_digest=False)
+    (x_train, _), _ = load_fashion_mnist(src)
+    np.testing.assert_array_equal(x_train, arrays[0])
+
+
+def test_idx_sha256_matches_the_published_checksums(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    assert datasets.idx_sha256(y_test) == MNIST_SHA256["t10k-labels-idx1-ubyte"]
+    assert datasets.idx_sha256(x_train) == MNIST_SHA256["train-images-idx3-ubyte"]
+
+
+@pytest.mark.parametrize("damage", ["checksum", "missing", "garbage"])
+def test_a_damaged_bundled_mnist_is_one_clear_error(tmp_path, cache, monkeypatch, damage):
+    bundled = copy_mnist(tmp_path / "resources" / "mnist")
+    target = bundled / IDX_FILE_NAMES[1]
+    if damage == "checksum":
+        y = read_idx(target)
+        y[5] = (y[5] + 1) % 10
+        write_gz(target, idx_labels(y))
+    elif damage == "missing":
+        target.unlink()
+    else:
+        target.write_bytes(b"\x1f\x8b" + b"\x00" * 50)
+    monkeypatch.setattr(datasets, "mnist_dir", lambda: bundled)
+    with pytest.raises(DatasetError) as info:
+        load_mnist()
+    message = str(info.value)
+    assert message.startswith("the bundled MNIST is damaged or incomplete")
+    assert IDX_FILE_NAMES[1] in message and "reinstall" in message
+    assert "\n" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_damaged_folder_given_by_path_says_what_to_do(tmp_path, cache):
+    src = copy_mnist(tmp_path / "mine")
+    (src / IDX_FILE_NAMES[0]).unlink()
+    with pytest.raises(DatasetError, match=r"missing file; put the four original MNIST \.gz files in"):
+        load_mnist(src)

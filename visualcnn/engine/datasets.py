@@ -50,6 +50,7 @@ __all__ = [
     "class_names",
     "cache_dir",
     "mnist_dir",
+    "idx_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,12 @@ _IMAGES_HEADER = 16
 _LABELS_HEADER = 8
 
 # Bump when the cache layout or the validation changes, so old caches are ignored.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _CACHE_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The cache also stores the SHA-256 of each array as the IDX file it came from, so a cache
+# that unzips cleanly but holds other pixels (a file swapped in, another data set) is
+# noticed: for MNIST against the published checksums, otherwise against the stored ones.
+_DIGEST_KEY = "sha256"
 
 
 class DatasetError(ValueError):
@@ -262,12 +267,30 @@ def _cache_file(kind: str, directory: Path) -> tuple[Path, str] | None:
     return root / "datasets" / f"{stem}{key.hexdigest()[:16]}.npz", f"{stem}*.npz"
 
 
-def _load_cache(path: Path):
+def idx_sha256(array: np.ndarray) -> str:
+    """SHA-256 of the uncompressed IDX file holding this uint8 array (the header rebuilt
+    from its shape): comparable with MNIST_SHA256 without the original file."""
+    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
+    digest = hashlib.sha256(struct.pack(">i" + "i" * array.ndim, magic, *array.shape))
+    digest.update(memoryview(np.ascontiguousarray(array, dtype=np.uint8)).cast("B"))
+    return digest.hexdigest()
+
+
+def _expected_digests(sha256: dict[str, str] | None) -> list[str] | None:
+    if sha256 is None:
+        return None
+    return [sha256[_decompressed_name(Path(name))] for name in IDX_FILE_NAMES]
+
+
+def _load_cache(path: Path, expected: list[str] | None = None):
+    """The cached arrays, or None (a miss) when the file is absent, unreadable, malformed
+    or holds other data than it should (expected: the published digests, if any)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             # zipfile checks each member's CRC-32 while reading it, so a damaged
             # cache fails here rather than handing back wrong pixels.
             arrays = [npz[k] for k in _CACHE_KEYS]
+            stored = [str(d) for d in npz[_DIGEST_KEY]] if _DIGEST_KEY in npz.files else None
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - any unreadable cache is just a miss
@@ -283,6 +306,10 @@ def _load_cache(path: Path):
     if not ok:
         log.info("ignoring malformed dataset cache %s", path)
         return None
+    wanted = expected if expected is not None else stored
+    if wanted is None or len(wanted) != 4 or [idx_sha256(a) for a in arrays] != list(wanted):
+        log.warning("ignoring dataset cache %s: its content is not the data set it stands for; rebuilding it", path)
+        return None
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -296,7 +323,8 @@ def _store_cache(path: Path, stale_glob: str, data) -> None:
             dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False
         ) as tmp:
             tmp_name = tmp.name
-            np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+            digests = np.array([idx_sha256(a) for a in (x_train, y_train, x_test, y_test)])
+            np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **{_DIGEST_KEY: digests})
         os.replace(tmp_name, path)
         tmp_name = None
         for old in path.parent.glob(stale_glob):
@@ -315,7 +343,7 @@ def _store_cache(path: Path, stale_glob: str, data) -> None:
 def _load_cached(kind: str, directory: Path, sha256, counts, cache: bool):
     target = _cache_file(kind, directory) if cache else None
     if target is not None:
-        hit = _load_cache(target[0])
+        hit = _load_cache(target[0], _expected_digests(sha256))
         if hit is not None:
             return hit
     data = _read_dataset(directory, sha256, counts)
@@ -340,7 +368,15 @@ def load_mnist(path: str | os.PathLike | None = None, *, cache: bool = True):
     Raises DatasetError for a missing or damaged file.
     """
     directory = mnist_dir() if path is None else Path(path)
-    return _load_cached("mnist", directory, MNIST_SHA256, _MNIST_COUNTS, cache)
+    try:
+        return _load_cached("mnist", directory, MNIST_SHA256, _MNIST_COUNTS, cache)
+    except DatasetError as exc:
+        # One line: what is wrong (the file and how) and what to do about it.
+        if path is None:
+            raise DatasetError(f"the bundled MNIST is damaged or incomplete: {exc}; reinstall VisualCNN "
+                               "(pip install --force-reinstall visualcnn, or git checkout resources/mnist "
+                               "in a clone) to restore it") from None
+        raise DatasetError(f"{exc}; put the four original MNIST .gz files in {directory}") from None
 
 
 def fashion_mnist_available(path: str | os.PathLike | None = None) -> bool:
