@@ -161,28 +161,30 @@ class Dropout(Layer):
     def forward(self, x, ctx, training=False):
         rate = self.config["rate"]
         if not training or rate == 0.0:
-            ctx.saved["mask"] = None
+            ctx.saved["key"] = None
             return x
-        # Inverted dropout: keep where uniform >= rate (tf.nn.dropout), scale kept by 1/(1-rate).
-        u = ctx.buf("uniform", x.shape)
-        self._rng.random(out=u.reshape(-1), dtype=np.float32)
-        mask = ctx.buf("mask", x.shape, np.bool_)
-        np.greater_equal(u, np.float32(rate), out=mask)
+        # Inverted dropout: keep where uniform >= rate (tf.nn.dropout), scale kept by
+        # 1/(1-rate). The mask is a hash of (key, position): one key per call from the
+        # seeded generator, recomputed in backward instead of stored.
+        k = _elementwise_kernels()
+        key = np.uint64(self._rng.integers(2**63))
         y = ctx.buf("y", x.shape)
-        np.multiply(x, mask, out=y)
-        y *= np.float32(1.0 / (1.0 - rate))
-        ctx.saved["mask"] = mask
+        k.dropout_forward(x.reshape(-1), y.reshape(-1), key, k.dropout_threshold(rate),
+                          np.float32(1.0 / (1.0 - rate)))
+        ctx.saved["key"] = key
         return y
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
         if not need_dx:
             return None
-        mask = ctx.saved.get("mask")
-        if mask is None:
+        key = ctx.saved.get("key")
+        if key is None:
             return dy
+        k = _elementwise_kernels()
+        rate = self.config["rate"]
         dx = ctx.buf("dx", dy.shape)
-        np.multiply(dy, mask, out=dx)
-        dx *= np.float32(1.0 / (1.0 - self.config["rate"]))
+        k.dropout_backward(dy.reshape(-1), dx.reshape(-1), key, k.dropout_threshold(rate),
+                           np.float32(1.0 / (1.0 - rate)))
         return dx
 
     def describe(self):
@@ -254,4 +256,13 @@ def _dense_kernels():
         from ..kernels import dense as module
 
         _loaded["dense"] = module
+    return module
+
+
+def _elementwise_kernels():
+    module = _loaded.get("elementwise")
+    if module is None:
+        from ..kernels import elementwise as module
+
+        _loaded["elementwise"] = module
     return module

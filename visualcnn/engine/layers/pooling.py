@@ -138,18 +138,23 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 
     def forward(self, x, ctx, training=False):
+        from ..kernels import elementwise as k  # parallel over images (helper B's kernels)
+
         n, h, w, ch = x.shape
         y = self._out(ctx, n)
-        np.mean(x.reshape(n, h * w, ch), axis=1, out=y.reshape(n, ch))
+        fwd = k.global_avg_forward_serial if (not training and k.parallel.use_serial()) else k.global_avg_forward
+        fwd(x.reshape(n, h * w, ch), y.reshape(n, ch))
         ctx.saved["x_shape"] = x.shape
         return y
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        from ..kernels import elementwise as k
+
         if not need_dx:
             return None
         n, h, w, ch = ctx.saved["x_shape"]
         dx = ctx.buf("dx", (n, h, w, ch))
-        np.multiply(dy.reshape(n, 1, 1, ch), np.float32(1.0 / (h * w)), out=dx)
+        k.global_avg_backward(dy.reshape(n, ch), dx.reshape(n, h * w, ch))
         return dx
 
 
@@ -159,22 +164,24 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
     explanation = "Keeps the strongest response of each feature map: one value per channel."
 
     def forward(self, x, ctx, training=False):
+        from ..kernels import elementwise as k  # parallel over images (helper B's kernels)
+
         n, h, w, ch = x.shape
-        flat = x.reshape(n, h * w, ch)
-        where = ctx.buf("argmax", (n, 1, ch), np.intp)
-        np.argmax(flat, axis=1, out=where.reshape(n, ch))  # first maximum, as TensorFlow's gradient
+        where = ctx.buf("argmax", (n, ch), np.int32)  # first maximum, as TensorFlow's gradient
         y = self._out(ctx, n)
-        y.reshape(n, 1, ch)[...] = np.take_along_axis(flat, where, axis=1)
+        fwd = k.global_max_forward_serial if (not training and k.parallel.use_serial()) else k.global_max_forward
+        fwd(x.reshape(n, h * w, ch), y.reshape(n, ch), where)
         ctx.saved["x_shape"], ctx.saved["argmax"] = x.shape, where
         return y
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        from ..kernels import elementwise as k
+
         if not need_dx:
             return None
         n, h, w, ch = ctx.saved["x_shape"]
         dx = ctx.buf("dx", (n, h, w, ch))
-        dx.fill(0.0)
-        np.put_along_axis(dx.reshape(n, h * w, ch), ctx.saved["argmax"], dy.reshape(n, 1, ch), axis=1)
+        k.global_max_backward(dy.reshape(n, ch), ctx.saved["argmax"], dx.reshape(n, h * w, ch))
         return dx
 
 
