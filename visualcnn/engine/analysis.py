@@ -116,6 +116,25 @@ def analyse(input_shape: Sequence, layers: Sequence[Layer]) -> PipelineReport:
     return PipelineReport(input_shape, tuple(rows))
 
 
+def weight_layout(report: PipelineReport) -> tuple | None:
+    """The weight arrays the pipeline would hold, in get_weights() order:
+    ((class name, weight name, shape), ...); None when a layer has an error."""
+    if not report.ok:
+        return None
+    return tuple((row.layer.class_name, spec.name, tuple(spec.shape))
+                 for row in report.rows for spec in row.inference.weights)
+
+
+def weights_compatible(old_report: PipelineReport, new_report: PipelineReport) -> bool:
+    """True when an edit cannot have changed any weight: every weight array of the old
+    pipeline exists in the new one, same layer type, name and shape, same order. Then the
+    trained weights still apply (set_weights(old.get_weights()) fits), e.g. after a Dropout
+    rate, an activation, a padding that keeps the shapes, or a layer without weights added.
+    """
+    old, new = weight_layout(old_report), weight_layout(new_report)
+    return old is not None and old == new
+
+
 def field_value(pair: tuple) -> int | float | list:
     """A receptive-field pair as one number when square (the common case), else [h, w]."""
     return pair[0] if pair[0] == pair[1] else list(pair)
@@ -128,4 +147,5 @@ def describe_field(inference: Inference) -> str:
     return f"each output value sees {size[0]}x{size[1]} input pixels; neighbours are {jump[0]}x{jump[1]} pixels apart"
 
 
-__all__ = ["LayerReport", "PipelineReport", "analyse", "check_input_shape", "field_value", "describe_field"]
+__all__ = ["LayerReport", "PipelineReport", "analyse", "check_input_shape", "field_value", "describe_field",
+           "weight_layout", "weights_compatible"]
