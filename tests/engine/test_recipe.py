@@ -123,3 +123,14 @@ def test_set_learning_rate_goes_through_the_optimizers_validation(bad):
 def test_set_learning_rate_needs_a_compiled_model():
     with pytest.raises(ValueError, match="compile the model first"):
         set_learning_rate(model(), 0.01)
+
+
+def test_the_step_count_function_is_the_one_train_uses():
+    from visualcnn.engine.training import split_index, steps_per_epoch
+
+    assert split_index(1000, 0.33) == 669  # 1000 * 0.67 is 669.99... in floating point
+    assert steps_per_epoch(1000, 3, 0.33) == 223
+    assert steps_per_epoch(1000, 3) == 334
+    prepared = prepare_run(model(), TrainingConfig(batch_size=3, validation_split=0.33), fake_mnist(1000))
+    assert prepared.steps_per_epoch == steps_per_epoch(1000, 3, 0.33)
+    prepared.run.close()

@@ -6,6 +6,7 @@ Keras-like API: `from visualcnn.engine import Sequential, layers`.
 from . import layers
 from .analysis import PipelineReport, analyse
 from .layers import ConfigError
+from .memory import MemoryLimitError, check_memory, estimate_memory
 from .model import Sequential
 from .model_io import load_model, load_model_file, model_from_json, read_model_file, save_model_file
 from .summary import render_summary, summarize
@@ -31,5 +32,5 @@ __all__ = [
     "layers", "PipelineReport", "analyse", "ConfigError", "Sequential", "load_model_file", "model_from_json",
     "read_model_file", "save_model_file", "render_summary", "summarize", "TrainingConfig",
     "load_model", "losses", "optimizers", "activations", "initializers", "training", "History", "StepReport",
-    "EpochReport", "TrainingDiverged", "train",
+    "EpochReport", "TrainingDiverged", "train", "MemoryLimitError", "check_memory", "estimate_memory",
 ]

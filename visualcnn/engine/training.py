@@ -142,17 +142,35 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
         y_val = model._prepare_y(validation_data[1], x_val.shape[0], "validation y")
     elif validation_split > 0.0:
         # Keras: split_at = int(n * (1 - validation_split)); validation is x[split_at:].
-        split_at = int(x.shape[0] * (1.0 - validation_split))
+        split_at = split_index(x.shape[0], validation_split)
         if split_at == 0 or split_at == x.shape[0]:
             raise ValueError(f"validation_split {validation_split} leaves no training or no validation examples "
                              f"out of {x.shape[0]}")
         x, x_val = x[:split_at], x[split_at:]
         y, y_val = y[:split_at], y[split_at:]
+    if x_val is not None:
+        # Validation runs forward passes at max(batch_size, 256) in the training buffers.
+        model.check_memory(max(int(batch_size), VALIDATION_BATCH), training=False)
     n = x.shape[0]
     batches = math.ceil(n / batch_size)
     gen = _run(model, x, y, x_val, y_val, int(batch_size), int(epochs), bool(shuffle),
                model.seed if seed is None else seed, batches)
     return TrainingRun(gen, batches, n, 0 if x_val is None else x_val.shape[0])
+
+
+VALIDATION_BATCH = 256
+
+
+def split_index(n: int, validation_split: float) -> int:
+    """How many of n examples train (the first ones) with this validation split: the one
+    rule for the engine, the CLI and the window (Keras: int(n * (1 - split)))."""
+    return int(n * (1.0 - validation_split))
+
+
+def steps_per_epoch(n: int, batch_size: int, validation_split: float = 0.0) -> int:
+    """Optimizer steps in one epoch of n examples, exactly as train() batches them."""
+    train_examples = split_index(n, validation_split) if validation_split > 0.0 else n
+    return math.ceil(train_examples / batch_size)
 
 
 def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
@@ -198,7 +216,7 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
             seconds = time.perf_counter() - start
             val_loss = val_acc = None
             if x_val is not None:
-                val_loss, val_acc = model._evaluate_arrays(x_val, y_val, max(batch_size, 256))
+                val_loss, val_acc = model._evaluate_arrays(x_val, y_val, max(batch_size, VALIDATION_BATCH))
             yield EpochReport(epoch, epochs, loss_sum / n, acc_sum / n if model.metrics else None,
                               val_loss, val_acc, seconds, n / seconds if seconds > 0 else 0.0)
     finally:
@@ -262,31 +280,10 @@ def _reseed_dropout(model, rng: np.random.Generator) -> None:
 def check_classifier(model, num_classes: int = 10, loss: str = "sparse_categorical_crossentropy") -> str | None:
     """Why this model cannot be trained to classify num_classes classes with loss, or None.
 
-    The message says what to change (used by `visualcnn train` and the GUI before training)."""
-    report = model.analyse()
-    if report.error:
-        return report.error
-    if not model.layers:
-        return f"the model has no layers; end it with Dense({num_classes}, activation='softmax')"
-    out = report.output_shape
-    last = model.layers[-1]
-    where = f"the last layer {last.class_name} '{last.name}'"
-    if len(out) != 2:
-        return (f"the model's output has shape {tuple(out)}, but classifying needs one score per class, "
-                f"shape (None, {num_classes}); add Flatten (or GlobalAveragePooling2D) before the last Dense layer")
-    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        if out[-1] != num_classes:
-            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: "
-                    f"set its units to {num_classes}")
-        activation = last.config.get("activation")
-        if activation != "softmax":
-            return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
-                    "set activation='softmax' on it")
-    elif loss == "binary_crossentropy":
-        return "binary_crossentropy cannot classify 10 digits; use sparse_categorical_crossentropy"
-    elif out[-1] != num_classes:
-        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: set its units to {num_classes}"
-    return None
+    The message says what to change (the rule lives in engine/recipe.py)."""
+    from .recipe import classifier_problem
+
+    return classifier_problem(model.analyse(), num_classes, loss)
 
 
 class ProgressPrinter:
@@ -350,5 +347,6 @@ def run_in_thread(run: TrainingRun, on_report=None) -> threading.Thread:
     return thread
 
 
-__all__ = ["StepReport", "EpochReport", "History", "TrainingRun", "TrainingDiverged", "train",
+__all__ = ["StepReport", "EpochReport", "History", "TrainingRun", "TrainingDiverged", "train", "steps_per_epoch",
+           "split_index",
            "check_classifier", "ProgressPrinter", "format_step", "run_in_thread"]
