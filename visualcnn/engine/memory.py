@@ -51,6 +51,7 @@ class LayerMemory:
     workspace_bytes: int = 0
     class_name: str = ""
     knob: str | None = None  # the argument that makes it smaller: "units", "filters", ...
+    reduce: str | None = None  # what to shrink, in words: "dense's units"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ def _knob(layer) -> str | None:
     return None
 
 
+def _reduce(name: str, layer, input_shape) -> str | None:
+    """What to shrink to make this layer smaller, in the words a student acts on."""
+    knob = _knob(layer)
+    if knob == "units" and input_shape is not None and input_shape[-1] > layer.config["units"]:
+        # Dense(10) after a huge Flatten: its units are not the problem, its input is.
+        return f"the size of {name}'s input (fewer filters, or pooling before Flatten)"
+    return f"{name}'s {knob}" if knob else None
+
+
 def _folded_relu(before, layer) -> bool:
     """An Activation('relu') that the model folds into the layer before (model._forward)."""
     return (before is not None and bool(getattr(before, "absorbs_relu", False))
@@ -115,7 +125,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         inference = row.inference
         layer, before, previous = row.layer, previous, row.layer
         if inference is None:
-            rows.append(LayerMemory(row.name, 0, 0, 0, 0, row.layer.class_name, _knob(row.layer)))
+            rows.append(LayerMemory(row.name, 0, 0, 0, 0, layer.class_name, _knob(layer)))
             continue
         in_shape, out_shape = row.input_shape, inference.output_shape
         w_values = sum(spec.size for spec in inference.weights)
@@ -129,7 +139,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
         layer_training = (w_values + t_values * (2 + slots) + train_values * batch_size + ws_values) * FLOAT
         rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
-                                ws_values * FLOAT, layer.class_name, _knob(layer)))
+                                ws_values * FLOAT, layer.class_name, _knob(layer), _reduce(row.name, layer, in_shape)))
         weights += w_values
         trainable += t_values
         train_buffers += train_values
@@ -235,34 +245,37 @@ def memory_problem(estimate: MemoryEstimate, training: bool = True, available: i
     already_allocated: bytes of the estimate this process holds already (the weights of a
     built model), which MemAvailable no longer counts."""
     need = estimate.training_peak_bytes if training else estimate.inference_peak_bytes
-    available = available_memory_bytes() if available is None else available
+    room = (available_memory_bytes() if available is None else available) + already_allocated
     # Leave a margin: the estimate is of the engine's arrays only, and a machine swapping
     # for its last free megabytes freezes the whole desktop in front of the class.
-    if need <= (available + already_allocated) * HEADROOM:
+    usable = int(room * HEADROOM)
+    if need <= usable:
         return None
-    what = "Training" if training else "Running"
+    if training:
+        what = "Training this model"
+    elif estimate.batch_size == 1:
+        what = "Building this model"
+    else:
+        what = f"Running this model on batches of {estimate.batch_size}"
+    if need > room:
+        have = f"this machine has {format_bytes(room)} available"
+    else:
+        have = f"this machine can spare {format_bytes(usable)} of the {format_bytes(room)} available"
     big = estimate.biggest(training)
-    detail = ""
-    advice = "reduce the batch size"
+    detail, advice = "", "make the layers smaller" if estimate.batch_size == 1 else "reduce the batch size"
     if big is not None:
         parts = []
         if big.weight_bytes:
             parts.append(f"{format_bytes(big.weight_bytes)} of weights")
-        act = big.activation_bytes
-        if act:
-            parts.append(f"{format_bytes(act)} of activations at batch {estimate.batch_size}")
+        if big.activation_bytes:
+            parts.append(f"{format_bytes(big.activation_bytes)} of activations at batch {estimate.batch_size}")
         detail = f" ({big.name}: {', '.join(parts)})" if parts else ""
-        weight_share = big.weight_bytes * (1 if not training else 2 + optimizer_slots(estimate.optimizer))
-        if big.knob and weight_share * 2 >= need:
-            advice = f"reduce {big.name}'s {big.knob}"
-        elif big.knob:
-            advice = f"reduce the batch size or {big.name}'s {big.knob}"
-        elif estimate.batch_size == 1:
-            advice = "make the input or the layers before it smaller"
-    if estimate.batch_size == 1 and advice == "reduce the batch size":
-        advice = "make the layers smaller"
-    return (f"{what} this model needs about {format_bytes(need)}{detail} but this machine has "
-            f"{format_bytes(available)} available: {advice}")
+        weight_share = big.weight_bytes * ((2 + optimizer_slots(estimate.optimizer)) if training else 1)
+        if big.reduce and (weight_share * 2 >= need or estimate.batch_size == 1):
+            advice = f"reduce {big.reduce}"  # a smaller batch would not help
+        elif big.reduce:
+            advice = f"reduce the batch size or {big.reduce}"
+    return f"{what} needs about {format_bytes(need)}{detail} but {have}: {advice}"
 
 
 def check_memory(estimate: MemoryEstimate, training: bool = True, *, available: int | None = None,
