@@ -63,7 +63,7 @@ def _not_available(name: str):
 
 
 # Positional arguments that name a model file; a bare preset name (seed_cnn) also works.
-MODEL_ARGUMENTS = ("file", "model")
+MODEL_ARGUMENTS = ("file", "model", "saved")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +92,8 @@ def _main(argv: list[str] | None) -> int:
 
         for name in MODEL_ARGUMENTS:
             value = getattr(args, name, None)
+            if value == "":
+                raise UsageError("the model file name is empty: give a model file or a preset name such as seed_cnn")
             if isinstance(value, str):
                 setattr(args, name, str(resolve_model_path(value)))
         return int(args.run(args) or 0)

@@ -49,15 +49,12 @@ def run(args) -> int:
     if args.screenshot:
         size = _parse_size(args.size)
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        _check_display()
         return _screenshot(args, size)
 
     if args.quit_after is not None and not 0 < args.quit_after <= 3600:
         raise ValueError(f"--quit-after must be between 0 and 3600 seconds, received {args.quit_after:g}")
-    from ..platform_check import display_problem
-
-    problem = display_problem()
-    if problem:
-        raise ValueError(problem)
+    _check_display()
 
     from PySide6.QtWidgets import QApplication  # noqa: F401 - imported late: `visualcnn summary` stays fast
 
@@ -88,6 +85,15 @@ def run(args) -> int:
     if args.quit_after is not None:
         print(f"the window opened on Qt's {app.platformName()} platform and closed after {args.quit_after:g} s")
     return code
+
+
+def _check_display() -> None:
+    """Qt aborts (exit 134) when its platform cannot load; say why in one line instead."""
+    from ..platform_check import display_problem
+
+    problem = display_problem()
+    if problem:
+        raise ValueError(problem)
 
 
 def _close_on_ctrl_c(app, window) -> list:
@@ -123,9 +129,9 @@ def _presets():
 
 
 def _screenshot(args, size: tuple[int, int]) -> int:
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QSettings, QTimer
 
-    from ..engine.model_io import load_model_file
+    from ..engine.model_io import load_model_file, write_bytes_atomic
     from ..gui.app import create_application
     from ..gui.main_window import MainWindow
 
@@ -146,8 +152,12 @@ def _screenshot(args, size: tuple[int, int]) -> int:
         pixmap = window.grab()
         out = Path(args.screenshot)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if not pixmap.save(str(out), "PNG"):
-            raise OSError(f"cannot write {out} (is it a writable .png path?)")
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not pixmap.save(buffer, "PNG"):
+            raise OSError(f"cannot encode the window as PNG for {out}")
+        # Like a model file: through links, keeping the mode, never over a FIFO or device.
+        write_bytes_atomic(out, bytes(buffer.data()))
         window.undo_stack.setClean()
         window.close()
         window.deleteLater()

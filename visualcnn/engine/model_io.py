@@ -281,6 +281,11 @@ def model_to_json(model: Sequential, **kwargs) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """write_bytes_atomic for text: UTF-8, newlines written as given."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Replace a file's content all at once, as a user expects of Save.
 
     Through a temporary file in the target's folder and a rename, so a crash never leaves
@@ -322,10 +327,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             break
         else:
             raise FileExistsError(f"cannot save {shown}: could not create a temporary file in {folder}")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "wb") as handle:
             if st is not None:
                 _keep_mode_and_owner(handle.fileno(), st)
-            handle.write(text)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
