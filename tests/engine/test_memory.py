@@ -143,3 +143,17 @@ def test_estimate_is_close_to_what_training_allocates():
         tracemalloc.stop()
     estimate = estimate_memory(m.analyse(), 64, optimizer="adam").training_peak_bytes
     assert 0.7 < estimate / peak < 1.4, (format_bytes(estimate), format_bytes(peak))
+
+
+def test_advice_points_at_a_dense_layers_input_when_its_units_are_few():
+    m = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(10 ** 6, 3), L.Flatten(), L.Dense(10, activation="softmax")])
+    problem = memory_problem(estimate_memory(m.analyse(), 1), training=False, available=GIB)
+    assert problem.startswith("Building this model needs about")
+    assert "reduce the size of dense's input (fewer filters, or pooling before Flatten)" in problem
+
+
+def test_the_margin_is_explained_when_it_decides():
+    est = estimate_memory(seed_cnn().analyse(), 64)
+    problem = memory_problem(est, available=int(est.training_peak_bytes * 1.05))
+    assert problem is not None and "can spare" in problem and "available" in problem
+    assert memory_problem(est, available=est.training_peak_bytes // 2, already_allocated=est.training_peak_bytes) is None
