@@ -97,10 +97,11 @@ def test_fit_refuses_a_batch_that_cannot_fit(monkeypatch):
     m.build()
     need = estimate_memory(m.analyse(), 4096).training_peak_bytes
     monkeypatch.setenv("VISUALCNN_MEMORY_LIMIT", str(need // 4))
-    x, y = np.zeros((8, 28, 28, 1), np.float32), np.zeros(8, np.int64)
+    x, y = np.zeros((4096, 28, 28, 1), np.float32), np.zeros(4096, np.int64)
     with pytest.raises(MemoryLimitError, match="batch size"):
         m.fit(x, y, batch_size=4096, verbose=0)
-    m.fit(x, y, batch_size=4, verbose=0)  # a small batch of the same model still trains
+    m.fit(x[:8], y[:8], batch_size=4096, verbose=0)  # 8 examples: the batch really used is 8
+    m.fit(x[:8], y[:8], batch_size=4, verbose=0)
 
 
 def test_available_memory_is_positive_and_overridable(monkeypatch):

@@ -53,12 +53,13 @@ def classifier_problem(report, num_classes: int = NUM_CLASSES,
     return None
 
 
-def readiness_problem(report, config: TrainingConfig | None = None) -> str | None:
+def readiness_problem(report, config: TrainingConfig | None = None, *, examples: int | None = None) -> str | None:
     """None when this pipeline can be trained on MNIST with these settings, else the one
     message saying what to change. The Build tab's "Ready to train", the Train tab's
-    refusal and `visualcnn train` all ask this."""
+    refusal and `visualcnn train` all ask this. examples: how many training images the
+    run will use, when known (a batch larger than that costs only what it holds)."""
     config = config or TrainingConfig()
-    return shape_problem(report, config) or memory_problem(_estimate(report, config), training=True)
+    return shape_problem(report, config) or memory_problem(_estimate(report, config, examples), training=True)
 
 
 def shape_problem(report, config: TrainingConfig) -> str | None:
@@ -72,8 +73,9 @@ def shape_problem(report, config: TrainingConfig) -> str | None:
     return classifier_problem(report, NUM_CLASSES, config.loss)
 
 
-def _estimate(report, config: TrainingConfig):
-    return estimate_memory(report, config.batch_size, optimizer=config.optimizer, momentum=config.momentum)
+def _estimate(report, config: TrainingConfig, examples: int | None = None):
+    batch = config.batch_size if not examples else max(1, min(config.batch_size, examples))
+    return estimate_memory(report, batch, optimizer=config.optimizer, momentum=config.momentum)
 
 
 @dataclass
@@ -136,14 +138,17 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit must be a positive number of images, received {limit!r}")
+    from .training import split_index
+
     report = model.analyse()
     problem = shape_problem(report, config)
     if problem:
         raise ValueError(f"cannot train this model on MNIST: {problem}")
-    check_memory(_estimate(report, config))
     x_train, y_train, x_test, y_test = _split_data(data)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
+    n = len(x_train)
+    check_memory(_estimate(report, config, split_index(n, config.validation_split) if config.validation_split else n))
     x = scale_images(x_train, model.input_shape)
     y = prepare_labels(y_train, config.loss)
     model.build(seed=config.seed)

@@ -124,9 +124,6 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
     model._require_compiled("fit")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
-    # Refused before anything is allocated (MemoryLimitError names the numbers).
-    model.check_memory(int(batch_size), training=True)
-    model._ensure_built()
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, received {epochs!r}")
     if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float))
@@ -148,9 +145,13 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
                              f"out of {x.shape[0]}")
         x, x_val = x[:split_at], x[split_at:]
         y, y_val = y[:split_at], y[split_at:]
+    # Refused before any weight or buffer is allocated (MemoryLimitError names the numbers),
+    # at the batch the run will really use; validation runs forward passes at
+    # max(batch_size, 256) in the same buffers.
+    model.check_memory(min(int(batch_size), x.shape[0]), training=True)
     if x_val is not None:
-        # Validation runs forward passes at max(batch_size, 256) in the training buffers.
-        model.check_memory(max(int(batch_size), VALIDATION_BATCH), training=False)
+        model.check_memory(min(max(int(batch_size), VALIDATION_BATCH), x_val.shape[0]), training=False)
+    model._ensure_built()
     n = x.shape[0]
     batches = math.ceil(n / batch_size)
     gen = _run(model, x, y, x_val, y_val, int(batch_size), int(epochs), bool(shuffle),
