@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
@@ -75,6 +75,21 @@ class ProbabilityBarsWidget(pg.PlotWidget):
                                      brush="#9ab")
         self.addItem(self._bars)
         self.setMinimumHeight(150)
+        self._apply_fonts()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # View ▸ Zoom: the digits under the bars follow
+            self._apply_fonts()
+
+    def _apply_fonts(self) -> None:
+        size = self.font().pointSizeF()
+        self.setLabel("left", "probability", **{"font-size": f"{size:.1f}pt"})
+        tick = QFont(self.font())
+        tick.setPointSizeF(size * 1.2)  # the class digits are what a student reads here
+        for axis in ("left", "bottom"):
+            self.getAxis(axis).setStyle(tickFont=tick if axis == "bottom" else QFont(self.font()))
+            self.getAxis(axis).setTextPen("#222")  # pyqtgraph's grey is faint on a projector
 
     def set_probabilities(self, probs: np.ndarray | None) -> None:
         n = len(self._bars.opts["x"])
@@ -111,18 +126,12 @@ class DrawTabWidget(QWidget):
         self._pin.setEnabled(False)
 
         self._preview = QLabel()
-        self._preview.setFixedSize(168, 168)
         self._preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._preview.setStyleSheet("background: black; color: #aaa;")
         self._saliency = QLabel()
-        self._saliency.setFixedSize(168, 168)
         self._saliency.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._saliency.setStyleSheet("background: black; color: #aaa;")
         self._answer = QLabel("?")
-        big = QFont(self.font())
-        big.setPointSizeF(big.pointSizeF() * 4)
-        big.setBold(True)
-        self._answer.setFont(big)
         self._answer.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._confidence = QLabel(NO_MODEL)
         self._confidence.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -152,7 +161,6 @@ class DrawTabWidget(QWidget):
         left.addWidget(self.canvas, 1)
         left.addLayout(tools)
         left.addWidget(self._pin)
-        self.canvas.setMaximumSize(420, 420)
 
         seen = QGroupBox("What the network sees")
         column = QVBoxLayout(seen)
@@ -188,8 +196,28 @@ class DrawTabWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._maps.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._preview.setFixedSize(140, 140)
-        self._saliency.setFixedSize(140, 140)
+        self._fit_to_font()
+
+    def _image_side(self) -> int:
+        """The 28x28 preview's and the saliency's side: 140 px at 9 pt, growing with View ▸ Zoom."""
+        return max(140, 10 * self.fontMetrics().height())
+
+    def _fit_to_font(self) -> None:
+        side = self._image_side()
+        self._preview.setFixedSize(side, side)
+        self._saliency.setFixedSize(side, side)
+        self.canvas.setMaximumSize(3 * side, 3 * side)
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 4)  # the answer, readable from the back of the room
+        big.setBold(True)
+        self._answer.setFont(big)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_to_font()
+            if self._digit is not None:
+                self._on_canvas_changed()
 
     # --- model --------------------------------------------------------------------
 
@@ -232,7 +260,7 @@ class DrawTabWidget(QWidget):
             self._digit = None
             self._show_empty(str(exc))
             return
-        self._preview.setPixmap(grey_pixmap(self._digit, 140))
+        self._preview.setPixmap(grey_pixmap(self._digit, self._image_side()))
         self._pin.setEnabled(True)
         self._classify()
 
@@ -270,7 +298,7 @@ class DrawTabWidget(QWidget):
         if self._model is None or self._digit is None:
             return
         gradient = self._model.input_gradients(x, top)[0, :, :, 0]
-        self._saliency.setPixmap(rgb_pixmap(saliency_rgb(self._digit, gradient), 140))
+        self._saliency.setPixmap(rgb_pixmap(saliency_rgb(self._digit, gradient), self._image_side()))
         layers = []
         for layer in self._model.layers:
             value = outputs.get(layer.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QFont, QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
                                QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
@@ -355,10 +355,6 @@ class InspectorWidget(QWidget):
         self.badge = QLabel()
         header.addWidget(self.badge)
         self.title = QLabel()
-        title_font = QFont(self.font())
-        title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
-        title_font.setBold(True)
-        self.title.setFont(title_font)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Every text wraps: "batch_normalization  BatchNormalization · Normalization" is
         # wider than the dock on a projector, and a label that cannot wrap is clipped.
@@ -409,7 +405,23 @@ class InspectorWidget(QWidget):
 
         document.report_updated.connect(self._on_document_report_updated)
         document.layer_changed.connect(self._on_document_layer_changed)
+        self._fit_to_font()
         self.set_row(-1)
+
+    def _fit_to_font(self) -> None:
+        """The title 1.3x the text and the badge 2.2 lines: both follow View ▸ Zoom."""
+        title_font = QFont(self.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
+        title_font.setBold(True)
+        self.title.setFont(title_font)
+        if self._class_name is not None:
+            size = int(self.fontMetrics().height() * 2.2)
+            self.badge.setPixmap(family_icon(LAYER_CLASSES[self._class_name].family).pixmap(size, size))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_to_font()
 
     @property
     def row(self) -> int:

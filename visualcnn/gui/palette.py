@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QMimeData, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem
 
@@ -57,10 +57,9 @@ class PaletteWidget(QTreeWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformRowHeights(False)
-        size = int(self.fontMetrics().height() * 1.5)
-        self.setIconSize(self.iconSize().expandedTo(self.iconSize().__class__(size, size)))
-        heading_font = QFont(self.font())
-        heading_font.setBold(True)
+        self._fit_icons()
+        heading_font = QFont()
+        heading_font.setBold(True)  # bold only: the size follows the palette's (zoomed) font
         for family in FAMILY_ORDER:
             heading = QTreeWidgetItem(self, [FAMILY_TITLES[family]])
             heading.setFlags(Qt.ItemFlag.ItemIsEnabled)
@@ -80,6 +79,15 @@ class PaletteWidget(QTreeWidget):
             heading.setExpanded(True)
         # Double-click and Enter only: itemActivated also fires on a single click on some desktops.
         self.itemDoubleClicked.connect(self._on_item_activated)
+
+    def _fit_icons(self) -> None:
+        size = int(self.fontMetrics().height() * 1.5)
+        self.setIconSize(QSize(size, size))
+
+    def changeEvent(self, event):  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # View ▸ Zoom
+            self._fit_icons()
 
     def class_names(self) -> list[str]:
         names = []

@@ -37,6 +37,7 @@ from .panels.probe import ProbePickerPanel
 from .panels.results import ResultsPanel
 from .panels.training_controls import TrainingControlsPanel
 from .training_worker import TrainingController, TrainingRequest
+from .zoom import width_in_em
 from .engine_warmup import TrainStatus
 
 APPLY_MS = 100  # newest progress / snapshot applied at most every 100 ms
@@ -147,8 +148,7 @@ class TrainTabWidget(QWidget):
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setMinimumWidth(330)
-        scroll.setMaximumWidth(380)
+        width_in_em(scroll, 27.5, 32)  # in ems: the column grows with View ▸ Zoom instead of scrolling
 
         live = QSplitter(Qt.Orientation.Horizontal)
         filters_box = QWidget()
@@ -461,6 +461,5 @@ class TrainTabWidget(QWidget):
 
 
 def _heading(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setStyleSheet("font-weight: bold; font-size: 11pt;")
-    return label
+    # <big> is relative to the widget's font, so headings follow View ▸ Zoom (11pt did not).
+    return QLabel(f"<big><b>{text}</b></big>")

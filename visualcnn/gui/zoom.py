@@ -12,7 +12,7 @@ one font change scales text and panels alike. The factor lives in QSettings unde
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -62,6 +62,34 @@ def scaled_font(widget, scale: float = 1.0, bold: bool = False, family: str | No
     if bold:
         font.setBold(True)
     return font
+
+
+class _WidthInEm(QObject):
+    """Keeps a widget's minimum/maximum width in ems of its own font, across zoom changes."""
+
+    def __init__(self, widget, minimum_em: float | None, maximum_em: float | None):
+        super().__init__(widget)
+        self._widget, self._minimum, self._maximum = widget, minimum_em, maximum_em
+        widget.installEventFilter(self)
+        self.apply()
+
+    def apply(self) -> None:
+        em = self._widget.fontMetrics().horizontalAdvance("m")
+        if self._minimum is not None:
+            self._widget.setMinimumWidth(round(self._minimum * em))
+        if self._maximum is not None:
+            self._widget.setMaximumWidth(round(self._maximum * em))
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self._widget and event.type() == QEvent.Type.FontChange:
+            self.apply()
+        return False
+
+
+def width_in_em(widget, minimum_em: float | None = None, maximum_em: float | None = None) -> None:
+    """Size a widget's width in ems (12 px at 9 pt) so it grows with View ▸ Zoom: a fixed
+    pixel width keeps its text's room constant while the text grows, and then scrolls."""
+    _WidthInEm(widget, minimum_em, maximum_em)
 
 
 class ZoomController(QObject):

@@ -4,7 +4,7 @@ digit drawn on the canvas and pinned here (set_drawn)."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from .results import digit_pixmap
@@ -28,7 +28,7 @@ class ProbePickerPanel(QWidget):
         self.index.setToolTip("Which test image the feature maps show")
         self.index.valueChanged.connect(self._on_index_changed)
         self.thumbnail = QLabel()
-        self.thumbnail.setFixedSize(THUMB, THUMB)
+        self.thumbnail.setFixedSize(self._thumb(), self._thumb())
         self.thumbnail.setStyleSheet("background: black; border: 1px solid #888;")
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
@@ -71,13 +71,25 @@ class ProbePickerPanel(QWidget):
         self.use_test.setVisible(pinned)
         self.index.setEnabled(not pinned)
         if image is not None:
-            self.thumbnail.setPixmap(digit_pixmap(image, THUMB))
+            self.thumbnail.setPixmap(digit_pixmap(image, self._thumb()))
         if pinned:
             self.caption.setText("<b>Your drawn digit</b> (pinned from the Draw tab)")
         elif self._labels is not None:
             label = self._class_names[int(self._labels[self.index.value()])]
             self.caption.setText(f"test image #{self.index.value()}, labelled <b>{label}</b>")
         self.probe_changed.emit(image)
+
+    def _thumb(self) -> int:
+        """The thumbnail's side: at least THUMB px, larger with the font (View ▸ Zoom)."""
+        return max(THUMB, round(4.6 * self.fontMetrics().height()))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self.thumbnail.setFixedSize(self._thumb(), self._thumb())
+            image = self.probe()
+            if image is not None:
+                self.thumbnail.setPixmap(digit_pixmap(image, self._thumb()))
 
     def _on_index_changed(self, _value: int) -> None:
         self._refresh()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
@@ -55,14 +55,12 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.setBackground("w")
         self.classes = classes
         self.matrix = np.zeros((classes, classes), np.int64)
-        self.plot = self.addPlot(title="Confusion matrix (click a cell)")
+        self.plot = self.addPlot()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.invertY(True)
         self.plot.setAspectLocked(True)
-        self.plot.setLabel("bottom", "predicted class")
-        self.plot.setLabel("left", "true class")
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTextPen("#222")
             self.plot.getAxis(axis).setPen("#666")
@@ -86,6 +84,27 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.plot.setYRange(0, classes, padding=0.02)
         self.set_class_names([str(i) for i in range(classes)])
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        self._apply_fonts()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # View ▸ Zoom
+            self._apply_fonts()
+
+    def _apply_fonts(self) -> None:
+        """Title, axis labels, ticks and counts sized from the widget's (zoomed) font."""
+        size = self.font().pointSizeF()
+        tick = QFont(self.font())
+        self.plot.setTitle("Confusion matrix (click a cell)", size=f"{size * 1.1:.1f}pt", color="#333")
+        self.plot.setLabel("bottom", "predicted class", **{"font-size": f"{size:.1f}pt"})
+        self.plot.setLabel("left", "true class", **{"font-size": f"{size:.1f}pt"})
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setStyle(tickFont=tick)
+        count = QFont(self.font())
+        count.setPointSizeF(size * 0.9)
+        for row in self.texts:
+            for text in row:
+                text.setFont(count)
 
     def set_class_names(self, names) -> None:
         ticks = [(i + 0.5, str(name)) for i, name in enumerate(names)]
@@ -127,14 +146,27 @@ class DigitGalleryWidget(QListWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setViewMode(QListView.ViewMode.IconMode)
-        self.setIconSize(QSize(THUMB, THUMB))
-        self.setGridSize(QSize(THUMB + 52, THUMB + 80))
+        self._fit_grid()
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
         self.setWordWrap(True)
         self.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.indices: list[int] = []
+
+    def _fit_grid(self) -> None:
+        """Thumbnail and cell sizes from the font: four lines of text ('true 7', three guesses)
+        must fit under each digit at any zoom (fixed pixels cut them to '100...')."""
+        fm = self.fontMetrics()
+        thumb = max(THUMB, 4 * fm.height())
+        self.setIconSize(QSize(thumb, thumb))
+        self.setGridSize(QSize(max(thumb, fm.horizontalAdvance("7: 100%  ")) + fm.horizontalAdvance("mm"),
+                               thumb + 4 * fm.height() + fm.height() // 2 + 8))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_grid()
 
     def show_digits(self, indices, images, probabilities, labels, class_names) -> None:
         self.clear()
@@ -143,7 +175,7 @@ class DigitGalleryWidget(QListWidget):
             guesses = top_k(probabilities[index])
             true = int(labels[index])
             lines = [f"true {class_names[true]}"] + [f"{class_names[c]}: {p:.0%}" for c, p in guesses]
-            item = QListWidgetItem(QIcon(digit_pixmap(images[index])), "\n".join(lines))
+            item = QListWidgetItem(QIcon(digit_pixmap(images[index], self.iconSize().width())), "\n".join(lines))
             item.setToolTip(f"test image #{index}: true class {class_names[true]}\n"
                             + "\n".join(f"{class_names[c]}: {p:.1%}" for c, p in guesses))
             if guesses[0][0] != true:
@@ -163,7 +195,6 @@ class ResultsPanel(QWidget):
         self._class_names = [str(i) for i in range(10)]
         self.summary = QLabel("Test results appear here after a run that finishes all its epochs.")
         self.summary.setWordWrap(True)
-        self.summary.setStyleSheet("font-size: 13pt;")
         self.matrix = ConfusionMatrixWidget()
         self.matrix.cell_clicked.connect(self._on_matrix_cell_clicked)
         self.gallery_title = QLabel("")
@@ -203,8 +234,9 @@ class ResultsPanel(QWidget):
             self.matrix.set_class_names(self._class_names)
         n = self._labels.size
         wrong = int((self._predicted != self._labels).sum())
-        self.summary.setText(f"<b>Test accuracy {results.accuracy:.2%}</b> on {n:,} test images "
-                             f"({n - wrong:,} right, {wrong:,} wrong) · test loss {results.loss:.4f}")
+        # <big>, not a point size: it follows View ▸ Zoom
+        self.summary.setText(f"<big><b>Test accuracy {results.accuracy:.2%}</b> on {n:,} test images "
+                             f"({n - wrong:,} right, {wrong:,} wrong) · test loss {results.loss:.4f}</big>")
         self.matrix.set_matrix(confusion_matrix(self._labels, self._predicted, len(self._class_names)))
         self.all_mistakes.setEnabled(True)
         # The thumbnails are the slow part: built in a later event-loop turn, so the
