@@ -281,3 +281,10 @@ def test_ctrl_c_closes_the_window_with_one_line(tmp_path):
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in stderr
     assert "opened on" not in stdout  # it was Ctrl-C that closed it, not the timer
+
+
+@pytest.mark.parametrize("args", [("summary", "--line-length", "abc", "seed_cnn"), ("summary",), ("--bogus",),
+                                  ("summary", "")])
+def test_usage_mistakes_are_one_line(args):
+    line = one_error_line(run(*args))
+    assert "--help" in line or "empty" in line

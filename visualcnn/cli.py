@@ -27,8 +27,15 @@ class UsageError(Exception):
     """A problem the user can fix; printed as 'error: ...'."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line like every other error (not usage + message)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="visualcnn",
         description="Build a convolutional neural network by hand and watch it learn. "
                     "With no subcommand, opens the window (optionally with FILE).",
@@ -100,13 +107,17 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         raise
     except (UsageError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
-        print(f"error: unexpected {type(exc).__name__}: {exc} (please report this)", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (please report this)", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _quiet_broken_pipe() -> int:
