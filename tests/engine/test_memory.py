@@ -158,3 +158,17 @@ def test_the_margin_is_explained_when_it_decides():
     problem = memory_problem(est, available=int(est.training_peak_bytes * 1.05))
     assert problem is not None and "can spare" in problem and "available" in problem
     assert memory_problem(est, available=est.training_peak_bytes // 2, already_allocated=est.training_peak_bytes) is None
+
+
+def test_evaluate_activations_and_saliency_check_their_batch(monkeypatch):
+    m = seed_cnn()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.build()
+    x, y = np.zeros((512, 28, 28, 1), np.float32), np.zeros(512, np.int64)
+    need = estimate_memory(m.analyse(), 512).inference_peak_bytes
+    monkeypatch.setenv("VISUALCNN_MEMORY_LIMIT", str(need // 3))
+    for call in (lambda: m.evaluate(x, y, batch_size=512, verbose=0), lambda: m.activations(x),
+                 lambda: m.input_gradients(x, 3)):
+        with pytest.raises(MemoryLimitError, match="available"):
+            call()
+    assert m.evaluate(x[:4], y[:4], batch_size=512, verbose=0) is not None

@@ -234,3 +234,13 @@ def test_a_model_with_only_an_input_gives_a_clear_error():
                  lambda: m.compute_gradients(x, y), lambda: m.input_gradients(x, 0)):
         with pytest.raises(ValueError, match="only an Input and no layers"):
             call()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.Adam(epsilon=float("nan")), lambda: optimizers.Adam(beta_1=float("nan")),
+    lambda: optimizers.RMSprop(rho=float("nan")), lambda: optimizers.RMSprop(momentum=float("inf")),
+    lambda: optimizers.RMSprop(epsilon=-1.0), lambda: optimizers.SGD(momentum=float("nan")),
+])
+def test_optimizer_settings_that_would_write_nan_are_refused(make):
+    with pytest.raises(ValueError, match="must be"):
+        make()

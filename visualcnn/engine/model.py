@@ -50,6 +50,7 @@ class Sequential:
 
     def add(self, layer: Layer) -> None:
         """Append a layer, giving it Keras's default name (conv2d, conv2d_1, ...) if it has none."""
+        self._refuse_if_training_elsewhere("add")
         if isinstance(layer, InputLayer):
             if self.layers or self.input_shape is not None:
                 raise ConfigError("an Input can only be the first entry of a Sequential model")
@@ -603,6 +604,7 @@ class Sequential:
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
         batch_size = _positive_int(batch_size, "batch_size")
+        self._check_inference_memory(min(batch_size, x.shape[0]))
         loss, accuracy = self._run_inference(lambda: self._evaluate_arrays(x, y, batch_size), serial)
         if return_dict:
             return {"loss": loss, **({"accuracy": accuracy} if self.metrics else {})}
@@ -648,6 +650,7 @@ class Sequential:
         (the feature maps the GUI shows). Copies: safe to keep."""
         self._ensure_built()
         x = self._prepare_x(x)
+        self._check_inference_memory(x.shape[0])  # the whole of x goes through in one pass
 
         def run():
             outs: list = []
@@ -664,6 +667,8 @@ class Sequential:
         self._require_layers("input_gradients")
         self._ensure_built()
         x = self._prepare_x(x)
+        if x.shape[0] > 1:  # one pass forward and back over the whole of x
+            self.check_memory(x.shape[0], training=True)
         units = self.output_shape[-1]
         if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) or not 0 <= class_index < units:
             raise ValueError(f"class_index must be an integer from 0 to {units - 1}, received {class_index!r}")

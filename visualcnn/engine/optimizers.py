@@ -129,6 +129,7 @@ class Adam(Optimizer):
         for name, v in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"Adam: {name} must be in [0, 1), received {v!r}")
+        _check_epsilon("Adam", self.epsilon)
 
     def _build_slots(self, params):
         self._m = [np.zeros(p.size, np.float32) for p in params]
@@ -159,6 +160,11 @@ class RMSprop(Optimizer):
                  epsilon: float = 1e-7):
         super().__init__(learning_rate)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        if not 0.0 <= self.rho < 1.0:
+            raise ValueError(f"RMSprop: rho must be in [0, 1), received {rho!r}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"RMSprop: momentum must be a number from 0 to 1, received {momentum!r}")
+        _check_epsilon("RMSprop", self.epsilon)
 
     def _build_slots(self, params):
         self._v = [np.zeros(p.size, np.float32) for p in params]
@@ -172,6 +178,12 @@ class RMSprop(Optimizer):
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def _check_epsilon(name: str, epsilon: float) -> None:
+    # NaN compares false with everything: written so that it is refused too.
+    if not (math.isfinite(epsilon) and epsilon >= 0.0):
+        raise ValueError(f"{name}: epsilon must be a small non-negative number such as 1e-07, received {epsilon!r}")
 
 
 def _positive(value, what: str) -> float:
