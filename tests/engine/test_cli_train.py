@@ -125,3 +125,18 @@ def test_a_diverged_run_with_save_saves_the_last_good_weights(tmp_path, capsys):
     assert "last good weights were saved to" in err
     model = load_model(saved)
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_reading_mnist(tmp_path, capsys, monkeypatch):
+    from visualcnn.engine import datasets
+
+    monkeypatch.setenv("VISUALCNN_MEMORY_LIMIT", str(2 * 1024 ** 3))
+    monkeypatch.setattr(datasets, "load_mnist", lambda *a, **k: pytest.fail("MNIST was read"))
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}})
+    doc = json.loads(open(path).read())
+    doc["layers"].insert(-1, {"class_name": "Dense", "config": {"units": 1000000}})
+    open(path, "w").write(json.dumps(doc))
+    assert main(["train", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Training this model needs about") and "2.0 GiB available" in err
+    assert "reduce dense's units" in err

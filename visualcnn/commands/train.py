@@ -17,6 +17,9 @@ if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+MNIST_TRAIN_IMAGES = 60000
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a VisualCNN model file or a Keras model.to_json() file")
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training set (default: file, else 1)")
@@ -53,7 +56,7 @@ def resolve_config(file_config, args):
 def run(args) -> int:
     from ..engine import load_model_file
     from ..engine.datasets import load_mnist
-    from ..engine.recipe import prepare_run
+    from ..engine.recipe import check_ready, prepare_run
     from ..engine.training import EpochReport, StepReport, TrainingDiverged, format_step
 
     model_file = load_model_file(args.model)
@@ -69,7 +72,9 @@ def run(args) -> int:
         parallel.set_num_threads(args.threads)
 
     # One recipe for the CLI and the window (engine/recipe.py): checks, memory, labels,
-    # build, compile and the run itself.
+    # build, compile and the run itself. Checked once before reading MNIST, so a model that
+    # cannot train is refused at once.
+    check_ready(model.analyse(), config, examples=args.limit or MNIST_TRAIN_IMAGES)
     prepared = prepare_run(model, config, load_mnist(), limit=args.limit)
     progress = sys.stderr
     interactive = progress.isatty()

@@ -62,6 +62,15 @@ def readiness_problem(report, config: TrainingConfig | None = None, *, examples:
     return shape_problem(report, config) or memory_problem(_estimate(report, config, examples), training=True)
 
 
+def check_ready(report, config: TrainingConfig, *, examples: int | None = None) -> None:
+    """readiness_problem as an exception: ValueError naming what to change, or
+    MemoryLimitError (a ValueError) with the numbers. Allocates nothing."""
+    problem = shape_problem(report, config)
+    if problem:
+        raise ValueError(f"cannot train this model on MNIST: {problem}")
+    check_memory(_estimate(report, config, examples))
+
+
 def shape_problem(report, config: TrainingConfig) -> str | None:
     """readiness_problem without the memory check: the pipeline, input and classifier."""
     if report.error:
@@ -140,15 +149,11 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
         raise ValueError(f"limit must be a positive number of images, received {limit!r}")
     from .training import split_index
 
-    report = model.analyse()
-    problem = shape_problem(report, config)
-    if problem:
-        raise ValueError(f"cannot train this model on MNIST: {problem}")
     x_train, y_train, x_test, y_test = _split_data(data)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     n = len(x_train)
-    check_memory(_estimate(report, config, split_index(n, config.validation_split) if config.validation_split else n))
+    check_ready(model.analyse(), config, examples=split_index(n, config.validation_split) if config.validation_split else n)
     x = scale_images(x_train, model.input_shape)
     y = prepare_labels(y_train, config.loss)
     model.build(seed=config.seed)
@@ -170,5 +175,5 @@ def set_learning_rate(model, value) -> None:
     model.optimizer.learning_rate = value
 
 
-__all__ = ["readiness_problem", "shape_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
+__all__ = ["readiness_problem", "check_ready", "shape_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
            "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]
