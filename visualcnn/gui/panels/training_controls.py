@@ -25,6 +25,9 @@ BANNER_STYLES = {
 }
 
 
+NO_BREAK_SLASH = "\u2060/\u2060"  # a slash glued to its neighbours by word joiners
+
+
 def format_seconds(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     minutes, s = divmod(seconds, 60)
@@ -215,8 +218,10 @@ class TrainingControlsPanel(QWidget):
         total = report.epochs * report.batches
         self.progress.setValue(int(1000 * done / max(total, 1)))
         remaining = report.eta + (report.epochs - report.epoch) * report.batches * (report.elapsed / report.batch)
+        # The line wraps in a narrow column: word joiners (invisible) keep "images/s" whole,
+        # where Qt would break after the slash ("images/ s").
         text = (f"Epoch {report.epoch}/{report.epochs} · batch {report.batch}/{report.batches} · "
-                f"{report.images_per_second:,.0f} images/s · ETA {format_seconds(remaining)}")
+                f"{report.images_per_second:,.0f} images{NO_BREAK_SLASH}s · ETA {format_seconds(remaining)}")
         self.progress_label.setText(("Paused. " if self._paused else "") + text)
         accuracy = "" if report.accuracy is None else f" · accuracy {report.accuracy:.2%}"
         self.metrics.setText(f"Epoch so far: loss {report.loss:.4f}{accuracy}")
