@@ -106,7 +106,8 @@ def scale_images(images, input_shape: tuple) -> np.ndarray:
     Reshaped for the model's input ((N, 28, 28, 1), (N, 28, 28) or (N, 784))."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
-        x = images.astype(np.float32) / np.float32(255.0)
+        x = images.astype(np.float32)
+        np.divide(x, np.float32(255.0), out=x)  # in place: 60,000 images are 188 MB already
     else:
         x = np.asarray(images, np.float32)
     return x.reshape((x.shape[0], *input_shape))
