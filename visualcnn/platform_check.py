@@ -94,8 +94,11 @@ def _platform_problem(name: str, env) -> str | None:
         return (f"the window cannot open: Qt's {name} platform needs {', '.join(missing)}, which "
                 f"{'is' if len(missing) == 1 else 'are'} not installed; on Debian/Ubuntu run: "
                 f"sudo apt-get install {' '.join(packages)}")
+    if name == "xcb" and not env.get("DISPLAY"):
+        return ("no display: QT_QPA_PLATFORM asks for X11 (xcb) but DISPLAY is not set; run visualcnn in a "
+                "desktop session, or under a virtual display (xvfb-run visualcnn), " + SCREENSHOT_HINT)
     if name == "xcb":
-        return _x_server_problem(env.get("DISPLAY", ""))
+        return _x_server_problem(env["DISPLAY"])
     if name == "wayland" and not _wayland_socket(env):
         return (f"the window cannot open: no Wayland display {env.get('WAYLAND_DISPLAY', 'wayland-0')!r} "
                 "is running; unset QT_QPA_PLATFORM to use X11, or " + SCREENSHOT_HINT)
