@@ -372,8 +372,12 @@ class Sequential:
 
     def _backward(self, dy: np.ndarray, ctxs: list, fused: bool, need_input_grad: bool = False):
         last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            dy = self.layers[i].backward(dy, ctxs[i], need_dx=need_input_grad or i > 0,
+        # Below the first layer with trainable weights no gradient is used (Flatten before
+        # the MLP's first Dense: its dx was a third of the backward's FLOPs), unless the
+        # input gradient itself is wanted (saliency).
+        stop = 0 if need_input_grad else _first_trainable(self.layers)
+        for i in range(last, stop - 1, -1):
+            dy = self.layers[i].backward(dy, ctxs[i], need_dx=need_input_grad or i > stop,
                                          skip_activation=fused and i == last)
         return dy
 
@@ -460,6 +464,17 @@ class Sequential:
 
         validation_split takes the LAST fraction of x and y before shuffling (as Keras).
         """
+        # The training lock first: a second thread is refused before it touches anything
+        # (stop_training, the callbacks' model) of the run already going on.
+        owner = self._claim_training()
+        try:
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                             shuffle)
+        finally:
+            self._release_training(owner)
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+             shuffle) -> "History":
         from .training import EpochReport, History, ProgressPrinter, StepReport, train
 
         run = train(self, x, y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
@@ -705,6 +720,14 @@ class Sequential:
         return TrainingConfig(optimizer=opt.name, learning_rate=float(opt.learning_rate), loss=self.loss.name,
                               momentum=float(getattr(opt, "momentum", 0.0)) if opt.name == "sgd" else 0.0,
                               nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
+
+
+def _first_trainable(layers: list) -> int:
+    """Index of the first layer with a trainable weight (len(layers) when none has)."""
+    for i, layer in enumerate(layers):
+        if any(spec.trainable for spec in getattr(layer, "weight_specs", ())):
+            return i
+    return len(layers)
 
 
 def _memory_owner(a: np.ndarray):
