@@ -101,3 +101,25 @@ def test_few_rows_skip_zero_inputs_exactly():
     x[:] = 0.0
     dense.dense_forward(x, w, b, z, relu=True)
     np.testing.assert_array_equal(z, np.broadcast_to(np.maximum(b, 0), z.shape))
+
+
+def test_backward_stops_at_the_first_trainable_layer_with_the_same_gradients():
+    model = Sequential([L.Input(shape=(6, 6, 1)), L.Flatten(), L.Dense(8, trainable=False), L.Dense(8, activation="relu"),
+                        L.Dense(3, activation="softmax")])
+    model.build(seed=1)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(2)
+    x, y = rng.random((4, 6, 6, 1), np.float32), rng.integers(0, 3, 4)
+    _, grads = model.compute_gradients(x, y)
+    ctxs = model._train_ctxs
+    for ctx in ctxs:
+        ctx.saved.clear()
+    out = model._forward(x, ctxs, training=True)
+    _, grad, fused = model._loss_and_grad(out, y, ctxs)
+    assert model._backward(grad, ctxs, fused, need_input_grad=True).shape == x.shape
+    for g, ref in zip(grads, model._gradients(ctxs)):
+        np.testing.assert_allclose(g, ref, rtol=1e-6, atol=1e-7)
+    # Nothing below the first trainable layer runs: the frozen Dense's saved input is
+    # gone, so running its backward would raise KeyError; and no dx is made.
+    ctxs[1].saved.clear()
+    assert model._backward(grad, ctxs, fused) is None
