@@ -93,15 +93,16 @@ def test_pause_resume_stop(qtbot, tab):
     long_run(tab)
     with qtbot.waitSignal(tab.controller.progressed, timeout=10000):
         tab.start()
-    tab.controls.pause_button.click()
-    assert tab.controller.paused and tab.controls.pause_button.text() == "Resume"
     worker = tab.controller.worker
-    # the worker blocks between batches: its step count stops moving
-    qtbot.waitUntil(lambda: worker._step == getattr(worker, "_seen_step", -1) or
-                    setattr(worker, "_seen_step", worker._step) or False, timeout=5000)
+    # the worker itself says when its loop is blocked between two batches
+    with qtbot.waitSignal(tab.controller.paused, timeout=10000):
+        tab.controls.pause_button.click()
+    assert tab.controller.is_paused and tab.controls.pause_button.text() == "Resume"
     steps_while_paused = worker._step
-    tab.controls.pause_button.click()
-    assert not tab.controller.paused and tab.controls.pause_button.text() == "Pause"
+    assert tab.is_running()
+    with qtbot.waitSignal(tab.controller.resumed, timeout=10000):
+        tab.controls.pause_button.click()
+    assert not tab.controller.is_paused and tab.controls.pause_button.text() == "Pause"
     with qtbot.waitSignal(tab.controller.progressed, timeout=10000):
         pass
     assert worker._step > steps_while_paused

@@ -74,8 +74,9 @@ def test_bad_request_becomes_an_error_message_and_finished_still_fires(qtbot, co
 def test_stop_while_paused_wakes_the_worker(qtbot, controller, data):
     with qtbot.waitSignal(controller.progressed, timeout=10000):
         controller.start(request(data, epochs=1000))
-    controller.pause()
-    assert controller.paused
+    with qtbot.waitSignal(controller.paused, timeout=10000):
+        controller.pause()
+    assert controller.is_paused
     with qtbot.waitSignal(controller.finished, timeout=10000) as finished:
         controller.stop()
     assert finished.args == [False] and not controller.running
@@ -112,3 +113,20 @@ def test_weights_in_snapshots_are_copies(qtbot, controller, data):
     live = req.model.layers[0].weights[0]
     assert not any(np.shares_memory(s.weights["conv2d"][0], live) for s in snapshots)
     np.testing.assert_array_equal(snapshots[-1].weights["conv2d"][0], live)
+
+
+def test_a_finished_run_frees_its_worker_thread_and_model(qtbot, controller, data):
+    """The leak of issue 16: the worker (and the model it holds) outlived every run."""
+    import gc
+    import weakref
+
+    req = request(data)
+    model_ref, worker_refs = weakref.ref(req.model), []
+    controller.started.connect(lambda: worker_refs.append(weakref.ref(controller.worker)))
+    with qtbot.waitSignal(controller.finished, timeout=30000):
+        controller.start(req)
+    del req
+    qtbot.wait(0)
+    gc.collect()
+    assert worker_refs and worker_refs[0]() is None, "the worker outlived its run"
+    assert model_ref() is None, "the run's model outlived its run"

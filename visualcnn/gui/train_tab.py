@@ -406,6 +406,9 @@ class TrainTabWidget(QWidget):
     def _end_run(self, completed: bool) -> None:
         self._run_active = False
         self.train_status.end()
+        # Objects frozen at the start are ordinary again: a model in a reference cycle that
+        # stayed frozen could never be collected (one more model kept per run).
+        gc.unfreeze()
         self._apply_timer.stop()
         self._on_apply_timer_timeout()
         self.curves.end_run()

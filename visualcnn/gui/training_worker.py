@@ -8,6 +8,12 @@ worker thread is busy in the loop and would not process queued calls until it en
 Everything the worker emits is a copy (reports are frozen dataclasses of numbers;
 weights and feature maps are copied in the worker thread between two steps), so no
 panel ever reads the engine's live arrays while a step is writing them.
+
+Lifetime: when its loop ends the worker drops the request (the model and its
+buffers, hundreds of MB at a big batch), moves itself back to the GUI thread and only
+then emits `finished`; the controller quits and waits for the thread and drops both.
+A QObject left in a thread that has stopped can never be deleted (deleteLater needs
+its thread's event loop): that was a whole model leaked per run.
 """
 
 from __future__ import annotations
@@ -17,9 +23,23 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from ..engine.training import EpochReport, StepReport, TrainingDiverged, train
+
+def return_freed_memory() -> None:
+    """Give the memory freed by a finished run back to the system (glibc only).
+
+    A run's buffers are freed when its model goes, but glibc keeps large freed blocks in
+    its heap for reuse: without this the process's size creeps up by tens of MB over the
+    first runs, which a teacher watching the system monitor takes for a leak."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
 
 PROGRESS_INTERVAL = 0.05  # seconds: at most ~20 progress signals a second
 SNAPSHOT_INTERVAL = 0.4  # seconds between weight / feature-map snapshots
@@ -67,6 +87,8 @@ class TrainingWorker(QObject):
     snapshot_taken = Signal(object)  # TrainingSnapshot
     evaluated = Signal(object)  # TestResults, after a run that was not stopped
     errored = Signal(str)  # a message for the user (divergence, bad input, anything else)
+    paused = Signal()  # the loop is now blocked between two batches
+    resumed = Signal()  # the loop runs again after a pause
     finished = Signal(bool)  # always emitted last; True when every epoch ran
 
     def __init__(self, request: TrainingRequest):
@@ -93,7 +115,8 @@ class TrainingWorker(QObject):
         self._resume.set()
 
     @property
-    def paused(self) -> bool:
+    def is_paused(self) -> bool:
+        """A pause was requested (the loop blocks at the next batch boundary: see `paused`)."""
         return not self._resume.is_set()
 
     def set_learning_rate(self, learning_rate: float) -> None:
@@ -142,6 +165,10 @@ class TrainingWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
             self.errored.emit(f"Training failed: {exc}")
         finally:
+            self._request = self._probe = None  # the model and data are the caller's again
+            app = QCoreApplication.instance()
+            if app is not None:  # a thread can only push its own objects to another thread
+                self.moveToThread(app.thread())
             self.finished.emit(completed)
 
     def _between_batches(self) -> bool:
@@ -149,9 +176,11 @@ class TrainingWorker(QObject):
         if self._stop.is_set():
             return False
         if not self._resume.is_set():
+            self.paused.emit()
             self._resume.wait()
             if self._stop.is_set():
                 return False
+            self.resumed.emit()
         lr = self._pending_learning_rate
         if lr is not None:
             self._request.model.optimizer.learning_rate = lr
@@ -182,8 +211,9 @@ class TrainingWorker(QObject):
 class TrainingController(QObject):
     """Owns the QThread and the worker of the current run; forwards the worker's signals.
 
-    shutdown() is what closing the window calls: request stop, quit(), then wait(), so a
-    running QThread is never destroyed (that aborts the process).
+    A running QThread is never destroyed (that aborts the process): shutdown() requests a
+    stop and waits for the current batch however long it takes; the window's close uses
+    stop() and the `finished` signal instead so that it never blocks the event loop.
     """
 
     started = Signal()
@@ -192,6 +222,8 @@ class TrainingController(QObject):
     snapshot_taken = Signal(object)
     evaluated = Signal(object)
     errored = Signal(str)
+    paused = Signal()
+    resumed = Signal()
     finished = Signal(bool)
 
     def __init__(self, parent: QObject | None = None):
@@ -204,8 +236,13 @@ class TrainingController(QObject):
         return self._thread is not None
 
     @property
-    def paused(self) -> bool:
-        return self._worker is not None and self._worker.paused
+    def is_paused(self) -> bool:
+        return self._worker is not None and self._worker.is_paused
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was requested and the current batch has not ended yet."""
+        return self._worker is not None and self._worker._stop.is_set()
 
     @property
     def worker(self) -> TrainingWorker | None:
@@ -224,6 +261,8 @@ class TrainingController(QObject):
         worker.snapshot_taken.connect(self.snapshot_taken)
         worker.evaluated.connect(self.evaluated)
         worker.errored.connect(self.errored)
+        worker.paused.connect(self.paused)
+        worker.resumed.connect(self.resumed)
         worker.finished.connect(self._on_worker_finished)
         self._thread, self._worker = thread, worker
         thread.start()
@@ -249,29 +288,34 @@ class TrainingController(QObject):
         if self._worker:
             self._worker.set_probe(image)
 
-    def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Stop the run and wait for its thread; True when no thread is left running."""
-        if self._thread is None:
+    def shutdown(self) -> bool:
+        """Stop the run and wait for its thread (the end of the current batch, however long).
+
+        For scripts, tests and application exit; the window closes without blocking (see
+        MainWindow.closeEvent). True when no thread is left (always, once it returns)."""
+        thread = self._thread
+        if thread is None:
             return True
         self.stop()
-        thread = self._thread
-        thread.quit()
-        done = thread.wait(timeout_ms)
-        if done:
-            self._cleanup()
-        return done
+        thread.quit()  # the thread's event loop ends as soon as run() returns to it
+        thread.wait()  # run() returns after this batch; its finished signal is queued to us
+        QCoreApplication.sendPostedEvents(self)  # deliver it now: _on_worker_finished cleans up
+        if self._thread is thread:  # not delivered (no event loop yet): clean up here
+            self._on_worker_finished(False)
+        return True
 
     def _on_worker_finished(self, completed: bool) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.quit()
-            thread.wait()
-        self._cleanup()
+        thread, worker = self._thread, self._worker
+        if thread is None:
+            return
+        self._thread = self._worker = None
+        thread.quit()
+        thread.wait()  # run() has returned: only the thread's event loop is left to end
+        for signal in (worker.progressed, worker.epoch_finished, worker.snapshot_taken, worker.evaluated,
+                       worker.errored, worker.paused, worker.resumed, worker.finished):
+            signal.disconnect()
+        # Both now live in this thread and nothing else refers to them: deleted with their
+        # Python wrappers, here, not by a deleteLater that a stopped thread never runs.
+        del thread, worker
         self.finished.emit(completed)
-
-    def _cleanup(self) -> None:
-        if self._worker is not None:
-            self._worker.deleteLater()
-        if self._thread is not None:
-            self._thread.deleteLater()
-        self._worker, self._thread = None, None
+        return_freed_memory()
