@@ -124,10 +124,11 @@ bn_apply, bn_apply_serial = twins(_bn_apply, fastmath=FAST)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def bn_grad_partials(x2d, dy2d, y2d, mean, relu, pdy, pdyx):
+def bn_grad_partials(x2d, dy2d, scale, shift, mean, relu, pdy, pdyx):
     """Per chunk t (rows split as in ``bn_stat_partials``): pdy[t, c] = sum of g and
-    pdyx[t, c] = sum of g*(x - mean), float64, with g = dy, or dy*(y > 0) when relu
-    (the relu that followed the layer). prange over chunks."""
+    pdyx[t, c] = sum of g*(x - mean), float64, with g = dy, or dy*(x*scale + shift > 0)
+    when relu (the relu that followed the layer; its mask is recomputed from x, which is
+    read anyway, instead of reading the output y: one stream less). prange over chunks."""
     M, C = x2d.shape
     T = pdy.shape[0]
     for t in prange(T):
@@ -138,7 +139,7 @@ def bn_grad_partials(x2d, dy2d, y2d, mean, relu, pdy, pdyx):
         for r in range(r0, r1):
             for c in range(C):
                 g = dy2d[r, c]
-                if relu and y2d[r, c] <= 0.0:
+                if relu and x2d[r, c] * scale[c] + shift[c] <= 0.0:
                     g = np.float32(0.0)
                 s[c] += g
                 q[c] += np.float64(g) * np.float64(x2d[r, c] - mean[c])
@@ -182,18 +183,19 @@ def bn_finish_grads(pdy, pdyx, rows, gamma, mean, inv_std, batch_stats, grad_gam
             coef_c[c] = np.float32(0.0)
 
 
-def _bn_backward_input(x2d, dy2d, y2d, coef_dy, coef_x, coef_c, relu, dx2d):
-    """dx2d = coef_dy*g + coef_x*x + coef_c per channel, g = dy (times y > 0 when relu).
-    dx2d may alias dy2d. prange over 256-row blocks."""
+def _bn_backward_input(x2d, dy2d, scale, shift, coef_dy, coef_x, coef_c, relu, dx2d):
+    """dx2d = coef_dy*g + coef_x*x + coef_c per channel, g = dy (times x*scale + shift > 0
+    when relu). dx2d may alias dy2d. prange over 256-row blocks."""
     M, C = x2d.shape
     nb = (M + 255) // 256
     for b in prange(nb):
         for r in range(b * 256, min(M, b * 256 + 256)):
             for c in range(C):
+                xv = x2d[r, c]
                 g = dy2d[r, c]
-                if relu and y2d[r, c] <= 0.0:
+                if relu and xv * scale[c] + shift[c] <= 0.0:
                     g = np.float32(0.0)
-                dx2d[r, c] = coef_dy[c] * g + coef_x[c] * x2d[r, c] + coef_c[c]
+                dx2d[r, c] = coef_dy[c] * g + coef_x[c] * xv + coef_c[c]
 
 
 bn_backward_input, bn_backward_input_serial = twins(_bn_backward_input, fastmath=FAST)

@@ -93,7 +93,8 @@ class BatchNormalization(Layer):
         y = ctx.buf("y", x.shape)
         apply = k.bn_apply_serial if (not training and _serial(k, x2d.size)) else k.bn_apply
         apply(x2d, stats[2], stats[3], y.reshape(-1, ch), relu)
-        ctx.saved.update(x=x, y=y, mean=stats[0], inv_std=stats[1], batch_stats=training, relu=relu)
+        ctx.saved.update(x=x, mean=stats[0], inv_std=stats[1], scale=stats[2], shift=stats[3],
+                         batch_stats=training, relu=relu)
         return y
 
     def _flat_params(self, k):
@@ -105,15 +106,16 @@ class BatchNormalization(Layer):
         if ctx.saved.get("x") is None:
             return self._backward_numpy(dy, ctx, need_dx)
         k = _kernels()
-        x, y = ctx.saved["x"], ctx.saved["y"]
+        x = ctx.saved["x"]
         ch = x.shape[-1]
-        x2d, dy2d, y2d = x.reshape(-1, ch), dy.reshape(-1, ch), y.reshape(-1, ch)
+        x2d, dy2d = x.reshape(-1, ch), dy.reshape(-1, ch)
+        scale, shift = ctx.saved["scale"], ctx.saved["shift"]
         rows = x2d.shape[0]
         t = k.num_stat_chunks(rows)
         pdy = ctx.buf("psum", (t, ch), np.float64)
         pdyx = ctx.buf("psq", (t, ch), np.float64)
         relu = ctx.saved["relu"]
-        k.bn_grad_partials(x2d, dy2d, y2d, ctx.saved["mean"], relu, pdy, pdyx)
+        k.bn_grad_partials(x2d, dy2d, scale, shift, ctx.saved["mean"], relu, pdy, pdyx)
         gamma, _ = self._flat_params(k)
         grad_gamma = (ctx.grad("gamma", (ch,)) if self.weight("gamma") is not None else _EMPTY)
         grad_beta = (ctx.grad("beta", (ch,)) if self.weight("beta") is not None else _EMPTY)
@@ -124,7 +126,7 @@ class BatchNormalization(Layer):
             return None
         dx = ctx.buf("dx", x.shape)
         back = k.bn_backward_input_serial if _serial(k, x2d.size) else k.bn_backward_input
-        back(x2d, dy2d, y2d, *coefs, relu, dx.reshape(-1, ch))
+        back(x2d, dy2d, scale, shift, *coefs, relu, dx.reshape(-1, ch))
         return dx
 
     # --- the general-axis path (axis other than the last): numpy, also the reference --------
