@@ -191,9 +191,9 @@ class Dropout(Layer):
         return f"rate {self.config['rate']:g}"
 
     def buffer_values(self, input_shape, output_shape, training):
-        # training: uniform draws, the bool mask (a quarter of a float), y and dx; predict: a view
-        out = math.prod(output_shape[1:])
-        return 2 * out + (out + 3) // 4 + math.prod(input_shape[1:]) if training else 0
+        # training: y and dx (the mask is recomputed from a counter hash, never stored);
+        # predict: passes its input through
+        return math.prod(output_shape[1:]) + math.prod(input_shape[1:]) if training else 0
 
 
 class Activation(Layer):
