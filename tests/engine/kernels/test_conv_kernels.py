@@ -62,7 +62,10 @@ def plan_for(case, pads, force):
 
 def test_planner_picks_the_specialised_strategies():
     assert K.plan_conv((3, 3, 1, 32)).forward_strategy.name == "few_channel_3x3"
-    assert K.plan_conv((3, 3, 3, 32), (2, 2)).kernel_strategy.name == "few_channel_3x3"
+    assert K.plan_conv((3, 3, 3, 32), (2, 1)).kernel_strategy.name == "few_channel_3x3"
+    strided = K.plan_conv((3, 3, 3, 32), (2, 2))  # column stride: weight gradient by im2col
+    assert strided.forward_strategy.name == "few_channel_3x3"
+    assert strided.kernel_strategy.name.startswith("im2col")
     assert K.plan_conv((5, 5, 1, 6), pad=(2, 2)).forward_strategy.name == "single_channel_plane"
     assert K.plan_conv((5, 5, 1, 6), (2, 2)).forward_strategy.name != "single_channel_plane"
     gemm = "im2col_sgemm" if K.blas.available() else "im2col_matmul"

@@ -46,6 +46,10 @@ def applies(kernel_shape):
     return KH == 3 and KW == 3 and C <= MAX_CHANNELS
 
 
+def applies_to_kernel_gradient(kernel_shape, strides):
+    return applies(kernel_shape) and strides[1] == 1
+
+
 def channel_major(kernel, wt):
     """wt (C, 9, CO)[ci, ky*3 + kx] = kernel (3, 3, C, CO)[ky, kx, ci]."""
     np.copyto(wt, kernel.reshape(9, kernel.shape[2], kernel.shape[3]).transpose(1, 0, 2))
@@ -67,10 +71,12 @@ def _pad_planes(x, n, xp, pad_top, pad_left):
     C = x.shape[3]
     if xp.shape[1] != H or xp.shape[2] != W:
         xp[:, :, :] = 0.0
-    for iy in range(H):
-        for ix in range(W):
-            for ci in range(C):
-                xp[ci, iy + pad_top, ix + pad_left] = x[n, iy, ix, ci]
+    for ci in range(C):  # the long loop innermost (ix), writes contiguous
+        for iy in range(H):
+            src = x[n, iy]
+            dst = xp[ci, iy + pad_top]
+            for ix in range(W):
+                dst[ix + pad_left] = src[ix, ci]
 
 
 @njit(nogil=True, cache=True, fastmath=FAST, inline="always")
@@ -155,10 +161,108 @@ conv2d_forward_3x3few, conv2d_forward_3x3few_serial = FORWARD
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _bwdk_image(x, dy, xp, acc, bacc, n, sh, sw, dh, dw, pad_top, pad_left):
+def _bwdk_row(acc, r0, r1, r2, dy, nd, oy, dw):
+    """acc (9, CO) += the weight gradient of one input channel from output row oy of
+    image nd (column stride 1); r0, r1, r2 the three padded input rows it reads.
+
+    Per group of 4 output pixels: 36 input scalars and 4 rows of dy, then ONE loop over
+    the output channels updates all 9 taps' accumulators (4 dy loads + 9 accumulator
+    loads / stores per 36 FMAs). The loads are r[ox + j + k*dw]: 3 row pointers and 3
+    loop-invariant offsets. With a column stride (r[(ox + j)*sw + k*dw], 36 invariant
+    offsets, or one strided view per tap) it measured 1.5x slower, so strided convs take
+    their weight gradient from im2col + sgemm instead."""
+    OW = dy.shape[2]
+    CO = dy.shape[3]
+    ox = 0
+    while ox + 4 <= OW:
+        x00_0 = r0[ox]
+        x01_0 = r0[ox + 1 * dw]
+        x02_0 = r0[ox + 2 * dw]
+        x10_0 = r1[ox]
+        x11_0 = r1[ox + 1 * dw]
+        x12_0 = r1[ox + 2 * dw]
+        x20_0 = r2[ox]
+        x21_0 = r2[ox + 1 * dw]
+        x22_0 = r2[ox + 2 * dw]
+        x00_1 = r0[ox + 1]
+        x01_1 = r0[ox + 1 + 1 * dw]
+        x02_1 = r0[ox + 1 + 2 * dw]
+        x10_1 = r1[ox + 1]
+        x11_1 = r1[ox + 1 + 1 * dw]
+        x12_1 = r1[ox + 1 + 2 * dw]
+        x20_1 = r2[ox + 1]
+        x21_1 = r2[ox + 1 + 1 * dw]
+        x22_1 = r2[ox + 1 + 2 * dw]
+        x00_2 = r0[ox + 2]
+        x01_2 = r0[ox + 2 + 1 * dw]
+        x02_2 = r0[ox + 2 + 2 * dw]
+        x10_2 = r1[ox + 2]
+        x11_2 = r1[ox + 2 + 1 * dw]
+        x12_2 = r1[ox + 2 + 2 * dw]
+        x20_2 = r2[ox + 2]
+        x21_2 = r2[ox + 2 + 1 * dw]
+        x22_2 = r2[ox + 2 + 2 * dw]
+        x00_3 = r0[ox + 3]
+        x01_3 = r0[ox + 3 + 1 * dw]
+        x02_3 = r0[ox + 3 + 2 * dw]
+        x10_3 = r1[ox + 3]
+        x11_3 = r1[ox + 3 + 1 * dw]
+        x12_3 = r1[ox + 3 + 2 * dw]
+        x20_3 = r2[ox + 3]
+        x21_3 = r2[ox + 3 + 1 * dw]
+        x22_3 = r2[ox + 3 + 2 * dw]
+        g0 = dy[nd, oy, ox]
+        g1 = dy[nd, oy, ox + 1]
+        g2 = dy[nd, oy, ox + 2]
+        g3 = dy[nd, oy, ox + 3]
+        for co in range(CO):
+            acc[0, co] += (x00_0 * g0[co] + x00_1 * g1[co] + x00_2 * g2[co]
+                            + x00_3 * g3[co])
+            acc[1, co] += (x01_0 * g0[co] + x01_1 * g1[co] + x01_2 * g2[co]
+                            + x01_3 * g3[co])
+            acc[2, co] += (x02_0 * g0[co] + x02_1 * g1[co] + x02_2 * g2[co]
+                            + x02_3 * g3[co])
+            acc[3, co] += (x10_0 * g0[co] + x10_1 * g1[co] + x10_2 * g2[co]
+                            + x10_3 * g3[co])
+            acc[4, co] += (x11_0 * g0[co] + x11_1 * g1[co] + x11_2 * g2[co]
+                            + x11_3 * g3[co])
+            acc[5, co] += (x12_0 * g0[co] + x12_1 * g1[co] + x12_2 * g2[co]
+                            + x12_3 * g3[co])
+            acc[6, co] += (x20_0 * g0[co] + x20_1 * g1[co] + x20_2 * g2[co]
+                            + x20_3 * g3[co])
+            acc[7, co] += (x21_0 * g0[co] + x21_1 * g1[co] + x21_2 * g2[co]
+                            + x21_3 * g3[co])
+            acc[8, co] += (x22_0 * g0[co] + x22_1 * g1[co] + x22_2 * g2[co]
+                            + x22_3 * g3[co])
+        ox += 4
+    while ox < OW:
+        x00_0 = r0[ox]
+        x01_0 = r0[ox + 1 * dw]
+        x02_0 = r0[ox + 2 * dw]
+        x10_0 = r1[ox]
+        x11_0 = r1[ox + 1 * dw]
+        x12_0 = r1[ox + 2 * dw]
+        x20_0 = r2[ox]
+        x21_0 = r2[ox + 1 * dw]
+        x22_0 = r2[ox + 2 * dw]
+        g0 = dy[nd, oy, ox]
+        for co in range(CO):
+            acc[0, co] += x00_0 * g0[co]
+            acc[1, co] += x01_0 * g0[co]
+            acc[2, co] += x02_0 * g0[co]
+            acc[3, co] += x10_0 * g0[co]
+            acc[4, co] += x11_0 * g0[co]
+            acc[5, co] += x12_0 * g0[co]
+            acc[6, co] += x20_0 * g0[co]
+            acc[7, co] += x21_0 * g0[co]
+            acc[8, co] += x22_0 * g0[co]
+        ox += 1
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
     """acc (C, 9, CO) += the weight gradient of image n; bacc (CO,) += its bias gradient
-    (skipped when empty). Per group of 4 output pixels along a row and per channel: 36
-    input scalars and 4 rows of dy, ONE loop over the output channels."""
+    (skipped when empty)."""
     C = x.shape[3]
     OH = dy.shape[1]
     OW = dy.shape[2]
@@ -172,101 +276,21 @@ def _bwdk_image(x, dy, xp, acc, bacc, n, sh, sw, dh, dw, pad_top, pad_left):
                 for co in range(CO):
                     bacc[co] += g[co]
         for ci in range(C):
-            a = acc[ci]
             r0 = xp[ci, oy * sh]
             r1 = xp[ci, oy * sh + dh]
             r2 = xp[ci, oy * sh + 2 * dh]
-            ox = 0
-            while ox + 4 <= OW:
-                c0 = ox * sw
-                c1 = c0 + sw
-                c2 = c1 + sw
-                c3 = c2 + sw
-                x00_0 = r0[c0]
-                x01_0 = r0[c0 + dw]
-                x02_0 = r0[c0 + 2 * dw]
-                x10_0 = r1[c0]
-                x11_0 = r1[c0 + dw]
-                x12_0 = r1[c0 + 2 * dw]
-                x20_0 = r2[c0]
-                x21_0 = r2[c0 + dw]
-                x22_0 = r2[c0 + 2 * dw]
-                x00_1 = r0[c1]
-                x01_1 = r0[c1 + dw]
-                x02_1 = r0[c1 + 2 * dw]
-                x10_1 = r1[c1]
-                x11_1 = r1[c1 + dw]
-                x12_1 = r1[c1 + 2 * dw]
-                x20_1 = r2[c1]
-                x21_1 = r2[c1 + dw]
-                x22_1 = r2[c1 + 2 * dw]
-                x00_2 = r0[c2]
-                x01_2 = r0[c2 + dw]
-                x02_2 = r0[c2 + 2 * dw]
-                x10_2 = r1[c2]
-                x11_2 = r1[c2 + dw]
-                x12_2 = r1[c2 + 2 * dw]
-                x20_2 = r2[c2]
-                x21_2 = r2[c2 + dw]
-                x22_2 = r2[c2 + 2 * dw]
-                x00_3 = r0[c3]
-                x01_3 = r0[c3 + dw]
-                x02_3 = r0[c3 + 2 * dw]
-                x10_3 = r1[c3]
-                x11_3 = r1[c3 + dw]
-                x12_3 = r1[c3 + 2 * dw]
-                x20_3 = r2[c3]
-                x21_3 = r2[c3 + dw]
-                x22_3 = r2[c3 + 2 * dw]
-                g0 = dy[n, oy, ox]
-                g1 = dy[n, oy, ox + 1]
-                g2 = dy[n, oy, ox + 2]
-                g3 = dy[n, oy, ox + 3]
-                for co in range(CO):
-                    a[0, co] += x00_0 * g0[co] + x00_1 * g1[co] + x00_2 * g2[co] + x00_3 * g3[co]
-                    a[1, co] += x01_0 * g0[co] + x01_1 * g1[co] + x01_2 * g2[co] + x01_3 * g3[co]
-                    a[2, co] += x02_0 * g0[co] + x02_1 * g1[co] + x02_2 * g2[co] + x02_3 * g3[co]
-                    a[3, co] += x10_0 * g0[co] + x10_1 * g1[co] + x10_2 * g2[co] + x10_3 * g3[co]
-                    a[4, co] += x11_0 * g0[co] + x11_1 * g1[co] + x11_2 * g2[co] + x11_3 * g3[co]
-                    a[5, co] += x12_0 * g0[co] + x12_1 * g1[co] + x12_2 * g2[co] + x12_3 * g3[co]
-                    a[6, co] += x20_0 * g0[co] + x20_1 * g1[co] + x20_2 * g2[co] + x20_3 * g3[co]
-                    a[7, co] += x21_0 * g0[co] + x21_1 * g1[co] + x21_2 * g2[co] + x21_3 * g3[co]
-                    a[8, co] += x22_0 * g0[co] + x22_1 * g1[co] + x22_2 * g2[co] + x22_3 * g3[co]
-                ox += 4
-            while ox < OW:
-                c0 = ox * sw
-                x00_0 = r0[c0]
-                x01_0 = r0[c0 + dw]
-                x02_0 = r0[c0 + 2 * dw]
-                x10_0 = r1[c0]
-                x11_0 = r1[c0 + dw]
-                x12_0 = r1[c0 + 2 * dw]
-                x20_0 = r2[c0]
-                x21_0 = r2[c0 + dw]
-                x22_0 = r2[c0 + 2 * dw]
-                g0 = dy[n, oy, ox]
-                for co in range(CO):
-                    a[0, co] += x00_0 * g0[co]
-                    a[1, co] += x01_0 * g0[co]
-                    a[2, co] += x02_0 * g0[co]
-                    a[3, co] += x10_0 * g0[co]
-                    a[4, co] += x11_0 * g0[co]
-                    a[5, co] += x12_0 * g0[co]
-                    a[6, co] += x20_0 * g0[co]
-                    a[7, co] += x21_0 * g0[co]
-                    a[8, co] += x22_0 * g0[co]
-                ox += 1
+            _bwdk_row(acc[ci], r0, r1, r2, dy, n, oy, dw)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def _bwdk_partials(x, dy, xp, acc, bacc, sh, sw, dh, dw, pad_top, pad_left):
+def _bwdk_partials(x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     T = acc.shape[0]
     N = dy.shape[0]
     for t in prange(T):
         acc[t, :, :, :] = 0.0
         bacc[t, :] = 0.0
         for n in range((N * t) // T, (N * (t + 1)) // T):
-            _bwdk_image(x, dy, xp[t], acc[t], bacc[t], n, sh, sw, dh, dw, pad_top, pad_left)
+            _bwdk_image(x, dy, xp[t], acc[t], bacc[t], n, sh, dh, dw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -286,14 +310,15 @@ def _reduce_to_kernel(acc, grad_kernel):
             g[tap, ci, co] = s
 
 
-def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, sh, sw, dh, dw,
+def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, sh, dh, dw,
                                   pad_top, pad_left):
-    """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4.
+    """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4,
+    column stride 1 (``applies_to_kernel_gradient``).
 
     xp (T, C, HP, WP), acc (T, C, 9, CO), bacc (T, CO or 0) scratch. prange over T batch
     chunks with per-thread partial sums (loop order in ``_bwdk_image``), then parallel
     reductions over the kernel elements."""
-    _bwdk_partials(x, dy, xp, acc, bacc, sh, sw, dh, dw, pad_top, pad_left)
+    _bwdk_partials(x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _reduce_to_kernel(acc, grad_kernel)
     if grad_bias.shape[0] > 0:
         reduce_partials(bacc, grad_bias)
@@ -325,7 +350,7 @@ class FewChannel3x3:
         conv2d_backward_kernel_3x3few(
             x, dy, grad_kernel, grad_bias,
             get("planes", (T, *padded_planes_shape(x.shape, OH, OW, *geo))),
-            get("acc", (T, C, 9, CO)), get("bacc", (T, grad_bias.shape[0])), *geo)
+            get("acc", (T, C, 9, CO)), get("bacc", (T, grad_bias.shape[0])), geo[0], *geo[2:])
 
     @staticmethod
     def kernels(op, serial):

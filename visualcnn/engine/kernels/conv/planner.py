@@ -5,7 +5,8 @@ and calls the plan's ``forward`` / ``backward_input`` / ``backward_kernel`` on e
 batch; the python drivers ``conv2d_forward`` ... ask for the same (cached) plan per call.
 This is the only place a strategy is chosen. In order:
 
-1. ``few_channel`` (3x3 kernel, C <= 4): forward and weight gradient;
+1. ``few_channel`` (3x3 kernel, C <= 4): forward, and the weight gradient when the
+   column stride is 1;
 2. ``single_channel`` (C = 1, unit strides, any other kernel size): forward and
    weight gradient;
 3. ``im2col_gemm``: everything else, and the input gradient always (the first conv of a
@@ -114,6 +115,8 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
         if s is im2col_gemm.SGEMM_REGION and not has_sgemm:
             raise ValueError("plan_conv: force='im2col_sgemm' but numpy's cblas_sgemm was not found")
         kernel_s = s if hasattr(s, "backward_kernel") else gemm
+        if s is few_channel.FEW_CHANNEL_3X3 and not few_channel.applies_to_kernel_gradient(kernel_shape, strides):
+            kernel_s = gemm
         input_s = s if hasattr(s, "backward_input") else gemm
         return ConvPlan(kernel_shape, strides, dilation, pad, s, input_s, kernel_s, f"forced {force}")
     KH, KW, C, CO = kernel_shape
@@ -126,4 +129,8 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"
-    return ConvPlan(kernel_shape, strides, dilation, pad, main, gemm, main, reason)
+    kernel_s = main
+    if main is few_channel.FEW_CHANNEL_3X3 and not few_channel.applies_to_kernel_gradient(kernel_shape, strides):
+        kernel_s = gemm
+        reason += f"; column stride {strides[1]}: weight gradient by sgemm"
+    return ConvPlan(kernel_shape, strides, dilation, pad, main, gemm, kernel_s, reason)
