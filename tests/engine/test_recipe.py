@@ -134,3 +134,16 @@ def test_the_step_count_function_is_the_one_train_uses():
     prepared = prepare_run(model(), TrainingConfig(batch_size=3, validation_split=0.33), fake_mnist(1000))
     assert prepared.steps_per_epoch == steps_per_epoch(1000, 3, 0.33)
     prepared.run.close()
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(learning_rate=float("nan")), "learning_rate"), (dict(learning_rate=0.0), "learning_rate"),
+    (dict(batch_size=0), "batch_size"), (dict(validation_split=1.0), "validation_split"),
+    (dict(optimizer="adagrad"), "optimizer"),
+])
+def test_settings_built_directly_are_checked_too(settings, expected):
+    config = TrainingConfig(**settings)
+    problem = readiness_problem(model().analyse(), config)
+    assert problem is not None and expected in problem
+    with pytest.raises(ValueError, match=expected):
+        prepare_run(model(), config, fake_mnist(20))

@@ -71,8 +71,23 @@ def check_ready(report, config: TrainingConfig, *, examples: int | None = None) 
     check_memory(_estimate(report, config, examples))
 
 
+def settings_problem(config: TrainingConfig) -> str | None:
+    """Why these settings cannot train (a NaN learning rate, batch size 0...), or None.
+    A TrainingConfig built directly (not from a file) has not been through from_dict's checks."""
+    from .layers import ConfigError
+
+    try:
+        TrainingConfig.from_dict(config.to_dict())
+    except (ConfigError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def shape_problem(report, config: TrainingConfig) -> str | None:
-    """readiness_problem without the memory check: the pipeline, input and classifier."""
+    """readiness_problem without the memory check: the settings, pipeline, input and classifier."""
+    problem = settings_problem(config)
+    if problem:
+        return problem
     if report.error:
         return report.error
     if tuple(report.input_shape) not in MNIST_INPUT_SHAPES:
@@ -176,5 +191,5 @@ def set_learning_rate(model, value) -> None:
     model.optimizer.learning_rate = value
 
 
-__all__ = ["readiness_problem", "check_ready", "shape_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
+__all__ = ["readiness_problem", "check_ready", "shape_problem", "settings_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
            "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]
