@@ -221,6 +221,10 @@ class SeparableConv2D(_ConvBase):
         mid = output_shape[1] * output_shape[2] * input_shape[3] * self.config["depth_multiplier"]
         return super().buffer_values(input_shape, output_shape, training) + mid * (2 if training else 1)
 
+    def _setup(self, rng) -> None:
+        super()._setup(rng)
+        self.plan = kernels().plan_conv(self.weights[1].shape)  # the pointwise 1x1 conv
+
     def forward(self, x, ctx, training=False):
         k = kernels()
         n, g = x.shape[0], self._geom
