@@ -8,7 +8,10 @@ from visualcnn.engine.kernels import blas, dense
 
 from test_gradients import _fd_check
 
-SHAPES = [(1, 784, 512), (2, 5, 3), (64, 784, 512), (1000, 64, 10), (7, 3, 300), (33, 17, 1)]
+# (5, 784, 1024): too few rows to split them, split by columns; (37, 300, 301): odd
+# blocks; both above the size where the work is split across the workers.
+SHAPES = [(1, 784, 512), (2, 5, 3), (64, 784, 512), (1000, 64, 10), (7, 3, 300), (33, 17, 1),
+          (5, 784, 1024), (37, 300, 301)]
 
 
 def _arrays(n, k, u, seed=0):

@@ -14,8 +14,10 @@ Shapes: x2d (N, K) input rows, kernel (K, U), bias (U,) or empty, z2d (N, U).
   dx[:, k0:k1] = dz @ kernel[k0:k1].T: no partial sums, nothing reduced afterwards; the
   bias gradient (column sums of dz) is split by columns over the same tasks.
 
-Without a usable sgemm (``blas.SGEMM`` is None) the drivers use ``np.matmul``. A forward
-pass of at most ``_FEW_ROWS`` rows (the single drawn digit) is ``dense_forward_few_rows``.
+Without a usable sgemm (``blas.SGEMM`` is None), on the calling thread only (serial
+inference beside a training thread) and for products too small to split, the drivers
+use ``np.matmul`` (OpenBLAS is single-threaded: the same sgemm). A forward pass of at most
+``_FEW_ROWS`` rows (the single drawn digit) is ``dense_forward_few_rows``.
 """
 
 import numba
@@ -24,10 +26,10 @@ from numba import prange
 
 from visualcnn.engine import parallel
 from visualcnn.engine.kernels import blas
-from visualcnn.engine.kernels._common import FAST, NO_BIAS, twins
+from visualcnn.engine.kernels._common import FAST, NO_BIAS
 
-__all__ = ["dense_forward", "dense_backward", "dense_forward_few_rows", "dense_forward_tasks", "dense_backward_tasks",
-           "dense_forward_tasks_serial", "dense_backward_tasks_serial"]
+__all__ = ["dense_forward", "dense_backward", "dense_forward_few_rows", "dense_forward_tasks",
+           "dense_backward_tasks"]
 
 # Below this many multiply-adds a product is done on the calling thread: waking the
 # workers costs more than it saves (a single drawn digit through Dense(512): 0.4 M).
@@ -72,7 +74,7 @@ def _dense_forward_tasks(gemm, x2d, kernel, bias, z2d, relu, tasks, by_rows):
                 _bias_relu_block(z2d, bias, relu, r0, r1, c0, c1)
 
 
-dense_forward_tasks, dense_forward_tasks_serial = twins(_dense_forward_tasks, fastmath=FAST)
+dense_forward_tasks = numba.njit(parallel=True, nogil=True, cache=True, fastmath=FAST)(_dense_forward_tasks)
 
 
 def _dense_backward_tasks(gemm, x2d, dz2d, kernel, grad_kernel, grad_bias, dx2d, need_dx, tasks):
@@ -100,7 +102,7 @@ def _dense_backward_tasks(gemm, x2d, dz2d, kernel, grad_kernel, grad_bias, dx2d,
                     grad_bias[u] += dz2d[r, u]
 
 
-dense_backward_tasks, dense_backward_tasks_serial = twins(_dense_backward_tasks, fastmath=FAST)
+dense_backward_tasks = numba.njit(parallel=True, nogil=True, cache=True, fastmath=FAST)(_dense_backward_tasks)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FAST)
@@ -149,17 +151,14 @@ def dense_forward(x2d, kernel, bias, z2d, relu=False, serial=False):
     if N <= _FEW_ROWS:
         dense_forward_few_rows(x2d, kernel, bias, z2d, relu)
         return z2d
-    if blas.SGEMM is None:
+    tasks = _tasks(N * K * U, serial)
+    blas.ensure_single_threaded()
+    if blas.SGEMM is None or tasks == 1:
         np.matmul(x2d, kernel, out=z2d)
         if bias.shape[0]:
             z2d += bias
         if relu:
             np.maximum(z2d, np.float32(0.0), out=z2d)
-        return z2d
-    blas.ensure_single_threaded()
-    tasks = _tasks(N * K * U, serial)
-    if tasks == 1:
-        dense_forward_tasks_serial(blas.SGEMM, x2d, kernel, bias, z2d, relu, 1, True)
     else:
         dense_forward_tasks(blas.SGEMM, x2d, kernel, bias, z2d, relu, tasks, N >= 8 * tasks)
     return z2d
@@ -172,17 +171,16 @@ def dense_backward(x2d, dz2d, kernel, grad_kernel, grad_bias, dx2d, serial=False
         serial = parallel.use_serial()
     N, K = x2d.shape
     U = dz2d.shape[1]
-    if blas.SGEMM is None:
+    tasks = _tasks(N * K * U * (2 if dx2d is not None else 1), serial)
+    blas.ensure_single_threaded()
+    if blas.SGEMM is None or tasks == 1:
         np.matmul(x2d.T, dz2d, out=grad_kernel)
         if grad_bias is not None:
             np.sum(dz2d, axis=0, out=grad_bias)
         if dx2d is not None:
             np.matmul(dz2d, kernel.T, out=dx2d)
         return
-    blas.ensure_single_threaded()
     need_dx = dx2d is not None
     dx = dx2d if need_dx else np.empty((0, K), np.float32)
     gb = NO_BIAS if grad_bias is None else grad_bias
-    tasks = _tasks(N * K * U * (2 if need_dx else 1), serial)
-    run = dense_backward_tasks_serial if tasks == 1 else dense_backward_tasks
-    run(blas.SGEMM, x2d, dz2d, kernel, grad_kernel, gb, dx, need_dx, tasks)
+    dense_backward_tasks(blas.SGEMM, x2d, dz2d, kernel, grad_kernel, gb, dx, need_dx, tasks)
