@@ -91,3 +91,40 @@ def test_cancelled_warm_up_stops_between_kernels():
     events = out["events"]
     assert len(events) == 2 and events[-1][0] == 1
     assert out["left"] > 0
+
+
+def test_helper_processes_share_the_compiling_and_leave_nothing_behind(tmp_path):
+    """jobs=2 with an empty compile cache: a helper process compiles part of the kernels
+    into the cache, this process loads them; no temporary directory or process remains."""
+    import os
+
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    cache.mkdir()
+    tmp.mkdir()
+    code = PRELUDE + textwrap.dedent("""
+        import os
+        from visualcnn.engine import warmup as w
+        m = Sequential([L.Input(shape=(8, 8, 1)), L.Flatten(), L.Dense(16, activation="relu"),
+                        L.Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        started = []
+        real_popen = __import__("subprocess").Popen
+        def popen(*a, **k):
+            p = real_popen(*a, **k)
+            started.append(p)
+            return p
+        __import__("subprocess").Popen = popen
+        events = []
+        w.warm_up(m, progress=lambda d, t: events.append((d, t)), jobs=2)
+        print(json.dumps({"events": events, "left": len(w.kernels_needed(m)),
+                          "helpers": [p.poll() is not None for p in started]}))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), TMPDIR=str(tmp))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    total = out["events"][0][1]
+    assert out["events"][-1] == [total, total] and out["left"] == 0
+    assert out["helpers"] and all(out["helpers"])  # a helper was started, and has ended
+    assert list(tmp.iterdir()) == []
+    assert any(cache.rglob("*.nbi"))

@@ -53,6 +53,26 @@ def resolve_config(file_config, args):
     return TrainingConfig.from_dict(values)
 
 
+def _warm_up(model, batch_size: int, stream) -> None:
+    """First run on this machine: compile the model's kernels in parallel processes
+    (engine/warmup.py) instead of one by one inside the first training step."""
+    from ..engine.warmup import preparing_line, warm_up
+
+    start = time.perf_counter()
+    shown = [False]
+
+    def progress(done, total):
+        if stream.isatty() and time.perf_counter() - start > 0.5 and done < total:
+            stream.write("\r" + preparing_line(done, total))
+            stream.flush()
+            shown[0] = True
+
+    warm_up(model, progress=progress, batch_size=batch_size)
+    if shown[0]:
+        stream.write("\r\033[K")
+        stream.flush()
+
+
 def run(args) -> int:
     from ..engine import load_model_file
     from ..engine.datasets import load_mnist
@@ -77,6 +97,7 @@ def run(args) -> int:
     check_ready(model.analyse(), config, examples=args.limit or MNIST_TRAIN_IMAGES)
     prepared = prepare_run(model, config, load_mnist(), limit=args.limit)
     progress = sys.stderr
+    _warm_up(model, config.batch_size, progress)
     interactive = progress.isatty()
     started = time.perf_counter()
     history: dict[str, list[float]] = {}

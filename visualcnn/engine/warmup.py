@@ -10,8 +10,9 @@ One training step, a batch-1 predict, the feature maps and the saliency of a thr
 copy of the model run in the calling thread while numba's "compile for these
 arguments" hook (``Dispatcher._compile_for_args``, called only when no compiled version
 matches) is intercepted for that thread alone: instead of compiling, it records the
-(kernel, argument types) pair and skips the call. Kernels write into preallocated
-outputs, so skipping them only leaves garbage in arrays the copy throws away. The
+(kernel, argument types) pair and, instead of running it, fills its arrays with zeros.
+Kernels write into preallocated outputs, so the copy then runs on with zeros (finite
+loss, zero gradients, every python-side check passing) and meets every kernel. The
 recorded pairs, in the order the step needs them (training first), are what
 ``kernels_needed`` returns; ``warm_up`` then compiles each one with
 ``dispatcher.compile(signature)``, which loads it from the on-disk cache when it is
@@ -24,13 +25,15 @@ that needs a kernel the warm-up is compiling simply waits for it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["KernelUse", "kernels_needed", "warm_up", "compiled", "WarmUpCancelled"]
+__all__ = ["KernelUse", "kernels_needed", "warm_up", "compiled", "default_jobs", "preparing_line", "WarmUpCancelled"]
 
 _tls = threading.local()
 _lock = threading.Lock()
@@ -59,11 +62,40 @@ class KernelUse:
     def compile(self) -> None:
         self.dispatcher.compile(self.signature)
 
+    def load_cached(self) -> bool:
+        """Load this specialisation from numba's on-disk cache only (never compile);
+        True when it is now compiled. The same steps as Dispatcher.compile's cache hit."""
+        from numba.core.compiler_lock import global_compiler_lock
+
+        d = self.dispatcher
+        cache = getattr(d, "_cache", None)
+        if cache is None:
+            return self.is_compiled()
+        with global_compiler_lock:
+            if self.is_compiled():
+                return True
+            try:
+                cres = cache.load_overload(self.signature, d.targetctx)
+            except Exception:
+                return False
+            if cres is None:
+                return False
+            if not cres.objectmode:
+                d.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            d.add_overload(cres)
+        return self.is_compiled()
+
     def __str__(self) -> str:
         return f"{self.name}({', '.join(str(t) for t in self.signature)})"
 
 
 def _skip(*args, **kwargs):
+    """Stands in for a kernel in the dry run: its arrays become zeros instead of what the
+    kernel would write, so the copy's loss and gradients stay finite (a NaN from an
+    uninitialised buffer would stop the step at the divergence check, before backward)."""
+    for a in args:
+        if isinstance(a, np.ndarray) and a.size and a.flags.writeable:
+            a.fill(0)
     return None
 
 
@@ -110,7 +142,7 @@ def _training_batch_size(model) -> int:
 def _session(model, batch_size: int | None):
     """What a session does with a model, as separate steps: a training step, then the
     window's inference calls (batch-1 predict, serial predict, feature maps, saliency)
-    and a test-set batch. Runs on a copy: the dry run leaves garbage in its arrays."""
+    and a test-set batch. Runs on a copy: the dry run overwrites its arrays with zeros."""
     from .benchmark import clone_for_benchmark
     from .training import train
 
@@ -168,7 +200,7 @@ def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[],
                 seen = len(order)
                 _tls.record = record
                 try:
-                    with np.errstate(all="ignore"):  # garbage in the skipped kernels' outputs
+                    with np.errstate(all="ignore"):
                         step()
                     break
                 except Exception:
@@ -183,13 +215,24 @@ def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[],
     return order
 
 
+def preparing_line(done: int, total: int) -> str:
+    """The one line shown while a first run waits for kernels (CLI and window alike)."""
+    return f"Preparing the engine, first run only: {done} of {total} kernels"
+
+
 def warm_up(model, progress: Callable[[int, int], None] | None = None,
-            cancelled: Callable[[], bool] | None = None, batch_size: int | None = None) -> None:
+            cancelled: Callable[[], bool] | None = None, batch_size: int | None = None,
+            jobs: int | None = None) -> None:
     """Compile (or load from the on-disk cache) every kernel ``model`` will use.
 
     ``progress(done, total)`` is called once with (0, total) and after every kernel;
     ``cancelled()`` is checked between kernels, and stops the work when it returns True.
     Safe to run in a background thread while other threads train or predict.
+
+    ``jobs``: processes compiling at once (default: the cores this process may use, at
+    most 4). Numba compiles one kernel at a time per process, so the others are compiled
+    by helper processes (``python -m visualcnn.engine.warmup``) into the on-disk cache,
+    from which this process then loads them (``_shared_compile``). ``jobs=1``: all here.
     """
     cancelled = cancelled or (lambda: False)
     try:
@@ -199,15 +242,211 @@ def warm_up(model, progress: Callable[[int, int], None] | None = None,
     total = len(uses)
     if progress:
         progress(0, total)
-    for done, use in enumerate(uses, 1):
+    # What the on-disk cache has is loaded first (milliseconds each): only kernels that
+    # really need compiling are worth helper processes.
+    done = 0
+    for use in uses:
+        if cancelled():
+            return
+        if not use.is_compiled() and not use.load_cached():
+            continue
+        done += 1
+        if progress:
+            progress(done, total)
+    todo = [u for u in uses if not u.is_compiled()]
+    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    if jobs > 1 and len(todo) >= _MIN_SHARED and _cache_enabled():
+        _shared_compile(model, todo, batch_size, jobs, progress, cancelled, done, total)
+        return
+    for use in todo:
         if cancelled():
             return
         if not use.is_compiled():
             use.compile()
+        done += 1
         if progress:
             progress(done, total)
+
+
+_MIN_SHARED = 4  # fewer kernels than this: a helper's start-up (~1 s) is not worth it
+
+
+def default_jobs() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _cache_enabled() -> bool:
+    from numba.core import config
+
+    return not getattr(config, "DISABLE_JIT", False)
+
+
+def kernel_key(use: KernelUse) -> str:
+    """Same in every process: the kernel's module and qualified name (one owner per
+    function, so two processes never write one function's cache index at once)."""
+    func = getattr(use.dispatcher, "py_func", None)
+    name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', use.name)}"
+    return hashlib.sha1(name.encode()).hexdigest()[:16]
+
+
+def _claim(directory: str, key: str) -> bool:
+    try:
+        fd = os.open(os.path.join(directory, key + ".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _mark(directory: str, key: str, state: str) -> None:
+    with open(os.path.join(directory, f"{key}.{state}"), "w"):
+        pass
+
+
+def _state(directory: str, key: str) -> str | None:
+    for state in ("done", "failed"):
+        if os.path.exists(os.path.join(directory, f"{key}.{state}")):
+            return state
+    return None
+
+
+def _model_spec(model, batch_size) -> dict:
+    config = model.training_config() if model.optimizer is not None and model.loss is not None else None
+    return {"model": model.to_json(), "training": config.to_dict() if config is not None else None,
+            "batch_size": batch_size}
+
+
+def _model_from_spec(spec: dict):
+    from .model_io import compile_from_config, model_from_json
+    from .training_config import TrainingConfig
+
+    model = model_from_json(spec["model"])
+    if spec.get("training"):
+        compile_from_config(model, TrainingConfig.from_dict(spec["training"]))
+    return model
+
+
+def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, total=None) -> None:
+    """Compile ``uses`` here and in ``jobs - 1`` helper processes at once.
+
+    Each process claims one function at a time (an O_EXCL file in a private temporary
+    directory) and compiles all its specialisations; this process walks the list from
+    the front (what the first training step needs), the helpers from the back. A kernel
+    a helper compiled is then loaded here from numba's on-disk cache; one whose helper
+    failed or died is compiled here. Helpers are killed when the work is cancelled or
+    this process exits (they are started with their stdin/stdout/stderr closed, and
+    ignore Ctrl-C: the parent decides)."""
+    import atexit
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    directory = tempfile.mkdtemp(prefix="visualcnn-warmup-")
+    spec_path = os.path.join(directory, "model.json")
+    with open(spec_path, "w") as f:
+        json.dump(_model_spec(model, batch_size), f)
+    helpers = []
+    for _ in range(jobs - 1):
+        try:
+            helpers.append(subprocess.Popen(
+                [sys.executable, "-m", "visualcnn.engine.warmup", "--helper", directory],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))  # its own session: Ctrl-C in a terminal reaches the parent only
+        except OSError:
+            break
+
+    def stop_helpers():
+        for helper in helpers:
+            if helper.poll() is None:
+                helper.kill()
+                helper.wait()
+
+    atexit.register(stop_helpers)
+    total = len(uses) if total is None else total
+    keys = [kernel_key(u) for u in uses]
+    try:
+        waiting = []
+        for use, key in zip(uses, keys):
+            if cancelled():
+                return
+            if use.is_compiled():
+                pass
+            elif _claim(directory, key):
+                try:
+                    use.compile()
+                finally:
+                    _mark(directory, key, "done")
+            elif _state(directory, key) is None:
+                waiting.append((use, key))
+                continue
+            elif not use.is_compiled():
+                use.compile()  # from the disk cache the helper filled
+            done += 1
+            if progress:
+                progress(done, total)
+        for use, key in waiting:
+            while _state(directory, key) is None and any(h.poll() is None for h in helpers):
+                if cancelled():
+                    return
+                time.sleep(0.02)
+            if not use.is_compiled():
+                use.compile()  # the helper's result from the disk cache, or compiled here
+            done += 1
+            if progress:
+                progress(done, total)
+    finally:
+        stop_helpers()
+        atexit.unregister(stop_helpers)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _helper_main(directory: str) -> int:
+    """A helper process of ``_shared_compile``: claim functions from the back of the
+    list and compile them into the on-disk cache."""
+    import json
+
+    with open(os.path.join(directory, "model.json")) as f:
+        spec = json.load(f)
+    model = _model_from_spec(spec)
+    uses = kernels_needed(model, spec.get("batch_size"))
+    by_key: dict = {}
+    for use in uses:
+        by_key.setdefault(kernel_key(use), []).append(use)
+    for key in reversed(list(by_key)):
+        if not os.path.isdir(directory):
+            return 0  # the parent finished and cleaned up
+        if not _claim(directory, key):
+            continue
+        try:
+            for use in by_key[key]:
+                if not use.is_compiled():
+                    use.compile()
+            _mark(directory, key, "done")
+        except Exception:
+            _mark(directory, key, "failed")
+    return 0
 
 
 def compiled(model, batch_size: int | None = None) -> bool:
     """True when every kernel ``model`` needs is compiled in this process."""
     return not kernels_needed(model, batch_size)
+
+
+if __name__ == "__main__":  # helper process of warm_up(jobs > 1)
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if len(sys.argv) == 3 and sys.argv[1] == "--helper":
+        try:
+            sys.exit(_helper_main(sys.argv[2]))
+        except Exception:
+            sys.exit(1)
+    sys.exit("usage: python -m visualcnn.engine.warmup --helper DIRECTORY (started by warm_up)")

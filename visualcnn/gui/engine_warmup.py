@@ -22,7 +22,9 @@ __all__ = ["EngineWarmup", "SpeedMeter", "TrainStatus", "follow", "preparing_tex
 
 
 def preparing_text(done: int, total: int) -> str:
-    return f"Preparing the engine, first run only: {done} of {total} kernels"
+    from ..engine.warmup import preparing_line
+
+    return preparing_line(done, total)
 
 
 class EngineWarmup(QObject):
