@@ -125,16 +125,29 @@ def test_format_bytes(n, text):
     assert format_bytes(n) == text
 
 
-def test_estimate_is_close_to_what_training_allocates():
+ARCHITECTURES = {
+    "seed_cnn": seed_cnn,
+    "bn_separable_dropout": lambda: Sequential([
+        L.Input(shape=(28, 28, 1)), L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.Activation("relu"),
+        L.SeparableConv2D(32, 3, activation="tanh"), L.MaxPooling2D(), L.Dropout(0.3), L.Flatten(),
+        L.Dense(10, activation="softmax")]),
+    "mlp": lambda: Sequential([L.Input(shape=(28, 28, 1)), L.Flatten(), L.Dense(512, activation="relu"),
+                               L.Dropout(0.2), L.Dense(10, activation="softmax")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_estimate_is_close_to_what_training_allocates(name):
     """The estimate against numpy's own allocations (tracemalloc) over a real training run."""
-    m = seed_cnn()
+    make = ARCHITECTURES[name]
+    m = make()
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(0)
     x = rng.random((128, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 128)
-    warm = seed_cnn()  # compile the kernels outside the measurement
+    warm = make()  # compile the kernels outside the measurement
     warm.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    warm.fit(x[:4], y[:4], batch_size=4, verbose=0)
+    warm.fit(x[:64], y[:64], batch_size=64, verbose=0)  # same batch: same kernels
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -143,7 +156,7 @@ def test_estimate_is_close_to_what_training_allocates():
     finally:
         tracemalloc.stop()
     estimate = estimate_memory(m.analyse(), 64, optimizer="adam").training_peak_bytes
-    assert 0.7 < estimate / peak < 1.4, (format_bytes(estimate), format_bytes(peak))
+    assert 0.75 < estimate / peak < 1.35, (format_bytes(estimate), format_bytes(peak))
 
 
 def test_advice_points_at_a_dense_layers_input_when_its_units_are_few():
