@@ -2,7 +2,10 @@
 
 Consecutive edits of the same argument of the same block made within MERGE_SECONDS of
 each other (typing 4 then 40 in a spin box) merge into one undo step, as do input-shape
-edits; a deliberate later edit of the same field stays a step of its own.
+and training-setting edits; a deliberate later edit of the same field stays a step of its own.
+
+An edit of the pipeline may drop the trained weights (a weight shape changed); its undo
+puts back the weights the project had before the edit (PipelineDocument.undoing).
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import time
 from PySide6.QtGui import QUndoCommand
 
 from ..engine.layers import LAYER_CLASSES, ConfigError
+from ..engine.training_config import TrainingConfig
 from .document import LayerEntry, PipelineDocument
 
 _SET_CONFIG_ID = 1001
 _SET_INPUT_ID = 1002
+_SET_TRAINING_ID = 1003
 MERGE_SECONDS = 1.0
 
 
@@ -32,7 +37,8 @@ def _absorb(command: QUndoCommand, other: QUndoCommand) -> bool:
     command._new = other._new
     command._edited_at = other._edited_at
     if command._new == command._old:
-        command.setObsolete(True)
+        command.setObsolete(True)  # deleted without an undo(): put back the weights the edit dropped
+        command._document.restore_weights_state(command._weights)
     return True
 
 
@@ -56,10 +62,12 @@ class InsertLayerCommand(QUndoCommand):
         return self._index
 
     def redo(self):
+        self._weights = self._document.weights_state()
         self._document.insert_layer(self._index, self._entry.class_name, self._entry.config)
 
     def undo(self):
-        self._document.remove_layer(self._index)
+        with self._document.undoing(self._weights):
+            self._document.remove_layer(self._index)
 
 
 class RemoveLayerCommand(QUndoCommand):
@@ -70,10 +78,12 @@ class RemoveLayerCommand(QUndoCommand):
         self._entry = document.entry(index)
 
     def redo(self):
+        self._weights = self._document.weights_state()
         self._document.remove_layer(self._index)
 
     def undo(self):
-        self._document.insert_layer(self._index, self._entry.class_name, self._entry.config)
+        with self._document.undoing(self._weights):
+            self._document.insert_layer(self._index, self._entry.class_name, self._entry.config)
 
 
 def duplicate_layer_command(document: PipelineDocument, index: int) -> InsertLayerCommand:
@@ -96,10 +106,12 @@ class MoveLayerCommand(QUndoCommand):
         return self._target
 
     def redo(self):
+        self._weights = self._document.weights_state()
         self._document.move_layer(self._source, self._target)
 
     def undo(self):
-        self._document.move_layer(self._target, self._source)
+        with self._document.undoing(self._weights):
+            self._document.move_layer(self._target, self._source)
 
 
 class SetLayerConfigCommand(QUndoCommand):
@@ -123,10 +135,12 @@ class SetLayerConfigCommand(QUndoCommand):
         return _absorb(self, other)
 
     def redo(self):
+        self._weights = self._document.weights_state()
         self._document.set_layer_config(self._index, self._new)
 
     def undo(self):
-        self._document.set_layer_config(self._index, self._old)
+        with self._document.undoing(self._weights):
+            self._document.set_layer_config(self._index, self._old)
 
 
 class SetInputShapeCommand(QUndoCommand):
@@ -146,10 +160,12 @@ class SetInputShapeCommand(QUndoCommand):
         return _absorb(self, other)
 
     def redo(self):
+        self._weights = self._document.weights_state()
         self._document.set_input_shape(self._new)
 
     def undo(self):
-        self._document.set_input_shape(self._old)
+        with self._document.undoing(self._weights):
+            self._document.set_input_shape(self._old)
 
 
 class SetTrainedWeightsCommand(QUndoCommand):
@@ -171,3 +187,40 @@ class SetTrainedWeightsCommand(QUndoCommand):
 
     def undo(self):
         self._document.restore_weights_state(self._before)
+
+
+TRAINING_LABELS = {"optimizer": "optimizer", "learning_rate": "learning rate", "batch_size": "batch size",
+                   "epochs": "epochs", "validation_split": "validation split", "seed": "seed", "loss": "loss",
+                   "momentum": "momentum", "nesterov": "Nesterov momentum"}
+
+
+class SetTrainingConfigCommand(QUndoCommand):
+    """Change the training settings. `key` names the setting edited (typing merges), or None."""
+
+    def __init__(self, document: PipelineDocument, config: TrainingConfig, key: str | None = None):
+        super().__init__(f"Change {TRAINING_LABELS.get(key, key) if key else 'training settings'}")
+        self._document = document
+        self._old = document.training if document.has_training_settings else None
+        self._new = config
+        self._key = key
+        self._edited_at = time.monotonic()
+
+    def id(self) -> int:
+        return _SET_TRAINING_ID if self._key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetTrainingConfigCommand) or other._key != self._key:
+            return False
+        if not _typing_burst(self._edited_at, other._edited_at):
+            return False
+        self._new = other._new
+        self._edited_at = other._edited_at
+        if self._new == (self._old or TrainingConfig()):
+            self.setObsolete(True)
+        return True
+
+    def redo(self):
+        self._document.set_training(self._new)
+
+    def undo(self):
+        self._document.set_training(self._old)

@@ -10,6 +10,13 @@ Invalid configs stay representable: a config the layer class itself rejects (str
 with dilation, a negative filter count) is analysed as a block that fails with the
 engine's message, so the window shows it red instead of refusing the edit.
 
+The training settings (a TrainingConfig) belong to the document too: they are saved
+with the pipeline, edited through commands and only mirrored by the Train tab's widgets.
+
+Trained weights stay attached while every layer's weight shapes are unchanged (a
+Dropout rate, an activation); an edit that changes a shape drops them, says why
+(`weights_dropped`), and the edit's undo brings them back.
+
 Views never call the mutating methods directly; every user edit is a QUndoCommand
 (see commands.py) that does.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -87,6 +95,16 @@ def build_layers(entries: Sequence[LayerEntry]) -> list[Layer]:
     return layers
 
 
+def weight_shapes(report: PipelineReport) -> tuple | None:
+    """Every layer's weight names and shapes (what trained weights must fit), None when the
+    pipeline has an error (its shapes are unknown). Layers without weights are left out, so
+    adding a Dropout or Flatten, or changing an activation, keeps the signature."""
+    if report.error:
+        return None
+    return tuple((row.name, tuple((w.name, tuple(w.shape)) for w in row.inference.weights))
+                 for row in report.rows if row.inference is not None and row.inference.weights)
+
+
 def entry_from_layer(layer: Layer) -> LayerEntry:
     """A compact document entry for an engine layer (defaults dropped, as files store them)."""
     return LayerEntry(layer.class_name, layer.get_config(compact=True))
@@ -103,6 +121,8 @@ class PipelineDocument(QObject):
     pipeline_reset = Signal()             # everything replaced (new, open, preset)
     report_updated = Signal(object)       # PipelineReport, after every change above
     weights_changed = Signal()            # trained weights set, replaced or dropped
+    weights_dropped = Signal(str)         # an edit changed a weight shape: why ("conv2d's filters changed")
+    training_changed = Signal(object)     # TrainingConfig, after a real change of a setting
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -110,14 +130,14 @@ class PipelineDocument(QObject):
         self._entries: list[LayerEntry] = []
         self.name = DEFAULT_NAME
         self.description = ""
-        self.training: TrainingConfig | None = None
+        self._training: TrainingConfig | None = None  # None: the defaults, not written to files
         self.window: dict | None = None
         self._layers: list[Layer] = []
         self._report = analyse(self._input_shape, [])
-        # Trained weights (the engine's encode_weights form) and the structure they fit.
-        # They count only while the pipeline has that structure, so undoing an edit brings
-        # them back and saving never writes weights that no longer fit.
-        self._weights: tuple[str, dict] | None = None
+        # Trained weights (the engine's encode_weights form) and the weight shapes they fit
+        # (weight_shapes()). An edit that changes those shapes drops them; its undo restores them.
+        self._weights: tuple[tuple, dict] | None = None
+        self._undoing = False
 
     # --- reading ---------------------------------------------------------------
 
@@ -145,29 +165,81 @@ class PipelineDocument(QObject):
         return self._report
 
     def structure_signature(self) -> str:
-        """The input shape and layer configs as canonical text: what trained weights depend on."""
+        """The input shape and layer configs as canonical text (the pipeline without settings)."""
         data = self.to_dict(include_weights=False)
         return json.dumps({"input_shape": data["input_shape"], "layers": data["layers"]}, sort_keys=True)
 
+    def weight_signature(self) -> tuple | None:
+        """What trained weights must fit: weight_shapes() of the current report."""
+        return weight_shapes(self._report)
+
     @property
     def trained_weights(self) -> dict | None:
-        """Weights trained for exactly the current pipeline, or None."""
-        if self._weights is None or self._weights[0] != self.structure_signature():
+        """Weights trained for the current pipeline's weight shapes, or None."""
+        if self._weights is None or self._weights[0] is None or self._weights[0] != self.weight_signature():
             return None
         return self._weights[1]
 
     def set_trained_weights(self, weights: dict | None) -> None:
         """Attach weights trained for the current pipeline (None drops them)."""
-        self._weights = None if weights is None else (self.structure_signature(), weights)
+        self._weights = None if weights is None else (self.weight_signature(), weights)
         self.weights_changed.emit()
 
-    def weights_state(self) -> tuple[str, dict] | None:
+    def weights_state(self) -> tuple[tuple, dict] | None:
         """The raw (signature, weights) pair, for an undo command to restore."""
         return self._weights
 
-    def restore_weights_state(self, state: tuple[str, dict] | None) -> None:
+    def restore_weights_state(self, state: tuple[tuple, dict] | None) -> None:
+        if state is self._weights:
+            return
         self._weights = state
         self.weights_changed.emit()
+
+    def _drop_weights_if_shapes_changed(self, cause: str) -> None:
+        """After an edit: weights that no longer fit are dropped, and the window told why."""
+        if self._weights is None or self._weights[0] == self.weight_signature():
+            return
+        self._weights = None
+        self.weights_changed.emit()
+        if not self._undoing:  # an undo puts its own weights back right after: nothing to tell
+            self.weights_dropped.emit(cause)
+
+    @contextmanager
+    def undoing(self, weights_state: tuple[tuple, dict] | None):
+        """For a command's undo(): revert the edit inside, then the weights it had before."""
+        self._undoing = True
+        try:
+            yield
+        finally:
+            self._undoing = False
+            self.restore_weights_state(weights_state)
+
+    # --- training settings -------------------------------------------------------
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The training settings (the defaults until a file or an edit sets them)."""
+        return self._training if self._training is not None else TrainingConfig()
+
+    @training.setter
+    def training(self, config: TrainingConfig | None) -> None:
+        self.set_training(config)
+
+    @property
+    def has_training_settings(self) -> bool:
+        """True when the settings were set (by the file or an edit) and are saved with it."""
+        return self._training is not None
+
+    def set_training(self, config: TrainingConfig | None) -> bool:
+        """Replace the training settings; True (and training_changed) on a real change."""
+        if config is not None and not isinstance(config, TrainingConfig):
+            raise TypeError(f"training settings must be a TrainingConfig, received {type(config).__name__}")
+        before = self.training
+        self._training = config
+        if self.training == before:
+            return False
+        self.training_changed.emit(self.training)
+        return True
 
     # --- editing (called by commands) -----------------------------------------
 
@@ -179,6 +251,7 @@ class PipelineDocument(QObject):
         self._reanalyse()
         self.input_shape_changed.emit(shape)
         self.report_updated.emit(self._report)
+        self._drop_weights_if_shapes_changed("the input shape changed")
         return True
 
     def insert_layer(self, index: int, class_name: str, config: dict | None = None) -> int:
@@ -190,23 +263,29 @@ class PipelineDocument(QObject):
         self._reanalyse()
         self.layer_inserted.emit(index)
         self.report_updated.emit(self._report)
+        self._drop_weights_if_shapes_changed(f"a {class_name} block was added as {self._name_at(index)}")
         return index
 
     def remove_layer(self, index: int) -> LayerEntry:
+        name = self._name_at(index)
         entry = self._entries.pop(index)
         self._reanalyse()
         self.layer_removed.emit(index)
         self.report_updated.emit(self._report)
+        self._drop_weights_if_shapes_changed(f"{name} was removed")
         return entry
 
     def set_layer_config(self, index: int, config: dict) -> bool:
         old = self._entries[index]
         if old.config == config:
             return False
+        name = self._name_at(index)
         self._entries[index] = LayerEntry(old.class_name, copy.deepcopy(dict(config)))
         self._reanalyse()
         self.layer_changed.emit(index)
         self.report_updated.emit(self._report)
+        changed = sorted(k for k in set(old.config) | set(config) if old.config.get(k) != config.get(k))
+        self._drop_weights_if_shapes_changed(f"{name}'s {' and '.join(changed) or 'settings'} changed")
         return True
 
     def move_layer(self, source: int, target: int) -> bool:
@@ -214,12 +293,20 @@ class PipelineDocument(QObject):
         target = max(0, min(target, len(self._entries) - 1))
         if source == target:
             return False
+        name = self._name_at(source)
         entry = self._entries.pop(source)
         self._entries.insert(target, entry)
         self._reanalyse()
         self.layer_moved.emit(source, target)
         self.report_updated.emit(self._report)
+        self._drop_weights_if_shapes_changed(f"{name} was moved")
         return True
+
+    def _name_at(self, index: int) -> str:
+        layers = self._layers
+        if 0 <= index < len(layers) and layers[index].name:
+            return layers[index].name
+        return self._entries[index].class_name if 0 <= index < len(self._entries) else "a block"
 
     def reset(self, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE, entries: Sequence[LayerEntry] = (),
               name: str = DEFAULT_NAME, description: str = "", training: TrainingConfig | None = None,
@@ -229,12 +316,15 @@ class PipelineDocument(QObject):
         self._weights = None
         self.name = name or DEFAULT_NAME
         self.description = description
-        self.training = training
+        settings_before = self.training
+        self._training = training
         self.window = window
         self._reanalyse()
         self.pipeline_reset.emit()
         self.report_updated.emit(self._report)
         self.weights_changed.emit()
+        if self.training != settings_before:
+            self.training_changed.emit(self.training)
 
     def _reanalyse(self) -> None:
         self._layers = build_layers(self._entries)
@@ -274,8 +364,8 @@ class PipelineDocument(QObject):
                 config = copy.deepcopy(config)
             layers.append({"class_name": entry.class_name, "config": config})
         data["layers"] = layers
-        if self.training is not None:
-            data["training"] = self.training.to_dict()
+        if self._training is not None:
+            data["training"] = self._training.to_dict()
         window = self.window if window is None else window
         if window:
             data["window"] = window

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
@@ -20,6 +20,8 @@ from ..engine.model_io import (compile_from_config, decode_weights, encode_weigh
                                write_text_atomic)
 from ..engine.shapes import format_shape
 from .commands import SetTrainedWeightsCommand
+from .project_changes import ProjectBaseline, bundled_preset
+from .undo_shortcuts import UndoShortcutRouter
 from .document import PipelineDocument
 from .draw_tab import DrawTabWidget
 from .families import ERROR_COLOUR
@@ -37,6 +39,7 @@ from .train_tab import TrainTabWidget
 from .engine_warmup import EngineWarmup, follow
 
 MAX_RECENT = 8
+CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
 FILE_FILTER = "VisualCNN model (*.json);;All files (*)"
 
 
@@ -108,6 +111,9 @@ class MainWindow(QMainWindow):
         self._draw_weights = None  # the weights object the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
         self.locked = False  # True while a training run owns the pipeline
+        self._close_after_run: str | None = None  # "keep" / "discard": closing once the run has stopped
+        self._waiting_in_close = False
+        self._baseline = ProjectBaseline.of(self.document)  # what the project was when last saved / opened
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("centralTabs")
@@ -149,12 +155,14 @@ class MainWindow(QMainWindow):
         self.document.weights_changed.connect(self._on_document_weights_changed)
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self.train_panel.set_model_source(self.build_engine_model)
+        self.train_panel.bind_document(self.document, self.undo_stack)  # the settings are the document's
         self.training_requested.connect(self._on_training_requested)
         self.train_panel.run_started.connect(self._on_train_panel_run_started)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self.train_panel.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.train_panel.controller.snapshot_taken.connect(self._on_training_snapshot_taken)
         self.document.pipeline_reset.connect(self._on_document_pipeline_reset)
+        self.document.weights_dropped.connect(self._on_document_weights_dropped)
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
         # Compile the engine's kernels for this pipeline in the background (first run only).
@@ -163,6 +171,10 @@ class MainWindow(QMainWindow):
         follow(self.engine_warmup, self.document.report_updated, self._warmup_model)
 
         self._build_menus()
+        self.undo_router = UndoShortcutRouter(self)  # Ctrl+Z reaches the undo stack from any field
+        app = QCoreApplication.instance()
+        if app is not None:  # the app quitting under a run waits for its batch: never destroy a running QThread
+            app.aboutToQuit.connect(self.train_panel.shutdown)
         self.setMinimumSize(820, 540)
         self.resize(initial_window_size(self, QSize(1440, 900)))
         self.fit_docks()
@@ -353,10 +365,14 @@ class MainWindow(QMainWindow):
 
     def _on_train_panel_run_finished(self, model) -> None:
         self.set_pipeline_locked(False)
-        if model is None:
-            return
-        self.document.training = self.train_panel.training_settings()
-        self.undo_stack.push(SetTrainedWeightsCommand(self.document, encode_weights(model)))
+        if model is not None and model.built:
+            self.undo_stack.push(SetTrainedWeightsCommand(self.document, encode_weights(model)))
+        if self._close_after_run is not None and not self._waiting_in_close and self._settle_close():
+            QTimer.singleShot(0, self.close)  # from the event loop, not inside the worker's signal
+
+    def _on_document_weights_dropped(self, cause: str) -> None:
+        self.statusBar().showMessage(f"The trained weights were dropped because {cause}; Undo brings them back.",
+                                     20000)
 
     def _on_document_pipeline_reset(self) -> None:
         self.train_panel.set_training_defaults(self.document.training)
@@ -430,16 +446,21 @@ class MainWindow(QMainWindow):
         if not self.is_modified:
             return True
         answer = QMessageBox.question(
-            self, "Unsaved changes", "The pipeline has unsaved changes. Save them first?",
+            self, "Unsaved changes", f"{self.unsaved_changes_text()} Save them first?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def unsaved_changes_text(self) -> str:
+        """What the unsaved changes are: "The pipeline and the trained weights have unsaved changes." """
+        return self._baseline.describe(self.document)
+
     def _after_load(self, path: Path | None, preset: str | None, window: dict | None):
         self.undo_stack.clear()
         self.undo_stack.setClean()
+        self._baseline = ProjectBaseline.of(self.document)
         self.path, self.preset_name = path, preset
         window = window or {}
         selected = window.get("selected", 0)
@@ -476,6 +497,14 @@ class MainWindow(QMainWindow):
             self._forget_recent(path) if not path.exists() else None
             return False
         self.document.load_model_file(model_file)
+        preset = bundled_preset(path)
+        if preset is not None:
+            # A bundled preset opened by path is a read-only template: Save goes to Save As.
+            self._after_load(None, preset, model_file.window)
+            self.statusBar().showMessage(f"Opened the bundled preset {path.name}: Save asks for a new name "
+                                         "(presets are read-only templates)", 10000)
+            self.file_opened.emit(str(path))
+            return True
         self._after_load(path.resolve(), None, model_file.window)
         self._remember_recent(path.resolve())
         self.statusBar().showMessage(f"Opened {path}", 5000)
@@ -503,7 +532,7 @@ class MainWindow(QMainWindow):
         return {"selected": self.pipeline.list_widget.current_row(), "tab": self.tabs.currentIndex()}
 
     def save(self) -> bool:
-        if self.path is None:
+        if self.path is None or bundled_preset(self.path) is not None:
             return self.save_as()
         return self.save_to(self.path)
 
@@ -519,6 +548,10 @@ class MainWindow(QMainWindow):
     def save_to(self, path) -> bool:
         """Write the project atomically (temporary file + rename)."""
         path = Path(path)
+        if bundled_preset(path) is not None:
+            self._show_error("Cannot save model", f"{path}: the bundled presets are read-only templates; "
+                             "save under another name or in another folder")
+            return False
         try:
             write_text_atomic(path, self.document.to_json(self.window_settings()))
         except OSError as exc:
@@ -526,6 +559,7 @@ class MainWindow(QMainWindow):
             return False
         self.path, self.preset_name = path.resolve(), None
         self.undo_stack.setClean()
+        self._baseline = ProjectBaseline.of(self.document)
         self._remember_recent(self.path)
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 5000)
@@ -580,11 +614,62 @@ class MainWindow(QMainWindow):
         self.fit_docks()
 
     def closeEvent(self, event: QCloseEvent):
-        if not self._confirm_discard():
+        if self.train_panel.is_running() and not self._close_during_run():
+            event.ignore()  # cancelled, or closed once the run's current batch has ended
+            return
+        if self._close_after_run != "discard" and not self._confirm_discard():
             event.ignore()
             return
-        # Stop a running training and wait for its thread: a QThread destroyed while running
-        # aborts the process.
-        self.train_panel.shutdown()
+        self._close_after_run = None
         self.save_layout()
         event.accept()
+
+    # --- closing during a run -----------------------------------------------------------
+
+    def _close_during_run(self) -> bool:
+        """Ask what to do with the run and stop it after its current batch. True: close now.
+
+        Never blocks for a long batch (one batch of a big network can take minutes) and
+        never destroys the running QThread (that aborts the process): a batch that ends
+        within CLOSE_WAIT_MS is waited for here; otherwise the window hides (discard) or
+        says it is stopping (keep), and closes when the run's end arrives."""
+        if self._close_after_run is not None:  # already stopping: a second close just waits
+            return False
+        answer = QMessageBox.question(
+            self, "Training is running",
+            "A training run is in progress. Save: stop after the current batch, keep the weights trained "
+            "so far and save the project. Discard: stop and close without saving. Cancel: keep training."
+            + (f" {self.unsaved_changes_text()}" if self.is_modified else ""),
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Save:
+            self._close_after_run = "keep"
+        elif answer == QMessageBox.StandardButton.Discard:
+            self._close_after_run = "discard"
+        else:
+            return False
+        controller = self.train_panel.controller
+        controller.stop()
+        self._waiting_in_close = True
+        try:  # the run's end (weights joining the project) is delivered inside when it comes in time
+            ended = controller.wait_for_end(CLOSE_WAIT_MS)
+        finally:
+            self._waiting_in_close = False
+        if ended:
+            return self._settle_close()
+        if self._close_after_run == "discard":
+            self.hide()  # gone for the user; the window closes (and the app exits) when the batch ends
+        else:
+            text = "Stopping after this batch; then the project is saved and the window closes."
+            self.train_panel.controls.show_message(text, "info")
+            self.statusBar().showMessage(text)
+        return False
+
+    def _settle_close(self) -> bool:
+        """The run has stopped and its weights joined the project: save them (keep). True: close."""
+        if self._close_after_run == "keep" and not self.save():
+            self._close_after_run = None  # Save As cancelled or failed: nothing is lost, stay open
+            self.show()
+            return False
+        self._close_after_run = "discard"  # saved, or discarded on purpose: no second question
+        return True

@@ -9,14 +9,19 @@ frame however fast the worker reports.
 
     tab = TrainTabWidget()
     tab.set_model_source(lambda: document_to_model(document))  # ValueError -> Start disabled
+    tab.bind_document(document, undo_stack)  # the settings are the document's (else the tab's own)
     tab.run_finished.connect(project.keep_trained_model)
+
+A run is prepared by the engine's recipe (engine.recipe.prepare_run: the checks, memory,
+build, compile, labels, batch count), the same function `visualcnn train` uses. The
+data set is loaded when a run starts (or the tab is first shown), never while the
+window opens: a damaged MNIST file is explained here and the builder still works.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +32,10 @@ from PySide6.QtWidgets import (QFrame, QLabel, QScrollArea, QSplitter, QTabWidge
 
 from ..engine.analysis import analyse
 from ..engine.datasets import class_names, load_dataset
-from ..engine.model_io import compile_from_config
-from ..engine.training import check_classifier
+from ..engine.memory import estimate_memory, format_bytes
+from ..engine.recipe import prepare_run, readiness_problem
 from ..engine.training_config import TrainingConfig
+from .commands import SetTrainingConfigCommand
 from .panels.curves import CurvesPanel
 from .panels.feature_maps import SPATIAL_FAMILIES, FeatureMapsWidget, MapLayer
 from .panels.filters import FiltersPanel
@@ -41,7 +47,9 @@ from .zoom import width_in_em
 from .engine_warmup import TrainStatus
 
 APPLY_MS = 100  # newest progress / snapshot applied at most every 100 ms
-MNIST_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
+# The untrained preview builds the network on the GUI thread: only when its weights are
+# small enough to allocate in a blink (Conv2D(10**7) must not freeze the window).
+PREVIEW_WEIGHT_LIMIT = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,6 @@ def dataset_arrays(name: str) -> DatasetArrays:
     return _DATASETS[name]
 
 
-def model_problem(model, loss: str) -> str | None:
-    """Why this model cannot be trained on 28x28 digits, or None."""
-    if tuple(model.input_shape) not in MNIST_INPUT_SHAPES:
-        return (f"the model's input shape is {list(model.input_shape)}, but the images are 28x28 grey: "
-                "set the input shape to [28, 28, 1]")
-    return check_classifier(model, 10, loss)
-
-
 class TrainTabWidget(QWidget):
     run_started = Signal()
     run_finished = Signal(object)  # the engine model after a completed, stopped or diverged run
@@ -91,6 +91,9 @@ class TrainTabWidget(QWidget):
         for module in ("activations", "initializers", "losses", "optimizers", "kernels"):
             importlib.import_module(f"visualcnn.engine.{module}")
         self._model_source = None
+        self._document = None  # the PipelineDocument whose settings the controls mirror, if bound
+        self._undo_stack = None
+        self._data_error: str | None = None  # why the data set could not be loaded
         self._model = None  # the model of the current / last run, or the untrained preview
         self._shown_signature: tuple | None = None  # the pipeline whose filters / maps are shown
         self._data: DatasetArrays | None = None
@@ -117,6 +120,7 @@ class TrainTabWidget(QWidget):
         self.controls.resume_requested.connect(self._on_controls_resume_requested)
         self.controls.stop_requested.connect(self._on_controls_stop_requested)
         self.controls.learning_rate_changed.connect(self._on_controls_learning_rate_changed)
+        self.controls.config_edited.connect(self._on_controls_config_edited)
         self.controls.dataset.currentIndexChanged.connect(self._on_dataset_changed)
         self.probe_picker.probe_changed.connect(self._on_probe_picker_probe_changed)
         self.controller.progressed.connect(self._on_controller_progressed)
@@ -130,7 +134,6 @@ class TrainTabWidget(QWidget):
         self._apply_timer.setInterval(APPLY_MS)
         self._apply_timer.timeout.connect(self._on_apply_timer_timeout)
 
-        self._load_dataset(self.controls.dataset_name())
         self.controls.set_blocker("no network to train yet (set_model_source was not called)")
 
     def _build_layout(self) -> None:
@@ -195,10 +198,20 @@ class TrainTabWidget(QWidget):
                 QTimer.singleShot(0, self._preview)
         return reason
 
+    def bind_document(self, document, undo_stack) -> None:
+        """Mirror document.training in the controls; edits become undoable commands on it."""
+        self._document, self._undo_stack = document, undo_stack
+        document.training_changed.connect(self._on_document_training_changed)
+        self.controls.set_config(document.training)
+
     def set_training_defaults(self, config: TrainingConfig | None) -> None:
+        """Show these settings (unbound tab: they become its settings)."""
         self.controls.set_config(config or TrainingConfig())
 
     def training_settings(self) -> TrainingConfig:
+        """The settings a run uses: the document's when bound, else the controls'."""
+        if self._document is not None:
+            return self._document.training
         return self.controls.config()
 
     def set_probe_image(self, image) -> None:
@@ -209,7 +222,7 @@ class TrainTabWidget(QWidget):
         return self.controller.running
 
     def shutdown(self) -> None:
-        """Stop the run and wait for the worker thread (window close)."""
+        """Stop the run and wait for the worker thread (the end of its current batch)."""
         self._apply_timer.stop()
         self.controller.shutdown()
         if self._run_active:
@@ -217,7 +230,12 @@ class TrainTabWidget(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        QTimer.singleShot(0, self._preview)
+        QTimer.singleShot(0, self._on_shown)
+
+    def _on_shown(self) -> None:
+        if self._data is None and self._data_error is None and not self._run_active:
+            self._ensure_dataset()
+        self._preview()
 
     def _preview(self) -> None:
         """Before training: the untrained network's filters and feature maps (random weights).
@@ -234,7 +252,18 @@ class TrainTabWidget(QWidget):
         signature = tuple((row.name, row.output_shape) for row in report.rows)
         if report.error or signature == self._shown_signature:
             return
-        model.build(seed=self.controls.seed.value())
+        try:
+            estimate = estimate_memory(report, 1)
+        except (ValueError, TypeError):
+            return
+        if estimate.inference_peak_bytes > PREVIEW_WEIGHT_LIMIT:
+            self._model, self._shown_signature, self._spatial = None, signature, []
+            self.filters.set_weights({})
+            self.feature_maps.set_layers([])
+            self._post(f"No preview of the untrained network: its weights alone take "
+                       f"{format_bytes(estimate.weight_bytes)}")
+            return
+        model.build(seed=self.training_settings().seed)
         self._model = model
         self._shown_signature = signature
         self._spatial = self._spatial_layers(model, report)
@@ -264,13 +293,16 @@ class TrainTabWidget(QWidget):
     # --- starting a run -----------------------------------------------------------
 
     def _blocker_reason(self) -> str | None:
+        """Why Start is disabled: the engine's readiness_problem (the Build tab asks the same)."""
         if self._model_source is None:
             return "no network to train yet"
+        if self._data_error is not None:
+            return self._data_error
         try:
             model = self._model_source()
         except ValueError as exc:
             return str(exc)
-        return model_problem(model, self.controls.config().loss)
+        return readiness_problem(analyse(model.input_shape, model.layers), self.training_settings())
 
     def start(self) -> bool:
         """Start training with the current settings; False (and a message) when it cannot."""
@@ -280,16 +312,20 @@ class TrainTabWidget(QWidget):
         if reason:
             return False
         config = self.training_settings()
+        data = self._ensure_dataset()
+        if data is None:
+            return False
         model = self._model_source()
-        model.build(seed=config.seed)
-        compile_from_config(model, config)
-        data = self._load_dataset(self.controls.dataset_name())
-        count = self.controls.train_image_count()
-        shape = (-1, *model.input_shape)
-        x_train = data.x_train[:count].reshape(shape)
-        y_train = data.y_train[:count]
-        if config.loss in ("categorical_crossentropy", "mean_squared_error"):
-            y_train = np.eye(10, dtype=np.float32)[y_train]
+        count = min(self.controls.train_image_count(), len(data.y_train))
+        self._model = None  # the last run's model and buffers go before this one's are allocated
+        try:
+            # The engine's recipe: checks (memory first, before any allocation), build,
+            # compile, labels as the loss needs them, and the run with its batch count.
+            prepared = prepare_run(model, config, data, limit=count)
+        except ValueError as exc:  # MemoryLimitError included: one line saying what to reduce
+            self.controls.show_message(f"Cannot train: {exc}", "error")
+            self._post(f"Cannot train: {exc}")
+            return False
         spatial_input = tuple(model.input_shape) == (28, 28, 1)
         report = analyse(model.input_shape, model.layers)
         self._spatial = self._spatial_layers(model, report)
@@ -298,11 +334,11 @@ class TrainTabWidget(QWidget):
         self._error = None
         self._last_step = None
         self._pending_report = self._pending_snapshot = None
-        request = TrainingRequest(model, x_train, y_train, data.x_test.reshape(shape), data.y_test,
+        request = TrainingRequest(model, None, None, prepared.x_test, data.y_test,
                                   batch_size=config.batch_size, epochs=config.epochs,
                                   validation_split=config.validation_split, seed=config.seed,
-                                  probe=self.probe_picker.probe() if spatial_input else None)
-        batches = math.ceil(count * (1.0 - config.validation_split) / config.batch_size)
+                                  probe=self.probe_picker.probe() if spatial_input else None, run=prepared.run)
+        batches = prepared.steps_per_epoch
         self.curves.begin_run(config.epochs)
         self.results.clear()
         self.lower_tabs.setCurrentIndex(0)
@@ -327,6 +363,20 @@ class TrainTabWidget(QWidget):
         if data is not self._data:
             self._data = data
             self.probe_picker.set_test_images(data.x_test[..., 0], data.y_test, data.class_names)
+        return data
+
+    def _ensure_dataset(self) -> DatasetArrays | None:
+        """The chosen data set, loaded once; None (and the reason shown) when it cannot be."""
+        try:
+            data = self._load_dataset(self.controls.dataset_name())
+        except (ValueError, OSError) as exc:  # DatasetError: a missing or damaged file
+            self._data_error = f"the {self.controls.dataset.currentText()} data could not be loaded: {exc}"
+            self.controls.set_blocker(self._data_error)
+            self._post(f"Cannot train: {self._data_error}")
+            return None
+        if self._data_error is not None:
+            self._data_error = None
+            self.controls.set_blocker(self._blocker_reason())
         return data
 
     # --- slots: controls ----------------------------------------------------------
@@ -357,11 +407,26 @@ class TrainTabWidget(QWidget):
             self.curves.mark(self._last_x, f"lr {learning_rate:g}")
             self._post(f"Learning rate {learning_rate:g} from the next batch")
 
+    def _on_controls_config_edited(self, key: str) -> None:
+        """A settings widget was edited: an undoable change of the document's settings."""
+        if self._document is None:
+            self.refresh_model_source()  # the batch size moves the memory estimate
+            return
+        config = self.controls.config()
+        if config == self._document.training:  # equality guard: the widget only echoed the document
+            return
+        self._undo_stack.push(SetTrainingConfigCommand(self._document, config, key))
+
+    def _on_document_training_changed(self, config: TrainingConfig) -> None:
+        self.controls.set_config(config)
+        if self.controller.running and self.controller.worker is not None:
+            self.controller.set_learning_rate(config.learning_rate)  # the one setting a run follows
+        else:
+            self.refresh_model_source()
+
     def _on_dataset_changed(self, _index: int) -> None:
-        try:
-            self._load_dataset(self.controls.dataset_name())
-        except ValueError as exc:  # DatasetError: a missing or damaged file
-            self.controls.show_message(str(exc), "error")
+        self._data_error = None
+        self._ensure_dataset()
 
     def _on_probe_picker_probe_changed(self, image) -> None:
         if self.controller.running:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from ..engine.recipe import set_learning_rate
 from ..engine.training import EpochReport, StepReport, TrainingDiverged, train
 
 def return_freed_memory() -> None:
@@ -47,18 +48,22 @@ SNAPSHOT_INTERVAL = 0.4  # seconds between weight / feature-map snapshots
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """Everything one run needs. `model` is a fresh compiled engine model the worker owns."""
+    """Everything one run needs. `model` is a fresh compiled engine model the worker owns.
+
+    `run` is the engine's prepared run (engine.recipe.prepare_run(...).run), which the
+    window uses; without it the worker starts engine.training.train on x_train / y_train."""
 
     model: object
-    x_train: np.ndarray  # (N, 28, 28, 1) float32 in [0, 1]
-    y_train: np.ndarray  # (N,) int labels
+    x_train: np.ndarray | None  # (N, 28, 28, 1) float32 in [0, 1]
+    y_train: np.ndarray | None  # (N,) int labels
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: np.ndarray  # (N,) int labels, for the test results
     batch_size: int = 64
     epochs: int = 1
     validation_split: float = 0.0
     seed: int = 0
     probe: np.ndarray | None = None  # (28, 28) image whose feature maps are shown live
+    run: object | None = None  # an engine TrainingRun generator, already set up
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class TrainingWorker(QObject):
     snapshot_taken = Signal(object)  # TrainingSnapshot
     evaluated = Signal(object)  # TestResults, after a run that was not stopped
     errored = Signal(str)  # a message for the user (divergence, bad input, anything else)
+    learning_rate_refused = Signal(str)  # the optimizer rejected a new learning rate (the run goes on)
     paused = Signal()  # the loop is now blocked between two batches
     resumed = Signal()  # the loop runs again after a pause
     finished = Signal(bool)  # always emitted last; True when every epoch ran
@@ -121,7 +127,7 @@ class TrainingWorker(QObject):
 
     def set_learning_rate(self, learning_rate: float) -> None:
         """Takes effect at the next batch."""
-        self._pending_learning_rate = float(learning_rate)
+        self._pending_learning_rate = learning_rate  # validated by the optimizer, in the loop
 
     def set_probe(self, image: np.ndarray | None) -> None:
         self._probe = None if image is None else np.array(image, np.float32, copy=True)
@@ -134,8 +140,10 @@ class TrainingWorker(QObject):
         completed = False
         req = self._request
         try:
-            run = train(req.model, req.x_train, req.y_train, batch_size=req.batch_size, epochs=req.epochs,
-                        validation_split=req.validation_split, seed=req.seed)
+            run = req.run
+            if run is None:
+                run = train(req.model, req.x_train, req.y_train, batch_size=req.batch_size, epochs=req.epochs,
+                            validation_split=req.validation_split, seed=req.seed)
             last_progress = last_snapshot = 0.0
             try:
                 for report in run:
@@ -183,8 +191,11 @@ class TrainingWorker(QObject):
             self.resumed.emit()
         lr = self._pending_learning_rate
         if lr is not None:
-            self._request.model.optimizer.learning_rate = lr
             self._pending_learning_rate = None
+            try:  # through the optimizer's own validation: NaN, inf or <= 0 never reach it
+                set_learning_rate(self._request.model, lr)
+            except ValueError as exc:
+                self.learning_rate_refused.emit(f"Learning rate {lr!r} refused, the run keeps the old one: {exc}")
         return True
 
     def _snapshot(self, epoch: int, batch: int) -> TrainingSnapshot:
@@ -222,6 +233,7 @@ class TrainingController(QObject):
     snapshot_taken = Signal(object)
     evaluated = Signal(object)
     errored = Signal(str)
+    learning_rate_refused = Signal(str)
     paused = Signal()
     resumed = Signal()
     finished = Signal(bool)
@@ -261,6 +273,7 @@ class TrainingController(QObject):
         worker.snapshot_taken.connect(self.snapshot_taken)
         worker.evaluated.connect(self.evaluated)
         worker.errored.connect(self.errored)
+        worker.learning_rate_refused.connect(self.learning_rate_refused)
         worker.paused.connect(self.paused)
         worker.resumed.connect(self.resumed)
         worker.finished.connect(self._on_worker_finished)
@@ -293,13 +306,21 @@ class TrainingController(QObject):
 
         For scripts, tests and application exit; the window closes without blocking (see
         MainWindow.closeEvent). True when no thread is left (always, once it returns)."""
+        self.stop()
+        return self.wait_for_end(None)
+
+    def wait_for_end(self, timeout_ms: int | None) -> bool:
+        """Wait up to timeout_ms (None: for ever) for the run to end, e.g. after stop().
+
+        True when it ended: the thread is finished and cleaned up, and `finished` was
+        emitted. False when the current batch is still running (nothing destroyed)."""
         thread = self._thread
         if thread is None:
             return True
-        self.stop()
         thread.quit()  # the thread's event loop ends as soon as run() returns to it
-        thread.wait()  # run() returns after this batch; its finished signal is queued to us
-        QCoreApplication.sendPostedEvents(self)  # deliver it now: _on_worker_finished cleans up
+        if not (thread.wait() if timeout_ms is None else thread.wait(int(timeout_ms))):
+            return False
+        QCoreApplication.sendPostedEvents(self)  # the worker's queued signals, finished last
         if self._thread is thread:  # not delivered (no event loop yet): clean up here
             self._on_worker_finished(False)
         return True
@@ -312,7 +333,8 @@ class TrainingController(QObject):
         thread.quit()
         thread.wait()  # run() has returned: only the thread's event loop is left to end
         for signal in (worker.progressed, worker.epoch_finished, worker.snapshot_taken, worker.evaluated,
-                       worker.errored, worker.paused, worker.resumed, worker.finished):
+                       worker.errored, worker.learning_rate_refused, worker.paused, worker.resumed,
+                       worker.finished):
             signal.disconnect()
         # Both now live in this thread and nothing else refers to them: deleted with their
         # Python wrappers, here, not by a deleteLater that a stopped thread never runs.

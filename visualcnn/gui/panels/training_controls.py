@@ -3,11 +3,16 @@
 The panel only holds widgets and emits requests (start_requested...); the Train tab owns
 the run. While a run is active every setting but the learning rate is locked: the
 learning rate is sent to the worker and takes effect at the next batch.
+
+The settings themselves belong to the document (two-way binding, napari style): a user
+edit emits `config_edited(key)`, the Train tab turns it into an undoable command, and
+the document's change comes back through set_config(), which updates the widgets
+inside QSignalBlockers and only where the value differs, so nothing loops.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -40,6 +45,7 @@ class TrainingControlsPanel(QWidget):
     resume_requested = Signal()
     stop_requested = Signal()
     learning_rate_changed = Signal(float)
+    config_edited = Signal(str)  # the user changed this TrainingConfig field ("batch_size", ...)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -62,8 +68,8 @@ class TrainingControlsPanel(QWidget):
             self.optimizer.addItem(label, key)
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_changed)
         self.learning_rate = QDoubleSpinBox()
-        self.learning_rate.setDecimals(5)
-        self.learning_rate.setRange(0.00001, 10.0)
+        self.learning_rate.setDecimals(6)
+        self.learning_rate.setRange(0.000001, 10.0)
         self.learning_rate.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.learning_rate.setValue(0.001)
         self.learning_rate.setKeyboardTracking(False)
@@ -71,15 +77,15 @@ class TrainingControlsPanel(QWidget):
                                       "it takes effect at the next batch.")
         self.learning_rate.valueChanged.connect(self._on_learning_rate_changed)
         self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 4096)
+        self.batch_size.setRange(1, 65536)  # what a file may hold; the memory check says what fits
         self.batch_size.setValue(64)
         self.batch_size.setToolTip("Images per training step")
         self.epochs = QSpinBox()
-        self.epochs.setRange(1, 1000)
+        self.epochs.setRange(1, 10_000)
         self.epochs.setValue(1)
         self.epochs.setToolTip("Passes over the training images")
         self.validation_split = QDoubleSpinBox()
-        self.validation_split.setRange(0.0, 0.5)
+        self.validation_split.setRange(0.0, 0.9)
         self.validation_split.setSingleStep(0.05)
         self.validation_split.setDecimals(2)
         self.validation_split.setToolTip("Fraction of the training images (the last ones) held back to measure "
@@ -94,6 +100,10 @@ class TrainingControlsPanel(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Seed for the initial weights, shuffling and dropout: the same seed repeats a run")
         self._momentum, self._nesterov, self._loss = 0.0, False, "sparse_categorical_crossentropy"
+        self.batch_size.valueChanged.connect(lambda _v: self.config_edited.emit("batch_size"))
+        self.epochs.valueChanged.connect(lambda _v: self.config_edited.emit("epochs"))
+        self.validation_split.valueChanged.connect(lambda _v: self.config_edited.emit("validation_split"))
+        self.seed.valueChanged.connect(lambda _v: self.config_edited.emit("seed"))
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -156,16 +166,17 @@ class TrainingControlsPanel(QWidget):
                               nesterov=self._nesterov, seed=int(self.seed.value()))
 
     def set_config(self, config: TrainingConfig) -> None:
-        self.optimizer.blockSignals(True)
-        self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(config.optimizer)))
-        self.optimizer.blockSignals(False)
-        self.learning_rate.blockSignals(True)
-        self.learning_rate.setValue(config.learning_rate)
-        self.learning_rate.blockSignals(False)
-        self.batch_size.setValue(config.batch_size)
-        self.epochs.setValue(config.epochs)
-        self.validation_split.setValue(config.validation_split)
-        self.seed.setValue(config.seed)
+        """Show these settings; emits nothing (the document is where they came from)."""
+        index = max(0, self.optimizer.findData(config.optimizer))
+        if self.optimizer.currentIndex() != index:
+            with QSignalBlocker(self.optimizer):
+                self.optimizer.setCurrentIndex(index)
+        for spin, value in ((self.learning_rate, config.learning_rate), (self.batch_size, config.batch_size),
+                            (self.epochs, config.epochs), (self.validation_split, config.validation_split),
+                            (self.seed, config.seed)):
+            if spin.value() != value:
+                with QSignalBlocker(spin):
+                    spin.setValue(value)
         self._momentum, self._nesterov, self._loss = config.momentum, config.nesterov, config.loss
 
     def dataset_name(self) -> str:
@@ -241,8 +252,12 @@ class TrainingControlsPanel(QWidget):
             self.pause_requested.emit()
 
     def _on_optimizer_changed(self, _index: int) -> None:
-        # Keras's default for the new optimizer (SGD learns far slower at Adam's 0.001).
-        self.learning_rate.setValue(DEFAULT_LEARNING_RATES[self.optimizer.currentData()])
+        # Keras's default for the new optimizer (SGD learns far slower at Adam's 0.001);
+        # one edit of the settings, not two.
+        with QSignalBlocker(self.learning_rate):
+            self.learning_rate.setValue(DEFAULT_LEARNING_RATES[self.optimizer.currentData()])
+        self.config_edited.emit("optimizer")
 
     def _on_learning_rate_changed(self, value: float) -> None:
         self.learning_rate_changed.emit(float(value))
+        self.config_edited.emit("learning_rate")
