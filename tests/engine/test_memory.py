@@ -76,6 +76,9 @@ def test_huge_models_are_refused_with_the_numbers_and_what_to_reduce(four_gib, m
 def test_build_fit_predict_refuse_before_allocating(four_gib, model):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x, y = np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int64)
+    warm = Sequential([L.Input(shape=(28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")])
+    warm.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    warm.fit(x, y, verbose=0)  # the engine's imports are not what is measured
     tracemalloc.start()
     try:
         started = time.perf_counter()
@@ -86,7 +89,7 @@ def test_build_fit_predict_refuse_before_allocating(four_gib, model):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 50 * 1024 ** 2, f"allocated {format_bytes(peak)} before refusing"
+    assert peak < 20 * 1024 ** 2, f"allocated {format_bytes(peak)} before refusing"
     assert not model.built
     assert elapsed < 30  # generous: what matters is that nothing was allocated
 
