@@ -173,7 +173,8 @@ def test_the_margin_is_explained_when_it_decides():
     est = estimate_memory(seed_cnn().analyse(), 64)
     problem = memory_problem(est, available=int(est.training_peak_bytes * 1.05))
     assert problem is not None and "can spare" in problem and "available" in problem
-    assert memory_problem(est, available=est.training_peak_bytes // 2, already_allocated=est.training_peak_bytes) is None
+    held = est.training_peak_bytes  # a built model's own arrays are not free memory, but are its to use
+    assert memory_problem(est, available=est.training_peak_bytes // 2, already_allocated=held) is None
 
 
 def test_evaluate_activations_and_saliency_check_their_batch(monkeypatch):

@@ -141,7 +141,8 @@ def run(args) -> int:
             progress.write("\n")
         if args.save:
             model.save(args.save)
-            kept, saved = "the weights of the last good step are kept", f"the last good weights were saved to {args.save}"
+            kept = "the weights of the last good step are kept"
+            saved = f"the last good weights were saved to {args.save}"
             message = str(diverged)
             raise TrainingDiverged(message.replace(kept, saved) if kept in message else f"{message} ({saved})")
         raise diverged

@@ -169,7 +169,8 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     n = len(x_train)
-    check_ready(model.analyse(), config, examples=split_index(n, config.validation_split) if config.validation_split else n)
+    examples = split_index(n, config.validation_split) if config.validation_split else n
+    check_ready(model.analyse(), config, examples=examples)
     x = scale_images(x_train, model.input_shape)
     y = prepare_labels(y_train, config.loss)
     model.build(seed=config.seed)
@@ -191,5 +192,6 @@ def set_learning_rate(model, value) -> None:
     model.optimizer.learning_rate = value
 
 
-__all__ = ["readiness_problem", "check_ready", "shape_problem", "settings_problem", "classifier_problem", "prepare_run", "PreparedRun", "set_learning_rate",
+__all__ = ["readiness_problem", "check_ready", "shape_problem", "settings_problem", "classifier_problem",
+           "prepare_run", "PreparedRun", "set_learning_rate",
            "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]
