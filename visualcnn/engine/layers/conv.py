@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..shapes import Field, conv_output_length, conv_transpose_output_length, format_hw, format_shape
 from .arguments import Arg, ConfigError
+from . import relu_handoff
 from .base import Inference, Layer, WeightSpec, inference_serial, kernels, spatial_window, weight_line
 
 KERNEL = Arg("kernel_size", "pair", minimum=1, doc="height and width of each filter")
@@ -72,6 +73,16 @@ class _ConvBase(Layer):
 
     def _out(self, ctx, name, n):
         return ctx.buf(name, (n, *self.built_output_shape[1:]))
+
+    def _activate(self, z, ctx):
+        y = super()._activate(z, ctx)
+        if self._fused_relu:
+            relu_handoff.mark_relu_output(y)  # a MaxPooling2D after it may apply relu' for us
+        return y
+
+    def _activation_backward(self, dy, ctx, skip):
+        skip = skip or (self._fused_relu and relu_handoff.relu_already_applied(dy))
+        return super()._activation_backward(dy, ctx, skip)
 
     def _settings(self) -> list[str]:
         c = self.config

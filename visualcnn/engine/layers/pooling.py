@@ -6,6 +6,7 @@ from ..shapes import format_hw, format_shape, pool_output_length
 from .arguments import Arg
 import numpy as np
 
+from . import relu_handoff
 from .base import Inference, Layer, kernels, spatial_window
 
 PADDING = Arg("padding", "padding", "valid", doc="'valid': windows inside the image; 'same': keeps ceil(size/stride)")
@@ -76,13 +77,18 @@ class MaxPooling2D(_Pooling2D):
         fwd = k.maxpool2d_forward_serial if (not training and k.parallel.use_serial()) else k.maxpool2d_forward
         fwd(x, y, argmax, *self._geom)
         ctx.saved["x_shape"], ctx.saved["argmax"] = x.shape, argmax
+        # input from a conv's fused relu: backward applies relu' (layers/relu_handoff.py)
+        ctx.saved["relu_y"] = y if relu_handoff.is_relu_output(x) else None
         return y
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
         if not need_dx:
             return None
         dx = ctx.buf("dx", ctx.saved["x_shape"])
-        kernels().maxpool2d_backward(dy, ctx.saved["argmax"], dx)
+        relu_y = ctx.saved["relu_y"]
+        kernels().maxpool2d_backward(dy, ctx.saved["argmax"], dx, relu_out=relu_y)
+        if relu_y is not None:
+            relu_handoff.mark_relu_applied(dx)
         return dx
 
 
