@@ -111,6 +111,12 @@ def _folded_relu(before, layer) -> bool:
             and bool(getattr(layer, "is_relu", False)))
 
 
+def _relu_handed_off(layer, following) -> bool:
+    """A conv with a fused relu followed by MaxPooling2D skips its relu backward pass."""
+    return (following is not None and getattr(layer, "family", "") == "convolution"
+            and layer.config.get("activation") == "relu" and following.class_name == "MaxPooling2D")
+
+
 def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
                     threads: int | None = None) -> MemoryEstimate:
     """Price every layer of a PipelineReport at batch_size (rows with an error count 0)."""
@@ -121,7 +127,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     rows = []
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
     previous = None
-    for row in report.rows:
+    for i, row in enumerate(report.rows):
         inference = row.inference
         layer, before, previous = row.layer, previous, row.layer
         if inference is None:
@@ -136,6 +142,9 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         else:
             train_values = layer.buffer_values(in_shape, out_shape, True)
             infer_values = layer.buffer_values(in_shape, out_shape, False)
+            following = report.rows[i + 1].layer if i + 1 < len(report.rows) else None
+            if _relu_handed_off(layer, following):
+                train_values -= out_values  # no dz: the pool applies relu' (layers/relu_handoff.py)
         ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
         layer_training = (w_values + t_values * (2 + slots) + train_values * batch_size + ws_values) * FLOAT
         rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
