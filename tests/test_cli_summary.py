@@ -190,7 +190,7 @@ def test_every_command_resolves_a_preset_name(tmp_path, monkeypatch, argv, attri
 
 def test_unknown_bare_name_lists_the_presets(tmp_path):
     line = one_error_line(run("summary", "no_such_model"))
-    assert "no bundled preset" in line and "seed_cnn" in line
+    assert "no such model file or preset" in line and "seed_cnn" in line
 
 
 # --- no display: one line and how to fix it, never Qt's abort --------------------------------

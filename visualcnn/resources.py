@@ -141,4 +141,4 @@ def resolve_model_path(argument: str | os.PathLike) -> Path:
         names = ", ".join(preset_names())
     except FileNotFoundError:
         return path
-    raise FileNotFoundError(f"{text}: no such file, and no bundled preset has that name (presets: {names})")
+    raise FileNotFoundError(f"{text}: no such model file or preset (presets: {names})")

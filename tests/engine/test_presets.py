@@ -77,5 +77,5 @@ def test_command_line_names_resolve_to_presets_only_when_no_file_is_meant(tmp_pa
     (tmp_path / "seed_cnn").write_text("{}")  # a file of that name in the current folder wins
     assert resolve_model_path("seed_cnn").resolve() == tmp_path / "seed_cnn"
     assert resolve_model_path("sub/none.json").as_posix() == "sub/none.json"  # a path: the reader says "no such file"
-    with pytest.raises(FileNotFoundError, match="no bundled preset"):
+    with pytest.raises(FileNotFoundError, match="no such model file or preset"):
         resolve_model_path("no_such_thing")
