@@ -567,13 +567,13 @@ class Sequential:
         come from two shared arenas (see _forward_streaming). Separate from the
         inference contexts, whose per-layer buffers activations() and
         input_gradients() need."""
-        from .kernels import Workspace
-        from .layers.base import Context
-
         if self._in_training_thread():
             return self._train_ctxs, None
         ctxs = getattr(self._local, "stream_ctxs", None)
         if ctxs is None or len(ctxs) != len(self.layers):
+            from .kernels import Workspace
+            from .layers.base import Context
+
             ctxs = [Context() for _ in self.layers]
             self._local.stream_ctxs = ctxs
             self._local.arenas = (Workspace(), Workspace())
