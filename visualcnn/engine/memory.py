@@ -68,11 +68,18 @@ class MemoryEstimate:
         return sum(layer.activation_bytes for layer in self.layers)
 
     def biggest(self, training: bool = True) -> LayerMemory | None:
-        """The layer that costs the most (what to shrink first)."""
+        """The layer to shrink first: the one whose own weights and output cost the most.
+
+        Its output, not its buffers: a MaxPooling2D after a wide conv holds the conv-sized
+        input gradient, but the conv's output is what a student can make smaller.
+        Training keeps each output about three times (the value, its gradient, the next
+        layer's copy) and each weight 2 + slots times (gradient, undo copy, optimizer)."""
         if not self.layers:
             return None
-        key = (lambda m: m.training_bytes) if training else (lambda m: m.weight_bytes + m.activation_bytes)
-        return max(self.layers, key=key)
+        if training:
+            slots = optimizer_slots(self.optimizer)
+            return max(self.layers, key=lambda m: m.weight_bytes * (2 + slots) + 3 * m.activation_bytes)
+        return max(self.layers, key=lambda m: m.weight_bytes + m.activation_bytes)
 
 
 def _threads() -> int:
@@ -96,13 +103,15 @@ def _knob(layer) -> str | None:
     return None
 
 
-def _reduce(name: str, layer, input_shape) -> str | None:
-    """What to shrink to make this layer smaller, in the words a student acts on."""
+def _reduce(name: str, layer, input_shape, producer: str | None) -> str | None:
+    """What to shrink to make this layer smaller, in the words a student acts on.
+    producer: the same for the last layer before it that sets the size (its filters or
+    units), which is what makes a pooling, Flatten or Dropout layer big."""
     knob = _knob(layer)
     if knob == "units" and input_shape is not None and input_shape[-1] > layer.config["units"]:
         # Dense(10) after a huge Flatten: its units are not the problem, its input is.
         return f"the size of {name}'s input (fewer filters, or pooling before Flatten)"
-    return f"{name}'s {knob}" if knob else None
+    return f"{name}'s {knob}" if knob else producer
 
 
 def _folded_relu(before, layer) -> bool:
@@ -126,7 +135,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     slots = optimizer_slots(optimizer, momentum)
     rows = []
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
-    previous = None
+    previous = producer = None
     for i, row in enumerate(report.rows):
         inference = row.inference
         layer, before, previous = row.layer, previous, row.layer
@@ -148,7 +157,10 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
         layer_training = (w_values + t_values * (2 + slots) + train_values * batch_size + ws_values) * FLOAT
         rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
-                                ws_values * FLOAT, layer.class_name, _knob(layer), _reduce(row.name, layer, in_shape)))
+                                ws_values * FLOAT, layer.class_name, _knob(layer),
+                                _reduce(row.name, layer, in_shape, producer)))
+        if _knob(layer):
+            producer = f"{row.name}'s {_knob(layer)}"
         weights += w_values
         trainable += t_values
         train_buffers += train_values
