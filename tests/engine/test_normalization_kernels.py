@@ -168,3 +168,24 @@ def test_non_last_axis_uses_the_general_path():
     g = bn.weight("gamma").reshape(1, 3, 1, 1)
     b = bn.weight("beta").reshape(1, 3, 1, 1)
     np.testing.assert_allclose(y, (x64 - mean) / np.sqrt(var + 1e-3) * g + b, rtol=1e-4, atol=1e-4)
+
+
+def test_non_last_axis_with_folded_relu_backward():
+    bn = _layer((3, 4, 5), axis=1)
+    rng = np.random.default_rng(9)
+    x = rng.normal(0.5, 1.0, (6, 3, 4, 5)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    ctx = Context()
+    ctx.fuse_relu = True
+    y = bn.forward(x, ctx, training=True)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean((0, 2, 3), keepdims=True), x64.var((0, 2, 3), keepdims=True)
+    g = bn.weight("gamma").reshape(1, 3, 1, 1).astype(np.float64)
+    ref = (x64 - mean) / np.sqrt(var + 1e-3) * g + bn.weight("beta").reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
+    dy_eff = dy * (ref > 0)
+    inv = 1 / np.sqrt(var + 1e-3)
+    xhat = (x64 - mean) * inv
+    dxhat = dy_eff * g
+    dx_ref = inv * (dxhat - dxhat.mean((0, 2, 3), keepdims=True) - xhat * (dxhat * xhat).mean((0, 2, 3), keepdims=True))
+    np.testing.assert_allclose(bn.backward(dy, ctx), dx_ref, rtol=1e-3, atol=1e-4)
