@@ -146,3 +146,83 @@ def test_preset_names_resolve(tmp_path):
     assert bench_cmd.resolve_model_path(str(own)) == own
     model = bench_cmd.load_benchmark_model("seed_cnn")
     assert model.optimizer is not None and model.optimizer.name == "adam"
+
+
+# --- share of the machine's peak, PyTorch comparison ----------------------------------------
+
+def test_model_flops_counted_by_hand():
+    model = Sequential([layers.Input(shape=(10, 10, 2)), layers.Conv2D(3, 3), layers.Flatten(),
+                        layers.Dense(4)])
+    fwd, step = benchmark.model_flops(model, batch_size=5)
+    conv = 5 * 8 * 8 * (3 * 3 * 2 * 3)  # multiply-adds: images x output pixels x kernel size
+    dense = 5 * (8 * 8 * 3) * 4
+    assert fwd == 2 * (conv + dense)
+    # backward: weight gradients of both, input gradient of the Dense only (first layer's is skipped)
+    assert step == 2 * (conv + dense) + 2 * (conv + dense) + 2 * dense
+
+
+def test_model_flops_of_transposed_and_separable_convs():
+    model = Sequential([layers.Input(shape=(6, 6, 4)), layers.SeparableConv2D(5, 3, depth_multiplier=2),
+                        layers.Conv2DTranspose(2, 3, strides=2)])
+    fwd, _ = benchmark.model_flops(model, batch_size=1)
+    separable = 4 * 4 * (3 * 3 * 4 * 2 + 1 * 1 * 8 * 5)  # depthwise + pointwise at each output pixel
+    transposed = 4 * 4 * (3 * 3 * 2 * 5)  # at each *input* pixel
+    assert fwd == 2 * (separable + transposed)
+
+
+def test_sgemm_peak_is_measured_once_per_process():
+    first = benchmark.measure_sgemm_peak(threads=2, n=128, calls=1, repeats=1)
+    assert finite_positive(first["single"]) and finite_positive(first["all"])
+    assert first["threads"] == 2 and first["n"] == 128
+    assert benchmark.measure_sgemm_peak(threads=2, n=128, calls=1, repeats=1) is first
+
+
+def test_benchmark_reports_the_share_of_the_peak():
+    result = benchmark.benchmark(small_cnn(), threads=1, **TINY)
+    _, step_flops = benchmark.model_flops(small_cnn(), TINY["batch_size"])
+    assert result.train_flops_per_step == step_flops
+    assert result.train_gflops == pytest.approx(step_flops * result.train_images_per_second / 4 / 1e9)
+    # one thread: the share is against the single-thread peak
+    assert result.peak_gflops == result.peak_single_gflops
+    assert result.peak_share == pytest.approx(result.train_gflops / result.peak_single_gflops)
+    assert benchmark.benchmark(small_cnn(), threads=1, peak=False, **TINY).peak_share is None
+
+
+def test_cli_json_has_the_peak_share(capsys):
+    assert main(["bench", "seed_cnn", "--batch-size", "4", "--steps", "2", "--threads", "1",
+                 "--predict-batch-size", "8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("train_gflops", "peak_gflops", "peak_single_gflops", "peak_all_gflops", "peak_share"):
+        assert finite_positive(result[key]), key
+    assert result["peak_share"] == pytest.approx(result["train_gflops"] / result["peak_gflops"])
+    assert "torch" not in result
+
+
+def test_cli_text_report_names_the_peak(capsys):
+    assert main(["bench", "seed_cnn", "--batch-size", "4", "--steps", "2", "--threads", "1",
+                 "--predict-batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "of this machine's float32 matrix-multiply peak" in out and "GFLOP/s" in out
+
+
+def test_compare_torch_without_torch_says_what_to_do(capsys, monkeypatch):
+    from visualcnn.commands import bench_torch
+
+    monkeypatch.setattr(bench_torch, "torch_available", lambda: False)
+    assert main(["bench", "seed_cnn", "--compare-torch"]) == 2
+    err = capsys.readouterr().err
+    assert "PyTorch is not installed" in err and "--compare-torch" in err
+
+
+def test_predict_memory_only(capsys):
+    assert main(["bench", "seed_cnn", "--predict-memory-only", "--predict-batch-size", "16"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["predict_peak_rss_mb"] >= result["rss_before_predict_mb"] > 0
+
+
+def test_torch_ratios_direction():
+    ours = {"train_images_per_second": 200.0, "predict_images_per_second": 50.0, "predict_latency_ms": 0.5}
+    theirs = {"train_images_per_second": 100.0, "predict_images_per_second": 100.0, "predict_latency_ms": 1.0}
+    assert bench_cmd.torch_ratios(ours, theirs) == {"train_images_per_second": 2.0,
+                                                     "predict_images_per_second": 0.5,
+                                                     "predict_latency_ms": 2.0}

@@ -9,8 +9,13 @@ the builder window never touches its weights, optimizer state or training thread
 * ``benchmark(model)``: the full report of ``visualcnn bench``: training images/s (the
   same code path as ``fit``: ``training.train``'s generator, i.e. forward, loss,
   backward, optimizer update and the per-batch copy), batch-1000 prediction images/s,
-  single-image predict latency, an MNIST epoch extrapolated, peak RSS and the per-layer
-  table.
+  single-image predict latency, an MNIST epoch extrapolated, peak RSS, the per-layer
+  table, and the share of this machine's peak the training step reaches;
+* ``measure_sgemm_peak()``: the machine's float32 matrix-multiply peak, single-thread and
+  with every thread (measured once per process);
+* ``model_flops(model, batch_size)``: multiply-add FLOPs of a forward pass and of a
+  training step (the convolutions and Dense layers; elementwise work is not counted, as
+  is usual for "model FLOPs").
 
 JIT compilation is excluded: every phase runs warm-up steps before it is timed. The
 inputs are random images in [0, 1) and random labels (speed does not depend on them).
@@ -27,7 +32,7 @@ import numpy as np
 
 __all__ = ["LayerCost", "BenchmarkResult", "clone_for_benchmark", "layer_costs", "benchmark",
            "measure_training", "measure_predict", "measure_latency", "peak_rss_mb",
-           "MNIST_TRAIN_IMAGES"]
+           "measure_sgemm_peak", "model_flops", "predict_memory", "MNIST_TRAIN_IMAGES"]
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -64,6 +69,12 @@ class BenchmarkResult:
     step_other_ms: float = 0.0
     threading_layer: str = ""
     epoch_seconds_measured: float | None = None
+    train_flops_per_step: float = 0.0  # multiply-adds x 2 of forward + backward (model_flops)
+    train_gflops: float = 0.0  # train_flops_per_step / median step time
+    peak_gflops: float | None = None  # sgemm peak with this run's thread count
+    peak_single_gflops: float | None = None
+    peak_all_gflops: float | None = None
+    peak_share: float | None = None  # train_gflops / peak_gflops
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -76,6 +87,109 @@ def peak_rss_mb() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes
     return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
+
+
+# --- machine peak and model FLOPs --------------------------------------------------------
+
+_PEAK_CACHE: dict = {}
+
+
+def _blas_threads(n: int) -> None:
+    from .training import limit_blas_threads
+
+    limit_blas_threads(n)
+
+
+def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4, repeats: int = 3) -> dict:
+    """This machine's float32 GEMM peak in GFLOP/s: {"single": one thread, "all": ``threads``
+    threads at once, "threads", "n"}. Measured once per process (cached).
+
+    "all" runs ``threads`` Python threads, each multiplying its own n x n matrices with
+    single-threaded BLAS (numpy releases the GIL): the way the engine itself uses the
+    cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept.
+    """
+    import os
+    import threading
+
+    if threads is None:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            threads = os.cpu_count() or 1
+    key = (threads, n, calls)
+    if key in _PEAK_CACHE:
+        return _PEAK_CACHE[key]
+    _blas_threads(1)
+    rng = np.random.default_rng(0)
+    mats = [(rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32),
+             np.empty((n, n), np.float32)) for _ in range(threads)]
+    flops = 2.0 * n ** 3 * calls
+
+    def work(i):
+        a, b, c = mats[i]
+        for _ in range(calls):
+            np.matmul(a, b, out=c)
+
+    def timed(count):
+        best = float("inf")
+        for _ in range(repeats):
+            workers = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+            t0 = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            best = min(best, time.perf_counter() - t0)
+        return flops * count / best / 1e9
+
+    work(0)  # page in, warm the caches
+    result = {"single": timed(1), "all": timed(threads) if threads > 1 else None, "threads": threads, "n": n}
+    if result["all"] is None:
+        result["all"] = result["single"]
+    _PEAK_CACHE[key] = result
+    return result
+
+
+def model_flops(model, batch_size: int) -> tuple[float, float]:
+    """(forward FLOPs, training-step FLOPs) for ``batch_size`` images: 2 x multiply-adds.
+
+    Every weight called ``kernel`` / ``depthwise_kernel`` / ``pointwise_kernel`` costs
+    prod(its shape) multiply-adds per position it is applied at: each output pixel for
+    Conv2D / DepthwiseConv2D / SeparableConv2D, each input pixel for Conv2DTranspose,
+    once for Dense. A training step is forward + weight gradient + input gradient (the
+    first layer's input gradient is skipped, as the engine does).
+    """
+    report = model.checked_report()
+    forward = backward = 0.0
+    first = True
+    for row in report.rows:
+        specs = row.inference.weights if row.inference is not None else ()
+        kernels = [s for s in specs if s.name in ("kernel", "depthwise_kernel", "pointwise_kernel")]
+        if not kernels:
+            continue
+        if row.layer.class_name == "Conv2DTranspose":
+            positions = int(np.prod(row.input_shape[1:-1]))
+        elif len(row.inference.output_shape) == 4:
+            positions = int(np.prod(row.inference.output_shape[1:-1]))
+        else:
+            positions = int(np.prod(row.inference.output_shape[1:-1])) if len(row.inference.output_shape) > 2 else 1
+        macs = batch_size * positions * sum(float(np.prod(s.shape)) for s in kernels)
+        forward += 2.0 * macs
+        backward += 2.0 * macs * (1 if first else 2)
+        first = False
+    return forward, forward + backward
+
+
+def predict_memory(model, batch_size: int = 1000) -> dict:
+    """Peak RSS (MiB) of predicting one batch of ``batch_size`` on ``model`` (built if
+    needed). Meaningful in a fresh process that does nothing else first: ru_maxrss is a
+    high-water mark."""
+    if not model.built:
+        model.build()
+    x, _ = _synthetic(model, batch_size, seed=1)
+    before = peak_rss_mb()
+    model.predict(x, batch_size=batch_size)
+    return {"predict_peak_rss_mb": peak_rss_mb(), "rss_before_predict_mb": before}
 
 
 def _compile_like(copy, model) -> None:
@@ -247,7 +361,7 @@ def _check_positive(value, what):
 
 def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None = None,
               predict_batch_size: int = 1000, latency_repeats: int = 200, layer_steps: int | None = None,
-              full_epoch: bool = False, name: str | None = None) -> BenchmarkResult:
+              full_epoch: bool = False, name: str | None = None, peak: bool = True) -> BenchmarkResult:
     """The `visualcnn bench` report for ``model`` (measured on a copy).
 
     steps: timed training steps (after 3 warm-up steps). full_epoch: also train one real
@@ -269,13 +383,22 @@ def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None 
     predict_ips = measure_predict(m, predict_batch_size)
     latency = measure_latency(m, latency_repeats)
     epoch_measured = _full_epoch(m, batch_size) if full_epoch else None
+    used_threads = parallel.get_num_threads()
+    _, step_flops = model_flops(m, batch_size)
+    # GFLOP/s from the throughput (total time over all timed steps), not the best step
+    train_gflops = step_flops * train_ips / batch_size / 1e9
+    peaks = measure_sgemm_peak(max(used_threads, 1)) if peak else None
+    peak_here = None if peaks is None else (peaks["all"] if used_threads > 1 else peaks["single"])
     return BenchmarkResult(
-        model=name or model.name, batch_size=batch_size, threads=parallel.get_num_threads(), steps=steps,
+        model=name or model.name, batch_size=batch_size, threads=used_threads, steps=steps,
         train_images_per_second=train_ips, train_step_ms=step_ms,
         predict_images_per_second=predict_ips, predict_batch_size=predict_batch_size,
         predict_latency_ms=latency, epoch_seconds_estimated=MNIST_TRAIN_IMAGES / train_ips,
         peak_rss_mb=rss, layers=costs, step_other_ms=other, threading_layer=parallel.THREADING_LAYER,
-        epoch_seconds_measured=epoch_measured)
+        epoch_seconds_measured=epoch_measured, train_flops_per_step=step_flops, train_gflops=train_gflops,
+        peak_gflops=peak_here, peak_single_gflops=None if peaks is None else peaks["single"],
+        peak_all_gflops=None if peaks is None else peaks["all"],
+        peak_share=None if not peak_here else train_gflops / peak_here)
 
 
 def _full_epoch(model, batch_size: int) -> float:
