@@ -355,10 +355,12 @@ class PipelineDocument(QObject):
             data["description"] = self.description
         data["input_shape"] = list(self._input_shape)
         layers = []
-        for entry in self._entries:
+        for entry, built in zip(self._entries, self._layers):
             config = entry.config
             try:
-                layer = layer_from_config(entry.class_name, dict(config))
+                # Every block is saved with the name it shows (batch_normalization, conv2d_1), as
+                # model_to_dict does, so the file names the same layers as its weights.
+                layer = layer_from_config(entry.class_name, {**config, "name": config.get("name") or built.name})
                 config = layer.get_config(compact=True)
             except (ConfigError, TypeError):
                 config = copy.deepcopy(config)
