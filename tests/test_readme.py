@@ -75,7 +75,7 @@ def test_readme_apt_list_covers_every_library_of_qts_xcb_plugin():
     packages = set(readme_apt_packages())
     unknown = sorted(n for n in names if n not in PACKAGES and not BASE_LIBRARIES.match(n)
                      and not n.startswith(("libQt6", "/")))
-    assert unknown == [], f"new libraries Qt needs: add their Debian packages to PACKAGES, README and .ci/run: {unknown}"
+    assert unknown == [], f"new libraries Qt needs: add their packages to PACKAGES, README and .ci/run: {unknown}"
     needed = sorted({PACKAGES[n] for n in names if n in PACKAGES and not BASE_LIBRARIES.match(n)})
     assert set(needed) <= packages, f"missing from the README's apt list: {sorted(set(needed) - packages)}"
 

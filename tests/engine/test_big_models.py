@@ -72,7 +72,8 @@ def test_names_stay_unique_after_the_list_changes_elsewhere():
 
 def test_a_40000_layer_file_loads_and_summarises():
     entries = [{"class_name": "Dense", "config": {"units": 2}} for _ in range(40_000)]
-    text = json.dumps({"format": "visualcnn.model", "version": 1, "name": "deep", "input_shape": [4], "layers": entries})
+    text = json.dumps({"format": "visualcnn.model", "version": 1, "name": "deep", "input_shape": [4],
+                       "layers": entries})
     model = read_model_file(text).model
     report = model.checked_report()
     assert len(report.rows) == 40_000 and model.layers[-1].name == "dense_39999"

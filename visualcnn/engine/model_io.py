@@ -123,7 +123,8 @@ def read_file_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise ConfigError(f"{path}: is a folder, not a model file")
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device); give the path of a model file")
+            raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device); "
+                              "give the path of a model file")
         if st.st_size > limit:
             raise ConfigError(f"{path}: file is too large for a model file ({st.st_size:,} bytes, "
                               f"the limit is {limit:,})")
