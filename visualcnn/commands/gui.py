@@ -62,7 +62,12 @@ def run(args) -> int:
     from ..gui.main_window import MainWindow
 
     app = create_application()
+    # Before the window is built: a Ctrl-C while it loads must not become a traceback
+    # printed from inside some slot (PySide reports exceptions raised in slots and carries on).
+    holder: list = []
+    interrupted = _close_on_ctrl_c(app, holder)
     window = MainWindow()
+    holder.append(window)
     if args.file:
         window.open_file(args.file, confirm=False)
     else:
@@ -70,7 +75,6 @@ def run(args) -> int:
         if presets and not window.recent_files():
             window.load_preset(presets[0])  # a first start shows a working network, not a blank page
     window.show()
-    interrupted = _close_on_ctrl_c(app, window)
     if args.quit_after is not None:
         from PySide6.QtCore import QTimer
 
@@ -96,16 +100,17 @@ def _check_display() -> None:
         raise ValueError(problem)
 
 
-def _close_on_ctrl_c(app, window) -> list:
-    """Ctrl-C in the terminal closes the window as its close button would (asking about unsaved
-    work); a second Ctrl-C ends the program at once. Without this, Python only sees the signal
-    when some slot next runs, and prints a KeyboardInterrupt traceback from inside it."""
+def _close_on_ctrl_c(app, holder: list) -> list:
+    """Ctrl-C in the terminal closes the window (holder[0]) as its close button would (asking
+    about unsaved work); a second Ctrl-C ends the program at once. Without this, Python only
+    sees the signal when some slot next runs, and prints a KeyboardInterrupt traceback from it.
+    The close runs from the event loop, so an early Ctrl-C closes the window once it is shown."""
     from PySide6.QtCore import QTimer
 
     interrupted: list = []
 
     def close_window() -> None:
-        if window.close():
+        if not holder or holder[0].close():
             interrupted.append(True)
             app.quit()
         else:  # the user chose Cancel in the unsaved-work prompt: keep going, Ctrl-C works again
@@ -113,7 +118,7 @@ def _close_on_ctrl_c(app, window) -> list:
 
     def on_sigint(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C while a prompt is open ends it all
-        QTimer.singleShot(0, close_window)
+        QTimer.singleShot(0, app, close_window)
 
     signal.signal(signal.SIGINT, on_sigint)
     # Qt's event loop runs in C++; this tick lets Python run its signal handlers promptly.
