@@ -288,3 +288,14 @@ def test_ctrl_c_closes_the_window_with_one_line(tmp_path):
 def test_usage_mistakes_are_one_line(args):
     line = one_error_line(run(*args))
     assert "--help" in line or "empty" in line
+
+
+def test_table_survives_an_output_encoding_without_box_characters():
+    import os
+
+    # Windows redirects stdout to files in cp1252; some Linux locales are Latin-1.
+    env = {**os.environ, "COLUMNS": "80", "PYTHONIOENCODING": "latin-1"}
+    result = subprocess.run([sys.executable, "-m", "visualcnn", "summary", "seed_cnn"], capture_output=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode("utf-8") == SEED_TABLE

@@ -24,8 +24,24 @@ def run(args) -> int:
         raise ValueError(f"--line-length must be between {MIN_LINE_LENGTH} and {MAX_LINE_LENGTH} columns, "
                          f"received {args.line_length}")
     model = load_model_file(args.file).model
+    _utf8_stdout_if_needed()
     if args.json:
         print(json.dumps(summarize(model)))
     else:
         print(render_summary(model.name, model.checked_report(), args.line_length))
     return 0
+
+
+def _utf8_stdout_if_needed() -> None:
+    """The table's box lines (and layer names) need Unicode; a redirect to a file on Windows (cp1252)
+    or a Latin-1 locale cannot encode them and would fail mid-table: write UTF-8 there instead."""
+    import sys
+
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "┏━┃│└─╇┼".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        try:
+            sys.stdout.reconfigure(encoding="utf-8")
+        except (AttributeError, ValueError):
+            pass
