@@ -63,10 +63,11 @@ def kwargs(case, pads):
     return dict(strides=(sh, sw), dilation=(dh, dw), pad=(pads[0], pads[2]))
 
 
-@pytest.fixture
-def one_image_chunks(monkeypatch):
-    """Every parallel sgemm chunk holds one image: many chunks, every worker busy."""
-    monkeypatch.setattr(im2col_gemm, "GEMM_ROWS", 1)
+@pytest.fixture(params=[1, 37])
+def one_image_chunks(monkeypatch, request):
+    """Small parallel sgemm chunks: one output row each (many chunks, every worker busy),
+    or a few rows that cross image boundaries (37 pixels: 3 rows of 11 ...)."""
+    monkeypatch.setattr(im2col_gemm, "GEMM_ROWS", request.param)
 
 
 needs_blas = pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS cblas_sgemm not found")
@@ -184,6 +185,13 @@ def test_few_channel_weight_gradient_kernels(case):
         gk = np.full_like(w, np.nan)
         K.conv2d_backward_kernel(x, dy, gk, None, ws=ws, **kwargs(case, pads))
         np.testing.assert_allclose(gk, ex_dw, err_msg=f"driver no bias ws={ws}", **t)
+
+
+def test_chunks_are_whole_output_rows_or_whole_images():
+    assert im2col_gemm.rows_per_chunk(11, 11, 32) == 512 // 11
+    assert im2col_gemm.rows_per_chunk(28, 28, 32) == 18
+    assert im2col_gemm.rows_per_chunk(11, 11, 3) == 11 * 4   # C < 4: whole images
+    assert im2col_gemm.rows_per_chunk(30, 600, 8) == 1       # a row wider than GEMM_ROWS
 
 
 def test_blas_binding_multiplies_like_numpy():

@@ -17,12 +17,15 @@ from visualcnn.engine.kernels._common import FAST, twins
 __all__ = ["reduce_partials", "bias_act_rows", "bias_act_rows_serial", "bias_grad", "relu_backward"]
 
 
+def resolve(serial):
+    """serial=None means ``parallel.use_serial()`` (inference from a second thread while
+    training runs, or the workqueue layer); True / False are kept."""
+    return _par.use_serial() if serial is None else bool(serial)
+
+
 def pick(pair, serial):
-    """The serial or the parallel twin of a ``twins`` pair; serial=None asks
-    ``parallel.use_serial()`` (inference from a second thread, workqueue layer)."""
-    if serial is None:
-        serial = _par.use_serial()
-    return pair[1] if serial else pair[0]
+    """The serial or the parallel twin of a ``twins`` pair (serial as in ``resolve``)."""
+    return pair[1] if resolve(serial) else pair[0]
 
 
 def scratch_slots():

@@ -2,8 +2,9 @@
 (KH*KW*C) multiply-adds per output, and for every other shape no specialised kernel takes.
 
 Strategy (``SGEMM_REGION``, used when numpy's OpenBLAS exports ``cblas_sgemm``): ONE numba
-parallel region per op; each worker takes chunks of ``GEMM_ROWS // (OH*OW)`` images,
-unfolds a chunk (im2col) into its own cache-resident scratch, calls single-threaded sgemm
+parallel region per op; each worker takes chunks of about ``GEMM_ROWS`` output pixels
+(whole output rows; ``rows_per_chunk``), unfolds a chunk (im2col) into its own
+cache-resident scratch, calls single-threaded sgemm
 on it (``kernels.blas``), and finishes the chunk (bias + relu, or col2im, or per-thread
 weight-gradient partial sums) while the data is still in its cache. No BLAS thread pool
 competes with numba's workers for the cores.
@@ -72,12 +73,11 @@ def gemm_images_per_chunk(pixels_per_image):
 
 
 @njit(nogil=True, cache=True)
-def _im2col_row(x, cols, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OH, OW,
-                n_base):
+def _im2col_row(x, cols, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OW, row0):
+    """cols[row0 : row0 + OW] = the receptive fields of output row oy of image n."""
     H = x.shape[1]
     W = x.shape[2]
     C = x.shape[3]
-    row0 = ((n - n_base) * OH + oy) * OW
     for ox in range(OW):
         crow = cols[row0 + ox]
         for ky in range(KH):
@@ -103,7 +103,7 @@ def im2col(x, cols, n0, n1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
     """
     for r in prange((n1 - n0) * OH):
         _im2col_row(x, cols, n0 + r // OH, r % OH, KH, KW, sh, sw, dh, dw, pad_top,
-                    pad_left, OH, OW, n0)
+                    pad_left, OW, r * OW)
 
 
 IM2COL = twins(im2col)
@@ -169,10 +169,9 @@ def _unfold_image(x, n, pad, buf, row0, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
     if C >= 4:
         # enough channels for the per-tap copy loop to vectorise: the row-wise im2col
         # (measured faster for the seed conv2, C = 32, and LeNet-5 conv2, C = 6)
-        n_base = n - row0 // (OH * OW)
         for oy in range(OH):
-            _im2col_row(x, buf, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OH, OW,
-                        n_base)
+            _im2col_row(x, buf, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OW,
+                        row0 + oy * OW)
         return
     if pad_top > 0 or pad_left > 0 or pad.shape[0] > H or pad.shape[1] > W:
         HP = pad.shape[0]
@@ -211,33 +210,45 @@ def _unfold_image(x, n, pad, buf, row0, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
                             dst[d0 + kx * C + ci] = src[s0 + kx * dw * C + ci]
 
 
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _unfold_rows(x, pad, buf, r0, r1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
+    """im2col of the global output rows [r0, r1) (row r = image r // OH, row r % OH) into
+    buf[0 : (r1 - r0)*OW]. C >= 4: row by row; fewer channels: r0, r1 are whole images
+    (``rows_per_chunk``) and each is unfolded through its padded copy."""
+    if x.shape[3] >= 4:
+        for r in range(r0, r1):
+            _im2col_row(x, buf, r // OH, r % OH, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OW,
+                        (r - r0) * OW)
+    else:
+        for n in range(r0 // OH, r1 // OH):
+            _unfold_image(x, n, pad, buf, (n * OH - r0) * OW, KH, KW, OH, OW, sh, sw, dh, dw,
+                          pad_top, pad_left)
+
+
 def conv2d_forward_gemm(gemm, x, k2d, bias, out2d, scratch, pads, KH, KW, OH, OW, sh, sw, dh,
-                        dw, pad_top, pad_left, relu, sub):
+                        dw, pad_top, pad_left, relu, rows):
     """out2d (N*OH*OW, CO) = [relu](im2col(x) @ k2d + bias) in one parallel region.
 
-    prange over chunks of ``sub`` images; each worker unfolds its chunk into
-    scratch[thread id] (sub*OH*OW, K) (im2col, rows in (n, oy, ox) order), calls
-    single-threaded sgemm on it while it is hot in its cache, then adds bias / relu to
-    its own output rows. Chunks write disjoint rows of out2d.
+    prange over chunks of ``rows`` output rows (of all N*OH; whole images when C < 4);
+    each worker unfolds its chunk into scratch[thread id] (rows*OW, K) (im2col, rows in
+    (n, oy, ox) order), calls single-threaded sgemm on it while it is hot in its cache,
+    then adds bias / relu to its own output rows. Chunks write disjoint rows of out2d.
     """
-    N = x.shape[0]
-    P = OH * OW
+    total = x.shape[0] * OH
     K = k2d.shape[0]
     CO = k2d.shape[1]
-    for c in prange((N + sub - 1) // sub):
-        n0 = c * sub
-        n1 = min(N, n0 + sub)
+    for c in prange((total + rows - 1) // rows):
+        r0 = c * rows
+        r1 = min(total, r0 + rows)
         t = numba.get_thread_id()
-        buf = scratch[t][:(n1 - n0) * P]
-        for n in range(n0, n1):
-            _unfold_image(x, n, pads[t], buf, (n - n0) * P, KH, KW, OH, OW, sh, sw, dh, dw,
-                          pad_top, pad_left)
-        o = out2d[n0 * P:n1 * P]
-        rows = (n1 - n0) * P
-        gemm(101, 111, 111, rows, CO, K, np.float32(1.0), buf.ctypes.data, K,
+        m = (r1 - r0) * OW
+        buf = scratch[t][:m]
+        _unfold_rows(x, pads[t], buf, r0, r1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
+        o = out2d[r0 * OW:r1 * OW]
+        gemm(101, 111, 111, m, CO, K, np.float32(1.0), buf.ctypes.data, K,
              k2d.ctypes.data, CO, np.float32(0.0), o.ctypes.data, CO)
         if relu or bias.shape[0] > 0:
-            for i in range(rows):
+            for i in range(m):
                 bias_act_row(o, bias, relu, i)
 
 
@@ -278,36 +289,33 @@ conv2d_backward_input_gemm, conv2d_backward_input_gemm_serial = BACKWARD_INPUT_G
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def conv2d_backward_kernel_gemm(gemm, x, dy2d, scratch, pads, partial, bpartial, grad2d,
                                 grad_bias, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left,
-                                sub):
+                                rows):
     """grad2d (K, CO) = im2col(x).T @ dy2d and grad_bias (CO,) (if non-empty).
 
-    prange over chunks of ``sub`` images; the worker with thread id t unfolds its chunk
-    into scratch[t], accumulates cols_chunk.T @ dy_chunk into partial[t] (sgemm with
-    beta=1) and the row sums of dy_chunk into bpartial[t]: one worker never runs two
-    chunks at once, so the partial sums are race-free. Then the T partials are summed
-    (serially: K*CO*T adds).
+    prange over chunks of ``rows`` output rows (as in ``conv2d_forward_gemm``); the
+    worker with thread id t unfolds its chunk into scratch[t], accumulates
+    cols_chunk.T @ dy_chunk into partial[t] (sgemm with beta=1) and the row sums of
+    dy_chunk into bpartial[t]: one worker never runs two chunks at once, so the partial
+    sums are race-free. Then the T partials are summed (serially: K*CO*T adds).
     """
-    N = x.shape[0]
-    P = OH * OW
+    total = x.shape[0] * OH
     K = grad2d.shape[0]
     CO = grad2d.shape[1]
     T = partial.shape[0]
     partial[:, :, :] = 0.0
     bpartial[:, :] = 0.0
-    for c in prange((N + sub - 1) // sub):
+    for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        n0 = c * sub
-        n1 = min(N, n0 + sub)
-        rows = (n1 - n0) * P
-        buf = scratch[t][:rows]
-        for n in range(n0, n1):
-            _unfold_image(x, n, pads[t], buf, (n - n0) * P, KH, KW, OH, OW, sh, sw, dh,
-                          dw, pad_top, pad_left)
-        gemm(101, 112, 111, K, CO, rows, np.float32(1.0), buf.ctypes.data, K,
-             dy2d[n0 * P:].ctypes.data, CO, np.float32(1.0), partial[t].ctypes.data, CO)
+        r0 = c * rows
+        r1 = min(total, r0 + rows)
+        m = (r1 - r0) * OW
+        buf = scratch[t][:m]
+        _unfold_rows(x, pads[t], buf, r0, r1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
+        gemm(101, 112, 111, K, CO, m, np.float32(1.0), buf.ctypes.data, K,
+             dy2d[r0 * OW:].ctypes.data, CO, np.float32(1.0), partial[t].ctypes.data, CO)
         if grad_bias.shape[0] > 0:
             bp = bpartial[t]
-            for i in range(n0 * P, n1 * P):
+            for i in range(r0 * OW, r1 * OW):
                 for co in range(CO):
                     bp[co] += dy2d[i, co]
     for k in range(K):
@@ -321,6 +329,20 @@ def conv2d_backward_kernel_gemm(gemm, x, dy2d, scratch, pads, partial, bpartial,
         for t in range(T):
             s += bpartial[t, co]
         grad_bias[co] = s
+
+
+def rows_per_chunk(OH, OW, C):
+    """Output rows (of the N*OH) per parallel chunk of the forward and weight gradient:
+    about ``GEMM_ROWS`` pixels, so a chunk's cols stay in the worker's L2; whole images
+    when C < 4 (their unfold goes through a padded copy of each image).
+
+    A small batch is not split further to give every worker a chunk: measured on a busy
+    machine (load 5.9 on 2 cores), one image's seed conv2 split over 2 workers took
+    54 us against 50 us on one (the second worker is often not there to take its half).
+    """
+    if C < 4:
+        return OH * gemm_images_per_chunk(OH * OW)
+    return max(1, GEMM_ROWS // max(1, OW))
 
 
 def _padded_image_shape(x_shape, kernel_shape, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
@@ -345,14 +367,14 @@ class SgemmRegion:
         KH, KW, C, CO = kernel.shape
         N, OH, OW, _ = out.shape
         K = KH * KW * C
-        sub = gemm_images_per_chunk(OH * OW)
+        rows = rows_per_chunk(OH, OW, C)
         get = getter(ws)
         slots = scratch_slots()
         pick(FORWARD_GEMM, serial)(
             _blas.SGEMM, x, kernel.reshape(K, CO), bias, out.reshape(N * OH * OW, CO),
-            get("scratch", (slots, sub * OH * OW, K)),
+            get("scratch", (slots, rows * OW, K)),
             get("pad", (slots, *_padded_image_shape(x.shape, kernel.shape, OH, OW, *geo))),
-            KH, KW, OH, OW, *geo, relu, sub)
+            KH, KW, OH, OW, *geo, relu, rows)
 
     @staticmethod
     def backward_input(dy, kernel, dx, geo, ws, serial):
@@ -372,14 +394,14 @@ class SgemmRegion:
         KH, KW, C, CO = grad_kernel.shape
         N, OH, OW, _ = dy.shape
         K = KH * KW * C
-        sub = gemm_images_per_chunk(OH * OW)
+        rows = rows_per_chunk(OH, OW, C)
         get = getter(ws)
         slots = scratch_slots()
         conv2d_backward_kernel_gemm(
-            _blas.SGEMM, x, dy.reshape(N * OH * OW, CO), get("scratch", (slots, sub * OH * OW, K)),
+            _blas.SGEMM, x, dy.reshape(N * OH * OW, CO), get("scratch", (slots, rows * OW, K)),
             get("pad", (slots, *_padded_image_shape(x.shape, grad_kernel.shape, OH, OW, *geo))),
             get("kpartial", (slots, K, CO)), get("bpartial", (slots, CO)),
-            grad_kernel.reshape(K, CO), grad_bias, KH, KW, OH, OW, *geo, sub)
+            grad_kernel.reshape(K, CO), grad_bias, KH, KW, OH, OW, *geo, rows)
 
     @staticmethod
     def kernels(op, serial):
