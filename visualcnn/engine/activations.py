@@ -20,7 +20,9 @@ from numba import njit
 
 from .layers.arguments import ACTIVATIONS
 
-_OPTS = dict(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+# error_model="numpy": IEEE division without a per-element zero check, so the loops
+# with a division vectorise (no denominator here can be zero anyway).
+_OPTS = dict(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
 
 LEAKY_RELU_SLOPE = np.float32(0.2)  # Keras 3 default negative_slope
 SELU_ALPHA = 1.6732632423543772
