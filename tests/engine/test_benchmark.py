@@ -226,3 +226,38 @@ def test_torch_ratios_direction():
     assert bench_cmd.torch_ratios(ours, theirs) == {"train_images_per_second": 2.0,
                                                      "predict_images_per_second": 0.5,
                                                      "predict_latency_ms": 2.0}
+
+
+def _network_files():
+    from pathlib import Path
+
+    return sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "networks").glob("*.json"))
+
+
+def test_the_nine_benchmark_networks_are_model_files_that_train():
+    from visualcnn.engine import load_model_file
+
+    files = _network_files()
+    assert len(files) == 9
+    kinds = set()
+    for path in files:
+        model = load_model_file(path).model
+        model.checked_report()
+        kinds.update(layer.class_name for layer in model.layers)
+        assert model.output_shape[-1] == 10
+    assert {"BatchNormalization", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"} <= kinds
+    shapes = {tuple(load_model_file(p).model.input_shape) for p in files}
+    assert shapes == {(28, 28, 1), (32, 32, 3)}
+
+
+def test_torch_twins_have_the_same_shapes_and_parameters():
+    pytest.importorskip("torch")
+    from visualcnn.commands.bench_torch import build_torch_model
+    from visualcnn.engine import load_model_file
+
+    for path in _network_files():
+        model = load_model_file(path).model
+        net = build_torch_model(model)  # raises when the output shape differs
+        trainable = sum(int(np.prod(s.shape)) for row in model.checked_report().rows
+                        for s in row.inference.weights if s.trainable)
+        assert sum(p.numel() for p in net.parameters()) == trainable, path.name
