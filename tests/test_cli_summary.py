@@ -299,3 +299,27 @@ def test_table_survives_an_output_encoding_without_box_characters():
                             timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode("utf-8") == SEED_TABLE
+
+
+def test_ctrl_c_swallowed_by_a_compiler_callback_still_ends_the_run():
+    # llvmlite calls back into Python through ctypes while numba compiles; a KeyboardInterrupt
+    # raised there used to be printed as "Exception ignored ..." and the training went on.
+    script = """
+import ctypes, sys
+import visualcnn.commands.summary as summary
+from visualcnn import cli
+
+def interrupted_callback():
+    raise KeyboardInterrupt
+
+def run(args):
+    ctypes.CFUNCTYPE(None)(interrupted_callback)()
+    print("the run went on")
+    return 0
+
+summary.run = run
+sys.exit(cli.main(["summary", "seed_cnn"]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip() == "error: interrupted" and result.stdout == ""

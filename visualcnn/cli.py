@@ -74,6 +74,7 @@ MODEL_ARGUMENTS = ("file", "model", "saved")
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.unraisablehook = _unraisable
     try:
         code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
@@ -114,6 +115,23 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
         print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (please report this)", file=sys.stderr)
         return 1
+
+
+def _unraisable(unraisable) -> None:
+    """A Ctrl-C that lands in a callback Python cannot raise from (llvmlite calls back into Python
+    while numba compiles) is swallowed there with an "Exception ignored" traceback, and the run
+    goes on. Honour it instead: the same one line and exit code as any other Ctrl-C."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        import os
+
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        sys.stderr.write("error: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+    sys.__unraisablehook__(unraisable)
 
 
 def _one_line(exc: BaseException) -> str:
