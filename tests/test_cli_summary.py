@@ -247,9 +247,10 @@ def test_ctrl_c_during_the_first_compile_is_one_line(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     process = subprocess.Popen([sys.executable, "-m", "visualcnn", "train", "seed_cnn", "--limit", "64"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                               start_new_session=True)
     time.sleep(3)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: to the whole process group
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert stderr.strip() == "error: interrupted" and "Traceback" not in stderr
