@@ -23,6 +23,7 @@ class BatchNormalization(Layer):
             Arg("moving_variance_initializer", "initializer", "ones"))
     explanation = ("Rescales each channel to zero mean and unit variance over the batch, then "
                    "applies a learned scale and offset: training becomes faster and steadier.")
+    absorbs_relu = True  # the model may fold a following Activation('relu') into this layer
 
     def _infer(self, input_shape, field):
         axis = self.config["axis"]
@@ -53,8 +54,6 @@ class BatchNormalization(Layer):
         # view. Any other axis takes the numpy path.
         self._channels_last = axis == rank - 1
 
-    absorbs_relu = True  # the model may fold a following Activation('relu') into this layer
-
     def _params(self):
         ch = self._bshape
         gamma = self.weight("gamma")
@@ -78,7 +77,7 @@ class BatchNormalization(Layer):
         x2d = x.reshape(-1, ch)
         rows = x2d.shape[0]
         stats = [ctx.buf(name, (ch,)) for name in ("mean", "inv_std", "scale", "shift")]
-        gamma, beta = self._flat_params(k)
+        gamma, beta = self._flat_params()
         eps = np.float32(c["epsilon"])
         if training:
             t = k.num_stat_chunks(rows)
@@ -97,7 +96,7 @@ class BatchNormalization(Layer):
                          batch_stats=training, relu=relu)
         return y
 
-    def _flat_params(self, k):
+    def _flat_params(self):
         gamma = self.weight("gamma")
         beta = self.weight("beta")
         return (_EMPTY if gamma is None else gamma), (_EMPTY if beta is None else beta)
@@ -116,7 +115,7 @@ class BatchNormalization(Layer):
         pdyx = ctx.buf("psq", (t, ch), np.float64)
         relu = ctx.saved["relu"]
         k.bn_grad_partials(x2d, dy2d, scale, shift, ctx.saved["mean"], relu, pdy, pdyx)
-        gamma, _ = self._flat_params(k)
+        gamma, _ = self._flat_params()
         grad_gamma = (ctx.grad("gamma", (ch,)) if self.weight("gamma") is not None else _EMPTY)
         grad_beta = (ctx.grad("beta", (ch,)) if self.weight("beta") is not None else _EMPTY)
         coefs = [ctx.buf(name, (ch,)) for name in ("coef_dy", "coef_x", "coef_c")]
