@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the output itself failed, e.g. a redirect to a full disk
+        print(f"error: cannot write the output: {exc.strerror or _one_line(exc)}", file=sys.stderr)
+        _quiet_broken_pipe()  # nothing more to write there, not even at exit
+        return 2
 
 
 def _main(argv: list[str] | None) -> int:
