@@ -324,3 +324,22 @@ sys.exit(cli.main(["summary", "seed_cnn"]))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 130, result.stderr
     assert result.stderr.strip() == "error: interrupted" and result.stdout == ""
+
+
+def test_window_options_work_without_the_gui_word(tmp_path):
+    import os
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "foo;offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "visualcnn", "--quit-after", "1"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "opened on Qt's offscreen platform" in result.stdout
+
+
+def test_unknown_qt_platform_is_one_line_not_an_abort():
+    import os
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "foo"}
+    line = one_error_line(subprocess.run([sys.executable, "-m", "visualcnn"], capture_output=True, text=True,
+                                         timeout=60, env=env))
+    assert "no platform called 'foo'" in line

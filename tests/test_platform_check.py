@@ -66,3 +66,17 @@ def test_missing_library_is_found_with_ldd(tmp_path):
                     "-L", tmp_path, "-l:libd1gone.so.7"], check=True)
     (tmp_path / "libd1gone.so.7").unlink()  # now the loader cannot find it, as on a fresh machine
     assert platform_check.missing_libraries(tmp_path / "libqfake.so") == ["libd1gone.so.7"]
+
+
+def test_unknown_platform_name_lists_the_real_ones(monkeypatch):
+    monkeypatch.setattr(platform_check.sys, "platform", "linux")
+    monkeypatch.setattr(platform_check, "plugin_path", lambda name: None)
+    monkeypatch.setattr(platform_check, "available_platforms", lambda: ["offscreen", "xcb"])
+    message = platform_check.display_problem({"QT_QPA_PLATFORM": "foo"})
+    assert "no platform called 'foo'" in message and "offscreen, xcb" in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux plugin layout")
+def test_available_platforms_are_the_shipped_plugins():
+    names = platform_check.available_platforms()
+    assert "offscreen" in names and "xcb" in names

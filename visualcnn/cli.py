@@ -69,6 +69,8 @@ def _not_available(name: str):
     return run
 
 
+TOP_LEVEL_OPTIONS = ("-h", "--help", "--version")
+
 # Positional arguments that name a model file; a bare preset name (seed_cnn) also works.
 MODEL_ARGUMENTS = ("file", "model", "saved")
 
@@ -92,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `visualcnn FILE` and bare `visualcnn` open the window.
-    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+    # `visualcnn FILE`, `visualcnn --quit-after 3` and bare `visualcnn` open the window.
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in TOP_LEVEL_OPTIONS):
         argv = ["gui", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)

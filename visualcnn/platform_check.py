@@ -87,6 +87,10 @@ def display_problem(env: dict | None = None) -> str | None:
 def _platform_problem(name: str, env) -> str | None:
     plugin = plugin_path(name)
     if plugin is None:
+        available = available_platforms()
+        if available and name not in available:
+            return (f"the window cannot open: Qt has no platform called {name!r} (QT_QPA_PLATFORM); "
+                    f"use one of: {', '.join(available)}, or unset QT_QPA_PLATFORM")
         return None  # not a wheel layout we know: let Qt try
     missing = missing_libraries(plugin)
     if missing:
@@ -105,15 +109,28 @@ def _platform_problem(name: str, env) -> str | None:
     return None
 
 
+def _platforms_folders() -> list[Path]:
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(folder) / "Qt" / "plugins" / "platforms" for folder in spec.submodule_search_locations]
+
+
+def available_platforms() -> list[str]:
+    """The platform plugins PySide6 ships here (xcb, wayland, offscreen, ...)."""
+    names = set()
+    for folder in _platforms_folders():
+        if folder.is_dir():
+            names.update(p.name[len("libq"):-len(".so")] for p in folder.glob("libq*.so"))
+    return sorted(names)
+
+
 def plugin_path(name: str) -> Path | None:
     """PySide6's platform plugin file for ``name`` (found without importing Qt)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         return None
-    spec = importlib.util.find_spec("PySide6")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / "Qt" / "plugins" / "platforms" / f"libq{name}.so"
+    for folder in _platforms_folders():
+        candidate = folder / f"libq{name}.so"
         if candidate.is_file():
             return candidate
     return None
