@@ -103,11 +103,15 @@ def preset_titles() -> list[PresetInfo]:
     """Every bundled preset with the "title" and "description" its file holds, seed CNN first.
 
     A preset without a title shows its name with underscores as spaces; an unreadable one
-    is left out rather than breaking the menu.
+    is left out rather than breaking the menu, and no presets folder gives an empty list.
     """
+    try:
+        names, folder = preset_names(), preset_dir()
+    except FileNotFoundError:
+        return []  # a broken install: an empty Presets menu, not a window that cannot open
     infos = []
-    for name in preset_names():
-        path = preset_dir() / f"{name}.json"
+    for name in names:
+        path = folder / f"{name}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, ValueError):

@@ -79,3 +79,13 @@ def test_command_line_names_resolve_to_presets_only_when_no_file_is_meant(tmp_pa
     assert resolve_model_path("sub/none.json").as_posix() == "sub/none.json"  # a path: the reader says "no such file"
     with pytest.raises(FileNotFoundError, match="no such model file or preset"):
         resolve_model_path("no_such_thing")
+
+
+def test_missing_resources_folder_gives_no_presets_not_a_crash(monkeypatch, tmp_path):
+    from visualcnn import resources
+
+    monkeypatch.setattr(resources, "_candidates", lambda: [tmp_path / "nowhere"])
+    assert resources.preset_titles() == []
+    assert not resources.is_bundled_preset(tmp_path / "x.json")
+    with pytest.raises(FileNotFoundError, match="resources folder not found"):
+        resources.preset_path("seed_cnn")
