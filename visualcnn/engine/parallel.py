@@ -324,7 +324,7 @@ class ThreadGovernor:
     other waits, and 2 threads ran the seed CNN slower than 1 (measured 2,191 against
     3,825 images/s on 2 cores). Which count is fastest depends on the load right now, so
     it is measured: every candidate (all threads, one fewer, half, one) runs
-    ``probe_steps`` steps, the fastest per image is kept, and the choice is re-measured
+    ``probe_steps`` steps, interleaved, and the fastest per image (median) is kept; and the choice is re-measured
     every ``recheck_every`` steps, or sooner when steps become 30 % slower than when it
     was made (load arrived). On a quiet machine the cost is the few probe steps on fewer
     threads: about 1-2 % of a run.
@@ -360,7 +360,9 @@ class ThreadGovernor:
             self._start_probe()
 
     def _start_probe(self):
-        self._probe = list(self.candidates)
+        # Interleaved (2, 1, 2, 1, ...), not in blocks: a load that changes during the
+        # probe then weighs on every candidate alike.
+        self._probe = [t for _ in range(self.probe_steps) for t in self.candidates]
         self._samples = {t: [] for t in self.candidates}
         self._use(self._probe[0])
 
@@ -378,14 +380,11 @@ class ThreadGovernor:
             return
         per_image = seconds / images
         if self._probe is not None:
-            current = self._probe[0]
-            self._samples[current].append(per_image)
-            if len(self._samples[current]) >= self.probe_steps:
-                self._probe.pop(0)
-                if self._probe:
-                    self._use(self._probe[0])
-                else:
-                    self._settle()
+            self._samples[self._probe.pop(0)].append(per_image)
+            if self._probe:
+                self._use(self._probe[0])
+            else:
+                self._settle()
             return
         self._since_choice += 1
         self._recent.append(per_image)
