@@ -343,3 +343,15 @@ def test_unknown_qt_platform_is_one_line_not_an_abort():
     line = one_error_line(subprocess.run([sys.executable, "-m", "visualcnn"], capture_output=True, text=True,
                                          timeout=60, env=env))
     assert "no platform called 'foo'" in line
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
+@pytest.mark.parametrize("closed,args,code", [(1, ("summary", "seed_cnn"), 0), (2, ("summary", "no_such_model"), 2),
+                                              (1, ("--version",), 0)])
+def test_closed_stdout_or_stderr_is_no_traceback(closed, args, code):
+    import os
+
+    result = subprocess.run([sys.executable, "-m", "visualcnn", *args], capture_output=True, text=True, timeout=60,
+                            preexec_fn=lambda: os.close(closed))
+    assert result.returncode == code
+    assert "Traceback" not in result.stdout + result.stderr

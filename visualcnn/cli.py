@@ -79,15 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     sys.unraisablehook = _unraisable
     try:
         code = _main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return code
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _report("error: interrupted")
         return 130
     except OSError as exc:  # the output itself failed, e.g. a redirect to a full disk
-        print(f"error: cannot write the output: {exc.strerror or _one_line(exc)}", file=sys.stderr)
+        _report(f"error: cannot write the output: {exc.strerror or _one_line(exc)}")
         _quiet_broken_pipe()  # nothing more to write there, not even at exit
         return 2
 
@@ -114,12 +115,12 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         raise
     except (UsageError, ValueError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        _report(f"error: {_one_line(exc)}")
         return 2
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
-        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (please report this)", file=sys.stderr)
+        _report(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (please report this)")
         return 1
 
 
@@ -134,10 +135,17 @@ def _unraisable(unraisable) -> None:
             sys.stdout.flush()
         except (OSError, ValueError):
             pass
-        sys.stderr.write("error: interrupted\n")
-        sys.stderr.flush()
+        _report("error: interrupted")
         os._exit(130)
     sys.__unraisablehook__(unraisable)
+
+
+def _report(line: str) -> None:
+    """One line on stderr; a closed stderr (`2>&-`) must not turn an error into a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
@@ -152,7 +160,7 @@ def _quiet_broken_pipe() -> int:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
     return 0
 
