@@ -277,3 +277,11 @@ def test_batch_normalization_block_is_saved_with_its_name(tmp_path):
     assert [entry["config"].get("name") for entry in saved] == ["conv2d", "bn_a", "batch_normalization",
                                                                  "flatten", "dense"]
     assert [layer.name for layer in load_model_file(path).model.layers][1:3] == ["bn_a", "batch_normalization"]
+
+
+def test_longest_file_name_can_be_saved(tmp_path):
+    from visualcnn.engine.model_io import write_text_atomic
+
+    target = tmp_path / ("m" * 250 + ".json")  # 255 bytes: the most a name may have
+    write_text_atomic(target, "x")
+    assert target.read_text() == "x" and leftovers(tmp_path) == []

@@ -310,7 +310,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             raise OSError(f"cannot save {shown}: it is not a regular file (a FIFO, socket or device); "
                           "choose another file name")
         if not os.access(target, os.W_OK):
-            raise PermissionError(f"cannot save {shown}: the file is read-only; use Save As with another name")
+            raise PermissionError(f"cannot save {shown}: the file is read-only; save under another name")
     folder = target.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save {shown}: the folder {folder} does not exist")
@@ -318,13 +318,16 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         # O_EXCL on a fresh random name; 0o666 lets the kernel apply the umask to new files
         # (mkstemp would make every saved project private, 0600).
+        # The name is cut so a 255-byte file name still leaves room for the temporary one's.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         for _ in range(100):
-            candidate = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            # Named before it exists, so a Ctrl-C right after os.open still finds it to remove.
+            tmp = folder / f".{target.name[:180]}.{secrets.token_hex(4)}.tmp"
             try:
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+                fd = os.open(tmp, flags, 0o666)
             except FileExistsError:
+                tmp = None  # someone else's: never remove it
                 continue
-            tmp = candidate
             break
         else:
             raise FileExistsError(f"cannot save {shown}: could not create a temporary file in {folder}")
