@@ -355,3 +355,19 @@ def test_closed_stdout_or_stderr_is_no_traceback(closed, args, code):
                             preexec_fn=lambda: os.close(closed))
     assert result.returncode == code
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11")
+def test_real_window_opens_on_xcb_under_xvfb(tmp_path):
+    """What the offscreen suite cannot see: Qt's xcb plugin and every library it needs load."""
+    import os
+    import shutil
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (apt-get install xvfb xauth)")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path))
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "visualcnn",
+                             "--quit-after", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "opened on Qt's xcb platform" in result.stdout
