@@ -1,4 +1,8 @@
-"""`visualcnn evaluate SAVED [--json]`: test a model saved by `train --save` on MNIST."""
+"""`visualcnn evaluate SAVED [--json]`: test a model saved by `train --save` on MNIST.
+
+The MNIST checks, image scaling and label form come from engine.recipe, the one home of
+the training recipe, so evaluation always matches how the model was trained.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..engine import load_model
     from ..engine.datasets import load_mnist
-    from .train import _one_hot, _scale
+    from ..engine.recipe import MNIST_INPUT_SHAPES, classifier_problem, prepare_labels, scale_images
 
     model = load_model(args.saved)
     if model.loss is None:
@@ -27,13 +31,15 @@ def run(args) -> int:
         from ..engine.training_config import TrainingConfig
 
         compile_from_config(model, TrainingConfig())
-    if model.input_shape not in ((28, 28, 1), (28, 28), (784,)):
+    if model.input_shape not in MNIST_INPUT_SHAPES:
         raise ValueError(f"the model's input shape is {list(model.input_shape)}; MNIST images are 28x28x1")
+    problem = classifier_problem(model.checked_report(), loss=model.loss.name)
+    if problem:
+        raise ValueError(f"cannot evaluate this model on MNIST: {problem}")
     _, (x_test, y_test) = load_mnist()
-    if model.loss.name in ("categorical_crossentropy", "mean_squared_error"):
-        y_test = _one_hot(y_test)
     started = time.perf_counter()
-    loss, accuracy = model.evaluate(_scale(x_test, model.input_shape), y_test, batch_size=256)
+    loss, accuracy = model.evaluate(scale_images(x_test, model.input_shape), prepare_labels(y_test, model.loss.name),
+                                    batch_size=256)
     seconds = time.perf_counter() - started
     if args.json:
         print(json.dumps({"test_accuracy": accuracy, "test_loss": loss, "seconds": round(seconds, 3)}))
