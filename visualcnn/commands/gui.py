@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE", nargs="?", help="a model file to open")
+    parser.add_argument("file", metavar="FILE", nargs="?", help="a model file to open, or a preset name such as lenet5")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render the window offscreen to this PNG and exit")
     parser.add_argument("--size", default="1440x900", metavar="WxH",
