@@ -22,6 +22,9 @@ CONV_CASES = [
     (2, 11, 10, 4, 17, 3, 3, 1, 1, 2, 2, "same"),  # C = 4, dilation, CO % 16 != 0
     (2, 9, 9, 2, 8, 3, 3, 1, 2, 1, 1, "valid"),    # C = 2, column stride 2
     (2, 10, 9, 1, 6, 5, 5, 1, 1, 1, 1, "same"),    # LeNet-5 conv1 shape
+    (2, 9, 8, 16, 8, 3, 3, 1, 1, 1, 1, "same"),    # Winograd: odd output, partial tiles
+    (2, 13, 12, 16, 9, 3, 3, 1, 1, 2, 2, "same"),  # Winograd with dilation 2
+    (2, 14, 13, 17, 8, 3, 3, 1, 1, 3, 2, "valid"), # Winograd, dilations 3 / 2, valid
 ]
 IDS = [f"n{c[0]}_{c[1]}x{c[2]}x{c[3]}->{c[4]}_k{c[5]}x{c[6]}_s{c[7]}{c[8]}_d{c[9]}{c[10]}_{c[11]}"
        for c in CONV_CASES]
@@ -52,6 +55,8 @@ def strategies(case):
         names.append("few_channel_3x3")
     if C == 1 and (sh, sw) == (1, 1) and (KH, KW) != (3, 3):
         names.append("single_channel_plane")
+    if (KH, KW) == (3, 3) and (sh, sw) == (1, 1) and K.blas.available():
+        names.append("winograd")  # forced below its channel threshold too: the maths holds
     return names
 
 
@@ -69,7 +74,12 @@ def test_planner_picks_the_specialised_strategies():
     assert K.plan_conv((5, 5, 1, 6), pad=(2, 2)).forward_strategy.name == "single_channel_plane"
     assert K.plan_conv((5, 5, 1, 6), (2, 2)).forward_strategy.name != "single_channel_plane"
     gemm = "im2col_sgemm" if K.blas.available() else "im2col_matmul"
-    assert K.plan_conv((3, 3, 32, 64)).forward_strategy.name == gemm
+    wino = "winograd" if K.blas.available() else gemm
+    assert K.plan_conv((3, 3, 32, 64)).forward_strategy.name == wino
+    assert K.plan_conv((3, 3, 32, 64), dilation=(2, 2)).kernel_strategy.name == wino
+    assert K.plan_conv((3, 3, 32, 64), (2, 2)).forward_strategy.name == gemm
+    assert K.plan_conv((3, 3, 8, 64)).forward_strategy.name == gemm
+    assert K.plan_conv((5, 5, 32, 64)).forward_strategy.name == gemm
     assert K.plan_conv((3, 3, 5, 64)).forward_strategy.name == gemm
     assert K.plan_conv((3, 3, 1, 32)).input_strategy.name == gemm  # the only one with an input gradient
     plan = K.plan_conv((3, 3, 3, 32))

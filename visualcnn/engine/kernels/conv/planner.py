@@ -9,9 +9,11 @@ This is the only place a strategy is chosen. In order:
    column stride is 1;
 2. ``single_channel`` (C = 1, unit strides, any other kernel size): forward and
    weight gradient;
-3. ``im2col_gemm``: everything else, and the input gradient always (the first conv of a
-   network, where 1 and 2 apply, never needs one). With numpy's ``cblas_sgemm`` found:
-   the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
+3. ``winograd`` (3x3, unit strides, any dilation, >= 16 channels, sgemm found): all
+   three ops (the bulk of every 3x3 CNN after its first layer);
+4. ``im2col_gemm``: everything else, and the input gradient of 1 and 2 (the first conv
+   of a network, where they apply, never needs one). With numpy's ``cblas_sgemm``
+   found: the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
 
 ``direct`` is never chosen automatically (every shape has a faster strategy); tests and
 benchmarks force it (``force="direct"``) as the reference. Each strategy module's
@@ -28,13 +30,13 @@ from dataclasses import dataclass
 
 from visualcnn.engine.kernels import blas as _blas
 from visualcnn.engine.kernels._common import NO_BIAS
-from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel
+from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel, winograd
 
 __all__ = ["ConvPlan", "plan_conv", "STRATEGIES"]
 
 STRATEGIES = {
     s.name: s for s in (direct.DIRECT, few_channel.FEW_CHANNEL_3X3,
-                        single_channel.SINGLE_CHANNEL_PLANE, im2col_gemm.SGEMM_REGION,
+                        single_channel.SINGLE_CHANNEL_PLANE, winograd.WINOGRAD, im2col_gemm.SGEMM_REGION,
                         im2col_gemm.NUMPY_MATMUL)
 }
 
@@ -126,6 +128,10 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
     elif single_channel.applies(kernel_shape, strides):
         main = single_channel.SINGLE_CHANNEL_PLANE
         reason = f"{KH}x{KW} kernel on 1 input channel, unit strides"
+    elif has_sgemm and winograd.applies(kernel_shape, strides):
+        reason = f"3x3 kernel, unit strides, {C} channels: 2.25x fewer multiplies"
+        return ConvPlan(kernel_shape, strides, dilation, pad, winograd.WINOGRAD, winograd.WINOGRAD,
+                        winograd.WINOGRAD, reason)
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"

@@ -1,0 +1,487 @@
+"""Winograd F(2x2, 3x3): 3x3 convolutions with unit strides (any dilation, any padding)
+on at least ``MIN_CHANNELS`` input channels and ``MIN_FILTERS`` filters, when numpy's
+sgemm symbol was found; forward, input gradient and weight gradient.
+
+Strategy: the output is cut into 2x2 tiles; each tile needs a 4x4 input tile. With the
+transforms B (input), G (kernel) and A (output) of Lavin & Gray (2016),
+    Y_tile = A^T [ (G g G^T) (.) (B^T d_tile B) ] A,
+so per tile and transform position xi (16 of them) the channel mixing is one matrix
+product: M[xi] (tiles, CO) = V[xi] (tiles, C) @ U[xi] (C, CO). That is 16 GEMMs with
+16 multiplies per tile per (ci, co) instead of the 36 of im2col: 2.25x fewer. With
+dilation d a tile covers outputs (o, o + d) along each axis and reads inputs
+o - pad + {0, d, 2d, 3d}; tile t starts at ``_origin(t, d)``.
+* forward: per chunk of images (prange), pad each image into a zero-bordered scratch,
+  transform its input tiles into V, 16 single-threaded sgemms into M, transform M back
+  into the output with bias and relu, all in the worker's cache.
+* input gradient (unit strides): the forward of dy with the kernel flipped and its
+  channels swapped, padding 2d - pad.
+* weight gradient: dU[xi] = sum over tiles V[xi]^T @ (A dY A^T)[xi] (per-thread sgemm
+  partial sums with beta = 1), then grad = G^T dU G; the bias gradient on the way.
+
+Why (measured, batch 64, one core, thread CPU time, forward / input gradient / weight
+gradient against im2col + sgemm): seed conv2 13x13x32 -> 64 valid 1.55 / 1.07 / 1.33x;
+28x28x32 -> 32 "same" 1.70 / 1.77 / 1.46x; 14x14x64 -> 64 "same" 1.95 / 1.92 / 1.81x;
+7x7x128 -> 128 "same" 1.57 / 1.52 / 1.47x; 28x28x16 -> 32 valid 1.47 / 1.35 / 1.29x;
+dilation 2, 26x26x32 -> 32 valid 1.51 / 1.16 / 1.35x. Relative error against the float64
+reference 1e-7..6e-7 (F(2x2, 3x3) is the well-conditioned Winograd size). With 8 input
+channels the 16 GEMMs have too short a k-loop (weight gradient 0.88x), hence
+``MIN_CHANNELS``. Two implementation details were worth 2-3x each and are kept on
+purpose: plain indexing instead of an array view per tile (numba builds a view struct
+each time), and one short loop per output stream in the transforms (a loop with 16
+stores was not vectorised: too many runtime alias checks).
+"""
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from visualcnn.engine.kernels import blas as _blas
+from visualcnn.engine.kernels._common import FAST, NO_BIAS, twins
+from visualcnn.engine.kernels.conv._shared import getter, pick, scratch_slots
+
+__all__ = [
+    "winograd_forward",
+    "winograd_forward_serial",
+    "winograd_backward_kernel",
+    "winograd_kernel_transform",
+    "MIN_CHANNELS",
+    "MIN_FILTERS",
+    "WINO_TILES",
+]
+
+MIN_CHANNELS = 16
+MIN_FILTERS = 8
+# Tiles per chunk: V and M of a chunk (16 * tiles * channels floats each) stay in L2.
+WINO_TILES = 256
+
+
+def applies(kernel_shape, strides):
+    KH, KW, C, CO = kernel_shape
+    return (KH == 3 and KW == 3 and tuple(strides) == (1, 1) and C >= MIN_CHANNELS
+            and CO >= MIN_FILTERS and _blas.SGEMM is not None)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _origin(t, d):
+    """First output position of tile t along an axis with dilation d: the tiles of
+    residue class t % d are stepped 2d apart, so (o, o + d) pairs cover every output."""
+    return (t // d) * 2 * d + t % d
+
+
+def tiles_along(out_size, d):
+    """Tiles along an axis: d residue classes of ceil(out / 2d) tiles each."""
+    return d * (-(-out_size // (2 * d)))
+
+
+def padded_extent(tiles, d):
+    """Padded input length the tiles read: the last tile's origin + 3d + 1."""
+    return (tiles // d - 1) * 2 * d + (d - 1) + 3 * d + 1
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _transform_rows(g, U, a, h, r):
+    """U[:, a, :] = G g G^T for the (3, 3, B) block g of kernel taps; r (6, B) scratch
+    for the middle rows of G g. One short loop per output row (one store stream each):
+    written as one loop with 16 stores, LLVM gave up on the alias checks and did not
+    vectorise it (measured 0.5 ms for a 3x3x128x128 kernel)."""
+    B = g.shape[2]
+    for b in range(B):
+        r[0, b] = h * (g[0, 0, b] + g[1, 0, b] + g[2, 0, b])
+    for b in range(B):
+        r[1, b] = h * (g[0, 1, b] + g[1, 1, b] + g[2, 1, b])
+    for b in range(B):
+        r[2, b] = h * (g[0, 2, b] + g[1, 2, b] + g[2, 2, b])
+    for b in range(B):
+        r[3, b] = h * (g[0, 0, b] - g[1, 0, b] + g[2, 0, b])
+    for b in range(B):
+        r[4, b] = h * (g[0, 1, b] - g[1, 1, b] + g[2, 1, b])
+    for b in range(B):
+        r[5, b] = h * (g[0, 2, b] - g[1, 2, b] + g[2, 2, b])
+    # rows of G g: (g[0, :]), (r0, r1, r2), (r3, r4, r5), (g[2, :]); then G^T on the right
+    for i in range(4):
+        if i == 0:
+            c0 = g[0, 0]
+            c1 = g[0, 1]
+            c2 = g[0, 2]
+        elif i == 1:
+            c0 = r[0]
+            c1 = r[1]
+            c2 = r[2]
+        elif i == 2:
+            c0 = r[3]
+            c1 = r[4]
+            c2 = r[5]
+        else:
+            c0 = g[2, 0]
+            c1 = g[2, 1]
+            c2 = g[2, 2]
+        u0 = U[4 * i, a]
+        u1 = U[4 * i + 1, a]
+        u2 = U[4 * i + 2, a]
+        u3 = U[4 * i + 3, a]
+        for b in range(B):
+            u0[b] = c0[b]
+        for b in range(B):
+            u1[b] = h * (c0[b] + c1[b] + c2[b])
+        for b in range(B):
+            u2[b] = h * (c0[b] - c1[b] + c2[b])
+        for b in range(B):
+            u3[b] = c2[b]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def winograd_kernel_transform(kernel, U, flip, gbuf, r):
+    """U (16, C, CO) = G g G^T for every (ci, co) of kernel (3, 3, C, CO); with ``flip``,
+    U (16, CO, C) of the kernel rotated by 180 degrees with its channels swapped (the
+    kernel of the input gradient). gbuf (3, 3, B) and r (6, B) scratch, B = U.shape[2]:
+    the taps of one row of U gathered contiguous, so the transform vectorises over B."""
+    C = kernel.shape[2]
+    CO = kernel.shape[3]
+    h = np.float32(0.5)
+    if flip:
+        for co in range(CO):
+            for ky in range(3):
+                for kx in range(3):
+                    for ci in range(C):
+                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, co]
+            _transform_rows(gbuf, U, co, h, r)
+    else:
+        for ci in range(C):
+            for ky in range(3):
+                for kx in range(3):
+                    for co in range(CO):
+                        gbuf[ky, kx, co] = kernel[ky, kx, ci, co]
+            _transform_rows(gbuf, U, ci, h, r)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _pad_image(x, n, xp, pad_top, pad_left):
+    """xp (HP, WP, C) = image n with pad_top / pad_left zero rows / columns before it and
+    zeros after (as far as the tiles read)."""
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    HP = xp.shape[0]
+    WP = xp.shape[1]
+    xp[:, :, :] = 0.0
+    for iy in range(H):
+        py = iy + pad_top
+        if py < 0 or py >= HP:
+            continue
+        src = x[n, iy]
+        dst = xp[py]
+        for ix in range(W):
+            px = ix + pad_left
+            if px < 0 or px >= WP:
+                continue
+            for ci in range(C):
+                dst[px, ci] = src[ix, ci]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _input_tiles(xp, V, row0, TH, TW, dh, dw, tmp):
+    """V[xi, row0 + ty*TW + tx, :] = (B^T d B)[xi] of every tile of the padded image xp.
+    tmp (4, 4, C) holds B^T d of one tile (in L1), so V is written once. Vectorised over
+    the channels, with plain indexing: a numba array view per (tile, row) cost more
+    than the arithmetic (measured 0.56 -> see the module docstring)."""
+    C = xp.shape[2]
+    for ty in range(TH):
+        y0 = _origin(ty, dh)
+        y1 = y0 + dh
+        y2 = y0 + 2 * dh
+        y3 = y0 + 3 * dh
+        for tx in range(TW):
+            x0 = _origin(tx, dw)
+            row = row0 + ty * TW + tx
+            for c in range(4):  # column c of B^T d
+                xc = x0 + c * dw
+                for ci in range(C):
+                    a0 = xp[y0, xc, ci]
+                    a1 = xp[y1, xc, ci]
+                    a2 = xp[y2, xc, ci]
+                    a3 = xp[y3, xc, ci]
+                    tmp[0, c, ci] = a0 - a2
+                    tmp[1, c, ci] = a1 + a2
+                    tmp[2, c, ci] = a2 - a1
+                    tmp[3, c, ci] = a1 - a3
+            for r in range(4):  # row r of (B^T d) B
+                for ci in range(C):
+                    b0 = tmp[r, 0, ci]
+                    b1 = tmp[r, 1, ci]
+                    b2 = tmp[r, 2, ci]
+                    b3 = tmp[r, 3, ci]
+                    V[4 * r, row, ci] = b0 - b2
+                    V[4 * r + 1, row, ci] = b1 + b2
+                    V[4 * r + 2, row, ci] = b2 - b1
+                    V[4 * r + 3, row, ci] = b1 - b3
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _output_tiles(M, out, n, row0, TH, TW, dh, dw, bias, relu, tmp):
+    """out[n] positions of every tile = [relu]((A^T M A) + bias); bias (CO,) always
+    present (zeros for none); tmp (2, 4, CO) holds A^T M of one tile."""
+    OH = out.shape[1]
+    OW = out.shape[2]
+    CO = out.shape[3]
+    zero = np.float32(0.0)
+    for ty in range(TH):
+        y0 = _origin(ty, dh)
+        for tx in range(TW):
+            x0 = _origin(tx, dw)
+            if x0 >= OW or y0 >= OH:  # with dilation a tile may start past the end
+                continue
+            row = row0 + ty * TW + tx
+            for c in range(4):
+                for co in range(CO):
+                    m1 = M[4 + c, row, co]
+                    m2 = M[8 + c, row, co]
+                    tmp[0, c, co] = M[c, row, co] + m1 + m2
+                    tmp[1, c, co] = m1 - m2 - M[12 + c, row, co]
+            x1 = x0 + dw
+            for r in range(2):
+                oy = y0 + r * dh
+                if oy >= OH:
+                    continue
+                if relu:
+                    for co in range(CO):
+                        out[n, oy, x0, co] = max(tmp[r, 0, co] + tmp[r, 1, co] + tmp[r, 2, co] + bias[co], zero)
+                    if x1 < OW:
+                        for co in range(CO):
+                            out[n, oy, x1, co] = max(tmp[r, 1, co] - tmp[r, 2, co] - tmp[r, 3, co] + bias[co],
+                                                     zero)
+                else:
+                    for co in range(CO):
+                        out[n, oy, x0, co] = tmp[r, 0, co] + tmp[r, 1, co] + tmp[r, 2, co] + bias[co]
+                    if x1 < OW:
+                        for co in range(CO):
+                            out[n, oy, x1, co] = tmp[r, 1, co] - tmp[r, 2, co] - tmp[r, 3, co] + bias[co]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _grad_tiles(dy, n, D, row0, TH, TW, dh, dw, zero):
+    """D[xi, row0 + tile, :] = (A dY A^T)[xi] of every 2x2 tile of dy[n] (positions
+    beyond the output read ``zero``, a (1, 1, CO) block of zeros)."""
+    OH = dy.shape[1]
+    OW = dy.shape[2]
+    CO = dy.shape[3]
+    dyn = dy[n]
+    for ty in range(TH):
+        y0 = _origin(ty, dh)
+        y1 = y0 + dh
+        for tx in range(TW):
+            x0 = _origin(tx, dw)
+            x1 = x0 + dw
+            row = row0 + ty * TW + tx
+            # A = [[1, 0], [1, 1], [1, -1], [0, -1]]; D = A dY A^T. Missing positions
+            # read zero[0, 0] (an array, so the co loop has no branch)
+            src00 = dyn if (y0 < OH and x0 < OW) else zero
+            src01 = dyn if (y0 < OH and x1 < OW) else zero
+            src10 = dyn if (y1 < OH and x0 < OW) else zero
+            src11 = dyn if (y1 < OH and x1 < OW) else zero
+            i00y, i00x = (y0, x0) if (y0 < OH and x0 < OW) else (0, 0)
+            i01y, i01x = (y0, x1) if (y0 < OH and x1 < OW) else (0, 0)
+            i10y, i10x = (y1, x0) if (y1 < OH and x0 < OW) else (0, 0)
+            i11y, i11x = (y1, x1) if (y1 < OH and x1 < OW) else (0, 0)
+            # one loop per row i of A dY (4 stores each): one loop with 16 stores was not
+            # vectorised (too many runtime alias checks)
+            for i in range(4):
+                sa = np.float32(1.0) if i < 3 else np.float32(0.0)
+                sc = np.float32(0.0) if i == 0 else (np.float32(1.0) if i == 1 else np.float32(-1.0))
+                d0 = D[4 * i, row]
+                d1 = D[4 * i + 1, row]
+                d2 = D[4 * i + 2, row]
+                d3 = D[4 * i + 3, row]
+                for co in range(CO):
+                    p = sa * src00[i00y, i00x, co] + sc * src10[i10y, i10x, co]
+                    q = sa * src01[i01y, i01x, co] + sc * src11[i11y, i11x, co]
+                    d0[co] = p
+                    d1[co] = p + q
+                    d2[co] = p - q
+                    d3[co] = -q
+
+
+def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
+                     relu, sub):
+    """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw).
+
+    U (16, C, CO) from ``winograd_kernel_transform``; bias (CO,) or empty. Scratch per
+    numba worker: pads (T, HP, WP, C), Vs (T, 16, sub*tiles, C), Ms (T, 16, sub*tiles,
+    CO), tins (T, 4, 4, C), touts (T, 2, 4, CO). bias (CO,) must be present. prange over chunks of ``sub`` images: pad, input
+    transform, 16 sgemms, output transform (see the module docstring).
+    """
+    N = x.shape[0]
+    C = x.shape[3]
+    CO = out.shape[3]
+    TH = (out.shape[1] + 2 * dh - 1) // (2 * dh) * dh
+    TW = (out.shape[2] + 2 * dw - 1) // (2 * dw) * dw
+    T = TH * TW
+    for c in prange((N + sub - 1) // sub):
+        t = numba.get_thread_id()
+        n0 = c * sub
+        n1 = min(N, n0 + sub)
+        V = Vs[t]
+        M = Ms[t]
+        rows = (n1 - n0) * T
+        for n in range(n0, n1):
+            _pad_image(x, n, pads[t], pad_top, pad_left)
+            _input_tiles(pads[t], V, (n - n0) * T, TH, TW, dh, dw, tins[t])
+        for xi in range(16):
+            gemm(101, 111, 111, rows, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
+                 U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
+        for n in range(n0, n1):
+            _output_tiles(M, out, n, (n - n0) * T, TH, TW, dh, dw, bias, relu, touts[t])
+
+
+FORWARD = twins(winograd_forward, fastmath=FAST)
+winograd_forward, winograd_forward_serial = FORWARD
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
+def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
+                             dw, pad_top, pad_left, sub):
+    """partial[t] (16, C, CO) = this worker's sum of V[xi]^T @ (A dY A^T)[xi] over its
+    tiles, bpartial[t] (CO,) its sum of dy; reduced here into partial[0] and grad_bias
+    (if non-empty). The caller turns partial[0] into the kernel gradient (G^T dU G)."""
+    N = x.shape[0]
+    C = x.shape[3]
+    CO = dy.shape[3]
+    TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
+    TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
+    T = TH * TW
+    NT = partial.shape[0]
+    partial[:, :, :, :] = 0.0
+    bpartial[:, :] = 0.0
+    for c in prange((N + sub - 1) // sub):
+        t = numba.get_thread_id()
+        n0 = c * sub
+        n1 = min(N, n0 + sub)
+        V = Vs[t]
+        D = Ds[t]
+        rows = (n1 - n0) * T
+        for n in range(n0, n1):
+            _pad_image(x, n, pads[t], pad_top, pad_left)
+            _input_tiles(pads[t], V, (n - n0) * T, TH, TW, dh, dw, tins[t])
+            _grad_tiles(dy, n, D, (n - n0) * T, TH, TW, dh, dw, zero)
+            if grad_bias.shape[0] > 0:
+                bp = bpartial[t]
+                for oy in range(dy.shape[1]):
+                    for ox in range(dy.shape[2]):
+                        g = dy[n, oy, ox]
+                        for co in range(CO):
+                            bp[co] += g[co]
+        for xi in range(16):
+            gemm(101, 112, 111, C, CO, rows, np.float32(1.0), V[xi].ctypes.data, C,
+                 D[xi].ctypes.data, CO, np.float32(1.0), partial[t, xi].ctypes.data, CO)
+    for t in range(1, NT):
+        for xi in range(16):
+            for ci in range(C):
+                for co in range(CO):
+                    partial[0, xi, ci, co] += partial[t, xi, ci, co]
+    for co in range(grad_bias.shape[0]):
+        s = np.float32(0.0)
+        for t in range(NT):
+            s += bpartial[t, co]
+        grad_bias[co] = s
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _kernel_gradient(dU, grad_kernel, y):
+    """grad_kernel (3, 3, C, CO) = G^T dU G for every (ci, co); dU (16, C, CO); y
+    (3, 4, CO) scratch. G^T X (3 x 4) has rows X0 + (X1 + X2)/2, (X1 - X2)/2,
+    (X1 + X2)/2 + X3 (X_i the rows of X); the same again along the columns. Vectorised
+    over co."""
+    C = dU.shape[1]
+    CO = dU.shape[2]
+    h = np.float32(0.5)
+    for ci in range(C):
+        for j in range(4):
+            for co in range(CO):
+                x0 = dU[j, ci, co]
+                x1 = dU[4 + j, ci, co]
+                x2 = dU[8 + j, ci, co]
+                x3 = dU[12 + j, ci, co]
+                y[0, j, co] = x0 + h * (x1 + x2)
+                y[1, j, co] = h * (x1 - x2)
+                y[2, j, co] = h * (x1 + x2) + x3
+        for r in range(3):
+            for co in range(CO):
+                y0 = y[r, 0, co]
+                y1 = y[r, 1, co]
+                y2 = y[r, 2, co]
+                y3 = y[r, 3, co]
+                grad_kernel[r, 0, ci, co] = y0 + h * (y1 + y2)
+                grad_kernel[r, 1, ci, co] = h * (y1 - y2)
+                grad_kernel[r, 2, ci, co] = h * (y1 + y2) + y3
+
+
+def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
+    N, OH, OW, CO = out.shape
+    C = x.shape[3]
+    TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
+    sub = max(1, WINO_TILES // (TH * TW))
+    get = getter(ws)
+    slots = scratch_slots()
+    if bias.shape[0] == 0:
+        bias = get(prefix + "zero_bias", (CO,))
+        bias[:] = 0.0
+    pick(FORWARD, serial)(
+        _blas.SGEMM, x, U, bias, out, get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
+        get(prefix + "V", (slots, 16, sub * TH * TW, C)), get(prefix + "M", (slots, 16, sub * TH * TW, CO)),
+        get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO)), dh, dw, pt, pl, relu,
+        sub)
+
+
+class Winograd:
+    """The Winograd strategy as the planner holds it (all three ops)."""
+
+    name = "winograd"
+
+    @staticmethod
+    def forward(x, kernel, bias, out, geo, relu, ws, serial):
+        _blas.ensure_single_threaded()
+        sh, sw, dh, dw, pt, pl = geo
+        get = getter(ws)
+        U = get("wino_U", (16, kernel.shape[2], kernel.shape[3]))
+        winograd_kernel_transform(kernel, U, False, get("wino_g", (3, 3, kernel.shape[3])),
+                                  get("wino_r", (6, kernel.shape[3])))
+        _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, "wino_")
+
+    @staticmethod
+    def backward_input(dy, kernel, dx, geo, ws, serial):
+        _blas.ensure_single_threaded()
+        sh, sw, dh, dw, pt, pl = geo
+        get = getter(ws)
+        U = get("wino_Ut", (16, kernel.shape[3], kernel.shape[2]))
+        winograd_kernel_transform(kernel, U, True, get("wino_gt", (3, 3, kernel.shape[2])),
+                                  get("wino_rt", (6, kernel.shape[2])))
+        _run_forward(dy, U, NO_BIAS, dx, dh, dw, 2 * dh - pt, 2 * dw - pl, False, ws, serial, "wino_dx_")
+
+    @staticmethod
+    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
+        _blas.ensure_single_threaded()
+        sh, sw, dh, dw, pt, pl = geo
+        N, OH, OW, CO = dy.shape
+        C = x.shape[3]
+        TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
+        sub = max(1, WINO_TILES // (TH * TW))
+        get = getter(ws)
+        slots = scratch_slots()
+        zero = get("wino_zero", (1, 1, CO))
+        zero[:] = 0.0
+        partial = get("wino_dU", (slots, 16, C, CO))
+        winograd_backward_kernel(
+            _blas.SGEMM, x, dy, get("wino_pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
+            get("wino_V", (slots, 16, sub * TH * TW, C)), get("wino_D", (slots, 16, sub * TH * TW, CO)),
+            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (slots, CO)), grad_bias, dh, dw, pt, pl, sub)
+        _kernel_gradient(partial[0], grad_kernel, get("wino_y", (3, 4, CO)))
+
+    @staticmethod
+    def kernels(op, serial):
+        if op == "forward":
+            return [winograd_kernel_transform, _transform_rows, pick(FORWARD, serial)]
+        if op == "backward_input":
+            return [winograd_kernel_transform, _transform_rows, pick(FORWARD, serial)]
+        return [winograd_backward_kernel, _kernel_gradient]
+
+
+WINOGRAD = Winograd()
