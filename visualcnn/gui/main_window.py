@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
     training_requested = Signal()      # the Train button; the training panel connects here
     file_opened = Signal(str)
     file_saved = Signal(str)
+    window_closed = Signal()           # the close was accepted (after a run's last batch, if one was running)
 
     def __init__(self, settings: QSettings | None = None, parent=None):
         super().__init__(parent)
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.locked = False  # True while a training run owns the pipeline
         self._close_after_run: str | None = None  # "keep" / "discard": closing once the run has stopped
         self._waiting_in_close = False
+        self._hidden_for_close = False  # hidden by a close that waits for the run's last batch
         self._baseline = ProjectBaseline.of(self.document)  # what the project was when last saved / opened
 
         self.tabs = QTabWidget()
@@ -621,8 +623,16 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._close_after_run = None
+        hidden_for_close, self._hidden_for_close = self._hidden_for_close, False
         self.save_layout()
         event.accept()
+        self.window_closed.emit()
+        app = QCoreApplication.instance()
+        if hidden_for_close and app is not None and app.quitOnLastWindowClosed() and not any(
+                w.isVisible() for w in app.topLevelWidgets() if w.isWindow()):
+            # Closing a window that was already hidden does not count as closing the last
+            # window, so the application would wait for ever: quit as that would have.
+            app.quit()
 
     # --- closing during a run -----------------------------------------------------------
 
@@ -658,6 +668,7 @@ class MainWindow(QMainWindow):
         if ended:
             return self._settle_close()
         if self._close_after_run == "discard":
+            self._hidden_for_close = True
             self.hide()  # gone for the user; the window closes (and the app exits) when the batch ends
         else:
             text = "Stopping after this batch; then the project is saved and the window closes."

@@ -56,7 +56,8 @@ class ProjectBaseline:
         if not parts:
             return "The project has unsaved changes."
         named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        return f"{named[0].upper()}{named[1:]} {'has' if len(parts) == 1 else 'have'} unsaved changes."
+        verb = "has" if parts == ["the pipeline"] else "have"  # the settings, the weights: plural
+        return f"{named[0].upper()}{named[1:]} {verb} unsaved changes."
 
 
 def _pipeline_text(document) -> str:
