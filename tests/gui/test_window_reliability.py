@@ -150,6 +150,10 @@ def test_a_model_too_big_for_the_machine_is_refused_before_allocating(seed_windo
     panel = seed_window.train_panel
     assert not panel.start() and not panel.is_running()
     assert "Cannot train" in panel.controls.banner.text() and "reduce" in panel.controls.banner.text()
+    memory = panel.controls.memory
+    assert "training needs about" in memory.text() and "GiB" in memory.text() and "8a0010" in memory.styleSheet()
+    panel.controls.batch_size.setValue(32)  # a settings edit re-prices the model (still too big: weights)
+    assert "at batch 32" in memory.text()
     assert panel._model is None or sum(w.nbytes for w in panel._model.weights) < 2**30
 
 

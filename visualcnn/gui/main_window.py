@@ -165,6 +165,8 @@ class MainWindow(QMainWindow):
         self.train_panel.controller.snapshot_taken.connect(self._on_training_snapshot_taken)
         self.document.pipeline_reset.connect(self._on_document_pipeline_reset)
         self.document.weights_dropped.connect(self._on_document_weights_dropped)
+        # the batch size and optimizer move the memory estimate the Build tab's status line shows
+        self.document.training_changed.connect(lambda _config: self._on_document_report_updated(self.document.report))
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
         # Compile the engine's kernels for this pipeline in the background (first run only).

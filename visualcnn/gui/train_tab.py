@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (QFrame, QLabel, QScrollArea, QSplitter, QTabWidge
 
 from ..engine.analysis import analyse
 from ..engine.datasets import class_names, load_dataset
-from ..engine.memory import estimate_memory, format_bytes
+from ..engine.memory import available_memory_bytes, estimate_memory, format_bytes, memory_problem
 from ..engine.recipe import prepare_run, readiness_problem
 from ..engine.training_config import TrainingConfig
 from .commands import SetTrainingConfigCommand
@@ -128,6 +128,7 @@ class TrainTabWidget(QWidget):
         self.controller.snapshot_taken.connect(self._on_controller_snapshot_taken)
         self.controller.evaluated.connect(self._on_controller_evaluated)
         self.controller.errored.connect(self._on_controller_errored)
+        self.controller.learning_rate_refused.connect(self._on_controller_learning_rate_refused)
         self.controller.finished.connect(self._on_controller_finished)
         self._apply_timer = QTimer(self)
         self._apply_timer.setSingleShot(True)
@@ -193,10 +194,29 @@ class TrainTabWidget(QWidget):
         """Re-check the pipeline (call after an edit); returns why Start is disabled, or None."""
         reason = self._blocker_reason()
         if not self._run_active:
+            self._show_memory()
             self.controls.set_blocker(reason)
             if self.isVisible():
                 QTimer.singleShot(0, self._preview)
         return reason
+
+    def _show_memory(self) -> None:
+        """The training peak at the chosen batch size, next to what the machine has."""
+        try:
+            model = self._model_source() if self._model_source is not None else None
+            report = analyse(model.input_shape, model.layers) if model is not None else None
+        except ValueError:
+            report = None
+        if report is None or report.error or not report.rows:
+            self.controls.set_memory_text("")
+            return
+        config = self.training_settings()
+        estimate = estimate_memory(report, config.batch_size, optimizer=config.optimizer, momentum=config.momentum)
+        available = available_memory_bytes()
+        self.controls.set_memory_text(
+            f"Memory: training needs about {format_bytes(estimate.training_peak_bytes)} at batch "
+            f"{config.batch_size} (weights {format_bytes(estimate.weight_bytes)}); "
+            f"{format_bytes(available)} available", too_big=memory_problem(estimate, available=available) is not None)
 
     def bind_document(self, document, undo_stack) -> None:
         """Mirror document.training in the controls; edits become undoable commands on it."""
@@ -461,6 +481,10 @@ class TrainTabWidget(QWidget):
 
     def _on_controller_errored(self, message: str) -> None:
         self._error = message
+        self.controls.show_message(message, "error")
+        self._post(message)
+
+    def _on_controller_learning_rate_refused(self, message: str) -> None:
         self.controls.show_message(message, "error")
         self._post(message)
 

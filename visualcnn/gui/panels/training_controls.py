@@ -145,10 +145,16 @@ class TrainingControlsPanel(QWidget):
         self.banner.hide()
         self.metrics = QLabel("")
         self.metrics.setWordWrap(True)
+        self.memory = QLabel("")
+        self.memory.setObjectName("trainMemory")
+        self.memory.setWordWrap(True)
+        self.memory.setToolTip("The engine's estimate of the training peak (weights, gradients, optimizer state, "
+                               "activations and their gradients) at this batch size")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
+        layout.addWidget(self.memory)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
@@ -196,6 +202,12 @@ class TrainingControlsPanel(QWidget):
             self.banner.hide()
         self.start_button.setToolTip(f"Cannot train: {reason}" if reason else "Train this network")
         self._sync_buttons()
+
+    def set_memory_text(self, text: str, too_big: bool = False) -> None:
+        """The training-peak line under the settings; red when the machine cannot give it."""
+        self.memory.setText(text)
+        self.memory.setStyleSheet("color: #8a0010; font-weight: bold;" if too_big else "")
+        self.memory.setVisible(bool(text))
 
     def set_running(self, running: bool) -> None:
         self._running = running
