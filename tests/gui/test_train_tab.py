@@ -226,3 +226,22 @@ def test_pinned_drawn_digit_is_the_probe(qtbot, tab):
         pass
     with qtbot.waitSignal(tab.run_finished, timeout=10000):
         tab.controls.stop_button.click()
+
+
+def test_the_window_counts_batches_as_the_engine_does(qtbot, tab):
+    """1,000 images, split 0.33, batch 3: the window said 224 steps, the engine ran 223."""
+    from visualcnn.engine.recipe import prepare_run
+    from visualcnn.gui.train_tab import dataset_arrays
+
+    tab.controls.train_images.setValue(1000)
+    tab.controls.validation_split.setValue(0.33)
+    tab.controls.batch_size.setValue(3)
+    long_run(tab)
+    config = tab.training_settings()
+    engine = prepare_run(small_cnn(), config, dataset_arrays("mnist"), limit=1000)
+    with qtbot.waitSignal(tab.controller.progressed, timeout=10000) as progressed:
+        assert tab.start()
+    assert progressed.args[0].batches == engine.steps_per_epoch == 223
+    assert tab.controls._total_steps == 1000 * 223
+    with qtbot.waitSignal(tab.run_finished, timeout=10000):
+        tab.controls.stop_button.click()

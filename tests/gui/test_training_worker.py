@@ -130,3 +130,15 @@ def test_a_finished_run_frees_its_worker_thread_and_model(qtbot, controller, dat
     gc.collect()
     assert worker_refs and worker_refs[0]() is None, "the worker outlived its run"
     assert model_ref() is None, "the run's model outlived its run"
+
+
+def test_a_bad_learning_rate_is_refused_by_the_optimizer_and_the_run_goes_on(qtbot, controller, data):
+    req = request(data, epochs=1000)
+    with qtbot.waitSignal(controller.progressed, timeout=10000):
+        controller.start(req)
+    with qtbot.waitSignal(controller.learning_rate_refused, timeout=10000) as refused:
+        controller.set_learning_rate(float("nan"))
+    assert "nan" in refused.args[0].lower()
+    assert req.model.optimizer.learning_rate == pytest.approx(0.001) and controller.running
+    with qtbot.waitSignal(controller.finished, timeout=10000):
+        controller.stop()
