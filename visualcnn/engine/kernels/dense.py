@@ -37,18 +37,19 @@ _PARALLEL_MIN_MACS = 1 << 21
 _FEW_ROWS = 4  # up to this many rows: dense_forward_few_rows (matrix-vector products)
 
 
-def _bias_relu_block(z2d, bias, relu, r0, r1, c0, c1):
-    for r in range(r0, r1):
-        for c in range(c0, c1):
-            v = z2d[r, c]
+@numba.njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _bias_relu_block(zb, bias, relu):
+    """zb (rows, cols) block of z: += bias (cols,) or empty, then max(., 0) when relu.
+    Loops index the block from 0 (an offset index kept numba's negative-index check in
+    the loop and stopped it from vectorising)."""
+    for r in range(zb.shape[0]):
+        for c in range(zb.shape[1]):
+            v = zb[r, c]
             if bias.shape[0] > 0:
                 v += bias[c]
             if relu and v < 0.0:
                 v = np.float32(0.0)
-            z2d[r, c] = v
-
-
-_bias_relu_block = numba.njit(nogil=True, cache=True, fastmath=FAST, inline="always")(_bias_relu_block)
+            zb[r, c] = v
 
 
 def _dense_forward_tasks(gemm, x2d, kernel, bias, z2d, relu, tasks, by_rows):
@@ -71,7 +72,7 @@ def _dense_forward_tasks(gemm, x2d, kernel, bias, z2d, relu, tasks, by_rows):
             gemm(101, 111, 111, r1 - r0, c1 - c0, K, np.float32(1.0), x2d[r0:].ctypes.data, K,
                  kernel[:, c0:].ctypes.data, U, np.float32(0.0), z2d[r0:, c0:].ctypes.data, U)
             if relu or bias.shape[0] > 0:
-                _bias_relu_block(z2d, bias, relu, r0, r1, c0, c1)
+                _bias_relu_block(z2d[r0:r1, c0:c1], bias[c0:c1] if bias.shape[0] > 0 else bias, relu)
 
 
 dense_forward_tasks = numba.njit(parallel=True, nogil=True, cache=True, fastmath=FAST)(_dense_forward_tasks)
@@ -95,11 +96,12 @@ def _dense_backward_tasks(gemm, x2d, dz2d, kernel, grad_kernel, grad_bias, dx2d,
         if grad_bias.shape[0] > 0:
             u0 = t * U // tasks
             u1 = (t + 1) * U // tasks
-            for u in range(u0, u1):
-                grad_bias[u] = 0.0
+            gb = grad_bias[u0:u1]
+            dzb = dz2d[:, u0:u1]
+            gb[:] = 0.0
             for r in range(N):
-                for u in range(u0, u1):
-                    grad_bias[u] += dz2d[r, u]
+                for u in range(u1 - u0):
+                    gb[u] += dzb[r, u]
 
 
 dense_backward_tasks = numba.njit(parallel=True, nogil=True, cache=True, fastmath=FAST)(_dense_backward_tasks)
