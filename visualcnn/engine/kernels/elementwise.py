@@ -41,14 +41,23 @@ def _hash24(key, i):
     return z >> _S40
 
 
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _dropout_block(src, dst, first, key, threshold, scale):
+    """dst[j] = src[j]*scale where value first + j is kept, else 0 (block slices: loops
+    from 0 vectorise, an offset index did not)."""
+    for j in range(src.shape[0]):
+        keep = _hash24(key, first + j) >= threshold
+        dst[j] = src[j] * scale if keep else np.float32(0.0)
+
+
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def dropout_forward(x, y, key, threshold, scale):
     """y[i] = x[i]*scale where hash24(key, i) >= threshold, else 0. Flat arrays; prange
     over blocks of 8192 values."""
     n = x.shape[0]
     for b in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(b * _BLOCK, min(n, b * _BLOCK + _BLOCK)):
-            y[i] = x[i] * scale if _hash24(key, i) >= threshold else np.float32(0.0)
+        s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
+        _dropout_block(x[s:e], y[s:e], s, key, threshold, scale)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -57,8 +66,8 @@ def dropout_backward(dy, dx, key, threshold, scale):
     alias dy."""
     n = dy.shape[0]
     for b in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(b * _BLOCK, min(n, b * _BLOCK + _BLOCK)):
-            dx[i] = dy[i] * scale if _hash24(key, i) >= threshold else np.float32(0.0)
+        s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
+        _dropout_block(dy[s:e], dx[s:e], s, key, threshold, scale)
 
 
 def keep_mask_reference(key, n, rate):
