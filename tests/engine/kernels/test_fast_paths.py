@@ -11,7 +11,7 @@ import pytest
 
 from visualcnn.engine import kernels as K
 from visualcnn.engine.kernels import blas
-from visualcnn.engine.kernels.conv import few_channel, im2col_gemm, single_channel
+from visualcnn.engine.kernels.conv import few_channel, im2col_gemm, single_channel, winograd
 
 # (N, H, W, C, CO, KH, KW, sh, sw, dh, dw, padding)
 GEMM_CASES = [
@@ -248,3 +248,38 @@ def test_plane_path_is_not_used_for_strides_or_3x3():
     assert not single_channel.applies((5, 5, 1, 6), (1, 2))
     assert not single_channel.applies((3, 3, 1, 6), (1, 1))
     assert not single_channel.applies((5, 5, 2, 6), (1, 1))
+
+
+WINO_CASES = [  # 3x3, unit strides
+    (5, 13, 13, 32, 64, 3, 3, 1, 1, 1, 1, "valid"),   # the seed conv2, odd batch
+    (2, 12, 11, 16, 20, 3, 3, 1, 1, 1, 1, "same"),    # odd output width: partial tiles
+    (2, 15, 14, 16, 9, 3, 3, 1, 1, 2, 2, "same"),     # dilation 2
+    (3, 11, 16, 18, 8, 3, 3, 1, 1, 1, 3, "valid"),    # dilation 1 / 3
+]
+
+
+@needs_blas
+@pytest.mark.parametrize("case", WINO_CASES, ids=ids(WINO_CASES))
+@pytest.mark.parametrize("tiles", [3, 40, 256])
+def test_winograd_in_chunks_that_split_and_join_images(case, tiles, monkeypatch):
+    """3 tiles per chunk: bands of tile rows inside an image; 40: chunks that end inside
+    one image and start inside the next; 256: several whole images per chunk."""
+    monkeypatch.setattr(winograd, "WINO_TILES", tiles)
+    x, w, b, dy, (oh, ow), pads = data(case, seed=11)
+    N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
+    plan = K.plan_conv(w.shape, (sh, sw), (dh, dw), (pads[0], pads[2]))
+    assert plan.forward_strategy.name == plan.input_strategy.name == plan.kernel_strategy.name == "winograd"
+    expect = np.maximum(ref.conv2d(x, w, b, (sh, sw), (dh, dw), pads, (oh, ow)), 0)
+    ex_dx, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (sh, sw), (dh, dw), pads)
+    ws = K.Workspace()
+    for serial in (False, True):
+        out = np.full((N, oh, ow, CO), np.nan, np.float32)
+        plan.forward(x, w, b, out, relu=True, ws=ws, serial=serial)
+        np.testing.assert_allclose(out, expect, err_msg=f"forward serial={serial}", **tol(9 * C))
+        dx = np.full_like(x, np.nan)
+        plan.backward_input(dy, w, dx, ws=ws, serial=serial)
+        np.testing.assert_allclose(dx, ex_dx, err_msg=f"dx serial={serial}", **tol(9 * CO))
+    gk, gb = np.full_like(w, np.nan), np.full(CO, np.nan, np.float32)
+    plan.backward_kernel(x, dy, gk, gb, ws=ws)
+    np.testing.assert_allclose(gk, ex_dw, **tol(N * oh * ow))
+    np.testing.assert_allclose(gb, ex_db, **tol(N * oh * ow))

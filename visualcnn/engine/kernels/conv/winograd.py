@@ -10,7 +10,8 @@ product: M[xi] (tiles, CO) = V[xi] (tiles, C) @ U[xi] (C, CO). That is 16 GEMMs 
 16 multiplies per tile per (ci, co) instead of the 36 of im2col: 2.25x fewer. With
 dilation d a tile covers outputs (o, o + d) along each axis and reads inputs
 o - pad + {0, d, 2d, 3d}; tile t starts at ``_origin(t, d)``.
-* forward: per chunk of images (prange), pad each image into a zero-bordered scratch,
+* forward: per chunk of about ``WINO_TILES`` tiles (prange; several small images or a
+  band of tile rows of a big one), pad each image into a zero-bordered scratch,
   transform its input tiles into V, 16 single-threaded sgemms into M, transform M back
   into the output with bias and relu, all in the worker's cache.
 * input gradient (unit strides): the forward of dy with the kernel flipped and its
@@ -71,6 +72,12 @@ def _origin(t, d):
 def tiles_along(out_size, d):
     """Tiles along an axis: d residue classes of ceil(out / 2d) tiles each."""
     return d * (-(-out_size // (2 * d)))
+
+
+def tile_rows_per_chunk(TW):
+    """Tile rows (of all N*TH) per parallel chunk: about ``WINO_TILES`` tiles, whole
+    images or parts of one, so the scratch per worker stays bounded for any image size."""
+    return max(1, WINO_TILES // TW)
 
 
 def padded_extent(tiles, d):
@@ -155,44 +162,53 @@ def winograd_kernel_transform(kernel, U, flip, gbuf, r):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _pad_image(x, n, xp, pad_top, pad_left):
-    """xp (HP, WP, C) = image n with pad_top / pad_left zero rows / columns before it and
-    zeros after (as far as the tiles read)."""
+def _pad_image(x, n, xp, pad_top, pad_left, ty0, ty1, dh):
+    """The padded rows of image n that tile rows [ty0, ty1) read, into xp (HP, WP, C)
+    (padded row py = image row py - pad_top; zero outside the image). Only that band:
+    a chunk may hold a few tile rows of a big image."""
     H = x.shape[1]
     W = x.shape[2]
     C = x.shape[3]
-    HP = xp.shape[0]
     WP = xp.shape[1]
-    xp[:, :, :] = 0.0
-    for iy in range(H):
-        py = iy + pad_top
-        if py < 0 or py >= HP:
+    p0 = xp.shape[0]
+    p1 = 0
+    for ty in range(ty0, min(ty1, ty0 + dh)):  # the first tile row of each residue class
+        p0 = min(p0, _origin(ty, dh))
+    for ty in range(max(ty0, ty1 - dh), ty1):  # the last one of each
+        p1 = max(p1, _origin(ty, dh) + 3 * dh + 1)
+    for py in range(p0, min(p1, xp.shape[0])):
+        dst = xp[py]
+        iy = py - pad_top
+        if iy < 0 or iy >= H:
+            dst[:, :] = 0.0
             continue
         src = x[n, iy]
-        dst = xp[py]
-        for ix in range(W):
-            px = ix + pad_left
-            if px < 0 or px >= WP:
-                continue
-            for ci in range(C):
-                dst[px, ci] = src[ix, ci]
+        for px in range(WP):
+            ix = px - pad_left
+            if ix < 0 or ix >= W:
+                for ci in range(C):
+                    dst[px, ci] = 0.0
+            else:
+                for ci in range(C):
+                    dst[px, ci] = src[ix, ci]
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _input_tiles(xp, V, row0, TH, TW, dh, dw, tmp):
-    """V[xi, row0 + ty*TW + tx, :] = (B^T d B)[xi] of every tile of the padded image xp.
+def _input_tiles(xp, V, row0, ty0, ty1, TW, dh, dw, tmp):
+    """V[xi, row0 + (ty - ty0)*TW + tx, :] = (B^T d B)[xi] of the tiles in tile rows
+    [ty0, ty1) of the padded image xp.
     tmp (4, 4, C) holds B^T d of one tile (in L1), so V is written once. Vectorised over
     the channels, with plain indexing: a numba array view per (tile, row) cost more
     than the arithmetic (measured 0.56 -> see the module docstring)."""
     C = xp.shape[2]
-    for ty in range(TH):
+    for ty in range(ty0, ty1):
         y0 = _origin(ty, dh)
         y1 = y0 + dh
         y2 = y0 + 2 * dh
         y3 = y0 + 3 * dh
         for tx in range(TW):
             x0 = _origin(tx, dw)
-            row = row0 + ty * TW + tx
+            row = row0 + (ty - ty0) * TW + tx
             for c in range(4):  # column c of B^T d
                 xc = x0 + c * dw
                 for ci in range(C):
@@ -217,20 +233,21 @@ def _input_tiles(xp, V, row0, TH, TW, dh, dw, tmp):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _output_tiles(M, out, n, row0, TH, TW, dh, dw, bias, relu, tmp):
-    """out[n] positions of every tile = [relu]((A^T M A) + bias); bias (CO,) always
+def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
+    """out[n] positions of the tiles in tile rows [ty0, ty1) = [relu]((A^T M A) + bias)
+    (M rows numbered from row0, as ``_input_tiles`` wrote V); bias (CO,) always
     present (zeros for none); tmp (2, 4, CO) holds A^T M of one tile."""
     OH = out.shape[1]
     OW = out.shape[2]
     CO = out.shape[3]
     zero = np.float32(0.0)
-    for ty in range(TH):
+    for ty in range(ty0, ty1):
         y0 = _origin(ty, dh)
         for tx in range(TW):
             x0 = _origin(tx, dw)
             if x0 >= OW or y0 >= OH:  # with dilation a tile may start past the end
                 continue
-            row = row0 + ty * TW + tx
+            row = row0 + (ty - ty0) * TW + tx
             for c in range(4):
                 for co in range(CO):
                     m1 = M[4 + c, row, co]
@@ -258,20 +275,21 @@ def _output_tiles(M, out, n, row0, TH, TW, dh, dw, bias, relu, tmp):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _grad_tiles(dy, n, D, row0, TH, TW, dh, dw, zero):
-    """D[xi, row0 + tile, :] = (A dY A^T)[xi] of every 2x2 tile of dy[n] (positions
+def _grad_tiles(dy, n, D, row0, ty0, ty1, TW, dh, dw, zero):
+    """D[xi, row0 + tile, :] = (A dY A^T)[xi] of the 2x2 tiles of dy[n] in tile rows
+    [ty0, ty1) (positions
     beyond the output read ``zero``, a (1, 1, CO) block of zeros)."""
     OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
     dyn = dy[n]
-    for ty in range(TH):
+    for ty in range(ty0, ty1):
         y0 = _origin(ty, dh)
         y1 = y0 + dh
         for tx in range(TW):
             x0 = _origin(tx, dw)
             x1 = x0 + dw
-            row = row0 + ty * TW + tx
+            row = row0 + (ty - ty0) * TW + tx
             # A = [[1, 0], [1, 1], [1, -1], [0, -1]]; D = A dY A^T. Missing positions
             # read zero[0, 0] (an array, so the co loop has no branch)
             src00 = dyn if (y0 < OH and x0 < OW) else zero
@@ -300,36 +318,58 @@ def _grad_tiles(dy, n, D, row0, TH, TW, dh, dw, zero):
                     d3[co] = -q
 
 
+@njit(nogil=True, cache=True)
+def _chunk_pieces(R0, R1, TH):
+    """The (image, first tile row, end tile row) pieces of global tile rows [R0, R1)
+    (global tile row R = n*TH + ty): a chunk may hold several small images or part of a
+    big one."""
+    pieces = []
+    r = R0
+    while r < R1:
+        n = r // TH
+        ty0 = r % TH
+        ty1 = min(TH, ty0 + (R1 - r))
+        pieces.append((n, ty0, ty1))
+        r += ty1 - ty0
+    return pieces
+
+
 def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
-                     relu, sub):
+                     relu, rows):
     """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw).
 
-    U (16, C, CO) from ``winograd_kernel_transform``; bias (CO,) or empty. Scratch per
-    numba worker: pads (T, HP, WP, C), Vs (T, 16, sub*tiles, C), Ms (T, 16, sub*tiles,
-    CO), tins (T, 4, 4, C), touts (T, 2, 4, CO). bias (CO,) must be present. prange over chunks of ``sub`` images: pad, input
-    transform, 16 sgemms, output transform (see the module docstring).
+    U (16, C, CO) from ``winograd_kernel_transform``; bias (CO,) must be present. Scratch
+    per numba worker: pads (T, HP, WP, C), Vs (T, 16, rows*TW, C), Ms (T, 16, rows*TW,
+    CO), tins (T, 4, 4, C), touts (T, 2, 4, CO). prange over chunks of ``rows`` tile
+    rows of the whole batch (``tile_rows_per_chunk``): per image piece pad the image and
+    transform its input tiles, then 16 sgemms, then the output transform (see the
+    module docstring).
     """
     N = x.shape[0]
     C = x.shape[3]
     CO = out.shape[3]
     TH = (out.shape[1] + 2 * dh - 1) // (2 * dh) * dh
     TW = (out.shape[2] + 2 * dw - 1) // (2 * dw) * dw
-    T = TH * TW
-    for c in prange((N + sub - 1) // sub):
+    total = N * TH
+    for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        n0 = c * sub
-        n1 = min(N, n0 + sub)
+        R0 = c * rows
+        R1 = min(total, R0 + rows)
         V = Vs[t]
         M = Ms[t]
-        rows = (n1 - n0) * T
-        for n in range(n0, n1):
-            _pad_image(x, n, pads[t], pad_top, pad_left)
-            _input_tiles(pads[t], V, (n - n0) * T, TH, TW, dh, dw, tins[t])
+        pieces = _chunk_pieces(R0, R1, TH)
+        row = 0
+        for n, ty0, ty1 in pieces:
+            _pad_image(x, n, pads[t], pad_top, pad_left, ty0, ty1, dh)
+            _input_tiles(pads[t], V, row, ty0, ty1, TW, dh, dw, tins[t])
+            row += (ty1 - ty0) * TW
         for xi in range(16):
-            gemm(101, 111, 111, rows, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
+            gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
                  U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
-        for n in range(n0, n1):
-            _output_tiles(M, out, n, (n - n0) * T, TH, TW, dh, dw, bias, relu, touts[t])
+        row = 0
+        for n, ty0, ty1 in pieces:
+            _output_tiles(M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, touts[t])
+            row += (ty1 - ty0) * TW
 
 
 FORWARD = twins(winograd_forward, fastmath=FAST)
@@ -338,39 +378,45 @@ winograd_forward, winograd_forward_serial = FORWARD
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
-                             dw, pad_top, pad_left, sub):
+                             dw, pad_top, pad_left, rows):
     """partial[t] (16, C, CO) = this worker's sum of V[xi]^T @ (A dY A^T)[xi] over its
     tiles, bpartial[t] (CO,) its sum of dy; reduced here into partial[0] and grad_bias
-    (if non-empty). The caller turns partial[0] into the kernel gradient (G^T dU G)."""
+    (if non-empty). Chunks as in ``winograd_forward``. The caller turns partial[0] into
+    the kernel gradient (G^T dU G)."""
     N = x.shape[0]
     C = x.shape[3]
+    OW = dy.shape[2]
     CO = dy.shape[3]
     TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
-    TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
-    T = TH * TW
+    TW = (OW + 2 * dw - 1) // (2 * dw) * dw
+    total = N * TH
     NT = partial.shape[0]
     partial[:, :, :, :] = 0.0
     bpartial[:, :] = 0.0
-    for c in prange((N + sub - 1) // sub):
+    for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        n0 = c * sub
-        n1 = min(N, n0 + sub)
+        R0 = c * rows
+        R1 = min(total, R0 + rows)
         V = Vs[t]
         D = Ds[t]
-        rows = (n1 - n0) * T
-        for n in range(n0, n1):
-            _pad_image(x, n, pads[t], pad_top, pad_left)
-            _input_tiles(pads[t], V, (n - n0) * T, TH, TW, dh, dw, tins[t])
-            _grad_tiles(dy, n, D, (n - n0) * T, TH, TW, dh, dw, zero)
+        row = 0
+        for n, ty0, ty1 in _chunk_pieces(R0, R1, TH):
+            _pad_image(x, n, pads[t], pad_top, pad_left, ty0, ty1, dh)
+            _input_tiles(pads[t], V, row, ty0, ty1, TW, dh, dw, tins[t])
+            _grad_tiles(dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
+            row += (ty1 - ty0) * TW
             if grad_bias.shape[0] > 0:
+                # the dy rows of these tile rows: tile rows of one residue class step 2d
                 bp = bpartial[t]
-                for oy in range(dy.shape[1]):
-                    for ox in range(dy.shape[2]):
-                        g = dy[n, oy, ox]
-                        for co in range(CO):
-                            bp[co] += g[co]
+                for ty in range(ty0, ty1):
+                    y0 = _origin(ty, dh)
+                    for oy in (y0, y0 + dh):
+                        if oy < dy.shape[1]:
+                            for ox in range(OW):
+                                for co in range(CO):
+                                    bp[co] += dy[n, oy, ox, co]
         for xi in range(16):
-            gemm(101, 112, 111, C, CO, rows, np.float32(1.0), V[xi].ctypes.data, C,
+            gemm(101, 112, 111, C, CO, row, np.float32(1.0), V[xi].ctypes.data, C,
                  D[xi].ctypes.data, CO, np.float32(1.0), partial[t, xi].ctypes.data, CO)
     for t in range(1, NT):
         for xi in range(16):
@@ -418,7 +464,7 @@ def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
     N, OH, OW, CO = out.shape
     C = x.shape[3]
     TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
-    sub = max(1, WINO_TILES // (TH * TW))
+    rows = tile_rows_per_chunk(TW)
     get = getter(ws)
     slots = scratch_slots()
     if bias.shape[0] == 0:
@@ -426,9 +472,9 @@ def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
         bias[:] = 0.0
     pick(FORWARD, serial)(
         _blas.SGEMM, x, U, bias, out, get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
-        get(prefix + "V", (slots, 16, sub * TH * TW, C)), get(prefix + "M", (slots, 16, sub * TH * TW, CO)),
+        get(prefix + "V", (slots, 16, rows * TW, C)), get(prefix + "M", (slots, 16, rows * TW, CO)),
         get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO)), dh, dw, pt, pl, relu,
-        sub)
+        rows)
 
 
 class Winograd:
@@ -463,7 +509,7 @@ class Winograd:
         N, OH, OW, CO = dy.shape
         C = x.shape[3]
         TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
-        sub = max(1, WINO_TILES // (TH * TW))
+        rows = tile_rows_per_chunk(TW)
         get = getter(ws)
         slots = scratch_slots()
         zero = get("wino_zero", (1, 1, CO))
@@ -471,8 +517,8 @@ class Winograd:
         partial = get("wino_dU", (slots, 16, C, CO))
         winograd_backward_kernel(
             _blas.SGEMM, x, dy, get("wino_pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
-            get("wino_V", (slots, 16, sub * TH * TW, C)), get("wino_D", (slots, 16, sub * TH * TW, CO)),
-            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (slots, CO)), grad_bias, dh, dw, pt, pl, sub)
+            get("wino_V", (slots, 16, rows * TW, C)), get("wino_D", (slots, 16, rows * TW, CO)),
+            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (slots, CO)), grad_bias, dh, dw, pt, pl, rows)
         _kernel_gradient(partial[0], grad_kernel, get("wino_y", (3, 4, CO)))
 
     @staticmethod
