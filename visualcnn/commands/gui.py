@@ -91,6 +91,13 @@ def run(args) -> int:
     return code
 
 
+def _exit_interrupted(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    try:
+        print("error: interrupted", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
 def _check_display() -> None:
     """Qt aborts (exit 134) when its platform cannot load; say why in one line instead."""
     from ..platform_check import display_problem
@@ -143,6 +150,9 @@ def _screenshot(args, size: tuple[int, int]) -> int:
     if args.file:
         load_model_file(args.file)  # fail with the parse error before any window exists
     app = create_application()
+    # While Qt's loops run, a KeyboardInterrupt would surface inside some slot as a printed
+    # traceback; nothing is worth keeping half-way through a screenshot, so end at once.
+    signal.signal(signal.SIGINT, _exit_interrupted)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(os.path.join(tmp, "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings=settings)
