@@ -234,14 +234,16 @@ FIRST_CONVS = [  # name, input (H, W, C), kernel (KH, KW, C, CO), pad
     ("seed conv1", (28, 28, 1), (3, 3, 1, 32), (0, 0)),
     ("cifar conv1", (32, 32, 3), (3, 3, 3, 32), (0, 0)),
     ("lenet conv1", (28, 28, 1), (5, 5, 1, 6), (2, 2)),
+    ("seed conv2", (13, 13, 32), (3, 3, 32, 64), (0, 0)),
+    ("wide 28x28x32 same", (28, 28, 32), (3, 3, 32, 32), (1, 1)),
 ]
 
 
 def first_convs(row, rng, n):
-    """Every strategy that can run a network's first conv (forward + relu, and the weight
-    gradient), against the planner's choice and torch: the measurements behind the
-    order in kernels/conv/planner.py."""
-    print(f"\nfirst convs, batch {n}: strategy forward / weight gradient")
+    """Every strategy that can run a conv (forward + relu, and the weight gradient),
+    against the planner's choice and torch: the measurements behind the order in
+    kernels/conv/planner.py."""
+    print(f"\nconv strategies, batch {n}: forward / weight gradient")
     for name, (h, w, c), kshape, pad in FIRST_CONVS:
         x = rng.random((n, h, w, c), dtype=np.float32)
         k = (rng.standard_normal(kshape) * 0.2).astype(np.float32)
@@ -263,7 +265,7 @@ def first_convs(row, rng, n):
 
             def tbwd():
                 return tg.conv2d_weight(tx, tk.shape, tdy, padding=pad), tdy.sum((0, 2, 3))
-        names = [None, "direct", "few_channel_3x3", "single_channel_plane"]
+        names = [None, "direct", "few_channel_3x3", "single_channel_plane", "winograd"]
         names += ["im2col_sgemm"] if K.blas.available() else ["im2col_matmul"]
         for force in names:
             try:
@@ -273,6 +275,8 @@ def first_convs(row, rng, n):
             if force == "few_channel_3x3" and kshape[:2] != (3, 3):
                 continue
             if force == "single_channel_plane" and (c != 1 or kshape[:2] == (3, 3)):
+                continue
+            if force in ("few_channel_3x3", "winograd") and (c > 4) != (force == "winograd"):
                 continue
             ws = K.Workspace()
             label = force or f"planner: {plan.forward_strategy.name}"
