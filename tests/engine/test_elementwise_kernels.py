@@ -77,7 +77,7 @@ def test_global_average_pooling(shape, serial):
     np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     dy = rng.standard_normal((n, c)).astype(np.float32)
     dx = np.full(shape, np.nan, np.float32)
-    k.global_avg_backward(dy, dx.reshape(n, h * w, c))
+    (k.global_avg_backward_serial if serial else k.global_avg_backward)(dy, dx.reshape(n, h * w, c))
     np.testing.assert_allclose(dx, np.broadcast_to(dy[:, None, None, :] / (h * w), shape), rtol=1e-6)
 
 
@@ -95,7 +95,7 @@ def test_global_max_pooling_first_maximum_takes_the_gradient(shape, serial):
     np.testing.assert_array_equal(where, flat.argmax(axis=1))
     dy = rng.standard_normal((n, c)).astype(np.float32)
     dx = np.full(shape, np.nan, np.float32)
-    k.global_max_backward(dy, where, dx.reshape(n, h * w, c))
+    (k.global_max_backward_serial if serial else k.global_max_backward)(dy, where, dx.reshape(n, h * w, c))
     ref = np.zeros((n, h * w, c), np.float32)
     np.put_along_axis(ref, flat.argmax(axis=1)[:, None, :], dy[:, None, :], axis=1)
     np.testing.assert_array_equal(dx.reshape(n, h * w, c), ref)

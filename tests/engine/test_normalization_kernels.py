@@ -189,3 +189,27 @@ def test_non_last_axis_with_folded_relu_backward():
     dxhat = dy_eff * g
     dx_ref = inv * (dxhat - dxhat.mean((0, 2, 3), keepdims=True) - xhat * (dxhat * xhat).mean((0, 2, 3), keepdims=True))
     np.testing.assert_allclose(bn.backward(dy, ctx), dx_ref, rtol=1e-3, atol=1e-4)
+
+
+def test_serial_backward_for_a_second_thread_gives_the_parallel_result():
+    """input_gradients() from the GUI thread runs the serial twins (parallel.use_serial())."""
+    from visualcnn.engine import parallel
+
+    bn = _layer((16, 16, 32))
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((40, 16, 16, 32)).astype(np.float32)  # 328k values: parallel unless told
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    results = []
+    for serial in (False, True):
+        ctx = Context()
+        ctx.fuse_relu = True
+        if serial:
+            with parallel.serial_inference():
+                bn.forward(x, ctx, training=False)
+                dx = bn.backward(dy, ctx)
+        else:
+            bn.forward(x, ctx, training=False)
+            dx = bn.backward(dy, ctx)
+        results.append((dx.copy(), ctx.grads["gamma"].copy(), ctx.grads["beta"].copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -7,7 +7,9 @@ is the same for a key whatever the thread count or block split, nothing is store
 between forward and backward (the backward recomputes it), and the layer draws one key
 per call from its seeded generator (reseeding reproduces the masks).
 
-Global pooling views x (N, H, W, C) as x3 (N, P = H*W, C); prange over images.
+Global pooling views x (N, H, W, C) as x3 (N, P = H*W, C); prange over images. Each has
+a ``_serial`` twin: inference and a saliency map's backward from a second thread must
+not launch parallel regions (``parallel.use_serial()``).
 """
 
 import numpy as np
@@ -18,7 +20,8 @@ from visualcnn.engine.kernels._common import FAST, twins
 
 __all__ = ["dropout_threshold", "dropout_forward", "dropout_backward", "keep_mask_reference",
            "global_avg_forward", "global_avg_forward_serial", "global_avg_backward",
-           "global_max_forward", "global_max_forward_serial", "global_max_backward"]
+           "global_avg_backward_serial", "global_max_forward", "global_max_forward_serial",
+           "global_max_backward", "global_max_backward_serial"]
 
 _BLOCK = 8192
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -97,8 +100,7 @@ def _global_avg_forward(x3, y):
 global_avg_forward, global_avg_forward_serial = twins(_global_avg_forward, fastmath=FAST)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def global_avg_backward(dy, dx3):
+def _global_avg_backward(dy, dx3):
     """dx3[n, p, c] = dy[n, c] / P: every position shared the average equally."""
     N, P, C = dx3.shape
     inv = np.float32(1.0 / P)
@@ -106,6 +108,9 @@ def global_avg_backward(dy, dx3):
         for p in range(P):
             for c in range(C):
                 dx3[n, p, c] = dy[n, c] * inv
+
+
+global_avg_backward, global_avg_backward_serial = twins(_global_avg_backward, fastmath=FAST)
 
 
 def _global_max_forward(x3, y, argmax):
@@ -128,8 +133,7 @@ def _global_max_forward(x3, y, argmax):
 global_max_forward, global_max_forward_serial = twins(_global_max_forward)
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def global_max_backward(dy, argmax, dx3):
+def _global_max_backward(dy, argmax, dx3):
     """dx3 = 0 except dx3[n, argmax[n, c], c] = dy[n, c] (the winner takes the gradient)."""
     N, P, C = dx3.shape
     for n in prange(N):
@@ -138,3 +142,6 @@ def global_max_backward(dy, argmax, dx3):
                 dx3[n, p, c] = 0.0
         for c in range(C):
             dx3[n, argmax[n, c], c] = dy[n, c]
+
+
+global_max_backward, global_max_backward_serial = twins(_global_max_backward)

@@ -14,8 +14,10 @@ E[x^2] - E[x]^2 (float64 sums: no cancellation at float32 precision), the one Ke
 normalises with and folds into moving_variance (keras/src/layers/normalization/
 batch_normalization.py: ``moving_variance * momentum + variance * (1 - momentum)``).
 
-Every kernel is nogil and cached; the row-parallel ones have a ``_serial`` twin for
-inference from a second thread (``parallel.use_serial()``).
+Every kernel is nogil and cached; the ones an inference-mode call can reach (the affine
+map, and the backward of a saliency map) have a ``_serial`` twin for a second thread
+(``parallel.use_serial()``: under the workqueue layer two threads must never both launch
+parallel regions). The batch statistics run in training only, in the training thread.
 """
 
 import math
@@ -27,7 +29,7 @@ from visualcnn.engine import parallel  # noqa: F401  (the layers ask parallel.us
 from visualcnn.engine.kernels._common import FAST, twins
 
 __all__ = ["num_stat_chunks", "bn_stat_partials", "bn_finish_batch", "bn_finish_moving",
-           "bn_apply", "bn_apply_serial", "bn_grad_partials", "bn_finish_grads",
+           "bn_apply", "bn_apply_serial", "bn_grad_partials", "bn_grad_partials_serial", "bn_finish_grads",
            "bn_backward_input", "bn_backward_input_serial"]
 
 _ROWS_PER_CHUNK = 512
@@ -123,8 +125,7 @@ def _bn_apply(x2d, scale, shift, y2d, relu):
 bn_apply, bn_apply_serial = twins(_bn_apply, fastmath=FAST)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def bn_grad_partials(x2d, dy2d, scale, shift, mean, relu, pdy, pdyx):
+def _bn_grad_partials(x2d, dy2d, scale, shift, mean, relu, pdy, pdyx):
     """Per chunk t (rows split as in ``bn_stat_partials``): pdy[t, c] = sum of g and
     pdyx[t, c] = sum of g*(x - mean), float64, with g = dy, or dy*(x*scale + shift > 0)
     when relu (the relu that followed the layer; its mask is recomputed from x, which is
@@ -181,6 +182,9 @@ def bn_finish_grads(pdy, pdyx, rows, gamma, mean, inv_std, batch_stats, grad_gam
             coef_dy[c] = np.float32(a)
             coef_x[c] = np.float32(0.0)
             coef_c[c] = np.float32(0.0)
+
+
+bn_grad_partials, bn_grad_partials_serial = twins(_bn_grad_partials, fastmath=FAST)
 
 
 def _bn_backward_input(x2d, dy2d, scale, shift, coef_dy, coef_x, coef_c, relu, dx2d):

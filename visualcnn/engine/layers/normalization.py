@@ -114,7 +114,9 @@ class BatchNormalization(Layer):
         pdy = ctx.buf("psum", (t, ch), np.float64)
         pdyx = ctx.buf("psq", (t, ch), np.float64)
         relu = ctx.saved["relu"]
-        k.bn_grad_partials(x2d, dy2d, scale, shift, ctx.saved["mean"], relu, pdy, pdyx)
+        serial = _serial(k, x2d.size)  # input_gradients() from the GUI thread: serial
+        partials = k.bn_grad_partials_serial if serial else k.bn_grad_partials
+        partials(x2d, dy2d, scale, shift, ctx.saved["mean"], relu, pdy, pdyx)
         gamma, _ = self._flat_params()
         grad_gamma = (ctx.grad("gamma", (ch,)) if self.weight("gamma") is not None else _EMPTY)
         grad_beta = (ctx.grad("beta", (ch,)) if self.weight("beta") is not None else _EMPTY)
@@ -124,7 +126,7 @@ class BatchNormalization(Layer):
         if not need_dx:
             return None
         dx = ctx.buf("dx", x.shape)
-        back = k.bn_backward_input_serial if _serial(k, x2d.size) else k.bn_backward_input
+        back = k.bn_backward_input_serial if serial else k.bn_backward_input
         back(x2d, dy2d, scale, shift, *coefs, relu, dx.reshape(-1, ch))
         return dx
 

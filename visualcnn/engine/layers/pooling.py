@@ -160,7 +160,8 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
             return None
         n, h, w, ch = ctx.saved["x_shape"]
         dx = ctx.buf("dx", (n, h, w, ch))
-        k.global_avg_backward(dy.reshape(n, ch), dx.reshape(n, h * w, ch))
+        back = k.global_avg_backward_serial if k.parallel.use_serial() else k.global_avg_backward
+        back(dy.reshape(n, ch), dx.reshape(n, h * w, ch))
         return dx
 
 
@@ -187,7 +188,8 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
             return None
         n, h, w, ch = ctx.saved["x_shape"]
         dx = ctx.buf("dx", (n, h, w, ch))
-        k.global_max_backward(dy.reshape(n, ch), ctx.saved["argmax"], dx.reshape(n, h * w, ch))
+        back = k.global_max_backward_serial if k.parallel.use_serial() else k.global_max_backward
+        back(dy.reshape(n, ch), ctx.saved["argmax"], dx.reshape(n, h * w, ch))
         return dx
 
 
