@@ -96,9 +96,9 @@ def test_mlp_training_gradients_match_the_numpy_path(monkeypatch):
 
 def test_few_rows_skip_zero_inputs_exactly():
     """The few-row path skips kernel rows of zero inputs: same values as the full product."""
-    x, w, b, _ = _arrays(3, 784, 64, seed=4)
+    x, w, b, _ = _arrays(3, 784, 256, seed=4)  # >= 128 units: the few-row kernel
     x[x < 0.8] = 0.0  # mostly background, like a drawn digit
-    z = np.full((3, 64), np.nan, np.float32)
+    z = np.full((3, 256), np.nan, np.float32)
     dense.dense_forward(x, w, b, z, relu=False)
     np.testing.assert_allclose(z, x.astype(np.float64) @ w + b, rtol=1e-4, atol=1e-4)
     x[:] = 0.0

@@ -17,7 +17,8 @@ Shapes: x2d (N, K) input rows, kernel (K, U), bias (U,) or empty, z2d (N, U).
 Without a usable sgemm (``blas.SGEMM`` is None), on the calling thread only (serial
 inference beside a training thread) and for products too small to split, the drivers
 use ``np.matmul`` (OpenBLAS is single-threaded: the same sgemm). A forward pass of at most
-``_FEW_ROWS`` rows (the single drawn digit) is ``dense_forward_few_rows``.
+``_FEW_ROWS`` rows (the single drawn digit) through at least ``_FEW_ROWS_MIN_UNITS`` units
+is ``dense_forward_few_rows``.
 """
 
 import numba
@@ -35,6 +36,9 @@ __all__ = ["dense_forward", "dense_backward", "dense_forward_few_rows", "dense_f
 # workers costs more than it saves (a single drawn digit through Dense(512): 0.4 M).
 _PARALLEL_MIN_MACS = 1 << 21
 _FEW_ROWS = 4  # up to this many rows: dense_forward_few_rows (matrix-vector products)
+# ... when each kernel row is long enough to vectorise; narrower layers (the 10 class
+# scores) take OpenBLAS's sgemv: 6 against 20 us for 6272x10.
+_FEW_ROWS_MIN_UNITS = 128
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FAST, inline="always")
@@ -150,10 +154,10 @@ def dense_forward(x2d, kernel, bias, z2d, relu=False, serial=False):
     bias = NO_BIAS if bias is None else bias
     N, K = x2d.shape
     U = kernel.shape[1]
-    if N <= _FEW_ROWS:
+    if N <= _FEW_ROWS and U >= _FEW_ROWS_MIN_UNITS:
         dense_forward_few_rows(x2d, kernel, bias, z2d, relu)
         return z2d
-    tasks = _tasks(N * K * U, serial)
+    tasks = 1 if N <= _FEW_ROWS else _tasks(N * K * U, serial)
     blas.ensure_single_threaded()
     if blas.SGEMM is None or tasks == 1:
         np.matmul(x2d, kernel, out=z2d)
