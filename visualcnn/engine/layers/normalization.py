@@ -76,7 +76,7 @@ class BatchNormalization(Layer):
         ch = x.shape[-1]
         x2d = x.reshape(-1, ch)
         rows = x2d.shape[0]
-        stats = [ctx.buf(name, (ch,)) for name in ("mean", "inv_std", "scale", "shift")]
+        stats = ctx.buf("stats", (4, ch))  # mean, inv_std, scale, shift: one lookup (single image)
         gamma, beta = self._flat_params()
         eps = np.float32(c["epsilon"])
         if training:
@@ -120,7 +120,7 @@ class BatchNormalization(Layer):
         gamma, _ = self._flat_params()
         grad_gamma = (ctx.grad("gamma", (ch,)) if self.weight("gamma") is not None else _EMPTY)
         grad_beta = (ctx.grad("beta", (ch,)) if self.weight("beta") is not None else _EMPTY)
-        coefs = [ctx.buf(name, (ch,)) for name in ("coef_dy", "coef_x", "coef_c")]
+        coefs = ctx.buf("coefs", (3, ch))  # of dy, of x, constant
         k.bn_finish_grads(pdy, pdyx, rows, gamma, ctx.saved["mean"], ctx.saved["inv_std"],
                           ctx.saved["batch_stats"], grad_gamma, grad_beta, *coefs)
         if not need_dx:
@@ -199,8 +199,15 @@ def _serial(k, size: int) -> bool:
     return k.parallel.use_serial() or size < _PARALLEL_MIN
 
 
-def _kernels():
-    """The BatchNormalization kernels, imported on first use (numba loads lazily)."""
-    from ..kernels import normalization
+_loaded: dict = {}
 
-    return normalization
+
+def _kernels():
+    """The BatchNormalization kernels, imported on first use (numba loads lazily); cached
+    because a single image spends microseconds per layer."""
+    module = _loaded.get("k")
+    if module is None:
+        from ..kernels import normalization as module
+
+        _loaded["k"] = module
+    return module
