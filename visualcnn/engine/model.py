@@ -607,7 +607,7 @@ class Sequential:
             ctxs, arenas = self._predict_ctxs()
             outs = [self._forward(x[i:i + batch_size], ctxs, training=False, arenas=arenas).copy()
                     for i in range(0, x.shape[0], batch_size)]
-            return np.concatenate(outs, axis=0)
+            return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
 
         return self._run_inference(run, serial)
 
