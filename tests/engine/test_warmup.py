@@ -128,3 +128,16 @@ def test_helper_processes_share_the_compiling_and_leave_nothing_behind(tmp_path)
     assert out["helpers"] and all(out["helpers"])  # a helper was started, and has ended
     assert list(tmp.iterdir()) == []
     assert any(cache.rglob("*.nbi"))
+
+
+def test_command_line_warm_up_skips_the_windows_inference_kernels():
+    out = _run("""
+        m = make()
+        cli = [str(u) for u in warmup.kernels_needed(m, window=False)]
+        window = [str(u) for u in warmup.kernels_needed(m)]  # the rest, not compiled yet either
+        print(json.dumps({"cli": cli, "window": window}))
+    """)
+    cli, extra = out["cli"], out["window"]  # window: everything, none compiled yet
+    assert cli and extra  # the window needs more: serial twins for the Draw tab, saliency
+    assert any("_serial" in name for name in extra) and not any("_serial" in name for name in cli
+                                                                 if name.startswith("conv2d_forward"))

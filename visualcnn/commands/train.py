@@ -67,7 +67,7 @@ def _warm_up(model, batch_size: int, stream) -> None:
             stream.flush()
             shown[0] = True
 
-    warm_up(model, progress=progress, batch_size=batch_size)
+    warm_up(model, progress=progress, batch_size=batch_size, window=False)
     if shown[0]:
         stream.write("\r\033[K")
         stream.flush()

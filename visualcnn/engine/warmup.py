@@ -139,24 +139,29 @@ def _training_batch_size(model) -> int:
     return int(getattr(config, "batch_size", None) or 64)
 
 
-def _session(model, batch_size: int | None):
-    """What a session does with a model, as separate steps: a training step, then the
-    window's inference calls (batch-1 predict, serial predict, feature maps, saliency)
-    and a test-set batch. Runs on a copy: the dry run overwrites its arrays with zeros."""
+def _session(model, batch_size: int | None, window: bool = True):
+    """What a session does with a model, as separate steps: a training step and a
+    test-set batch, then (``window``) the window's inference calls: batch-1 predict,
+    serial predict (the Draw tab while training runs), feature maps, saliency. Runs on
+    a copy: the dry run overwrites its arrays with zeros."""
     from .benchmark import clone_for_benchmark
     from .training import train
 
     copy = clone_for_benchmark(model)
     n = batch_size or _training_batch_size(model)
     x, y = _dry_batch(copy, n, 0)
-    return [
+    steps = [
         lambda: _one_step(train, copy, x, y, n),
-        lambda: copy.predict(x[:1], batch_size=1),
-        lambda: copy.predict(x[:1], batch_size=1, serial=True),
-        lambda: copy.activations(x[:1]),
-        lambda: copy.input_gradients(x[:1], 0),
         lambda: copy.predict(x, batch_size=n),
     ]
+    if window:
+        steps += [
+            lambda: copy.predict(x[:1], batch_size=1),
+            lambda: copy.predict(x[:1], batch_size=1, serial=True),
+            lambda: copy.activations(x[:1]),
+            lambda: copy.input_gradients(x[:1], 0),
+        ]
+    return steps
 
 
 def _one_step(train, model, x, y, n):
@@ -168,13 +173,16 @@ def _one_step(train, model, x, y, n):
         run.close()
 
 
-def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[], bool] | None = None) -> list:
+def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[], bool] | None = None,
+                   window: bool = True) -> list:
     """The kernels (``KernelUse``) a training session of ``model`` needs that are not yet
     compiled in this process, in the order training meets them.
 
     ``model`` is not touched (the dry run works on a fresh copy). Kernels already
     compiled in this process are not listed, except the few the dry run itself had to
     compile because python code reads their result (they are listed as compiled).
+    ``window=False``: only what training and evaluating need (the command line), not
+    the window's single-image, serial and saliency calls.
     """
     _install_hook()
     cancelled = cancelled or (lambda: False)
@@ -187,7 +195,7 @@ def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[],
             found[key] = KernelUse(dispatcher, signature)
             order.append(found[key])
 
-    steps = _session(model, batch_size)
+    steps = _session(model, batch_size, window)
     try:
         for step in steps:
             # A kernel whose result the python side reads (e.g. the MXCSR reader behind
@@ -222,7 +230,7 @@ def preparing_line(done: int, total: int) -> str:
 
 def warm_up(model, progress: Callable[[int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None, batch_size: int | None = None,
-            jobs: int | None = None) -> None:
+            jobs: int | None = None, window: bool = True) -> None:
     """Compile (or load from the on-disk cache) every kernel ``model`` will use.
 
     ``progress(done, total)`` is called once with (0, total) and after every kernel;
@@ -236,7 +244,7 @@ def warm_up(model, progress: Callable[[int, int], None] | None = None,
     """
     cancelled = cancelled or (lambda: False)
     try:
-        uses = kernels_needed(model, batch_size, cancelled)
+        uses = kernels_needed(model, batch_size, cancelled, window)
     except WarmUpCancelled:
         return
     total = len(uses)
@@ -256,7 +264,7 @@ def warm_up(model, progress: Callable[[int, int], None] | None = None,
     todo = [u for u in uses if not u.is_compiled()]
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
     if jobs > 1 and len(todo) >= _MIN_SHARED and _cache_enabled():
-        _shared_compile(model, todo, batch_size, jobs, progress, cancelled, done, total)
+        _shared_compile(model, todo, batch_size, jobs, progress, cancelled, done, total, window)
         return
     for use in todo:
         if cancelled():
@@ -272,6 +280,11 @@ _MIN_SHARED = 4  # fewer kernels than this: a helper's start-up (~1 s) is not wo
 
 
 def default_jobs() -> int:
+    """Processes for compiling: VISUALCNN_WARMUP_JOBS when set, else the cores this
+    process may run on (at most 4)."""
+    forced = os.environ.get("VISUALCNN_WARMUP_JOBS", "").strip()
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -330,7 +343,7 @@ def _model_from_spec(spec: dict):
     return model
 
 
-def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, total=None) -> None:
+def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, total=None, window=True) -> None:
     """Compile ``uses`` here and in ``jobs - 1`` helper processes at once.
 
     Each process claims one function at a time (an O_EXCL file in a private temporary
@@ -351,7 +364,7 @@ def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, 
     directory = tempfile.mkdtemp(prefix="visualcnn-warmup-")
     spec_path = os.path.join(directory, "model.json")
     with open(spec_path, "w") as f:
-        json.dump(_model_spec(model, batch_size), f)
+        json.dump({**_model_spec(model, batch_size), "window": window}, f)
     helpers = []
     for _ in range(jobs - 1):
         try:
@@ -415,7 +428,7 @@ def _helper_main(directory: str) -> int:
     with open(os.path.join(directory, "model.json")) as f:
         spec = json.load(f)
     model = _model_from_spec(spec)
-    uses = kernels_needed(model, spec.get("batch_size"))
+    uses = kernels_needed(model, spec.get("batch_size"), window=spec.get("window", True))
     by_key: dict = {}
     for use in uses:
         by_key.setdefault(kernel_key(use), []).append(use)
