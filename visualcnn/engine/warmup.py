@@ -376,10 +376,13 @@ def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, 
             break
 
     def stop_helpers():
+        # Also run at exit: a daemon thread (the window's warm-up) is stopped without
+        # reaching its finally blocks when the program ends.
         for helper in helpers:
             if helper.poll() is None:
                 helper.kill()
                 helper.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
     atexit.register(stop_helpers)
     total = len(uses) if total is None else total
@@ -417,7 +420,6 @@ def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, 
     finally:
         stop_helpers()
         atexit.unregister(stop_helpers)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _helper_main(directory: str) -> int:
