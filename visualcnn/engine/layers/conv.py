@@ -63,12 +63,19 @@ class _ConvBase(Layer):
 
     def workspace_values(self, input_shape, output_shape, batch_size, threads):
         """Per worker thread (kernels/conv): an im2col chunk of at least one image (about
-        512 rows), a padded input image and the weight-gradient partial sums."""
+        512 rows), a padded input image and the weight-gradient partial sums; or, where the
+        planner picks Winograd (3x3, unit strides, >= 16 channels), its transformed
+        kernels and about 256 tiles of transformed inputs and outputs per thread."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
         k = kh * kw * c
         padded = (h + (kh - 1) * dh) * (w + (kw - 1) * dw) * c
+        if (kh, kw) == (3, 3) and self.config["strides"] == (1, 1) and c >= 16 and co >= 8:
+            tw = dw * -(-ow // (2 * dw))
+            tiles = max(1, 256 // tw) * tw
+            pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
+            return 32 * c * co + threads * (16 * tiles * (2 * c + 3 * co) + 16 * c * co + pads)
         return threads * (max(512, oh * ow) * k + padded + k * co + co)
 
     def _out(self, ctx, name, n):
