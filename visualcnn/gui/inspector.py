@@ -71,7 +71,9 @@ def _spin(minimum: float | None, maximum: float | None) -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(int(minimum) if minimum is not None else -INT_LIMIT,
                   int(maximum) if maximum is not None else INT_LIMIT)
-    spin.setMinimumWidth(spin.fontMetrics().horizontalAdvance("0000") + 28)
+    # Room for three digits and the arrows: wider spin boxes pushed MaxPooling2D's strides
+    # row (check box, two spins, link, default) past a projector-sized dock.
+    spin.setMinimumWidth(spin.fontMetrics().horizontalAdvance("000") + 24)
     spin.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
     return spin
 
