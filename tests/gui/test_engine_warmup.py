@@ -115,3 +115,31 @@ def test_window_warms_up_the_pipeline_when_it_opens(qtbot):
         pass
     assert window.engine_warmup.wait(10)
     assert not window.engine_warmup.running
+
+
+def test_follow_debounces_edits_and_skips_an_unchanged_model(qtbot):
+    from PySide6.QtCore import QObject, Signal
+
+    from visualcnn.gui.engine_warmup import EngineWarmup, follow
+
+    class Doc(QObject):
+        report_updated = Signal(object)
+
+    doc = Doc()
+    warmup = EngineWarmup()
+    started = []
+    warmup.start = lambda model: started.append(model)  # record instead of compiling
+    models = [small_cnn()]
+    follow(warmup, doc.report_updated, lambda: models[-1], delay_ms=20)
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=2000)  # once when the window opens
+    for _ in range(5):  # a burst of edits: one warm-up
+        doc.report_updated.emit(None)
+    qtbot.wait(100)
+    assert len(started) == 1  # and the model did not change: nothing new to do
+    wider = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(8, 3, activation="relu"), L.Flatten(),
+                        L.Dense(10, activation="softmax")])
+    wider.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    models.append(wider)
+    doc.report_updated.emit(None)
+    qtbot.waitUntil(lambda: len(started) == 2, timeout=2000)
+    assert started[-1] is wider

@@ -1,9 +1,11 @@
 """Compile, before it is needed, every numba kernel a model will call.
 
 With an empty compile cache (a fresh install) the first training step of the seed CNN
-used to spend 15-20 s compiling kernels while the window showed "Starting..." at 0 %.
-``warm_up(model)`` does that work ahead of time (the window runs it in a background
-thread as soon as it opens or a model is loaded) and reports progress per kernel.
+used to spend 15-20 s compiling two dozen kernels while the window showed "Starting..."
+at 0 %. ``warm_up(model)`` does that work ahead of time (the window runs it in a
+background thread as soon as it opens or a model is loaded; ``visualcnn train`` before
+its first step), reports progress per kernel, loads what numba's on-disk cache already
+has, and compiles the rest in parallel processes (``_shared_compile``).
 
 How the kernels are found, without a list to keep in step with the layers: a *dry run*.
 One training step, a batch-1 predict, the feature maps and the saliency of a throw-away
@@ -19,8 +21,8 @@ recorded pairs, in the order the step needs them (training first), are what
 there (fast) and compiles it otherwise.
 
 Other threads are unaffected: the hook does its normal work unless the calling thread
-is inside a dry run. Numba's compiler lock serialises compiling, so a training thread
-that needs a kernel the warm-up is compiling simply waits for it.
+is inside a dry run. Numba's compiler lock serialises compiling within a process, so a
+training thread that needs a kernel the warm-up is compiling simply waits for it.
 """
 
 from __future__ import annotations
@@ -120,17 +122,6 @@ def _install_hook() -> None:
         _installed[0] = True
 
 
-def _dry_batch(model, n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, *model.input_shape), dtype=np.float32)
-    out = model.output_shape
-    if model.loss is not None and model.loss.sparse:
-        y = rng.integers(0, out[-1], size=(n, *out[1:-1]))
-    else:
-        y = rng.random((n, *out[1:]), dtype=np.float32)
-    return x, y
-
-
 def _training_batch_size(model) -> int:
     try:
         config = model.training_config() if model.optimizer is not None and model.loss is not None else None
@@ -144,12 +135,12 @@ def _session(model, batch_size: int | None, window: bool = True):
     test-set batch, then (``window``) the window's inference calls: batch-1 predict,
     serial predict (the Draw tab while training runs), feature maps, saliency. Runs on
     a copy: the dry run overwrites its arrays with zeros."""
-    from .benchmark import clone_for_benchmark
+    from .benchmark import _synthetic, clone_for_benchmark
     from .training import train
 
     copy = clone_for_benchmark(model)
     n = batch_size or _training_batch_size(model)
-    x, y = _dry_batch(copy, n, 0)
+    x, y = _synthetic(copy, n)
     steps = [
         lambda: _one_step(train, copy, x, y, n),
         lambda: copy.predict(x, batch_size=n),

@@ -196,13 +196,23 @@ def follow(warmup: EngineWarmup, signal, model_source, delay_ms: int = 400):
     timer.setSingleShot(True)
     timer.setInterval(delay_ms)
 
+    last = [None]
+
     def restart():
         try:
             model = model_source()
         except Exception:
             return
-        if model is not None:
-            warmup.start(model)
+        if model is None:
+            return
+        # An edit that changes neither the layers nor the training settings (a rename
+        # undone, the same file reopened) needs no new dry run.
+        config = model.training_config() if model.optimizer is not None and model.loss is not None else None
+        key = (model.to_json(), None if config is None else repr(config))
+        if key == last[0] and (warmup.running or warmup.total == warmup.done):
+            return
+        last[0] = key
+        warmup.start(model)
 
     timer.timeout.connect(restart)
     signal.connect(lambda *args: timer.start())
