@@ -131,6 +131,8 @@ class DrawTabWidget(QWidget):
         self._saliency = QLabel()
         self._saliency.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._saliency.setStyleSheet("background: black; color: #aaa;")
+        for label in (self._preview, self._saliency):  # their placeholder sentences must not be clipped
+            label.setWordWrap(True)
         self._answer = QLabel("?")
         self._answer.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._confidence = QLabel(NO_MODEL)
@@ -192,7 +194,7 @@ class DrawTabWidget(QWidget):
         splitter.addWidget(maps)
         splitter.setChildrenCollapsible(False)
         splitter.setSizes([420, 480])  # the maps are the lesson: give them half the height
-        maps.setMinimumHeight(260)
+        self._maps_box = maps
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._maps.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -207,6 +209,9 @@ class DrawTabWidget(QWidget):
         self._preview.setFixedSize(side, side)
         self._saliency.setFixedSize(side, side)
         self.canvas.setMaximumSize(3 * side, 3 * side)
+        # The maps scroll inside their box: a row of tiles and its label is enough of a minimum,
+        # so the page fits a 720-line projector without scrolling the whole tab.
+        self._maps_box.setMinimumHeight(10 * self.fontMetrics().height())
         big = QFont(self.font())
         big.setPointSizeF(big.pointSizeF() * 4)  # the answer, readable from the back of the room
         big.setBold(True)

@@ -115,7 +115,7 @@ class CurvesPanel(QWidget):
             # Loss falls from the top left, accuracy rises from the bottom left: the legends
             # go in the corners the curves leave empty, on a translucent background.
             legend = plot.addLegend(offset=(-8, 8) if plot is self.loss_plot else (-8, -8),
-                                    brush=pg.mkBrush(255, 255, 255, 200), verSpacing=-4)
+                                    brush=pg.mkBrush(255, 255, 255, 200), verSpacing=-4, labelTextColor="#333")
             legend.setZValue(-1)  # curves draw over it, never the other way round
             for axis in ("left", "bottom"):
                 item = plot.getAxis(axis)
