@@ -261,3 +261,13 @@ def test_torch_twins_have_the_same_shapes_and_parameters():
         trainable = sum(int(np.prod(s.shape)) for row in model.checked_report().rows
                         for s in row.inference.weights if s.trainable)
         assert sum(p.numel() for p in net.parameters()) == trainable, path.name
+
+
+def test_default_threads_report_the_governors_choice(monkeypatch):
+    monkeypatch.delenv("VISUALCNN_ADAPTIVE_THREADS", raising=False)
+    monkeypatch.setattr(parallel, "_threads_chosen", [False])
+    if not parallel.ThreadGovernor().enabled:
+        pytest.skip("one core: nothing to choose")
+    result = benchmark.benchmark(small_cnn(), peak=False, **TINY)
+    assert result.adaptive_threads in parallel.ThreadGovernor().candidates
+    assert benchmark.benchmark(small_cnn(), threads=1, peak=False, **TINY).adaptive_threads is None

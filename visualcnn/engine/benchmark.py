@@ -69,6 +69,7 @@ class BenchmarkResult:
     step_other_ms: float = 0.0
     threading_layer: str = ""
     epoch_seconds_measured: float | None = None
+    adaptive_threads: int | None = None  # the thread governor's last choice (None: threads were given)
     train_flops_per_step: float = 0.0  # multiply-adds x 2 of forward + backward (model_flops)
     train_gflops: float = 0.0  # train_flops_per_step / median step time
     peak_gflops: float | None = None  # sgemm peak with this run's thread count
@@ -257,10 +258,16 @@ def measure_training(model, batch_size: int = 64, steps: int = 30, warmup: int =
     """(images per second, median step ms) of training steps on a compiled model.
 
     Throughput is total images / total time over the timed steps (not the best step).
+    The warm-up steps run first in the same training run, so that with the default
+    thread count the thread governor (``parallel.ThreadGovernor``) has measured and
+    chosen before the timing starts: the steady state a long run sees.
     """
-    x, y = _synthetic(model, batch_size * max(steps, warmup, 1))
-    _train_steps(model, x[:batch_size * warmup], y[:batch_size * warmup], batch_size)
-    times = _train_steps(model, x, y, batch_size)
+    from . import parallel
+
+    if parallel.ThreadGovernor().enabled:
+        warmup = max(warmup, parallel.ThreadGovernor().settle_steps() + 2)
+    x, y = _synthetic(model, batch_size * (steps + warmup))
+    times = _train_steps(model, x, y, batch_size)[warmup:]
     total = float(np.sum(times))
     return batch_size * len(times) / total, float(np.median(times)) * 1e3
 
@@ -384,6 +391,7 @@ def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None 
     latency = measure_latency(m, latency_repeats)
     epoch_measured = _full_epoch(m, batch_size) if full_epoch else None
     used_threads = parallel.get_num_threads()
+    adaptive = parallel.last_governor_choice() if threads is None and parallel.ThreadGovernor().enabled else None
     _, step_flops = model_flops(m, batch_size)
     # GFLOP/s from the throughput (total time over all timed steps), not the best step
     train_gflops = step_flops * train_ips / batch_size / 1e9
@@ -398,7 +406,7 @@ def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None 
         epoch_seconds_measured=epoch_measured, train_flops_per_step=step_flops, train_gflops=train_gflops,
         peak_gflops=peak_here, peak_single_gflops=None if peaks is None else peaks["single"],
         peak_all_gflops=None if peaks is None else peaks["all"],
-        peak_share=None if not peak_here else train_gflops / peak_here)
+        peak_share=None if not peak_here else train_gflops / peak_here, adaptive_threads=adaptive)
 
 
 def _full_epoch(model, batch_size: int) -> float:

@@ -57,6 +57,7 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "ThreadGovernor",
+    "last_governor_choice",
     "apply_thread_settings",
     "use_serial",
     "serial_inference",
@@ -359,6 +360,10 @@ class ThreadGovernor:
         if self.enabled:
             self._start_probe()
 
+    def settle_steps(self) -> int:
+        """Steps from the start of a run until the first choice is made."""
+        return self.skip + self.probe_steps * len(self.candidates)
+
     def _start_probe(self):
         # Interleaved (2, 1, 2, 1, ...), not in blocks: a load that changes during the
         # probe then weighs on every candidate alike.
@@ -404,6 +409,7 @@ class ThreadGovernor:
                 best = t
         self._use(best)
         self.choices.append((self._steps, best))
+        _last_choice[0] = best
         self._settled_rate = medians[best]
         self._since_choice = 0
         self._recent = []
@@ -413,6 +419,14 @@ class ThreadGovernor:
         """Give the calling thread its default thread count back."""
         if self.enabled:
             numba.set_num_threads(_default_num_threads[0])
+
+
+_last_choice = [None]
+
+
+def last_governor_choice():
+    """The thread count the last ThreadGovernor chose in this process (None: none yet)."""
+    return _last_choice[0]
 
 
 def _median(values):
