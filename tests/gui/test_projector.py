@@ -393,3 +393,18 @@ def test_progress_line_never_breaks_inside_images_per_second(qtbot):
             lines.append(text[line.textStart():line.textStart() + line.textLength()])
         layout.endLayout()
         assert not [line for line in lines if line.rstrip().rstrip("\u2060").endswith("/")], (width, lines)
+
+
+def test_card_memory_follows_the_documents_batch_size(qtbot, tmp_path):
+    from dataclasses import replace
+
+    from visualcnn.gui.pipeline_view import MEMORY_ROLE
+
+    window = make_window(qtbot, tmp_path / "s.ini")
+    model = window.pipeline.list_widget.model()
+    assert model.data(model.index(0), MEMORY_ROLE)["activation_memory"] == "5.3 MiB"
+    window.document.set_training(replace(window.document.training, batch_size=128))
+    assert model.data(model.index(0), MEMORY_ROLE)["activation_memory"] == "10.6 MiB"
+    assert "Training peak at batch 128" in window.summary.memory.text()
+    assert "at batch 128" in window.train_status.text()
+    window.undo_stack.setClean()

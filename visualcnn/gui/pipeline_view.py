@@ -11,7 +11,7 @@ weights' bytes next to the parameter count (engine.memory's estimate).
 
 from __future__ import annotations
 
-from PySide6.QtCore import (QAbstractListModel, QByteArray, QMimeData, QModelIndex, QPoint, QRect, QRectF,
+from PySide6.QtCore import (QAbstractListModel, QByteArray, QEvent, QMimeData, QModelIndex, QPoint, QRect, QRectF,
                             QSignalBlocker, QSize, Qt, Signal)
 from PySide6.QtGui import (QAction, QColor, QDrag, QFont, QFontMetrics, QKeySequence, QPainter, QPalette,
                            QPen, QPixmap, QUndoStack)
@@ -639,10 +639,9 @@ class InputShapeWidget(QFrame):
                            % family_colour("input").lighter(140).name())
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
-        badge = QLabel()
-        size = int(self.fontMetrics().height() * 1.9)
-        badge.setPixmap(family_icon("input").pixmap(size, size))
-        layout.addWidget(badge)
+        self._badge = QLabel()
+        self._fit_badge()
+        layout.addWidget(self._badge)
         title = QLabel("<b>Input</b>")
         title.setToolTip("The image that enters the network: height x width x channels (1 for grey).")
         layout.addWidget(title)
@@ -660,6 +659,15 @@ class InputShapeWidget(QFrame):
         document.input_shape_changed.connect(self._on_document_input_shape_changed)
         document.pipeline_reset.connect(lambda: self._on_document_input_shape_changed(document.input_shape))
         self._on_document_input_shape_changed(document.input_shape)
+
+    def _fit_badge(self) -> None:
+        size = int(self.fontMetrics().height() * 1.9)
+        self._badge.setPixmap(family_icon("input").pixmap(size, size))
+
+    def changeEvent(self, event):  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # View ▸ Zoom
+            self._fit_badge()
 
     @property
     def spin_boxes(self) -> list[QSpinBox]:
