@@ -171,3 +171,16 @@ def test_opening_a_huge_conv_on_the_train_tab_allocates_nothing(window, tmp_path
     assert window.train_panel._model is None  # no preview network was built
     assert "reduce" in (window.train_panel._blocker_reason() or "")
     assert not window.train_panel.controls.start_button.isEnabled()
+
+
+def test_the_draw_tab_follows_an_edit_that_keeps_the_weights(seed_window):
+    from visualcnn.engine.model_io import encode_weights
+    from visualcnn.gui.commands import SetTrainedWeightsCommand
+
+    model = seed_window.build_engine_model()
+    model.build(seed=2)
+    seed_window.undo_stack.push(SetTrainedWeightsCommand(seed_window.document, encode_weights(model)))
+    seed_window.inspector.editors["activation"].combo.setCurrentText("tanh")
+    assert seed_window.document.trained_weights is not None
+    drawn = seed_window.draw_panel._model
+    assert drawn is not None and drawn.layers[0].config["activation"] == "tanh"

@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.path: Path | None = None
         self.preset_name: str | None = None
-        self._draw_weights = None  # the weights object the Draw tab's model was built from
+        self._draw_weights = None  # (weights object, pipeline) the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
         self.locked = False  # True while a training run owns the pipeline
         self._close_after_run: str | None = None  # "keep" / "discard": closing once the run has stopped
@@ -314,9 +314,12 @@ class MainWindow(QMainWindow):
 
     def _refresh_draw_model(self) -> None:
         weights = self.document.trained_weights
-        if weights is self._draw_weights:
+        # Weights survive edits that keep their shapes (an activation, a Dropout rate): the
+        # Draw tab's model is rebuilt for the edited pipeline, with the same weights.
+        key = None if weights is None else (weights, self.document.structure_signature())
+        if key == self._draw_weights:  # a tuple compares its weights by identity first: cheap
             return
-        self._draw_weights = weights
+        self._draw_weights = key
         try:
             model = self.trained_model()
         except ConfigError as exc:  # weights that do not fit were refused when opening; be safe
