@@ -301,13 +301,15 @@ class TrainingController(QObject):
         if self._worker:
             self._worker.set_probe(image)
 
-    def shutdown(self) -> bool:
-        """Stop the run and wait for its thread (the end of the current batch, however long).
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Stop the run and wait for its thread (by default the end of the current batch,
+        however long: a running QThread must never be destroyed).
 
         For scripts, tests and application exit; the window closes without blocking (see
-        MainWindow.closeEvent). True when no thread is left (always, once it returns)."""
+        MainWindow.closeEvent). True when no thread is left; False only when timeout_ms
+        passed first (the thread still runs and is still owned here)."""
         self.stop()
-        return self.wait_for_end(None)
+        return self.wait_for_end(timeout_ms)
 
     def wait_for_end(self, timeout_ms: int | None) -> bool:
         """Wait up to timeout_ms (None: for ever) for the run to end, e.g. after stop().
