@@ -43,3 +43,16 @@ def test_closing_the_window_during_training_stops_the_run(qtbot, seed_window):
     seed_window.undo_stack.setClean()
     seed_window.close()
     assert not seed_window.train_panel.is_running()
+
+
+def test_a_learning_rate_change_mid_run_is_saved_but_undo_stays_locked(qtbot, seed_window):
+    small_run(seed_window, epochs=1000)
+    controls = seed_window.train_panel.controls
+    with qtbot.waitSignal(seed_window.train_panel.controller.progressed, timeout=60_000):
+        seed_window.train_button.click()
+    controls.learning_rate.setValue(0.004)
+    assert seed_window.document.training.learning_rate == 0.004 and seed_window.is_modified
+    assert not seed_window.undo_action.isEnabled(), "undo must stay off while the pipeline is locked"
+    with qtbot.waitSignal(seed_window.train_panel.run_finished, timeout=60_000):
+        controls.stop_button.click()
+    assert seed_window.undo_action.isEnabled()

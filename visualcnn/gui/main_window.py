@@ -176,6 +176,11 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.undo_router = UndoShortcutRouter(self)  # Ctrl+Z reaches the undo stack from any field
+        # A learning-rate edit during a run is pushed like any edit, and the stack then re-enables
+        # its actions: keep them off while locked (undoing a pipeline edit mid-run would give the
+        # run's weights to a pipeline they were not trained for).
+        self.undo_stack.canUndoChanged.connect(self._on_undo_stack_can_change)
+        self.undo_stack.canRedoChanged.connect(self._on_undo_stack_can_change)
         app = QCoreApplication.instance()
         if app is not None:  # the app quitting under a run waits for its batch: never destroy a running QThread
             app.aboutToQuit.connect(self.train_panel.shutdown)
@@ -357,6 +362,11 @@ class MainWindow(QMainWindow):
             lw = self.pipeline.list_widget
             lw.select_row(lw.current_row())
         self.train_button.setEnabled(not locked and build_tab_problem(self.document) is None)
+
+    def _on_undo_stack_can_change(self, _can: bool) -> None:
+        if self.locked:
+            self.undo_action.setEnabled(False)
+            self.redo_action.setEnabled(False)
 
     def _on_train_panel_run_started(self) -> None:
         self.set_pipeline_locked(True)
