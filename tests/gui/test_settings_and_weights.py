@@ -141,3 +141,13 @@ def test_a_merged_burst_is_undone_with_the_weights_it_dropped(doc, stack, traine
     stack.push(SetLayerConfigCommand(doc, 0, {**config, "filters": 8}, key="filters"))
     stack.undo()
     assert doc.trained_weights is trained
+
+
+def test_memory_estimate_follows_the_batch_size_setting(doc):
+    at_64 = doc.memory_estimate()
+    doc.set_training(TrainingConfig(batch_size=128))
+    at_128 = doc.memory_estimate()
+    assert at_64.batch_size == 64 and at_128.batch_size == 128
+    assert at_128.weight_bytes == at_64.weight_bytes == doc.report.total_params * 4
+    assert [m.activation_bytes for m in at_128.layers] == [2 * m.activation_bytes for m in at_64.layers]
+    assert at_128.training_peak_bytes > at_64.training_peak_bytes

@@ -214,6 +214,17 @@ class PipelineDocument(QObject):
             self._undoing = False
             self.restore_weights_state(weights_state)
 
+    def memory_estimate(self, batch_size: int | None = None):
+        """engine.memory.estimate_memory of the current pipeline at the settings' batch size
+        and optimizer (pure arithmetic); None while the pipeline has an error."""
+        from ..engine.memory import estimate_memory
+
+        if self._report.error:
+            return None
+        config = self.training
+        return estimate_memory(self._report, int(batch_size or config.batch_size), optimizer=config.optimizer,
+                               momentum=config.momentum)
+
     # --- training settings -------------------------------------------------------
 
     @property
