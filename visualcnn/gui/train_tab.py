@@ -190,6 +190,8 @@ class TrainTabWidget(QWidget):
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Never sideways: when a long message adds the vertical bar, the column narrows instead.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         width_in_em(scroll, 27.5, 32)  # in ems: the column grows with View ▸ Zoom instead of scrolling
 
         live = QSplitter(Qt.Orientation.Horizontal)
