@@ -6,10 +6,10 @@ created once when the run begins and afterwards only setData'd from plain lists.
 coalesces the ~20 progress reports a second into a few redraws.
 
 Runs accumulate while "Keep earlier runs" is checked (earlier runs are drawn faded, for
-comparison); otherwise a new run clears the plots. The legends are rebuilt from the runs
-(never appended to), so they stay small however many runs pile up: the current run's
-series (validation only once a validation value exists, so none with a split of 0) and
-one line for each of the last few earlier runs.
+comparison); otherwise a new run clears the plots. One legend, in a row under both plots
+(inside a plot it covered the curves), is rebuilt from the runs (never appended to), so it
+stays small however many runs pile up: the current run's series (validation only once a
+validation value exists, so none with a split of 0) and the last few earlier runs.
 """
 
 from __future__ import annotations
@@ -112,11 +112,6 @@ class CurvesPanel(QWidget):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", label)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            # Loss falls from the top left, accuracy rises from the bottom left: the legends
-            # go in the corners the curves leave empty, on a translucent background.
-            legend = plot.addLegend(offset=(-8, 8) if plot is self.loss_plot else (-8, -8),
-                                    brush=pg.mkBrush(255, 255, 255, 200), verSpacing=-4, labelTextColor="#333")
-            legend.setZValue(-1)  # curves draw over it, never the other way round
             for axis in ("left", "bottom"):
                 item = plot.getAxis(axis)
                 item.setTextPen("#222")
@@ -128,6 +123,11 @@ class CurvesPanel(QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.setMenuEnabled(False)
             plot.disableAutoRange()
+        # Both plots draw each run with the same colours and styles: one legend serves both.
+        self.legend = pg.LegendItem(labelTextColor="#333", colCount=3, frame=False, verSpacing=-6)
+        self._graphics.addItem(self.legend, row=1, col=0, colspan=2)
+        self._graphics.ci.layout.setRowStretchFactor(0, 1)  # the plots take the height, the legend its lines
+        self._graphics.ci.layout.setRowStretchFactor(1, 0)
         self._epochs = 1
         self._loss_top = 2.5
         self.loss_plot.setRange(xRange=(0, 1), yRange=(0, self._loss_top), padding=0.02)
@@ -171,38 +171,31 @@ class CurvesPanel(QWidget):
             plot.setLabel("left", label, **{"font-size": f"{size:.1f}pt"})
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setStyle(tickFont=tick)
-            if plot.legend is not None:
-                plot.legend.opts["labelTextSize"] = f"{size * 0.85:.1f}pt"
+        self.legend.opts["labelTextSize"] = f"{size * 0.9:.1f}pt"
+        self.legend.clear()  # re-added with the new text size
         self._refresh_legends()
 
     def legend_labels(self, plot: str = "loss") -> list[str]:
-        """The texts of one plot's legend, top to bottom (for tests)."""
-        legend = (self.loss_plot if plot == "loss" else self.accuracy_plot).legend
-        return [label.text for _sample, label in legend.items]
+        """The legend's texts in order (one legend serves both plots; `plot` is kept for tests)."""
+        return [label.text for _sample, label in self.legend.items]
 
     def _refresh_legends(self) -> None:
-        """Rewrite both legends from the runs: bounded, and only series that have data."""
-        for kind, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            legend = plot.legend
-            if legend is None:
-                continue
-            wanted = []
-            if self._runs:
-                run = self._runs[-1]
-                prefix = f"run {run.index}: " if len(self._runs) > 1 else ""
-                wanted.append((run.series[f"smooth_{kind}"].item, f"{prefix}train (smoothed)"))
-                wanted.append((run.series[f"epoch_{kind}"].item, f"{prefix}train, epoch mean"))
-                if run.series[f"val_{kind}"].y:
-                    wanted.append((run.series[f"val_{kind}"].item, f"{prefix}validation"))
-                for earlier in reversed(self._runs[-1 - EARLIER_RUNS_IN_LEGEND:-1]):
-                    wanted.append((earlier.series[f"smooth_{kind}"].item, f"run {earlier.index} (earlier)"))
-            current = [(sample.item, label.text) for sample, label in legend.items]
-            if current == wanted:
-                continue
-            legend.clear()
+        """Rewrite the legend from the runs: bounded, and only series that have data."""
+        wanted = []
+        if self._runs:
+            run = self._runs[-1]
+            prefix = f"run {run.index}: " if len(self._runs) > 1 else ""
+            wanted.append((run.series["smooth_loss"].item, f"{prefix}train (smoothed)"))
+            wanted.append((run.series["epoch_loss"].item, f"{prefix}train, epoch mean"))
+            if run.series["val_loss"].y:
+                wanted.append((run.series["val_loss"].item, f"{prefix}validation"))
+            for earlier in reversed(self._runs[-1 - EARLIER_RUNS_IN_LEGEND:-1]):
+                wanted.append((earlier.series["smooth_loss"].item, f"run {earlier.index} (earlier)"))
+        current = [(sample.item, label.text) for sample, label in self.legend.items]
+        if current != wanted:
+            self.legend.clear()
             for item, text in wanted:
-                legend.addItem(item, text)
-            legend.setVisible(bool(wanted))
+                self.legend.addItem(item, text)
 
     # --- data in ------------------------------------------------------------------
 
