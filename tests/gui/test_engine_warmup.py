@@ -143,3 +143,16 @@ def test_follow_debounces_edits_and_skips_an_unchanged_model(qtbot):
     doc.report_updated.emit(None)
     qtbot.waitUntil(lambda: len(started) == 2, timeout=2000)
     assert started[-1] is wider
+
+
+def test_speed_meter_keeps_the_measured_speed_into_the_next_epoch():
+    from visualcnn.gui.engine_warmup import SpeedMeter
+
+    meter = SpeedMeter(min_steps=2)
+    assert meter.adjust(step(1, 30.0), warming=False) is None  # the step that waited for compiling
+    assert meter.adjust(step(2, 30.1), warming=False) is None
+    fast = meter.adjust(step(3, 30.2), warming=False)
+    assert fast.images_per_second == pytest.approx(640)  # 128 images in 0.2 s, not 192 in 30.2 s
+    assert fast.eta == pytest.approx((100 * 64 - 3 * 64) / 640)
+    nxt = meter.adjust(step(1, 0.1, epoch=2), warming=False)
+    assert nxt is not None and nxt.images_per_second == pytest.approx(640)

@@ -112,25 +112,32 @@ class SpeedMeter:
 
     def __init__(self, min_steps: int = 3):
         self.min_steps = min_steps
-        self._start = None  # (epoch, seen, elapsed) of the first step after warm-up
+        self._start = None  # (epoch, seen, elapsed, batch) of the first step counted
+        self._rate = None  # images/s measured so far (kept across epochs)
 
     def reset(self) -> None:
         self._start = None
+        self._rate = None
 
     def adjust(self, report, warming: bool):
         if warming:
-            self._start = None
+            self._start = self._rate = None
             return None
         if self._start is None or self._start[0] != report.epoch:
             self._start = (report.epoch, report.seen, report.elapsed, report.batch)
-            return None
+            return None if self._rate is None else self._with_rate(report, self._rate)
         _, seen0, elapsed0, batch0 = self._start
         if report.batch - batch0 < self.min_steps or report.elapsed <= elapsed0:
-            return None
-        rate = (report.seen - seen0) / (report.elapsed - elapsed0)
-        per_batch = (report.elapsed - elapsed0) / (report.batch - batch0)
-        images_left = max(0, report.seen / max(report.batch, 1) * report.batches - report.seen)
-        return dataclasses.replace(report, images_per_second=rate, elapsed=per_batch * report.batch,
+            return None if self._rate is None else self._with_rate(report, self._rate)
+        self._rate = (report.seen - seen0) / (report.elapsed - elapsed0)
+        return self._with_rate(report, self._rate)
+
+    @staticmethod
+    def _with_rate(report, rate):
+        images_per_batch = report.seen / max(report.batch, 1)
+        images_left = max(0.0, images_per_batch * report.batches - report.seen)
+        return dataclasses.replace(report, images_per_second=rate,
+                                   elapsed=report.batch * images_per_batch / rate if rate > 0 else report.elapsed,
                                    eta=images_left / rate if rate > 0 else 0.0)
 
 
