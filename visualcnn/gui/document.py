@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from ..engine.analysis import PipelineReport, analyse, check_input_shape
+from ..engine.analysis import PipelineReport, analyse, check_input_shape, weight_layout
 from ..engine.layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config, snake_case
 from ..engine.model import unique_name
 from ..engine.model_io import FORMAT, VERSION, ModelFile, read_model_file
@@ -96,13 +96,15 @@ def build_layers(entries: Sequence[LayerEntry]) -> list[Layer]:
 
 
 def weight_shapes(report: PipelineReport) -> tuple | None:
-    """Every layer's weight names and shapes (what trained weights must fit), None when the
-    pipeline has an error (its shapes are unknown). Layers without weights are left out, so
-    adding a Dropout or Flatten, or changing an activation, keeps the signature."""
-    if report.error:
+    """What trained weights must fit: the engine's weight_layout (every weight array's layer
+    type, name and shape, in order) and the names of the layers holding them (saved weights
+    are keyed by layer name). None when the pipeline has an error (shapes unknown). Layers
+    without weights are left out, so adding a Dropout or Flatten, or changing an
+    activation, keeps the signature."""
+    layout = weight_layout(report)
+    if layout is None:
         return None
-    return tuple((row.name, tuple((w.name, tuple(w.shape)) for w in row.inference.weights))
-                 for row in report.rows if row.inference is not None and row.inference.weights)
+    return layout, tuple(row.name for row in report.rows if row.inference.weights)
 
 
 def entry_from_layer(layer: Layer) -> LayerEntry:
