@@ -11,13 +11,15 @@ input scalars and 4 rows of dy, then ONE loop over the output channels updates a
 taps' accumulators (4 dy loads + 9 accumulator loads / stores per 36 FMAs), into
 per-thread partial sums reduced at the end.
 
-Why (measured, batch 64, 2 threads, busy machine): with K = 9*C < 32 the im2col + sgemm
-strategy spends its time in the unfold and in an sgemm whose k-loop is too short; the
-seed CNN's conv1 (28x28x1 -> 32) took 0.48 ms forward / 0.85 ms weight gradient here
-against about 2x that through im2col + sgemm, and the CIFAR-shaped first conv
-(32x32x3 -> 32) went from 4.8 / 6.3 ms (im2col + sgemm) to the figures in
-benchmarks/bench_kernels.py ("cifar conv1"). The input gradient of a first conv is
-never needed, so that op goes through im2col + sgemm.
+Why (measured, batch 64, one core, thread CPU time): with K = 9*C < 32 the im2col +
+sgemm strategy spends its time in the unfold and in an sgemm whose k-loop is too short.
+CIFAR-shaped first conv 32x32x3 -> 32: forward 1.67 ms against 3.50 (im2col + sgemm),
+weight gradient 2.5 against 3.8; 32x32x3 -> 64 "same": 3.2 / 4.1 against 5.4 / 6.4;
+the seed CNN's conv1 28x28x1 -> 32: forward 0.40-0.50 ms against 1.50, weight gradient
+0.72-0.79 against 1.50 (the single-channel-only kernel it replaces: 0.44 / 0.55, so
+the seed CNN's weight gradient lost about 0.2 ms for one kernel serving C = 1..4). With
+a column stride the weight gradient goes to im2col (see ``_bwdk_row``). The input
+gradient of a first conv is never needed, so that op goes through im2col + sgemm.
 """
 
 import numba
