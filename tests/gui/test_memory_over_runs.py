@@ -29,6 +29,9 @@ def test_ten_runs_in_one_window_keep_memory_flat(qtbot, seed_window):
         qtbot.waitUntil(lambda: panel.controller._thread is None, timeout=10_000)
         qtbot.wait(10)  # let deferred deletes run
         after.append(rss_bytes())
+    # runs in a row are one undo step holding one copy of the weights, not ten
+    assert [seed_window.undo_stack.command(i).text() for i in range(seed_window.undo_stack.count())] == [
+        "Change batch size", "Train network"]
     growth = after[-1] - after[0]
     assert growth < BOUND, f"RSS grew by {growth / 2**20:.0f} MiB over {RUNS} runs: " + \
         ", ".join(f"{a / 2**20:.0f}" for a in after)

@@ -151,3 +151,18 @@ def test_memory_estimate_follows_the_batch_size_setting(doc):
     assert at_128.weight_bytes == at_64.weight_bytes == doc.report.total_params * 4
     assert [m.activation_bytes for m in at_128.layers] == [2 * m.activation_bytes for m in at_64.layers]
     assert at_128.training_peak_bytes > at_64.training_peak_bytes
+
+
+def test_runs_in_a_row_keep_one_undo_step_and_one_copy_of_the_weights(doc, stack, trained):
+    later = {"encoding": trained["encoding"], "layers": dict(trained["layers"])}
+    stack.push(SetTrainedWeightsCommand(doc, later))
+    assert stack.count() == 1 and doc.trained_weights is later
+    stack.undo()
+    assert doc.trained_weights is None  # before the series
+    stack.redo()
+    assert doc.trained_weights is later
+    stack.push(SetTrainingConfigCommand(doc, TrainingConfig(epochs=2), "epochs"))  # an edit between runs
+    stack.push(SetTrainedWeightsCommand(doc, trained))
+    assert stack.count() == 3
+    stack.undo()
+    assert doc.trained_weights is later

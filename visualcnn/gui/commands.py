@@ -21,6 +21,7 @@ from .document import LayerEntry, PipelineDocument
 _SET_CONFIG_ID = 1001
 _SET_INPUT_ID = 1002
 _SET_TRAINING_ID = 1003
+_SET_WEIGHTS_ID = 1004
 MERGE_SECONDS = 1.0
 
 
@@ -169,7 +170,20 @@ class SetInputShapeCommand(QUndoCommand):
 
 
 class SetTrainedWeightsCommand(QUndoCommand):
-    """A finished training run: its weights become the project's (undo restores the old ones)."""
+    """A finished training run: its weights become the project's (undo restores the old ones).
+
+    Runs one after another with no edit between them merge into one step (undo goes back
+    to the weights before the series): every step keeps its weights, and ten runs in a
+    row must not keep ten copies of a model's weights alive."""
+
+    def id(self) -> int:
+        return _SET_WEIGHTS_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetTrainedWeightsCommand) or other._document is not self._document:
+            return False
+        self._weights, self._after = other._weights, other._after
+        return True
 
     def __init__(self, document: PipelineDocument, weights: dict | None, text: str = "Train network"):
         super().__init__(text)
