@@ -8,9 +8,8 @@ import json
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
-from visualcnn.engine.training_config import TrainingConfig
 
 
 def test_train_tab_settings_are_the_documents_undoable_and_saved(seed_window, tmp_path):
