@@ -99,13 +99,17 @@ class DatasetLoader(QObject):
 
     def _run(self, name: str) -> None:
         try:
-            data = dataset_arrays(name)
+            data, message = dataset_arrays(name), None
         except (ValueError, OSError) as exc:  # DatasetError: a missing or damaged file
-            self.busy = False
-            self.failed.emit(str(exc))
-            return
+            data, message = None, str(exc)
         self.busy = False
-        self.loaded.emit(data)
+        try:
+            if message is None:
+                self.loaded.emit(data)
+            else:
+                self.failed.emit(message)
+        except RuntimeError:  # the window closed while loading: the data stay cached, nobody to tell
+            pass
 
 
 def dataset_arrays_cached(name: str) -> DatasetArrays | None:
