@@ -4,11 +4,10 @@ Strategy: loop over output rows (forward), input rows (input gradient, gather fo
 per-thread batch chunks (weight gradient), with the channel axis innermost and
 contiguous in NHWC activations and the (KH, KW, C, CO) kernel.
 
-Why it is kept: it is the reference the fast paths are tested against and the path of
-last resort for shapes no fast path takes: column stride > 1 with a reduction shorter
-than ``im2col_gemm.GEMM_MIN_K`` when numpy's sgemm symbol is missing. On the seed conv2
-it is 3-4x slower than ``im2col_gemm`` (benchmarks/bench_kernels.py), so the planner
-prefers every other strategy that applies.
+Why it is kept: it is the plain reference the fast strategies are tested against
+(``plan_conv(..., force="direct")``), readable loop by loop. The planner never picks it:
+every shape has a faster strategy (on the seed conv2 it is 3-4x slower than
+``im2col_gemm``, on LeNet-5's 5x5 conv2 about 2x; benchmarks/bench_kernels.py).
 """
 
 import numpy as np
