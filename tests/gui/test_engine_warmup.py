@@ -156,3 +156,15 @@ def test_speed_meter_keeps_the_measured_speed_into_the_next_epoch():
     assert fast.eta == pytest.approx((100 * 64 - 3 * 64) / 640)
     nxt = meter.adjust(step(1, 0.1, epoch=2), warming=False)
     assert nxt is not None and nxt.images_per_second == pytest.approx(640)
+
+
+def test_deleting_the_warmup_object_cancels_its_run(qtbot):
+    from visualcnn.gui.engine_warmup import EngineWarmup
+
+    warmup = EngineWarmup()
+    generation = warmup._generation.value
+    warmup.start(small_cnn())
+    assert warmup._generation.value == generation + 1
+    warmup.deleteLater()
+    qtbot.waitUntil(lambda: warmup._generation.value == generation + 2, timeout=5000)
+    assert warmup.wait(120)  # the thread ends (at its next kernel), without a traceback

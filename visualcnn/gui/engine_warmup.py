@@ -39,18 +39,19 @@ class EngineWarmup(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._lock = threading.Lock()
-        self._generation = 0
+        self._generation = _Generation()
         self._thread: threading.Thread | None = None
         self.done = 0
         self.total = 0
         self.running = False
+        # The window closed (or a test ended): the thread stops at its next kernel instead
+        # of compiling on, unseen, into whatever the process does next. A plain object's
+        # method, so it can run while the QObject is being destroyed.
+        self.destroyed.connect(self._generation.advance)
 
     def start(self, model) -> None:
         """Warm up ``model`` (an engine model; it is not modified). Cancels a run in flight."""
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
+        generation = self._generation.advance()
         self.running = True
         self.done = self.total = 0
         thread = threading.Thread(target=self._run, args=(model, generation), name="engine-warmup", daemon=True)
@@ -59,8 +60,7 @@ class EngineWarmup(QObject):
 
     def cancel(self) -> None:
         """Stop the run in flight at its next kernel (a kernel being compiled finishes)."""
-        with self._lock:
-            self._generation += 1
+        self._generation.advance()
         self.running = False
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -80,7 +80,13 @@ class EngineWarmup(QObject):
     # --- worker thread --------------------------------------------------------------
 
     def _current(self, generation: int) -> bool:
-        return generation == self._generation
+        return generation == self._generation.value
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the QObject was deleted meanwhile: nobody is listening
+            self._generation.advance()
 
     def _run(self, model, generation: int) -> None:
         from ..engine.warmup import warm_up
@@ -88,7 +94,7 @@ class EngineWarmup(QObject):
         def progress(done, total):
             if self._current(generation):
                 self.done, self.total = done, total
-                self.progressed.emit(done, total)
+                self._emit(self.progressed, done, total)
 
         try:
             warm_up(model, progress=progress, cancelled=lambda: not self._current(generation))
@@ -99,7 +105,20 @@ class EngineWarmup(QObject):
         finally:
             if self._current(generation):
                 self.running = False
-                self.finished.emit()
+                self._emit(self.finished)
+
+
+class _Generation:
+    """A counter the worker thread compares against: advancing it cancels the run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def advance(self, *_args) -> int:
+        with self._lock:
+            self.value += 1
+            return self.value
 
 
 class SpeedMeter:
