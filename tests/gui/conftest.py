@@ -10,6 +10,14 @@ REPO = Path(__file__).resolve().parents[2]
 PRESETS = REPO / "resources" / "presets"
 
 
+@pytest.fixture(autouse=True)
+def no_background_warmup(monkeypatch):
+    """The window's background kernel compiling (gui/engine_warmup.py) is off unless a test
+    turns it on: a compile still running after one test would disturb the next one's
+    measurements (None's refcount, memory over runs)."""
+    monkeypatch.setenv("VISUALCNN_WARMUP", "0")
+
+
 @pytest.fixture
 def seed_path() -> Path:
     return PRESETS / "seed_cnn.json"

@@ -103,7 +103,8 @@ def test_train_tab_line_says_what_is_happening_and_gives_no_eta_until_speed_is_k
     status.end()
 
 
-def test_window_warms_up_the_pipeline_when_it_opens(qtbot):
+def test_window_warms_up_the_pipeline_when_it_opens(qtbot, monkeypatch):
+    monkeypatch.setenv("VISUALCNN_WARMUP", "1")  # the other GUI tests turn it off (conftest)
     from visualcnn.gui.app import create_application
     from visualcnn.gui.main_window import MainWindow, preset_paths
 
@@ -117,7 +118,8 @@ def test_window_warms_up_the_pipeline_when_it_opens(qtbot):
     assert not window.engine_warmup.running
 
 
-def test_follow_debounces_edits_and_skips_an_unchanged_model(qtbot):
+def test_follow_debounces_edits_and_skips_an_unchanged_model(qtbot, monkeypatch):
+    monkeypatch.setenv("VISUALCNN_WARMUP", "1")
     from PySide6.QtCore import QObject, Signal
 
     from visualcnn.gui.engine_warmup import EngineWarmup, follow
@@ -168,3 +170,22 @@ def test_deleting_the_warmup_object_cancels_its_run(qtbot):
     warmup.deleteLater()
     qtbot.waitUntil(lambda: warmup._generation.value == generation + 2, timeout=5000)
     assert warmup.wait(120)  # the thread ends (at its next kernel), without a traceback
+
+
+def test_warmup_can_be_turned_off(qtbot, monkeypatch):
+    from PySide6.QtCore import QObject, Signal
+
+    from visualcnn.gui.engine_warmup import EngineWarmup, follow
+
+    class Doc(QObject):
+        report_updated = Signal(object)
+
+    monkeypatch.setenv("VISUALCNN_WARMUP", "0")
+    warmup = EngineWarmup()
+    started = []
+    warmup.start = started.append
+    doc = Doc()
+    assert follow(warmup, doc.report_updated, small_cnn, delay_ms=10) is None
+    doc.report_updated.emit(None)
+    qtbot.wait(50)
+    assert started == []

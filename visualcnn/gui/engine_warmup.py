@@ -215,8 +215,14 @@ def follow(warmup: EngineWarmup, signal, model_source, delay_ms: int = 400):
     """Warm up ``model_source()`` now and again ``delay_ms`` after each ``signal`` (the
     document's report_updated: a model was opened or edited). ``model_source`` may raise
     (an unfinished pipeline): then nothing is warmed until the next change. Returns the
-    debounce timer."""
+    debounce timer, or None when VISUALCNN_WARMUP=0 turns the background work off (the
+    kernels are then compiled when first used)."""
+    import os
+
     from PySide6.QtCore import QTimer
+
+    if os.environ.get("VISUALCNN_WARMUP", "1").strip() in ("0", "false", "no"):
+        return None
 
     timer = QTimer(warmup)
     timer.setSingleShot(True)
