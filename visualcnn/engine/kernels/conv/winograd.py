@@ -334,6 +334,27 @@ def _chunk_pieces(R0, R1, TH):
     return pieces
 
 
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _forward_chunk(gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad_top, pad_left, relu, R0,
+                   R1, TH, TW):
+    """Global tile rows [R0, R1) of the forward, in one worker's scratch."""
+    C = x.shape[3]
+    CO = out.shape[3]
+    pieces = _chunk_pieces(R0, R1, TH)
+    row = 0
+    for n, ty0, ty1 in pieces:
+        _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
+        _input_tiles(pad, V, row, ty0, ty1, TW, dh, dw, tin)
+        row += (ty1 - ty0) * TW
+    for xi in range(16):
+        gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
+             U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
+    row = 0
+    for n, ty0, ty1 in pieces:
+        _output_tiles(M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout)
+        row += (ty1 - ty0) * TW
+
+
 def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
                      relu, rows):
     """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw).
@@ -346,88 +367,90 @@ def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, p
     module docstring).
     """
     N = x.shape[0]
-    C = x.shape[3]
-    CO = out.shape[3]
     TH = (out.shape[1] + 2 * dh - 1) // (2 * dh) * dh
     TW = (out.shape[2] + 2 * dw - 1) // (2 * dw) * dw
     total = N * TH
+    # the prange body is one call: numba's parallel passes then see a trivial loop
+    # (with the chunk's loops inline here, the parallel twin took 22 s to compile)
     for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        R0 = c * rows
-        R1 = min(total, R0 + rows)
-        V = Vs[t]
-        M = Ms[t]
-        pieces = _chunk_pieces(R0, R1, TH)
-        row = 0
-        for n, ty0, ty1 in pieces:
-            _pad_image(x, n, pads[t], pad_top, pad_left, ty0, ty1, dh)
-            _input_tiles(pads[t], V, row, ty0, ty1, TW, dh, dw, tins[t])
-            row += (ty1 - ty0) * TW
-        for xi in range(16):
-            gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
-                 U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
-        row = 0
-        for n, ty0, ty1 in pieces:
-            _output_tiles(M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, touts[t])
-            row += (ty1 - ty0) * TW
+        _forward_chunk(gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], dh, dw,
+                       pad_top, pad_left, relu, c * rows, min(total, c * rows + rows), TH, TW)
 
 
 FORWARD = twins(winograd_forward, fastmath=FAST)
 winograd_forward, winograd_forward_serial = FORWARD
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
-                             dw, pad_top, pad_left, rows):
-    """partial[t] (16, C, CO) = this worker's sum of V[xi]^T @ (A dY A^T)[xi] over its
-    tiles, bpartial[t] (CO,) its sum of dy; reduced here into partial[0] and grad_bias
-    (if non-empty). Chunks as in ``winograd_forward``. The caller turns partial[0] into
-    the kernel gradient (G^T dU G)."""
-    N = x.shape[0]
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _backward_kernel_chunk(gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, pad_top, pad_left,
+                           R0, R1, TH, TW):
+    """dU (16, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1)."""
     C = x.shape[3]
+    OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
-    TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
-    TW = (OW + 2 * dw - 1) // (2 * dw) * dw
-    total = N * TH
-    NT = partial.shape[0]
-    partial[:, :, :, :] = 0.0
-    bpartial[:, :] = 0.0
+    row = 0
+    for n, ty0, ty1 in _chunk_pieces(R0, R1, TH):
+        _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
+        _input_tiles(pad, V, row, ty0, ty1, TW, dh, dw, tin)
+        _grad_tiles(dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
+        row += (ty1 - ty0) * TW
+        if bsum.shape[0] > 0:
+            # the dy rows of these tile rows (each output row belongs to one tile row)
+            for ty in range(ty0, ty1):
+                y0 = _origin(ty, dh)
+                for oy in (y0, y0 + dh):
+                    if oy < OH:
+                        for ox in range(OW):
+                            for co in range(CO):
+                                bsum[co] += dy[n, oy, ox, co]
+    for xi in range(16):
+        gemm(101, 112, 111, C, CO, row, np.float32(1.0), V[xi].ctypes.data, C,
+             D[xi].ctypes.data, CO, np.float32(1.0), dU[xi].ctypes.data, CO)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _backward_kernel_region(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, dh, dw, pad_top,
+                            pad_left, rows, TH, TW):
+    total = x.shape[0] * TH
     for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        R0 = c * rows
-        R1 = min(total, R0 + rows)
-        V = Vs[t]
-        D = Ds[t]
-        row = 0
-        for n, ty0, ty1 in _chunk_pieces(R0, R1, TH):
-            _pad_image(x, n, pads[t], pad_top, pad_left, ty0, ty1, dh)
-            _input_tiles(pads[t], V, row, ty0, ty1, TW, dh, dw, tins[t])
-            _grad_tiles(dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
-            row += (ty1 - ty0) * TW
-            if grad_bias.shape[0] > 0:
-                # the dy rows of these tile rows: tile rows of one residue class step 2d
-                bp = bpartial[t]
-                for ty in range(ty0, ty1):
-                    y0 = _origin(ty, dh)
-                    for oy in (y0, y0 + dh):
-                        if oy < dy.shape[1]:
-                            for ox in range(OW):
-                                for co in range(CO):
-                                    bp[co] += dy[n, oy, ox, co]
-        for xi in range(16):
-            gemm(101, 112, 111, C, CO, row, np.float32(1.0), V[xi].ctypes.data, C,
-                 D[xi].ctypes.data, CO, np.float32(1.0), partial[t, xi].ctypes.data, CO)
+        _backward_kernel_chunk(gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[t],
+                               bpartial[t], dh, dw, pad_top, pad_left, c * rows,
+                               min(total, c * rows + rows), TH, TW)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _sum_partials(partial, bpartial, grad_bias):
+    """partial[0] += partial[1:], grad_bias = sum of bpartial (when non-empty)."""
+    NT = partial.shape[0]
+    p0 = partial[0].reshape(-1)
     for t in range(1, NT):
-        for xi in range(16):
-            for ci in range(C):
-                for co in range(CO):
-                    partial[0, xi, ci, co] += partial[t, xi, ci, co]
+        pt = partial[t].reshape(-1)
+        for i in range(p0.shape[0]):
+            p0[i] += pt[i]
     for co in range(grad_bias.shape[0]):
         s = np.float32(0.0)
         for t in range(NT):
             s += bpartial[t, co]
         grad_bias[co] = s
+
+
+def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
+                             dw, pad_top, pad_left, rows):
+    """partial[0] (16, C, CO) = sum over all tiles of V[xi]^T @ (A dY A^T)[xi] and
+    grad_bias (CO,) (if non-empty) = sum of dy. prange over the chunks of
+    ``winograd_forward`` with per-thread partial sums partial[t], bpartial[t] (one
+    worker never runs two chunks at once), then their sum. The caller turns partial[0]
+    into the kernel gradient (G^T dU G)."""
+    TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
+    TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
+    partial[...] = 0.0
+    bpartial[:, :grad_bias.shape[0]] = 0.0
+    _backward_kernel_region(gemm, x, dy, pads, Vs, Ds, tins, zero, partial,
+                            bpartial[:, :grad_bias.shape[0]], dh, dw, pad_top, pad_left, rows, TH, TW)
+    _sum_partials(partial, bpartial, grad_bias)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -523,11 +546,9 @@ class Winograd:
 
     @staticmethod
     def kernels(op, serial):
-        if op == "forward":
-            return [winograd_kernel_transform, _transform_rows, pick(FORWARD, serial)]
-        if op == "backward_input":
-            return [winograd_kernel_transform, _transform_rows, pick(FORWARD, serial)]
-        return [winograd_backward_kernel, _kernel_gradient]
+        if op in ("forward", "backward_input"):
+            return [winograd_kernel_transform, pick(FORWARD, serial)]
+        return [_backward_kernel_region, _sum_partials, _kernel_gradient]
 
 
 WINOGRAD = Winograd()
