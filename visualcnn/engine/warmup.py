@@ -41,6 +41,10 @@ _tls = threading.local()
 _lock = threading.Lock()
 _DRY_ROUNDS = 4
 _installed = [False]
+# One warm-up at a time in a process: a second one (the window re-warms after an edit)
+# waits for the first to see its cancellation at the next kernel, so two dry runs never
+# interleave their hooks and compiles.
+_run_lock = threading.Lock()
 
 
 class WarmUpCancelled(Exception):
@@ -234,6 +238,13 @@ def warm_up(model, progress: Callable[[int, int], None] | None = None,
     from which this process then loads them (``_shared_compile``). ``jobs=1``: all here.
     """
     cancelled = cancelled or (lambda: False)
+    with _run_lock:
+        _warm_up_locked(model, progress, cancelled, batch_size, jobs, window)
+
+
+def _warm_up_locked(model, progress, cancelled, batch_size, jobs, window) -> None:
+    if cancelled():
+        return
     try:
         uses = kernels_needed(model, batch_size, cancelled, window)
     except WarmUpCancelled:
