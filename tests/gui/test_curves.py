@@ -78,3 +78,17 @@ def test_chart_fonts_follow_the_widget_font(curves):
     curves.setFont(font)
     after = curves.loss_plot.getAxis("bottom").style["tickFont"].pointSizeF()
     assert after == pytest.approx(before * 2, rel=0.05)
+
+
+def test_smoothed_curve_follows_recent_batches_when_only_some_batches_arrive(curves):
+    # A fast model: the window receives every 15th batch of 300. Accuracy jumps from 0.1 to
+    # 0.9 at batch 150; 60 batches later the smoothed curve (about 10 batches) must be there.
+    curves.begin_run(1)
+    for batch in range(15, 301, 15):
+        accuracy = 0.1 if batch <= 150 else 0.9
+        curves.add_step(SimpleNamespace(epoch=1, epochs=1, batch=batch, batches=300,
+                                        batch_loss=1.0 - accuracy, batch_accuracy=accuracy))
+    x, y = curves.series("smooth_accuracy")
+    at_210 = y[list(x).index(pytest.approx(210 / 300))]
+    assert at_210 > 0.85
+    assert y[-1] == pytest.approx(0.9, abs=1e-3)

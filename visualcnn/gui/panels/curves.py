@@ -23,7 +23,11 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 REDRAW_MS = 250
-SMOOTHING = 0.9  # exponential moving average factor over the batches received
+# Exponential moving average factor per training batch. The window receives only some
+# batches (progress is throttled), so a received point decays the average by SMOOTHING once
+# for every batch since the last one: the curve then follows the last ~10 batches whatever
+# the speed, instead of lagging by whole epochs on a fast model.
+SMOOTHING = 0.9
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 EARLIER_RUNS_IN_LEGEND = 3  # older runs stay drawn (faded) but leave the legend
 
@@ -56,7 +60,7 @@ class _RunItem:
         faint.setAlpha(60)
         self.plots = (loss_plot, acc_plot)
         self.series: dict[str, _Series] = {}
-        self.ema: dict[str, float] = {}
+        self.ema: dict[str, tuple[float, int]] = {}  # kind -> (average, batch it was last updated at)
         for kind, plot in (("loss", loss_plot), ("accuracy", acc_plot)):
             self.series[f"batch_{kind}"] = _Series(plot.plot(pen=pg.mkPen(faint, width=1), antialias=False))
             # No name=: the panel writes the legends itself (see CurvesPanel._refresh_legends).
@@ -68,13 +72,19 @@ class _RunItem:
                 symbolBrush="w", symbolPen=pg.mkPen(colour, width=2)))
         self.markers: list[pg.InfiniteLine] = []
 
-    def add_step(self, x: float, loss: float, accuracy: float | None) -> None:
+    def add_step(self, x: float, loss: float, accuracy: float | None, step: int | None = None) -> None:
+        """``step``: the batch's number in the whole run (1-based); None counts one per call."""
         for kind, value in (("loss", loss), ("accuracy", accuracy)):
             if value is None or not np.isfinite(value):
                 continue
-            previous = self.ema.get(kind)
-            smooth = value if previous is None else SMOOTHING * previous + (1.0 - SMOOTHING) * value
-            self.ema[kind] = smooth
+            previous, last_step = self.ema.get(kind, (None, 0))
+            step_now = last_step + 1 if step is None else step
+            if previous is None:
+                smooth = value
+            else:
+                keep = SMOOTHING ** max(1, step_now - last_step)
+                smooth = keep * previous + (1.0 - keep) * value
+            self.ema[kind] = (smooth, step_now)
             self.series[f"batch_{kind}"].append(x, value)
             self.series[f"smooth_{kind}"].append(x, smooth)
 
@@ -225,7 +235,8 @@ class CurvesPanel(QWidget):
         if not self._runs:
             self.begin_run(report.epochs)
         x = report.epoch - 1 + report.batch / report.batches
-        self._runs[-1].add_step(x, report.batch_loss, report.batch_accuracy)
+        step = (report.epoch - 1) * report.batches + report.batch
+        self._runs[-1].add_step(x, report.batch_loss, report.batch_accuracy, step)
         self._dirty = True
 
     def add_epoch(self, report) -> None:
