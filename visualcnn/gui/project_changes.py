@@ -14,21 +14,12 @@ from pathlib import Path
 
 def bundled_preset(path: str | os.PathLike) -> str | None:
     """The preset's name when path is one of the bundled presets (read-only templates), else None."""
-    try:
-        from ..resources import is_bundled_preset
-    except ImportError:  # an older resources module: compare with the presets folder here
-        is_bundled_preset = _in_presets_folder
+    from ..resources import is_bundled_preset
+
     try:
         return Path(path).stem if is_bundled_preset(path) else None
     except (OSError, ValueError):
         return None
-
-
-def _in_presets_folder(path) -> bool:
-    from .main_window import preset_paths
-
-    target = Path(os.path.realpath(path))
-    return any(Path(os.path.realpath(p)) == target for p in preset_paths())
 
 
 @dataclass(frozen=True)
