@@ -135,3 +135,23 @@ def test_screenshot_of_a_broken_file_fails_cleanly(tmp_path, qapp, capsys):
     assert main(["gui", "--screenshot", str(tmp_path / "x.png"), str(broken)]) == 2
     assert "error: broken.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_file_with_more_layers_than_the_window_draws_is_refused_with_what_to_do(seed_window, tmp_path, dialogs):
+    from visualcnn.gui.main_window import WINDOW_MAX_LAYERS
+
+    before = seed_window.document.entries
+    layers = [{"class_name": "Flatten", "config": {}}]
+    layers += [{"class_name": "Dense", "config": {"units": 4}} for _ in range(WINDOW_MAX_LAYERS)]
+    huge = tmp_path / "deep.json"
+    huge.write_text(json.dumps({"format": "visualcnn.model", "version": 1, "input_shape": [28, 28, 1],
+                                "layers": layers}))
+    assert not seed_window.open_file(huge, confirm=False)
+    assert dialogs[-1][0] == "critical"
+    assert f"{WINDOW_MAX_LAYERS + 1:,} layers" in dialogs[-1][2] and "visualcnn summary" in dialogs[-1][2]
+    assert seed_window.document.entries == before
+    # one layer fewer opens
+    huge.write_text(json.dumps({"format": "visualcnn.model", "version": 1, "input_shape": [28, 28, 1],
+                                "layers": layers[:-1]}))
+    assert seed_window.open_file(huge, confirm=False)
+    assert len(seed_window.document.entries) == WINDOW_MAX_LAYERS
