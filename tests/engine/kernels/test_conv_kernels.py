@@ -89,6 +89,35 @@ def test_planner_picks_the_specialised_strategies():
     assert all(hasattr(k, "compile") for k in plan.kernels())  # numba dispatchers
 
 
+@pytest.mark.skipif(K.plan_conv((3, 3, 32, 64)).forward_strategy.name != "winograd",
+                    reason="no cblas_sgemm: Winograd is not planned")
+@pytest.mark.parametrize("hw,pad,expect_strategy", [((13, 13), (0, 0), "im2col_sgemm"),
+                                                    ((16, 16), (1, 1), "im2col_sgemm"),
+                                                    ((20, 20), (1, 1), "winograd")])
+@pytest.mark.parametrize("serial", [False, True])
+def test_single_image_small_output_takes_im2col_and_matches(monkeypatch, hw, pad, expect_strategy, serial):
+    rng = np.random.default_rng(3)
+    x, w, b = rand(rng, 1, *hw, 32), rand(rng, 3, 3, 32, 64), rand(rng, 64)
+    plan = K.plan_conv(w.shape, pad=pad)
+    assert plan.single_image_strategy.name == "im2col_sgemm"
+    assert K.conv2d_forward_gemm_serial in plan.kernels(training=False, serial=True)
+    used = []
+    for s in (plan.forward_strategy, plan.single_image_strategy):
+        monkeypatch.setattr(s, "forward", (lambda f, name: lambda *a: (used.append(name), f(*a)))(s.forward, s.name))
+    oh, ow = hw[0] - 2 + 2 * pad[0], hw[1] - 2 + 2 * pad[1]
+    expect = np.maximum(ref.conv2d(x, w, b, (1, 1), (1, 1), (pad[0], pad[0], pad[1], pad[1]), (oh, ow)), 0.0)
+    out = np.full((1, oh, ow, 64), np.nan, np.float32)
+    plan.forward(x, w, b, out, relu=True, ws=K.Workspace(), serial=serial)
+    assert used == [expect_strategy]
+    np.testing.assert_allclose(out, expect, **tol(9 * 32))
+    two = np.concatenate([x, x])  # two images: Winograd as planned
+    out2 = np.full((2, oh, ow, 64), np.nan, np.float32)
+    used.clear()
+    plan.forward(two, w, b, out2, relu=True, ws=K.Workspace(), serial=serial)
+    assert used == ["winograd"]
+    np.testing.assert_allclose(out2[1], out[0], **tol(9 * 32))
+
+
 # ------------------------------------------------------------------ padding helpers
 
 @pytest.mark.parametrize("in_size,k,s,d", [(28, 3, 1, 1), (28, 3, 2, 1), (5, 2, 2, 1),
