@@ -213,3 +213,39 @@ def test_serial_backward_for_a_second_thread_gives_the_parallel_result():
         results.append((dx.copy(), ctx.grads["gamma"].copy(), ctx.grads["beta"].copy()))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("after", ["relu", "none", "tanh"])
+@pytest.mark.parametrize("bn_config", [{}, {"center": False, "scale": False}])
+@pytest.mark.parametrize("channels", [2, 16])  # few-channel and Winograd / im2col convs
+def test_predict_folds_batchnorm_into_the_conv_before_it(monkeypatch, use_bias, after, bn_config, channels):
+    tail = [L.Activation(after)] if after != "none" else []
+    model = Sequential([L.Input(shape=(9, 8, channels)), L.Conv2D(5, 3, padding="same", use_bias=use_bias),
+                        L.BatchNormalization(**bn_config), *tail, L.Flatten(), L.Dense(4)])
+    model.build(seed=4)
+    rng = np.random.default_rng(5)
+    for w in model.layers[0].weights + model.layers[1].weights:
+        w[...] = rng.uniform(0.5, 1.5, w.shape) * rng.choice([-1.0, 1.0], w.shape)
+    model.layers[1].weight("moving_variance")[...] = rng.uniform(0.2, 3.0, 5)
+    calls = []
+    fold = L.BatchNormalization.fold_into
+    monkeypatch.setattr(L.BatchNormalization, "fold_into", lambda *a: (calls.append(1), fold(*a))[1])
+    x = rng.standard_normal((3, 9, 8, channels)).astype(np.float32)
+    expect = model.activations(x)  # every layer's output: no folding
+    assert not calls
+    assert (expect[model.layers[1].name] < 0).any()
+    last = expect[model.layers[-1].name]
+    np.testing.assert_allclose(model.predict(x), last, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.predict(x[:1], batch_size=1), last[:1], rtol=1e-4, atol=1e-4)
+    assert calls
+
+
+def test_no_fold_after_a_conv_with_its_own_activation(monkeypatch):
+    model = Sequential([L.Input(shape=(6, 6, 2)), L.Conv2D(3, 3, activation="relu"), L.BatchNormalization(),
+                        L.Flatten(), L.Dense(2)])
+    model.build(seed=1)
+    model.layers[1].weight("moving_mean")[...] = 0.5
+    monkeypatch.setattr(L.BatchNormalization, "fold_into", lambda *a: pytest.fail("folded across a relu"))
+    x = np.random.default_rng(2).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), model.activations(x)["dense"], rtol=1e-5, atol=1e-6)

@@ -141,6 +141,14 @@ class Conv2D(_ConvBase):
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])
         ctx.saved["x"] = x
+        fold = None if training else getattr(ctx, "fold_bn", None)
+        if fold is not None:
+            # inference with the BatchNormalization after it folded in (and the relu after
+            # that, when the model fused one into the BatchNormalization)
+            kernel, bias = fold.fold_into(self.weights[0], self._bias(), ctx)
+            self.plan.forward(x, kernel, bias, z, relu=bool(getattr(ctx, "fuse_relu", False)), ws=ctx.ws,
+                              serial=inference_serial(training))
+            return z
         self.plan.forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
                           serial=inference_serial(training))
         return self._activate(z, ctx)
@@ -335,6 +343,14 @@ class Conv2DTranspose(_ConvBase):
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])
         ctx.saved["x"] = x
+        fold = None if training else getattr(ctx, "fold_bn", None)
+        if fold is not None:
+            # inference with the BatchNormalization after it folded in (and the relu after
+            # that, when the model fused one into the BatchNormalization)
+            kernel, bias = fold.fold_into(self.weights[0], self._bias(), ctx)
+            self.plan.forward(x, kernel, bias, z, relu=bool(getattr(ctx, "fuse_relu", False)), ws=ctx.ws,
+                              serial=inference_serial(training))
+            return z
         self.plan.forward(x, self.weights[0], self._bias(), z, relu=self._fused_relu, ws=ctx.ws,
                           serial=inference_serial(training))
         return self._activate(z, ctx)

@@ -61,7 +61,37 @@ class BatchNormalization(Layer):
         return (gamma.reshape(ch) if gamma is not None else None,
                 beta.reshape(ch) if beta is not None else None)
 
+    def folds_into(self, layer) -> bool:
+        """True when inference may fold this layer into ``layer`` right before it (see
+        ``fold_into``): a Conv2D without activation, channels last."""
+        return (self.built and self._channels_last and getattr(layer, "class_name", None) == "Conv2D"
+                and getattr(layer, "built", False) and layer.config["activation"] == "linear")
+
+    def fold_into(self, kernel, bias, ctx):
+        """Inference: (kernel', bias') with conv(x, kernel') + bias' == this layer applied to
+        conv(x, kernel) + bias, from the moving statistics (y = z*scale + shift per channel,
+        so kernel' = kernel*scale along the output channels, bias' = bias*scale + shift).
+        Computed on every call into ctx's buffers, so there is nothing to invalidate when
+        the weights change. kernel (..., CO); bias (CO,) or None."""
+        k = _kernels()
+        ch = kernel.shape[-1]
+        stats = ctx.buf("fold_stats", (4, ch))  # mean, inv_std, scale, shift
+        gamma, beta = self._flat_params()
+        k.bn_finish_moving(gamma, beta, np.float32(self.config["epsilon"]), self.weight("moving_mean"),
+                           self.weight("moving_variance"), *stats)
+        folded = ctx.buf("fold_kernel", kernel.shape)
+        np.multiply(kernel, stats[2], out=folded)
+        folded_bias = ctx.buf("fold_bias", (ch,))
+        if bias is None:
+            folded_bias[:] = stats[3]
+        else:
+            np.multiply(bias, stats[2], out=folded_bias)
+            folded_bias += stats[3]
+        return folded, folded_bias
+
     def forward(self, x, ctx, training=False):
+        if getattr(ctx, "folded", False) and not training:
+            return x  # the conv before applied this layer (Sequential._forward_streaming)
         # Keras: a frozen BatchNormalization runs in inference mode even while training.
         training = training and self.trainable
         relu = getattr(ctx, "fuse_relu", False)
