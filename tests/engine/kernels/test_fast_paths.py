@@ -283,3 +283,27 @@ def test_winograd_in_chunks_that_split_and_join_images(case, tiles, monkeypatch)
     plan.backward_kernel(x, dy, gk, gb, ws=ws)
     np.testing.assert_allclose(gk, ex_dw, **tol(N * oh * ow))
     np.testing.assert_allclose(gb, ex_db, **tol(N * oh * ow))
+
+
+def test_workspace_reuses_views_and_drops_them_when_a_buffer_grows():
+    from visualcnn.engine.kernels import Workspace
+
+    ws = Workspace()
+    a = ws.get("z", (2, 3))
+    a[...] = 7.0
+    assert ws.get("z", (2, 3)) is a and ws.get("z", [2, 3]) is a
+    b = ws.get("z", (3, 2))  # same buffer, another shape
+    assert np.shares_memory(a, b) and b.shape == (3, 2)
+    big = ws.get("z", (4, 4))  # grows: a new buffer, the old views are forgotten
+    assert not np.shares_memory(big, a)
+    again = ws.get("z", (2, 3))
+    assert again is not a and np.shares_memory(again, big)
+    ints = ws.get("z", (2, 3), np.int32)
+    assert ints.dtype == np.int32 and ws.get("z", (2, 3)).dtype == np.float32
+    other = ws.get("y", (2, 3))
+    assert not np.shares_memory(other, ws.get("z", (2, 3)))
+    for n in range(1, Workspace.MAX_VIEWS + 5):  # many shapes: bounded
+        assert ws.get("y", (n,)).shape == (n,)
+    assert len(ws._views) <= Workspace.MAX_VIEWS
+    ws.clear()
+    assert ws.get("z", (2, 3)) is not again
