@@ -111,6 +111,23 @@ def test_bad_x_is_a_clear_value_error(x, message):
         m.fit(x, np.zeros(len(x), int), verbose=0)
 
 
+@pytest.mark.parametrize("x,message", [
+    (np.full((1, 8, 8, 1), np.inf, np.float32), "x contains NaN"),  # the float32 fast path
+    (np.full((1, 8, 8, 1), np.nan, np.float32), "x contains NaN"),
+    (np.zeros((1, 8, 8, 3), np.float32), r"x has shape \(1, 8, 8, 3\); the model expects"),
+    (np.zeros((0, 8, 8, 1), np.float32), "x is empty"),
+    (np.zeros((1, 8, 8), np.float32), None),  # (N, 8, 8) images: reshaped
+    (np.zeros((2, 8, 8, 1), np.float32)[::2], None),  # a strided view: copied
+])
+def test_predict_checks_float32_input(x, message):
+    m = small_cnn()
+    if message is None:
+        assert m.predict(x).shape == (x.shape[0], 10)
+        return
+    with pytest.raises(ValueError, match=message):
+        m.predict(x)
+
+
 def test_bad_labels_are_clear_value_errors():
     m = small_cnn()
     x, _ = data(4)
