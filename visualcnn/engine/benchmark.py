@@ -101,13 +101,15 @@ def _blas_threads(n: int) -> None:
     limit_blas_threads(n)
 
 
-def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4, repeats: int = 3) -> dict:
+def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4, repeats: int = 7) -> dict:
     """This machine's float32 GEMM peak in GFLOP/s: {"single": one thread, "all": ``threads``
     threads at once, "threads", "n"}. Measured once per process (cached).
 
     "all" runs ``threads`` Python threads, each multiplying its own n x n matrices with
     single-threaded BLAS (numpy releases the GIL): the way the engine itself uses the
-    cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept.
+    cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept: a round is
+    ~40 ms, and with 3 rounds one benchmark run read the 2-thread peak as a 1-thread one
+    (232 instead of ~430 GFLOP/s) when another process was still exiting.
     """
     import os
     import threading
