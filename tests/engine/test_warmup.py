@@ -141,3 +141,23 @@ def test_command_line_warm_up_skips_the_windows_inference_kernels():
     assert cli and extra  # the window needs more: serial twins for the Draw tab, saliency
     assert any("_serial" in name for name in extra) and not any("_serial" in name for name in cli
                                                                  if name.startswith("conv2d_forward"))
+
+
+def test_a_model_taking_a_large_share_of_memory_gets_no_dry_run_copy():
+    # The dry run's copy would sit beside the real run: above DRY_RUN_SHARE of the free
+    # memory, warm-up leaves compiling to the run itself and allocates nothing.
+    out = _run("""
+        import os
+        from visualcnn.engine.memory import estimate_memory
+        m = make()
+        need = estimate_memory(m.checked_report(), 64).training_peak_bytes
+        os.environ["VISUALCNN_MEMORY_LIMIT"] = str(int(need / warmup.DRY_RUN_SHARE) - 1)
+        events = []
+        warmup.warm_up(m, progress=lambda done, total: events.append((done, total)))
+        small = list(events)
+        os.environ["VISUALCNN_MEMORY_LIMIT"] = str(int(need / warmup.DRY_RUN_SHARE) + 1024)
+        warmup.warm_up(m, progress=lambda done, total: events.append((done, total)))
+        print(json.dumps({"small": small, "large": events, "built": m.built}))
+    """)
+    assert out["small"] == [] and not out["built"]
+    assert out["large"] and out["large"][-1][0] == out["large"][-1][1]

@@ -218,6 +218,25 @@ def kernels_needed(model, batch_size: int | None = None, cancelled: Callable[[],
     return order
 
 
+# The dry run trains one step of a copy at the training batch size. A model that needs a
+# large share of the machine would have that copy beside the real run (the window re-warms
+# after every edit); such a model trains far longer than it compiles, so it compiles as it
+# goes instead.
+DRY_RUN_SHARE = 0.25
+
+
+def dry_run_too_big(model, batch_size: int | None = None) -> bool:
+    """True when the dry run's copy would take more than DRY_RUN_SHARE of the free memory."""
+    from .memory import available_memory_bytes, estimate_memory
+
+    try:
+        n = batch_size or _training_batch_size(model)
+        need = estimate_memory(model.checked_report(), n).training_peak_bytes
+    except Exception:
+        return False  # a model the engine cannot run: the dry run finds nothing to compile either
+    return need > DRY_RUN_SHARE * available_memory_bytes()
+
+
 def preparing_line(done: int, total: int) -> str:
     """The one line shown while a first run waits for kernels (CLI and window alike)."""
     return f"Preparing the engine, first run only: {done} of {total} kernels"
@@ -243,7 +262,7 @@ def warm_up(model, progress: Callable[[int, int], None] | None = None,
 
 
 def _warm_up_locked(model, progress, cancelled, batch_size, jobs, window) -> None:
-    if cancelled():
+    if cancelled() or dry_run_too_big(model, batch_size):
         return
     try:
         uses = kernels_needed(model, batch_size, cancelled, window)
