@@ -1,27 +1,20 @@
 """Memory of the pipeline being edited, as the builder shows it (cards, summary, status).
 
-A thin view over engine.memory at the document's batch size and optimizer (its training
-settings, else the defaults): every block's weight and activation bytes, and the
-training peak with the engine's own verdict (memory_problem) on whether it fits.
+A thin view over engine.memory: the document prices itself (PipelineDocument.memory_estimate,
+at its training settings' batch size and optimizer); this module turns that into the texts
+the cards and the summary show, with the engine's own verdict (memory_problem).
 """
 
 from __future__ import annotations
 
-from ..engine.memory import MemoryEstimate, estimate_memory, format_bytes, memory_problem
-from ..engine.training_config import TrainingConfig
-
-
-def training_config(document) -> TrainingConfig:
-    return getattr(document, "training", None) or TrainingConfig()
+from ..engine.memory import MemoryEstimate, format_bytes, memory_problem
 
 
 def document_memory(document) -> MemoryEstimate | None:
     """The estimate for the document's current report, None when it cannot be priced."""
-    config = training_config(document)
     try:
-        return estimate_memory(document.report, int(config.batch_size), optimizer=config.optimizer,
-                               momentum=config.momentum)
-    except (ValueError, TypeError, AttributeError):
+        return document.memory_estimate()
+    except (ValueError, TypeError):
         return None
 
 
@@ -33,11 +26,4 @@ def peak_text(estimate: MemoryEstimate) -> tuple[str, str | None]:
     return text, problem
 
 
-def connect_training_changes(document, slot) -> None:
-    """Call slot() when the document's training settings change (batch size moves the bytes)."""
-    signal = getattr(document, "training_changed", None)
-    if signal is not None:
-        signal.connect(lambda *_: slot())
-
-
-__all__ = ["document_memory", "peak_text", "format_bytes", "training_config", "connect_training_changes"]
+__all__ = ["document_memory", "peak_text", "format_bytes"]

@@ -25,7 +25,7 @@ from .commands import (InsertLayerCommand, MoveLayerCommand, RemoveLayerCommand,
                        duplicate_layer_command)
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR, family_colour, family_icon, paint_family_badge
-from .memory_texts import connect_training_changes, document_memory
+from .memory_texts import document_memory
 from .mime import MIME_TYPE, LayerPayload, decode_payload, drop_row, encode_payload
 
 REPORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -155,7 +155,7 @@ class PipelineModel(QAbstractListModel):
         document.report_updated.connect(self._on_document_report_updated)
         self._memory = None
         self._memory_report = None
-        connect_training_changes(document, self._on_document_training_changed)
+        document.training_changed.connect(self._on_document_training_changed)
 
     def memory(self, row: int) -> LayerMemory | None:
         """Row's memory at the document's batch size (estimated once per report)."""

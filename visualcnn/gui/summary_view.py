@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from ..engine.summary import render_summary, summary_rows, totals_lines
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
-from .memory_texts import connect_training_changes, document_memory, peak_text
+from .memory_texts import document_memory, peak_text
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
 
@@ -62,7 +62,7 @@ class SummaryWidget(QWidget):
         self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.memory)
         document.report_updated.connect(self._on_document_report_updated)
-        connect_training_changes(document, lambda: self._show_memory())
+        document.training_changed.connect(lambda *_: self._show_memory())
         self._on_document_report_updated(document.report)
 
     def text(self) -> str:
