@@ -47,24 +47,21 @@ WINDOW_MAX_LAYERS = 1000
 
 
 def preset_paths() -> list[Path]:
-    """The bundled presets, seed CNN first."""
+    """The bundled presets, seed CNN first (none when the install lacks its resources)."""
+    from ..resources import preset_dir, preset_names
+
     try:
-        from ..resources import preset_dir
         folder = preset_dir()
-    except (ImportError, FileNotFoundError):
-        import visualcnn
-        folder = Path(visualcnn.__file__).resolve().parent.parent / "resources" / "presets"
-    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    return sorted(paths, key=lambda p: (p.stem != "seed_cnn", p.stem))
+        return [folder / f"{name}.json" for name in preset_names()]
+    except FileNotFoundError:
+        return []
 
 
 def preset_infos() -> list:
     """The Presets menu's entries (readable titles); none when the resources are missing."""
-    try:
-        from ..resources import preset_titles
-        return preset_titles()
-    except (ImportError, OSError):
-        return []
+    from ..resources import preset_titles
+
+    return preset_titles()
 
 
 def train_blocker(document: PipelineDocument) -> str | None:
