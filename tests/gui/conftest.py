@@ -24,6 +24,23 @@ def seed_path() -> Path:
 
 
 @pytest.fixture
+def doc(seed_path):
+    """The seed CNN as a document (QtCore only)."""
+    from visualcnn.gui.document import PipelineDocument
+
+    document = PipelineDocument()
+    document.load_text(seed_path.read_text())
+    return document
+
+
+@pytest.fixture
+def stack():
+    from PySide6.QtGui import QUndoStack
+
+    return QUndoStack()
+
+
+@pytest.fixture
 def dialogs(monkeypatch):
     """Record message boxes instead of blocking on them; 'question' answers Discard."""
     from PySide6.QtWidgets import QMessageBox

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QUndoStack
 
 from visualcnn.gui import commands
 from visualcnn.gui.commands import (InsertLayerCommand, MoveLayerCommand, RemoveLayerCommand,
                                     SetInputShapeCommand, SetLayerConfigCommand, duplicate_layer_command)
-from visualcnn.gui.document import PipelineDocument
-
-
-@pytest.fixture
-def doc(seed_path):
-    document = PipelineDocument()
-    document.load_text(seed_path.read_text())
-    return document
-
-
-@pytest.fixture
-def stack():
-    return QUndoStack()
 
 
 def snapshot(doc):

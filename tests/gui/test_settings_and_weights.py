@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtGui import QUndoStack
 
 from visualcnn.engine.model_io import encode_weights, model_from_json
 from visualcnn.engine.training_config import TrainingConfig
@@ -14,18 +13,6 @@ from visualcnn.gui import commands
 from visualcnn.gui.commands import (InsertLayerCommand, MoveLayerCommand, RemoveLayerCommand, SetInputShapeCommand,
                                     SetLayerConfigCommand, SetTrainedWeightsCommand, SetTrainingConfigCommand)
 from visualcnn.gui.document import PipelineDocument
-
-
-@pytest.fixture
-def doc(seed_path):
-    document = PipelineDocument()
-    document.load_text(seed_path.read_text())
-    return document
-
-
-@pytest.fixture
-def stack():
-    return QUndoStack()
 
 
 @pytest.fixture
