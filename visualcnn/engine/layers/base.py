@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..shapes import Field, format_hw, format_shape
 from .arguments import Arg, ConfigError, check_extra_key, normalise
+from .registry import register
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,21 @@ class Layer:
     """Base of every layer. Subclasses declare ARGS and implement `_infer`."""
 
     class_name: ClassVar[str] = "Layer"
-    family: ClassVar[str] = "core"  # input | convolution | pooling | core | regularisation
+    family: ClassVar[str] = "core"  # one of registry.FAMILIES (another works: listed last, neutral colour)
     ARGS: ClassVar[tuple[Arg, ...]] = ()
     POSITIONAL: ClassVar[int] = 0  # how many ARGS Keras lets you pass positionally
     explanation: ClassVar[str] = ""  # one line for students, shown in the inspector
     image_input: ClassVar[bool] = False  # needs (batch, height, width, channels)
+    # What a block freshly dropped from the palette holds: a working config (the required
+    # arguments filled with values from the Keras MNIST examples).
+    starter_config: ClassVar[dict] = {}
+    in_palette: ClassVar[bool] = True  # listed in the builder's palette
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        # A class naming itself is a layer users can build: importing its module registers it.
+        if "class_name" in cls.__dict__:
+            register(cls)
 
     def __init__(self, *args: Any, name: str | None = None, trainable: bool = True, **kwargs: Any):
         if name is not None and (not isinstance(name, str) or not name.strip()):
