@@ -23,7 +23,7 @@ from ..engine.layers.arguments import INITIALIZERS, normalise
 from ..engine.shapes import format_shape
 from .commands import SetLayerConfigCommand
 from .document import PipelineDocument
-from .families import ERROR_COLOUR, FAMILY_TITLES, family_colour, family_icon
+from .families import ERROR_COLOUR, family_colour, family_icon, family_title
 from .pipeline_view import field_explanation
 
 INT_LIMIT = 1_000_000
@@ -499,7 +499,7 @@ class InspectorWidget(QWidget):
         row = report.rows[self._row]
         family = row.layer.family
         self.title.setText(f"{row.name}  <span style='font-weight: normal; color: {family_colour(family).name()}'>"
-                           f"{row.layer.class_name} · {FAMILY_TITLES.get(family, family)}</span>")
+                           f"{row.layer.class_name} · {family_title(family)}</span>")
         if row.status == "error":
             self.error_label.setText(row.error)
         elif row.status == "unknown":

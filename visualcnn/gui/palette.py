@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
+import copy
+
 from PySide6.QtCore import QByteArray, QEvent, QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem
 
-from ..engine.layers import LAYER_CLASSES
-from .families import FAMILY_ORDER, FAMILY_TITLES, family_colour, family_icon
+from ..engine.layers import LAYER_CLASSES, Layer
+from .families import FAMILY_ORDER, OTHER_TITLE, family_colour, family_icon, family_title
 from .mime import MIME_TYPE, LayerPayload, encode_payload
-
-# What a new block starts with: the required arguments filled with values from the
-# Keras MNIST examples, so a freshly dropped block already works.
-STARTER_CONFIGS: dict[str, dict] = {
-    "Conv2D": {"filters": 32, "kernel_size": [3, 3], "activation": "relu"},
-    "DepthwiseConv2D": {"kernel_size": [3, 3], "activation": "relu"},
-    "SeparableConv2D": {"filters": 32, "kernel_size": [3, 3], "activation": "relu"},
-    "Conv2DTranspose": {"filters": 32, "kernel_size": [3, 3], "activation": "relu"},
-    "MaxPooling2D": {"pool_size": [2, 2]},
-    "AveragePooling2D": {"pool_size": [2, 2]},
-    "GlobalAveragePooling2D": {},
-    "GlobalMaxPooling2D": {},
-    "Flatten": {},
-    "Dense": {"units": 64, "activation": "relu"},
-    "Activation": {"activation": "relu"},
-    "Dropout": {"rate": 0.25},
-    "BatchNormalization": {},
-}
 
 CLASS_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def starter_config(class_name: str) -> dict:
-    return dict(STARTER_CONFIGS.get(class_name, {}))
+    """What a freshly dropped block holds: the class's own starter config (a fresh copy)."""
+    cls = LAYER_CLASSES.get(class_name)
+    return copy.deepcopy(cls.starter_config) if cls is not None else {}
+
+
+def palette_groups() -> list[tuple[str, str, list[type[Layer]]]]:
+    """(title, family, classes) per palette heading: every registered class with in_palette,
+    grouped by family in FAMILY_ORDER; families the GUI has no title for share one "Other"
+    heading (grey) at the end, so a new family needs no GUI change to appear."""
+    by_family: dict[str, list] = {}
+    for cls in LAYER_CLASSES.values():
+        if cls.in_palette:
+            by_family.setdefault(cls.family if cls.family in FAMILY_ORDER else OTHER_TITLE, []).append(cls)
+    groups = [(family_title(f), f, by_family[f]) for f in FAMILY_ORDER if f in by_family]
+    if OTHER_TITLE in by_family:
+        groups.append((OTHER_TITLE, OTHER_TITLE, by_family[OTHER_TITLE]))
+    return groups
 
 
 def palette_mime_data(class_name: str) -> QMimeData:
@@ -60,16 +60,15 @@ class PaletteWidget(QTreeWidget):
         self._fit_icons()
         heading_font = QFont()
         heading_font.setBold(True)  # bold only: the size follows the palette's (zoomed) font
-        for family in FAMILY_ORDER:
-            heading = QTreeWidgetItem(self, [FAMILY_TITLES[family]])
+        for title, family, classes in palette_groups():
+            heading = QTreeWidgetItem(self, [title])
             heading.setFlags(Qt.ItemFlag.ItemIsEnabled)
             heading.setFont(0, heading_font)
             heading.setForeground(0, family_colour(family))
-            for class_name, cls in LAYER_CLASSES.items():
-                if cls.family != family:
-                    continue
+            for cls in classes:
+                class_name = cls.class_name
                 item = QTreeWidgetItem(heading, [class_name])
-                item.setIcon(0, family_icon(family))
+                item.setIcon(0, family_icon(cls.family))
                 item.setData(0, CLASS_ROLE, class_name)
                 item.setToolTip(0, f"<b>{class_name}</b><br>{cls.explanation}<br><i>Drag into the pipeline, "
                                    "or double-click to add after the selected block.</i>")

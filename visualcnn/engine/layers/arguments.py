@@ -51,8 +51,13 @@ class Arg:
     """One constructor argument of a layer, as Keras names it.
 
     kind: "int", "pair" (int or 2 ints), "optional_pair" (None or a pair),
-    "padding", "float", "bool", "activation", "initializer", "axis", "shape", "seed".
-    minimum/maximum bound numbers (maximum_exclusive for e.g. dropout rate < 1).
+    "padding", "float", "bool", "activation", "initializer", "axis", "shape", "seed",
+    "choice" (a string among `choices`), "factor" (a float or [lower, upper]),
+    "optional_float" (None or a float), "int_tuple" (a list of ints),
+    "optional_int_tuple" (None, an int or a list of ints), "padding_2d" (int,
+    [sym_h, sym_w] or [[top, bottom], [left, right]]), "axis_list" (an int or a list of ints).
+    minimum/maximum bound numbers, each value of a tuple on its own (maximum_exclusive for
+    e.g. dropout rate < 1).
     """
 
     name: str
@@ -62,6 +67,7 @@ class Arg:
     maximum: float | None = None
     maximum_exclusive: bool = False
     doc: str = ""
+    choices: tuple = ()  # the allowed strings of a "choice"
 
     @property
     def required(self) -> bool:
@@ -149,7 +155,80 @@ def normalise(arg: Arg, value: Any, where: str) -> Any:
         if value is not None and not _is_int(value):
             raise fail("an integer or null")
         return value
+    if kind == "choice":
+        if not isinstance(value, str) or value not in arg.choices:
+            raise fail("one of " + ", ".join(repr(c) for c in arg.choices))
+        return value
+    if kind == "factor":
+        if _is_number(value):
+            _check_bounds(arg, value, fail)
+            return float(value)
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
+            for v in value:
+                _check_bounds(arg, v, fail, pair=True)
+            return (float(value[0]), float(value[1]))
+        raise fail("a number or a pair [lower, upper] of numbers")
+    if kind == "optional_float":
+        if value is None:
+            return None
+        if not _is_number(value):
+            raise fail("a finite number or null")
+        _check_bounds(arg, value, fail)
+        return float(value)
+    if kind in ("int_tuple", "optional_int_tuple"):
+        if kind == "optional_int_tuple":
+            if value is None:
+                return None
+            if _is_int(value):  # Keras wraps a single axis in a list
+                value = [value]
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) for v in value):
+            raise fail("a list of integers such as [2, 1]" + (" or null" if kind == "optional_int_tuple" else ""))
+        for v in value:
+            _check_bounds(arg, v, fail, pair=True)
+        return tuple(value)
+    if kind == "padding_2d":
+        return _normalise_padding_2d(arg, value, fail)
+    if kind == "axis_list":
+        if _is_int(value):
+            return value
+        if isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value):
+            return tuple(value)
+        raise fail("an integer axis or a list of axes such as [-3, -2, -1]")
     raise AssertionError(f"unknown argument kind {kind!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _normalise_padding_2d(arg: Arg, value: Any, fail) -> tuple:
+    """Keras's ZeroPadding2D/Cropping2D rule: an int for all four sides, or one entry per
+    axis (height, width), each an int (both sides) or [before, after]."""
+    expected = "an integer, [height, width] or [[top, bottom], [left, right]]"
+
+    def side_pair(entry):
+        if _is_int(entry):
+            return (entry, entry)
+        if isinstance(entry, (list, tuple)) and len(entry) == 2 and all(_is_int(v) for v in entry):
+            return (entry[0], entry[1])
+        raise fail(expected)
+
+    if _is_int(value):
+        result = ((value, value), (value, value))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        result = (side_pair(value[0]), side_pair(value[1]))
+    else:
+        raise fail(expected)
+    for v in result[0] + result[1]:
+        _check_bounds(arg, v, fail, pair=True)
+    return result
+
+
+def to_json(value: Any) -> Any:
+    """A normal-form value as Keras's JSON writes it: tuples (nested too) become lists."""
+    if isinstance(value, (tuple, list)):
+        return [to_json(v) for v in value]
+    return value
 
 
 def _check_bounds(arg: Arg, value, fail, pair: bool = False) -> None:

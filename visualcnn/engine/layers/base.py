@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..shapes import Field, format_hw, format_shape
-from .arguments import Arg, ConfigError, check_extra_key, normalise
+from .arguments import Arg, ConfigError, check_extra_key, normalise, to_json
 from .registry import register
 
 
@@ -131,7 +131,7 @@ class Layer:
             value = self.config[arg.name]
             if compact and not arg.required and value == _default_normal(arg):
                 continue
-            config[arg.name] = list(value) if isinstance(value, tuple) else value
+            config[arg.name] = to_json(value)
         if compact and config["name"] is None:
             del config["name"]
         return config

@@ -114,6 +114,7 @@ def _finish(output_shape: tuple, weights: list[WeightSpec], terms: list, lines: 
 
 class Conv2D(_ConvBase):
     class_name = "Conv2D"
+    starter_config = {"filters": 32, "kernel_size": [3, 3], "activation": "relu"}
     ARGS = (FILTERS, KERNEL, STRIDES, PADDING, DILATION, ACTIVATION, USE_BIAS,
             Arg("kernel_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
     POSITIONAL = 4
@@ -170,6 +171,7 @@ class Conv2D(_ConvBase):
 
 class DepthwiseConv2D(_ConvBase):
     class_name = "DepthwiseConv2D"
+    starter_config = {"kernel_size": [3, 3], "activation": "relu"}
     ARGS = (KERNEL, STRIDES, PADDING, DEPTH_MULTIPLIER, DILATION, ACTIVATION, USE_BIAS,
             Arg("depthwise_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
     POSITIONAL = 3
@@ -222,6 +224,7 @@ class DepthwiseConv2D(_ConvBase):
 
 class SeparableConv2D(_ConvBase):
     class_name = "SeparableConv2D"
+    starter_config = {"filters": 32, "kernel_size": [3, 3], "activation": "relu"}
     ARGS = (FILTERS, KERNEL, STRIDES, PADDING, DEPTH_MULTIPLIER, DILATION, ACTIVATION, USE_BIAS,
             Arg("depthwise_initializer", "initializer", "glorot_uniform"),
             Arg("pointwise_initializer", "initializer", "glorot_uniform"), BIAS_INIT)
@@ -289,6 +292,7 @@ class SeparableConv2D(_ConvBase):
 
 class Conv2DTranspose(_ConvBase):
     class_name = "Conv2DTranspose"
+    starter_config = {"filters": 32, "kernel_size": [3, 3], "activation": "relu"}
     ARGS = (FILTERS, KERNEL, STRIDES, PADDING,
             Arg("output_padding", "optional_pair", None, minimum=0, doc="extra rows/columns at the end"),
             DILATION, ACTIVATION, USE_BIAS, Arg("kernel_initializer", "initializer", "glorot_uniform"), BIAS_INIT)

@@ -16,6 +16,7 @@ class InputLayer(Layer):
 
     class_name = "InputLayer"
     family = "input"
+    in_palette = False  # the model input is the pipeline's first card, not a block to add
     ARGS = (Arg("shape", "shape", doc="height, width, channels of one image"),)
     POSITIONAL = 1
     explanation = "The image that enters the network: height x width x channels (1 for grey)."
@@ -65,6 +66,7 @@ class Flatten(Layer):
 
 class Dense(Layer):
     class_name = "Dense"
+    starter_config = {"units": 64, "activation": "relu"}
     ARGS = (Arg("units", "int", minimum=1, doc="number of output neurons"),
             Arg("activation", "activation", "linear", doc="function applied to every output"),
             Arg("use_bias", "bool", True, doc="add one learned offset per unit"),
@@ -139,6 +141,7 @@ class Dense(Layer):
 
 class Dropout(Layer):
     class_name = "Dropout"
+    starter_config = {"rate": 0.25}
     family = "regularisation"
     ARGS = (Arg("rate", "float", minimum=0.0, maximum=1.0, maximum_exclusive=True,
                 doc="fraction of values set to zero while training"),
@@ -198,6 +201,7 @@ class Dropout(Layer):
 
 class Activation(Layer):
     class_name = "Activation"
+    starter_config = {"activation": "relu"}
     ARGS = (Arg("activation", "activation", doc="function applied to every value"),)
     POSITIONAL = 1
     explanation = "Applies a function (such as relu) to every value; the shape does not change."

@@ -11,7 +11,7 @@ from .base import Inference, Layer, WeightSpec, fmt_count
 
 class BatchNormalization(Layer):
     class_name = "BatchNormalization"
-    family = "regularisation"
+    family = "normalization"
     ARGS = (Arg("axis", "axis", -1, doc="the channel axis that is normalised"),
             Arg("momentum", "float", 0.99, minimum=0.0, maximum=1.0, doc="how slowly the moving statistics follow the batches"),
             Arg("epsilon", "float", 1e-3, minimum=0.0, doc="added to the variance to avoid dividing by zero"),

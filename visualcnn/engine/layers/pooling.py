@@ -59,6 +59,7 @@ class _Pooling2D(Layer):
 
 class MaxPooling2D(_Pooling2D):
     class_name = "MaxPooling2D"
+    starter_config = {"pool_size": [2, 2]}
     ARGS = (Arg("pool_size", "pair", (2, 2), minimum=1, doc="window height and width"), STRIDES, PADDING)
     verb = "the maximum"
     explanation = ("Keeps the strongest response in each small window: the map shrinks and a "
@@ -94,6 +95,7 @@ class MaxPooling2D(_Pooling2D):
 
 class AveragePooling2D(_Pooling2D):
     class_name = "AveragePooling2D"
+    starter_config = {"pool_size": [2, 2]}
     ARGS = (Arg("pool_size", "pair", minimum=1, doc="window height and width (required in Keras)"), STRIDES, PADDING)
     verb = "the average"
     explanation = "Replaces each small window by its average: a smoothed, smaller map."
