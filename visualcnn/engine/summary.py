@@ -7,8 +7,11 @@ line between rows, counts with thousands separators, sizes as float32 bytes in 1
 
 from __future__ import annotations
 
+import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
+from typing import Sequence
 
 from .analysis import PipelineReport, describe_field, field_value
 from .shapes import format_shape
@@ -95,17 +98,17 @@ def clamp_line_length(line_length: int) -> int:
     return max(MIN_LINE_LENGTH, min(MAX_LINE_LENGTH, int(line_length)))
 
 
-def _column_widths(line_length: int) -> list[int]:
-    """Rich's widths (padding included) for the three fixed-width columns of the table."""
+def _column_widths(line_length: int, positions: tuple[float, ...]) -> list[int]:
+    """Rich's widths (padding included) for fixed-width columns ending at `positions` * line_length."""
     widths, current = [], 0
-    for pos in (0.45, 0.80, 1.0):
+    for pos in positions:
         width = int(pos * line_length) - current
         widths.append(width + 2)  # rich adds one space of padding on each side
         current += width
-    available = line_length - 4  # four vertical borders
+    available = line_length - len(widths) - 1  # the vertical borders
     excess = sum(widths) - available
-    if excess > 0:  # rich.table ratio_reduce with equal ratios
-        remaining, ratio_left, reduced = excess, 3, []
+    if excess > 0:  # rich.table: no column may wrap (all have widths), so ratio_reduce with equal ratios
+        remaining, ratio_left, reduced = excess, len(widths), []
         for w in widths:
             cut = min(w, round(remaining / ratio_left))
             reduced.append(w - cut)
@@ -115,58 +118,211 @@ def _column_widths(line_length: int) -> list[int]:
     return widths
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """Rich-like word wrap: break at spaces, fold words longer than the cell."""
-    width = max(1, width)  # a zero width would fold forever
-    lines: list[str] = []
-    current = ""
-    for word in text.split(" "):
-        while len(word) > width:
-            if current:
-                lines.append(current)
-                current = ""
-            lines.append(word[:width])
-            word = word[width:]
-        if not current:
-            current = word
-        elif len(current) + 1 + len(word) <= width:
-            current += " " + word
-        else:
-            lines.append(current)
-            current = word
-    lines.append(current)
+def _char_cells(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _cell_len(text: str) -> int:
+    return len(text) if text.isascii() else sum(_char_cells(ch) for ch in text)
+
+
+def _set_cell_size(text: str, width: int) -> str:
+    """rich.cells.set_cell_size: crop to `width` cells, a cut wide character becomes a space."""
+    if _cell_len(text) <= width:
+        return text + " " * (width - _cell_len(text))
+    out, used = [], 0
+    for ch in text:
+        cells = _char_cells(ch)
+        if used + cells > width:
+            break
+        out.append(ch)
+        used += cells
+    return "".join(out) + " " * (width - used)
+
+
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+def _break_offsets(text: str, width: int, fold: bool) -> list[int]:
+    """rich._wrap.divide_line: where a line breaks; a word longer than the cell stays whole
+    (the cell's ellipsis cuts it) unless `fold`."""
+    breaks: list[int] = []
+    offset = 0
+    for match in _WORD.finditer(text):
+        start, word = match.start(), match.group(0)
+        word_length = _cell_len(word.rstrip())
+        if width - offset >= word_length:
+            offset += _cell_len(word)
+        elif word_length > width:
+            if fold:
+                piece = ""
+                pieces = []
+                for ch in word:  # rich's chop_cells
+                    if _cell_len(piece + ch) > width:
+                        pieces.append(piece)
+                        piece = ""
+                    piece += ch
+                pieces.append(piece)
+                for k, chunk in enumerate(pieces):
+                    if start:
+                        breaks.append(start)
+                    if k == len(pieces) - 1:
+                        offset = _cell_len(chunk)
+                    else:
+                        start += len(chunk)
+            else:
+                if start:
+                    breaks.append(start)
+                offset = _cell_len(word)
+        elif offset and start:
+            breaks.append(start)
+            offset = _cell_len(word)
+    return breaks
+
+
+def _split(text: str, width: int, fold: bool) -> list[str]:
+    """rich's Text.wrap up to justification: the pieces, each without whitespace beyond the width."""
+    width = max(1, width)  # a zero width would never place a word
+    cuts = [0, *_break_offsets(text, width, fold), len(text)]
+    lines = []
+    for a, b in zip(cuts, cuts[1:]):
+        line = text[a:b]
+        excess = len(line) - width
+        if excess > 0:  # Text.rstrip_end
+            spaces = len(line) - len(line.rstrip())
+            line = line[:len(line) - min(spaces, excess)]
+        lines.append(line)
     return lines
 
 
-def render_summary(name: str, report: PipelineReport, line_length: int | None = None) -> str:
-    """The text Keras 3 prints for model.summary() (model parameters only, no optimizer line)."""
-    widths = _column_widths(clamp_line_length(line_length) if line_length else default_line_length())
-    inner = [w - 2 for w in widths]
-    align = ("left", "left", "right")
+def _cell_lines(text: str, width: int, align: str) -> list[str]:
+    """One table cell as rich renders it (overflow "ellipsis"): lines exactly `width` cells wide."""
+    out = []
+    for line in _split(text, width, fold=False):
+        if align == "right":
+            line = line.rstrip()
+        if _cell_len(line) > width:
+            line = _set_cell_size(line, width - 1) + "…"
+        pad = " " * (width - _cell_len(line))
+        out.append(pad + line if align == "right" else line + pad)
+    return out
 
-    def cells(values: tuple[str, str, str], left: str, mid: str, right: str) -> list[str]:
-        wrapped = [_wrap(v, w) for v, w in zip(values, inner)]
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Word wrap as rich prints a plain string (overflow "fold"): a word longer than the width is cut."""
+    return [line if _cell_len(line) <= width else _set_cell_size(line, width).rstrip()
+            for line in _split(text, width, fold=True)]
+
+
+SEQUENTIAL_COLUMNS = (("Layer (type)", 0.45, "left"), ("Output Shape", 0.80, "left"), ("Param #", 1.0, "right"))
+FUNCTIONAL_COLUMNS = (("Layer (type)", 0.3, "left"), ("Output Shape", 0.56, "left"), ("Param #", 0.74, "right"),
+                      ("Connected to", 1.0, "left"))
+
+
+def keras_order(inbound: Sequence[Sequence[int]]) -> list[int]:
+    """The order of keras.Model(...).layers for a graph (-1 = the input): keras/src/ops/function.py
+    map_graph sorts by depth (the longest path to the output, deepest first), ties by the order a
+    depth-first walk from the output meets them. The output is the last row."""
+    if not inbound:
+        return [-1]
+    output = len(inbound) - 1
+    preorder: dict[int, int] = {}
+    postorder: list[int] = []
+    done: set[int] = set()
+    stack: list[tuple[int, int]] = [(output, 0)]  # iterative: graphs may be thousands of layers deep
+    while stack:
+        node, k = stack.pop()
+        if k == 0:
+            if node in done:
+                continue
+            preorder.setdefault(node, len(preorder))
+        parents = inbound[node] if node >= 0 else ()
+        if k < len(parents):
+            stack.append((node, k + 1))
+            if parents[k] not in done:
+                stack.append((parents[k], 0))
+            continue
+        if node not in done:
+            done.add(node)
+            postorder.append(node)
+    depth: dict[int, int] = {}
+    for node in reversed(postorder):
+        d = depth.setdefault(node, 0)
+        for parent in (inbound[node] if node >= 0 else ()):
+            depth[parent] = max(d + 1, depth.get(parent, 0))
+    return sorted(depth, key=lambda node: (-depth[node], preorder[node]))
+
+
+def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], bool]:
+    """Keras's rows for a Functional model, the InputLayer first, and whether the table has
+    "Connected to" (Keras drops that column when every layer has exactly one input)."""
+    inbound = report.inbound
+    input_name = getattr(report, "input_name", "input_layer")
+    names = {-1: input_name, **{i: r.name for i, r in enumerate(report.rows)}}
+    rows = []
+    for i in keras_order(inbound):
+        if i == -1:
+            rows.append((f"{input_name} (InputLayer)", format_shape((None, *report.input_shape)), "0", "-"))
+            continue
+        r = report.rows[i]
+        connected = ", ".join(f"{names[j]}[0][0]" for j in inbound[i]) or "-"
+        rows.append((f"{r.name} ({r.layer.class_name})", format_shape(r.output_shape) if r.output_shape else "?",
+                     f"{r.params:,}", connected))
+    connected_column = any(len(ins) != 1 for ins in inbound)
+    return (rows if connected_column else [row[:3] for row in rows]), connected_column
+
+
+def render_summary(name: str, report: PipelineReport, line_length: int | None = None,
+                   functional: bool | None = None, console_width: int | None = None) -> str:
+    """The text Keras 3 prints for model.summary() (model parameters only, no optimizer line).
+
+    functional: Keras's Functional table (an InputLayer row first, layers in Keras's order,
+    "Connected to" when any layer has several inputs); by default when the graph branches.
+    A Sequential model's table has no InputLayer row. console_width: as Keras does through
+    rich, wrap the title and totals and cut table lines at that width (model.summary() passes
+    the terminal's; the command line and the window print the whole table they asked for).
+    """
+    if functional is None:
+        functional = not report.is_linear
+    if functional:
+        rows, connected = _functional_rows(report)
+        columns = FUNCTIONAL_COLUMNS if connected else SEQUENTIAL_COLUMNS
+        default = 108 if connected else 88
+    else:
+        rows = [(f"{r.name} ({r.class_name})", r.output_shape, r.params) for r in summary_rows(report)]
+        columns, default = SEQUENTIAL_COLUMNS, 88
+    if line_length:
+        line_length = clamp_line_length(line_length)
+    else:
+        line_length = clamp_line_length(min(default, shutil.get_terminal_size().columns - 4))
+    widths = _column_widths(line_length, tuple(pos for _, pos, _ in columns))
+    inner = [w - 2 for w in widths]
+    aligns = [align for _, _, align in columns]
+
+    def cells(values, left: str, mid: str, right: str) -> list[str]:
+        wrapped = [_cell_lines(v, w, a) for v, w, a in zip(values, inner, aligns)]
         height = max(len(w) for w in wrapped)
-        out = []
-        for i in range(height):
-            parts = []
-            for col, lines in enumerate(wrapped):
-                text = lines[i] if i < len(lines) else ""
-                text = text.rjust(inner[col]) if align[col] == "right" else text.ljust(inner[col])
-                parts.append(f" {text} ")
-            out.append(left + mid.join(parts) + right)
-        return out
+        return [left + mid.join(f" {lines[i] if i < len(lines) else ' ' * w} "
+                                for lines, w in zip(wrapped, inner)) + right
+                for i in range(height)]
 
     def rule(left: str, fill: str, mid: str, right: str) -> str:
         return left + mid.join(fill * w for w in widths) + right
 
-    lines = [f'Model: "{name}"', rule("┏", "━", "┳", "┓")]
-    lines += cells(("Layer (type)", "Output Shape", "Param #"), "┃", "┃", "┃")
-    lines.append(rule("┡", "━", "╇", "┩"))
-    for i, row in enumerate(summary_rows(report)):
+    table = [rule("┏", "━", "┳", "┓")]
+    table += cells(tuple(title for title, _, _ in columns), "┃", "┃", "┃")
+    table.append(rule("┡", "━", "╇", "┩"))
+    for i, row in enumerate(rows):
         if i:
-            lines.append(rule("├", "─", "┼", "┤"))
-        lines += cells((f"{row.name} ({row.class_name})", row.output_shape, row.params), "│", "│", "│")
-    lines.append(rule("└", "─", "┴", "┘"))
-    lines += totals_lines(report)
+            table.append(rule("├", "─", "┼", "┤"))
+        table += cells(row, "│", "│", "│")
+    table.append(rule("└", "─", "┴", "┘"))
+    head, tail = [f'Model: "{name}"'], totals_lines(report)
+    if console_width:  # rich wraps the plain lines and cuts the table's at the console's edge
+        head = _wrap(head[0], console_width)
+        table = [_set_cell_size(line, console_width) if _cell_len(line) > console_width else line for line in table]
+        tail = [part for line in tail for part in _wrap(line, console_width)]
+    lines = [*head, *table, *tail]
     return "\n".join(lines)
