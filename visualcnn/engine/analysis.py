@@ -1,8 +1,12 @@
-"""Run shape inference over a whole pipeline without raising.
+"""Run shape inference over a whole pipeline (a graph of layers) without raising.
 
-The builder window re-runs this on every edit: the first impossible layer carries its
-error, the layers after it are "unknown", and nothing is allocated. `summarize` and the
+The builder window re-runs this on every edit: an impossible layer carries its error,
+the layers fed by it are "unknown", and nothing is allocated. `summarize` and the
 engine's build step use the same report, and raise the first error instead.
+
+A pipeline is a list of layers in topological order plus, for each, the indices of the
+layers feeding it (`inbound`, -1 = the model input). A plain stack is the linear case
+(layer i fed by layer i - 1); `analyse` builds that case.
 """
 
 from __future__ import annotations
@@ -18,19 +22,34 @@ MAX_INPUT_SIDE = 100_000
 
 @dataclass(frozen=True)
 class LayerReport:
-    """One block of the pipeline after inference. status: "ok", "error" or "unknown"."""
+    """One block of the pipeline after inference. status: "ok", "error" or "unknown".
+
+    inbound: indices of the rows feeding it (-1 = the model input), input_shapes their
+    output shapes (None where unknown); input_shape is the first input's shape. A row
+    whose output nothing uses keeps its inference (the shape is still shown) and has an
+    error.
+    """
 
     index: int
     layer: Layer
     input_shape: tuple | None
     inference: Inference | None
     error: str | None
+    inbound: tuple[int, ...] = ()
+    input_shapes: tuple[tuple | None, ...] = ()
+
+    def __post_init__(self):
+        # rows built the linear way (index, layer, shape, inference, error)
+        if not self.inbound:
+            object.__setattr__(self, "inbound", (self.index - 1,))
+        if not self.input_shapes:
+            object.__setattr__(self, "input_shapes", (self.input_shape,))
 
     @property
     def status(self) -> str:
-        if self.inference is not None:
-            return "ok"
-        return "error" if self.error else "unknown"
+        if self.error:
+            return "error"
+        return "ok" if self.inference is not None else "unknown"
 
     @property
     def name(self) -> str:
@@ -53,6 +72,20 @@ class LayerReport:
 class PipelineReport:
     input_shape: tuple
     rows: tuple[LayerReport, ...]
+    input_name: str = "input_layer"
+
+    @property
+    def inbound(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(r.inbound for r in self.rows)
+
+    def consumers(self, index: int) -> tuple[int, ...]:
+        """Indices of the rows fed by row `index` (-1: the model input), in order."""
+        return _consumers(self.inbound).get(index, ())
+
+    @property
+    def is_linear(self) -> bool:
+        """Every row fed by exactly the row before it (the input for the first)."""
+        return is_linear(self.inbound)
 
     @property
     def error(self) -> str | None:
@@ -95,25 +128,92 @@ def check_input_shape(shape: Sequence) -> tuple:
     return tuple(shape)
 
 
+def linear_inbound(n: int) -> tuple[tuple[int, ...], ...]:
+    """The inbound of a plain stack of n layers: ((-1,), (0,), (1,), ...)."""
+    return tuple((i - 1,) for i in range(n))
+
+
+def is_linear(inbound: Sequence[Sequence[int]]) -> bool:
+    return all(tuple(ins) == (i - 1,) for i, ins in enumerate(inbound))
+
+
+def _consumers(inbound: Sequence[Sequence[int]]) -> dict[int, tuple[int, ...]]:
+    found: dict[int, list[int]] = {}
+    for i, ins in enumerate(inbound):
+        for j in dict.fromkeys(ins):  # a layer fed twice by one source consumes it once
+            found.setdefault(j, []).append(i)
+    return {j: tuple(v) for j, v in found.items()}
+
+
 def analyse(input_shape: Sequence, layers: Sequence[Layer]) -> PipelineReport:
     """Infer every layer's output shape, weights and derivation. Never raises for a bad layer."""
+    return analyse_graph(input_shape, layers, linear_inbound(len(layers)))
+
+
+def analyse_graph(input_shape: Sequence, layers: Sequence[Layer], inbound: Sequence[Sequence[int]],
+                  input_name: str = "input_layer") -> PipelineReport:
+    """Shape inference over a graph: layers in topological order, inbound[i] the indices
+    of the layers feeding layer i (-1 = the model input). The last layer is the output.
+
+    Never raises for a bad layer or link: the row carries the error, rows fed by it are
+    "unknown". Raises ConfigError only for a bad input shape or an inbound list whose
+    length differs from the layers' (a caller's bug, not a user's edit).
+    """
     input_shape = check_input_shape(input_shape)
-    shape: tuple | None = (None, *input_shape)
-    field = Field()
+    if len(inbound) != len(layers):
+        raise ConfigError(f"analyse_graph: {len(layers)} layers but {len(inbound)} inbound entries")
+    names = [layer.name or layer.class_name for layer in layers]
+
+    def source_name(j: int) -> str:
+        return input_name if j == -1 else names[j] if 0 <= j < len(names) else f"#{j}"
+
+    shapes: list[tuple | None] = []
+    fields: list[Field | None] = []
     rows = []
     for index, layer in enumerate(layers):
-        if shape is None:
-            rows.append(LayerReport(index, layer, None, None, None))
-            continue
-        try:
-            inference = layer.infer(shape, field)
-        except ConfigError as exc:
-            rows.append(LayerReport(index, layer, shape, None, str(exc)))
-            shape = None
-            continue
-        rows.append(LayerReport(index, layer, shape, inference, None))
-        shape, field = inference.output_shape, inference.field
-    return PipelineReport(input_shape, tuple(rows))
+        ins = tuple(int(j) for j in inbound[index])
+        error = _link_error(layer, index, ins, len(layers), source_name)
+        in_shapes = tuple(((None, *input_shape) if j == -1 else shapes[j]) if -1 <= j < index else None
+                          for j in ins)
+        first = in_shapes[0] if in_shapes else None
+        inference = None
+        if error is None and all(s is not None for s in in_shapes):
+            in_fields = tuple(Field() if j == -1 else fields[j] for j in ins)
+            try:
+                if getattr(layer, "merge", False):
+                    inference = layer.infer(in_shapes, in_fields, input_names=tuple(source_name(j) for j in ins))
+                else:
+                    inference = layer.infer(first, in_fields[0])
+            except ConfigError as exc:
+                error = str(exc)
+        rows.append(LayerReport(index, layer, first, inference, error, ins, in_shapes))
+        shapes.append(inference.output_shape if inference else None)
+        fields.append(inference.field if inference else None)
+    used = _consumers([r.inbound for r in rows])
+    last = len(rows) - 1
+    for index, row in enumerate(rows):
+        if index != last and not used.get(index) and not row.error:
+            rows[index] = LayerReport(index, row.layer, row.input_shape, row.inference,
+                                      f"{row.layer.where}: its output is not used: connect it to another block "
+                                      "or delete it", row.inbound, row.input_shapes)
+    return PipelineReport(input_shape, tuple(rows), input_name)
+
+
+def _link_error(layer: Layer, index: int, ins: tuple, count: int, source_name) -> str | None:
+    """The error of a row whose links are impossible, or None."""
+    if not ins:
+        return f"{layer.where}: has no input: connect a block (or the input) to it"
+    for j in ins:
+        if j < -1 or j >= count:
+            return f"{layer.where}: takes its input from a block that does not exist (#{j})"
+        if j >= index:
+            return (f"{layer.where}: takes its input from '{source_name(j)}', which comes after it; "
+                    "a block can only use blocks above it")
+    if len(ins) > 1 and not getattr(layer, "merge", False):
+        listed = ", ".join(f"'{source_name(j)}'" for j in ins)
+        return (f"{layer.where}: has {len(ins)} inputs ({listed}) but takes one; "
+                "use Add or Concatenate to join branches")
+    return None
 
 
 def weight_layout(report: PipelineReport) -> tuple | None:
@@ -147,5 +247,6 @@ def describe_field(inference: Inference) -> str:
     return f"each output value sees {size[0]}x{size[1]} input pixels; neighbours are {jump[0]}x{jump[1]} pixels apart"
 
 
-__all__ = ["LayerReport", "PipelineReport", "analyse", "check_input_shape", "field_value", "describe_field",
+__all__ = ["LayerReport", "PipelineReport", "analyse", "analyse_graph", "linear_inbound", "is_linear",
+           "check_input_shape", "field_value", "describe_field",
            "weight_layout", "weights_compatible"]

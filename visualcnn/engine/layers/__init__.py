@@ -14,6 +14,7 @@ from .conv import Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose  # n
 from .pooling import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D  # noqa: E402
 from .core import Flatten, Dense, Dropout, Activation, Input, InputLayer  # noqa: E402
 from .normalization import BatchNormalization  # noqa: E402
+from .merging import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate  # noqa: E402
 
 __all__ = [
     "ACTIVATIONS", "REQUIRED", "Arg", "ConfigError", "Inference", "Layer", "WeightSpec", "snake_case",

@@ -69,6 +69,11 @@ class Layer:
     POSITIONAL: ClassVar[int] = 0  # how many ARGS Keras lets you pass positionally
     explanation: ClassVar[str] = ""  # one line for students, shown in the inspector
     image_input: ClassVar[bool] = False  # needs (batch, height, width, channels)
+    # A merge layer (layers/merging.py) joins several inputs: infer(input_shapes, fields),
+    # forward(xs, ctx, training), backward(...) -> one gradient per input. Every other
+    # layer has one input and must never write into its input array nor into the dy its
+    # backward is given: in a graph both can be shared with other layers.
+    merge: ClassVar[bool] = False
     # What a block freshly dropped from the palette holds: a working config (the required
     # arguments filled with values from the Keras MNIST examples).
     starter_config: ClassVar[dict] = {}
