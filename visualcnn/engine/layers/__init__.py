@@ -14,6 +14,17 @@ from .conv import Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose  # n
 from .pooling import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D  # noqa: E402
 from .core import Flatten, Dense, Dropout, Activation, Input, InputLayer  # noqa: E402
 from .normalization import BatchNormalization  # noqa: E402
+from .zero_padding2d import ZeroPadding2D  # noqa: E402
+from .cropping2d import Cropping2D  # noqa: E402
+from .up_sampling2d import UpSampling2D  # noqa: E402
+from .reshape import Reshape  # noqa: E402
+from .permute import Permute  # noqa: E402
+from .rescaling import Rescaling  # noqa: E402
+from .relu import ReLU  # noqa: E402
+from .leaky_relu import LeakyReLU  # noqa: E402
+from .prelu import PReLU  # noqa: E402
+from .elu import ELU  # noqa: E402
+from .softmax import Softmax  # noqa: E402
 from .merging import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate  # noqa: E402
 
 __all__ = [

@@ -1,0 +1,87 @@
+"""UpSampling2D: every feature map made `size` times larger (nearest or bilinear)."""
+
+from __future__ import annotations
+
+from ..shapes import Field, _tidy_pair, format_hw, format_shape
+from .arguments import Arg
+from .base import Inference, Layer, kernels
+
+
+class UpSampling2D(Layer):
+    """keras.layers.UpSampling2D (channels last), interpolation "nearest" or "bilinear"
+    (Keras's half-pixel resize; its other modes are refused by the argument check).
+    Never writes into its input x or the dy it is given."""
+
+    class_name = "UpSampling2D"
+    family = "reshaping"
+    image_input = True
+    ARGS = (Arg("size", "pair", (2, 2), minimum=1, doc="how many times taller and wider"),
+            Arg("interpolation", "choice", "nearest", choices=("nearest", "bilinear"),
+                doc="'nearest' repeats each value; 'bilinear' blends the neighbours"))
+    POSITIONAL = 1
+    explanation = ("Makes each feature map larger by repeating (or blending) its values: "
+                   "the opposite of pooling, used to grow maps back to image size.")
+    starter_config = {"size": 2}
+
+    def __init__(self, *args, **kwargs):
+        # Keras lower-cases the mode ("Bilinear" works there)
+        if isinstance(kwargs.get("interpolation"), str):
+            kwargs["interpolation"] = kwargs["interpolation"].lower()
+        super().__init__(*args, **kwargs)
+
+    def _infer(self, input_shape, field):
+        sh, sw = self.config["size"]
+        h, w, ch = input_shape[1:]
+        shape = (None, h * sh, w * sw, ch)
+        how = ("each value is repeated in a " + format_hw((sh, sw)) + " block"
+               if self.config["interpolation"] == "nearest" else
+               "each output blends the 2x2 input values nearest its centre (half-pixel bilinear)")
+        lines = (f"out_h = {h}*{sh} = {shape[1]}", f"out_w = {w}*{sw} = {shape[2]}", how,
+                 f"channels unchanged = {ch}", "params = 0 (nothing to learn)",
+                 f"output shape = {format_shape(shape)}")
+        return Inference(shape, (), lines, self._field(field))
+
+    def _field(self, field: Field) -> Field:
+        """Neighbouring outputs are 1/size input pixels apart, centred on their source
+        pixel (as a transposed conv with kernel = stride = size); bilinear reads 2 inputs
+        per axis wherever it actually blends (size > 1)."""
+        size = self.config["size"]
+        out = field.through_transpose(size, size, (1, 1))
+        if self.config["interpolation"] == "bilinear":
+            grown = tuple(r + (j if s > 1 else 0) for r, j, s in zip(out.size, field.jump, size))
+            out = Field(_tidy_pair(grown), out.jump, out.start)
+        return out
+
+    def _setup(self, rng) -> None:
+        from ..kernels import resize
+
+        self._resize = resize
+        if self.config["interpolation"] == "bilinear":
+            (sh, sw), (h, w) = self.config["size"], self.built_input_shape[1:3]
+            self._taps = (*resize.bilinear_taps(h, sh), *resize.bilinear_taps(w, sw))
+
+    def _kernel(self, name: str, serial: bool):
+        return getattr(self._resize, f"upsample_{self.config['interpolation']}_{name}" + ("_serial" if serial else ""))
+
+    def _geometry(self):
+        return self._taps if self.config["interpolation"] == "bilinear" else self.config["size"]
+
+    def forward(self, x, ctx, training=False):
+        # training runs the parallel kernels; inference asks parallel.py (a second thread must not)
+        serial = not training and kernels().parallel.use_serial()
+        y = ctx.buf("y", (x.shape[0], *self.built_output_shape[1:]))
+        self._kernel("forward", serial)(x, y, *self._geometry())
+        ctx.saved["x_shape"] = x.shape
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        dx = ctx.buf("dx", ctx.saved["x_shape"])
+        self._kernel("backward", kernels().parallel.use_serial())(dy, dx, *self._geometry())
+        return dx
+
+    def describe(self):
+        size = self.config["size"]
+        text = f"x{size[0]}" if size[0] == size[1] else f"x{format_hw(size)}"
+        return text if self.config["interpolation"] == "nearest" else text + ", bilinear"

@@ -1,0 +1,67 @@
+"""ZeroPadding2D: a border of zeros around every feature map."""
+
+from __future__ import annotations
+
+from ..shapes import Field, _tidy_pair, format_shape
+from .arguments import Arg
+from .base import Inference, Layer
+
+
+class ZeroPadding2D(Layer):
+    """keras.layers.ZeroPadding2D (channels last). Never writes into its input x or the
+    dy it is given."""
+
+    class_name = "ZeroPadding2D"
+    family = "reshaping"
+    image_input = True
+    ARGS = (Arg("padding", "padding_2d", 1, minimum=0,
+                doc="rows/columns of zeros: n, [rows, cols] or [[top, bottom], [left, right]]"),)
+    POSITIONAL = 1
+    explanation = ("Adds a border of zeros around each feature map, so a following "
+                   "convolution can look past the edge and the map keeps its size.")
+    starter_config = {"padding": 1}
+
+    def _infer(self, input_shape, field):
+        (top, bottom), (left, right) = self.config["padding"]
+        h, w, ch = input_shape[1:]
+        shape = (None, top + h + bottom, left + w + right, ch)
+        lines = (f"out_h = {top} + {h} + {bottom} = {shape[1]}", f"out_w = {left} + {w} + {right} = {shape[2]}",
+                 f"channels unchanged = {ch}", "params = 0 (adds zeros; nothing to learn)",
+                 f"output shape = {format_shape(shape)}")
+        # output (0, 0) sits `top` rows above and `left` columns left of input (0, 0)
+        start = (field.start[0] - top * field.jump[0], field.start[1] - left * field.jump[1])
+        return Inference(shape, (), lines, Field(field.size, field.jump, _tidy_pair(start)))
+
+    def forward(self, x, ctx, training=False):
+        (top, bottom), (left, right) = self.config["padding"]
+        n, h, w, ch = x.shape
+        y = ctx.buf("y", (n, top + h + bottom, left + w + right, ch))
+        # only the border is zeroed: the buffer may have held another layer's output
+        # (streaming inference shares arenas), and the inside is overwritten anyway
+        y[:, :top] = 0.0
+        y[:, top + h:] = 0.0
+        y[:, top:top + h, :left] = 0.0
+        y[:, top:top + h, left + w:] = 0.0
+        y[:, top:top + h, left:left + w] = x
+        ctx.saved["x_shape"] = x.shape
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        (top, _), (left, _) = self.config["padding"]
+        n, h, w, ch = ctx.saved["x_shape"]
+        dx = ctx.buf("dx", (n, h, w, ch))
+        dx[...] = dy[:, top:top + h, left:left + w]  # the padding's zeros had no input behind them
+        return dx
+
+    def describe(self):
+        return describe_sides(self.config["padding"])
+
+
+def describe_sides(sides) -> str:
+    """'1' when all four sides agree, '1x2' for symmetric rows/cols, else 'top 1, bottom 2, ...'."""
+    (top, bottom), (left, right) = sides
+    if top == bottom and left == right:
+        return str(top) if top == left else f"{top}x{left}"
+    return f"top {top}, bottom {bottom}, left {left}, right {right}"
