@@ -25,6 +25,15 @@ from .leaky_relu import LeakyReLU  # noqa: E402
 from .prelu import PReLU  # noqa: E402
 from .elu import ELU  # noqa: E402
 from .softmax import Softmax  # noqa: E402
+from .spatial_dropout2d import SpatialDropout2D  # noqa: E402
+from .gaussian_noise import GaussianNoise  # noqa: E402
+from .layer_normalization import LayerNormalization  # noqa: E402
+from .group_normalization import GroupNormalization  # noqa: E402
+from .random_flip import RandomFlip  # noqa: E402
+from .random_translation import RandomTranslation  # noqa: E402
+from .random_rotation import RandomRotation  # noqa: E402
+from .random_zoom import RandomZoom  # noqa: E402
+from .random_contrast import RandomContrast  # noqa: E402
 from .merging import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate  # noqa: E402
 
 __all__ = [
