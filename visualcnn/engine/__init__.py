@@ -4,10 +4,12 @@ Keras-like API: `from visualcnn.engine import Sequential, layers`.
 """
 
 from . import layers
-from .analysis import PipelineReport, analyse
+from .analysis import PipelineReport, analyse, analyse_graph
 from .layers import ConfigError
 from .memory import MemoryLimitError, check_memory, estimate_memory
-from .model import Sequential
+from .graph import KerasTensor
+from .layers import Input
+from .model import Model, Sequential, model_from_graph
 from .model_io import load_model, load_model_file, model_from_json, read_model_file, save_model_file
 from .summary import render_summary, summarize
 from .training_config import TrainingConfig
@@ -29,7 +31,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "layers", "PipelineReport", "analyse", "ConfigError", "Sequential", "load_model_file", "model_from_json",
+    "layers", "PipelineReport", "analyse", "analyse_graph", "ConfigError", "Sequential", "Model", "Input",
+    "KerasTensor", "model_from_graph", "load_model_file", "model_from_json",
     "read_model_file", "save_model_file", "render_summary", "summarize", "TrainingConfig",
     "load_model", "losses", "optimizers", "activations", "initializers", "training", "History", "StepReport",
     "EpochReport", "TrainingDiverged", "train", "MemoryLimitError", "check_memory", "estimate_memory",

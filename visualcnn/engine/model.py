@@ -1,9 +1,13 @@
-"""Sequential: an ordered stack of layers with Keras's API.
+"""Model (Keras's Functional API) and Sequential, its linear case, with Keras's API.
 
-The structure (input shape, layer names, shape inference, summary, JSON) and, on top
-of it, the training API: compile / fit / evaluate / predict / train_on_batch,
-get_weights / set_weights, compute_gradients, activations, input_gradients, save.
-Training itself is the generator in training.py; fit() drives it.
+A model is one input, its layers in topological order and, per layer, the indices of the
+layers feeding it (`inbound`, -1 = the input); the last layer is the output. Sequential
+is the plain stack (layer i fed by layer i - 1) that `add` grows. On top of the structure
+(input shape, layer names, shape inference, summary, JSON) sits one training API for
+both: compile / fit / evaluate / predict / train_on_batch, get_weights / set_weights,
+compute_gradients, activations, input_gradients, save. Training itself is the generator
+in training.py; fit() drives it. A linear model runs the loops below; any other graph
+runs graph_run.py's (same layers, same contexts, gradients summed at forks).
 
 Threads: the training thread uses the model's training contexts (buffers, gradients);
 every other thread gets its own inference contexts, and a predict() made while a
@@ -17,20 +21,45 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .analysis import PipelineReport, analyse, check_input_shape
+from .analysis import PipelineReport, analyse_graph, check_input_shape, is_linear, linear_inbound
 from .layers import ConfigError, InputLayer, Layer, snake_case
+from . import graph_run
+from .graph_run import make_plan
 from .summary import render_summary
 
+DEFAULT_INPUT_NAME = "input_layer"
 
-class Sequential:
-    """keras.Sequential: `Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, 3), ...])`."""
 
-    def __init__(self, layers: Iterable[Layer] | None = None, name: str = "sequential", seed: int | None = 0):
+class Model:
+    """keras.Model (the Functional API): `Model(inputs, outputs, name="functional")`.
+
+        inputs = Input(shape=(28, 28, 1))
+        x = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+        x = layers.Add()([x, layers.Conv2D(32, 3, padding="same")(x)])
+        model = Model(inputs, layers.Dense(10, activation="softmax")(layers.Flatten()(x)))
+
+    model.layers: the layers in Keras's order (topological; the Input is not in it);
+    model.inbound: per layer, the indices of the layers feeding it (-1 = the input).
+    """
+
+    def __init__(self, inputs=None, outputs=None, name: str = "functional", seed: int | None = 0):
+        from .graph import trace
+
+        self._init_state(name, seed)
+        if inputs is None or outputs is None:
+            raise ConfigError("Model needs inputs and outputs: Model(inputs, outputs), where inputs = "
+                              "Input(shape=...) and outputs is the last layer's output")
+        shape, input_name, layers, inbound = trace(inputs, outputs)
+        self._set_graph(shape, layers, inbound, input_name)
+
+    def _init_state(self, name: str, seed: int | None) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"model name must be a non-empty string, received {name!r}")
         self.name = name
         self.input_shape: tuple | None = None
+        self.input_name = DEFAULT_INPUT_NAME
         self.layers: list[Layer] = []
+        self._inbound: tuple | None = None  # None: linear (Sequential)
         self.seed = seed
         self.built = False
         self.optimizer = None
@@ -45,44 +74,66 @@ class Sequential:
         # see "free" and start.
         self._training_lock = threading.Lock()
         self._weights_backup: list | None = None
-        for layer in layers or ():
-            self.add(layer)
+        self._plan = None
 
-    def add(self, layer: Layer) -> None:
-        """Append a layer, giving it Keras's default name (conv2d, conv2d_1, ...) if it has none."""
-        self._refuse_if_training_elsewhere("add")
-        if isinstance(layer, InputLayer):
-            if self.layers or self.input_shape is not None:
-                raise ConfigError("an Input can only be the first entry of a Sequential model")
-            self.input_shape = check_input_shape(layer.config["shape"])
-            return
-        if not isinstance(layer, Layer):
-            raise ConfigError(f"Sequential.add expected a layer, received {type(layer).__name__}")
-        taken = self._layer_names()
-        if layer.name is None:
-            layer.name = unique_name(snake_case(layer.class_name), taken, self._name_counters)
-        elif layer.name in taken:
-            raise ConfigError(f"{layer.where}: the name '{layer.name}' is already used by another layer; "
+    def _set_graph(self, input_shape, layers, inbound, input_name: str | None) -> None:
+        """Take a graph: name unnamed layers as Keras does (conv2d, conv2d_1, ... unique
+        within the model, the input's name included), refuse duplicate names."""
+        self.input_shape = check_input_shape(tuple(input_shape))
+        inbound = tuple(tuple(int(j) for j in ins) for ins in inbound)
+        if len(inbound) != len(layers):
+            raise ConfigError(f"model '{self.name}': {len(layers)} layers but {len(inbound)} inbound entries")
+        taken = {layer.name for layer in layers if layer.name is not None}
+        if input_name is None:
+            input_name = unique_name(DEFAULT_INPUT_NAME, taken)
+        elif input_name in taken:
+            raise ConfigError(f"model '{self.name}': the name '{input_name}' is used by the input and by a layer; "
                               "names must be unique within a model")
-        self.layers.append(layer)
-        taken.add(layer.name)
-        self._names_for = len(self.layers)
+        self.input_name = input_name
+        names: set[str] = {input_name}
+        counters: dict[str, int] = {}
+        for layer in layers:
+            if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
+                raise ConfigError(f"model '{self.name}': expected layers, received {type(layer).__name__}")
+            if layer.name is None:
+                layer.name = unique_name(snake_case(layer.class_name), names | taken, counters)
+            elif layer.name in names:
+                raise ConfigError(f"{layer.where}: the name '{layer.name}' is already used by another layer; "
+                                  "names must be unique within a model")
+            names.add(layer.name)
+        self.layers = list(layers)
+        self._inbound = None if is_linear(inbound) and type(self) is not Model else inbound
+        self._graph_inbound = inbound
         self.built = False
 
-    def _layer_names(self) -> set[str]:
-        """The names in use, kept from one add() to the next: rebuilding them on every add made
-        loading a 40,000-layer file quadratic (minutes). Rebuilt when the list changed elsewhere."""
-        if getattr(self, "_names_for", None) != len(self.layers):
-            self._names = {existing.name for existing in self.layers}
-            self._name_counters: dict[str, int] = {}
-            self._names_for = len(self.layers)
-        return self._names
+    @property
+    def inbound(self) -> tuple[tuple[int, ...], ...]:
+        """Per layer, the indices of the layers feeding it (-1 = the model input)."""
+        if self._inbound is None:
+            return linear_inbound(len(self.layers))
+        return self._inbound
+
+    def _is_linear(self) -> bool:
+        return self._inbound is None or is_linear(self._inbound)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """keras Model.get_layer: the layer called `name` (or at `index` of model.layers)."""
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index!r} is out of range; the model has {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        known = ", ".join(layer.name for layer in self.layers)
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are {known}")
+
 
     def analyse(self) -> PipelineReport:
         """Shape inference for every layer (never raises for a bad layer; see report.error)."""
         if self.input_shape is None:
             raise ConfigError(f"model '{self.name}' has no input shape: start it with Input(shape=(28, 28, 1))")
-        return analyse(self.input_shape, self.layers)
+        return analyse_graph(self.input_shape, self.layers, self.inbound, self.input_name)
 
     def checked_report(self) -> PipelineReport:
         report = self.analyse()
@@ -98,7 +149,8 @@ class Sequential:
 
     def summary(self, line_length: int | None = None, print_fn=print) -> None:
         """Print the Keras model.summary() table."""
-        print_fn(render_summary(self.name, self.checked_report(), line_length))
+        print_fn(render_summary(self.name, self.checked_report(), line_length,
+                                functional=not isinstance(self, Sequential)))
 
     def to_json(self, **kwargs) -> str:
         from .model_io import model_to_json
@@ -125,7 +177,8 @@ class Sequential:
             self.seed = seed
         rng = np.random.default_rng(self.seed)
         for row in report.rows:
-            row.layer.build(row.input_shape, rng)
+            row.layer.build(row.input_shapes if getattr(row.layer, "merge", False) else row.input_shape, rng)
+        self._plan = None if self._is_linear() else make_plan(self.layers, self.inbound)
         self._train_ctxs = [Context() for _ in self.layers]
         self._local = threading.local()
         self._weights_backup = None
@@ -344,6 +397,11 @@ class Sequential:
         # A layer that can (absorbs_relu) applies the Activation('relu') right after it in
         # its own pass; that Activation then passes values through. Not when every
         # layer's own output is wanted (activations()).
+        plan = self._plan
+        if plan is not None:
+            if arenas is not None:
+                return graph_run.forward_streaming(self.layers, plan, x, ctxs, arenas, _workspace)
+            return graph_run.forward(self.layers, plan, x, ctxs, training, collect)
         fused = _relu_fusions(self.layers) if collect is None else ()
         if arenas is not None:
             return self._forward_streaming(x, ctxs, fused, arenas)
@@ -389,6 +447,8 @@ class Sequential:
         return x
 
     def _backward(self, dy: np.ndarray, ctxs: list, fused: bool, need_input_grad: bool = False):
+        if self._plan is not None:
+            return graph_run.backward(self.layers, self._plan, dy, ctxs, fused, need_input_grad)
         last = len(self.layers) - 1
         # Below the first layer with trainable weights no gradient is used (Flatten before
         # the MLP's first Dense: its dx was a third of the backward's FLOPs), unless the
@@ -594,7 +654,8 @@ class Sequential:
 
             ctxs = [Context() for _ in self.layers]
             self._local.stream_ctxs = ctxs
-            self._local.arenas = (Workspace(), Workspace())
+            # two for a chain (ping-pong); a graph adds more as it needs (graph_run)
+            self._local.arenas = [Workspace(), Workspace()]
         return ctxs, self._local.arenas
 
     def _serial_default(self) -> bool:
@@ -744,12 +805,83 @@ class Sequential:
                               nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
 
 
+class Sequential(Model):
+    """keras.Sequential: `Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, 3), ...])`."""
+
+    def __init__(self, layers: Iterable[Layer] | None = None, name: str = "sequential", seed: int | None = 0):
+        self._init_state(name, seed)
+        for layer in layers or ():
+            self.add(layer)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer, giving it Keras's default name (conv2d, conv2d_1, ...) if it has none."""
+        from .graph import KerasTensor
+
+        self._refuse_if_training_elsewhere("add")
+        if isinstance(layer, KerasTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer
+        if isinstance(layer, InputLayer):
+            if self.layers or self.input_shape is not None:
+                raise ConfigError("an Input can only be the first entry of a Sequential model")
+            self.input_shape = check_input_shape(layer.config["shape"])
+            if layer.name is not None:
+                self.input_name = layer.name
+            return
+        if not isinstance(layer, Layer):
+            raise ConfigError(f"Sequential.add expected a layer, received {type(layer).__name__}")
+        taken = self._layer_names()
+        if layer.name is None:
+            layer.name = unique_name(snake_case(layer.class_name), taken, self._name_counters)
+        elif layer.name in taken:
+            raise ConfigError(f"{layer.where}: the name '{layer.name}' is already used by another layer; "
+                              "names must be unique within a model")
+        self.layers.append(layer)
+        taken.add(layer.name)
+        self._names_for = len(self.layers)
+        self.built = False
+
+    def _layer_names(self) -> set[str]:
+        """The names in use, kept from one add() to the next: rebuilding them on every add made
+        loading a 40,000-layer file quadratic (minutes). Rebuilt when the list changed elsewhere."""
+        if getattr(self, "_names_for", None) != len(self.layers):
+            self._names = {existing.name for existing in self.layers}
+            self._name_counters: dict[str, int] = {}
+            self._names_for = len(self.layers)
+        return self._names
+
+
+def model_from_graph(name: str, input_shape, layers, inbound, input_name: str = DEFAULT_INPUT_NAME,
+                     sequential: bool = False) -> Model:
+    """The model of a graph (files, the builder's document): layers in topological order,
+    inbound[i] the indices feeding layer i (-1 = the input). A Sequential when the caller
+    asks (sequential=True) and the graph is a plain stack, a Model otherwise. The graph may
+    still hold errors (an Add of mismatched shapes): analyse() shows them, build refuses."""
+    inbound = tuple(tuple(ins) for ins in inbound)
+    if sequential and is_linear(inbound):
+        model = Sequential(name=name)
+        model.input_shape = check_input_shape(tuple(input_shape))
+        model.input_name = input_name
+        for layer in layers:
+            model.add(layer)
+        return model
+    model = Model.__new__(Model)
+    model._init_state(name, 0)
+    model._set_graph(input_shape, list(layers), inbound, input_name)
+    return model
+
+
 def _first_trainable(layers: list) -> int:
     """Index of the first layer with a trainable weight (len(layers) when none has)."""
     for i, layer in enumerate(layers):
         if any(spec.trainable for spec in getattr(layer, "weight_specs", ())):
             return i
     return len(layers)
+
+
+def _workspace():
+    from .kernels import Workspace
+
+    return Workspace()
 
 
 def _memory_owner(a: np.ndarray):

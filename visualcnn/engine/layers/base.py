@@ -150,6 +150,12 @@ class Layer:
         trainable = config.pop("trainable", True)
         return cls(name=name, trainable=trainable, **config)
 
+    def __call__(self, inputs):
+        """Keras's call syntax on symbolic tensors: x = layers.Conv2D(32, 3)(inputs) (engine/graph.py)."""
+        from ..graph import call_layer
+
+        return call_layer(self, inputs)
+
     def with_name(self, name: str) -> "Layer":
         self.name = name
         return self

@@ -32,9 +32,12 @@ class InputLayer(Layer):
         return "x".join(str(d) for d in self.config["shape"])
 
 
-def Input(shape, name=None) -> InputLayer:  # noqa: N802 - Keras spells it this way
-    """keras.Input: the first entry of a Sequential, giving the input shape."""
-    return InputLayer(shape=shape, name=name)
+def Input(shape, name=None):  # noqa: N802 - Keras spells it this way
+    """keras.Input: a symbolic tensor (engine/graph.py) to call layers on, or the first
+    entry of a Sequential, giving the input shape."""
+    from ..graph import input_tensor
+
+    return input_tensor(shape, name)
 
 
 class Flatten(Layer):

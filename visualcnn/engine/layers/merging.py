@@ -102,7 +102,7 @@ class _Merge(Layer):
         self.weight_specs = ()
         self.weights = []
         rank = len(self.built_output_shape)
-        # (1, ..., *per-example dims) per input: lower ranks expanded after the batch axis
+        # per-example dims per input, a lower rank expanded after the batch axis with 1s
         self._expanded = tuple((1,) * (rank - len(s)) + tuple(s[1:]) for s in shapes)
         self.built = True
         return inference
@@ -119,8 +119,7 @@ class _Merge(Layer):
 
     def _views(self, xs):
         """The inputs viewed with the expanded ranks (no copies)."""
-        return [x if x.ndim == len(e) and x.shape[1:] == e[1:] else x.reshape((x.shape[0], *e[1:]))
-                for x, e in zip(xs, self._expanded)]
+        return [x if x.shape[1:] == e else x.reshape((x.shape[0], *e)) for x, e in zip(xs, self._expanded)]
 
     def _same_shapes(self, xs) -> bool:
         out = self.built_output_shape[1:]
@@ -132,7 +131,7 @@ class _Merge(Layer):
         target = self.built_input_shapes[k][1:]
         if g.shape[1:] == target:
             return g
-        expanded = self._expanded[k][1:]
+        expanded = self._expanded[k]
         axes = tuple(1 + a for a, (e, o) in enumerate(zip(expanded, g.shape[1:])) if e == 1 and o != 1)
         out = ctx.buf(f"{name}{k}", (n, *target))
         summed = g.sum(axis=axes, keepdims=True) if axes else g
