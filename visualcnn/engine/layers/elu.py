@@ -18,7 +18,8 @@ class ELU(ElementwiseLayer):
                    "the average output stays closer to zero than with relu.")
 
     def rule(self) -> str:
-        return f"y = x if x > 0 else {number(self.config['alpha'])}*(exp(x) - 1)"
+        alpha = self.config["alpha"]
+        return f"y = x if x > 0 else {'' if alpha == 1 else number(alpha) + '*'}(exp(x) - 1)"
 
     def _setup(self, rng) -> None:
         self._alpha = np.float32(self.config["alpha"])

@@ -23,9 +23,20 @@ class Rescaling(ElementwiseLayer):
     starter_config = {"scale": 1 / 255}
 
     def rule(self) -> str:
+        return f"y = {self._formula()}"
+
+    def _formula(self) -> str:
+        """'x/255', 'x/127.5 - 1', 'x*0.3 + 2': a scale of 1/n reads as a division by n."""
         c = self.config
-        offset = f" + {number(c['offset'])}" if c["offset"] > 0 else (f" - {number(-c['offset'])}" if c["offset"] else "")
-        return f"y = x*{number(c['scale'])}{offset}"
+        scale, offset = c["scale"], c["offset"]
+        divisor = 1 / scale if scale else 0
+        if divisor and abs(divisor - round(divisor, 1)) < 1e-9 * abs(divisor):
+            text = f"x/{number(round(divisor, 1))}"
+        else:
+            text = f"x*{number(scale)}"
+        if offset:
+            text += f" + {number(offset)}" if offset > 0 else f" - {number(-offset)}"
+        return text
 
     def _setup(self, rng) -> None:
         # float32 scalars: Keras casts scale and offset to the compute dtype before x*scale + offset
@@ -44,4 +55,4 @@ class Rescaling(ElementwiseLayer):
         return dx
 
     def describe(self):
-        return self.rule()[4:]
+        return self._formula()
