@@ -17,6 +17,13 @@ Trained weights stay attached while every layer's weight shapes are unchanged (a
 Dropout rate, an activation); an edit that changes a shape drops them, says why
 (`weights_dropped`), and the edit's undo brings them back.
 
+The pipeline is a graph: each entry names the blocks feeding it (`LayerEntry.inbound`,
+empty = the entry before it), entries stay in topological order and the last is the
+output. A plain stack has no inbound names at all and behaves as it always did. Every
+structural edit is worked out on nodes (document_graph.py) and applied as row-level steps
+(remove, move, insert, set), each emitting its usual signal; the steps and their inverses
+are kept in `last_edit` so an undo restores the exact entries, links and names.
+
 Views never call the mutating methods directly; every user edit is a QUndoCommand
 (see commands.py) that does.
 """
@@ -26,30 +33,30 @@ from __future__ import annotations
 import copy
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from ..engine.analysis import PipelineReport, analyse, check_input_shape, weight_layout
-from ..engine.layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config, snake_case
-from ..engine.model import unique_name
+from ..engine.analysis import PipelineReport, analyse_graph, check_input_shape
+from ..engine.layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config
 from ..engine.model_io import FORMAT, VERSION, ModelFile, read_model_file
 from ..engine.training_config import TrainingConfig
+from . import document_graph as graph
+from .document_graph import EditRefused, LayerEntry, layer_names
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)
 DEFAULT_NAME = "sequential"
+DEFAULT_INPUT_NAME = "input_layer"
 
 
 @dataclass(frozen=True)
-class LayerEntry:
-    """One block of the pipeline: a Keras class name and its config (engine-acceptable JSON)."""
+class Edit:
+    """One document edit as row-level steps, and the steps that undo it exactly."""
 
-    class_name: str
-    config: dict = field(default_factory=dict)
-
-    def copy(self) -> "LayerEntry":
-        return LayerEntry(self.class_name, copy.deepcopy(self.config))
+    forward: tuple
+    inverse: tuple
+    cause: str
 
 
 class RejectedLayer(Layer):
@@ -60,6 +67,7 @@ class RejectedLayer(Layer):
         self.class_name = class_name
         cls = LAYER_CLASSES.get(class_name)
         self.family = cls.family if cls else "core"
+        self.merge = bool(getattr(cls, "merge", False))  # the analysis checks its inputs as a merge's
         self.explanation = cls.explanation if cls else ""
         self.message = message
 
@@ -76,15 +84,8 @@ def build_layers(entries: Sequence[LayerEntry]) -> list[Layer]:
     Never raises: a rejected config becomes a RejectedLayer carrying the engine's message.
     """
     layers: list[Layer] = []
-    taken: set[str] = set()
-    counters: dict[str, int] = {}  # keeps naming linear for huge files
-    for entry in entries:
-        config = dict(entry.config)
-        name = config.get("name")
-        if not isinstance(name, str) or not name or name in taken:
-            name = unique_name(snake_case(entry.class_name), taken, counters)
-        taken.add(name)
-        config["name"] = name
+    for entry, name in zip(entries, layer_names(entries)):
+        config = {**entry.config, "name": name}
         try:
             layer = layer_from_config(entry.class_name, config)
         except ConfigError as exc:
@@ -101,15 +102,32 @@ def weight_shapes(report: PipelineReport) -> tuple | None:
     are keyed by layer name). None when the pipeline has an error (shapes unknown). Layers
     without weights are left out, so adding a Dropout or Flatten, or changing an
     activation, keeps the signature."""
-    layout = weight_layout(report)
-    if layout is None:
+    # Not weight_layout(): a block whose output is unused is an error, yet its weights and
+    # everyone's shapes are known, and a link being redrawn must not drop the weights.
+    if any(row.inference is None for row in report.rows):
         return None
+    layout = tuple((row.layer.class_name, spec.name, tuple(spec.shape))
+                   for row in report.rows for spec in row.inference.weights)
     return layout, tuple(row.name for row in report.rows if row.inference.weights)
 
 
-def entry_from_layer(layer: Layer) -> LayerEntry:
+def entry_from_layer(layer: Layer, inbound: tuple[str, ...] = ()) -> LayerEntry:
     """A compact document entry for an engine layer (defaults dropped, as files store them)."""
-    return LayerEntry(layer.class_name, layer.get_config(compact=True))
+    return LayerEntry(layer.class_name, layer.get_config(compact=True), inbound)
+
+
+def entries_from_model(model) -> list[LayerEntry]:
+    """Entries for an engine model (Sequential or graph Model), inbound written only where a
+    layer is not fed by the one before it."""
+    layers = list(model.layers)
+    inbound = getattr(model, "inbound", None) or [(i - 1,) for i in range(len(layers))]
+    input_name = getattr(model, "input_name", DEFAULT_INPUT_NAME)
+    entries = []
+    for i, layer in enumerate(layers):
+        sources = tuple(inbound[i])
+        names = () if sources == (i - 1,) else tuple(input_name if j == -1 else layers[j].name for j in sources)
+        entries.append(entry_from_layer(layer, names))
+    return entries
 
 
 class PipelineDocument(QObject):
@@ -125,17 +143,23 @@ class PipelineDocument(QObject):
     weights_changed = Signal()            # trained weights set, replaced or dropped
     weights_dropped = Signal(str)         # an edit changed a weight shape: why ("conv2d's filters changed")
     training_changed = Signal(object)     # TrainingConfig, after a real change of a setting
+    graph_changed = Signal()              # the links changed (after the rows' signals, before report_updated)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._input_shape: tuple = DEFAULT_INPUT_SHAPE
         self._entries: list[LayerEntry] = []
+        self._input_name = DEFAULT_INPUT_NAME
+        self._names: list[str] = []
+        self._nodes: list[graph.Node] = []
+        self._inbound: tuple[tuple[int, ...], ...] = ()
+        self.last_edit: Edit | None = None  # the steps of the last edit (None: it changed nothing)
         self.name = DEFAULT_NAME
         self.description = ""
         self._training: TrainingConfig | None = None  # None: the defaults, not written to files
         self.window: dict | None = None
         self._layers: list[Layer] = []
-        self._report = analyse(self._input_shape, [])
+        self._report = analyse_graph(self._input_shape, [], [], self._input_name)
         # Trained weights (the engine's encode_weights form) and the weight shapes they fit
         # (weight_shapes()). An edit that changes those shapes drops them; its undo restores them.
         self._weights: tuple[tuple, dict] | None = None
@@ -165,6 +189,79 @@ class PipelineDocument(QObject):
     @property
     def report(self) -> PipelineReport:
         return self._report
+
+    # --- the graph (rows are indices into entries; -1 is the model input) --------------
+
+    @property
+    def input_name(self) -> str:
+        return self._input_name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Each row's layer name (its config's, or the automatic one such as conv2d_1)."""
+        return tuple(self._names)
+
+    def row_named(self, name: str) -> int:
+        """The row of the block named `name`, -1 for the input; ValueError when none is."""
+        if name == self._input_name:
+            return -1
+        return self._names.index(name)
+
+    @property
+    def graph_inbound(self) -> tuple[tuple[int, ...], ...]:
+        """Every row's sources (row indices, -1 = the input), as the analysis reads them."""
+        return self._inbound
+
+    def inbound(self, row: int) -> tuple[int, ...]:
+        return self._inbound[row]
+
+    def consumers(self, row: int) -> tuple[int, ...]:
+        """The rows fed by `row` (-1: the input), top to bottom."""
+        return tuple(i for i, sources in enumerate(self._inbound) if row in sources)
+
+    @property
+    def is_linear(self) -> bool:
+        """A plain stack: every block fed by the one before it (no inbound names at all)."""
+        return not any(entry.inbound for entry in self._entries)
+
+    def straight_run(self, row: int) -> tuple[int, int]:
+        """The rows (first, last) a block can be moved between: its chain of single-input blocks."""
+        return graph.straight_run(self._nodes, row)
+
+    def connect_problem(self, source: int, target: int) -> str | None:
+        return self._problem(graph.connect, self._nodes, self._names, source, target, self._input_name)
+
+    def disconnect_problem(self, source: int, target: int) -> str | None:
+        return self._problem(graph.disconnect, self._nodes, self._names, source, target, self._input_name)
+
+    def merge_problem(self, source: int, target: int, class_name: str) -> str | None:
+        return self._problem(graph.insert_merge, self._nodes, self._names, source, target, class_name, {},
+                             self._input_name)
+
+    def move_problem(self, source: int, target: int) -> str | None:
+        return self._problem(graph.move, self._nodes, self._names, source, max(0, min(target, len(self) - 1)))
+
+    def wrap_problem(self, first: int, last: int) -> str | None:
+        return self._problem(self._wrapped, first, last)
+
+    @staticmethod
+    def _problem(edit, *args) -> str | None:
+        try:
+            edit(*args)
+        except EditRefused as exc:
+            return str(exc)
+        return None
+
+    def build_model(self):
+        """A fresh, untrained engine model of the pipeline (a Sequential for a plain stack);
+        ConfigError when the pipeline has an error."""
+        from ..engine.model import model_from_graph
+
+        self._report.raise_for_error()
+        layers = [layer_from_config(entry.class_name, {**entry.config, "name": name})
+                  for entry, name in zip(self._entries, self._names)]
+        return model_from_graph(self.name, self._input_shape, layers, self._inbound, input_name=self._input_name,
+                                sequential=self.is_linear)
 
     def structure_signature(self) -> str:
         """The input shape and layer configs as canonical text (the pipeline without settings)."""
@@ -268,52 +365,95 @@ class PipelineDocument(QObject):
         return True
 
     def insert_layer(self, index: int, class_name: str, config: dict | None = None) -> int:
-        """Insert at index (clamped to 0..len); returns the index used."""
-        if class_name not in LAYER_CLASSES:
-            raise ConfigError(f"unknown layer type {class_name!r}; VisualCNN knows {', '.join(LAYER_CLASSES)}")
+        """Insert at index (clamped to 0..len): the block goes right after row index - 1 (the
+        input for 0) and takes over its consumers. Returns the index used."""
+        self._check_class(class_name)
         index = max(0, min(index, len(self._entries)))
-        self._entries.insert(index, LayerEntry(class_name, copy.deepcopy(dict(config or {}))))
-        self._reanalyse()
-        self.layer_inserted.emit(index)
-        self.report_updated.emit(self._report)
-        self._drop_weights_if_shapes_changed(f"a {class_name} block was added as {self._name_at(index)}")
+        return self.insert_after(index - 1, class_name, config)
+
+    def insert_after(self, row: int, class_name: str, config: dict | None = None) -> int:
+        """A new block fed by `row` (-1: the input) right after it, taking over its consumers."""
+        self._check_class(class_name)
+        nodes, key = graph.insert_after(self._nodes, row, class_name, dict(config or {}))
+        index = self._index_of(nodes, key)
+        self._apply(nodes, lambda: f"a {class_name} block was added as {self._name_at(index)}")
         return index
 
     def remove_layer(self, index: int) -> LayerEntry:
-        name = self._name_at(index)
-        entry = self._entries.pop(index)
-        self._reanalyse()
-        self.layer_removed.emit(index)
-        self.report_updated.emit(self._report)
-        self._drop_weights_if_shapes_changed(f"{name} was removed")
+        """Delete a block; its consumers take its input."""
+        name, entry = self._name_at(index), self._entries[index].copy()
+        self._apply(graph.remove(self._nodes, index), f"{name} was removed")
         return entry
 
     def set_layer_config(self, index: int, config: dict) -> bool:
+        """Replace a block's config; a new name is written into every inbound naming the block."""
         old = self._entries[index]
         if old.config == config:
             return False
         name = self._name_at(index)
-        self._entries[index] = LayerEntry(old.class_name, copy.deepcopy(dict(config)))
-        self._reanalyse()
-        self.layer_changed.emit(index)
-        self.report_updated.emit(self._report)
         changed = sorted(k for k in set(old.config) | set(config) if old.config.get(k) != config.get(k))
-        self._drop_weights_if_shapes_changed(f"{name}'s {' and '.join(changed) or 'settings'} changed")
-        return True
+        return self._apply(graph.set_config(self._nodes, index, dict(config)),
+                           f"{name}'s {' and '.join(changed) or 'settings'} changed")
 
     def move_layer(self, source: int, target: int) -> bool:
-        """Move the entry at source so that it ends at index target."""
+        """Move the entry at source so that it ends at index target (within its straight run)."""
         target = max(0, min(target, len(self._entries) - 1))
         if source == target:
+            self.last_edit = None
             return False
         name = self._name_at(source)
-        entry = self._entries.pop(source)
-        self._entries.insert(target, entry)
-        self._reanalyse()
-        self.layer_moved.emit(source, target)
-        self.report_updated.emit(self._report)
-        self._drop_weights_if_shapes_changed(f"{name} was moved")
-        return True
+        return self._apply(graph.move(self._nodes, self._names, source, target), f"{name} was moved",
+                           moving=(source,))
+
+    def connect(self, source: int, target: int) -> bool:
+        """Feed target with source's output (a merge gains an input; another block's input is
+        replaced); rows are reordered when source comes after target."""
+        src, dst = self._source_name(source), self._name_at(target)
+        nodes = graph.connect(self._nodes, self._names, source, target, self._input_name)
+        return self._apply(nodes, f"'{src}' was connected to '{dst}'", detail=True)
+
+    def disconnect(self, source: int, target: int) -> bool:
+        src, dst = self._source_name(source), self._name_at(target)
+        nodes = graph.disconnect(self._nodes, self._names, source, target, self._input_name)
+        return self._apply(nodes, f"'{src}' no longer feeds '{dst}'", detail=True)
+
+    def insert_merge(self, source: int, target: int, class_name: str, config: dict | None = None) -> int:
+        """A merge block on the link source -> target; returns its row."""
+        self._check_class(class_name)
+        nodes, key = graph.insert_merge(self._nodes, self._names, source, target, class_name,
+                                        dict(config or {}), self._input_name)
+        index = self._index_of(nodes, key)
+        self._apply(nodes, lambda: f"a {class_name} block was added as {self._name_at(index)}", detail=True)
+        return index
+
+    def wrap_residual(self, first: int, last: int) -> tuple[int, ...]:
+        """Keras's residual block around rows first..last (a straight run): the skip, an Add
+        after `last` and a relu Activation; a 1x1 Conv2D projection on the skip when the
+        shapes differ. Returns the rows of the added blocks."""
+        nodes, keys = self._wrapped(first, last)
+        rows = tuple(self._index_of(nodes, key) for key in keys)
+        names = f"{self._name_at(min(first, last))} to {self._name_at(max(first, last))}"
+        self._apply(nodes, f"{names} were wrapped in a residual block", detail=True)
+        return rows
+
+    def _wrapped(self, first: int, last: int):
+        first, last = min(first, last), max(first, last)
+        rows = self._report.rows
+        shape_in = rows[first].input_shape if 0 <= first < len(rows) else None
+        shape_out = rows[last].output_shape if 0 <= last < len(rows) else None
+        return graph.wrap_residual(self._nodes, self._names, first, last, shape_in, shape_out, self._input_name)
+
+    @staticmethod
+    def _check_class(class_name: str) -> None:
+        if class_name not in LAYER_CLASSES:
+            raise ConfigError(f"unknown layer type {class_name!r}; VisualCNN knows {', '.join(LAYER_CLASSES)}")
+
+    @staticmethod
+    def _index_of(nodes, key) -> int:
+        return next(i for i, node in enumerate(nodes) if node.key is key)
+
+    def _source_name(self, row: int) -> str:
+        return self._input_name if row == -1 else self._name_at(row)
 
     def _name_at(self, index: int) -> str:
         layers = self._layers
@@ -321,12 +461,77 @@ class PipelineDocument(QObject):
             return layers[index].name
         return self._entries[index].class_name if 0 <= index < len(self._entries) else "a block"
 
+    # --- applying edits as row-level steps ----------------------------------------------
+
+    def _apply(self, nodes, cause, detail: bool = False, moving=()) -> bool:
+        """Make the entries those of `nodes` (in order), step by step; record the edit.
+
+        cause: why weights would be dropped (a callable is read after the edit, when the new
+        block has its name); detail: add which weight changed shape (for links, whose effect
+        on a Dense far below is not obvious)."""
+        target = graph.canonical_entries(nodes, self._input_name)
+        if any(entry.inbound for entry in target):
+            # In a graph a new block gets a name no block has: an automatic one (conv2d_1) would
+            # take the name of a block further down, renaming it and the links naming it.
+            nodes = graph.name_new_blocks(nodes, self._names)
+            target = graph.canonical_entries(nodes, self._input_name)
+        steps = graph.plan_steps(self._entries, nodes, target, moving)
+        if not steps:
+            self.last_edit = None
+            return False
+        self.last_edit = self.replay(steps, cause, detail)
+        return True
+
+    def replay(self, steps, cause, detail: bool = False) -> Edit:
+        """Apply row-level steps, each followed by its signal; then graph_changed (when links
+        changed), report_updated and the weights check. Returns the edit with its inverse."""
+        links_before, shapes_before = self._links(), _weight_shapes_by_layer(self._report)
+        inverse = []
+        for step in steps:
+            kind, row = step[0], step[1]
+            if kind == "insert":
+                self._entries.insert(row, step[2].copy())
+                inverse.append(("remove", row))
+            elif kind == "remove":
+                inverse.append(("insert", row, self._entries.pop(row)))
+            elif kind == "move":
+                self._entries.insert(step[2], self._entries.pop(row))
+                inverse.append(("move", step[2], row))
+            else:
+                inverse.append(("set", row, self._entries[row]))
+                self._entries[row] = step[2].copy()
+            self._reanalyse()
+            if kind == "insert":
+                self.layer_inserted.emit(row)
+            elif kind == "remove":
+                self.layer_removed.emit(row)
+            elif kind == "move":
+                self.layer_moved.emit(row, step[2])
+            else:
+                self.layer_changed.emit(row)
+        if self._links() != links_before:
+            self.graph_changed.emit()
+        self.report_updated.emit(self._report)
+        cause = cause() if callable(cause) else cause
+        if detail:
+            cause += _weights_detail(shapes_before, _weight_shapes_by_layer(self._report))
+        self._drop_weights_if_shapes_changed(cause)
+        return Edit(tuple(steps), tuple(reversed(inverse)), cause)
+
+    def _links(self) -> tuple:
+        return self._inbound, tuple(entry.inbound for entry in self._entries)
+
     def reset(self, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE, entries: Sequence[LayerEntry] = (),
               name: str = DEFAULT_NAME, description: str = "", training: TrainingConfig | None = None,
-              window: dict | None = None) -> None:
+              window: dict | None = None, input_name: str = DEFAULT_INPUT_NAME) -> None:
         self._input_shape = check_input_shape(list(input_shape))
-        self._entries = [e.copy() for e in entries]
+        self._input_name = input_name or DEFAULT_INPUT_NAME
+        entries = [e.copy() for e in entries]
+        # Canonical form (inbound only where needed, referenced names pinned), as edits keep it.
+        self._entries = graph.canonical_entries(graph.graph_of(entries, layer_names(entries), self._input_name),
+                                                self._input_name)
         self._weights = None
+        self.last_edit = None
         self.name = name or DEFAULT_NAME
         self.description = description
         settings_before = self.training
@@ -340,16 +545,19 @@ class PipelineDocument(QObject):
             self.training_changed.emit(self.training)
 
     def _reanalyse(self) -> None:
+        self._names = layer_names(self._entries)
+        self._nodes = graph.graph_of(self._entries, self._names, self._input_name)
+        self._inbound = graph.source_indices(self._nodes)
         self._layers = build_layers(self._entries)
-        self._report = analyse(self._input_shape, self._layers)
+        self._report = analyse_graph(self._input_shape, self._layers, self._inbound, self._input_name)
 
     # --- files -----------------------------------------------------------------
 
     def load_model_file(self, model_file: ModelFile) -> None:
         model = model_file.model
         self._weights = None
-        self.reset(model.input_shape, [entry_from_layer(layer) for layer in model.layers], model.name,
-                   model_file.description, model_file.training, model_file.window)
+        self.reset(model.input_shape, entries_from_model(model), model.name, model_file.description,
+                   model_file.training, model_file.window, getattr(model, "input_name", DEFAULT_INPUT_NAME))
         if model_file.weights is not None:
             self.set_trained_weights(model_file.weights)
 
@@ -367,17 +575,22 @@ class PipelineDocument(QObject):
         if self.description:
             data["description"] = self.description
         data["input_shape"] = list(self._input_shape)
+        if self._input_name != DEFAULT_INPUT_NAME:
+            data["input_name"] = self._input_name
         layers = []
-        for entry, built in zip(self._entries, self._layers):
+        for entry, name in zip(self._entries, self._names):
             config = entry.config
             try:
                 # Every block is saved with the name it shows (batch_normalization, conv2d_1), as
                 # model_to_dict does, so the file names the same layers as its weights.
-                layer = layer_from_config(entry.class_name, {**config, "name": config.get("name") or built.name})
+                layer = layer_from_config(entry.class_name, {**config, "name": name})
                 config = layer.get_config(compact=True)
             except (ConfigError, TypeError):
                 config = copy.deepcopy(config)
-            layers.append({"class_name": entry.class_name, "config": config})
+            item = {"class_name": entry.class_name, "config": config}
+            if entry.inbound:  # only where a block is not fed by the one before (the graph form)
+                item["inbound"] = list(entry.inbound)
+            layers.append(item)
         data["layers"] = layers
         if self._training is not None:
             data["training"] = self._training.to_dict()
@@ -392,5 +605,21 @@ class PipelineDocument(QObject):
         return json.dumps(self.to_dict(window), indent=2) + "\n"
 
 
-__all__ = ["PipelineDocument", "LayerEntry", "RejectedLayer", "build_layers", "entry_from_layer",
-           "DEFAULT_INPUT_SHAPE"]
+def _weight_shapes_by_layer(report: PipelineReport) -> dict:
+    """{layer name: ((weight name, shape), ...)} for the rows whose shapes are known."""
+    return {row.name: tuple((spec.name, tuple(spec.shape)) for spec in row.inference.weights)
+            for row in report.rows if row.inference is not None and row.inference.weights}
+
+
+def _weights_detail(before: dict, after: dict) -> str:
+    """", which changed dense's kernel from (800, 10) to (1600, 10)" for the first weight whose
+    shape an edit changed; empty when none of the layers still there did."""
+    for name, specs in after.items():
+        for (spec, shape), (spec_before, shape_before) in zip(specs, before.get(name, ())):
+            if spec == spec_before and shape != shape_before:
+                return f", which changed {name}'s {spec} from {shape_before} to {shape}"
+    return ""
+
+
+__all__ = ["PipelineDocument", "LayerEntry", "RejectedLayer", "Edit", "EditRefused", "build_layers",
+           "entry_from_layer", "entries_from_model", "DEFAULT_INPUT_SHAPE", "DEFAULT_INPUT_NAME"]
