@@ -51,6 +51,9 @@ class GroupNormalization(Layer):
     def _groups(self, channels: int) -> int:
         groups = self.config["groups"]
         groups = channels if groups == -1 else groups
+        if groups > channels:
+            raise ConfigError(f"{self.where}: {groups} groups for only {channels} channels of axis "
+                              f"{self.config['axis']}; use at most {channels} groups (or -1: one per channel)")
         if channels % groups:
             fits = [g for g in range(1, channels + 1) if channels % g == 0]
             raise ConfigError(

@@ -1,0 +1,112 @@
+"""Checks for the training-only random layers (SpatialDropout2D, GaussianNoise and the
+augmentation layers): identity when predicting, reproducible per seed, and a backward
+that is the adjoint of the forward's transform.
+
+Imported by the test files next to it (pytest puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from visualcnn.engine import Sequential, layers as L
+from visualcnn.engine.layers.base import Context
+
+
+def fixed_randomness(layer, seed: int = 7):
+    """Make every forward of `layer` draw the same random numbers (reseeded first), so
+    finite differences and adjoint checks see one fixed transform."""
+    cls_forward = type(layer).forward
+
+    def forward(x, ctx, training=False):
+        layer.reseed(seed)
+        return cls_forward(layer, x, ctx, training)
+
+    layer.forward = forward
+    return layer
+
+
+def built(layer, in_shape: tuple, seed: int = 0):
+    layer.build((None, *in_shape), np.random.default_rng(seed))
+    return layer
+
+
+def training_output(layer, x: np.ndarray, seed: int) -> np.ndarray:
+    layer.reseed(seed)
+    return np.array(layer.forward(x, Context(), training=True))
+
+
+def check_training_only(layer, x: np.ndarray) -> None:
+    """Predicting returns x itself (no copy, as Keras's identity); training changes x, the
+    same way for the same seed and differently for another; x is never written into."""
+    x_copy = x.copy()
+    assert layer.forward(x, Context(), training=False) is x
+    a, b, c = training_output(layer, x, 1), training_output(layer, x, 1), training_output(layer, x, 2)
+    np.testing.assert_array_equal(x, x_copy)
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert not np.array_equal(a, x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # the backward of an inference call passes dy through
+    ctx = Context()
+    layer.forward(x, ctx, training=False)
+    dy = np.ones_like(x)
+    assert layer.backward(dy, ctx) is dy
+
+
+def check_adjoint(layer, x: np.ndarray, seed: int = 3, rtol: float = 1e-5) -> None:
+    """<T x, r> == <x, T^T r> for the fixed transform T of one training forward (the
+    backward must be the transpose of the forward), in float64 sums; dy is not written."""
+    rng = np.random.default_rng(seed)
+    layer.reseed(seed)
+    ctx = Context()
+    tx = np.array(layer.forward(x, ctx, training=True), np.float64)
+    r = rng.standard_normal(x.shape).astype(np.float32)
+    r_copy = r.copy()
+    ttr = np.array(layer.backward(r, ctx), np.float64)
+    np.testing.assert_array_equal(r, r_copy, err_msg="backward wrote into the dy it was given")
+    lhs = float((tx * r).sum())
+    rhs = float((x.astype(np.float64) * ttr).sum())
+    assert abs(lhs - rhs) <= rtol * (abs(lhs) + abs(rhs) + 1.0), (lhs, rhs)
+
+
+def fit_weights(layer_factory, in_shape=(8, 8, 2), seed: int = 0) -> list[np.ndarray]:
+    """The trained weights of Input -> Conv2D -> layer -> Flatten -> Dense after one short
+    fit; the model seed drives the layer's random numbers (the training generator reseeds
+    it as Dropout)."""
+    model = Sequential([L.Input(shape=in_shape), L.Conv2D(3, 3, padding="same", activation="tanh"), layer_factory(),
+                        L.Flatten(), L.Dense(3, activation="softmax")], seed=seed)
+    model.build()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((12, *in_shape)).astype(np.float32)
+    y = rng.integers(0, 3, 12)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    return [w.copy() for w in model.trainable_weights]
+
+
+def check_deterministic_fit(layer_factory, in_shape=(8, 8, 2)) -> None:
+    """Two runs from the same model seed train to exactly the same weights."""
+    a, b = fit_weights(layer_factory, in_shape), fit_weights(layer_factory, in_shape)
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def keras_transform(class_name: str, config: dict, x: np.ndarray, transformation: dict) -> np.ndarray:
+    """The real Keras layer's training transform of x with the given random parameters."""
+    from layer_checks import live_keras
+
+    keras = live_keras()
+    import torch
+
+    layer = getattr(keras.layers, class_name)(**config)
+    tensors = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in transformation.items()}
+    return np.asarray(keras.ops.convert_to_numpy(layer.transform_images(torch.tensor(x), tensors, training=True)))
+
+
+def keras_is_identity_when_predicting(class_name: str, config: dict, x: np.ndarray) -> bool:
+    from layer_checks import live_keras
+
+    keras = live_keras()
+    layer = getattr(keras.layers, class_name)(**config)
+    return np.array_equal(np.asarray(keras.ops.convert_to_numpy(layer(x, training=False))), x)
