@@ -58,7 +58,8 @@ def test_shapes_params_derivation():
     for layer in (L.ReLU(), L.LeakyReLU()):
         inference = layer.infer((None, 5, 4, 3))
         assert inference.output_shape == (None, 5, 4, 3) and inference.params == 0 and inference.field.size == (1, 1)
-    assert L.ReLU(6, 0.1, 0.5).infer((None, 4)).derivation[0] == "every value: y = min(x, 6) if x > 0.5 else 0.1*(x - 0.5)"
+    rule = "every value: y = min(x, 6) if x > 0.5 else 0.1*(x - 0.5)"
+    assert L.ReLU(6, 0.1, 0.5).infer((None, 4)).derivation[0] == rule
     assert L.LeakyReLU().infer((None, 4)).derivation[0] == "every value: y = x if x > 0 else 0.3*x"
 
 
@@ -82,7 +83,8 @@ def test_leaky_relu_forward_and_gradients(slope):
 
 def test_plain_relu_is_fused_into_the_conv_before_with_the_same_results():
     conv = dict(filters=3, kernel_size=3, activation="linear")
-    fused = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(**conv), L.ReLU(), L.MaxPooling2D(), L.Flatten(), L.Dense(4)])
+    fused = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(**conv), L.ReLU(), L.MaxPooling2D(), L.Flatten(),
+                        L.Dense(4)])
     plain = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(**conv), L.ReLU(threshold=1e-30), L.MaxPooling2D(),
                         L.Flatten(), L.Dense(4)])
     assert fused.layers[1].is_relu and not plain.layers[1].is_relu
@@ -130,3 +132,15 @@ def test_live_keras(class_name, config):
     x = np.random.default_rng(4).uniform(-3, 8, (2, 4, 5, 3)).astype(np.float32)
     ours = run(built(L.layer_from_config(class_name, config), (4, 5, 3)), x)
     np.testing.assert_allclose(ours, keras_output(class_name, config, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: L.ReLU(threshold=1e300), "ReLU: argument 'threshold' expected <= 3.4e+38, received 1e+300"),
+    (lambda: L.ReLU(max_value=10**40), "argument 'max_value' expected <= 3.4e+38"),
+    (lambda: L.LeakyReLU(1e39), "argument 'negative_slope' expected <= 3.4e+38"),
+    (lambda: L.ReLU(True), "argument 'max_value' expected a finite number or null, received true"),
+])
+def test_values_beyond_float32_or_of_the_wrong_type_are_refused(make, message):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert message in str(info.value) and "\n" not in str(info.value)

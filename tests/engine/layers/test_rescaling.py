@@ -58,3 +58,10 @@ def test_live_keras(scale, offset):
     ours = run(built(L.Rescaling(scale, offset), (4, 5, 3)), x)
     np.testing.assert_allclose(ours, keras_output("Rescaling", {"scale": scale, "offset": offset}, x),
                                rtol=1e-6, atol=1e-6)
+
+
+def test_values_beyond_float32_are_refused():
+    with pytest.raises(ConfigError, match=r"argument 'scale' expected >= -3.4e\+38, received -1e\+39"):
+        L.Rescaling(-1e39)
+    with pytest.raises(ConfigError, match=r"argument 'offset' expected <= 3.4e\+38"):
+        L.Rescaling(1.0, 1e300)

@@ -22,8 +22,9 @@ def test_keras_defaults_and_config():
     assert layer.get_config() == {"name": None, "trainable": True, "padding": [[1, 1], [1, 1]]}
     assert L.ZeroPadding2D((1, 3)).config["padding"] == ((1, 1), (3, 3))
     # a Keras to_json config, data_format included
-    keras_config = {"name": "zero_padding2d", "trainable": True, "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                    "config": {"name": "float32"}, "registered_name": None}, "padding": [[0, 2], [3, 1]],
+    keras_config = {"name": "zero_padding2d", "trainable": True,
+                    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                              "registered_name": None}, "padding": [[0, 2], [3, 1]],
                     "data_format": "channels_last"}
     assert L.layer_from_config("ZeroPadding2D", keras_config).config["padding"] == ((0, 2), (3, 1))
     for layer in (L.ZeroPadding2D(), L.ZeroPadding2D(((0, 2), (3, 1)), name="pad")):

@@ -13,6 +13,10 @@ from .base import Inference, Layer
 
 _loaded: dict = {}
 
+# The largest float32 (rounded down): a number parameter beyond it would turn into inf in
+# the float32 kernels, so the argument check refuses it instead.
+FLOAT32_MAX = 3.4e38
+
 
 class ElementwiseLayer(Layer):
     family = "activation"

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from .arguments import Arg
-from .elementwise_base import ElementwiseLayer, activation_kernels, flat, number
+from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
 
 
 class ELU(ElementwiseLayer):
     """keras.layers.ELU. Never writes into its input x or the dy it is given."""
 
     class_name = "ELU"
-    ARGS = (Arg("alpha", "float", 1.0, doc="the value negative inputs approach: y -> -alpha"),)
+    ARGS = (Arg("alpha", "float", 1.0, minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX,
+                doc="the value negative inputs approach: y -> -alpha"),)
     POSITIONAL = 1
     explanation = ("Keeps positive values; negative ones curve smoothly towards -alpha, so "
                    "the average output stays closer to zero than with relu.")

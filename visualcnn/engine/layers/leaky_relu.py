@@ -7,14 +7,14 @@ import math
 import numpy as np
 
 from .arguments import Arg, ConfigError
-from .elementwise_base import ElementwiseLayer, activation_kernels, flat, number
+from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
 
 
 class LeakyReLU(ElementwiseLayer):
     """keras.layers.LeakyReLU. Never writes into its input x or the dy it is given."""
 
     class_name = "LeakyReLU"
-    ARGS = (Arg("negative_slope", "float", 0.3, minimum=0.0, doc="slope for negative values"),)
+    ARGS = (Arg("negative_slope", "float", 0.3, minimum=0.0, maximum=FLOAT32_MAX, doc="slope for negative values"),)
     POSITIONAL = 1
     explanation = ("Like relu, but negative values are multiplied by a small slope instead of "
                    "set to zero, so a unit never goes completely silent.")

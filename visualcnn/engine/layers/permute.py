@@ -13,7 +13,8 @@ class Permute(Layer):
 
     class_name = "Permute"
     family = "reshaping"
-    ARGS = (Arg("dims", "int_tuple", minimum=1, doc="the new order of the axes, counted from 1: [2, 1, 3] swaps rows and columns"),)
+    ARGS = (Arg("dims", "int_tuple", minimum=1,
+                doc="the new order of the axes, counted from 1: [2, 1, 3] swaps rows and columns"),)
     POSITIONAL = 1
     explanation = ("Reorders the axes of the data, for example [2, 1, 3] swaps rows and "
                    "columns (a transpose of every feature map).")

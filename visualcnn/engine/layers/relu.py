@@ -7,16 +7,19 @@ import math
 import numpy as np
 
 from .arguments import Arg
-from .elementwise_base import ElementwiseLayer, activation_kernels, flat, number
+from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
 
 
 class ReLU(ElementwiseLayer):
     """keras.layers.ReLU. Never writes into its input x or the dy it is given."""
 
     class_name = "ReLU"
-    ARGS = (Arg("max_value", "optional_float", None, minimum=0.0, doc="cap on the output (null: no cap; 6 gives relu6)"),
-            Arg("negative_slope", "float", 0.0, minimum=0.0, doc="slope below the threshold (0: plain relu)"),
-            Arg("threshold", "float", 0.0, minimum=0.0, doc="values at or below it count as negative"))
+    ARGS = (Arg("max_value", "optional_float", None, minimum=0.0, maximum=FLOAT32_MAX,
+                doc="cap on the output (null: no cap; 6 gives relu6)"),
+            Arg("negative_slope", "float", 0.0, minimum=0.0, maximum=FLOAT32_MAX,
+                doc="slope below the threshold (0: plain relu)"),
+            Arg("threshold", "float", 0.0, minimum=0.0, maximum=FLOAT32_MAX,
+                doc="values at or below it count as negative"))
     POSITIONAL = 3
     explanation = "Keeps positive values and sets negative ones to zero: the most common activation."
 
@@ -26,7 +29,8 @@ class ReLU(ElementwiseLayer):
         above = "x" if c["max_value"] is None else f"min(x, {number(c['max_value'])})"
         below = "0"
         if c["negative_slope"]:
-            below = f"{number(c['negative_slope'])}*x" if not c["threshold"] else f"{number(c['negative_slope'])}*(x - {t})"
+            slope = number(c["negative_slope"])
+            below = f"{slope}*x" if not c["threshold"] else f"{slope}*(x - {t})"
         return f"y = {above} if x > {t} else {below}"
 
     @property

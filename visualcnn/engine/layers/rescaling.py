@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arguments import Arg
-from .elementwise_base import ElementwiseLayer, activation_kernels, flat, number
+from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
 
 
 class Rescaling(ElementwiseLayer):
@@ -15,8 +15,10 @@ class Rescaling(ElementwiseLayer):
 
     class_name = "Rescaling"
     family = "reshaping"
-    ARGS = (Arg("scale", "float", doc="every value is multiplied by it (1/255 maps 0..255 to 0..1)"),
-            Arg("offset", "float", 0.0, doc="added after scaling (-1 with scale 1/127.5 maps to -1..1)"))
+    ARGS = (Arg("scale", "float", minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX,
+                doc="every value is multiplied by it (1/255 maps 0..255 to 0..1)"),
+            Arg("offset", "float", 0.0, minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX,
+                doc="added after scaling (-1 with scale 1/127.5 maps to -1..1)"))
     POSITIONAL = 2
     explanation = ("Multiplies every value by a number and adds another: puts pixel values "
                    "into the range the network expects, such as 0..1.")

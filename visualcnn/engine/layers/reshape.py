@@ -16,7 +16,8 @@ class Reshape(Layer):
 
     class_name = "Reshape"
     family = "reshaping"
-    ARGS = (Arg("target_shape", "int_tuple", minimum=-1, doc="the new shape without the batch axis; one -1 is worked out"),)
+    ARGS = (Arg("target_shape", "int_tuple", minimum=-1,
+                doc="the new shape without the batch axis; one -1 is worked out"),)
     POSITIONAL = 1
     explanation = ("Arranges the same values into a new shape (row by row, channels last); "
                    "the number of values must stay the same.")

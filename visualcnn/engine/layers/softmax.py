@@ -67,8 +67,9 @@ class Softmax(ElementwiseLayer):
         if self._rows is not None:
             self._rows.forward(x, y)
         else:
-            shifted = x - x.max(axis=self._axis, keepdims=True)  # no overflow in exp
-            np.exp(shifted, out=y)
+            # in y's buffer throughout: no full-size temporaries
+            np.subtract(x, x.max(axis=self._axis, keepdims=True), out=y)  # no overflow in exp
+            np.exp(y, out=y)
             y /= y.sum(axis=self._axis, keepdims=True)
         ctx.saved["y"] = y
         return y
@@ -81,7 +82,11 @@ class Softmax(ElementwiseLayer):
         if self._rows is not None:
             self._rows.backward(None, y, dy, dx)
         else:
-            np.multiply(y, dy - (dy * y).sum(axis=self._axis, keepdims=True), out=dx)
+            # dx = y * (dy - sum(dy * y)), built in dx's buffer
+            np.multiply(dy, y, out=dx)
+            total = dx.sum(axis=self._axis, keepdims=True)
+            np.subtract(dy, total, out=dx)
+            dx *= y
         return dx
 
     def describe(self):
