@@ -94,7 +94,8 @@ BROKEN = [
     (doc().replace('"units": 10', '"units": NaN'), "NaN is not allowed"),
     (doc().replace('"units": 10', '"units": Infinity'), "Infinity is not allowed"),
     ("[" * 100000 + "]" * 100000, "nested too deeply"),
-    ('{"class_name": "Functional", "config": {}}', "only Sequential models are supported"),
+    ('{"class_name": "Functional", "config": {}}', "config.layers must be a list"),
+    ('{"class_name": "MyModel", "config": {}}', "a 'MyModel' model is not supported; VisualCNN reads Sequential and Functional"),
     ('{"class_name": "Sequential", "config": {"layers": []}}', "has no input shape"),
 ]
 
@@ -285,3 +286,100 @@ def test_longest_file_name_can_be_saved(tmp_path):
     target = tmp_path / ("m" * 250 + ".json")  # 255 bytes: the most a name may have
     write_text_atomic(target, "x")
     assert target.read_text() == "x" and leftovers(tmp_path) == []
+
+
+# --- the graph form: "inbound" names earlier layers or the input --------------------------
+
+def graph_doc(layers, **overrides):
+    base = {"format": "visualcnn.model", "version": 1, "name": "g", "input_shape": [12, 12, 1], "layers": layers}
+    base.update(overrides)
+    return json.dumps(base)
+
+
+RESIDUAL = [
+    {"class_name": "Conv2D", "config": {"name": "stem", "filters": 4, "kernel_size": 3, "padding": "same"}},
+    {"class_name": "Conv2D", "config": {"name": "branch", "filters": 4, "kernel_size": 3, "padding": "same"}},
+    {"class_name": "Add", "config": {"name": "add"}, "inbound": ["stem", "branch"]},
+    {"class_name": "Flatten"},
+    {"class_name": "Dense", "config": {"units": 3}},
+]
+
+
+def test_graph_file_reads_inbound_and_defaults_to_the_entry_before():
+    model = model_from_json(graph_doc(RESIDUAL))
+    assert [layer.name for layer in model.layers] == ["stem", "branch", "add", "flatten", "dense"]
+    assert tuple(model.inbound) == ((-1,), (0,), (0, 1), (2,), (3,))
+    report = model.analyse()
+    assert report.error is None and report.rows[2].output_shape == (None, 12, 12, 4)
+    assert report.total_params == (9 * 1 * 4 + 4) + (9 * 4 * 4 + 4) + (12 * 12 * 4 * 3 + 3)
+
+
+def test_graph_file_round_trip_writes_inbound_only_where_it_branches(tmp_path):
+    model = model_from_json(graph_doc(RESIDUAL, input_name="pixels"))
+    data = json.loads(model_to_json(model))
+    assert data["input_name"] == "pixels"
+    assert [entry.get("inbound") for entry in data["layers"]] == [None, None, ["stem", "branch"], None, None]
+    path = tmp_path / "g.json"
+    save_model_file(path, model)
+    again = load_model_file(path).model
+    assert tuple(again.inbound) == tuple(model.inbound) and again.input_name == "pixels"
+    assert summarize(again) == summarize(model)
+
+
+def test_inbound_may_name_the_input_and_unnamed_layers_get_keras_names():
+    layers = [{"class_name": "Conv2D", "config": {"filters": 1, "kernel_size": 1}},
+              {"class_name": "Add", "inbound": ["conv2d", "input_layer"]},
+              {"class_name": "Flatten"}]
+    model = model_from_json(graph_doc(layers))
+    assert [layer.name for layer in model.layers] == ["conv2d", "add", "flatten"]
+    assert tuple(model.inbound) == ((-1,), (0, -1), (1,))
+    assert json.loads(model_to_json(model))["layers"][1]["inbound"] == ["conv2d", "input_layer"]
+    assert "input_name" not in json.loads(model_to_json(model))
+
+
+def test_a_file_without_inbound_is_still_a_sequential_model():
+    from visualcnn.engine import Sequential
+
+    model = model_from_json(doc())
+    assert type(model) is Sequential
+    assert "inbound" not in model_to_json(model) and "input_name" not in model_to_json(model)
+
+
+GRAPH_BROKEN = [
+    ([{"class_name": "Flatten", "inbound": ["nope"]}],
+     "layer 1 ('flatten'): \"inbound\" names 'nope', which is neither a layer of this file nor the input 'input_layer'"),
+    ([{"class_name": "Flatten", "config": {"name": "f"}, "inbound": ["f"]}], "names 'f', the layer itself"),
+    ([{"class_name": "Flatten", "inbound": ["dense"]}, {"class_name": "Dense", "config": {"units": 2}}],
+     "names 'dense', which comes later (layer 2)"),
+    ([{"class_name": "Flatten", "inbound": []}], '"inbound" must be a non-empty list of layer names'),
+    ([{"class_name": "Flatten", "inbound": "input_layer"}], '"inbound" must be a non-empty list'),
+    ([{"class_name": "Flatten", "inbound": [3]}], '"inbound" must be a non-empty list'),
+    ([{"class_name": "Flatten", "config": {"name": "x"}}, {"class_name": "Dense", "config": {"name": "x", "units": 2}}],
+     "layer 2: the name 'x' is already used by layer 1"),
+    ([{"class_name": "Flatten", "config": {"name": "input_layer"}}], "the name 'input_layer' is already used by the input"),
+    ([{"class_name": "Flatten", "extra": 1}], "unknown key 'extra' (expected class_name, config and inbound)"),
+]
+
+
+@pytest.mark.parametrize("layers,message", GRAPH_BROKEN, ids=[m[:50] for _, m in GRAPH_BROKEN])
+def test_bad_inbound_is_one_clear_error_naming_the_layer(layers, message):
+    with pytest.raises(ConfigError) as info:
+        read_model_file(graph_doc(layers))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_input_name_is_refused():
+    for bad in ("", 3, None):
+        with pytest.raises(ConfigError, match='"input_name" must be a non-empty string'):
+            read_model_file(graph_doc(RESIDUAL, input_name=bad))
+
+
+def test_graph_errors_are_shown_by_the_analysis_not_the_reader():
+    # a mismatched Add is a valid file: the builder shows it in place, build refuses it
+    layers = [{"class_name": "Conv2D", "config": {"filters": 4, "kernel_size": 3}},
+              {"class_name": "Add", "inbound": ["conv2d", "input_layer"]}]
+    model = read_model_file(graph_doc(layers)).model
+    assert "inputs must have the same shape" in model.analyse().error
+    with pytest.raises(ConfigError, match="inputs must have the same shape"):
+        model_from_json(graph_doc(layers))

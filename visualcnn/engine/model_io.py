@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .layers import ConfigError, Input, layer_from_config
-from .model import Sequential
+from .keras_json import Graph, build_layer, read_keras
+from .layers import ConfigError, Input, snake_case
+from .model import Sequential, unique_name
 from .training_config import TrainingConfig
 
 FORMAT = "visualcnn.model"
 VERSION = 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
-_TOP_LEVEL_KEYS = {"format", "version", "name", "title", "description", "input_shape", "layers", "training", "window",
-                   "weights"}
+_TOP_LEVEL_KEYS = {"format", "version", "name", "title", "description", "input_shape", "input_name", "layers",
+                   "training", "window", "weights"}
+_ENTRY_KEYS = ("class_name", "config", "inbound")
+DEFAULT_INPUT_NAME = "input_layer"
 
 
 @dataclass
@@ -79,8 +82,8 @@ def read_model_file(text: str | bytes) -> ModelFile:
     if "format" in data:
         return _read_visualcnn(data)
     if "class_name" in data:
-        return ModelFile(_read_keras(data))
-    raise ConfigError('not a model file: expected "format": "visualcnn.model" or a Keras Sequential model '
+        return ModelFile(model_from_graph_file(read_keras(data)))
+    raise ConfigError('not a model file: expected "format": "visualcnn.model" or a Keras model '
                       "(the output of model.to_json())")
 
 
@@ -145,7 +148,7 @@ def read_file_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
 
 
 def model_from_json(text: str | bytes) -> Sequential:
-    """keras.models.model_from_json for Sequential models (VisualCNN or Keras 3 JSON)."""
+    """keras.models.model_from_json (VisualCNN or Keras Sequential / Functional JSON)."""
     model_file = read_model_file(text)
     model_file.model.checked_report()
     return model_file.model
@@ -165,19 +168,14 @@ def _read_visualcnn(data: dict) -> ModelFile:
         raise ConfigError(f'"name" must be a non-empty string, received {name!r}')
     if "input_shape" not in data:
         raise ConfigError('missing "input_shape", e.g. [28, 28, 1]')
-    model = Sequential(name=name)
-    model.add(Input(shape=_shape_list(data["input_shape"], '"input_shape"')))
+    input_shape = list(Input(shape=_shape_list(data["input_shape"], '"input_shape"')).shape[1:])  # checked
+    input_name = data.get("input_name", DEFAULT_INPUT_NAME)
+    if not isinstance(input_name, str) or not input_name:
+        raise ConfigError(f'"input_name" must be a non-empty string, received {input_name!r}')
     layers = data.get("layers", [])
     if not isinstance(layers, list):
         raise ConfigError(f'"layers" must be a list, received {type(layers).__name__}')
-    for index, entry in enumerate(layers):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"layer {index + 1}: expected an object with class_name and config, "
-                              f"received {type(entry).__name__}")
-        extra = set(entry) - {"class_name", "config"}
-        if extra:
-            raise ConfigError(f"layer {index + 1}: unknown key {sorted(extra)[0]!r} (expected class_name and config)")
-        model.add(_layer(entry.get("class_name"), entry.get("config", {}), index))
+    model = model_from_graph_file(_graph(name, input_shape, input_name, layers))
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError('"description" must be a string')
@@ -191,72 +189,76 @@ def _read_visualcnn(data: dict) -> ModelFile:
     return ModelFile(model, training, description, window, data.get("weights"), title)
 
 
-def _layer(class_name: Any, config: Any, index: int):
-    if class_name is None:
-        raise ConfigError(f"layer {index + 1}: missing class_name")
-    if not isinstance(config, dict):
-        raise ConfigError(f"layer {index + 1} ({class_name}): config must be an object, received {type(config).__name__}")
-    try:
-        return layer_from_config(class_name, config)
-    except ConfigError as exc:
-        raise ConfigError(f"layer {index + 1}: {exc}") from None
-    except TypeError as exc:  # e.g. a config key that is not a string
-        raise ConfigError(f"layer {index + 1} ({class_name}): {exc}") from None
+def _graph(name: str, input_shape: list, input_name: str, entries: list) -> Graph:
+    """The layer entries of a VisualCNN file as a graph. An entry's optional "inbound" names the
+    earlier layers (or the input) feeding it; without it, the entry before feeds it (the input
+    feeds the first), so a file without any "inbound" is a plain stack."""
+    layers, inbound, sources = [], [], []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"layer {index + 1}: expected an object with class_name and config, "
+                              f"received {type(entry).__name__}")
+        extra = [key for key in entry if key not in _ENTRY_KEYS]
+        if extra:
+            raise ConfigError(f"layer {index + 1}: unknown key {sorted(extra)[0]!r} "
+                              "(expected class_name, config and inbound)")
+        layers.append(build_layer(entry.get("class_name"), entry.get("config", {}), f"layer {index + 1}"))
+        sources.append(entry.get("inbound"))
+    position = _name_layers(layers, input_name)
+    for index, (layer, names) in enumerate(zip(layers, sources)):
+        if names is None:
+            inbound.append((index - 1,))
+            continue
+        where = f"layer {index + 1} ('{layer.name}')"
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f'{where}: "inbound" must be a non-empty list of layer names, e.g. ["conv2d", "conv2d_1"]; '
+                              f"received {names!r}")
+        found = []
+        for source in names:
+            at = position.get(source)
+            if at is None:
+                raise ConfigError(f"{where}: \"inbound\" names '{source}', which is neither a layer of this file nor "
+                                  f"the input '{input_name}'")
+            if at >= index:
+                raise ConfigError(f"{where}: \"inbound\" names '{source}', " +
+                                  ("the layer itself" if at == index else f"which comes later (layer {at + 1})") +
+                                  "; a layer takes the outputs of layers listed before it")
+            found.append(at)
+        inbound.append(tuple(found))
+    return Graph(name, input_shape, layers, inbound, input_name)
+
+
+def _name_layers(layers: list, input_name: str) -> dict[str, int]:
+    """Give unnamed layers Keras's default names (conv2d, conv2d_1, ...) the way Sequential.add
+    does, so a reference in "inbound" and the loaded model agree; returns name -> index (-1: the input)."""
+    position: dict[str, int] = {input_name: -1}
+    counters: dict[str, int] = {}
+    for index, layer in enumerate(layers):
+        if layer.name is None:
+            layer.name = unique_name(snake_case(layer.class_name), set(position), counters)
+        elif layer.name in position:
+            other = "the input" if position[layer.name] == -1 else f"layer {position[layer.name] + 1}"
+            raise ConfigError(f"layer {index + 1}: the name '{layer.name}' is already used by {other}; "
+                              "names must be unique within a model")
+        position[layer.name] = index
+    return position
+
+
+def model_from_graph_file(graph: Graph) -> Sequential:
+    """The engine model a file describes: a Sequential for a plain stack read from a VisualCNN
+    file or a Keras Sequential, otherwise a graph Model (a Keras Functional file stays one even
+    when linear, so its summary has Keras's InputLayer row)."""
+    from .model import model_from_graph
+
+    linear = all(tuple(ins) == (i - 1,) for i, ins in enumerate(graph.inbound))
+    return model_from_graph(graph.name, graph.input_shape, graph.layers, graph.inbound,
+                            input_name=graph.input_name, sequential=linear and not graph.functional)
 
 
 def _shape_list(value: Any, what: str) -> list:
     if not isinstance(value, list):
         raise ConfigError(f"{what} must be a list such as [28, 28, 1], received {value!r}")
     return value
-
-
-def _read_keras(data: dict) -> Sequential:
-    """Keras 3 Sequential JSON: {"class_name": "Sequential", "config": {"name", "layers", ...}}."""
-    if data["class_name"] != "Sequential":
-        raise ConfigError(f"only Sequential models are supported, this file holds a {data['class_name']!r} model")
-    config = data.get("config")
-    if not isinstance(config, dict):
-        raise ConfigError("Keras model JSON: 'config' must be an object")
-    entries = config.get("layers")
-    if not isinstance(entries, list):
-        raise ConfigError("Keras model JSON: config.layers must be a list")
-    input_shape = None
-    layer_entries = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
-            raise ConfigError(f"layer {index + 1}: expected an object with class_name and config")
-        class_name, layer_config = entry.get("class_name"), dict(entry.get("config", {}))
-        if class_name == "InputLayer":
-            if index != 0:
-                raise ConfigError(f"layer {index + 1}: an InputLayer can only come first")
-            input_shape = _keras_batch_shape(layer_config, index)
-            continue
-        # Keras 2 files carry the input shape on the first layer's config.
-        for key in ("batch_input_shape", "batch_shape"):
-            if key in layer_config:
-                shape = _keras_batch_shape({key: layer_config.pop(key)}, index)
-                if input_shape is None and not layer_entries:
-                    input_shape = shape
-        layer_entries.append((index, class_name, layer_config))
-    build = config.get("build_input_shape")
-    if input_shape is None and isinstance(build, list) and build[:1] == [None]:
-        input_shape = build[1:]
-    if input_shape is None:
-        raise ConfigError("Keras model JSON: the model has no input shape (no InputLayer and no build_input_shape)")
-    name = config.get("name")
-    model = Sequential(name=name if isinstance(name, str) and name else "sequential")
-    model.add(Input(shape=input_shape))
-    for index, class_name, layer_config in layer_entries:
-        model.add(_layer(class_name, layer_config, index))
-    return model
-
-
-def _keras_batch_shape(config: dict, index: int) -> list:
-    shape = config.get("batch_shape", config.get("batch_input_shape"))
-    if not isinstance(shape, list) or len(shape) < 2:
-        raise ConfigError(f"layer {index + 1} (InputLayer): batch_shape must be a list like [null, 28, 28, 1], "
-                          f"received {shape!r}")
-    return shape[1:]
 
 
 def model_to_dict(model: Sequential, training: TrainingConfig | None = None, description: str = "",
@@ -266,8 +268,10 @@ def model_to_dict(model: Sequential, training: TrainingConfig | None = None, des
     if description:
         data["description"] = description
     data["input_shape"] = list(model.input_shape) if model.input_shape else None
-    data["layers"] = [{"class_name": layer.class_name, "config": layer.get_config(compact=True)}
-                      for layer in model.layers]
+    input_name = getattr(model, "input_name", DEFAULT_INPUT_NAME)
+    if input_name != DEFAULT_INPUT_NAME:
+        data["input_name"] = input_name
+    data["layers"] = _layer_entries(model.layers, getattr(model, "inbound", None), input_name)
     if training is not None:
         data["training"] = training.to_dict()
     if window is not None:
@@ -275,6 +279,18 @@ def model_to_dict(model: Sequential, training: TrainingConfig | None = None, des
     if weights is not None:
         data["weights"] = weights
     return data
+
+
+def _layer_entries(layers: list, inbound, input_name: str) -> list[dict]:
+    """One entry per layer; "inbound" only where the layer is not fed by the one before it."""
+    entries = []
+    for index, layer in enumerate(layers):
+        entry = {"class_name": layer.class_name, "config": layer.get_config(compact=True)}
+        sources = tuple(inbound[index]) if inbound is not None else (index - 1,)
+        if sources != (index - 1,):
+            entry["inbound"] = [input_name if j == -1 else layers[j].name for j in sources]
+        entries.append(entry)
+    return entries
 
 
 def model_to_json(model: Sequential, **kwargs) -> str:

@@ -1,0 +1,58 @@
+"""Live cross-check against real Keras 3: random Functional models built in Keras from a seed,
+read back from to_json(), give Keras's output shapes, parameter counts and summary text.
+
+Skipped where Keras is not installed (CI). The models draw from every layer class VisualCNN
+registers that Keras also has, so a newly added class is checked here with no edit.
+VISUALCNN_KERAS_SEED=<n> picks another set of models.
+"""
+
+import importlib.util
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from visualcnn.engine import read_model_file  # noqa: E402
+from visualcnn.engine.layers import LAYER_CLASSES  # noqa: E402
+
+from test_keras_functional import check_against_keras  # noqa: E402 (pytest puts this folder on sys.path)
+
+_spec = importlib.util.spec_from_file_location(
+    "random_functional", Path(__file__).parent / "keras_fixtures" / "random_functional.py")
+random_functional = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = random_functional
+_spec.loader.exec_module(random_functional)
+
+SEED = int(os.environ.get("VISUALCNN_KERAS_SEED", "7"))
+COUNT = 50
+CLASSES = [c for c in LAYER_CLASSES if hasattr(keras.layers, c)]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # rich cuts summary lines at the console width
+
+
+@pytest.mark.parametrize("index", range(COUNT))
+def test_random_functional_model_matches_keras(index):
+    rng = random.Random(SEED * 100_003 + index)
+    model = random_functional.random_model(keras, rng, index, CLASSES, must_use=CLASSES[index % len(CLASSES)])
+    case = random_functional.case(keras, model, [76, rng.choice([60, 88, 108, 130])])
+    check_against_keras(case)
+
+
+def test_linear_functional_model_prints_the_input_row_as_keras_does(capsys):
+    keras.backend.clear_session()
+    inputs = keras.Input((12, 12, 1))
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
+    model = keras.Model(inputs, outputs)
+    lines = []
+    model.summary(line_length=76, print_fn=lambda s, line_break=True: lines.append(s))
+    ours = []
+    read_model_file(model.to_json()).model.summary(line_length=76, print_fn=ours.append)
+    assert "input_layer (InputLayer)" in lines[0]
+    assert ours[0] + "\n" == lines[0]
