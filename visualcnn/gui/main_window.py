@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         self._default_state = None
 
         self.pipeline.list_widget.current_row_changed.connect(self.inspector.set_row)
+        self.pipeline.list_widget.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.palette_widget.layer_activated.connect(self._on_palette_layer_activated)
         self.document.report_updated.connect(self._on_document_report_updated)
         self.document.weights_changed.connect(self._on_document_weights_changed)
@@ -256,6 +257,8 @@ class MainWindow(QMainWindow):
         lw = self.pipeline.list_widget
         for action in (lw.duplicate_action, lw.delete_action, lw.move_up_action, lw.move_down_action):
             edit_menu.addAction(action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(lw.wrap_action)
 
         presets_menu = self.presets_menu = bar.addMenu("&Presets")
         for info in preset_infos():
@@ -345,7 +348,8 @@ class MainWindow(QMainWindow):
     def _editing_actions(self) -> list[QAction]:
         lw = self.pipeline.list_widget
         return [self.undo_action, self.redo_action, self.new_action, self.open_action, lw.duplicate_action,
-                lw.delete_action, lw.move_up_action, lw.move_down_action, *self.presets_menu.actions(),
+                lw.delete_action, lw.move_up_action, lw.move_down_action, lw.wrap_action,
+                *self.presets_menu.actions(),
                 self.recent_menu.menuAction()]
 
     def set_pipeline_locked(self, locked: bool) -> None:
