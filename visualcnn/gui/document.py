@@ -78,13 +78,13 @@ class RejectedLayer(Layer):
         return "invalid settings"
 
 
-def build_layers(entries: Sequence[LayerEntry]) -> list[Layer]:
+def build_layers(entries: Sequence[LayerEntry], names: Sequence[str] | None = None) -> list[Layer]:
     """Engine layers for the entries, named as Sequential.add would (conv2d, conv2d_1, ...).
 
     Never raises: a rejected config becomes a RejectedLayer carrying the engine's message.
     """
     layers: list[Layer] = []
-    for entry, name in zip(entries, layer_names(entries)):
+    for entry, name in zip(entries, layer_names(entries) if names is None else names):
         config = {**entry.config, "name": name}
         try:
             layer = layer_from_config(entry.class_name, config)
@@ -548,7 +548,7 @@ class PipelineDocument(QObject):
         self._names = layer_names(self._entries)
         self._nodes = graph.graph_of(self._entries, self._names, self._input_name)
         self._inbound = graph.source_indices(self._nodes)
-        self._layers = build_layers(self._entries)
+        self._layers = build_layers(self._entries, self._names)
         self._report = analyse_graph(self._input_shape, self._layers, self._inbound, self._input_name)
 
     # --- files -----------------------------------------------------------------

@@ -85,10 +85,12 @@ def layer_names(entries: Sequence) -> list[str]:
     names: list[str] = []
     taken: set[str] = set()
     counters: dict[str, int] = {}  # keeps naming linear for huge files
+    stems: dict[str, str] = {}
     for entry in entries:
         name = entry.config.get("name")
         if not isinstance(name, str) or not name or name in taken:
-            name = unique_name(snake_case(entry.class_name), taken, counters)
+            stem = stems.get(entry.class_name) or stems.setdefault(entry.class_name, snake_case(entry.class_name))
+            name = unique_name(stem, taken, counters)
         taken.add(name)
         names.append(name)
     return names
@@ -143,7 +145,8 @@ def canonical_entries(nodes: Sequence[Node], input_name: str) -> list[LayerEntry
         config = node.config
         if row in referenced and config.get("name") != names[row]:
             config = {"name": names[row], **{k: v for k, v in config.items() if k != "name"}}
-        entries.append(LayerEntry(node.class_name, copy.deepcopy(config), inbounds[row]))
+        # Configs are shared, not copied: the document replaces entries, never edits one in place.
+        entries.append(LayerEntry(node.class_name, config, inbounds[row]))
     return entries
 
 
