@@ -108,6 +108,8 @@ def trains_in_sequential(middle: list, in_shape: tuple = (8, 8, 2), classes: int
     for old, new in zip(before, model.trainable_weights):
         assert not np.array_equal(old, new)
     assert model.predict(x).shape == (16, classes)
+    # predict streams through two shared arenas; activations keeps every layer's output
+    np.testing.assert_allclose(model.predict(x[:5]), list(model.activations(x[:5]).values())[-1], rtol=1e-5, atol=1e-6)
     return model
 
 

@@ -1,0 +1,61 @@
+"""The eleven shape and activation layers as the builder sees them: registered, Keras names,
+family, a student's explanation and a starter config that works where a block is dropped."""
+
+import pytest
+
+from visualcnn.engine import Sequential, layers as L
+from visualcnn.engine.layers import LAYER_CLASSES, snake_case
+
+# class name -> (family, Keras's default layer name, verified with Keras 3.15.1)
+LAYERS = {
+    "ZeroPadding2D": ("reshaping", "zero_padding2d"), "Cropping2D": ("reshaping", "cropping2d"),
+    "UpSampling2D": ("reshaping", "up_sampling2d"), "Reshape": ("reshaping", "reshape"),
+    "Permute": ("reshaping", "permute"), "Rescaling": ("reshaping", "rescaling"),
+    "ReLU": ("activation", "re_lu"), "LeakyReLU": ("activation", "leaky_re_lu"), "PReLU": ("activation", "p_re_lu"),
+    "ELU": ("activation", "elu"), "Softmax": ("activation", "softmax"),
+}
+
+
+@pytest.mark.parametrize("class_name", sorted(LAYERS))
+def test_registered_with_family_explanation_and_keras_name(class_name):
+    cls = LAYER_CLASSES[class_name]
+    family, keras_name = LAYERS[class_name]
+    assert cls.family == family and cls.in_palette
+    assert cls.explanation and "\n" not in cls.explanation
+    assert snake_case(class_name) == keras_name
+
+
+@pytest.mark.parametrize("class_name", sorted(LAYERS))
+def test_starter_config_works_after_a_conv_on_mnist(class_name):
+    layer = L.layer_from_config(class_name, dict(LAYER_CLASSES[class_name].starter_config))
+    model = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(8, 3), layer])
+    report = model.analyse()
+    assert report.error is None, report.error
+    assert layer.describe()
+
+
+# (class name, constructor arguments, input shape) covering every argument of every layer
+KERAS_CASES = [
+    ("ZeroPadding2D", {"padding": ((0, 2), (3, 1))}, (5, 4, 3)), ("Cropping2D", {"cropping": (2, 1)}, (7, 6, 2)),
+    ("UpSampling2D", {"size": (3, 2), "interpolation": "bilinear"}, (5, 4, 3)),
+    ("Reshape", {"target_shape": (2, -1, 3)}, (5, 4, 3)), ("Permute", {"dims": (3, 1, 2)}, (5, 4, 3)),
+    ("Rescaling", {"scale": 1 / 127.5, "offset": -1.0}, (5, 4, 3)),
+    ("ReLU", {"max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}, (5, 4, 3)),
+    ("LeakyReLU", {"negative_slope": 0.05}, (5, 4, 3)),
+    ("PReLU", {"alpha_initializer": "ones", "shared_axes": [1, 2]}, (5, 4, 3)),
+    ("ELU", {"alpha": 0.5}, (5, 4, 3)), ("Softmax", {"axis": [1, 2]}, (5, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("class_name,kwargs,in_shape", KERAS_CASES, ids=[c[0] for c in KERAS_CASES])
+def test_live_keras_config_reads_back_with_keras_shape_and_params(class_name, kwargs, in_shape):
+    from layer_checks import live_keras
+
+    keras = live_keras()
+    keras_layer = getattr(keras.layers, class_name)(**kwargs)
+    out = keras_layer(keras.Input(in_shape))
+    ours = L.layer_from_config(class_name, keras_layer.get_config())  # dtype policy, data_format and all
+    inference = ours.infer((None, *in_shape))
+    assert inference.output_shape == tuple(out.shape)
+    assert inference.params == keras_layer.count_params()
+    assert [w.shape for w in inference.weights] == [tuple(w.shape) for w in keras_layer.weights]
