@@ -56,11 +56,13 @@ def check_training_only(layer, x: np.ndarray) -> None:
 
 def check_adjoint(layer, x: np.ndarray, seed: int = 3, rtol: float = 1e-5) -> None:
     """<T x, r> == <x, T^T r> for the fixed transform T of one training forward (the
-    backward must be the transpose of the forward), in float64 sums; dy is not written."""
+    backward must be the transpose of the forward), in float64 sums; dy is not written.
+    T is the linear part: a constant fill value adds T(0), which is subtracted."""
     rng = np.random.default_rng(seed)
+    offset = training_output(layer, np.zeros_like(x), seed).astype(np.float64)
     layer.reseed(seed)
     ctx = Context()
-    tx = np.array(layer.forward(x, ctx, training=True), np.float64)
+    tx = np.array(layer.forward(x, ctx, training=True), np.float64) - offset
     r = rng.standard_normal(x.shape).astype(np.float32)
     r_copy = r.copy()
     ttr = np.array(layer.backward(r, ctx), np.float64)
@@ -110,3 +112,62 @@ def keras_is_identity_when_predicting(class_name: str, config: dict, x: np.ndarr
     keras = live_keras()
     layer = getattr(keras.layers, class_name)(**config)
     return np.array_equal(np.asarray(keras.ops.convert_to_numpy(layer(x, training=False))), x)
+
+
+# --- the affine augmentation layers (RandomTranslation, RandomRotation, RandomZoom) -------
+
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+_PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # numpy's names
+
+
+def affine_reference(x: np.ndarray, params: np.ndarray, interpolation: str, fill_mode: str,
+                     fill_value: float) -> np.ndarray:
+    """Output pixel (i, j) of image n reads the input at column a0*j + a1*i + a2, row
+    b0*j + b1*i + b2, from the image padded by numpy's own rule for the fill mode (an
+    implementation independent of the kernels' index arithmetic). float64 loops."""
+    n_img, h, w, _ = x.shape
+    pad = 3 * max(h, w)
+    spec = ((pad, pad), (pad, pad), (0, 0))
+    out = np.empty(x.shape, np.float64)
+    for n in range(n_img):
+        img = x[n].astype(np.float64)
+        padded = (np.pad(img, spec, constant_values=fill_value) if fill_mode == "constant"
+                  else np.pad(img, spec, mode=_PAD_MODES[fill_mode]))
+        a0, a1, a2, b0, b1, b2 = params[n].astype(np.float32)
+        for i in range(h):
+            for j in range(w):
+                col = a0 * np.float32(j) + a1 * np.float32(i) + a2
+                row = b0 * np.float32(j) + b1 * np.float32(i) + b2
+                if interpolation == "nearest":
+                    out[n, i, j] = padded[int(np.rint(row)) + pad, int(np.rint(col)) + pad]
+                    continue
+                r0, c0 = int(np.floor(row)), int(np.floor(col))
+                wr, wc = float(row - np.floor(row)), float(col - np.floor(col))
+                p = padded[r0 + pad:r0 + pad + 2, c0 + pad:c0 + pad + 2]
+                out[n, i, j] = ((1 - wr) * ((1 - wc) * p[0, 0] + wc * p[0, 1])
+                                + wr * ((1 - wc) * p[1, 0] + wc * p[1, 1]))
+    return out
+
+
+def drawn_params(layer, n: int, h: int, w: int, seed: int) -> np.ndarray:
+    """The per-image transform rows a training forward reseeded with `seed` uses."""
+    layer.reseed(seed)
+    return layer._params(n, h, w)
+
+
+def check_affine_layer(layer_factory, x: np.ndarray) -> None:
+    """For every fill mode and interpolation: the forward equals the numpy reference with
+    the drawn parameters, the backward is its adjoint, and dx matches finite differences."""
+    from layer_checks import check_gradients
+
+    n, h, w, _ = x.shape
+    for fill_mode in FILL_MODES:
+        for interpolation in ("bilinear", "nearest"):
+            layer = built(layer_factory(fill_mode=fill_mode, interpolation=interpolation, fill_value=0.5),
+                          x.shape[1:])
+            y = training_output(layer, x, 11)
+            ref = affine_reference(x, drawn_params(layer, n, h, w, 11), interpolation, fill_mode, 0.5)
+            np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5, err_msg=f"{fill_mode} {interpolation}")
+            check_adjoint(layer, x)
+            if interpolation == "bilinear":  # nearest is piecewise constant in the parameters, linear in x
+                check_gradients(fixed_randomness(layer, 11), x, n_checks=15)
