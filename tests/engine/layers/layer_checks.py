@@ -141,3 +141,32 @@ def keras_shape_and_params(class_name: str, config: dict, in_shape: tuple) -> tu
     layer = getattr(keras.layers, class_name)(**config)
     out = layer(keras.Input(in_shape))
     return tuple(out.shape), layer.count_params()
+
+
+def keras_gradients(class_name: str, config: dict, x: np.ndarray, dy: np.ndarray,
+                    weights: list | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(dx, weight gradients) of sum(layer(x) * dy) from real Keras on the torch backend
+    (torch autograd), for comparing our backward pass."""
+    keras = live_keras()
+    torch = pytest.importorskip("torch")
+    layer = getattr(keras.layers, class_name)(**config)
+    layer.build(x.shape)
+    if weights is not None:
+        layer.set_weights(weights)
+    xt = torch.tensor(x, requires_grad=True)
+    (layer(xt) * torch.tensor(dy)).sum().backward()
+    return xt.grad.numpy(), [w.value.grad.numpy() for w in layer.weights]
+
+
+def compare_with_keras_gradients(layer, class_name: str, config: dict, x: np.ndarray, seed: int = 0,
+                                 rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Our forward output, dx and weight gradients against Keras/torch for the same weights."""
+    dy = np.random.default_rng(seed).standard_normal(layer.infer((None, *x.shape[1:])).output_shape[1:])
+    dy = np.broadcast_to(dy, (x.shape[0], *dy.shape)).astype(np.float32).copy()
+    keras_dx, keras_grads = keras_gradients(class_name, config, x, dy, weights=[w.copy() for w in layer.weights])
+    ctx = Context()
+    np.testing.assert_allclose(layer.forward(x, ctx, training=True), keras_output(class_name, config, x,
+                               weights=[w.copy() for w in layer.weights]), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(layer.backward(dy, ctx), keras_dx, rtol=rtol, atol=atol)
+    for spec, g in zip(layer.weight_specs, keras_grads):
+        np.testing.assert_allclose(ctx.grads[spec.name], g, rtol=rtol, atol=atol * 10)

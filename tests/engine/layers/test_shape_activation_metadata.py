@@ -59,3 +59,16 @@ def test_live_keras_config_reads_back_with_keras_shape_and_params(class_name, kw
     assert inference.output_shape == tuple(out.shape)
     assert inference.params == keras_layer.count_params()
     assert [w.shape for w in inference.weights] == [tuple(w.shape) for w in keras_layer.weights]
+
+
+@pytest.mark.parametrize("class_name,kwargs,in_shape", KERAS_CASES, ids=[c[0] for c in KERAS_CASES])
+def test_live_keras_gradients_equal_torch_autograd(class_name, kwargs, in_shape):
+    import numpy as np
+    from layer_checks import built, compare_with_keras_gradients
+
+    layer = built(L.layer_from_config(class_name, kwargs), in_shape, seed=1)
+    x = np.random.default_rng(2).uniform(-3, 8, (3, *in_shape)).astype(np.float32)
+    # away from relu's kinks (0, the threshold 0.5, the cap 6), where the two may pick different sides
+    for kink in (0.0, 0.5, 6.0):
+        x = np.where(np.abs(x - kink) < 0.01, x + 0.05, x).astype(np.float32)
+    compare_with_keras_gradients(layer, class_name, kwargs, x)
