@@ -7,8 +7,9 @@ import pytest
 
 from visualcnn.engine.layers import ConfigError
 from visualcnn.gui.commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, InsertLayerCommand,
-                                    InsertMergeCommand, MoveLayerCommand, RemoveLayerCommand, RenameLayerCommand,
-                                    SetLayerConfigCommand, WrapResidualCommand, duplicate_layer_command)
+                                    InsertMergeCommand, InsertOnLinkCommand, MoveLayerCommand, RemoveLayerCommand,
+                                    RenameLayerCommand, SetLayerConfigCommand, WrapResidualCommand,
+                                    duplicate_layer_command)
 from visualcnn.gui.document import LayerEntry, PipelineDocument
 
 SAME = {"kernel_size": 3, "padding": "same"}
@@ -80,7 +81,8 @@ def test_a_branching_document_resolves_names_to_rows():
 def test_reset_writes_links_canonically():
     """An inbound that only repeats "the entry before" is dropped; a named source keeps its name."""
     doc = PipelineDocument()
-    doc.reset((4,), [LayerEntry("Dense", {"units": 3}, ("input_layer",)), LayerEntry("Dense", {"units": 2}, ("dense",))])
+    doc.reset((4,), [LayerEntry("Dense", {"units": 3}, ("input_layer",)),
+                     LayerEntry("Dense", {"units": 2}, ("dense",))])
     assert [e.inbound for e in doc.entries] == [(), ()]
     assert doc.is_linear
 
@@ -102,7 +104,8 @@ GRAPH_EDITS = {
     "wrap-identity": (stack_document, lambda d: WrapResidualCommand(d, 2, 2)),
     "wrap-projection": (stack_document, lambda d: WrapResidualCommand(d, 0, 1)),
     "rename": (branch_document, lambda d: RenameLayerCommand(d, 0, "left")),
-    "set-config-rename": (branch_document, lambda d: SetLayerConfigCommand(d, 1, {"name": "right", "filters": 4, **SAME})),
+    "set-config-rename": (branch_document,
+                          lambda d: SetLayerConfigCommand(d, 1, {"name": "right", "filters": 4, **SAME})),
     "move-in-run": (stack_document, lambda d: MoveLayerCommand(d, 2, 0)),
     "move-in-graph-run": (branch_document, lambda d: MoveLayerCommand(d, 4, 3)),
 }
@@ -227,8 +230,16 @@ def test_insert_merge_on_a_link(stack):
     assert doc.entry(2).class_name == "Concatenate"
     assert doc.graph_inbound[2] == (1,)  # the link's source is its first input
     assert doc.graph_inbound[3] == (2,)  # and it feeds the link's target
-    with pytest.raises(ConfigError, match="joins no branches"):
-        InsertMergeCommand(doc, 0, 1, "Dense")
+    with pytest.raises(ConfigError, match="does not feed"):
+        InsertMergeCommand(doc, 0, 3, "Add")
+
+
+def test_a_one_input_block_dropped_on_a_skip_sits_on_the_skip_only(stack):
+    doc = branch_document()
+    stack.push(InsertOnLinkCommand(doc, -1, 1, "BatchNormalization"))  # on input -> conv_b only
+    assert doc.entry(1).class_name == "BatchNormalization"
+    assert doc.graph_inbound[:3] == ((-1,), (-1,), (1,))  # conv_a still reads the input itself
+    assert doc.report.ok
 
 
 def test_wrap_without_projection_adds_the_skip_an_add_and_relu():
@@ -407,3 +418,16 @@ def test_training_worker_trains_a_graph_model(qapp):
     assert set(snapshots[-1].weights) == set(doc.names)
     assert set(snapshots[-1].activations) >= {"conv_a", "conv_b", "add"}
     assert results[0].probabilities.shape == (8, 10)
+
+
+def test_a_link_edit_is_an_unsaved_change_until_undone(stack):
+    from visualcnn.gui.project_changes import ProjectBaseline
+
+    doc = branch_document()
+    baseline = ProjectBaseline.of(doc)
+    stack.push(DisconnectCommand(doc, 1, 2))
+    assert baseline.changed_parts(doc) == ["the pipeline"]
+    stack.undo()
+    assert baseline.changed_parts(doc) == []
+    stack.push(RenameLayerCommand(doc, 1, "right"))
+    assert baseline.describe(doc) == "The pipeline has unsaved changes."

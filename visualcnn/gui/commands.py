@@ -226,8 +226,10 @@ class DisconnectCommand(_PipelineEdit):
 
 
 class InsertMergeCommand(_PipelineEdit):
-    """A merge block (Add, Concatenate, ...) dropped on the link source -> target: it takes the
-    source as its first input and feeds the target. `index` is its row once done."""
+    """A block dropped on the link source -> target, on that link only: it takes the source as
+    its (first) input and feeds the target in the source's place. A merge (Add, Concatenate)
+    then waits for its other inputs; any other class just sits on the link (a BatchNormalization
+    on a skip). `index` is its row once done."""
 
     def __init__(self, document: PipelineDocument, source: int, target: int, class_name: str,
                  config: dict | None = None):
@@ -239,6 +241,9 @@ class InsertMergeCommand(_PipelineEdit):
 
     def _edit(self):
         self.index = self._document.insert_merge(self._source, self._target, self._class_name, self._config)
+
+
+InsertOnLinkCommand = InsertMergeCommand  # the same edit, named for one-input blocks
 
 
 class WrapResidualCommand(_PipelineEdit):

@@ -264,9 +264,10 @@ class PipelineDocument(QObject):
                                 sequential=self.is_linear)
 
     def structure_signature(self) -> str:
-        """The input shape and layer configs as canonical text (the pipeline without settings)."""
+        """The input, layer configs and links as canonical text (the pipeline without settings)."""
         data = self.to_dict(include_weights=False)
-        return json.dumps({"input_shape": data["input_shape"], "layers": data["layers"]}, sort_keys=True)
+        return json.dumps({key: data[key] for key in ("input_shape", "input_name", "layers") if key in data},
+                          sort_keys=True)
 
     def weight_signature(self) -> tuple | None:
         """What trained weights must fit: weight_shapes() of the current report."""

@@ -163,10 +163,6 @@ def name_new_blocks(nodes: Sequence[Node], names_in_use: Sequence[str]) -> list[
     return out
 
 
-def consumers_of(nodes: Sequence[Node], key) -> list[int]:
-    return [row for row, node in enumerate(nodes) if key in node.sources]
-
-
 def row_key(nodes: Sequence[Node], row: int):
     return INPUT if row == -1 else nodes[row].key
 
@@ -299,12 +295,11 @@ def disconnect(nodes: list[Node], names: Sequence[str], source: int, target: int
 
 def insert_merge(nodes: list[Node], names: Sequence[str], source: int, target: int, class_name: str,
                  config: dict, input_name: str) -> tuple[list[Node], NewKey]:
-    """A merge on the link source -> target: fed by source (its first input), feeding target."""
+    """A block on the link source -> target only: fed by source (a merge's first input; connect
+    the other branches to it), feeding target in source's place. Any class: a BatchNormalization
+    dropped on a skip sits on the skip alone."""
     _check_row(nodes, source, allow_input=True)
     _check_row(nodes, target)
-    if not is_merge(class_name):
-        merges = ", ".join(k for k in LAYER_CLASSES if is_merge(k))
-        raise EditRefused(f"{class_name} joins no branches; drop a merge block ({merges}) on a link")
     key, node = row_key(nodes, source), nodes[target]
     if key not in node.sources:
         raise EditRefused(f"'{_name(nodes, names, source, input_name)}' does not feed '{names[target]}'")
@@ -484,5 +479,5 @@ def plan_steps(current: Sequence[LayerEntry], target_nodes: Sequence[Node],
 
 
 __all__ = ["LayerEntry", "Node", "EditRefused", "INPUT", "layer_names", "graph_of", "canonical_entries",
-           "source_indices", "plan_steps", "name_new_blocks", "insert_after", "remove", "set_config", "connect", "disconnect",
-           "insert_merge", "move", "wrap_residual", "straight_run", "consumers_of", "is_merge"]
+           "source_indices", "plan_steps", "name_new_blocks", "insert_after", "remove", "set_config", "connect",
+           "disconnect", "insert_merge", "move", "wrap_residual", "straight_run", "is_merge"]
