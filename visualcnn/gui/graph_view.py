@@ -24,7 +24,8 @@ from PySide6.QtGui import (QAction, QColor, QDrag, QKeySequence, QPainter, QPain
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QMenu, QToolTip
 
 from ..engine.layers import LAYER_CLASSES, ConfigError
-from . import commands
+from .commands import (ConnectCommand, DisconnectCommand, InsertLayerCommand, InsertMergeCommand, MoveLayerCommand,
+                       RemoveLayerCommand, WrapResidualCommand, duplicate_layer_command)
 from .document import PipelineDocument
 from .families import ERROR_COLOUR
 from .graph_card import CardPainter, block_texts
@@ -99,7 +100,7 @@ class PipelineGraphView(QAbstractScrollArea):
         self._drop: DropTarget | None = None    # drop indicator while a drag hovers
         self._connect_source: int | None = None  # connecting: the row whose output is dragged
         self._connect_pos = QPointF()            # ... and where the pointer is (scene coordinates)
-        self._connect_targets: frozenset[int] = frozenset()
+        self._connect_checked: dict[int, bool] = {}  # target row -> may take the output (asked lazily)
         self._press: tuple[QPointF, int] | None = None  # press position and card, until a drag starts
         self._hover = -1
         self.setObjectName("pipelineList")
@@ -115,7 +116,7 @@ class PipelineGraphView(QAbstractScrollArea):
         self.horizontalScrollBar().setSingleStep(20)
 
         for signal in (document.layer_inserted, document.layer_removed, document.layer_moved,
-                       document.layer_changed):
+                       document.layer_changed, document.graph_changed):
             signal.connect(self._invalidate)
         document.layer_inserted.connect(self._on_document_layer_inserted)
         document.layer_moved.connect(self._on_document_layer_moved)
@@ -123,8 +124,6 @@ class PipelineGraphView(QAbstractScrollArea):
         document.pipeline_reset.connect(self._on_document_pipeline_reset)
         document.report_updated.connect(self._on_document_report_updated)
         document.training_changed.connect(lambda _config: self.viewport().update())
-        if hasattr(document, "graph_changed"):
-            document.graph_changed.connect(self._invalidate)
 
         self.delete_action = self._action("&Delete Block", QKeySequence.StandardKey.Delete, self.delete_current)
         self.duplicate_action = self._action("D&uplicate Block", QKeySequence("Ctrl+D"), self.duplicate_current)
@@ -155,16 +154,13 @@ class PipelineGraphView(QAbstractScrollArea):
         self._placement = None
         self.viewport().update()
 
-    def _inbound(self) -> list[tuple[int, ...]]:
-        rows = self._document.report.rows
-        return [tuple(getattr(row, "inbound", (i - 1,))) for i, row in enumerate(rows)]
 
     def _ensure_layout(self) -> Placement:
         if self._placement is not None:
             return self._placement
         report = self._document.report
         self._painter = CardPainter(self.font(), self.palette())
-        layout = layout_graph(self._inbound())
+        layout = layout_graph(self._document.graph_inbound)
         em = self.fontMetrics().horizontalAdvance("m")
         available = self.viewport().width()  # the view lays out again when a scroll bar takes room
         if layout.linear:  # as a list view: each card as wide as the view
@@ -334,22 +330,15 @@ class PipelineGraphView(QAbstractScrollArea):
         self.move_up_action.setEnabled(self._move_target(row, -1) is not None)
         self.move_down_action.setEnabled(self._move_target(row, 1) is not None)
         selected = self.selected_rows()
-        self.wrap_action.setEnabled(bool(selected) and self._wrap_problem(selected) is None and row < count)
+        self.wrap_action.setEnabled(bool(selected) and row < count
+                                    and self._document.wrap_problem(selected[0], selected[-1]) is None)
 
     def _move_target(self, row: int, step: int) -> int | None:
         target = row + step
         if row < 0 or not 0 <= target < len(self._document):
             return None
-        problem = getattr(self._document, "move_problem", None)
-        if problem is not None and problem(row, target) is not None:
-            return None
-        return target
+        return None if self._document.move_problem(row, target) is not None else target
 
-    def _wrap_problem(self, rows) -> str | None:
-        problem = getattr(self._document, "wrap_problem", None)
-        if not hasattr(commands, "WrapResidualCommand"):
-            return "wrapping needs a newer document"
-        return None if problem is None else problem(rows[0], rows[-1])
 
     def _on_document_layer_inserted(self, index: int):
         self.select_row(index)
@@ -387,21 +376,21 @@ class PipelineGraphView(QAbstractScrollArea):
     def delete_current(self):
         row = self._current
         if row >= 0:
-            self._push(lambda: commands.RemoveLayerCommand(self._document, row))
+            self._push(lambda: RemoveLayerCommand(self._document, row))
 
     def duplicate_current(self):
         row = self._current
         if row >= 0:
-            self._push(lambda: commands.duplicate_layer_command(self._document, row))
+            self._push(lambda: duplicate_layer_command(self._document, row))
 
     def move_current(self, step: int):
         row = self._current
         target = self._move_target(row, step)
         if target is not None:
-            self._push(lambda: commands.MoveLayerCommand(self._document, row, target))
+            self._push(lambda: MoveLayerCommand(self._document, row, target))
 
     def insert_layer(self, row: int, class_name: str, config: dict) -> None:
-        self._undo_stack.push(commands.InsertLayerCommand(self._document, row, class_name, config))
+        self._undo_stack.push(InsertLayerCommand(self._document, row, class_name, config))
 
     def insertion_row(self) -> int:
         """Where a double-clicked palette entry goes: after the selected block, else at the end."""
@@ -410,49 +399,53 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def connect_blocks(self, source: int, target: int) -> bool:
         """Feed `target` from `source`'s output (one undo step). False (and a message) if refused."""
-        return self._push(lambda: commands.ConnectCommand(self._document, source, target))
+        return self._push(lambda: ConnectCommand(self._document, source, target))
 
     def disconnect_link(self, n: int) -> bool:
         link = self.graph_layout.links[n]
-        return self._push(lambda: commands.DisconnectCommand(self._document, link.source, link.target))
+        return self._push(lambda: DisconnectCommand(self._document, link.source, link.target))
 
     def insert_on_link(self, n: int, class_name: str, config: dict | None = None) -> bool:
         """Insert a block on arrow n: it takes the arrow's source as its input and feeds the target."""
         link = self.graph_layout.links[n]
         if self.graph_layout.consumers(link.source) == (link.target,):
             # the source feeds only this target: inserting after it is inserting on the link
-            return self._push(lambda: commands.InsertLayerCommand(self._document, link.source + 1, class_name,
+            return self._push(lambda: InsertLayerCommand(self._document, link.source + 1, class_name,
                                                                   config))
-        return self._push(lambda: commands.InsertMergeCommand(self._document, link.source, link.target, class_name,
+        return self._push(lambda: InsertMergeCommand(self._document, link.source, link.target, class_name,
                                                               config))
 
     def insert_after(self, row: int, class_name: str, config: dict | None = None) -> bool:
-        return self._push(lambda: commands.InsertLayerCommand(self._document, row + 1, class_name, config))
+        return self._push(lambda: InsertLayerCommand(self._document, row + 1, class_name, config))
 
     def wrap_selection(self) -> bool:
         """Wrap the selected run of blocks in a residual block (skip + Add), one undo step."""
         rows = self.selected_rows()
         if not rows:
             return False
-        return self._push(lambda: commands.WrapResidualCommand(self._document, rows[0], rows[-1]))
+        return self._push(lambda: WrapResidualCommand(self._document, rows[0], rows[-1]))
 
     def connect_problem(self, source: int, target: int) -> str | None:
-        """Why `source` cannot feed `target`, or None (the document's rule when it has one)."""
-        problem = getattr(self._document, "connect_problem", None)
-        if problem is not None:
-            return problem(source, target)
-        if target <= source or source in self.graph_layout.inputs[target]:
-            return "that block cannot take this output"
-        return None
+        """Why `source` cannot feed `target` (one line), or None."""
+        return self._document.connect_problem(source, target)
 
     # --- connecting by dragging from an output port ------------------------------------------------
 
     def begin_connect(self, source: int) -> None:
         self._connect_source = source
         self._connect_pos = self.output_port(source)
-        self._connect_targets = frozenset(t for t in range(len(self._document))
-                                          if t != source and self.connect_problem(source, t) is None)
+        self._connect_checked = {}
         self.viewport().update()
+
+    def can_take(self, target: int) -> bool:
+        """While connecting: may `target` take the dragged output? (asked once per card, for the
+        cards painted or pointed at only: each question works the edit out on the graph)."""
+        source = self._connect_source
+        if source is None or target == source or not 0 <= target < len(self._document):
+            return False
+        if target not in self._connect_checked:
+            self._connect_checked[target] = self.connect_problem(source, target) is None
+        return self._connect_checked[target]
 
     def update_connect(self, scene: QPointF) -> None:
         self._connect_pos = QPointF(scene)
@@ -463,7 +456,7 @@ class PipelineGraphView(QAbstractScrollArea):
         if self._connect_source is None:
             return -1
         row = self.card_at(self._connect_pos)
-        return row if row in self._connect_targets else -1
+        return row if self.can_take(row) else -1
 
     def finish_connect(self, scene: QPointF | None = None) -> bool:
         if scene is not None:
@@ -481,7 +474,7 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def cancel_connect(self) -> None:
         self._connect_source = None
-        self._connect_targets = frozenset()
+        self._connect_checked = {}
         self.viewport().update()
 
     @property
@@ -650,7 +643,7 @@ class PipelineGraphView(QAbstractScrollArea):
                 return False
             target = row - 1 if row > source else row
             if target != source:
-                self._push(lambda: commands.MoveLayerCommand(self._document, source, target))
+                self._push(lambda: MoveLayerCommand(self._document, source, target))
             return True
         config = {k: v for k, v in payload.config.items() if k != "name"}
         try:
@@ -764,7 +757,7 @@ class PipelineGraphView(QAbstractScrollArea):
                 continue
             texts = self._model.data(self._model.index(row), MEMORY_ROLE) or block_texts(report.rows[row])
             outline = None
-            if self.connecting and row in self._connect_targets:
+            if self.connecting and self.can_take(row):
                 outline = QColor(highlight) if row == self.connect_target() else QColor(highlight).lighter(150)
             self._painter.paint(painter, rect, report.rows[row], texts, row + 1, row in selected, outline)
         self._paint_ports(painter, palette)
