@@ -371,3 +371,80 @@ def test_real_window_opens_on_xcb_under_xvfb(tmp_path):
                              "--quit-after", "2"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "opened on Qt's xcb platform" in result.stdout
+
+
+# --- graphs: VisualCNN graph files and Keras Functional JSON -------------------------------
+
+GRAPH_FILE = {"format": "visualcnn.model", "version": 1, "name": "skip", "input_shape": [8, 8, 1], "layers": [
+    {"class_name": "Conv2D", "config": {"name": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same"}},
+    {"class_name": "Conv2D", "config": {"name": "conv2d_1", "filters": 2, "kernel_size": 1}, "inbound": ["input_layer"]},
+    {"class_name": "Add", "config": {"name": "add"}, "inbound": ["conv2d", "conv2d_1"]},
+    {"class_name": "Flatten", "config": {"name": "flatten"}},
+    {"class_name": "Dense", "config": {"name": "dense", "units": 10, "activation": "softmax"}}]}
+
+GRAPH_TABLE = '''Model: "skip"
+┏━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ Layer (type)        ┃ Output Shape      ┃    Param # ┃ Connected to      ┃
+┡━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ input_layer         │ (None, 8, 8, 1)   │          0 │ -                 │
+│ (InputLayer)        │                   │            │                   │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ conv2d (Conv2D)     │ (None, 8, 8, 2)   │         20 │ input_layer[0][0] │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ conv2d_1 (Conv2D)   │ (None, 8, 8, 2)   │          4 │ input_layer[0][0] │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ add (Add)           │ (None, 8, 8, 2)   │          0 │ conv2d[0][0],     │
+│                     │                   │            │ conv2d_1[0][0]    │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ flatten (Flatten)   │ (None, 128)       │          0 │ add[0][0]         │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ dense (Dense)       │ (None, 10)        │      1,290 │ flatten[0][0]     │
+└─────────────────────┴───────────────────┴────────────┴───────────────────┘
+ Total params: 1,314 (5.13 KB)
+ Trainable params: 1,314 (5.13 KB)
+ Non-trainable params: 0 (0.00 B)
+'''  # what Keras 3.15.1 prints for the same model (80-column terminal)
+
+
+def test_graph_file_prints_keras_functional_table(tmp_path):
+    path = tmp_path / "skip.json"
+    path.write_text(json.dumps(GRAPH_FILE))
+    result = run("summary", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == GRAPH_TABLE
+    data = json.loads(run("summary", "--json", str(path)).stdout)
+    assert data["input_name"] == "input_layer"
+    assert [layer["inbound"] for layer in data["layers"]] == [["input_layer"], ["input_layer"], ["conv2d", "conv2d_1"],
+                                                              ["add"], ["flatten"]]
+
+
+def test_keras_functional_json_summary_has_the_input_row(tmp_path):
+    from pathlib import Path
+
+    real = json.loads((Path(__file__).parent / "engine" / "keras_fixtures" / "functional_refusals.json").read_text())
+    path = tmp_path / "linear.json"
+    path.write_text(json.dumps(real["linear"]))
+    result = run("summary", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[4].startswith("│ input_layer (InputLayer)")
+    assert "Connected to" not in result.stdout  # Keras drops the column when every layer has one input
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(real["two_inputs"]))
+    refused = run("summary", str(two))
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "has 2 inputs ('left', 'right')" in refused.stderr
+
+
+def test_evaluate_a_saved_graph_model(tmp_path):
+    from visualcnn.engine import Model, layers
+
+    inputs = layers.Input(shape=(28, 28, 1))
+    a = layers.Conv2D(2, 3, padding="same")(inputs)
+    b = layers.Conv2D(2, 1)(inputs)
+    outputs = layers.Dense(10, activation="softmax")(layers.Flatten()(layers.Concatenate()([a, b])))
+    model = Model(inputs, outputs, name="branches")
+    model.build()
+    path = tmp_path / "saved.json"
+    model.save(path)
+    result = run("evaluate", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert 0.0 <= json.loads(result.stdout)["test_accuracy"] <= 1.0

@@ -52,3 +52,102 @@ def test_keras_order_sorts_by_depth_then_walk_from_the_output():
     # a skip straight from the input: the input is deepest, the longer branch first
     assert keras_order([(-1,), (0,), (1, -1)]) == [-1, 0, 1, 2]
     assert keras_order([(-1,), (-1,), (1, 0)]) == [-1, 1, 0, 2]
+
+
+# --- what VisualCNN refuses, from real Keras 3.15.1 files (keras_fixtures/functional_refusals.json) ---
+
+REAL = json.loads((Path(__file__).parent / "keras_fixtures" / "functional_refusals.json").read_text())
+REFUSALS = [
+    ("two_inputs", "the model has 2 inputs ('left', 'right'); VisualCNN models have one input"),
+    ("two_outputs", "the model has 2 outputs ('head_a', 'head_b'); VisualCNN models have one output"),
+    ("shared", "layer 'shared_conv': the layer is called 2 times (a shared layer)"),
+    ("unknown_class", "VisualCNN has no LSTM ('lstm'); it supports "),
+    ("open_input", "the input shape (None, None, None, 3) has sizes left open (None)"),
+    ("int_input", "InputLayer 'input_layer': the input holds int32 values; VisualCNN models take float images"),
+]
+
+
+@pytest.mark.parametrize("key,message", REFUSALS, ids=[k for k, _ in REFUSALS])
+def test_unsupported_functional_models_are_one_clear_line(key, message):
+    with pytest.raises(ConfigError) as info:
+        read_model_file(json.dumps(REAL[key]))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_classes_list_the_supported_ones():
+    with pytest.raises(ConfigError) as info:
+        read_model_file(json.dumps(REAL["unknown_class"]))
+    assert "Conv2D" in str(info.value) and "Concatenate" in str(info.value)
+
+
+def test_linear_functional_json_is_a_functional_model_with_the_input_row():
+    model = read_model_file(json.dumps(REAL["linear"])).model
+    assert [layer.name for layer in model.layers] == ["conv2d", "flatten", "dense"]
+    lines = []
+    model.summary(line_length=76, print_fn=lines.append)
+    assert lines[0].splitlines()[4].startswith("│ input_layer (InputLayer)")
+
+
+def keras2_functional(class_name="Model"):
+    """tf.keras 2's Functional form: inbound_nodes [[[layer, node, tensor, kwargs], ...]]."""
+    def layer(cls, name, config, inbound):
+        return {"class_name": cls, "name": name, "config": {"name": name, **config},
+                "inbound_nodes": [[[source, 0, 0, {}] for source in inbound]] if inbound else []}
+    return {"class_name": class_name, "config": {"name": "model", "layers": [
+        layer("InputLayer", "input_1", {"batch_input_shape": [None, 10, 10, 1], "dtype": "float32"}, []),
+        layer("Conv2D", "conv2d", {"filters": 2, "kernel_size": [3, 3], "padding": "same"}, ["input_1"]),
+        layer("Conv2D", "conv2d_1", {"filters": 2, "kernel_size": [1, 1]}, ["input_1"]),
+        layer("Concatenate", "concatenate", {"axis": -1}, ["conv2d", "conv2d_1"]),
+        layer("Flatten", "flatten", {}, ["concatenate"]),
+        layer("Dense", "dense", {"units": 3}, ["flatten"])],
+        "input_layers": [["input_1", 0, 0]], "output_layers": [["dense", 0, 0]]}}
+
+
+@pytest.mark.parametrize("class_name", ["Model", "Functional"])
+def test_keras2_functional_json_is_read(class_name):
+    model = read_model_file(json.dumps(keras2_functional(class_name))).model
+    assert model.input_name == "input_1"
+    assert tuple(model.inbound) == ((-1,), (-1,), (0, 1), (2,), (3,))
+    assert model.analyse().rows[2].output_shape == (None, 10, 10, 4)
+
+
+def test_functional_json_in_any_order_and_layers_the_output_does_not_need():
+    data = keras2_functional()
+    layers = data["config"]["layers"]
+    layers.reverse()  # Keras reads its configs in any order; so do we
+    layers.append({"class_name": "Dense", "name": "unused", "config": {"units": 2},
+                   "inbound_nodes": [[["flatten", 0, 0, {}]]]})
+    model = read_model_file(json.dumps(data)).model
+    assert [layer.name for layer in model.layers][-1] == "dense" and "unused" not in [l.name for l in model.layers]
+    assert model.analyse().error is None
+
+
+FUNCTIONAL_BROKEN = [
+    (lambda d: d["config"]["layers"][3]["inbound_nodes"][0].append(["nowhere", 0, 0, {}]),
+     "layer 'concatenate': takes the output of 'nowhere', which is not a layer of the model"),
+    (lambda d: d["config"]["layers"][1]["inbound_nodes"][0].__setitem__(0, ["dense", 0, 0, {}]),
+     "its inputs form a cycle"),
+    (lambda d: d["config"]["layers"][2].__setitem__("name", "conv2d"), "the name 'conv2d' is used by two layers"),
+    (lambda d: d["config"]["layers"][1]["inbound_nodes"][0].__setitem__(0, ["input_1", 1, 0, {}]),
+     "takes the output of call 2 of 'input_1', a shared layer"),
+    (lambda d: d["config"]["layers"][1]["inbound_nodes"][0].__setitem__(0, ["input_1", 0, 1, {}]),
+     "takes output 2 of 'input_1'; VisualCNN layers have one output"),
+    (lambda d: d["config"]["layers"][4].__setitem__("inbound_nodes", []),
+     "layer 'flatten': the layer is not connected to anything"),
+    (lambda d: d["config"].__setitem__("output_layers", [["missing", 0, 0]]),
+     "the output 'missing' is not one of the model's layers"),
+    (lambda d: d["config"].__setitem__("input_layers", [["conv2d", 0, 0]]),
+     "the model's input 'conv2d' is a Conv2D, not an InputLayer"),
+    (lambda d: d["config"]["layers"][5]["config"].__setitem__("units", 0), "layer 'dense': Dense 'dense': argument"),
+    (lambda d: d["config"]["layers"][1]["inbound_nodes"][0][0].__setitem__(3, {"training": "yes"}),
+     "layer 'conv2d': the layer is called with {'training': 'yes'}"),
+]
+
+
+@pytest.mark.parametrize("edit,message", FUNCTIONAL_BROKEN, ids=[m[:40] for _, m in FUNCTIONAL_BROKEN])
+def test_broken_functional_json_is_one_line_naming_the_layer(edit, message):
+    data = keras2_functional()
+    edit(data)
+    with pytest.raises(ConfigError) as info:
+        read_model_file(json.dumps(data))
+    assert message in str(info.value) and "\n" not in str(info.value)

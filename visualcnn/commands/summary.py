@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..engine import load_model_file, render_summary, summarize
+    from ..engine import Sequential, load_model_file, render_summary, summarize
     from ..engine.summary import MAX_LINE_LENGTH, MIN_LINE_LENGTH
 
     if args.line_length is not None and not MIN_LINE_LENGTH <= args.line_length <= MAX_LINE_LENGTH:
@@ -28,7 +28,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summarize(model)))
     else:
-        print(render_summary(model.name, model.checked_report(), args.line_length))
+        # Keras prints a Functional model's table (InputLayer row, "Connected to") even when it is linear
+        print(render_summary(model.name, model.checked_report(), args.line_length,
+                             functional=not isinstance(model, Sequential)))
     return 0
 
 

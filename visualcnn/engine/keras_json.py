@@ -152,8 +152,8 @@ def _read_functional(config: dict) -> Graph:
         if entry.class_name == "InputLayer" and entry.name != input_name:
             raise ConfigError(f"Keras model JSON: InputLayer '{entry.name}' is not the model's input "
                               f"'{input_name}'; VisualCNN models have one input")
-    _refuse_unknown_classes(parsed)
     input_shape = _input_shape(input_entry)
+    _refuse_unknown_classes(parsed)
     order = _topological(parsed, by_name, input_name)
     # Only what the output depends on is part of the model (Keras drops the rest too).
     needed = _ancestors(by_name, output_name)

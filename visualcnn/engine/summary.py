@@ -53,11 +53,13 @@ def totals_lines(report: PipelineReport) -> list[str]:
 def summary_dict(name: str, report: PipelineReport) -> dict:
     """The `summarize` dict; the caller has checked the report has no error."""
     layers = []
+    input_name = report.input_name
     for r in report.rows:
         inf = r.inference
         layers.append({
             "name": r.name,
             "class_name": r.layer.class_name,
+            "inbound": [input_name if j == -1 else report.rows[j].name for j in r.inbound],
             "output_shape": list(inf.output_shape),
             "params": inf.params,
             "trainable_params": inf.trainable_params,
@@ -70,6 +72,7 @@ def summary_dict(name: str, report: PipelineReport) -> dict:
     return {
         "name": name,
         "input_shape": [None, *report.input_shape],
+        "input_name": input_name,
         "layers": layers,
         "total_params": report.total_params,
         "trainable_params": report.trainable_params,
@@ -259,7 +262,7 @@ def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], boo
     """Keras's rows for a Functional model, the InputLayer first, and whether the table has
     "Connected to" (Keras drops that column when every layer has exactly one input)."""
     inbound = report.inbound
-    input_name = getattr(report, "input_name", "input_layer")
+    input_name = report.input_name
     names = {-1: input_name, **{i: r.name for i, r in enumerate(report.rows)}}
     rows = []
     for i in keras_order(inbound):
