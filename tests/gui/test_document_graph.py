@@ -294,7 +294,10 @@ def test_move_in_a_graph_only_along_a_straight_run():
     doc = branch_document()
     assert doc.straight_run(3) == (3, 4)  # flatten -> dense (add has two inputs: it stays)
     assert doc.straight_run(0) == (0, 0)
-    assert "can only move along its own branch" in doc.move_problem(0, 1)
+    assert "cannot move: it joins or feeds other branches" in doc.move_problem(2, 3)  # add
+    assert "cannot move" in doc.move_problem(0, 1)  # conv_a: a branch of one block
+    assert doc.move_problem(4, 1) == ("'dense' can only move along its own branch (rows 4 to 5); to place it "
+                                      "elsewhere, delete it and add it there")
     with pytest.raises(ConfigError, match="own branch"):
         MoveLayerCommand(doc, 4, 0)
 

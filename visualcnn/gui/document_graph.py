@@ -339,6 +339,9 @@ def move(nodes: list[Node], names: Sequence[str], source: int, target: int) -> l
     _check_row(nodes, source)
     _check_row(nodes, target)
     first, last = straight_run(nodes, source)
+    if first == last:
+        raise EditRefused(f"'{names[source]}' cannot move: it joins or feeds other branches; change its links "
+                          "instead, or delete it and add it where you want it")
     if not first <= target <= last:
         raise EditRefused(f"'{names[source]}' can only move along its own branch (rows {first + 1} to {last + 1}); "
                           "to place it elsewhere, delete it and add it there")
