@@ -218,10 +218,14 @@ def clone_for_benchmark(model, seed: int = 0):
     it ends in softmax, mean squared error otherwise. Raises ValueError (ConfigError) for
     a model whose shapes do not work out.
     """
-    from .model_io import model_from_json
+    from .layers import layer_from_config
+    from .model import Sequential, model_from_graph
 
     model.checked_report()
-    copy = model_from_json(model.to_json())
+    # the layers' own configs, not the file form: a graph model copies as it is
+    layers = [layer_from_config(layer.class_name, layer.get_config()) for layer in model.layers]
+    copy = model_from_graph(model.name, model.input_shape, layers, model.inbound, model.input_name,
+                            sequential=isinstance(model, Sequential))
     copy.build(seed=seed)
     _compile_like(copy, model)
     return copy

@@ -115,9 +115,29 @@ def _reduce(name: str, layer, input_shape, producer: str | None) -> str | None:
 
 
 def _folded_relu(before, layer) -> bool:
-    """An Activation('relu') that the model folds into the layer before (model._forward)."""
+    """An Activation('relu') that the model folds into the layer before (model._forward);
+    `before` is None unless that layer feeds only this one."""
     return (before is not None and bool(getattr(before, "absorbs_relu", False))
             and bool(getattr(layer, "is_relu", False)))
+
+
+def _sole_links(report) -> tuple[list, list]:
+    """(producer, follower) per row: the layer feeding it when that layer feeds only it,
+    and the layer it feeds when that is its only consumer; None otherwise. The model's
+    fusions apply only there (graph_run.py); for a plain stack these are the neighbours."""
+    inbound = [row.inbound for row in report.rows]
+    consumers: dict[int, list[int]] = {}
+    for i, ins in enumerate(inbound):
+        for j in dict.fromkeys(ins):
+            consumers.setdefault(j, []).append(i)
+    rows = report.rows
+    producer, follower = [], []
+    for i, ins in enumerate(inbound):
+        j = ins[0] if len(ins) == 1 else -1
+        producer.append(rows[j].layer if j >= 0 and consumers.get(j) == [i] else None)
+        users = consumers.get(i, [])
+        follower.append(rows[users[0]].layer if len(users) == 1 and len(inbound[users[0]]) == 1 else None)
+    return producer, follower
 
 
 def _relu_handed_off(layer, following) -> bool:
@@ -135,10 +155,15 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     slots = optimizer_slots(optimizer, momentum)
     rows = []
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
-    previous = producer = None
+    producer = None
+    sole_producer, sole_follower = _sole_links(report)
+    consumers: dict[int, int] = {}
+    for ins in report.inbound:
+        for j in set(ins):
+            consumers[j] = consumers.get(j, 0) + 1
     for i, row in enumerate(report.rows):
         inference = row.inference
-        layer, before, previous = row.layer, previous, row.layer
+        layer, before = row.layer, sole_producer[i]
         if inference is None:
             rows.append(LayerMemory(row.name, 0, 0, 0, 0, layer.class_name, _knob(layer)))
             continue
@@ -149,11 +174,18 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
         if _folded_relu(before, layer):
             train_values = infer_values = 0  # applied by the layer before, in its own buffers
         else:
-            train_values = layer.buffer_values(in_shape, out_shape, True)
-            infer_values = layer.buffer_values(in_shape, out_shape, False)
-            following = report.rows[i + 1].layer if i + 1 < len(report.rows) else None
-            if _relu_handed_off(layer, following):
+            if getattr(layer, "merge", False):
+                count = len(row.inbound)
+                train_values = layer.buffer_values(in_shape, out_shape, True, input_count=count)
+                infer_values = layer.buffer_values(in_shape, out_shape, False, input_count=count)
+            else:
+                train_values = layer.buffer_values(in_shape, out_shape, True)
+                infer_values = layer.buffer_values(in_shape, out_shape, False)
+            if _relu_handed_off(layer, sole_follower[i]):
                 train_values -= out_values  # no dz: the pool applies relu' (layers/relu_handoff.py)
+        if consumers.get(i, 0) > 1:
+            # a fork: the gradients of its consumers are summed in a buffer of its own
+            train_values += out_values
         ws_values = layer.workspace_values(in_shape, out_shape, batch_size, threads)
         layer_training = (w_values + t_values * (2 + slots) + train_values * batch_size + ws_values) * FLOAT
         rows.append(LayerMemory(row.name, w_values * FLOAT, out_values * batch_size * FLOAT, layer_training,
