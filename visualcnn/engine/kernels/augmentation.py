@@ -99,11 +99,16 @@ def _affine_sample(x, params, order, mode, fill, y):
                 wq0 = one - wq1
                 r0 = int(r0f)
                 q0 = int(q0f)
+                w00, w01, w10, w11 = wr0 * wq0, wr0 * wq1, wr1 * wq0, wr1 * wq1
+                if 0 <= r0 and r0 + 1 < H and 0 <= q0 and q0 + 1 < W:  # inside: no fill rule
+                    for c in range(C):
+                        y[n, i, j, c] = (((w00 * x[n, r0, q0, c] + w01 * x[n, r0, q0 + 1, c])
+                                          + w10 * x[n, r0 + 1, q0, c]) + w11 * x[n, r0 + 1, q0 + 1, c])
+                    continue
                 ir0, ir1 = _inside(r0, H, mode), _inside(r0 + 1, H, mode)
                 iq0, iq1 = _inside(q0, W, mode), _inside(q0 + 1, W, mode)
                 fr0, fr1 = _fix(r0, H, mode), _fix(r0 + 1, H, mode)
                 fq0, fq1 = _fix(q0, W, mode), _fix(q0 + 1, W, mode)
-                w00, w01, w10, w11 = wr0 * wq0, wr0 * wq1, wr1 * wq0, wr1 * wq1
                 for c in range(C):
                     v00 = x[n, fr0, fq0, c] if ir0 and iq0 else fill
                     v01 = x[n, fr0, fq1, c] if ir0 and iq1 else fill
@@ -145,6 +150,15 @@ def _affine_adjoint(dy, params, order, mode, dx):
                 wq0 = one - wq1
                 r0 = int(r0f)
                 q0 = int(q0f)
+                if 0 <= r0 and r0 + 1 < H and 0 <= q0 and q0 + 1 < W:  # inside: no fill rule
+                    w00, w01, w10, w11 = wr0 * wq0, wr0 * wq1, wr1 * wq0, wr1 * wq1
+                    for c in range(C):
+                        g = dy[n, i, j, c]
+                        dx[n, r0, q0, c] += w00 * g
+                        dx[n, r0, q0 + 1, c] += w01 * g
+                        dx[n, r0 + 1, q0, c] += w10 * g
+                        dx[n, r0 + 1, q0 + 1, c] += w11 * g
+                    continue
                 for a in range(2):
                     if not _inside(r0 + a, H, mode):
                         continue
