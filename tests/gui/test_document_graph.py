@@ -434,3 +434,73 @@ def test_a_link_edit_is_an_unsaved_change_until_undone(stack):
     assert baseline.changed_parts(doc) == []
     stack.push(RenameLayerCommand(doc, 1, "right"))
     assert baseline.describe(doc) == "The pipeline has unsaved changes."
+
+
+def _check_invariants(doc):
+    """Topological order, unique names, canonical links, every named source pinned in its config."""
+    names = doc.names
+    assert len(set(names)) == len(names)
+    for row, (entry, sources) in enumerate(zip(doc.entries, doc.graph_inbound)):
+        assert all(-1 <= s < row for s in sources), (row, sources)
+        assert (entry.inbound == ()) == (sources == (row - 1,))
+        for source_name in entry.inbound:
+            assert source_name == doc.input_name or doc.entry(doc.row_named(source_name)).config["name"] == source_name
+    reopened = PipelineDocument()
+    reopened.reset(doc.input_shape, doc.entries)
+    assert reopened.entries == doc.entries  # already canonical
+
+
+def test_random_edit_sequences_undo_and_redo_exactly(stack):
+    """Eighty random edits (each allowed by the document's own checks), then every undo and redo
+    lands on exactly the recorded document."""
+    rng = np.random.default_rng(11)
+    doc = stack_document()
+    states = [state(doc)]
+    kinds = ["insert", "remove", "connect", "connect", "disconnect", "disconnect", "link", "wrap", "move", "rename",
+             "duplicate"]
+    pushed = 0
+    for _ in range(600):
+        if pushed == 80:
+            break
+        n, kind = len(doc), kinds[rng.integers(len(kinds))]
+        a, b = int(rng.integers(-1, n)), int(rng.integers(0, n)) if n else 0
+        try:
+            if kind == "insert":
+                command = InsertLayerCommand(doc, b, ["Dropout", "BatchNormalization", "Activation"][a % 3],
+                                             {"rate": 0.1} if a % 3 == 0 else {})
+            elif kind == "remove" and n > 2:
+                command = RemoveLayerCommand(doc, b)
+            elif kind == "connect":  # mostly downwards (always allowed), sometimes upwards (reorder or loop)
+                command = ConnectCommand(doc, min(a, b - 1) if rng.random() < 0.7 else a, b)
+            elif kind == "disconnect":
+                sources = doc.inbound(b)
+                command = DisconnectCommand(doc, sources[int(rng.integers(len(sources)))], b)
+            elif kind == "link":
+                command = InsertOnLinkCommand(doc, a, b, ["Add", "Dropout"][b % 2])
+            elif kind == "wrap" and a >= 0:
+                command = WrapResidualCommand(doc, min(a, b), max(a, b))
+            elif kind == "move" and a >= 0:
+                command = MoveLayerCommand(doc, a, b)
+            elif kind == "rename" and n:
+                command = RenameLayerCommand(doc, b, f"block_{pushed}")
+            elif kind == "duplicate" and n:
+                command = duplicate_layer_command(doc, b)
+            else:
+                continue
+        except ConfigError:
+            continue  # refused: nothing pushed, nothing changed
+        assert state(doc) == states[-1]
+        stack.push(command)
+        if stack.count() == pushed:  # an edit that changed nothing leaves no step
+            continue
+        pushed += 1
+        _check_invariants(doc)
+        states.append(state(doc))
+    assert pushed == 80
+    assert not doc.is_linear
+    for expected in reversed(states[:-1]):
+        stack.undo()
+        assert state(doc) == expected
+    for expected in states[1:]:
+        stack.redo()
+        assert state(doc) == expected
