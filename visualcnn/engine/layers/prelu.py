@@ -60,18 +60,21 @@ class PReLU(ElementwiseLayer):
         return Inference(input_shape, (WeightSpec("alpha", shape),), lines, field)
 
     def _setup(self, rng) -> None:
-        # Which alpha each position of one example uses: broadcasting spelled out once,
-        # so the kernel is a flat loop whatever axes are shared.
-        alpha_shape = self.weight_specs[0].shape
         per_example = self.built_input_shape[1:]
-        ids = np.arange(math.prod(alpha_shape), dtype=np.int32).reshape(alpha_shape)
-        self._index = np.ascontiguousarray(np.broadcast_to(ids, per_example).reshape(-1))
+        # the axes alpha is shared along, as numpy axes of one example's gradient (summed over)
+        self._shared = tuple(i for i, (a, d) in enumerate(zip(self.weight_specs[0].shape, per_example)) if a != d)
+
+    def _slopes(self, ctx):
+        """alpha broadcast to one example's shape (a few thousand values, once per call):
+        the kernels then run a plain vectorised loop whatever axes are shared."""
+        slopes = ctx.buf("slopes", self.built_input_shape[1:])
+        slopes[...] = self.weights[0]
+        return slopes.reshape(-1)
 
     def forward(self, x, ctx, training=False):
         y = ctx.buf("y", x.shape)
         n = x.shape[0]
-        activation_kernels().prelu_forward(x.reshape(n, -1), self.weights[0].reshape(-1), self._index,
-                                           y.reshape(n, -1))
+        activation_kernels().prelu_forward(x.reshape(n, -1), self._slopes(ctx), y.reshape(n, -1))
         ctx.saved["x"] = x
         return y
 
@@ -79,11 +82,16 @@ class PReLU(ElementwiseLayer):
         x = ctx.saved["x"]
         n = x.shape[0]
         alpha = self.weights[0]
-        dalpha = ctx.grad("alpha", alpha.shape)
+        dslopes = ctx.buf("dslopes", self.built_input_shape[1:])
         dx = ctx.buf("dx", x.shape) if need_dx else None
         dx2 = dx.reshape(n, -1) if need_dx else _NO_DX  # the kernel does not touch it then
-        activation_kernels().prelu_backward(x.reshape(n, -1), dy.reshape(n, -1), alpha.reshape(-1), self._index,
-                                            dalpha.reshape(-1), dx2, need_dx)
+        activation_kernels().prelu_backward(x.reshape(n, -1), dy.reshape(n, -1), self._slopes(ctx),
+                                            dslopes.reshape(-1), dx2, need_dx)
+        grad = ctx.grad("alpha", alpha.shape)
+        if self._shared:
+            np.sum(dslopes, axis=self._shared, keepdims=True, out=grad)
+        else:
+            grad[...] = dslopes
         return dx
 
     def describe(self):
