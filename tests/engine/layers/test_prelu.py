@@ -97,3 +97,9 @@ def test_live_keras(shared, in_shape, alpha_shape, params):
     x = np.random.default_rng(4).standard_normal((2, *in_shape)).astype(np.float32)
     expected = keras_output("PReLU", config, x, weights=[layer.weights[0]])
     np.testing.assert_allclose(run(layer, x), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_memory_counts_the_expanded_slopes():
+    layer = L.PReLU(shared_axes=[1, 2])
+    assert layer.workspace_values((None, 5, 4, 3), (None, 5, 4, 3), batch_size=32, threads=2) == 2 * 60
+    assert layer.buffer_values((None, 5, 4, 3), (None, 5, 4, 3), training=True) == 2 * 60  # y and dx per example

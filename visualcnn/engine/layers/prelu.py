@@ -59,6 +59,10 @@ class PReLU(ElementwiseLayer):
                  f"output shape = {format_shape(input_shape)}")
         return Inference(input_shape, (WeightSpec("alpha", shape),), lines, field)
 
+    def workspace_values(self, input_shape, output_shape, batch_size, threads):
+        # alpha expanded to one example's shape, and its gradient before the shared axes are summed
+        return 2 * math.prod(input_shape[1:])
+
     def _setup(self, rng) -> None:
         per_example = self.built_input_shape[1:]
         # the axes alpha is shared along, as numpy axes of one example's gradient (summed over)
