@@ -1,8 +1,8 @@
 """The pipeline being edited: the single source of truth of the builder window.
 
 A QObject (QtCore only, so its tests need only a QCoreApplication) holding the input
-shape and an ordered list of (class_name, config) entries, configs exactly as the engine
-accepts them. It emits past-tense signals only on real change and keeps the engine's
+shape and an ordered list of LayerEntry (class_name, config, inbound), configs exactly as
+the engine accepts them. It emits past-tense signals only on real change and keeps the engine's
 `PipelineReport` for the current pipeline, recomputed on every change (pure arithmetic,
 well under a millisecond for a classroom-sized network).
 
@@ -40,6 +40,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..engine.analysis import PipelineReport, analyse_graph, check_input_shape
 from ..engine.layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config
+from ..engine.model import model_from_graph
 from ..engine.model_io import FORMAT, VERSION, ModelFile, read_model_file
 from ..engine.training_config import TrainingConfig
 from . import document_graph as graph
@@ -97,13 +98,12 @@ def build_layers(entries: Sequence[LayerEntry], names: Sequence[str] | None = No
 
 
 def weight_shapes(report: PipelineReport) -> tuple | None:
-    """What trained weights must fit: the engine's weight_layout (every weight array's layer
-    type, name and shape, in order) and the names of the layers holding them (saved weights
-    are keyed by layer name). None when the pipeline has an error (shapes unknown). Layers
-    without weights are left out, so adding a Dropout or Flatten, or changing an
-    activation, keeps the signature."""
-    # Not weight_layout(): a block whose output is unused is an error, yet its weights and
-    # everyone's shapes are known, and a link being redrawn must not drop the weights.
+    """What trained weights must fit: every weight array's layer type, name and shape, in
+    order (as the engine's weight_layout), and the names of the layers holding them (saved
+    weights are keyed by layer name). None when a shape is unknown. Layers without weights
+    are left out, so adding a Dropout or Flatten, or changing an activation, keeps it."""
+    # Not weight_layout(), which is None for any error: a block whose output is unused is an
+    # error, yet every shape is known, and a link being redrawn must not drop the weights.
     if any(row.inference is None for row in report.rows):
         return None
     layout = tuple((row.layer.class_name, spec.name, tuple(spec.shape))
@@ -120,12 +120,10 @@ def entries_from_model(model) -> list[LayerEntry]:
     """Entries for an engine model (Sequential or graph Model), inbound written only where a
     layer is not fed by the one before it."""
     layers = list(model.layers)
-    inbound = getattr(model, "inbound", None) or [(i - 1,) for i in range(len(layers))]
-    input_name = getattr(model, "input_name", DEFAULT_INPUT_NAME)
     entries = []
-    for i, layer in enumerate(layers):
-        sources = tuple(inbound[i])
-        names = () if sources == (i - 1,) else tuple(input_name if j == -1 else layers[j].name for j in sources)
+    for i, (layer, sources) in enumerate(zip(layers, model.inbound)):
+        sources = tuple(sources)
+        names = () if sources == (i - 1,) else tuple(model.input_name if j == -1 else layers[j].name for j in sources)
         entries.append(entry_from_layer(layer, names))
     return entries
 
@@ -255,8 +253,6 @@ class PipelineDocument(QObject):
     def build_model(self):
         """A fresh, untrained engine model of the pipeline (a Sequential for a plain stack);
         ConfigError when the pipeline has an error."""
-        from ..engine.model import model_from_graph
-
         self._report.raise_for_error()
         layers = [layer_from_config(entry.class_name, {**entry.config, "name": name})
                   for entry, name in zip(self._entries, self._names)]
@@ -558,7 +554,7 @@ class PipelineDocument(QObject):
         model = model_file.model
         self._weights = None
         self.reset(model.input_shape, entries_from_model(model), model.name, model_file.description,
-                   model_file.training, model_file.window, getattr(model, "input_name", DEFAULT_INPUT_NAME))
+                   model_file.training, model_file.window, model.input_name)
         if model_file.weights is not None:
             self.set_trained_weights(model_file.weights)
 
