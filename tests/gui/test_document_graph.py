@@ -338,6 +338,17 @@ def test_an_edit_keeping_every_weight_shape_keeps_the_weights(stack):
     assert doc.trained_weights is weights
 
 
+def test_a_projection_drops_the_weights_and_names_the_new_layer(stack):
+    doc = stack_document()
+    doc.set_trained_weights({"encoding": "sentinel"})
+    events = Events(doc)
+    stack.push(WrapResidualCommand(doc, 0, 1))
+    dropped = [item[1] for item in events.items if item[0] == "weights_dropped"]
+    assert dropped == [f"conv2d to conv2d_1 were wrapped in a residual block, which added {doc.names[2]}'s weights"]
+    stack.undo()
+    assert doc.trained_weights == {"encoding": "sentinel"}
+
+
 def test_a_skip_that_changes_a_dense_input_drops_the_weights_and_says_why(stack):
     doc = branch_document()
     doc.set_trained_weights({"encoding": "sentinel"})

@@ -610,9 +610,12 @@ def _weight_shapes_by_layer(report: PipelineReport) -> dict:
 
 def _weights_detail(before: dict, after: dict) -> str:
     """", which changed dense's kernel from (800, 10) to (1600, 10)" for the first weight whose
-    shape an edit changed; empty when none of the layers still there did."""
+    shape an edit changed, or ", which added conv2d_2's weights" for a new layer that has some;
+    empty when neither happened."""
     for name, specs in after.items():
-        for (spec, shape), (spec_before, shape_before) in zip(specs, before.get(name, ())):
+        if name not in before:
+            return f", which added {name}'s weights"
+        for (spec, shape), (spec_before, shape_before) in zip(specs, before[name]):
             if spec == spec_before and shape != shape_before:
                 return f", which changed {name}'s {spec} from {shape_before} to {shape}"
     return ""
