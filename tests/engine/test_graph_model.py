@@ -339,3 +339,53 @@ def test_streaming_inference_reuses_arenas_by_liveness():
     assert len(arenas) <= 4  # 13 layers, but only a few feature maps alive at once
     biggest = 200 * 16 * 16 * 4 * 4
     assert sum(ws.nbytes() for ws in arenas) < 8 * biggest
+
+
+def test_add_takes_over_the_relu_after_it_only_when_it_is_its_only_consumer():
+    inputs = Input(shape=(6, 6, 2))
+    a = L.Conv2D(2, 3, padding="same", name="a")(inputs)
+    s = L.Add(name="s")([inputs, a])
+    r = L.Activation("relu", name="r")(s)
+    t = L.Add(name="t")([r, a])
+    u = L.Activation("relu", name="u")(t)
+    v = L.Add(name="v")([u, t])  # t feeds u and v: not fused
+    model = Model(inputs, L.Dense(2, name="out")(L.Flatten(name="f")(v)))
+    model.build()
+    model.compile("sgd", "mean_squared_error")
+    x = np.random.default_rng(0).normal(size=(3, 6, 6, 2)).astype(np.float32)
+    model.compute_gradients(x, np.zeros((3, 2), np.float32))
+    ctx = {layer.name: c for layer, c in zip(model.layers, model._train_ctxs)}
+    assert ctx["s"].saved["relu"] and ctx["r"].saved["passthrough"]
+    assert not ctx["t"].saved["relu"] and not ctx["u"].saved["passthrough"]
+    acts = model.activations(x)
+    np.testing.assert_allclose(acts["t"], np.maximum(acts["s"], 0) + acts["a"], atol=1e-5)
+    np.testing.assert_allclose(model.predict(x), acts["out"], atol=1e-5)
+
+
+def test_the_engine_services_work_on_graphs():
+    """The training generator, the recipe's readiness check, the memory estimate, the
+    benchmark's copy and the warm-up's dry run take graph models as they take Sequential."""
+    from visualcnn.engine import benchmark, memory, recipe, training, warmup
+    from visualcnn.engine.training_config import TrainingConfig
+
+    inputs = Input(shape=(28, 28, 1))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = L.Activation("relu")(L.Add()([x, L.Conv2D(4, 3, padding="same")(x)]))
+    x = L.Concatenate()([L.MaxPooling2D()(x), L.AveragePooling2D(2)(x)])
+    model = Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(x)))
+    assert recipe.readiness_problem(model.analyse(), TrainingConfig()) is None
+    copy = benchmark.clone_for_benchmark(model)
+    assert type(copy) is Model and copy.inbound == model.inbound and copy is not model
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in model.layers]
+    assert all(a is not b for a, b in zip(copy.layers, model.layers))
+    assert len(warmup.kernels_needed(model, batch_size=8)) > 0
+    estimate = memory.estimate_memory(model.analyse(), 32)
+    plain = memory.estimate_memory(model.analyse(), 1)
+    assert estimate.training_peak_bytes > plain.training_peak_bytes > 0
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    rng = np.random.default_rng(0)
+    run = training.train(model, rng.random((40, 28, 28, 1), dtype=np.float32), np.arange(40) % 10, batch_size=16)
+    kinds = [type(report).__name__ for report in run]
+    assert kinds == ["StepReport"] * 3 + ["EpochReport"]
+    costs = benchmark.layer_costs(model, batch_size=8, steps=1, warmup=1)
+    assert [c.name for c in costs] == [layer.name for layer in model.layers]

@@ -183,3 +183,49 @@ def test_shapes_against_live_keras():
         assert tuple(layer.compute_output_shape([tuple(s) for s in ins])) == out
     assert tuple(keras.layers.Concatenate(axis=1).compute_output_shape([(None, 3), (None, 4)])) == \
         L.Concatenate(axis=1).compute_output_shape([(None, 3), (None, 4)])
+
+
+@pytest.mark.parametrize("shapes", [[(2, 4, 4, 3), (2, 4, 4, 3)], [(2, 4, 4, 3), (2, 1, 1, 3)]])
+def test_add_applies_a_fused_relu_and_its_derivative(shapes):
+    rng = np.random.default_rng(5)
+    xs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    layer = L.Add()
+    layer.build(tuple((None, *s[1:]) for s in shapes), rng)
+    ctx = Context()
+    ctx.fuse_relu = True
+    y = layer.forward(xs, ctx, training=True)
+    total = xs[0] + xs[1]
+    np.testing.assert_allclose(y, np.maximum(total, 0), atol=1e-6)
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    grads = layer.backward(dy, ctx)
+    np.testing.assert_allclose(grads[0], dy * (total > 0), atol=1e-6)
+    np.testing.assert_allclose(grads[1], (dy * (total > 0)).sum(axis=(1, 2), keepdims=True)
+                               if shapes[1][1] == 1 else dy * (total > 0), atol=1e-5)
+
+
+def test_serial_twins_give_the_same_results():
+    from visualcnn.engine import parallel
+
+    rng = np.random.default_rng(6)
+    shapes = [(3, 5, 5, 4), (3, 5, 5, 4), (3, 5, 5, 4)]
+    for name in ["Add", "Average", "Multiply", "Maximum", "Minimum", "Concatenate"]:
+        xs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+        dy = None
+        results = []
+        for serial in (False, True):
+            layer = LAYER_CLASSES[name]()
+            layer.build(tuple((None, *s[1:]) for s in shapes), rng)
+            ctx = Context()
+            if serial:
+                with parallel.serial_inference():
+                    y = layer.forward(xs, ctx, training=False)
+                    dy = rng.normal(size=y.shape).astype(np.float32) if dy is None else dy
+                    grads = layer.backward(dy, ctx)
+            else:
+                y = layer.forward(xs, ctx, training=False)
+                dy = rng.normal(size=y.shape).astype(np.float32)
+                grads = layer.backward(dy, ctx)
+            results.append((y.copy(), [g.copy() for g in grads]))
+        np.testing.assert_array_equal(results[0][0], results[1][0])
+        for a, b in zip(results[0][1], results[1][1]):
+            np.testing.assert_array_equal(a, b)

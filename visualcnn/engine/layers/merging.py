@@ -11,8 +11,13 @@ them 1 (which broadcasts). An input of lower rank is expanded after the batch ax
 (None, 1, 1, 32). Concatenate needs every axis but the joined one equal.
 
 A merge never writes into its inputs nor into the dy it is given (both may be shared
-with other layers of the graph); the gradients it returns may be dy itself (Add,
-Average's scaled copy is its own buffer) and must be treated as read-only by the caller.
+with other layers of the graph); the gradients it returns may be dy itself (Add) or one
+buffer shared by all inputs (Average) and must be treated as read-only by the caller.
+
+Inputs of the output's own shape (the usual case) go through the numba kernels of
+kernels/merging.py, one pass each; broadcasting inputs through numpy. Add applies the
+relu of an Activation('relu') that is its only consumer in the same pass (the residual
+block's "add, then relu"), as Conv2D and Dense do.
 """
 
 from __future__ import annotations
@@ -24,7 +29,27 @@ import numpy as np
 
 from ..shapes import Field, format_shape
 from .arguments import Arg, ConfigError
+from . import relu_handoff
 from .base import Inference, Layer
+
+
+def _kernels():
+    from ..kernels import merging
+
+    return merging
+
+
+def _serial(training: bool) -> bool:
+    """Parallel kernels when training; inference and saliency ask parallel.py."""
+    from ..parallel import use_serial
+
+    return use_serial() if not training else False
+
+
+def _backward_serial() -> bool:
+    from ..parallel import use_serial
+
+    return use_serial()
 
 
 def _per_example(shape: tuple) -> str:
@@ -142,9 +167,9 @@ class _Merge(Layer):
         xs = list(xs)
         n = xs[0].shape[0]
         y = ctx.buf("y", (n, *self.built_output_shape[1:]))
-        self._merge(self._views(xs), y, ctx, training)
         ctx.saved["xs"] = xs
         ctx.saved["y"] = y
+        self._merge(self._views(xs), y, ctx, training)
         return y
 
     def _merge(self, xs, y, ctx, training) -> None:
@@ -189,17 +214,47 @@ def _broadcast(a: tuple, b: tuple) -> tuple | None:
     return tuple(out)
 
 
-class Add(_Merge):
-    class_name = "Add"
-    explanation = "Adds its inputs value by value: the skip connection of a residual block (x + f(x))."
+class _Sum(_Merge):
+    """Add and Average: y = (x0 + x1 + ...) * scale."""
+
+    def _scale(self, count: int) -> float:
+        return 1.0
 
     def _merge(self, xs, y, ctx, training):
-        np.add(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
-        for x in xs[2:]:
-            np.add(y, x, out=y)
+        relu = bool(getattr(ctx, "fuse_relu", False)) and self.absorbs_relu
+        ctx.saved["relu"] = relu
+        scale = self._scale(len(xs))
+        if self._same_shapes(xs):
+            k = _kernels()
+            fwd = k.sum_forward_serial if _serial(training) else k.sum_forward
+            fwd(k.flat_tuple(xs), y.reshape(-1), np.float32(scale), relu)
+        else:
+            np.add(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
+            for x in xs[2:]:
+                np.add(y, x, out=y)
+            if scale != 1.0:
+                y *= np.float32(scale)
+            if relu:
+                np.maximum(y, 0, out=y)
+        if relu:
+            relu_handoff.mark_relu_output(y)  # a MaxPooling2D after it may apply relu' for us
+
+    def _relu_grad(self, dy, ctx):
+        """dy through the fused relu (unless a MaxPooling2D after it already applied it)."""
+        if not ctx.saved.get("relu") or relu_handoff.relu_already_applied(dy):
+            return dy
+        from .. import activations
+
+        return activations.get("relu").backward(None, ctx.saved["y"], dy, ctx.buf("dz", dy.shape))
+
+
+class Add(_Sum):
+    class_name = "Add"
+    explanation = "Adds its inputs value by value: the skip connection of a residual block (x + f(x))."
+    absorbs_relu = True  # the model may fold a following Activation('relu') into this layer
 
     def _grads(self, dy, xs, ctx):
-        return [dy] * len(xs)
+        return [self._relu_grad(dy, ctx)] * len(xs)
 
 
 class Subtract(_Merge):
@@ -228,30 +283,31 @@ class Multiply(_Merge):
             np.multiply(y, x, out=y)
 
     def _grads(self, dy, xs, ctx):
-        grads = []
-        for k in range(len(xs)):
-            g = ctx.buf(f"g{k}", dy.shape)
+        grads = [ctx.buf(f"g{k}", dy.shape) for k in range(len(xs))]
+        if self._same_shapes(xs):
+            k = _kernels()
+            back = k.product_backward_serial if _backward_serial() else k.product_backward
+            back(k.flat_tuple(xs), dy.reshape(-1), k.flat_tuple(grads))
+            return grads
+        for k, g in enumerate(grads):
             np.copyto(g, dy)
             for j, x in enumerate(xs):
                 if j != k:
                     np.multiply(g, x, out=g)
-            grads.append(g)
         return grads
 
 
-class Average(_Merge):
+class Average(_Sum):
     class_name = "Average"
     explanation = "Averages its inputs value by value."
+    absorbs_relu = False
 
     def _formula(self, shapes, shape):
         terms = " + ".join(_per_example(s) for s in shapes)
         return f"Average: ({terms}) / {len(shapes)} -> {_per_example(shape)}"
 
-    def _merge(self, xs, y, ctx, training):
-        np.add(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
-        for x in xs[2:]:
-            np.add(y, x, out=y)
-        y *= np.float32(1.0 / len(xs))
+    def _scale(self, count: int) -> float:
+        return 1.0 / count
 
     def _grads(self, dy, xs, ctx):
         g = ctx.buf("g", dy.shape)
@@ -277,6 +333,12 @@ class _Extremum(_Merge):
 
     def _grads(self, dy, xs, ctx):
         y = ctx.saved["y"]
+        if self._same_shapes(xs):
+            grads = [ctx.buf(f"g{k}", dy.shape) for k in range(len(xs))]
+            k = _kernels()
+            back = k.extremum_backward_serial if _backward_serial() else k.extremum_backward
+            back(k.flat_tuple(xs), y.reshape(-1), dy.reshape(-1), k.flat_tuple(grads))
+            return grads
         taken = np.zeros(y.shape, bool)
         grads = []
         for k, x in enumerate(xs):
@@ -353,9 +415,27 @@ class Concatenate(_Merge):
         return inference
 
     def _merge(self, xs, y, ctx, training):
-        np.concatenate(xs, axis=self._axis_built, out=y)
+        if self._axis_built != y.ndim - 1:
+            np.concatenate(xs, axis=self._axis_built, out=y)
+            return
+        k = _kernels()
+        copy = k.concat_last_serial if _serial(training) else k.concat_last
+        y2, offset = y.reshape(-1, y.shape[-1]), 0
+        for x in xs:
+            copy(x.reshape(-1, x.shape[-1]), y2, offset)
+            offset += x.shape[-1]
 
     def _grads(self, dy, xs, ctx):
+        if self._axis_built == dy.ndim - 1:
+            k = _kernels()
+            split = k.split_last_serial if _backward_serial() else k.split_last
+            dy2, offset, grads = dy.reshape(-1, dy.shape[-1]), 0, []
+            for j, x in enumerate(xs):
+                g = ctx.buf(f"g{j}", x.shape)
+                split(dy2, g.reshape(-1, x.shape[-1]), offset)
+                offset += x.shape[-1]
+                grads.append(g)
+            return grads
         axis, grads, start = self._axis_built, [], 0
         for k, x in enumerate(xs):
             size = x.shape[axis]
