@@ -515,3 +515,16 @@ def test_random_edit_sequences_undo_and_redo_exactly(stack):
     for expected in states[1:]:
         stack.redo()
         assert state(doc) == expected
+
+
+def test_typing_a_name_is_one_step_and_its_undo_restores_every_link(stack):
+    doc = branch_document()
+    before = state(doc)
+    for name in ("r", "ri", "rig", "right"):  # typed within MERGE_SECONDS
+        stack.push(RenameLayerCommand(doc, 1, name))
+    assert stack.count() == 1
+    assert doc.entry(2).inbound == ("conv_a", "right")
+    stack.undo()
+    assert state(doc) == before
+    stack.redo()
+    assert doc.entry(2).inbound == ("conv_a", "right") and doc.names[1] == "right"
