@@ -81,8 +81,10 @@ def analyse_error(in_shape, layers) -> str:
 def test_derivation_and_receptive_field():
     inference = L.GroupNormalization(4).infer((None, 5, 6, 8))
     assert inference.derivation[0] == "8 channels in 4 groups of 2: each example and group is normalised over 60 values"
-    rows = analysed((8, 8, 1), [L.Conv2D(8, 3), L.GroupNormalization(4)]).rows
-    assert rows[1].inference.field.size == (8, 8)  # each output depends on every position of its image
+    rows = analysed((8, 8, 1), [L.Conv2D(8, 3), L.GroupNormalization(4), L.Flatten()]).rows
+    assert rows[1].inference.field == rows[0].inference.field  # a window, as BatchNormalization's
+    assert "mix in every position" in rows[1].inference.derivation[1]
+    assert rows[2].inference.field.size == (8, 8)  # Flatten then sees the whole 8x8 input
 
 
 @pytest.mark.parametrize("config,in_shape", [({"groups": 4}, (5, 6, 8)), ({"groups": -1}, (3, 4, 6)),

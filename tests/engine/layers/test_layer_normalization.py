@@ -76,9 +76,11 @@ def test_derivation_and_receptive_field():
     assert inference.derivation[1] == "params = 2*8 = 16 (gamma and beta)"
     after_conv = analysed((8, 8, 1), [L.Conv2D(2, 3), L.LayerNormalization()]).rows
     assert after_conv[1].inference.field == after_conv[0].inference.field  # channels only: per position
-    spatial = analysed((8, 8, 1), [L.Conv2D(2, 3), L.LayerNormalization(axis=[1, 2, 3])]).rows[1].inference
-    assert spatial.field.size == (8, 8)  # the statistics span the whole map
+    rows = analysed((8, 8, 1), [L.Conv2D(2, 3), L.LayerNormalization(axis=[1, 2, 3])]).rows
+    spatial = rows[1].inference
+    assert spatial.field == rows[0].inference.field  # a window, as BatchNormalization's
     assert "mean and variance over axes [1, 2, 3]" in spatial.derivation[0]
+    assert "mix in every position" in spatial.derivation[1]
 
 
 @pytest.mark.parametrize("axis,in_shape", [(-1, (5, 6, 8)), ((1, 2, 3), (5, 6, 8)), ((1, 3), (5, 6, 8)),

@@ -78,9 +78,10 @@ class GroupNormalization(Layer):
                   if weights else "params = 0 (center and scale are off)"),
                  f"output shape = {format_shape(input_shape)}"]
         if len(input_shape) == 4:
-            # the group's mean and variance mix every position: each output depends on all of them
-            lines.insert(1, "receptive field: the whole input (the statistics span every position)")
-            field = field.whole(input_shape[1:3])
+            # The window each value is computed from stays the same (field unchanged, as for
+            # BatchNormalization); the shared statistics are a global, said in words. (A
+            # "whole image" Field grows again at every later Flatten or pooling: not a window.)
+            lines.insert(1, "receptive field unchanged; the group's mean and variance mix in every position")
         return Inference(input_shape, tuple(weights), tuple(lines), field)
 
     def _setup(self, rng) -> None:
@@ -90,7 +91,7 @@ class GroupNormalization(Layer):
         self._channels = self.built_input_shape[axis]
         self._groups_n = self._groups(self._channels)
 
-    def _flat(self, name):
+    def _or_empty(self, name):
         w = self.weight(name)
         return _EMPTY if w is None else w
 
@@ -101,7 +102,7 @@ class GroupNormalization(Layer):
         yt = ctx.buf("yt" if not self._layout.identity else "y", xt.shape)
         mean, inv_std = ctx.buf("mean", (n, g)), ctx.buf("inv_std", (n, g))
         pick(k, "gn_forward", None if training else x.size)(
-            xt.reshape(n, -1, c), g, self._flat("gamma"), self._flat("beta"),
+            xt.reshape(n, -1, c), g, self._or_empty("gamma"), self._or_empty("beta"),
             np.float64(self.config["epsilon"]), yt.reshape(n, -1, c), mean, inv_std)
         ctx.saved.update(xt=xt, mean=mean, inv_std=inv_std)
         return self._layout.back(yt, ctx, "y")
@@ -114,7 +115,7 @@ class GroupNormalization(Layer):
         pgamma = ctx.buf("pgamma", (n, c), np.float64)
         pbeta = ctx.buf("pbeta", (n, c), np.float64)
         dxt = ctx.buf("dxt" if not self._layout.identity else "dx", xt.shape)
-        pick(k, "gn_backward")(xt.reshape(n, -1, c), dyt.reshape(n, -1, c), self._groups_n, self._flat("gamma"),
+        pick(k, "gn_backward")(xt.reshape(n, -1, c), dyt.reshape(n, -1, c), self._groups_n, self._or_empty("gamma"),
                                ctx.saved["mean"], ctx.saved["inv_std"], need_dx, dxt.reshape(n, -1, c),
                                pgamma, pbeta)
         for name, partials in (("gamma", pgamma), ("beta", pbeta)):

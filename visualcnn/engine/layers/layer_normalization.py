@@ -77,9 +77,10 @@ class LayerNormalization(Layer):
                   else "params = 0 (center and scale are off)"),
                  f"output shape = {format_shape(input_shape)}"]
         if rank == 4 and any(a in (1, 2) for a in axes):
-            # the mean and variance mix every position: each output depends on all of them
-            lines.insert(1, "receptive field: the whole input (the statistics span every position)")
-            field = field.whole(input_shape[1:3])
+            # The window each value is computed from stays the same (field unchanged, as for
+            # BatchNormalization); the shared statistics are a global, said in words. (A
+            # "whole image" Field grows again at every later Flatten or pooling: not a window.)
+            lines.insert(1, "receptive field unchanged; the mean and variance mix in every position of the example")
         return Inference(input_shape, tuple(weights), tuple(lines), field)
 
     def _setup(self, rng) -> None:
