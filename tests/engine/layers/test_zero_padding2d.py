@@ -91,3 +91,12 @@ def test_live_keras(config, in_shape, out_shape):
     x = np.random.default_rng(1).standard_normal((2, *in_shape)).astype(np.float32)
     ours = run(built(L.ZeroPadding2D(**config), in_shape), x)
     np.testing.assert_array_equal(ours, keras_output("ZeroPadding2D", config, x))
+
+
+def test_huge_sizes_are_one_argument_error():
+    for make, name in ((lambda: L.ZeroPadding2D(10**40), "padding"),
+                       (lambda: L.Cropping2D([[0, 10**9], [0, 0]]), "cropping"),
+                       (lambda: L.UpSampling2D((2, 10**6)), "size")):
+        with pytest.raises(ConfigError) as info:
+            make()
+        assert f"argument '{name}' expected each value <= 100000" in str(info.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..shapes import Field, _tidy_pair, format_shape
 from .arguments import Arg, ConfigError
 from .base import Inference, Layer
-from .zero_padding2d import describe_sides
+from .zero_padding2d import MAX_SIDE, describe_sides
 
 
 class Cropping2D(Layer):
@@ -15,7 +15,7 @@ class Cropping2D(Layer):
     class_name = "Cropping2D"
     family = "reshaping"
     image_input = True
-    ARGS = (Arg("cropping", "padding_2d", 0, minimum=0,
+    ARGS = (Arg("cropping", "padding_2d", 0, minimum=0, maximum=MAX_SIDE,
                 doc="rows/columns cut off: n, [rows, cols] or [[top, bottom], [left, right]]"),)
     POSITIONAL = 1
     explanation = ("Cuts rows and columns off the edges of each feature map, for example to "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..shapes import Field, _tidy_pair, format_hw, format_shape
 from .arguments import Arg
 from .base import Inference, Layer, kernels
+from .zero_padding2d import MAX_SIDE
 
 
 class UpSampling2D(Layer):
@@ -15,7 +16,7 @@ class UpSampling2D(Layer):
     class_name = "UpSampling2D"
     family = "reshaping"
     image_input = True
-    ARGS = (Arg("size", "pair", (2, 2), minimum=1, doc="how many times taller and wider"),
+    ARGS = (Arg("size", "pair", (2, 2), minimum=1, maximum=MAX_SIDE, doc="how many times taller and wider"),
             Arg("interpolation", "choice", "nearest", choices=("nearest", "bilinear"),
                 doc="'nearest' repeats each value; 'bilinear' blends the neighbours"))
     POSITIONAL = 1

@@ -6,6 +6,10 @@ from ..shapes import Field, _tidy_pair, format_shape
 from .arguments import Arg
 from .base import Inference, Layer
 
+# A bound for a border or a zoom factor: far beyond any image (the memory check refuses
+# much less), and an argument error is clearer than a shape with 40 digits.
+MAX_SIDE = 100_000
+
 
 class ZeroPadding2D(Layer):
     """keras.layers.ZeroPadding2D (channels last). Never writes into its input x or the
@@ -14,7 +18,7 @@ class ZeroPadding2D(Layer):
     class_name = "ZeroPadding2D"
     family = "reshaping"
     image_input = True
-    ARGS = (Arg("padding", "padding_2d", 1, minimum=0,
+    ARGS = (Arg("padding", "padding_2d", 1, minimum=0, maximum=MAX_SIDE,
                 doc="rows/columns of zeros: n, [rows, cols] or [[top, bottom], [left, right]]"),)
     POSITIONAL = 1
     explanation = ("Adds a border of zeros around each feature map, so a following "
