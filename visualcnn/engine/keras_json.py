@@ -38,6 +38,13 @@ class Graph:
 
 def read_keras(data: dict) -> Graph:
     """A Keras model.to_json() document (already parsed) as a Graph."""
+    try:
+        return _read_keras(data)
+    except RecursionError:  # args nested thousands deep: not something Keras writes
+        raise ConfigError("Keras model JSON: a layer's inbound_nodes are nested too deeply") from None
+
+
+def _read_keras(data: dict) -> Graph:
     class_name = data["class_name"]
     config = data.get("config")
     if not isinstance(config, dict):

@@ -246,6 +246,29 @@ class Builder:
         same = len({tuple(b.shape) for b in branches}) == 1
         return self.merge(branches, ["Concatenate"] + (MERGES if same else []))
 
+    def squeeze_excite(self, x):
+        """x * sigmoid(Dense(GAP(x))): a merge whose inputs differ in shape (Keras broadcasts)."""
+        if len(x.shape) != 4 or not {"GlobalAveragePooling2D", "Dense", "Multiply"} <= set(self.classes):
+            return x
+        s = self.L.GlobalAveragePooling2D(keepdims=True)(x)
+        s = self.L.Dense(x.shape[-1], activation=self.rng.choice(["sigmoid", "hard_sigmoid"]))(s)
+        return _try(self._rename(self.rng.choice([self.L.Multiply, self.L.Add])()), [x, s], x)
+
+    def dense_on_image(self, x):
+        """Dense on a (None, h, w, c) tensor acts on the last axis."""
+        if len(x.shape) != 4 or "Dense" not in self.classes:
+            return x
+        return _try(self._rename(self.L.Dense(self.rng.choice([2, 4]), activation=self.rng.choice([None, "relu"]))), x, x)
+
+    def spatial_concat(self, x):
+        """Concatenate along height or width (the other sizes match)."""
+        if len(x.shape) != 4 or "Concatenate" not in self.classes:
+            return x
+        y = self.chain(x, self.rng.randint(1, 2), keep=True)
+        if y is x:
+            return x
+        return _try(self._rename(self.L.Concatenate(axis=self.rng.choice([1, 2, -3, -2]))), [x, y], x)
+
     def head(self, x):
         if len(x.shape) != 4:
             return x
@@ -269,19 +292,34 @@ def random_model(keras, rng, index, classes, must_use=None):
     """One random Functional model; `must_use` puts that class in it when the shapes allow."""
     keras.backend.clear_session()  # layer names restart at conv2d, conv2d_1, ... per model
     builder = Builder(keras, rng, classes)
-    shape = (rng.randint(6, 24), rng.randint(6, 24), rng.choice([1, 2, 3]))
-    inp = keras.Input(shape=shape, name=rng.choice([None, None, None, "image", "pixels_in"]))
-    x = inp
+    name = rng.choice([None, None, None, "image", "pixels_in"])
+    kind = rng.random()
+    if kind < 0.08:  # a vector input: a branching MLP
+        inp = x = keras.Input(shape=(rng.randint(4, 40),), name=name)
+        return _mlp(keras, builder, rng, inp, index)
+    if kind < 0.13 and "Reshape" in builder.classes:  # (h, w) images without a channel axis
+        h, w = rng.randint(6, 20), rng.randint(6, 20)
+        inp = keras.Input(shape=(h, w), name=name)
+        x = keras.layers.Reshape((h, w, 1))(inp)
+    else:
+        inp = x = keras.Input(shape=(rng.randint(6, 24), rng.randint(6, 24), rng.choice([1, 2, 3])), name=name)
     if must_use in builder.single:
         x = builder.one(x, cls=must_use)
     for _ in range(rng.randint(1, 4)):
-        motif = rng.choice(["chain", "residual", "residual", "inception", "inception"])
+        motif = rng.choice(["chain", "residual", "residual", "inception", "inception", "se", "dense_image",
+                            "spatial_concat"])
         if motif == "chain":
             x = builder.chain(x, rng.randint(1, 3))
         elif motif == "residual":
             x = builder.residual(x)
-        else:
+        elif motif == "inception":
             x = builder.inception(x)
+        elif motif == "se":
+            x = builder.squeeze_excite(x)
+        elif motif == "dense_image":
+            x = builder.dense_on_image(x)
+        else:
+            x = builder.spatial_concat(x)
     if must_use in MERGES + ["Concatenate"] and len(x.shape) == 4:
         y = builder.chain(x, 1, keep=True)
         x = _try(getattr(keras.layers, must_use)(), [x, y], x)
@@ -289,6 +327,19 @@ def random_model(keras, rng, index, classes, must_use=None):
     if x is inp:
         x = keras.layers.Activation("relu")(x)
     return keras.Model(inp, x, name=f"functional_{index}")
+
+
+def _mlp(keras, builder, rng, inp, index):
+    L = keras.layers
+    x = inp
+    for _ in range(rng.randint(1, 3)):
+        branches = [L.Dense(rng.choice([4, 8]), activation=_act(rng))(x) for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:
+            branches.append(x)
+        branches = [builder.chain(b, rng.randint(0, 2)) for b in branches]
+        x = branches[0] if len(branches) == 1 else builder.merge(
+            branches, ["Concatenate"] + (MERGES if len({tuple(b.shape) for b in branches}) == 1 else []))
+    return keras.Model(inp, L.Dense(rng.choice([2, 10]), activation="softmax")(x), name=f"functional_{index}")
 
 
 def case(keras, model, line_lengths):
