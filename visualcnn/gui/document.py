@@ -386,6 +386,7 @@ class PipelineDocument(QObject):
         """Replace a block's config; a new name is written into every inbound naming the block."""
         old = self._entries[index]
         if old.config == config:
+            self.last_edit = None
             return False
         name = self._name_at(index)
         changed = sorted(k for k in set(old.config) | set(config) if old.config.get(k) != config.get(k))
@@ -415,7 +416,7 @@ class PipelineDocument(QObject):
         return self._apply(nodes, f"'{src}' no longer feeds '{dst}'", detail=True)
 
     def insert_merge(self, source: int, target: int, class_name: str, config: dict | None = None) -> int:
-        """A merge block on the link source -> target; returns its row."""
+        """A block on the link source -> target only (a merge's first input; any class); its row."""
         self._check_class(class_name)
         nodes, key = graph.insert_merge(self._nodes, self._names, source, target, class_name,
                                         dict(config or {}), self._input_name)
