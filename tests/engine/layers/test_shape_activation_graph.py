@@ -80,3 +80,20 @@ def test_live_keras_forward_and_every_gradient():
     assert sorted(names) == sorted(keras_grads)
     for name, g in zip(names, grads):
         np.testing.assert_allclose(g, keras_grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_live_keras_json_reads_back_with_keras_summary():
+    import contextlib
+    import io
+
+    from visualcnn.engine import read_model_file, render_summary
+
+    keras = live_keras()
+    theirs = _network(keras.layers, keras.Input, keras.Model)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        theirs.summary(line_length=76)
+    ours = read_model_file(theirs.to_json()).model
+    report = ours.analyse()
+    assert report.error is None
+    assert render_summary(ours.name, report, 76) == printed.getvalue().rstrip("\n")
