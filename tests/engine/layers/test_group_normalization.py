@@ -125,3 +125,26 @@ def test_live_keras_shapes_and_outputs():
         layer = built(L.GroupNormalization(**config), (5, 6, 8), seed=4)
         np.testing.assert_allclose(run(layer, x), keras_output("GroupNormalization", config, x, layer.weights),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_live_torch_gradients():
+    """dx, dgamma and dbeta equal PyTorch autograd's group_norm (channels first there)."""
+    torch = pytest.importorskip("torch")
+    from visualcnn.engine.layers.base import Context
+
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((4, 5, 6, 8)) * 2 + 1).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    for groups in (4, 8, 1):
+        layer = built(L.GroupNormalization(groups), (5, 6, 8), seed=2)
+        ctx = Context()
+        y = np.array(layer.forward(x, ctx, training=True))
+        dx = np.array(layer.backward(dy, ctx))
+        tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+        tg, tb = (torch.tensor(w, requires_grad=True) for w in layer.weights)
+        ty = torch.nn.functional.group_norm(tx, groups, tg, tb, eps=1e-3)
+        ty.backward(torch.tensor(dy.transpose(0, 3, 1, 2).copy()))
+        np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 3, 1), atol=1e-5)
+        np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+        np.testing.assert_allclose(ctx.grads["gamma"], tg.grad.numpy(), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(ctx.grads["beta"], tb.grad.numpy(), atol=1e-5, rtol=1e-5)
