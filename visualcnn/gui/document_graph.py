@@ -173,7 +173,7 @@ def _check_row(nodes: Sequence[Node], row: int, allow_input: bool = False) -> No
         raise EditRefused(f"there is no block at row {row}")
 
 
-def _name(nodes: Sequence[Node], names: Sequence[str], row: int, input_name: str) -> str:
+def _name(names: Sequence[str], row: int, input_name: str) -> str:
     return input_name if row == -1 else names[row]
 
 
@@ -262,7 +262,7 @@ def connect(nodes: list[Node], names: Sequence[str], source: int, target: int, i
     replaced. Rows are reordered (stably) when the source comes after the target."""
     _check_row(nodes, source, allow_input=True)
     _check_row(nodes, target)
-    src, dst = _name(nodes, names, source, input_name), names[target]
+    src, dst = _name(names, source, input_name), names[target]
     if source == target:
         raise EditRefused(f"cannot connect '{dst}' to itself; a network must flow one way")
     key, node = row_key(nodes, source), nodes[target]
@@ -280,7 +280,7 @@ def connect(nodes: list[Node], names: Sequence[str], source: int, target: int, i
 def disconnect(nodes: list[Node], names: Sequence[str], source: int, target: int, input_name: str) -> list[Node]:
     _check_row(nodes, source, allow_input=True)
     _check_row(nodes, target)
-    src, dst = _name(nodes, names, source, input_name), names[target]
+    src, dst = _name(names, source, input_name), names[target]
     key, node = row_key(nodes, source), nodes[target]
     if key not in node.sources:
         raise EditRefused(f"'{src}' does not feed '{dst}'")
@@ -302,7 +302,7 @@ def insert_merge(nodes: list[Node], names: Sequence[str], source: int, target: i
     _check_row(nodes, target)
     key, node = row_key(nodes, source), nodes[target]
     if key not in node.sources:
-        raise EditRefused(f"'{_name(nodes, names, source, input_name)}' does not feed '{names[target]}'")
+        raise EditRefused(f"'{_name(names, source, input_name)}' does not feed '{names[target]}'")
     merge = NewKey()
     out = list(nodes)
     out[target] = node.with_sources(merge if s == key else s for s in node.sources)
