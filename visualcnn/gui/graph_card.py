@@ -161,10 +161,13 @@ class CardPainter:
         number = QFontMetrics(small).horizontalAdvance("00")
         return badge, number, 10 + number + 6 + badge + self.PADDING
 
+    def _text_left(self, width: float) -> int:
+        """Where the text lines start, from the card's left."""
+        return 12 if self.narrow(width) else self._geometry()[2]
+
     def _error_height(self, width: float, text: str) -> int:
         small = self.fonts()[3]
-        _, _, left = self._geometry()
-        available = max(60, int(width) - 2 * self.MARGIN - left - self.PADDING)
+        available = max(60, int(width) - 2 * self.MARGIN - self._text_left(width) - self.PADDING)
         return QFontMetrics(small).boundingRect(QRect(0, 0, available, 10000),
                                                 int(Qt.TextFlag.TextWordWrap), text).height()
 
@@ -172,6 +175,11 @@ class CardPainter:
         """A card too narrow for name, type and shape on one line (a graph's side-by-side
         columns) puts the shape on a line of its own."""
         return width < 40 * QFontMetrics(self._font).horizontalAdvance("m")
+
+    def narrow(self, width: float) -> bool:
+        """A card narrower still (four branches side by side) drops the row number, shrinks the
+        badge to one line and shows the shape without the batch dimension."""
+        return width < 24 * QFontMetrics(self._font).horizontalAdvance("m")
 
     def height(self, report: LayerReport | None, width: float) -> int:
         """The height of a card's cell (margins included) at this width."""
@@ -217,22 +225,28 @@ class CardPainter:
         painter.setBrush(colour)
         painter.drawRoundedRect(QRectF(card.left() + 2, card.top() + 2, 6, card.height() - 4), 3, 3)
 
-        badge, number_w, left = self._geometry()
         top = card.top() + self.PADDING
-        painter.setFont(small)
-        painter.setPen(muted)
-        painter.drawText(QRectF(card.left() + 10, top, number_w, badge),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(number))
-        paint_family_badge(painter, family, QRectF(card.left() + 10 + number_w + 6, top, badge, badge),
-                           colour if error else None)
-
-        text_left = card.left() + left
         right = card.right() - self.PADDING
         y = top
-        if self.compact(rect.width()):
-            y = self._paint_compact_lines(painter, texts, text_left, right, y, error, unknown)
+        if self.narrow(rect.width()):
+            badge = QFontMetrics(self.fonts()[1]).height()
+            paint_family_badge(painter, family, QRectF(card.left() + 12, top, badge, badge), colour if error else None)
+            text_left = card.left() + self._text_left(rect.width())
+            y = self._paint_narrow_lines(painter, report, texts, text_left, text_left + badge + 6, right, y, error,
+                                         unknown)
         else:
-            y = self._paint_lines(painter, texts, text_left, right, y, error, unknown)  # today's two lines
+            badge, number_w, _ = self._geometry()
+            painter.setFont(small)
+            painter.setPen(muted)
+            painter.drawText(QRectF(card.left() + 10, top, number_w, badge),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(number))
+            paint_family_badge(painter, family, QRectF(card.left() + 10 + number_w + 6, top, badge, badge),
+                               colour if error else None)
+            text_left = card.left() + self._text_left(rect.width())
+            if self.compact(rect.width()):
+                y = self._paint_compact_lines(painter, texts, text_left, right, y, error, unknown)
+            else:
+                y = self._paint_lines(painter, texts, text_left, right, y, error, unknown)  # today's two lines
 
         # the engine's own words when the block is impossible
         if error:
@@ -297,6 +311,46 @@ class CardPainter:
             painter.setPen(muted)
             painter.drawText(QRectF(text_left + used, y, space - used, line_h), Qt.AlignmentFlag.AlignVCenter,
                              fm_base.elidedText(note, Qt.TextElideMode.ElideRight, int(space - used)))
+        return y + line_h + 4
+
+    def _paint_narrow_lines(self, painter: QPainter, report: LayerReport, texts: dict, text_left: float,
+                            name_left: float, right: float, y: float, error: bool, unknown: bool) -> float:
+        """[badge] name / (26, 26, 32) / params · settings, each line elided to the card."""
+        base, title_font, mono, _ = self.fonts()
+        fm_title, fm_base = QFontMetrics(title_font), QFontMetrics(base)
+        text_colour = self._palette.color(QPalette.ColorRole.Text)
+        muted = self._palette.color(QPalette.ColorRole.PlaceholderText)
+        space = right - text_left
+        title_h, line_h = fm_title.height(), fm_base.height()
+        painter.setFont(title_font)
+        painter.setPen(text_colour)
+        painter.drawText(QRectF(name_left, y, right - name_left, title_h), Qt.AlignmentFlag.AlignVCenter,
+                         fm_title.elidedText(texts["title"], Qt.TextElideMode.ElideRight, int(right - name_left)))
+        y += title_h
+
+        shape = texts["shape"]
+        if report.status == "ok" and report.output_shape is not None:
+            dims = [str(d) for d in report.output_shape[1:]]
+            shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"  # the batch is in the tooltip
+        mono = QFont(mono)
+        mono.setPointSizeF(base.pointSizeF())
+        painter.setFont(mono)
+        painter.setPen(QColor(ERROR_COLOUR) if error else (QColor(UNKNOWN_COLOUR) if unknown else text_colour))
+        painter.drawText(QRectF(text_left, y, space, line_h), Qt.AlignmentFlag.AlignVCenter,
+                         QFontMetrics(mono).elidedText(shape, Qt.TextElideMode.ElideRight, int(space)))
+        y += line_h
+
+        params = texts["params"].split(" · ")[0]
+        rest = " · ".join(t for t in (texts["settings"], texts["note"]) if t)
+        painter.setFont(base)
+        painter.setPen(text_colour)
+        params = fm_base.elidedText(params, Qt.TextElideMode.ElideRight, int(space))
+        painter.drawText(QRectF(text_left, y, space, line_h), Qt.AlignmentFlag.AlignVCenter, params)
+        used = fm_base.horizontalAdvance(params + " · ") if params else 0
+        if rest and used < space:
+            painter.setPen(muted)
+            painter.drawText(QRectF(text_left + used, y, space - used, line_h), Qt.AlignmentFlag.AlignVCenter,
+                             fm_base.elidedText(rest, Qt.TextElideMode.ElideRight, int(space - used)))
         return y + line_h + 4
 
     def _paint_compact_lines(self, painter: QPainter, texts: dict, text_left: float, right: float, y: float,

@@ -168,10 +168,10 @@ class PipelineGraphView(QAbstractScrollArea):
             geometry = dict(gap=0.0, spacing=0.0)
         else:
             lane = round(1.2 * em)
-            spacing = round(1.5 * em)
+            spacing = round(1.0 * em)
             fixed = sum(max(spacing if 0 < g < layout.column_count else 0, t * lane)
                         for g, t in enumerate(layout.tracks))
-            width = max(round(22 * em), (available - 2 - fixed) / max(1, layout.column_count))
+            width = max(round(10 * em), (available - 2 - fixed) / max(1, layout.column_count))
             geometry = dict(gap=round(1.8 * em), spacing=spacing, lane_width=lane, level_step=round(0.6 * em))
         heights = [self._painter.height(row, width) for row in report.rows]
         self._layout = layout
@@ -810,15 +810,41 @@ class PipelineGraphView(QAbstractScrollArea):
         target = self.connect_target()
         if target >= 0:  # snap onto the target's top edge
             end = QPointF(self.card_rect(target).center().x(), self.card_rect(target).top() + CardPainter.MARGIN / 2)
-        path = QPainterPath(start)
-        bend = max(30.0, abs(end.y() - start.y()) / 2)
-        path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
+        path = self._rubber_band_path(start, end, target)
+        painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Base), 6, Qt.PenStyle.SolidLine,
+                            Qt.PenCapStyle.RoundCap))  # a halo keeps it legible where it crosses a card
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(path)
         painter.setPen(QPen(highlight, 2.2, Qt.PenStyle.DashLine, Qt.PenCapStyle.RoundCap))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(highlight)
         painter.drawPolygon(_arrow_head(end, max(8.0, self.fontMetrics().height() * 0.5)))
+
+    def _rubber_band_path(self, start: QPointF, end: QPointF, target: int) -> QPainterPath:
+        """A curve from the port to the pointer; around the right of the cards in between when
+        the straight way would cross them (the arrow the connection will become does too)."""
+        between = [card for row, card in enumerate(self.placement.cards)
+                   if row not in (self._connect_source, target) and card.y > start.y() - 1
+                   and card.bottom < end.y() + 1 and card.x <= max(start.x(), end.x())
+                   and card.right >= min(start.x(), end.x())]
+        side = max((card.right for card in between), default=0.0)
+        # beside the cards and beside the lanes of the arrows already running there
+        for points in self.placement.paths:
+            for (x0, y0), (x1, y1) in zip(points, points[1:]):
+                if x0 == x1 and side - 1 <= x0 <= side + 3 * LINK_GRAB and min(y0, y1) < end.y() \
+                        and max(y0, y1) > start.y():
+                    side = max(side, x0)
+        side += 1.5 * LINK_GRAB
+        if not between or end.y() < start.y() + 20 or side > max(self.placement.width, self.viewport().width()):
+            path = QPainterPath(start)
+            bend = max(30.0, abs(end.y() - start.y()) / 2)
+            path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
+            return path
+        below, above = start.y() + LINK_GRAB, end.y() - 2 * LINK_GRAB
+        return _rounded_path([(start.x(), start.y()), (start.x(), below), (side, below), (side, above),
+                              (end.x(), above), (end.x(), end.y())], radius=10)
 
     def _paint_drop(self, painter: QPainter, highlight: QColor) -> None:
         drop, placement = self._drop, self._placement
