@@ -528,3 +528,12 @@ def test_typing_a_name_is_one_step_and_its_undo_restores_every_link(stack):
     assert state(doc) == before
     stack.redo()
     assert doc.entry(2).inbound == ("conv_a", "right") and doc.names[1] == "right"
+
+
+@pytest.mark.parametrize("source,target", [(0, 4), (4, 0), (3, 2), (1, 3)])
+def test_moving_a_block_emits_one_move_of_that_block(source, target):
+    """Views follow the moved block: the steps move it, never the blocks around it."""
+    doc = stack_document()
+    events = Events(doc)
+    doc.move_layer(source, target)
+    assert [item for item in events.items if item[0] != "graph_changed"] == [("layer_moved", source, target)]
