@@ -389,3 +389,18 @@ def test_the_engine_services_work_on_graphs():
     assert kinds == ["StepReport"] * 3 + ["EpochReport"]
     costs = benchmark.layer_costs(model, batch_size=8, steps=1, warmup=1)
     assert [c.name for c in costs] == [layer.name for layer in model.layers]
+
+
+def test_save_and_load_a_graph_model(tmp_path):
+    from visualcnn.engine import load_model
+
+    inputs, outputs = small_residual()
+    model = Model(inputs, outputs, name="res")
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.build(seed=4)
+    path = tmp_path / "res.json"
+    model.save(path)
+    again = load_model(path)
+    assert type(again) is Model and again.inbound == model.inbound and again.name == "res"
+    x = np.random.default_rng(4).random((3, 6, 6, 2), dtype=np.float32)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
