@@ -19,6 +19,7 @@ def test_keras_defaults_and_config():
                     "fill_mode": "reflect", "interpolation": "bilinear", "seed": None, "fill_value": 0.0}
     loaded = L.layer_from_config("RandomZoom", keras_config)
     assert loaded.config["width_factor"] is None
+    assert L.RandomZoom(0.2, None).config["width_factor"] is None  # positional null, as Keras accepts
     round_trip(loaded)
     round_trip(L.RandomZoom((-0.3, 0.2), [0.1, 0.4], fill_mode="constant", fill_value=2.0))
     with pytest.raises(ConfigError, match=r"\(-1, 1\]"):
