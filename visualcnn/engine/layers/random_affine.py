@@ -18,9 +18,6 @@ FILL_ARGS = (
     Arg("fill_value", "float", 0.0, doc="the value outside the image when fill_mode is 'constant'"),
 )
 
-_FILL_CODES = {"constant": 0, "nearest": 1, "reflect": 2, "wrap": 3}  # kernels' codes
-
-
 def keras_factor(value) -> tuple[float, float]:
     """(lower, upper) from a Keras factor: a number f means (-|f|, |f|), a pair is sorted."""
     if isinstance(value, tuple):
@@ -48,11 +45,11 @@ class RandomAffineLayer(TrainingOnlyLayer):
             ctx.saved["params"] = None
             return x
         params = self._params(x.shape[0], x.shape[1], x.shape[2])
+        k = kernel_module("augmentation")
         order = 1 if self.config["interpolation"] == "bilinear" else 0
-        mode = _FILL_CODES[self.config["fill_mode"]]
+        mode = k.FILL_MODES.index(self.config["fill_mode"])  # the kernels' fill-mode code
         y = ctx.buf("y", x.shape)
-        pick(kernel_module("augmentation"), "affine_sample")(x, params, order, mode,
-                                                             np.float32(self.config["fill_value"]), y)
+        pick(k, "affine_sample")(x, params, order, mode, np.float32(self.config["fill_value"]), y)
         ctx.saved.update(params=params, order=order, mode=mode)
         return y
 
