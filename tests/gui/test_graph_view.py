@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from visualcnn.gui.document import LayerEntry
 from visualcnn.gui.families import ERROR_COLOUR
 from visualcnn.gui.graph_layout import INPUT
+from visualcnn.gui.graph_view import DropTarget
 from visualcnn.gui.palette import palette_mime_data
 from visualcnn.gui.pipeline_view import MEMORY_ROLE
 
@@ -245,3 +246,26 @@ def test_keyboard_moves_between_columns_and_shift_extends_the_selection(graph_wi
     assert view.selected_rows() == (row["conv_a"], row["conv_b"])
     qtbot.keyClick(view, Qt.Key.Key_Down)
     assert view.selected_rows() == (row["conv_b"] + 1,)
+
+
+def test_any_layer_dropped_on_a_branch_arrow_sits_on_that_link_only(graph_window):
+    view = graph_window(residual_with_projection())
+    doc = view._document
+    row = {name: i for i, name in enumerate(names(doc))}
+    n = next(n for n, link in enumerate(view.graph_layout.links) if (link.source, link.target) == (row["stem"],
+                                                                                                   row["proj"]))
+    assert view.handle_drop_at(palette_mime_data("BatchNormalization"), DropTarget("link", n))
+    assert sources(doc, "proj") == ["batch_normalization"] and sources(doc, "batch_normalization") == ["stem"]
+    assert sources(doc, "conv_a") == ["stem"]  # the stem's other consumer keeps it
+
+
+def test_a_layer_dropped_on_the_lower_half_of_a_card_goes_after_it(graph_window):
+    view = graph_window(residual_with_projection())
+    doc = view._document
+    row = {name: i for i, name in enumerate(names(doc))}
+    card = view.card_rect(row["stem"])
+    target = view.drop_target_at(QPointF(viewport_point(view, QPointF(card.left() + 20, card.bottom() - 6))))
+    assert (target.kind, target.value) == ("after", row["stem"])
+    assert view.handle_drop_at(palette_mime_data("Dropout"), target)
+    assert sources(doc, "dropout") == ["stem"]
+    assert sources(doc, "conv_a") == ["dropout"] and sources(doc, "proj") == ["dropout"]  # takes over both

@@ -24,8 +24,8 @@ from PySide6.QtGui import (QAction, QColor, QDrag, QKeySequence, QPainter, QPain
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QMenu, QToolTip
 
 from ..engine.layers import LAYER_CLASSES, ConfigError
-from .commands import (ConnectCommand, DisconnectCommand, InsertLayerCommand, InsertMergeCommand, MoveLayerCommand,
-                       RemoveLayerCommand, WrapResidualCommand, duplicate_layer_command)
+from .commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, InsertLayerCommand, InsertOnLinkCommand,
+                       MoveLayerCommand, RemoveLayerCommand, WrapResidualCommand, duplicate_layer_command)
 from .document import PipelineDocument
 from .families import ERROR_COLOUR
 from .graph_card import CardPainter, block_texts
@@ -406,17 +406,14 @@ class PipelineGraphView(QAbstractScrollArea):
         return self._push(lambda: DisconnectCommand(self._document, link.source, link.target))
 
     def insert_on_link(self, n: int, class_name: str, config: dict | None = None) -> bool:
-        """Insert a block on arrow n: it takes the arrow's source as its input and feeds the target."""
+        """Insert a block on arrow n: it takes the arrow's source as its input and feeds the target
+        in the source's place (a merge dropped there joins that link; more inputs come by dragging)."""
         link = self.graph_layout.links[n]
-        if self.graph_layout.consumers(link.source) == (link.target,):
-            # the source feeds only this target: inserting after it is inserting on the link
-            return self._push(lambda: InsertLayerCommand(self._document, link.source + 1, class_name,
-                                                                  config))
-        return self._push(lambda: InsertMergeCommand(self._document, link.source, link.target, class_name,
-                                                              config))
+        return self._push(lambda: InsertOnLinkCommand(self._document, link.source, link.target, class_name, config))
 
     def insert_after(self, row: int, class_name: str, config: dict | None = None) -> bool:
-        return self._push(lambda: InsertLayerCommand(self._document, row + 1, class_name, config))
+        """Insert a block after `row` (-1: the input); it takes over the row's consumers."""
+        return self._push(lambda: InsertAfterCommand(self._document, row, class_name, config))
 
     def wrap_selection(self) -> bool:
         """Wrap the selected run of blocks in a residual block (skip + Add), one undo step."""
