@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from visualcnn.engine.layers import ConfigError
+from visualcnn.engine.model_io import decode_weights, encode_weights
 from visualcnn.gui.commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, InsertLayerCommand,
                                     InsertMergeCommand, InsertOnLinkCommand, MoveLayerCommand, RemoveLayerCommand,
                                     RenameLayerCommand, SetLayerConfigCommand, WrapResidualCommand,
@@ -34,6 +35,31 @@ def branch_document() -> PipelineDocument:
                             LayerEntry("Flatten", {"name": "flatten"}),
                             LayerEntry("Dense", {"name": "dense", "units": 10})])
     return doc
+
+
+def built(doc):
+    model = doc.build_model()
+    model.build()
+    return model
+
+
+def train(doc) -> dict:
+    """Attach weights of the document's own model (untrained: the shapes are what matter)."""
+    weights = encode_weights(built(doc))
+    doc.set_trained_weights(weights)
+    return weights
+
+
+def attach_weights(doc) -> dict:
+    """Weights in the file form for every weight the report shows (also while a block is unused,
+    when no model can be built); the arrays' bytes do not matter to the document."""
+    weights = {"encoding": "base64-float32-le",
+               "layers": {row.name: [{"name": spec.name, "shape": list(spec.shape), "data": ""}
+                                     for spec in row.inference.weights]
+                          for row in doc.report.rows if row.inference.weights}}
+    doc.set_trained_weights(weights)
+    assert doc.trained_weights is weights
+    return weights
 
 
 def state(doc):
@@ -124,7 +150,7 @@ def _with_third_branch() -> PipelineDocument:
 def test_each_graph_edit_is_one_step_and_undo_restores_exactly(name, stack):
     make_doc, make_command = GRAPH_EDITS[name]
     doc = make_doc()
-    doc.set_trained_weights({"encoding": "sentinel"})  # attached to the current weight shapes
+    attach_weights(doc)
     before = state(doc)
     stack.push(make_command(doc))
     assert stack.count() == 1
@@ -332,26 +358,39 @@ def test_graph_changed_only_when_links_change():
 
 def test_an_edit_keeping_every_weight_shape_keeps_the_weights(stack):
     doc = stack_document()
-    weights = {"encoding": "sentinel"}
-    doc.set_trained_weights(weights)
+    weights = train(doc)
     stack.push(WrapResidualCommand(doc, 2, 2))  # Add and Activation hold no weights, shapes unchanged
+    assert doc.trained_weights is weights
+
+
+def test_a_renamed_block_takes_its_weights_along(stack):
+    doc = branch_document()
+    weights = train(doc)
+    events = Events(doc)
+    stack.push(RenameLayerCommand(doc, 1, "right"))
+    kept = doc.trained_weights
+    assert kept["layers"]["right"] is weights["layers"]["conv_b"] and "conv_b" not in kept["layers"]
+    arrays, original = decode_weights(built(doc), kept), decode_weights(built(branch_document()), weights)
+    assert len(arrays) == len(original) and all(np.array_equal(a, b) for a, b in zip(arrays, original))
+    assert "weights_dropped" not in events.names()
+    stack.undo()
     assert doc.trained_weights is weights
 
 
 def test_a_projection_drops_the_weights_and_names_the_new_layer(stack):
     doc = stack_document()
-    doc.set_trained_weights({"encoding": "sentinel"})
+    weights = train(doc)
     events = Events(doc)
     stack.push(WrapResidualCommand(doc, 0, 1))
     dropped = [item[1] for item in events.items if item[0] == "weights_dropped"]
     assert dropped == [f"conv2d to conv2d_1 were wrapped in a residual block, which added {doc.names[2]}'s weights"]
     stack.undo()
-    assert doc.trained_weights == {"encoding": "sentinel"}
+    assert doc.trained_weights is weights
 
 
 def test_a_skip_that_changes_a_dense_input_drops_the_weights_and_says_why(stack):
     doc = branch_document()
-    doc.set_trained_weights({"encoding": "sentinel"})
+    weights = train(doc)
     events = Events(doc)
     stack.push(InsertMergeCommand(doc, 2, 3, "Concatenate"))  # concatenate(add) -> flatten -> dense
     assert doc.trained_weights is not None  # one input: same shape so far (an error row, weights kept)
@@ -361,7 +400,8 @@ def test_a_skip_that_changes_a_dense_input_drops_the_weights_and_says_why(stack)
                        "(576, 10) to (1152, 10)"]
     assert doc.trained_weights is None
     stack.undo()
-    assert doc.trained_weights == {"encoding": "sentinel"}
+    stack.undo()
+    assert doc.trained_weights is weights
 
 
 # --- files and models -----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ The training settings (a TrainingConfig) belong to the document too: they are sa
 with the pipeline, edited through commands and only mirrored by the Train tab's widgets.
 
 Trained weights stay attached while every layer's weight shapes are unchanged (a
-Dropout rate, an activation); an edit that changes a shape drops them, says why
-(`weights_dropped`), and the edit's undo brings them back.
+Dropout rate, an activation, a new link that changes no shape; a renamed block takes its
+weights along); an edit that changes a shape drops them, says why (`weights_dropped`),
+and the edit's undo brings them back.
 
 The pipeline is a graph: each entry names the blocks feeding it (`LayerEntry.inbound`,
 empty = the entry before it), entries stay in topological order and the last is the
@@ -291,9 +292,21 @@ class PipelineDocument(QObject):
         self._weights = state
         self.weights_changed.emit()
 
-    def _drop_weights_if_shapes_changed(self, cause: str) -> None:
-        """After an edit: weights that no longer fit are dropped, and the window told why."""
-        if self._weights is None or self._weights[0] == self.weight_signature():
+    def _drop_weights_if_shapes_changed(self, cause: str, same_blocks: bool = False) -> None:
+        """After an edit: weights that no longer fit are dropped, and the window told why.
+
+        same_blocks: the edit kept every block in its row (only configs and links changed), so
+        when just names differ (a rename) the weights follow their blocks to the new names."""
+        signature = self.weight_signature()
+        if self._weights is None or self._weights[0] == signature:
+            return
+        before = self._weights[0]
+        if same_blocks and before is not None and signature is not None and before[0] == signature[0]:
+            renamed = dict(zip(before[1], signature[1]))
+            weights = self._weights[1]
+            self._weights = (signature, {**weights, "layers": {renamed.get(name, name): arrays
+                                                               for name, arrays in weights["layers"].items()}})
+            self.weights_changed.emit()
             return
         self._weights = None
         self.weights_changed.emit()
@@ -513,7 +526,7 @@ class PipelineDocument(QObject):
         cause = cause() if callable(cause) else cause
         if detail:
             cause += _weights_detail(shapes_before, _weight_shapes_by_layer(self._report))
-        self._drop_weights_if_shapes_changed(cause)
+        self._drop_weights_if_shapes_changed(cause, same_blocks=all(step[0] == "set" for step in steps))
         return Edit(tuple(steps), tuple(reversed(inverse)), cause)
 
     def _links(self) -> tuple:
