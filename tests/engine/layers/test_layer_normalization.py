@@ -145,3 +145,14 @@ def test_live_torch_gradients():
         np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-5)
         np.testing.assert_allclose(ctx.grads["gamma"], tg.grad.numpy(), atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(ctx.grads["beta"], tb.grad.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_serial_kernels_give_the_same_output():
+    """A predict from a second thread takes the serial twins (parallel.use_serial())."""
+    from visualcnn.engine import parallel
+
+    layer = built(L.LayerNormalization(), (20, 20, 200))  # big enough for the parallel kernels
+    x = np.random.default_rng(7).standard_normal((2, 20, 20, 200)).astype(np.float32)
+    expected = run(layer, x)
+    with parallel.serial_inference():
+        np.testing.assert_array_equal(run(layer, x), expected)
