@@ -7,7 +7,8 @@ channel slice, row by row. Each kernel has a ``_serial`` twin for inference from
 thread or of one image (``parallel.use_serial()``).
 """
 
-from numba import prange
+import numpy as np
+from numba import njit, prange
 
 from visualcnn.engine import parallel  # noqa: F401  (the layers ask parallel.use_serial())
 from visualcnn.engine.kernels._common import FAST, twins
@@ -19,29 +20,64 @@ __all__ = ["sum_forward", "sum_forward_serial", "extremum_backward", "extremum_b
 _BLOCK = 8192
 
 
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _add_into(dst, src):
+    """dst += src over block slices (loops from 0 vectorise; an offset index did not)."""
+    for i in range(dst.shape[0]):
+        dst[i] += src[i]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _finish(dst, scale, relu):
+    if scale != 1.0:
+        for i in range(dst.shape[0]):
+            dst[i] *= scale
+    if relu:
+        for i in range(dst.shape[0]):
+            if dst[i] < 0.0:
+                dst[i] = 0.0
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _pair(dst, a, b, relu):
+    if relu:
+        for i in range(dst.shape[0]):
+            v = a[i] + b[i]
+            dst[i] = v if v > 0.0 else np.float32(0.0)
+    else:
+        for i in range(dst.shape[0]):
+            dst[i] = a[i] + b[i]
+
+
 def _sum_forward(xs, y, scale, relu):
     """y = (x0 + x1 + ...) * scale, then max(., 0) when relu (Add followed by its relu,
-    Average). xs: a tuple of flat arrays shaped like y."""
+    Average). xs: a tuple of flat arrays shaped like y; prange over blocks of 8192."""
     n = y.shape[0]
     k = len(xs)
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
-        for i in range(s, e):
-            y[i] = xs[0][i]
+        out = y[s:e]
+        if k == 2 and scale == 1.0:
+            _pair(out, xs[0][s:e], xs[1][s:e], relu)  # the residual block's add: one pass
+            continue
+        out[:] = xs[0][s:e]
         for j in range(1, k):
-            x = xs[j]
-            for i in range(s, e):
-                y[i] += x[i]
-        if scale != 1.0:
-            for i in range(s, e):
-                y[i] *= scale
-        if relu:
-            for i in range(s, e):
-                if y[i] < 0.0:
-                    y[i] = 0.0
+            _add_into(out, xs[j][s:e])
+        _finish(out, scale, relu)
 
 
 sum_forward, sum_forward_serial = twins(_sum_forward, fastmath=FAST)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _winner(x, y, dy, dx, taken):
+    """dx = dy where x holds y and no earlier input did (taken marks those), else 0."""
+    for i in range(dx.shape[0]):
+        if taken[i] == 0 and x[i] == y[i]:
+            dx[i] = dy[i]
+            taken[i] = 1
+        else:
+            dx[i] = 0.0
 
 
 def _extremum_backward(xs, y, dy, dxs):
@@ -51,17 +87,18 @@ def _extremum_backward(xs, y, dy, dxs):
     k = len(xs)
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
-        for i in range(s, e):
-            won = False
-            for j in range(k):
-                if not won and xs[j][i] == y[i]:
-                    dxs[j][i] = dy[i]
-                    won = True
-                else:
-                    dxs[j][i] = 0.0
+        taken = np.zeros(e - s, np.uint8)
+        for j in range(k):
+            _winner(xs[j][s:e], y[s:e], dy[s:e], dxs[j][s:e], taken)
 
 
 extremum_backward, extremum_backward_serial = twins(_extremum_backward)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _mul_into(dst, src):
+    for i in range(dst.shape[0]):
+        dst[i] *= src[i]
 
 
 def _product_backward(xs, dy, dxs):
@@ -71,14 +108,11 @@ def _product_backward(xs, dy, dxs):
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
         for j in range(k):
-            out = dxs[j]
-            for i in range(s, e):
-                out[i] = dy[i]
+            out = dxs[j][s:e]
+            out[:] = dy[s:e]
             for m in range(k):
                 if m != j:
-                    x = xs[m]
-                    for i in range(s, e):
-                        out[i] *= x[i]
+                    _mul_into(out, xs[m][s:e])
 
 
 product_backward, product_backward_serial = twins(_product_backward, fastmath=FAST)
