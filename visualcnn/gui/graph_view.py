@@ -744,7 +744,7 @@ class PipelineGraphView(QAbstractScrollArea):
         visible = QRectF(event.rect()).translated(self._offset())
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if not layout.linear:
-            self._paint_links(painter, palette)
+            self._paint_links(painter, palette, visible)
         report = self._document.report
         selected = set(self.selected_rows())
         highlight = palette.color(QPalette.ColorRole.Highlight)
@@ -772,9 +772,13 @@ class PipelineGraphView(QAbstractScrollArea):
         colour.setAlpha(150)
         return colour
 
-    def _paint_links(self, painter: QPainter, palette) -> None:
+    def _paint_links(self, painter: QPainter, palette, visible: QRectF) -> None:
         size = max(7.0, self.fontMetrics().height() * 0.45)
-        for n in range(len(self._layout.links)):
+        for n, points in enumerate(self._placement.paths):
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            if max(xs) < visible.left() - size or min(xs) > visible.right() + size or \
+                    max(ys) < visible.top() - size or min(ys) > visible.bottom() + size:
+                continue  # off screen (a long pipeline has a thousand arrows)
             colour = self._link_colour(n, palette)
             path = self.link_path(n)
             painter.setPen(QPen(colour, 1.6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
