@@ -38,6 +38,7 @@ def test_starter_config_works_after_a_conv_on_mnist(class_name):
 KERAS_CASES = [
     ("ZeroPadding2D", {"padding": ((0, 2), (3, 1))}, (5, 4, 3)), ("Cropping2D", {"cropping": (2, 1)}, (7, 6, 2)),
     ("UpSampling2D", {"size": (3, 2), "interpolation": "bilinear"}, (5, 4, 3)),
+    ("UpSampling2D", {"size": (2, 3), "interpolation": "bicubic"}, (5, 4, 3)),
     ("Reshape", {"target_shape": (2, -1, 3)}, (5, 4, 3)), ("Permute", {"dims": (3, 1, 2)}, (5, 4, 3)),
     ("Rescaling", {"scale": 1 / 127.5, "offset": -1.0}, (5, 4, 3)),
     ("ReLU", {"max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}, (5, 4, 3)),

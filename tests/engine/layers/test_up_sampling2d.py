@@ -13,6 +13,7 @@ KERAS_SHAPES = [
     ({"size": (3, 2)}, (5, 4, 3), (None, 15, 8, 3)),
     ({"size": 3, "interpolation": "bilinear"}, (5, 4, 3), (None, 15, 12, 3)),
     ({"size": (1, 4), "interpolation": "bilinear"}, (3, 2, 1), (None, 3, 8, 1)),
+    ({"size": (2, 3), "interpolation": "bicubic"}, (5, 4, 3), (None, 10, 12, 3)),
 ]
 
 
@@ -30,6 +31,34 @@ def _bilinear_reference(x, sh, sw):
             x1, fx = min(x0 + 1, w - 1), sx - x0
             out[:, oy, ox] = ((1 - fy) * ((1 - fx) * x[:, y0, x0] + fx * x[:, y0, x1])
                               + fy * ((1 - fx) * x[:, y1, x0] + fx * x[:, y1, x1]))
+    return out
+
+
+def _bicubic_reference(x, sh, sw, a=-0.75):
+    """PyTorch's bicubic upsampling (align_corners=False) in float64, per output cell:
+    four taps per axis around floor((o + 0.5) / s - 0.5), indices clamped to the image."""
+    def weights(t):
+        def near(d):
+            return ((a + 2) * d - (a + 3)) * d * d + 1
+
+        def far(d):
+            return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    n, h, w, c = x.shape
+    out = np.zeros((n, h * sh, w * sw, c))
+    for oy in range(h * sh):
+        sy = (oy + 0.5) / sh - 0.5
+        y0 = int(np.floor(sy))
+        wy = weights(sy - y0)
+        for ox in range(w * sw):
+            sx = (ox + 0.5) / sw - 0.5
+            x0 = int(np.floor(sx))
+            wx = weights(sx - x0)
+            for i in range(4):
+                for j in range(4):
+                    iy, ix = min(max(y0 - 1 + i, 0), h - 1), min(max(x0 - 1 + j, 0), w - 1)
+                    out[:, oy, ox] += wy[i] * wx[j] * x[:, iy, ix]
     return out
 
 
@@ -77,6 +106,16 @@ def test_bilinear_forward_and_gradients(size):
     check_gradients(layer, x)
 
 
+@pytest.mark.parametrize("size", [(2, 2), (3, 2), (1, 4)])
+def test_bicubic_forward_and_gradients(size):
+    layer = built(L.UpSampling2D(size, interpolation="bicubic"), (4, 3, 2))
+    x = np.random.default_rng(1).standard_normal((2, 4, 3, 2)).astype(np.float32)
+    np.testing.assert_allclose(run(layer, x), _bicubic_reference(x.astype(np.float64), *size), rtol=1e-5, atol=2e-6)
+    check_gradients(layer, x)
+    assert L.UpSampling2D(size, interpolation="bicubic").infer((None, 4, 3, 2)).field.size == (
+        4 if size[0] > 1 else 1, 4 if size[1] > 1 else 1)
+
+
 def test_inference_and_training_kernels_agree():
     layer = built(L.UpSampling2D(2, interpolation="bilinear"), (3, 3, 2))
     x = np.random.default_rng(2).standard_normal((3, 3, 3, 2)).astype(np.float32)
@@ -94,8 +133,8 @@ def test_in_a_sequential_and_the_analysis():
     (lambda: L.UpSampling2D(0), "UpSampling2D: argument 'size' expected each value >= 1, received 0"),
     (lambda: L.UpSampling2D(-2), "argument 'size' expected each value >= 1"),
     (lambda: L.UpSampling2D(2.0), "argument 'size' expected an integer or a pair of integers"),
-    (lambda: L.UpSampling2D(2, interpolation="bicubic"),
-     "argument 'interpolation' expected one of 'nearest', 'bilinear', received 'bicubic'"),
+    (lambda: L.UpSampling2D(2, interpolation="lanczos3"),
+     "argument 'interpolation' expected one of 'nearest', 'bilinear', 'bicubic', received 'lanczos3'"),
     (lambda: L.UpSampling2D(2, interpolation=3), "argument 'interpolation' expected one of"),
     (lambda: L.UpSampling2D().infer((None, 4, 4)), "needs an image-shaped input"),
 ])

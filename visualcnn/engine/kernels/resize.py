@@ -1,14 +1,19 @@
-"""UpSampling2D kernels: nearest (repeat) and bilinear with half-pixel centres (NHWC float32).
+"""UpSampling2D kernels: nearest (repeat), and bilinear / bicubic as separable taps (NHWC float32).
 
 prange over images; each kernel has a ``_serial`` twin for inference from a second thread
 (``parallel.use_serial()``). Backward kernels write every dx value (no zeroing by the
-caller) and never read or write the caller's dy beyond reading it.
+caller) and only read the dy they are given.
 
-Bilinear is Keras's ``ops.image.resize(..., "bilinear")`` with antialias off, which is
-TensorFlow's half_pixel_centers resize and torch's ``interpolate(align_corners=False)``:
-output index o reads input coordinate (o + 0.5) / scale - 0.5, clamped at 0, between
-``lo = floor`` and ``hi = min(lo + 1, size - 1)`` with weight ``frac`` on ``hi``.
-``bilinear_taps`` computes those per axis once per layer.
+Bilinear and bicubic are Keras's ``ops.image.resize`` with antialias off, as the torch
+backend computes it (``interpolate(align_corners=False)``): output index o reads input
+coordinate (o + 0.5) / scale - 0.5. Both are separable: along each axis an output mixes
+K input indices (2 for bilinear, 4 for bicubic) with K weights, and ``resize_taps``
+computes those once per layer; one pair of kernels serves both modes.
+- bilinear: the coordinate is clamped at 0; indices floor and min(floor + 1, size - 1)
+  (TensorFlow's half_pixel_centers resize gives the same values).
+- bicubic: PyTorch's cubic convolution with A = -0.75, indices floor - 1 .. floor + 2
+  clamped to the image (the edge pixel repeats). TensorFlow and JAX use A = -0.5, so
+  Keras on those backends differs slightly; the torch backend is the reference here.
 """
 
 import numpy as np
@@ -16,19 +21,42 @@ from numba import prange
 
 from visualcnn.engine.kernels._common import FAST, twins
 
-__all__ = ["bilinear_taps", "upsample_nearest_forward", "upsample_nearest_forward_serial",
-           "upsample_nearest_backward", "upsample_nearest_backward_serial", "upsample_bilinear_forward",
-           "upsample_bilinear_forward_serial", "upsample_bilinear_backward", "upsample_bilinear_backward_serial"]
+__all__ = ["resize_taps", "upsample_nearest_forward", "upsample_nearest_forward_serial",
+           "upsample_nearest_backward", "upsample_nearest_backward_serial", "upsample_taps_forward",
+           "upsample_taps_forward_serial", "upsample_taps_backward", "upsample_taps_backward_serial"]
+
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) cubic convolution coefficient
 
 
-def bilinear_taps(in_size: int, scale: int):
-    """(lo, hi, frac) per output index along one axis: int32, int32, float32 arrays."""
+def _cubic_near(t):
+    """Weight of a tap at distance t <= 1 (Keys' cubic convolution)."""
+    return ((_CUBIC_A + 2) * t - (_CUBIC_A + 3)) * t * t + 1
+
+
+def _cubic_far(t):
+    """Weight of a tap at distance 1 < t < 2."""
+    return ((_CUBIC_A * t - 5 * _CUBIC_A) * t + 8 * _CUBIC_A) * t - 4 * _CUBIC_A
+
+
+def resize_taps(in_size: int, scale: int, interpolation: str):
+    """(index, weight) per output index along one axis: int32 and float32 arrays of shape
+    (in_size * scale, K), K = 2 (bilinear) or 4 (bicubic)."""
     out = np.arange(in_size * scale, dtype=np.float64)
-    src = np.maximum((out + 0.5) / scale - 0.5, 0.0)
-    lo = np.minimum(np.floor(src), in_size - 1).astype(np.int32)
-    hi = np.minimum(lo + 1, in_size - 1).astype(np.int32)
-    frac = (src - lo).astype(np.float32)
-    return lo, hi, frac
+    src = (out + 0.5) / scale - 0.5
+    if interpolation == "bilinear":
+        src = np.maximum(src, 0.0)
+        lo = np.minimum(np.floor(src), in_size - 1)
+        frac = src - lo
+        index = np.stack([lo, np.minimum(lo + 1, in_size - 1)], axis=1)
+        weight = np.stack([1.0 - frac, frac], axis=1)
+    elif interpolation == "bicubic":
+        floor = np.floor(src)
+        t = src - floor
+        index = np.clip(floor[:, None] + np.arange(-1, 3), 0, in_size - 1)
+        weight = np.stack([_cubic_far(t + 1), _cubic_near(t), _cubic_near(1 - t), _cubic_far(2 - t)], axis=1)
+    else:
+        raise ValueError(f"no taps for interpolation {interpolation!r}")
+    return np.ascontiguousarray(index, dtype=np.int32), np.ascontiguousarray(weight, dtype=np.float32)
 
 
 def _upsample_nearest_forward(x, y, sh, sw):
@@ -68,33 +96,33 @@ def _upsample_nearest_backward(dy, dx, sh, sw):
 upsample_nearest_backward, upsample_nearest_backward_serial = twins(_upsample_nearest_backward, fastmath=FAST)
 
 
-def _upsample_bilinear_forward(x, y, ylo, yhi, yfrac, xlo, xhi, xfrac):
-    """Each output mixes the 2x2 input cells around its source point, top row and bottom
-    row first, then between them (TensorFlow's order of the two lerps)."""
+def _upsample_taps_forward(x, y, yidx, yw, xidx, xw):
+    """y[n, oy, ox] = sum over taps i, j of yw[oy, i] * xw[ox, j] * x[n, yidx[oy, i], xidx[ox, j]]."""
     N, OH, OW, C = y.shape
+    KY, KX = yw.shape[1], xw.shape[1]
     for n in prange(N):
         for oy in range(OH):
-            r0 = x[n, ylo[oy]]
-            r1 = x[n, yhi[oy]]
-            fy = yfrac[oy]
-            dst_row = y[n, oy]
             for ox in range(OW):
-                a, b = xlo[ox], xhi[ox]
-                fx = xfrac[ox]
-                dst = dst_row[ox]
+                dst = y[n, oy, ox]
                 for c in range(C):
-                    top = r0[a, c] + (r0[b, c] - r0[a, c]) * fx
-                    bottom = r1[a, c] + (r1[b, c] - r1[a, c]) * fx
-                    dst[c] = top + (bottom - top) * fy
+                    dst[c] = 0.0
+                for i in range(KY):
+                    row = x[n, yidx[oy, i]]
+                    for j in range(KX):
+                        w = yw[oy, i] * xw[ox, j]
+                        src = row[xidx[ox, j]]
+                        for c in range(C):
+                            dst[c] += w * src[c]
 
 
-upsample_bilinear_forward, upsample_bilinear_forward_serial = twins(_upsample_bilinear_forward)
+upsample_taps_forward, upsample_taps_forward_serial = twins(_upsample_taps_forward, fastmath=FAST)
 
 
-def _upsample_bilinear_backward(dy, dx, ylo, yhi, yfrac, xlo, xhi, xfrac):
-    """Scatter form: every output sends dy times each of its four weights back to the
-    cell it read. One image per prange iteration, so no two threads touch one dx."""
+def _upsample_taps_backward(dy, dx, yidx, yw, xidx, xw):
+    """Scatter form: every output sends dy times each tap's weight back to the cell it
+    read. One image per prange iteration, so no two threads touch one dx."""
     N, OH, OW, C = dy.shape
+    KY, KX = yw.shape[1], xw.shape[1]
     for n in prange(N):
         img = dx[n]
         for iy in range(img.shape[0]):
@@ -102,24 +130,15 @@ def _upsample_bilinear_backward(dy, dx, ylo, yhi, yfrac, xlo, xhi, xfrac):
                 for c in range(C):
                     img[iy, ix, c] = 0.0
         for oy in range(OH):
-            fy = yfrac[oy]
-            r0 = img[ylo[oy]]
-            r1 = img[yhi[oy]]
-            src_row = dy[n, oy]
             for ox in range(OW):
-                a, b = xlo[ox], xhi[ox]
-                fx = xfrac[ox]
-                w00 = (np.float32(1.0) - fy) * (np.float32(1.0) - fx)
-                w01 = (np.float32(1.0) - fy) * fx
-                w10 = fy * (np.float32(1.0) - fx)
-                w11 = fy * fx
-                src = src_row[ox]
-                for c in range(C):
-                    g = src[c]
-                    r0[a, c] += g * w00
-                    r0[b, c] += g * w01
-                    r1[a, c] += g * w10
-                    r1[b, c] += g * w11
+                src = dy[n, oy, ox]
+                for i in range(KY):
+                    row = img[yidx[oy, i]]
+                    for j in range(KX):
+                        w = yw[oy, i] * xw[ox, j]
+                        dst = row[xidx[ox, j]]
+                        for c in range(C):
+                            dst[c] += w * src[c]
 
 
-upsample_bilinear_backward, upsample_bilinear_backward_serial = twins(_upsample_bilinear_backward, fastmath=FAST)
+upsample_taps_backward, upsample_taps_backward_serial = twins(_upsample_taps_backward, fastmath=FAST)
