@@ -228,7 +228,7 @@ class PipelineDocument(QObject):
         return graph.straight_run(self._nodes, row)
 
     def connect_problem(self, source: int, target: int) -> str | None:
-        return self._problem(graph.connect, self._nodes, self._names, source, target, self._input_name)
+        return self._problem(graph.check_connect, self._nodes, self._names, source, target, self._input_name)
 
     def disconnect_problem(self, source: int, target: int) -> str | None:
         return self._problem(graph.disconnect, self._nodes, self._names, source, target, self._input_name)

@@ -260,6 +260,17 @@ def stable_topological_order(nodes: list[Node]) -> list[Node]:
 def connect(nodes: list[Node], names: Sequence[str], source: int, target: int, input_name: str) -> list[Node]:
     """Link source's output to target: a merge gains an input, another block has its input
     replaced. Rows are reordered (stably) when the source comes after the target."""
+    check_connect(nodes, names, source, target, input_name)
+    key, node = row_key(nodes, source), nodes[target]
+    sources = (*node.sources, key) if is_merge(node.class_name) else (key,)
+    out = list(nodes)
+    out[target] = node.with_sources(sources)
+    return out if source < target else stable_topological_order(out)
+
+
+def check_connect(nodes: Sequence[Node], names: Sequence[str], source: int, target: int, input_name: str) -> None:
+    """EditRefused when source cannot feed target (no such row, itself, already, a loop); cheap
+    enough to ask for every card under a drag."""
     _check_row(nodes, source, allow_input=True)
     _check_row(nodes, target)
     src, dst = _name(names, source, input_name), names[target]
@@ -268,13 +279,9 @@ def connect(nodes: list[Node], names: Sequence[str], source: int, target: int, i
     key, node = row_key(nodes, source), nodes[target]
     if key in node.sources and (is_merge(node.class_name) or len(node.sources) == 1):
         raise EditRefused(f"'{src}' already feeds '{dst}'")
-    if key != INPUT and key in _descendants(nodes, node.key):
+    if key != INPUT and source > target and key in _descendants(nodes, node.key):
         raise EditRefused(f"cannot connect '{src}' to '{dst}': '{dst}' already feeds '{src}', so the link "
                           "would make a loop; a network must flow one way")
-    sources = (*node.sources, key) if is_merge(node.class_name) else (key,)
-    out = list(nodes)
-    out[target] = node.with_sources(sources)
-    return stable_topological_order(out)
 
 
 def disconnect(nodes: list[Node], names: Sequence[str], source: int, target: int, input_name: str) -> list[Node]:
@@ -483,4 +490,4 @@ def plan_steps(current: Sequence[LayerEntry], target_nodes: Sequence[Node],
 
 __all__ = ["LayerEntry", "Node", "EditRefused", "INPUT", "layer_names", "graph_of", "canonical_entries",
            "source_indices", "plan_steps", "name_new_blocks", "insert_after", "remove", "set_config", "connect",
-           "disconnect", "insert_merge", "move", "wrap_residual", "straight_run", "is_merge"]
+           "check_connect", "disconnect", "insert_merge", "move", "wrap_residual", "straight_run", "is_merge"]
