@@ -200,7 +200,8 @@ contrast_forward, contrast_forward_serial = twins(_contrast_forward)  # no fastm
 def _contrast_backward(x3, dy3, factor, lo, hi, mean, dx3):
     """dx3 of ``contrast_forward``: with dz = dy where lo <= z <= hi (clip passes the
     gradient there, as torch.clamp), dx = f*dz + (1 - f)*mean over p of dz (the channel
-    mean depends on every x). dx3 must not alias dy3. prange over images."""
+    mean depends on every x). dz goes into dx3 first, so x and dy are read once. dx3 must
+    not alias dy3. prange over images."""
     N, P, C = x3.shape
     for n in prange(N):
         f = factor[n]
@@ -209,14 +210,15 @@ def _contrast_backward(x3, dy3, factor, lo, hi, mean, dx3):
             for c in range(C):
                 m = mean[n, c]
                 z = (x3[n, p, c] - m) * f + m
-                if lo <= z <= hi:
-                    sums[c] += dy3[n, p, c]
+                g = dy3[n, p, c] if (z >= lo and z <= hi) else np.float32(0.0)
+                dx3[n, p, c] = g
+                sums[c] += g
+        k = np.empty(C, np.float32)
+        for c in range(C):
+            k[c] = np.float32((1.0 - f) * sums[c] / P)
         for p in range(P):
             for c in range(C):
-                m = mean[n, c]
-                z = (x3[n, p, c] - m) * f + m
-                dz = dy3[n, p, c] if lo <= z <= hi else np.float32(0.0)
-                dx3[n, p, c] = f * dz + np.float32((1.0 - f) * sums[c] / P)
+                dx3[n, p, c] = f * dx3[n, p, c] + k[c]
 
 
 contrast_backward, contrast_backward_serial = twins(_contrast_backward)
