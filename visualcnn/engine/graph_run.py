@@ -34,9 +34,12 @@ class Plan:
     input_last_use: int
     merge: tuple[bool, ...]
     needs_grad: tuple[bool, ...]  # a trainable weight at or above this layer: its output gradient is used
+    fused: frozenset = frozenset()  # relu_fusions (a single image's predict need not redo them)
+    folds: dict | None = None  # bn_folds
 
 
 def make_plan(layers, inbound) -> Plan:
+    """The plan of a graph whose layers are built (model.build makes it)."""
     n = len(layers)
     inbound = tuple(tuple(ins) for ins in inbound)
     consumers: list[list[int]] = [[] for _ in range(n)]
@@ -51,9 +54,12 @@ def make_plan(layers, inbound) -> Plan:
     for i, layer in enumerate(layers):
         own = any(spec.trainable for spec in getattr(layer, "weight_specs", ()))
         needs.append(own or any(needs[j] for j in inbound[i] if j >= 0))
-    return Plan(inbound, tuple(tuple(c) for c in consumers),
+    plan = Plan(inbound, tuple(tuple(c) for c in consumers),
                 tuple(max(c) if c else i for i, c in enumerate(consumers)), input_last,
                 tuple(bool(getattr(layer, "merge", False)) for layer in layers), tuple(needs))
+    # built layers: a BatchNormalization folds only once both it and its conv are built
+    return Plan(plan.inbound, plan.consumers, plan.last_use, plan.input_last_use, plan.merge, plan.needs_grad,
+                relu_fusions(layers, plan), bn_folds(layers, plan))
 
 
 def relu_fusions(layers, plan: Plan) -> frozenset:
@@ -91,7 +97,7 @@ def _inputs(plan: Plan, i: int, x, outs):
 def forward(layers, plan: Plan, x, ctxs, training: bool, collect: list | None = None):
     """The output of the last layer; every layer's output appended to `collect` when
     given (then nothing is fused: each layer's own output is wanted)."""
-    fused = relu_fusions(layers, plan) if collect is None else ()
+    fused = plan.fused if collect is None else ()
     outs: list = [None] * len(layers)
     for i, (layer, ctx) in enumerate(zip(layers, ctxs)):
         ctx.fuse_relu = i in fused
@@ -111,8 +117,7 @@ def forward_streaming(layers, plan: Plan, x, ctxs, arenas: list, workspace_facto
     three). A layer whose output is a view of an input (Flatten, a fused relu, inference
     Dropout) leaves the data in that input's arena, which then stays busy as long as
     either is needed."""
-    fused = relu_fusions(layers, plan)
-    folds = bn_folds(layers, plan)
+    fused, folds = plan.fused, plan.folds
     for ctx in ctxs:
         ctx.saved.clear()
     n = len(layers)
