@@ -229,3 +229,11 @@ def test_serial_twins_give_the_same_results():
         np.testing.assert_array_equal(results[0][0], results[1][0])
         for a, b in zip(results[0][1], results[1][1]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_input_count_limits():
+    with pytest.raises(ConfigError, match=r"^Maximum: takes at most 255 inputs, received 256; connect at most 255"):
+        L.Maximum().infer(((None, 2),) * 256)
+    with pytest.raises(ConfigError, match=r"^Add: takes at least 1 input, received 0"):
+        L.Add().infer(())
+    assert L.Add().infer(((None, 2),) * 300).output_shape == (None, 2)

@@ -70,26 +70,33 @@ sum_forward, sum_forward_serial = twins(_sum_forward, fastmath=FAST)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _winner(x, y, dy, dx, taken):
-    """dx = dy where x holds y and no earlier input did (taken marks those), else 0."""
+def _claim(x, y, win, j):
+    """win = j where x holds y and no earlier input did (win starts at 255: none)."""
+    for i in range(win.shape[0]):
+        if win[i] == 255 and x[i] == y[i]:
+            win[i] = j
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _route(dy, dx, win, j):
     for i in range(dx.shape[0]):
-        if taken[i] == 0 and x[i] == y[i]:
-            dx[i] = dy[i]
-            taken[i] = 1
-        else:
-            dx[i] = 0.0
+        dx[i] = dy[i] if win[i] == j else np.float32(0.0)
 
 
-def _extremum_backward(xs, y, dy, dxs):
+def _extremum_backward(xs, y, dy, dxs, win):
     """dxs[j] = dy where input j is the first to hold the forward's result y (Maximum,
-    Minimum: ties go to the earlier input, as TensorFlow's x >= y), else 0."""
+    Minimum: ties go to the earlier input, as TensorFlow's x >= y), else 0. win: uint8
+    scratch shaped like y (the winner per value; at most 255 inputs). prange over blocks."""
     n = y.shape[0]
     k = len(xs)
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
-        taken = np.zeros(e - s, np.uint8)
+        w = win[s:e]
+        w[:] = 255
         for j in range(k):
-            _winner(xs[j][s:e], y[s:e], dy[s:e], dxs[j][s:e], taken)
+            _claim(xs[j][s:e], y[s:e], w, j)
+        for j in range(k):
+            _route(dy[s:e], dxs[j][s:e], w, j)
 
 
 extremum_backward, extremum_backward_serial = twins(_extremum_backward)

@@ -90,8 +90,9 @@ class _Merge(Layer):
         n = len(shapes)
         if n < self.min_inputs or (self.max_inputs is not None and n > self.max_inputs):
             exactly = self.max_inputs == self.min_inputs
-            need = f"exactly {self.min_inputs}" if exactly else f"at least {self.min_inputs}"
-            raise ConfigError(f"{self.where}: takes {need} input{'s' if self.min_inputs > 1 else ''}, "
+            need = (f"exactly {self.min_inputs}" if exactly else f"at least {self.min_inputs}" if n < self.min_inputs
+                    else f"at most {self.max_inputs}")
+            raise ConfigError(f"{self.where}: takes {need} input{'' if need.endswith(' 1') else 's'}, "
                               f"received {n}; connect {need} blocks to it")
         return self._infer_merge(shapes, fields, names)
 
@@ -321,6 +322,7 @@ class _Extremum(_Merge):
 
     op = staticmethod(np.maximum)
     word = "max"
+    max_inputs = 255  # the backward routes gradients by a uint8 winner index
 
     def _formula(self, shapes, shape):
         terms = ", ".join(_per_example(s) for s in shapes)
@@ -337,7 +339,8 @@ class _Extremum(_Merge):
             grads = [ctx.buf(f"g{k}", dy.shape) for k in range(len(xs))]
             k = _kernels()
             back = k.extremum_backward_serial if _backward_serial() else k.extremum_backward
-            back(k.flat_tuple(xs), y.reshape(-1), dy.reshape(-1), k.flat_tuple(grads))
+            winner = ctx.buf("winner", (y.size,), np.uint8)
+            back(k.flat_tuple(xs), y.reshape(-1), dy.reshape(-1), k.flat_tuple(grads), winner)
             return grads
         taken = np.zeros(y.shape, bool)
         grads = []
