@@ -12,8 +12,9 @@ from visualcnn.engine import ConfigError, layers as L
 def test_keras_defaults_and_config():
     layer = L.GaussianNoise(0.1)
     assert layer.get_config() == {"name": None, "trainable": True, "stddev": 0.1, "seed": None}
-    keras_config = {"name": "gaussian_noise", "trainable": True, "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                    "config": {"name": "float32"}, "registered_name": None}, "stddev": 0.1, "seed": None}
+    keras_config = {"name": "gaussian_noise", "trainable": True, "dtype": {"module": "keras",
+                    "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+                    "stddev": 0.1, "seed": None}
     loaded = L.layer_from_config("GaussianNoise", keras_config)
     assert loaded.config == {"stddev": 0.1, "seed": None}
     round_trip(loaded)

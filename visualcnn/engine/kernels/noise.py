@@ -6,7 +6,6 @@ channel masks are tiny; the noise is drawn into a reused buffer), so reseeding a
 reproduces a run. Each kernel has a ``_serial`` twin (``parallel.use_serial()``).
 """
 
-import numpy as np
 from numba import prange
 
 from visualcnn.engine import parallel  # noqa: F401  (the layers ask parallel.use_serial())

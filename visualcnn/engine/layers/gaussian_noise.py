@@ -26,7 +26,8 @@ class GaussianNoise(TrainingOnlyLayer):
 
     @property
     def training_line(self) -> str:
-        return f"adds noise drawn from a normal distribution with standard deviation {self.config['stddev']:g} to every value"
+        return (f"adds noise drawn from a normal distribution with standard deviation "
+                f"{self.config['stddev']:g} to every value")
 
     def forward(self, x, ctx, training=False):
         stddev = self.config["stddev"]

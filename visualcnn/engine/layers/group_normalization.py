@@ -24,7 +24,8 @@ class GroupNormalization(Layer):
 
     class_name = "GroupNormalization"
     family = "normalization"
-    ARGS = (Arg("groups", "int", 32, minimum=-1, doc="how many groups the channels are split into (-1: one per channel)"),
+    ARGS = (Arg("groups", "int", 32, minimum=-1,
+                doc="how many groups the channels are split into (-1: one per channel)"),
             Arg("axis", "axis", -1, doc="the channel axis that is split into groups"),
             Arg("epsilon", "float", 1e-3, minimum=0.0, doc="added to the variance to avoid dividing by zero"),
             Arg("center", "bool", True, doc="learn an offset beta per channel"),
