@@ -93,7 +93,7 @@ class _Merge(Layer):
             need = (f"exactly {self.min_inputs}" if exactly else f"at least {self.min_inputs}" if n < self.min_inputs
                     else f"at most {self.max_inputs}")
             raise ConfigError(f"{self.where}: takes {need} input{'' if need.endswith(' 1') else 's'}, "
-                              f"received {n}; connect {need} blocks to it")
+                              f"received {n}; connect {need} block{'' if need.endswith(' 1') else 's'} to it")
         return self._infer_merge(shapes, fields, names)
 
     def _infer_merge(self, shapes, fields, names) -> Inference:
