@@ -304,18 +304,19 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
     inner = [w - 2 for w in widths]
     aligns = [align for _, _, align in columns]
 
-    def cells(values, left: str, mid: str, right: str) -> list[str]:
+    def cells(values, left: str, mid: str, right: str, header: bool = False) -> list[str]:
         wrapped = [_cell_lines(v, w, a) for v, w, a in zip(values, inner, aligns)]
         height = max(len(w) for w in wrapped)
-        return [left + mid.join(f" {lines[i] if i < len(lines) else ' ' * w} "
-                                for lines, w in zip(wrapped, inner)) + right
-                for i in range(height)]
+        # rich aligns header cells to the bottom of the row, body cells to the top
+        wrapped = [[" " * w] * (height - len(lines)) + lines if header else lines + [" " * w] * (height - len(lines))
+                   for lines, w in zip(wrapped, inner)]
+        return [left + mid.join(f" {lines[i]} " for lines in wrapped) + right for i in range(height)]
 
     def rule(left: str, fill: str, mid: str, right: str) -> str:
         return left + mid.join(fill * w for w in widths) + right
 
     table = [rule("┏", "━", "┳", "┓")]
-    table += cells(tuple(title for title, _, _ in columns), "┃", "┃", "┃")
+    table += cells(tuple(title for title, _, _ in columns), "┃", "┃", "┃", header=True)
     table.append(rule("┡", "━", "╇", "┩"))
     for i, row in enumerate(rows):
         if i:

@@ -34,7 +34,7 @@ def main(n: int) -> None:
     for index in range(n):
         missing = [c for c in classes if c not in seen]
         model = random_model(keras, rng, index, classes, must_use=missing[0] if missing else None)
-        widths = [76, rng.choice([60, 88, 100, 108, 124, 150])]
+        widths = [76, rng.choice([40, 47, 55, 60, 88, 100, 108, 124, 150])]
         entry = case(keras, model, widths)
         seen.update(entry["classes"])
         cases.append(entry)
