@@ -226,7 +226,7 @@ def test_a_mismatched_add_is_red_in_place_with_the_engines_message(graph_window)
     # the arrows into the merge are red too
     links = view.graph_layout.links
     n = next(n for n, link in enumerate(links) if link.target == add and link.source == add - 1)
-    (x0, y0), (x1, y1) = view.placement.paths[n][-2], view.placement.paths[n][-1]
+    (_, y0), (x1, y1) = view.placement.paths[n][-2], view.placement.paths[n][-1]
     arrow = reddest(x1, y0, y1)
     assert arrow.red() > 150 and arrow.green() < 120, arrow.name()
     # the card is tall enough for the whole message
@@ -269,3 +269,16 @@ def test_a_layer_dropped_on_the_lower_half_of_a_card_goes_after_it(graph_window)
     assert view.handle_drop_at(palette_mime_data("Dropout"), target)
     assert sources(doc, "dropout") == ["stem"]
     assert sources(doc, "conv_a") == ["dropout"] and sources(doc, "proj") == ["dropout"]  # takes over both
+
+
+def test_the_input_has_an_output_port_too_in_a_graph(graph_window, qtbot):
+    view = graph_window(residual_with_projection())
+    doc = view._document
+    add = names(doc).index("add")
+    start = viewport_point(view, view.output_port(INPUT))
+    assert view.port_at(view.output_port(INPUT)) == INPUT
+    end = viewport_point(view, view.card_rect(add).center())
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(view.viewport(), pos=end)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    assert sources(doc, "add") == ["conv_b", "proj", doc.input_name]

@@ -54,8 +54,10 @@ def _rounded_path(points, radius: float = 8.0) -> QPainterPath:
     for k in range(1, len(points) - 1):
         (x0, y0), (x1, y1), (x2, y2) = points[k - 1], points[k], points[k + 1]
         r = min(radius, math.hypot(x1 - x0, y1 - y0) / 2, math.hypot(x2 - x1, y2 - y1) / 2)
-        before = (x1 - math.copysign(r, x1 - x0) if x1 != x0 else x1, y1 - math.copysign(r, y1 - y0) if y1 != y0 else y1)
-        after = (x1 + math.copysign(r, x2 - x1) if x2 != x1 else x1, y1 + math.copysign(r, y2 - y1) if y2 != y1 else y1)
+        def step(a, b):  # r along a -> b (0 when the piece does not move on that axis)
+            return math.copysign(r, b - a) if b != a else 0.0
+        before = (x1 - step(x0, x1), y1 - step(y0, y1))
+        after = (x1 + step(x1, x2), y1 + step(y1, y2))
         path.lineTo(QPointF(*before))
         path.quadTo(QPointF(x1, y1), QPointF(*after))
     path.lineTo(QPointF(*points[-1]))
@@ -64,7 +66,8 @@ def _rounded_path(points, radius: float = 8.0) -> QPainterPath:
 
 def _arrow_head(tip: QPointF, size: float) -> QPolygonF:
     """A small triangle pointing down onto `tip`."""
-    return QPolygonF([tip, QPointF(tip.x() - size * 0.6, tip.y() - size), QPointF(tip.x() + size * 0.6, tip.y() - size)])
+    return QPolygonF([tip, QPointF(tip.x() - size * 0.6, tip.y() - size),
+                      QPointF(tip.x() + size * 0.6, tip.y() - size)])
 
 
 class DropTarget:
@@ -221,7 +224,11 @@ class PipelineGraphView(QAbstractScrollArea):
         return round(self.card_rect(row).height()) if 0 <= row < len(self.placement.cards) else -1
 
     def output_port(self, row: int) -> QPointF:
-        """Scene position of a card's output port (the dot under the card)."""
+        """Scene position of a card's output port (the dot under the card); row -1: the input's
+        (the dot under the input block, in a graph)."""
+        if row == INPUT:
+            x, y = self.placement.input_port
+            return QPointF(x, y + PORT_RADIUS)
         x, y = output_port(self.placement.cards[row])
         return QPointF(x, y - CardPainter.MARGIN / 2)
 
@@ -246,13 +253,15 @@ class PipelineGraphView(QAbstractScrollArea):
                 return row
         return -1
 
-    def port_at(self, scene: QPointF) -> int:
-        """The row whose output port is under the point, else -1."""
-        for row in range(len(self.placement.cards)):
+    def port_at(self, scene: QPointF) -> int | None:
+        """The row whose output port is under the point (-1: the input's, in a graph), else None."""
+        count = len(self.placement.cards)
+        rows = range(count) if self.graph_layout.linear else range(INPUT, count)
+        for row in rows:
             port = self.output_port(row)
             if math.hypot(port.x() - scene.x(), port.y() - scene.y()) <= PORT_GRAB:
                 return row
-        return -1
+        return None
 
     def link_at(self, scene: QPointF) -> int:
         """The arrow under the point (graph layouts only), else -1."""
@@ -485,8 +494,9 @@ class PipelineGraphView(QAbstractScrollArea):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         if event.button() == Qt.MouseButton.LeftButton:
             port = self.port_at(scene)
-            if port >= 0:
-                self.select_row(port)
+            if port is not None:
+                if port != INPUT:
+                    self.select_row(port)
                 self.begin_connect(port)
                 return
             row = self.card_at(scene)
@@ -513,7 +523,7 @@ class PipelineGraphView(QAbstractScrollArea):
                 self._start_card_drag(row)
             return
         hover = self.card_at(scene)
-        on_port = self.port_at(scene) >= 0
+        on_port = self.port_at(scene) is not None
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if on_port else Qt.CursorShape.ArrowCursor)
         if hover != self._hover:
             self._hover = hover
@@ -571,10 +581,10 @@ class PipelineGraphView(QAbstractScrollArea):
         if event.type() == QEvent.Type.ToolTip:
             scene = self._to_scene(event.position() if hasattr(event, "position") else event.pos())
             row = self.card_at(scene)
-            if row >= 0 and self.port_at(scene) < 0:
+            if row >= 0 and self.port_at(scene) is None:
                 QToolTip.showText(event.globalPos(), self._model.data(self._model.index(row),
                                                                      Qt.ItemDataRole.ToolTipRole), self.viewport())
-            elif self.port_at(scene) >= 0:
+            elif self.port_at(scene) is not None:
                 QToolTip.showText(event.globalPos(), "Drag from this output to another block to feed it this "
                                   "block's output", self.viewport())
             else:
@@ -789,9 +799,11 @@ class PipelineGraphView(QAbstractScrollArea):
             painter.setBrush(colour)
             painter.drawPolygon(_arrow_head(path.currentPosition(), size))
         if any(link.source == INPUT for link in self._layout.links):
-            x, y = self._placement.input_port
-            painter.setBrush(QColor(palette.color(QPalette.ColorRole.Text)))
-            painter.drawEllipse(QPointF(x, y + 1), 3.5, 3.5)
+            x, y = self._placement.input_port  # the input's output port: drag from it too
+            painter.setPen(QPen(palette.color(QPalette.ColorRole.Base), 1.5))
+            painter.setBrush(palette.color(QPalette.ColorRole.Highlight) if self._connect_source == INPUT
+                             else palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawEllipse(QPointF(x, y + PORT_RADIUS), PORT_RADIUS, PORT_RADIUS)
 
     def _paint_ports(self, painter: QPainter, palette) -> None:
         """The output ports: always in a graph, on the hovered or selected card in a plain column."""
