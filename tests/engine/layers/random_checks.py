@@ -38,7 +38,8 @@ def training_output(layer, x: np.ndarray, seed: int) -> np.ndarray:
 
 def check_training_only(layer, x: np.ndarray) -> None:
     """Predicting returns x itself (no copy, as Keras's identity); training changes x, the
-    same way for the same seed and differently for another; x is never written into."""
+    same way for the same seed and differently for another; x is never written into;
+    preview(x, seed) shows the training output without drawing from the layer's generator."""
     x_copy = x.copy()
     assert layer.forward(x, Context(), training=False) is x
     a, b, c = training_output(layer, x, 1), training_output(layer, x, 1), training_output(layer, x, 2)
@@ -47,6 +48,10 @@ def check_training_only(layer, x: np.ndarray) -> None:
     assert not np.array_equal(a, x)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+    # preview: the training output for a seed, leaving the layer's own generator alone
+    state = layer._rng.bit_generator.state
+    np.testing.assert_array_equal(layer.preview(x, seed=1), a)
+    assert layer._rng.bit_generator.state == state
     # the backward of an inference call passes dy through
     ctx = Context()
     layer.forward(x, ctx, training=False)
@@ -152,7 +157,7 @@ def affine_reference(x: np.ndarray, params: np.ndarray, interpolation: str, fill
 def drawn_params(layer, n: int, h: int, w: int, seed: int) -> np.ndarray:
     """The per-image transform rows a training forward reseeded with `seed` uses."""
     layer.reseed(seed)
-    return layer._params(n, h, w)
+    return layer._params(n, h, w, layer._rng)
 
 
 def check_affine_layer(layer_factory, x: np.ndarray) -> None:

@@ -35,7 +35,7 @@ class GaussianNoise(TrainingOnlyLayer):
             return x
         y = ctx.buf("y", x.shape)
         # drawn straight into the output buffer, then y = x + stddev*y in one pass
-        self._rng.standard_normal(out=y.reshape(-1), dtype=np.float32)
+        self.random(ctx).standard_normal(out=y.reshape(-1), dtype=np.float32)
         k = kernel_module("noise")
         pick(k, "add_scaled")(x.reshape(-1), y.reshape(-1), np.float32(stddev), y.reshape(-1))
         return y

@@ -26,13 +26,14 @@ def keras_factor(value) -> tuple[float, float]:
 
 
 class RandomAffineLayer(TrainingOnlyLayer):
-    """Subclasses implement `_params(n, height, width)`: (n, 6) float32 rows a0, a1, a2, b0,
-    b1, b2 (output pixel (i, j) reads input column a0*j + a1*i + a2, row b0*j + b1*i + b2)."""
+    """Subclasses implement `_params(n, height, width, rng)`: (n, 6) float32 rows a0, a1, a2,
+    b0, b1, b2 (output pixel (i, j) reads input column a0*j + a1*i + a2, row b0*j + b1*i +
+    b2), drawn from the generator rng."""
 
     family = "augmentation"
     image_input = True
 
-    def _params(self, n: int, height: int, width: int) -> np.ndarray:
+    def _params(self, n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
     def _fill_line(self) -> str:
@@ -44,7 +45,7 @@ class RandomAffineLayer(TrainingOnlyLayer):
         if not training:
             ctx.saved["params"] = None
             return x
-        params = self._params(x.shape[0], x.shape[1], x.shape[2])
+        params = self._params(x.shape[0], x.shape[1], x.shape[2], self.random(ctx))
         k = kernel_module("augmentation")
         order = 1 if self.config["interpolation"] == "bilinear" else 0
         mode = k.FILL_MODES.index(self.config["fill_mode"])  # the kernels' fill-mode code

@@ -57,7 +57,7 @@ class RandomContrast(TrainingOnlyLayer):
             return x
         n, c = x.shape[0], x.shape[-1]
         low, high = self._bounds
-        factor = self._rng.uniform(low, high, n).astype(np.float32)
+        factor = self.random(ctx).uniform(low, high, n).astype(np.float32)
         lo, hi = (np.float32(v) for v in self.config["value_range"])
         y = ctx.buf("y", x.shape)
         mean = ctx.buf("mean", (n, c))

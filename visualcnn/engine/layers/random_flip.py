@@ -37,7 +37,7 @@ class RandomFlip(TrainingOnlyLayer):
         if not training:
             ctx.saved["flips"] = None
             return x
-        flips = (self._rng.random(x.shape[0]) <= 0.5).astype(np.uint8)
+        flips = (self.random(ctx).random(x.shape[0]) <= 0.5).astype(np.uint8)
         mode = self.config["mode"]
         rows = flips if mode != "horizontal" else np.zeros_like(flips)
         cols = flips if mode != "vertical" else np.zeros_like(flips)

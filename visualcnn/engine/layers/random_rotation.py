@@ -32,9 +32,9 @@ class RandomRotation(RandomAffineLayer):
         lower, upper = self.config["factor"]
         return f"each image is rotated by {lower * 360:g} to {upper * 360:g} degrees; " + self._fill_line()
 
-    def _params(self, n, height, width):
+    def _params(self, n, height, width, rng):
         lower, upper = self.config["factor"]
-        angle = np.deg2rad(self._rng.uniform(lower * 360.0, upper * 360.0, n)).astype(np.float32)
+        angle = np.deg2rad(rng.uniform(lower * 360.0, upper * 360.0, n)).astype(np.float32)
         # Keras's _compute_affine_matrix with scale 1, no shear or shift, centre ((w-1)/2, (h-1)/2)
         cx, cy = np.float32(0.5 * (width - 1)), np.float32(0.5 * (height - 1))
         cos, sin = np.cos(angle), np.sin(angle)

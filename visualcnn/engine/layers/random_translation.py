@@ -29,12 +29,12 @@ class RandomTranslation(RandomAffineLayer):
         return (f"each image is shifted by {hl:g} to {hu:g} of its height and {wl:g} to {wu:g} of its width; "
                 + self._fill_line())
 
-    def _params(self, n, height, width):
+    def _params(self, n, height, width, rng):
         hl, hu = keras_factor(self.config["height_factor"])
         wl, wu = keras_factor(self.config["width_factor"])
         # Keras draws the heights first, then the widths
-        dy = self._rng.uniform(hl, hu, n) * height
-        dx = self._rng.uniform(wl, wu, n) * width
+        dy = rng.uniform(hl, hu, n) * height
+        dx = rng.uniform(wl, wu, n) * width
         return affine_rows(n, 1.0, 0.0, -dx, 0.0, 1.0, -dy)
 
     def describe(self):

@@ -51,14 +51,14 @@ class RandomZoom(RandomAffineLayer):
                     f"{1 + wl:g} to {1 + wu:g} (above 1 zooms out)")
         return text + "; " + self._fill_line()
 
-    def _params(self, n, height, width):
+    def _params(self, n, height, width, rng):
         hl, hu = keras_factor(self.config["height_factor"])
-        zy = self._rng.uniform(1.0 + hl, 1.0 + hu, n)
+        zy = rng.uniform(1.0 + hl, 1.0 + hu, n)
         if self.config["width_factor"] is None:
             zx = zy
         else:
             wl, wu = keras_factor(self.config["width_factor"])
-            zx = self._rng.uniform(1.0 + wl, 1.0 + wu, n)
+            zx = rng.uniform(1.0 + wl, 1.0 + wu, n)
         zx, zy = zx.astype("float32"), zy.astype("float32")
         return affine_rows(n, zx, 0.0, (width - 1.0) / 2.0 * (1.0 - zx),
                            0.0, zy, (height - 1.0) / 2.0 * (1.0 - zy))

@@ -44,7 +44,7 @@ class SpatialDropout2D(TrainingOnlyLayer):
             return x
         n, c = x.shape[0], x.shape[-1]
         # keep where uniform >= rate, as Dropout (tf.nn.dropout); one draw per (example, channel)
-        keep = self._rng.random((n, c)) >= rate
+        keep = self.random(ctx).random((n, c)) >= rate
         scale = keep.astype(np.float32) * np.float32(1.0 / (1.0 - rate))
         y = ctx.buf("y", x.shape)
         k = kernel_module("noise")

@@ -40,6 +40,23 @@ class TrainingOnlyLayer(Layer):
         """Restart the random numbers (the training generator calls this at fit)."""
         self._rng = np.random.default_rng(seed)
 
+    def random(self, ctx) -> np.random.Generator:
+        """The generator a training forward draws from: the layer's own, or a preview's."""
+        rng = getattr(ctx, "rng", None)
+        return self._rng if rng is None else rng
+
+    def preview(self, x, seed: int = 0) -> np.ndarray:
+        """What training passes on for the batch x, with the random numbers of `seed`: lets
+        the window show a student an augmented example. The layer's own generator is not
+        touched and the kernels run serially, so this is safe while training runs."""
+        from ..parallel import serial_inference
+        from .base import Context
+
+        ctx = Context()
+        ctx.rng = np.random.default_rng(seed)
+        with serial_inference():
+            return np.array(self.forward(np.ascontiguousarray(x, np.float32), ctx, training=True))
+
     def buffer_values(self, input_shape, output_shape, training):
         # training: y and dx; predict: passes its input through
         return math.prod(output_shape[1:]) + math.prod(input_shape[1:]) if training else 0
