@@ -151,3 +151,16 @@ def test_broken_functional_json_is_one_line_naming_the_layer(edit, message):
     with pytest.raises(ConfigError) as info:
         read_model_file(json.dumps(data))
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_model_summary_prints_keras_text_and_cuts_at_the_console(capsys, monkeypatch):
+    model = read_model_file(json.dumps(keras2_functional())).model
+    monkeypatch.setenv("COLUMNS", "300")
+    model.summary(line_length=120)
+    out = capsys.readouterr().out
+    assert out == render_summary(model.name, model.analyse(), 120, functional=True) + "\n"
+    assert max(len(line) for line in out.splitlines()) == 120
+    monkeypatch.setenv("COLUMNS", "80")  # rich (so Keras) cuts every line at the console's edge
+    model.summary(line_length=120)
+    cut = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in cut) == 80 and cut[1] == out.splitlines()[1][:80]

@@ -55,4 +55,19 @@ def test_linear_functional_model_prints_the_input_row_as_keras_does(capsys):
     ours = []
     read_model_file(model.to_json()).model.summary(line_length=76, print_fn=ours.append)
     assert "input_layer (InputLayer)" in lines[0]
-    assert ours[0] + "\n" == lines[0]
+    assert ours == lines  # one string with its final newline, as Keras hands print_fn
+
+
+@pytest.mark.parametrize("columns,line_length", [("80", 120), ("60", None), ("100", 40)])
+def test_summary_is_cut_at_the_console_width_as_keras_does(monkeypatch, columns, line_length):
+    monkeypatch.setenv("COLUMNS", columns)
+    keras.backend.clear_session()
+    inputs = keras.Input((12, 12, 1), name="a_rather_long_input_name_for_the_title_and_cells")
+    a = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    b = keras.layers.Conv2D(4, 1, name="projection_with_a_very_long_name_indeed")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Add()([a, b])))
+    model = keras.Model(inputs, outputs, name="a_model_name_long_enough_to_wrap_in_a_narrow_console_" * 2)
+    theirs, ours = [], []
+    model.summary(line_length=line_length, print_fn=lambda s, line_break=True: theirs.append(s))
+    read_model_file(model.to_json()).model.summary(line_length=line_length, print_fn=ours.append)
+    assert ours == theirs

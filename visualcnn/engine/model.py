@@ -16,6 +16,7 @@ training run is active in another thread runs the serial kernels.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Iterable
 
@@ -147,10 +148,14 @@ class Model:
     def count_params(self) -> int:
         return self.checked_report().total_params
 
-    def summary(self, line_length: int | None = None, print_fn=print) -> None:
-        """Print the Keras model.summary() table."""
-        print_fn(render_summary(self.name, self.checked_report(), line_length,
-                                functional=not isinstance(self, Sequential)))
+    def summary(self, line_length: int | None = None, print_fn=None) -> None:
+        """Print the Keras model.summary() table: as Keras 3, one string ending in a newline to
+        print_fn (default: stdout), lines cut at the console's width as rich cuts them."""
+        from .summary import console_width
+
+        text = render_summary(self.name, self.checked_report(), line_length,
+                              functional=not isinstance(self, Sequential), console_width=console_width())
+        (print_fn or sys.stdout.write)(text + "\n")
 
     def to_json(self, **kwargs) -> str:
         from .model_io import model_to_json

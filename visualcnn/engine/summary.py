@@ -7,6 +7,7 @@ line between rows, counts with thousands separators, sizes as float32 bytes in 1
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import unicodedata
@@ -95,6 +96,23 @@ MAX_LINE_LENGTH = 1000
 
 def default_line_length() -> int:
     return clamp_line_length(min(88, shutil.get_terminal_size().columns - 4))
+
+
+def console_width() -> int:
+    """The width rich gives Keras's console: the first terminal among stdin, stdout and stderr,
+    then $COLUMNS over it, else 80 (shutil looks at stdout only, so the two differ when output
+    is redirected in a terminal)."""
+    width = None
+    for fd in (0, 1, 2):
+        try:
+            width = os.get_terminal_size(fd).columns
+            break
+        except (AttributeError, ValueError, OSError):
+            pass
+    columns = os.environ.get("COLUMNS")
+    if columns is not None and columns.isdigit():
+        width = int(columns)
+    return width or 80
 
 
 def clamp_line_length(line_length: int) -> int:
