@@ -61,7 +61,9 @@ class UpSampling2D(Layer):
 
         self._resize = resize
         mode = self.config["interpolation"]
-        self._kind = "nearest" if mode == "nearest" else "taps"
+        # kernel name stems: forward, backward (bilinear has its own faster forward)
+        self._kinds = {"nearest": ("nearest", "nearest"), "bilinear": ("two_taps", "taps"),
+                       "bicubic": ("taps", "taps")}[mode]
         if mode != "nearest":
             (sh, sw), (h, w) = self.config["size"], self.built_input_shape[1:3]
             self._geometry = (*resize.resize_taps(h, sh, mode), *resize.resize_taps(w, sw, mode))
@@ -69,7 +71,8 @@ class UpSampling2D(Layer):
             self._geometry = self.config["size"]
 
     def _kernel(self, name: str, serial: bool):
-        return getattr(self._resize, f"upsample_{self._kind}_{name}" + ("_serial" if serial else ""))
+        kind = self._kinds[0 if name == "forward" else 1]
+        return getattr(self._resize, f"upsample_{kind}_{name}" + ("_serial" if serial else ""))
 
     def forward(self, x, ctx, training=False):
         # training runs the parallel kernels; inference asks parallel.py (a second thread must not)
