@@ -378,7 +378,8 @@ def test_the_engine_services_work_on_graphs():
     assert type(copy) is Model and copy.inbound == model.inbound and copy is not model
     assert [layer.name for layer in copy.layers] == [layer.name for layer in model.layers]
     assert all(a is not b for a, b in zip(copy.layers, model.layers))
-    assert len(warmup.kernels_needed(model, batch_size=8)) > 0
+    assert isinstance(warmup.kernels_needed(model, batch_size=8), list)  # compiled ones are not listed:
+    # test_graph_warmup.py checks the list in a fresh interpreter
     estimate = memory.estimate_memory(model.analyse(), 32)
     plain = memory.estimate_memory(model.analyse(), 1)
     assert estimate.training_peak_bytes > plain.training_peak_bytes > 0
