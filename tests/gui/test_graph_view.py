@@ -282,3 +282,11 @@ def test_the_input_has_an_output_port_too_in_a_graph(graph_window, qtbot):
     qtbot.mouseMove(view.viewport(), pos=end)
     qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
     assert sources(doc, "add") == ["conv_b", "proj", doc.input_name]
+
+
+def test_an_arrow_says_what_it_links(graph_window):
+    view = graph_window(residual_with_projection())
+    row = {name: i for i, name in enumerate(names(view._document))}
+    n = next(n for n, link in enumerate(view.graph_layout.links) if (link.source, link.target) == (row["proj"],
+                                                                                                   row["add"]))
+    assert view.link_text(n).startswith("proj \u2192 add (input 2 of 2)")

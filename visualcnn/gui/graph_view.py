@@ -106,6 +106,7 @@ class PipelineGraphView(QAbstractScrollArea):
         self._connect_checked: dict[int, bool] = {}  # target row -> may take the output (asked lazily)
         self._press: tuple[QPointF, int] | None = None  # press position and card, until a drag starts
         self._hover = -1
+        self._hover_link = -1
         self.setObjectName("pipelineList")
         self.setAccessibleName("Pipeline")
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -155,6 +156,7 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def _invalidate(self, *_args) -> None:
         self._placement = None
+        self._hover_link = -1  # arrows are numbered per layout
         self.viewport().update()
 
 
@@ -246,6 +248,15 @@ class PipelineGraphView(QAbstractScrollArea):
             points[0] = (points[0][0], points[0][1] - CardPainter.MARGIN / 2)
         points[-1] = (points[-1][0], points[-1][1] + CardPainter.MARGIN / 2)
         return _rounded_path(points)
+
+    def link_text(self, n: int) -> str:
+        """What arrow n is, for its tooltip: 'conv_a -> add (input 2 of 3)' and what can be done with it."""
+        link, names = self.graph_layout.links[n], self._document.names
+        source = self._document.input_name if link.source == INPUT else names[link.source]
+        inputs = len(self.graph_layout.inputs[link.target])
+        which = f" (input {link.slot + 1} of {inputs})" if inputs > 1 else ""
+        return (f"{source} \u2192 {names[link.target]}{which}\nDrop a layer here to insert it on this link; "
+                "right-click to remove the link.")
 
     def card_at(self, scene: QPointF) -> int:
         for row, card in enumerate(self.placement.cards):
@@ -525,8 +536,9 @@ class PipelineGraphView(QAbstractScrollArea):
         hover = self.card_at(scene)
         on_port = self.port_at(scene) is not None
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if on_port else Qt.CursorShape.ArrowCursor)
-        if hover != self._hover:
-            self._hover = hover
+        link = self.link_at(scene) if hover < 0 and not on_port else -1  # right-click it to remove it
+        if (hover, link) != (self._hover, self._hover_link):
+            self._hover, self._hover_link = hover, link
             self.viewport().update()
 
     def mouseReleaseEvent(self, event):  # noqa: N802 - Qt override
@@ -537,8 +549,8 @@ class PipelineGraphView(QAbstractScrollArea):
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event):  # noqa: N802 - Qt override
-        if self._hover != -1:
-            self._hover = -1
+        if (self._hover, self._hover_link) != (-1, -1):
+            self._hover, self._hover_link = -1, -1
             self.viewport().update()
         super().leaveEvent(event)
 
@@ -587,6 +599,8 @@ class PipelineGraphView(QAbstractScrollArea):
             elif self.port_at(scene) is not None:
                 QToolTip.showText(event.globalPos(), "Drag from this output to another block to feed it this "
                                   "block's output", self.viewport())
+            elif self.link_at(scene) >= 0:
+                QToolTip.showText(event.globalPos(), self.link_text(self.link_at(scene)), self.viewport())
             else:
                 QToolTip.hideText()
             return True
@@ -790,9 +804,11 @@ class PipelineGraphView(QAbstractScrollArea):
                     max(ys) < visible.top() - size or min(ys) > visible.bottom() + size:
                 continue  # off screen (a long pipeline has a thousand arrows)
             colour = self._link_colour(n, palette)
+            if n == self._hover_link:
+                colour = palette.color(QPalette.ColorRole.Highlight)
             path = self.link_path(n)
-            painter.setPen(QPen(colour, 1.6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                                Qt.PenJoinStyle.RoundJoin))
+            painter.setPen(QPen(colour, 2.6 if n == self._hover_link else 1.6, Qt.PenStyle.SolidLine,
+                                Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPath(path)
             painter.setPen(Qt.PenStyle.NoPen)
