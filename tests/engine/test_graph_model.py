@@ -405,3 +405,31 @@ def test_save_and_load_a_graph_model(tmp_path):
     assert type(again) is Model and again.inbound == model.inbound and again.name == "res"
     x = np.random.default_rng(4).random((3, 6, 6, 2), dtype=np.float32)
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
+
+
+def test_predict_a_graph_from_the_main_thread_while_it_trains():
+    from visualcnn.engine import parallel
+    from visualcnn.engine.training import run_in_thread, train
+
+    inputs = Input(shape=(12, 12, 1))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = L.Activation("relu")(L.Add()([x, L.Conv2D(8, 3, padding="same")(x)]))
+    x = L.Concatenate()([L.MaxPooling2D()(x), L.AveragePooling2D(2)(x)])
+    model = Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(x)))
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 12, 12, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 512)
+    model.predict(x[:1])
+    worker = run_in_thread(train(model, x, y, batch_size=16, epochs=2))
+    calls = 0
+    while worker.is_alive() or calls < 3:
+        p = model.predict(x[:1])  # serial kernels: another thread trains this model
+        assert p.shape == (1, 10) and np.isfinite(p).all()
+        assert set(model.activations(x[:1])) == {layer.name for layer in model.layers}
+        assert np.isfinite(model.input_gradients(x[:1], 3)).all()
+        if parallel.PARALLEL_IS_THREADSAFE:
+            model.predict(x[:8], serial=False)
+        calls += 1
+    worker.join()
+    assert model._training_thread is None and calls >= 3
