@@ -164,3 +164,17 @@ def test_model_summary_prints_keras_text_and_cuts_at_the_console(capsys, monkeyp
     model.summary(line_length=120)
     cut = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in cut) == 80 and cut[1] == out.splitlines()[1][:80]
+
+
+@pytest.mark.parametrize("case", CASES[:30], ids=lambda c: json.loads(c["json"])["config"]["name"])
+def test_keras_functional_model_survives_our_file_form(case):
+    model = read_model_file(case["json"]).model
+    data = json.loads(model.to_json())
+    assert data["format"] == "visualcnn.model"
+    again = read_model_file(json.dumps(data)).model
+    assert tuple(again.inbound) == tuple(model.inbound) and again.input_name == model.input_name
+    assert our_rows(again.analyse()) == our_rows(model.analyse())
+    assert (render_summary(again.name, again.analyse(), 76, functional=True)
+            == render_summary(model.name, model.analyse(), 76, functional=True))
+    branches = sum(1 for entry in data["layers"] if "inbound" in entry)
+    assert branches == sum(1 for i, ins in enumerate(model.inbound) if tuple(ins) != (i - 1,))

@@ -181,6 +181,9 @@ def _functional_entry(index: int, entry: Any) -> _Entry:
     where = f"layer {index + 1}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected an object with class_name, config and inbound_nodes")
+    if not isinstance(entry.get("class_name"), str):
+        raise ConfigError(f"{where}: class_name must be a layer class such as \"Conv2D\", "
+                          f"received {entry.get('class_name')!r}")
     config = entry.get("config", {})
     if not isinstance(config, dict):
         raise ConfigError(f"{where} ({entry.get('class_name')}): config must be an object")

@@ -476,7 +476,8 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Sequential:
         model.seed = model_file.training.seed
     model.build()
     if model_file.weights is None:
-        raise ConfigError(f"{Path(path).name}: holds no weights (it is a model description; train it first)")
+        raise ConfigError(f"{Path(path).name}: holds no weights (it is a model description; train it first: "
+                          f"visualcnn train {Path(path).name} --save trained.json)")
     try:
         model.set_weights(decode_weights(model, model_file.weights))
     except ConfigError as exc:
