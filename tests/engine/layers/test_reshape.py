@@ -84,3 +84,7 @@ def test_live_keras(target, in_shape, out_shape):
     assert keras_shape_and_params("Reshape", config, in_shape) == (out_shape, 0)
     x = np.random.default_rng(1).standard_normal((2, *in_shape)).astype(np.float32)
     np.testing.assert_array_equal(run(built(L.Reshape(target), in_shape), x), keras_output("Reshape", config, x))
+
+
+def test_a_lone_minus_one_takes_all_the_values():
+    assert L.Reshape([-1]).infer((None, 28, 28, 1)).derivation[1] == "-1 = 784 (all the values)"

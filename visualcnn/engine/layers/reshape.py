@@ -45,7 +45,8 @@ class Reshape(Layer):
                                   f"{format_shape(input_shape)} into {shown}: {fmt_count(total)} is not a multiple "
                                   f"of {fmt_count(known)} (the product of the other sizes)")
             missing = total // known
-            lines.append(f"-1 = {fmt_count(total)} / {fmt_count(known)} = {fmt_count(missing)}")
+            lines.append(f"-1 = {fmt_count(total)} / {fmt_count(known)} = {fmt_count(missing)}" if known > 1
+                         else f"-1 = {fmt_count(total)} (all the values)")
             target = tuple(missing if d == -1 else d for d in target)
         elif known != total:
             raise ConfigError(f"{self.where}: target_shape {shown} holds {fmt_count(known)} values but the input "
