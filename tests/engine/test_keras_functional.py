@@ -178,3 +178,41 @@ def test_keras_functional_model_survives_our_file_form(case):
             == render_summary(model.name, model.analyse(), 76, functional=True))
     branches = sum(1 for entry in data["layers"] if "inbound" in entry)
     assert branches == sum(1 for i, ins in enumerate(model.inbound) if tuple(ins) != (i - 1,))
+
+
+def _paths(obj, prefix=()):
+    if prefix:
+        yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+@pytest.mark.parametrize("form", ["keras", "visualcnn"])
+def test_broken_files_are_config_errors_never_crashes(form):
+    """Random damage (a value replaced by a wrong type, a key deleted) anywhere in real files."""
+    import copy
+    import random
+
+    rng = random.Random(11)
+    weird = [None, 0, -1, 1.5, True, "", "x", [], {}, [None], [[]], {"a": 1}, ["input_layer", 0, 0], 10 ** 30]
+    crashes = []
+    for _ in range(300):
+        text = rng.choice(CASES)["json"]
+        data = json.loads(text if form == "keras" else read_model_file(text).model.to_json())
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(list(_paths(data)))
+            parent = data
+            for key in path[:-1]:
+                parent = parent[key]
+            if rng.random() < 0.2:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(weird))
+        try:
+            read_model_file(json.dumps(data))
+        except ConfigError as exc:
+            assert "\n" not in str(exc)
+        except Exception as exc:  # noqa: BLE001 - the test is that nothing else escapes
+            crashes.append(f"{type(exc).__name__}: {exc} at {path}")
+    assert not crashes, crashes[:3]

@@ -1,4 +1,11 @@
-"""Model files: VisualCNN's JSON format and Keras 3's model.to_json(), read by one reader.
+"""Model files: VisualCNN's JSON format and Keras's model.to_json(), read by one reader.
+
+The VisualCNN form lists layers in order; an entry may name the layers feeding it,
+`"inbound": ["conv2d", "conv2d_1"]` (earlier layers, or the input: top-level
+`"input_name"`, default "input_layer"). An entry without "inbound" is fed by the entry
+before it, so a plain stack has no "inbound" at all (and reads as a Sequential) and a
+graph lists it only where it branches or merges. Keras Sequential and Functional JSON
+are read by keras_json.py.
 
 Every problem in a file, whatever its kind (not JSON, wrong types, unknown layer,
 impossible shape, NaN, absurd nesting), becomes a ConfigError whose message names the
