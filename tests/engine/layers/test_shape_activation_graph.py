@@ -97,3 +97,19 @@ def test_live_keras_json_reads_back_with_keras_summary():
     report = ours.analyse()
     assert report.error is None
     assert render_summary(ours.name, report, 76) == printed.getvalue().rstrip("\n")
+
+
+def test_saved_and_loaded_with_weights(tmp_path):
+    from visualcnn.engine import load_model
+
+    model = _ours()
+    model.build(seed=4)
+    for layer in model.layers:
+        if layer.class_name == "PReLU":
+            layer.weights[0][...] = 0.3
+    path = tmp_path / "all_eleven.keras"
+    model.save(str(path))
+    again = load_model(str(path))
+    assert [layer.get_config() for layer in again.layers] == [layer.get_config() for layer in model.layers]
+    x, _ = _data()
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
