@@ -290,3 +290,22 @@ def test_an_arrow_says_what_it_links(graph_window):
     n = next(n for n, link in enumerate(view.graph_layout.links) if (link.source, link.target) == (row["proj"],
                                                                                                    row["add"]))
     assert view.link_text(n).startswith("proj \u2192 add (input 2 of 2)")
+
+
+def test_in_a_plain_column_a_drop_lands_between_cards_as_in_the_list(seed_window):
+    view = seed_window.pipeline.list_widget
+    card = view.card_rect(2)
+    upper = view.drop_target_at(QPointF(viewport_point(view, QPointF(40, card.top() + 4))))
+    lower = view.drop_target_at(QPointF(viewport_point(view, QPointF(40, card.bottom() - 4))))
+    assert (upper.kind, upper.value) == ("row", 2) and (lower.kind, lower.value) == ("row", 3)
+    assert view.link_at(QPointF(40, card.top())) == -1  # no arrows in a plain column
+
+
+def test_zoom_lays_the_graph_out_again_with_bigger_cards(graph_window, qtbot):
+    view = graph_window(residual_with_projection())
+    window = view.window()
+    before = view.sizeHintForRow(0)
+    window.zoom.zoom_in_action.trigger()
+    qtbot.waitUntil(lambda: view.sizeHintForRow(0) > before)  # cards follow the font, as in the list
+    window.zoom.reset_action.trigger()
+    qtbot.waitUntil(lambda: view.sizeHintForRow(0) == before)
