@@ -1,6 +1,6 @@
 """The training engine: numpy + numba only. Never imports Qt.
 
-Keras-like API: `from visualcnn.engine import Sequential, layers`.
+Keras-like API: `from visualcnn.engine import Sequential, Model, Input, layers`.
 """
 
 from . import layers
