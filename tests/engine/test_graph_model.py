@@ -433,3 +433,18 @@ def test_predict_a_graph_from_the_main_thread_while_it_trains():
         calls += 1
     worker.join()
     assert model._training_thread is None and calls >= 3
+
+
+def test_input_gradients_when_a_merge_reads_the_input():
+    inputs = Input(shape=(4,))
+    h = L.Dense(4, activation="tanh", name="h")(inputs)
+    s = L.Add(name="s")([inputs, h, inputs])  # the input twice, and through h
+    model = Model(inputs, L.Dense(2, name="out")(s))
+    model.build(seed=5)
+    W = {f"{layer.name}/{spec.name}": w.astype(np.float64)
+         for layer in model.layers for spec, w in zip(layer.weight_specs, layer.weights)}
+    x = np.random.default_rng(5).normal(size=(1, 4)).astype(np.float32)
+    # out_1 = (2x + tanh(x Wh + bh)) Wo[:, 1] + bo[1]
+    z = x[0].astype(np.float64) @ W["h/kernel"] + W["h/bias"]
+    want = 2 * W["out/kernel"][:, 1] + W["h/kernel"] @ ((1 - np.tanh(z) ** 2) * W["out/kernel"][:, 1])
+    np.testing.assert_allclose(model.input_gradients(x, 1)[0], want, atol=1e-5)
