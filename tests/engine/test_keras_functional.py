@@ -216,3 +216,29 @@ def test_broken_files_are_config_errors_never_crashes(form):
         except Exception as exc:  # noqa: BLE001 - the test is that nothing else escapes
             crashes.append(f"{type(exc).__name__}: {exc} at {path}")
     assert not crashes, crashes[:3]
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=lambda c: json.loads(c["json"])["config"]["name"])
+def test_summary_follows_keras_order_whatever_the_file_order(case):
+    """The same graph listed in another topological order prints Keras's table all the same."""
+    import random
+
+    model = read_model_file(case["json"]).model
+    data = json.loads(model.to_json())
+    entries, inbound = data["layers"], [tuple(ins) for ins in model.inbound]
+    names = [layer.name for layer in model.layers]
+    rng = random.Random(len(entries))
+    placed, order = {-1}, []
+    while len(order) < len(entries) - 1:  # the output stays last
+        ready = [i for i in range(len(entries) - 1) if i not in placed and set(inbound[i]) <= placed]
+        pick = rng.choice(ready)
+        placed.add(pick)
+        order.append(pick)
+    order.append(len(entries) - 1)
+    for i, entry in enumerate(entries):
+        entry["config"]["name"] = names[i]
+        entry["inbound"] = [model.input_name if j == -1 else names[j] for j in inbound[i]]
+    data["layers"] = [entries[i] for i in order]
+    shuffled = read_model_file(json.dumps(data)).model
+    for width, text in case["summaries"].items():
+        assert render_summary(shuffled.name, shuffled.analyse(), int(width), functional=True) + "\n" == text
