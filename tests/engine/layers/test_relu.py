@@ -81,27 +81,28 @@ def test_leaky_relu_forward_and_gradients(slope):
     check_gradients(layer, x)
 
 
-def test_plain_relu_is_fused_into_the_conv_before_with_the_same_results():
-    conv = dict(filters=3, kernel_size=3, activation="linear")
-    fused = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(**conv), L.ReLU(), L.MaxPooling2D(), L.Flatten(),
-                        L.Dense(4)])
-    plain = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(**conv), L.ReLU(threshold=1e-30), L.MaxPooling2D(),
-                        L.Flatten(), L.Dense(4)])
-    assert fused.layers[1].is_relu and not plain.layers[1].is_relu
-    for m in (fused, plain):
-        m.build(seed=5)
-        m.compile(optimizer="sgd", loss="mse")
+def test_plain_relu_is_fused_into_the_batch_normalization_before_with_the_same_results():
+    def network(relu):
+        model = Sequential([L.Input(shape=(8, 8, 2)), L.Conv2D(3, 3), L.BatchNormalization(), relu,
+                            L.MaxPooling2D(), L.Flatten(), L.Dense(4)])
+        model.build(seed=5)
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    fused, plain = network(L.ReLU()), network(L.ReLU(threshold=1e-30))
+    assert fused.layers[2].is_relu and not plain.layers[2].is_relu
     x = np.random.default_rng(2).standard_normal((6, 8, 8, 2)).astype(np.float32)
     y = np.random.default_rng(3).standard_normal((6, 4)).astype(np.float32)
     np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
     loss_f, grads_f = fused.compute_gradients(x, y)
     loss_p, grads_p = plain.compute_gradients(x, y)
+    assert fused._train_ctxs[2].saved["passthrough"] and not plain._train_ctxs[2].saved["passthrough"]
     assert loss_f == pytest.approx(loss_p, rel=1e-5)
     for a, b in zip(grads_f, grads_p):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    # every layer's own output (activations) is the relu's output, not the conv's
+    # every layer's own output (activations) is the relu's output, not the normalised values
     acts = list(fused.activations(x).values())
-    assert acts[1].min() >= 0.0
+    assert acts[2].min() >= 0.0 and acts[1].min() < 0.0
 
 
 def test_in_a_sequential_and_the_analysis():
@@ -144,3 +145,33 @@ def test_values_beyond_float32_or_of_the_wrong_type_are_refused(make, message):
     with pytest.raises(ConfigError) as info:
         make()
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fused_relu_after_an_add_feeding_two_branches_of_a_graph():
+    from visualcnn.engine import Input, Model
+
+    def network(relu):
+        # the residual pattern: Add -> ReLU, whose output feeds two layers
+        inputs = Input((7, 7, 2))
+        skip = L.Conv2D(3, 1, name="skip")(inputs)
+        x = L.Conv2D(3, 3, padding="same", name="conv")(inputs)
+        x = relu(L.Add(name="add")([x, skip]))
+        a = L.MaxPooling2D(name="pool")(x)
+        b = L.AveragePooling2D(2, name="avg")(x)
+        out = L.Dense(2, name="dense")(L.Flatten(name="flat")(L.Add(name="join")([a, b])))
+        model = Model(inputs, out)
+        model.build(seed=8)
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    fused, plain = network(L.ReLU(name="relu")), network(L.ReLU(threshold=1e-30, name="relu"))
+    x = np.random.default_rng(4).standard_normal((4, 7, 7, 2)).astype(np.float32)
+    y = np.random.default_rng(5).standard_normal((4, 2)).astype(np.float32)
+    np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
+    (lf, gf), (lp, gp) = fused.compute_gradients(x, y), plain.compute_gradients(x, y)
+    relu_index = [layer.name for layer in fused.layers].index("relu")
+    assert fused._train_ctxs[relu_index].saved["passthrough"]  # the Add applied it
+    assert not plain._train_ctxs[relu_index].saved["passthrough"]
+    assert lf == pytest.approx(lp, rel=1e-5)
+    for a, b in zip(gf, gp):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
