@@ -448,3 +448,16 @@ def test_input_gradients_when_a_merge_reads_the_input():
     z = x[0].astype(np.float64) @ W["h/kernel"] + W["h/bias"]
     want = 2 * W["out/kernel"][:, 1] + W["h/kernel"] @ ((1 - np.tanh(z) ** 2) * W["out/kernel"][:, 1])
     np.testing.assert_allclose(model.input_gradients(x, 1)[0], want, atol=1e-5)
+
+
+def test_a_chain_holding_a_one_input_merge_runs():
+    # the builder can hold an Add with one input (dropped on a link, its second input not yet drawn)
+    model = Sequential([Input(shape=(3,)), L.Dense(4, name="d"), L.Add(name="a"), L.Dense(2, name="o")])
+    model.build()
+    model.compile("sgd", "mean_squared_error")
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    acts = model.activations(x)
+    np.testing.assert_allclose(acts["a"], acts["d"])
+    np.testing.assert_allclose(model.predict(x), acts["o"], atol=1e-6)
+    loss, grads = model.compute_gradients(x, np.zeros((5, 2), np.float32))
+    assert np.isfinite(loss) and len(grads) == 4

@@ -183,7 +183,10 @@ class Model:
         rng = np.random.default_rng(self.seed)
         for row in report.rows:
             row.layer.build(row.input_shapes if getattr(row.layer, "merge", False) else row.input_shape, rng)
-        self._plan = None if self._is_linear() else make_plan(self.layers, self.inbound)
+        # a chain runs the loops below; any other graph (or a chain holding a merge layer,
+        # which takes a list of inputs) runs graph_run's
+        linear = self._is_linear() and not any(getattr(layer, "merge", False) for layer in self.layers)
+        self._plan = None if linear else make_plan(self.layers, self.inbound)
         self._train_ctxs = [Context() for _ in self.layers]
         self._local = threading.local()
         self._weights_backup = None
