@@ -41,7 +41,7 @@ class PReLU(ElementwiseLayer):
         bad = [a for a in shared if a > rank]
         if bad:
             raise ConfigError(f"{self.where}: shared_axes {list(shared)} names axis {bad[0]}, but the input "
-                              f"{format_shape(input_shape)} has axes 1 to {rank} after the batch")
+                              f"{format_shape(input_shape)} has axes 1 to {rank} after the batch; share only those")
         return tuple(1 if i + 1 in shared else d for i, d in enumerate(input_shape[1:]))
 
     def _infer(self, input_shape, field):

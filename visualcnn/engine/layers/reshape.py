@@ -43,15 +43,16 @@ class Reshape(Layer):
             if total % known:
                 raise ConfigError(f"{self.where}: cannot arrange the {fmt_count(total)} values of "
                                   f"{format_shape(input_shape)} into {shown}: {fmt_count(total)} is not a multiple "
-                                  f"of {fmt_count(known)} (the product of the other sizes)")
+                                  f"of {fmt_count(known)} (the product of the other sizes); choose sizes whose "
+                                  f"product divides {fmt_count(total)}")
             missing = total // known
             lines.append(f"-1 = {fmt_count(total)} / {fmt_count(known)} = {fmt_count(missing)}" if known > 1
                          else f"-1 = {fmt_count(total)} (all the values)")
             target = tuple(missing if d == -1 else d for d in target)
         elif known != total:
             raise ConfigError(f"{self.where}: target_shape {shown} holds {fmt_count(known)} values but the input "
-                              f"{format_shape(input_shape)} has {fmt_count(total)} per example; the number of values "
-                              "must not change")
+                              f"{format_shape(input_shape)} has {fmt_count(total)} per example; the sizes must "
+                              f"multiply to {fmt_count(total)} (or write -1 for one size to have it worked out)")
         shape = (None, *target)
         lines += ["params = 0 (only rearranges values)", f"output shape = {format_shape(shape)}"]
         return Inference(shape, (), tuple(lines), _field_through(field, input_shape, shape))
