@@ -1,5 +1,7 @@
 """GaussianNoise: Keras config, noise statistics in training, identity gradient, in a model."""
 
+import math
+
 import numpy as np
 import pytest
 from layer_checks import analysed, check_gradients, keras_shape_and_params, round_trip, trains_in_sequential
@@ -35,6 +37,30 @@ def test_noise_has_the_asked_spread():
     x = np.full((4, 100, 100), 2.0, np.float32)
     noise = training_output(layer, x, 5) - 2.0
     assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.3) < 0.01
+    # the noise is the kernel's normal values for the key the layer drew
+    layer.reseed(5)
+    key = layer._rng.integers(2**63)
+    from visualcnn.engine.kernels.noise import normal_reference
+
+    np.testing.assert_allclose(noise.reshape(-1), 0.3 * normal_reference(key, noise.size), atol=1e-6)
+
+
+def test_the_noise_is_normal():
+    """The counter-based ziggurat against the normal CDF (200,000 values): Kolmogorov-
+    Smirnov distance, the tails beyond 2 and 3.44 (the ziggurat's tail start), no
+    correlation between neighbours, and a different key gives different values."""
+    from visualcnn.engine.kernels.noise import normal_reference
+
+    z = np.sort(normal_reference(12345, 200_000).astype(np.float64))
+    cdf = 0.5 * (1 + np.array([math.erf(v / math.sqrt(2)) for v in z[::50]]))
+    empirical = (np.arange(0, z.size, 50) + 0.5) / z.size
+    assert np.abs(cdf - empirical).max() < 0.005
+    for t in (2.0, 3.442619855899):
+        expected = math.erfc(t / math.sqrt(2))
+        assert abs((np.abs(z) > t).mean() - expected) < 0.15 * expected + 2e-4
+    raw = normal_reference(12345, 200_000).astype(np.float64)
+    assert abs(np.corrcoef(raw[:-1], raw[1:])[0, 1]) < 0.01
+    assert not np.array_equal(raw[:100], normal_reference(54321, 100))
 
 
 def test_training_only_and_gradient_is_identity():

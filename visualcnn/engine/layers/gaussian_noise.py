@@ -12,7 +12,8 @@ from .training_only import TrainingOnlyLayer, kernel_module, pick
 
 class GaussianNoise(TrainingOnlyLayer):
     """While training, y = x + noise, noise ~ Normal(0, stddev) drawn per value
-    (keras/src/layers/regularization/gaussian_noise.py; Keras requires 0 <= stddev <= 1).
+    (keras/src/layers/regularization/gaussian_noise.py; Keras requires 0 <= stddev <= 1);
+    the normal values come from kernels/noise.py's counter-based ziggurat.
     The gradient passes through unchanged (dy is returned as dx, never written into)."""
 
     class_name = "GaussianNoise"
@@ -34,10 +35,10 @@ class GaussianNoise(TrainingOnlyLayer):
         if not training or stddev == 0.0:
             return x
         y = ctx.buf("y", x.shape)
-        # drawn straight into the output buffer, then y = x + stddev*y in one pass
-        self.random(ctx).standard_normal(out=y.reshape(-1), dtype=np.float32)
-        k = kernel_module("noise")
-        pick(k, "add_scaled")(x.reshape(-1), y.reshape(-1), np.float32(stddev), y.reshape(-1))
+        # one key per call; the kernel computes the normal value of each position from
+        # (key, position), so no noise array is drawn or kept (backward needs none)
+        key = np.uint64(self.random(ctx).integers(2**63))
+        pick(kernel_module("noise"), "add_normal_noise")(x.reshape(-1), key, np.float32(stddev), y.reshape(-1))
         return y
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
