@@ -31,7 +31,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFrame, QLabel, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget,
                                QHBoxLayout)
 
-from ..engine.analysis import analyse
 from ..engine.datasets import class_names, load_dataset
 from ..engine.memory import available_memory_bytes, estimate_memory, format_bytes, memory_problem
 from ..engine.recipe import prepare_run, readiness_problem
@@ -248,7 +247,7 @@ class TrainTabWidget(QWidget):
         """The training peak at the chosen batch size, next to what the machine has."""
         try:
             model = self._model_source() if self._model_source is not None else None
-            report = analyse(model.input_shape, model.layers) if model is not None else None
+            report = model.analyse() if model is not None else None
         except ValueError:
             report = None
         if report is None or report.error or not report.rows:
@@ -329,7 +328,7 @@ class TrainTabWidget(QWidget):
             model = self._model_source()
         except ValueError:
             return
-        report = analyse(model.input_shape, model.layers)
+        report = model.analyse()
         signature = tuple((row.name, row.output_shape) for row in report.rows)
         if report.error or signature == self._shown_signature:
             return
@@ -383,7 +382,7 @@ class TrainTabWidget(QWidget):
             model = self._model_source()
         except ValueError as exc:
             return str(exc)
-        return readiness_problem(analyse(model.input_shape, model.layers), self.training_settings())
+        return readiness_problem(model.analyse(), self.training_settings())
 
     def start(self) -> bool:
         """Start training with the current settings; False (and a message) when it cannot."""
@@ -408,7 +407,7 @@ class TrainTabWidget(QWidget):
             self._post(f"Cannot train: {exc}")
             return False
         spatial_input = tuple(model.input_shape) == (28, 28, 1)
-        report = analyse(model.input_shape, model.layers)
+        report = model.analyse()
         self._spatial = self._spatial_layers(model, report)
         self._model = model
         self._shown_signature = tuple((row.name, row.output_shape) for row in report.rows)
