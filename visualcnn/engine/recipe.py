@@ -43,7 +43,8 @@ def classifier_problem(report, num_classes: int = NUM_CLASSES,
             return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: "
                     f"set its units to {num_classes}")
         activation = last.config.get("activation")
-        if activation != "softmax":
+        # a Softmax layer over the classes gives probabilities too (layers/softmax.py)
+        if activation != "softmax" and not getattr(last, "gives_probabilities", lambda shape: False)(out):
             return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
                     "set activation='softmax' on it")
     elif loss == "binary_crossentropy":

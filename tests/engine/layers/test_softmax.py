@@ -85,3 +85,14 @@ def test_live_keras(axis):
     x = np.random.default_rng(3).standard_normal((2, 4, 5, 3)).astype(np.float32) * 3
     ours = run(built(L.Softmax(axis), (4, 5, 3)), x)
     np.testing.assert_allclose(ours, keras_output("Softmax", {"axis": axis}, x), rtol=1e-5, atol=1e-7)
+
+
+def test_a_softmax_layer_over_the_classes_is_ready_to_train_on_mnist():
+    from visualcnn.engine.analysis import analyse
+    from visualcnn.engine.recipe import classifier_problem
+
+    head = [L.Flatten(), L.Dense(10)]
+    assert classifier_problem(analyse((28, 28, 1), [*head, L.Softmax()])) is None
+    assert classifier_problem(analyse((28, 28, 1), [*head, L.Softmax([1])])) is None
+    problem = classifier_problem(analyse((28, 28, 1), head))
+    assert "expects probabilities: set activation='softmax'" in problem

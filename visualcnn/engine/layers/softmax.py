@@ -89,6 +89,14 @@ class Softmax(ElementwiseLayer):
             dx *= y
         return dx
 
+    def gives_probabilities(self, output_shape: tuple) -> bool:
+        """True when it normalises the last axis alone: each row of class scores becomes
+        probabilities, which the crossentropy losses expect (engine/recipe.py asks)."""
+        try:
+            return self._axes(len(output_shape)) == (len(output_shape) - 1,)
+        except ConfigError:
+            return False
+
     def describe(self):
         axis = self.config["axis"]
         return f"axis {axis}" if isinstance(axis, int) else f"axes {list(axis)}"
