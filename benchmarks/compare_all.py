@@ -1,12 +1,15 @@
-"""VisualCNN against PyTorch (CPU) on the nine networks of issue 10, in one command.
+"""VisualCNN against PyTorch (CPU) on the benchmark networks, in one command.
 
     python benchmarks/compare_all.py [--rounds 3] [--threads 2] [--steps 30]
         [--networks benchmarks/networks/*.json] [--json]
 
-The networks are model files in benchmarks/networks/ (seed CNN, LeNet-5, Conv-BN-ReLU x2 +
-pool, depthwise/separable, dilated convs, Conv2DTranspose, wide 32-64-128 x2 "same",
-MLP 512-256-10, 32x32x3 input). The PyTorch side is built from the same file
-(visualcnn/commands/bench_torch.py), so both run the same architecture.
+The networks are model files in benchmarks/networks/: issue 10's nine (seed CNN, LeNet-5,
+Conv-BN-ReLU x2 + pool, depthwise/separable, dilated convs, Conv2DTranspose, wide 32-64-128
+x2 "same", MLP 512-256-10, 32x32x3 input) and issue 11's graphs (the small ResNet and the
+Inception block presets). --networks takes files or their names (`--networks resnet` picks
+10_resnet_mnist.json). The PyTorch side is built from the same file
+(visualcnn/commands/bench_torch.py; graphs are walked layer by layer with their inbound), so
+both run the same architecture.
 
 For every network and round, fresh processes run one after the other, the order flipping
 every round: `python -m visualcnn bench FILE --json` (the command users run) and the
@@ -70,6 +73,26 @@ def theirs(path, args):
     return result
 
 
+def network_files():
+    """benchmarks/networks/*.json in their numbered order (1_..., 2_..., 10_...)."""
+    def number(path):
+        head = os.path.basename(path).split("_", 1)[0]
+        return (int(head) if head.isdigit() else 10 ** 6, path)
+    return sorted(glob.glob(os.path.join(NETWORKS, "*.json")), key=number)
+
+
+def network_path(name):
+    """A model file as given, else the one benchmark network whose file name contains name."""
+    if os.path.isfile(name):
+        return name
+    found = [p for p in network_files() if name in os.path.basename(p)]
+    if len(found) != 1:
+        known = ", ".join(os.path.basename(p) for p in network_files())
+        raise SystemExit(f"--networks {name}: {'no' if not found else 'more than one'} benchmark network "
+                         f"matches; give a file or one of: {known}")
+    return found[0]
+
+
 def machine_peak(threads):
     code = ("import json; from visualcnn.engine.benchmark import measure_sgemm_peak; "
             f"print(json.dumps(measure_sgemm_peak({threads})))")
@@ -78,7 +101,7 @@ def machine_peak(threads):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--networks", nargs="*", default=None, help="model files (default: benchmarks/networks/*.json)")
+    ap.add_argument("--networks", nargs="*", default=None, help="model files or parts of their names, e.g. resnet (default: benchmarks/networks/*.json)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--steps", type=int, default=30)
@@ -92,7 +115,7 @@ def main():
         print("PyTorch is not installed: nothing to compare with (pip install torch; it is never a "
               "dependency of visualcnn).")
         return 1
-    paths = args.networks or sorted(glob.glob(os.path.join(NETWORKS, "*.json")))
+    paths = [network_path(n) for n in args.networks] if args.networks else network_files()
     peak = machine_peak(args.threads)
     print(f"torch {torch.__version__}, threads {args.threads}, rounds {args.rounds}, steps {args.steps}, "
           f"batch {args.batch_size}, cpus {os.cpu_count()}; sgemm peak {peak['all']:.1f} GFLOP/s "

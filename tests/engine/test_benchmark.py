@@ -234,18 +234,18 @@ def _network_files():
     return sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "networks").glob("*.json"))
 
 
-def test_the_nine_benchmark_networks_are_model_files_that_train():
+def test_the_eleven_benchmark_networks_are_model_files_that_train():
     from visualcnn.engine import load_model_file
 
     files = _network_files()
-    assert len(files) == 9
+    assert len(files) == 11  # issue 10's nine, then the ResNet and Inception presets (graphs) of issue 11
     kinds = set()
     for path in files:
         model = load_model_file(path).model
         model.checked_report()
         kinds.update(layer.class_name for layer in model.layers)
         assert model.output_shape[-1] == 10
-    assert {"BatchNormalization", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"} <= kinds
+    assert {"BatchNormalization", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Add", "Concatenate"} <= kinds
     shapes = {tuple(load_model_file(p).model.input_shape) for p in files}
     assert shapes == {(28, 28, 1), (32, 32, 3)}
 
@@ -261,6 +261,72 @@ def test_torch_twins_have_the_same_shapes_and_parameters():
         trainable = sum(int(np.prod(s.shape)) for row in model.checked_report().rows
                         for s in row.inference.weights if s.trainable)
         assert sum(p.numel() for p in net.parameters()) == trainable, path.name
+
+
+def test_graph_benchmark_networks_are_the_presets_they_copy():
+    """10_resnet_mnist.json and 11_inception_mnist.json are the presets of the same name (only the
+    description says where they come from), so the speed table measures what students train."""
+    import json
+
+    from visualcnn.resources import preset_path
+
+    for path in _network_files():
+        stem = path.stem.split("_", 1)[1]
+        if stem in ("resnet_mnist", "inception_mnist"):
+            ours, preset = json.loads(path.read_text()), json.loads(preset_path(stem).read_text())
+            assert ours.pop("description") != preset.pop("description")
+            assert ours == preset, path.name
+
+
+def _copy_weights_to_twin(model, net):
+    """The engine model's weights into its torch twin (conv kernels HWIO -> OIHW, dense
+    kernels transposed, BatchNormalization gamma, beta and moving statistics)."""
+    import torch
+    from torch import nn
+
+    stages = list(net.stages) if hasattr(net, "stages") else None
+    assert stages is not None, "only graph twins keep one stage per layer"
+    for layer, stage in zip(model.layers, stages):
+        weights = [torch.tensor(np.asarray(w)) for w in layer.weights]
+        if not weights:
+            continue
+        module = next(m for m in stage if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+        with torch.no_grad():
+            if isinstance(module, nn.Conv2d):
+                module.weight.copy_(weights[0].permute(3, 2, 0, 1))
+            elif isinstance(module, nn.Linear):
+                module.weight.copy_(weights[0].T)
+            else:
+                module.weight.copy_(weights[0])
+                module.bias.copy_(weights[1])
+                module.running_mean.copy_(weights[2])
+                module.running_var.copy_(weights[3])
+                continue
+            if len(weights) > 1:
+                module.bias.copy_(weights[1])
+
+
+@pytest.mark.parametrize("name", ["resnet_mnist", "inception_mnist"])
+def test_torch_twin_of_a_graph_computes_what_the_engine_computes(name):
+    """The twin walks the graph with its inbound: with the same weights, its forward pass (eval
+    mode, softmax applied) equals the engine's predict, so the speed comparison is fair."""
+    torch = pytest.importorskip("torch")
+    from visualcnn.commands.bench_torch import build_torch_model
+    from visualcnn.engine import load_model_file
+
+    model = load_model_file(next(p for p in _network_files() if p.stem.endswith(name))).model
+    model.build(seed=3)
+    for layer in model.layers:  # non-trivial BN statistics, so a mixed-up layer would show
+        if layer.class_name == "BatchNormalization":
+            rng = np.random.default_rng(len(layer.name))
+            for w in layer.weights:
+                w[...] = rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+    net = build_torch_model(model).eval()
+    _copy_weights_to_twin(model, net)
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    with torch.no_grad():
+        theirs = torch.softmax(net(torch.tensor(x).permute(0, 3, 1, 2)), 1).numpy()
+    np.testing.assert_allclose(model.predict(x), theirs, atol=1e-5)
 
 
 def test_default_threads_report_the_governors_choice(monkeypatch):
