@@ -103,3 +103,9 @@ def test_memory_counts_the_expanded_slopes():
     layer = L.PReLU(shared_axes=[1, 2])
     assert layer.workspace_values((None, 5, 4, 3), (None, 5, 4, 3), batch_size=32, threads=2) == 2 * 60
     assert layer.buffer_values((None, 5, 4, 3), (None, 5, 4, 3), training=True) == 2 * 60  # y and dx per example
+
+
+def test_an_empty_shared_axes_list_shares_nothing_as_in_keras():
+    layer = L.layer_from_config("PReLU", {"name": "p", "shared_axes": []})
+    assert layer.config["shared_axes"] is None
+    assert layer.infer((None, 5, 4, 3)).weights[0].shape == (5, 4, 3)

@@ -32,6 +32,12 @@ class PReLU(ElementwiseLayer):
                    "training (one per channel when the image axes are shared).")
     starter_config = {"shared_axes": [1, 2]}
 
+    def __init__(self, *args, **kwargs):
+        # Keras accepts an empty list (nothing shared) and writes it back as []
+        if isinstance(kwargs.get("shared_axes"), (list, tuple)) and not kwargs["shared_axes"]:
+            kwargs["shared_axes"] = None
+        super().__init__(*args, **kwargs)
+
     def rule(self) -> str:
         return "y = x if x > 0 else alpha*x (alpha learned)"
 
