@@ -45,6 +45,13 @@ def test_random_functional_model_matches_keras(index):
     check_against_keras(case)
 
 
+@pytest.mark.parametrize("index", range(20))
+def test_random_sequential_model_matches_keras(index):
+    rng = random.Random(SEED * 100_019 + index)
+    model = random_functional.random_sequential(keras, rng, index, CLASSES)
+    check_against_keras(random_functional.case(keras, model, [76, rng.choice([40, 55, 88, 130])]))
+
+
 def test_linear_functional_model_prints_the_input_row_as_keras_does(capsys):
     keras.backend.clear_session()
     inputs = keras.Input((12, 12, 1))

@@ -3,7 +3,8 @@
     PYTHONPATH=. KERAS_BACKEND=torch /tmp/venvC/bin/python tests/engine/keras_fixtures/make_functional_fixtures.py [N]
 
 Builds N random Functional models (random_functional.py) from the layer classes VisualCNN
-registers that Keras also has; every class is forced into at least one model. Stores each
+registers that Keras also has (every class is forced into at least one), and N/4 random
+Sequential stacks of them. Stores each
 model's to_json(), every layer's output shape and parameter counts, and model.summary()
 at two widths. The tests read the file; Keras is not needed there.
 """
@@ -22,7 +23,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from random_functional import case, dumps, random_model  # noqa: E402
+from random_functional import case, dumps, random_model, random_sequential  # noqa: E402
 
 from visualcnn.engine.layers import LAYER_CLASSES  # noqa: E402
 
@@ -38,6 +39,9 @@ def main(n: int) -> None:
         entry = case(keras, model, widths)
         seen.update(entry["classes"])
         cases.append(entry)
+    for index in range(n // 4):  # and the linear case: keras.Sequential stacks of the same classes
+        model = random_sequential(keras, rng, index, classes)
+        cases.append(case(keras, model, [76, rng.choice([40, 55, 88, 124])]))
     out = Path(__file__).with_name("functional_models.json.gz")
     out.write_bytes(gzip.compress(dumps({"keras_version": keras.__version__, "classes": classes, "cases": cases}),
                                   mtime=0))

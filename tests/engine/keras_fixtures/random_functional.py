@@ -342,6 +342,27 @@ def _mlp(keras, builder, rng, inp, index):
     return keras.Model(inp, L.Dense(rng.choice([2, 10]), activation="softmax")(x), name=f"functional_{index}")
 
 
+def random_sequential(keras, rng, index, classes):
+    """A keras.Sequential stack of random single-input layers (and a head): the linear case."""
+    keras.backend.clear_session()
+    builder = Builder(keras, rng, classes)
+    shape = (rng.randint(6, 24), rng.randint(6, 24), rng.choice([1, 2, 3]))
+    x = builder.chain(keras.Input(shape=shape), rng.randint(1, 6))
+    if len(x.shape) == 4 and rng.random() < 0.7:
+        x = keras.layers.Flatten()(x) if rng.random() < 0.5 else keras.layers.GlobalAveragePooling2D()(x)
+    x = builder.chain(x, rng.randint(0, 2))
+    if len(x.shape) == 2:
+        x = keras.layers.Dense(rng.choice([3, 10]), activation="softmax")(x)
+    layers = []
+    node = x
+    while node._keras_history[0].__class__.__name__ != "InputLayer":
+        layer = node._keras_history[0]
+        layers.append(layer.__class__.from_config(layer.get_config()))  # fresh, uncalled copies
+        node = layer._inbound_nodes[0].input_tensors[0]
+    keras.backend.clear_session()
+    return keras.Sequential([keras.Input(shape=shape), *reversed(layers)], name=f"sequential_{index}")
+
+
 def case(keras, model, line_lengths):
     """What the tests compare, from real Keras."""
     rows = []
