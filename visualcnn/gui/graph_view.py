@@ -377,6 +377,8 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def _on_document_report_updated(self, _report):
         # Card heights depend on the error text, positions on the links: lay out again.
+        if self.connecting:  # the rows it was checked against may have moved
+            self.cancel_connect()
         self._invalidate()
         self._update_actions()
         self._update_accessible_text()
