@@ -133,8 +133,8 @@ def _model_name(config: dict, default: str) -> str:
 class _Entry:
     index: int  # position in config.layers
     name: str
-    class_name: Any
-    config: Any
+    class_name: str
+    config: dict
     sources: list[str]  # names of the layers feeding it, in call order
 
 
@@ -161,7 +161,7 @@ def _read_functional(config: dict) -> Graph:
                               f"'{input_name}'; VisualCNN models have one input")
     input_shape = _input_shape(input_entry)
     _refuse_unknown_classes(parsed)
-    order = _topological(parsed, by_name, input_name)
+    order = _topological(parsed, by_name)
     # Only what the output depends on is part of the model (Keras drops the rest too).
     needed = _ancestors(by_name, output_name)
     kept = [entry for entry in order if entry.name in needed and entry.name != input_name]
@@ -309,7 +309,7 @@ def _input_shape(entry: _Entry) -> list:
     return _batch_shape(config, where)
 
 
-def _topological(entries: list[_Entry], by_name: dict[str, _Entry], input_name: str) -> list[_Entry]:
+def _topological(entries: list[_Entry], by_name: dict[str, _Entry]) -> list[_Entry]:
     """The entries with every layer after its inputs; file order wherever that already holds
     (Keras writes them so, and its summary order comes from the graph, not the file)."""
     for entry in entries:
