@@ -6,6 +6,8 @@ Run with the environment that has it, e.g.
     PYTHONPATH=/work/main /tmp/venvC/bin/python -m pytest tests/engine/test_graph_torch.py
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,65 @@ def test_inference_matches_pytorch_with_moving_statistics():
     acts = model.activations(x[:2])
     assert list(acts) == [layer.name for layer in model.layers]
     np.testing.assert_allclose(acts[model.layers[-1].name], want.numpy()[:2], atol=TOL, rtol=0)
+
+
+def random_graph(seed):
+    """A random graph of 3x3 'same' convs (relu or linear), BatchNormalization, relu,
+    'same' max pooling and every merge layer, ending in global pooling and softmax."""
+    import random
+
+    rnd = random.Random(seed)
+    inputs = Input(shape=(7, 7, 2))
+    pool = [inputs]
+    for _ in range(rnd.randint(4, 9)):
+        kind = rnd.choice(["conv", "conv", "bn", "relu", "pool", "merge", "merge", "merge", "merge", "concat"])
+        src = rnd.choice(pool)
+        if kind == "conv":
+            t = L.Conv2D(rnd.choice([3, 4]), 3, padding="same", activation=rnd.choice(["relu", "linear"]))(src)
+        elif kind == "bn":
+            t = L.BatchNormalization()(src)
+        elif kind == "relu":
+            t = L.Activation("relu")(src)
+        elif kind == "pool":
+            t = L.MaxPooling2D(3, strides=1, padding="same")(src)
+        elif kind == "concat":
+            t = L.Concatenate()(rnd.sample(pool, min(len(pool), rnd.randint(2, 3))))
+        else:
+            same = [p for p in pool if p.shape == src.shape and p is not src]
+            if not same:
+                continue
+            name = rnd.choice(["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"])
+            others = [src, rnd.choice(same)]
+            if name not in ("Subtract", "Maximum", "Minimum") and rnd.random() < 0.3:
+                others.append(rnd.choice(pool if all(p.shape == src.shape for p in pool) else same))
+            t = getattr(L, name)()(others)
+        pool.append(t)
+    # every tensor nothing reads yet joins the output, so no block is left unused
+    read = {id(p) for t in pool for p in t.inputs}
+    leaves = [L.GlobalAveragePooling2D()(t) for t in pool[1:] if id(t) not in read] or \
+        [L.GlobalAveragePooling2D()(L.Conv2D(3, 3, padding="same")(inputs))]
+    x = leaves[0] if len(leaves) == 1 else L.Concatenate()(leaves)
+    return Model(inputs, L.Dense(3, activation="softmax")(x))
+
+
+TORCH_MERGES = {"Subtract": lambda ins: ins[0] - ins[1],
+                "Multiply": lambda ins: torch.stack(ins).prod(0),
+                "Average": lambda ins: torch.stack(ins).mean(0),
+                "Maximum": lambda ins: torch.stack(ins).max(0).values,
+                "Minimum": lambda ins: torch.stack(ins).min(0).values}
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_graphs_match_pytorch(seed, monkeypatch):
+    model = random_graph(seed)
+    original = torch_layer
+
+    def with_merges(layer, ins, params, training=True):
+        if layer.class_name in TORCH_MERGES:
+            return TORCH_MERGES[layer.class_name](ins)
+        if layer.class_name == "Add":
+            return torch.stack(ins).sum(0)
+        return original(layer, ins, params, training)
+
+    monkeypatch.setattr(sys.modules[__name__], "torch_layer", with_merges)
+    compare(model, batch=4, seed=seed)
