@@ -2,6 +2,7 @@
 family, a student's explanation and a starter config that works where a block is dropped."""
 
 import pytest
+from layer_checks import live_keras
 
 from visualcnn.engine import Sequential, layers as L
 from visualcnn.engine.layers import LAYER_CLASSES, snake_case
@@ -50,8 +51,6 @@ KERAS_CASES = [
 
 @pytest.mark.parametrize("class_name,kwargs,in_shape", KERAS_CASES, ids=[c[0] for c in KERAS_CASES])
 def test_live_keras_config_reads_back_with_keras_shape_and_params(class_name, kwargs, in_shape):
-    from layer_checks import live_keras
-
     keras = live_keras()
     keras_layer = getattr(keras.layers, class_name)(**kwargs)
     out = keras_layer(keras.Input(in_shape))
@@ -74,3 +73,51 @@ def test_live_keras_gradients_equal_torch_autograd(class_name, kwargs, in_shape)
         x = np.where(np.abs(x - kink) < 0.01, x + 0.05, x).astype(np.float32)
     # bicubic: 16 taps with negative weights, summed in float32 in another order than torch's
     compare_with_keras_gradients(layer, class_name, kwargs, x, atol=5e-6 if "interpolation" in kwargs else 1e-6)
+
+
+def _random_config(rng, class_name):
+    """A random config of the kind a Keras user writes, valid or not for the input."""
+    def side():
+        return rng.randint(0, 4)
+
+    pick = rng.choice
+    return {
+        "ZeroPadding2D": lambda: {"padding": pick([side(), (side(), side()), ((side(), side()), (side(), side()))])},
+        "Cropping2D": lambda: {"cropping": pick([side(), (side(), side()), ((side(), side()), (side(), side()))])},
+        "UpSampling2D": lambda: {"size": pick([rng.randint(1, 3), (rng.randint(1, 3), rng.randint(1, 3))]),
+                                 "interpolation": pick(["nearest", "bilinear", "bicubic"])},
+        "Reshape": lambda: {"target_shape": pick([(-1,), (rng.randint(1, 8), -1), (2, -1, 3), (4, 5, 3), (60,)])},
+        "Permute": lambda: {"dims": tuple(rng.sample([1, 2, 3], 3))},
+        "Rescaling": lambda: {"scale": rng.uniform(-2, 2), "offset": rng.uniform(-1, 1)},
+        "ReLU": lambda: {"max_value": pick([None, rng.uniform(0, 6)]), "negative_slope": pick([0.0, rng.random()]),
+                         "threshold": pick([0.0, rng.random()])},
+        "LeakyReLU": lambda: {"negative_slope": rng.random()},
+        "PReLU": lambda: {"shared_axes": pick([None, [1], [3], [1, 2], [1, 2, 3], 2]),
+                          "alpha_initializer": pick(["zeros", "ones", "he_normal"])},
+        "ELU": lambda: {"alpha": rng.uniform(-1, 2)},
+        "Softmax": lambda: {"axis": pick([-1, 1, 2, 3, -2, [1, 2], [2, 3], [-1]])},
+    }[class_name]()
+
+
+def test_live_keras_random_configs_agree_on_shape_params_or_refusal():
+    import random
+
+    keras = live_keras()
+    rng = random.Random(11)
+    for _ in range(150):
+        class_name = rng.choice(sorted(LAYERS))
+        config = _random_config(rng, class_name)
+        in_shape = rng.choice([(5, 4, 3), (6, 6, 2), (3, 7, 1)])
+        try:
+            keras_layer = getattr(keras.layers, class_name)(**config)
+            out = keras_layer(keras.Input(in_shape))
+            expected = (tuple(out.shape), keras_layer.count_params())
+            config = keras_layer.get_config()  # what a Keras file holds
+        except ValueError:
+            expected = "refused"
+        try:
+            inference = L.layer_from_config(class_name, config).infer((None, *in_shape))
+            got = (inference.output_shape, inference.params)
+        except L.ConfigError:
+            got = "refused"
+        assert got == expected, (class_name, config, in_shape)
