@@ -242,7 +242,7 @@ def _name_layers(layers: list, input_name: str) -> dict[str, int]:
     counters: dict[str, int] = {}
     for index, layer in enumerate(layers):
         if layer.name is None:
-            layer.name = unique_name(snake_case(layer.class_name), set(position), counters)
+            layer.name = unique_name(snake_case(layer.class_name), position.keys(), counters)  # a view: no copy per layer
         elif layer.name in position:
             other = "the input" if position[layer.name] == -1 else f"layer {position[layer.name] + 1}"
             raise ConfigError(f"layer {index + 1}: the name '{layer.name}' is already used by {other}; "
