@@ -461,3 +461,10 @@ def test_a_chain_holding_a_one_input_merge_runs():
     np.testing.assert_allclose(model.predict(x), acts["o"], atol=1e-6)
     loss, grads = model.compute_gradients(x, np.zeros((5, 2), np.float32))
     assert np.isfinite(loss) and len(grads) == 4
+
+
+def test_a_call_error_names_unnamed_inputs_by_position():
+    inputs = Input(shape=(8, 8, 1))
+    with pytest.raises(ConfigError, match=r"^Add 'join': inputs must have the same shape: 'input 1' gives "
+                                          r"\(None, 6, 6, 4\) but 'wide' gives \(None, 8, 8, 4\)"):
+        L.Add(name="join")([L.Conv2D(4, 3)(inputs), L.Conv2D(4, 1, name="wide")(inputs)])

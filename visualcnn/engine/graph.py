@@ -64,7 +64,9 @@ def call_layer(layer, inputs: Any) -> KerasTensor:
                             f"e.g. x = layers.Conv2D(32, 3)(inputs); received {type(t).__name__}")
     if not tensors:
         raise ConfigError(f"{layer.where}: called on an empty list; give it the tensors to join")
-    names = tuple(t.layer.name or t.layer.class_name for t in tensors)
+    # layers get their default names when the Model is made; until then "input 2" tells
+    # two unnamed Conv2D branches apart
+    names = tuple(t.layer.name or f"input {k + 1}" for k, t in enumerate(tensors))
     if getattr(layer, "merge", False):
         if not isinstance(inputs, (list, tuple)):
             raise ConfigError(f"{layer.where}: a merge layer is called on a list of tensors, "
