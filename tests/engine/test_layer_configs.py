@@ -26,11 +26,31 @@ def test_config_round_trip(layer, compact):
     assert again.get_config(compact=compact) == config
 
 
-def test_every_keras_layer_class_is_registered():
-    assert set(LAYER_CLASSES) == {
+# Issue 11's library: the 40 Keras classes with Keras's default name stems
+# (keras.src.utils.naming.to_snake_case, checked against Keras 3).
+KERAS_NAMES = {
+    "Conv2D": "conv2d", "DepthwiseConv2D": "depthwise_conv2d", "SeparableConv2D": "separable_conv2d",
+    "Conv2DTranspose": "conv2d_transpose", "MaxPooling2D": "max_pooling2d",
+    "AveragePooling2D": "average_pooling2d", "GlobalAveragePooling2D": "global_average_pooling2d",
+    "GlobalMaxPooling2D": "global_max_pooling2d", "Flatten": "flatten", "Dense": "dense", "Dropout": "dropout",
+    "BatchNormalization": "batch_normalization", "Activation": "activation",
+    "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average", "Maximum": "maximum",
+    "Minimum": "minimum", "Concatenate": "concatenate", "ZeroPadding2D": "zero_padding2d",
+    "Cropping2D": "cropping2d", "UpSampling2D": "up_sampling2d", "Reshape": "reshape", "Permute": "permute",
+    "Rescaling": "rescaling", "ReLU": "re_lu", "LeakyReLU": "leaky_re_lu", "PReLU": "p_re_lu", "ELU": "elu",
+    "Softmax": "softmax", "SpatialDropout2D": "spatial_dropout2d", "GaussianNoise": "gaussian_noise",
+    "LayerNormalization": "layer_normalization", "GroupNormalization": "group_normalization",
+    "RandomFlip": "random_flip", "RandomTranslation": "random_translation", "RandomRotation": "random_rotation",
+    "RandomZoom": "random_zoom", "RandomContrast": "random_contrast",
+}
+
+
+def test_every_registered_class_is_a_keras_layer_class():
+    assert {
         "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
         "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization",
-        "Activation"}
+        "Activation"} <= set(LAYER_CLASSES) <= set(KERAS_NAMES)
+    assert "InputLayer" not in LAYER_CLASSES  # the model input is not a layer of the list
 
 
 def test_keras_defaults():
@@ -52,12 +72,7 @@ def test_int_or_pair_normalised_once():
 
 @pytest.mark.parametrize("class_name", sorted(LAYER_CLASSES))
 def test_default_names_follow_keras(class_name):
-    assert snake_case(class_name) == {
-        "Conv2D": "conv2d", "DepthwiseConv2D": "depthwise_conv2d", "SeparableConv2D": "separable_conv2d",
-        "Conv2DTranspose": "conv2d_transpose", "MaxPooling2D": "max_pooling2d",
-        "AveragePooling2D": "average_pooling2d", "GlobalAveragePooling2D": "global_average_pooling2d",
-        "GlobalMaxPooling2D": "global_max_pooling2d", "Flatten": "flatten", "Dense": "dense", "Dropout": "dropout",
-        "BatchNormalization": "batch_normalization", "Activation": "activation"}[class_name]
+    assert snake_case(class_name) == KERAS_NAMES[class_name]
 
 
 def test_repeated_layers_get_numbered_names():
@@ -123,3 +138,93 @@ def test_unknown_layer_type():
 def test_bn_axis_out_of_range():
     with pytest.raises(ConfigError, match="axis 5 is not a feature axis"):
         L.BatchNormalization(axis=5).infer((None, 4, 4, 2))
+
+
+# --- the argument kinds new layers declare (one normal form each, one-line errors) -----------
+
+from visualcnn.engine.layers.arguments import Arg, normalise  # noqa: E402
+
+NEW_KINDS = [
+    # (arg, value, normal form)
+    (Arg("mode", "choice", "horizontal", choices=("horizontal", "vertical")), "vertical", "vertical"),
+    (Arg("factor", "factor", minimum=-1, maximum=1), 0.2, 0.2),
+    (Arg("factor", "factor", minimum=-1, maximum=1), 1, 1.0),
+    (Arg("factor", "factor", minimum=-1, maximum=1), [-0.2, 0.3], (-0.2, 0.3)),
+    (Arg("factor", "factor", minimum=-1, maximum=1), (0, 1), (0.0, 1.0)),
+    (Arg("max_value", "optional_float", None, minimum=0), None, None),
+    (Arg("max_value", "optional_float", None, minimum=0), 6, 6.0),
+    (Arg("target_shape", "int_tuple", minimum=-1), [7, -1, 1], (7, -1, 1)),
+    (Arg("shared_axes", "optional_int_tuple", None, minimum=1), None, None),
+    (Arg("shared_axes", "optional_int_tuple", None, minimum=1), 2, (2,)),  # Keras wraps one axis
+    (Arg("shared_axes", "optional_int_tuple", None, minimum=1), [1, 2], (1, 2)),
+    (Arg("padding", "padding_2d", 1, minimum=0), 2, ((2, 2), (2, 2))),
+    (Arg("padding", "padding_2d", 1, minimum=0), [1, 2], ((1, 1), (2, 2))),
+    (Arg("padding", "padding_2d", 1, minimum=0), [[1, 2], [3, 4]], ((1, 2), (3, 4))),
+    (Arg("padding", "padding_2d", 1, minimum=0), [1, [2, 3]], ((1, 1), (2, 3))),  # Keras allows the mix
+    (Arg("width_factor", "factor", None), None, None),  # a Keras default of None accepts None
+    (Arg("axis", "axis_list", -1), -1, -1),
+    (Arg("axis", "axis_list", -1), [-3, -2, -1], (-3, -2, -1)),
+]
+
+
+@pytest.mark.parametrize("arg,value,normal", NEW_KINDS, ids=lambda x: x.kind if isinstance(x, Arg) else None)
+def test_new_argument_kinds_normal_forms(arg, value, normal):
+    result = normalise(arg, value, "X")
+    assert result == normal and type(result) is type(normal)
+    if isinstance(normal, tuple):
+        assert all(type(a) is type(b) for a, b in zip(result, normal))
+
+
+NEW_KIND_ERRORS = [
+    (Arg("mode", "choice", "horizontal", choices=("horizontal", "vertical")), "diagonal",
+     "argument 'mode' expected one of 'horizontal', 'vertical', received 'diagonal'"),
+    (Arg("factor", "factor", minimum=-1, maximum=1), [0.1], "expected a number or a pair [lower, upper] of numbers"),
+    (Arg("factor", "factor", minimum=-1, maximum=1), [0.1, 2], "expected each value <= 1, received [0.1, 2]"),
+    (Arg("factor", "factor", minimum=-1, maximum=1), float("nan"), "received nan"),
+    (Arg("factor", "factor", minimum=-1, maximum=1), True, "expected a number or a pair"),
+    (Arg("factor", "factor", 0.1), None, "expected a number or a pair [lower, upper] of numbers, received None"),
+    (Arg("max_value", "optional_float", None, minimum=0), -1, "argument 'max_value' expected >= 0, received -1"),
+    (Arg("max_value", "optional_float", None, minimum=0), "6", "expected a finite number or null"),
+    (Arg("target_shape", "int_tuple", minimum=-1), [], "expected a list of integers such as [2, 1], received []"),
+    (Arg("target_shape", "int_tuple", minimum=-1), 784, "expected a list of integers"),
+    (Arg("target_shape", "int_tuple", minimum=-1), [7, -2], "expected each value >= -1, received [7, -2]"),
+    (Arg("dims", "int_tuple", minimum=1), [2.0, 1], "expected a list of integers"),
+    (Arg("shared_axes", "optional_int_tuple", None, minimum=1), [0], "expected each value >= 1"),
+    (Arg("shared_axes", "optional_int_tuple", None, minimum=1), "1", "or null"),
+    (Arg("padding", "padding_2d", 1, minimum=0), [1, 2, 3], "expected an integer, [height, width] or [[top, bottom]"),
+    (Arg("padding", "padding_2d", 1, minimum=0), [[1], [2]], "expected an integer, [height, width]"),
+    (Arg("padding", "padding_2d", 1, minimum=0), [[1, -1], 2], "expected each value >= 0, received [[1, -1], 2]"),
+    (Arg("axis", "axis_list", -1), [], "expected an integer axis or a list of axes"),
+    (Arg("axis", "axis_list", -1), 1.5, "expected an integer axis or a list of axes"),
+]
+
+
+@pytest.mark.parametrize("arg,value,message", NEW_KIND_ERRORS, ids=[m for _, _, m in NEW_KIND_ERRORS])
+def test_new_argument_kinds_refuse_with_one_line(arg, value, message):
+    with pytest.raises(ConfigError) as info:
+        normalise(arg, value, "RandomFlip 'random_flip'")
+    text = str(info.value)
+    assert text.startswith(f"RandomFlip 'random_flip': argument '{arg.name}' expected ")
+    assert message in text and "\n" not in text
+
+
+def test_get_config_writes_nested_tuples_as_nested_lists():
+    from visualcnn.engine.layers import Inference, Layer
+    from visualcnn.engine.layers.registry import unregister
+
+    class Padded(Layer):
+        class_name = "TestPadded"
+        ARGS = (Arg("padding", "padding_2d", 1, minimum=0), Arg("factor", "factor", 0.1),
+                Arg("axes", "optional_int_tuple", None))
+
+        def _infer(self, input_shape, field):
+            return Inference(input_shape, (), (), field)
+
+    try:
+        layer = Padded(padding=[1, [2, 3]], factor=(-0.1, 0.2), axes=1)
+        config = layer.get_config()
+        assert config["padding"] == [[1, 1], [2, 3]] and config["factor"] == [-0.1, 0.2] and config["axes"] == [1]
+        assert Padded.from_config(config).config == layer.config
+        assert "padding" not in Padded(padding=[[1, 1], [1, 1]]).get_config(compact=True)  # = the default 1
+    finally:
+        unregister("TestPadded")

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QComboBox
 
+from visualcnn.engine.layers import LAYER_CLASSES, Arg
+from visualcnn.engine.layers.arguments import normalise
 from visualcnn.gui import commands
-from visualcnn.gui.inspector import FloatEditor, OptionalPairEditor, PairEditor
+from visualcnn.gui.inspector import (BoolEditor, ChoiceEditor, FloatEditor, InitializerEditor, IntEditor,
+                                     OptionalPairEditor, PairEditor, SeedEditor, TextEditor, check_text,
+                                     format_value, make_editor, parse_text)
+from visualcnn.gui.palette import starter_config
+
+# The widget per argument kind; every other kind (factor, int_tuple, padding_2d, axis_list,
+# optional_float, optional_int_tuple, and any kind added later) gets the checked line edit.
+WIDGET_BY_KIND = {"int": IntEditor, "axis": IntEditor, "seed": SeedEditor, "pair": PairEditor,
+                  "optional_pair": OptionalPairEditor, "padding": ChoiceEditor, "activation": ChoiceEditor,
+                  "choice": ChoiceEditor, "initializer": InitializerEditor, "bool": BoolEditor,
+                  "float": FloatEditor}
 
 
 def shapes(window):
@@ -122,3 +134,57 @@ def test_document_changes_update_the_editors_without_pushing(seed_window):
     seed_window.undo_stack.undo()
     assert seed_window.inspector.editors["filters"].spin.value() == 32
     assert seed_window.undo_stack.count() == 1 and seed_window.undo_stack.index() == 0
+
+
+# --- editors chosen by argument kind alone: a new layer needs no inspector change -----------
+
+
+def test_every_registered_argument_gets_the_editor_of_its_kind(qapp):
+    for class_name, cls in LAYER_CLASSES.items():
+        for arg in cls.ARGS:
+            editor = make_editor(arg)
+            assert type(editor) is WIDGET_BY_KIND.get(arg.kind, TextEditor), (class_name, arg.name)
+            if arg.kind == "choice":
+                assert [editor.combo.itemText(i) for i in range(editor.combo.count())] == list(arg.choices)
+
+
+def test_every_registered_layer_shows_its_starter_values_without_complaint(seed_window, qtbot):
+    lw = seed_window.pipeline.list_widget
+    for class_name, cls in LAYER_CLASSES.items():
+        if not cls.in_palette:
+            continue
+        lw.insert_layer(1, class_name, starter_config(class_name))
+        lw.select_row(1)
+        editors = seed_window.inspector.editors
+        assert set(editors) == {a.name for a in cls.ARGS}, class_name
+        config = seed_window.document.entry(1).config
+        for arg in cls.ARGS:
+            editor = editors[arg.name]
+            if isinstance(editor, TextEditor):
+                assert editor.error == "", (class_name, arg.name)
+                value = config.get(arg.name, arg.default)
+                expected = None if value is None else normalise(arg, value, "")
+                assert check_text(arg, editor.edit.text()) == (expected, ""), (class_name, arg.name)
+        seed_window.undo_stack.undo()
+
+
+def test_text_is_parsed_as_literals_only():
+    assert parse_text(" [-0.2, 0.3] ") == [-0.2, 0.3]
+    assert parse_text("(1, 2)") == [1, 2] and parse_text("3, 3") == [3, 3]
+    assert parse_text("[[1, 2], [3, 4]]") == [[1, 2], [3, 4]]
+    assert parse_text("") is None and parse_text("None") is None and parse_text("null") is None
+    value, message = check_text(Arg("f", "factor", 0.1), "__import__('os')")
+    assert value is None and message.startswith("cannot read")
+
+
+def test_values_are_shown_as_typed():
+    assert format_value(((1, 1), (2, 3))) == "[[1, 1], [2, 3]]"
+    assert format_value((-0.2, 0.3)) == "[-0.2, 0.3]" and format_value(0.25) == "0.25"
+    assert format_value(None) == "None" and format_value(-1) == "-1"
+
+
+def test_text_editor_reports_the_engine_reason():
+    arg = Arg("target_shape", "int_tuple", minimum=-1)
+    assert check_text(arg, "[7, 7, 1]") == ((7, 7, 1), "")
+    assert check_text(arg, "[7, -2]") == (None, "expected each value >= -1, received [7, -2]")
+    assert check_text(Arg("max_value", "optional_float", None, minimum=0), "") == (None, "")

@@ -18,14 +18,12 @@ from PySide6.QtGui import QFont, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
                                QSplitter, QVBoxLayout, QWidget)
 
-from ..engine.analysis import analyse
 from ..engine.model_io import model_from_json
 from ..engine.preprocess import NothingDrawnError, canvas_to_mnist
 from .panels.digit_canvas import DigitCanvasWidget
-from .panels.feature_maps import FeatureMapsWidget, MapLayer
+from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
 
 NO_MODEL = "Train or load a model to classify."
-SPATIAL = ("convolution", "pooling")
 
 
 def copy_model(model):
@@ -236,7 +234,7 @@ class DrawTabWidget(QWidget):
             self._fields = {}
         else:
             self._model = copy_model(model)
-            report = analyse(self._model.input_shape, self._model.layers)
+            report = self._model.analyse()  # the model's own (graph) analysis: fields of every node
             self._fields = {r.layer.name: r.inference.field for r in report.rows if r.inference}
         self._on_canvas_changed()
 
@@ -307,7 +305,7 @@ class DrawTabWidget(QWidget):
         layers = []
         for layer in self._model.layers:
             value = outputs.get(layer.name)
-            if layer.family in SPATIAL and value is not None and value.ndim == 4:
-                field = self._fields[layer.name]
+            field = self._fields.get(layer.name)
+            if value is not None and has_feature_maps(value.shape) and field is not None:
                 layers.append(MapLayer(layer.name, layer.class_name, value[0], field.size, field.jump, field.start))
         self._maps.set_layers(layers)

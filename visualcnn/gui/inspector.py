@@ -10,6 +10,7 @@ overwritten.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QHBoxL
 
 from ..engine.analysis import LayerReport, describe_field
 from ..engine.layers import ACTIVATIONS, LAYER_CLASSES, Arg, ConfigError
-from ..engine.layers.arguments import INITIALIZERS, normalise
+from ..engine.layers.arguments import INITIALIZERS, normalise, to_json
 from ..engine.shapes import format_shape
 from .commands import SetLayerConfigCommand
 from .document import PipelineDocument
@@ -44,6 +45,8 @@ def default_text(arg: Arg) -> str:
     if value is None:
         return "default None" + (" (= pool_size)" if arg.name == "strides" else "")
     if isinstance(value, (tuple, list)):
+        if any(isinstance(v, (tuple, list)) for v in value):
+            return f"default {format_value(value)}"
         return f"default ({', '.join(str(v) for v in value)})"
     if isinstance(value, bool):
         return f"default {value}"
@@ -205,6 +208,10 @@ class ChoiceEditor(ArgEditor):
         self.combo = QComboBox()
         self.combo.addItems(list(choices))
         self.combo.setAccessibleName(arg.name)
+        # Shrinkable to about 12 characters: a long choice (RandomFlip's
+        # "horizontal_and_vertical") must not push the row past a projector-sized dock.
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(min(12, max((len(c) for c in choices), default=1)))
         self.combo.currentTextChanged.connect(self._on_combo_text_changed)
         self.layout_.addWidget(self.combo)
         self.layout_.addStretch(1)
@@ -296,7 +303,92 @@ class FloatEditor(ArgEditor):
             self.hint.setText("")
 
 
+def parse_text(text: str) -> Any:
+    """What a student typed, as a Python value: 0.2, [-0.2, 0.3], (1, 2), 2, 3, None/null/empty.
+
+    Literals only (ast.literal_eval), so typing never runs code; tuples become lists as in
+    a JSON config. Raises ValueError for text that is not a literal.
+    """
+    text = text.strip()
+    if text.lower() in ("", "none", "null"):
+        return None
+    value = ast.literal_eval(text)  # "3, 3" is a tuple; (1, 2) too
+    return to_json(value)
+
+
+def format_value(value: Any) -> str:
+    """A normal-form value as the student would type it: 0.2, [-0.2, 0.3], [[1, 1], [2, 2]]."""
+    if value is None:
+        return "None"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def check_text(arg: Arg, text: str) -> tuple[Any, str]:
+    """(normal-form value, "") for text the engine accepts, else (None, the one-line reason)."""
+    try:
+        value = parse_text(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None, f"cannot read {text.strip()!r}; type a number or a list such as [1, 2]"
+    try:
+        return normalise(arg, value, ""), ""
+    except ConfigError as exc:
+        # ": argument 'factor' expected ..." -> "expected ...": the row already names the argument
+        message = str(exc)
+        return None, message.split(f"argument '{arg.name}' ", 1)[-1]
+
+
+class TextEditor(ArgEditor):
+    """Any argument kind without a dedicated widget: a line edit whose text is parsed and
+    checked by the engine's own normalise as you type (so a new kind, or a new layer, needs
+    no inspector change); the engine's message shows in place while the text is not valid."""
+
+    def __init__(self, arg, parent=None):
+        super().__init__(arg, parent)
+        self.edit = QLineEdit()
+        self.edit.setAccessibleName(arg.name)
+        self.edit.setPlaceholderText("None" if not arg.required else "")
+        self.edit.textEdited.connect(self._on_edit_text_edited)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet(f"color: {ERROR_COLOUR};")
+        self.hint.setVisible(False)
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.edit)
+        column.addWidget(self.hint)
+        self.layout_.addLayout(column, 1)
+        self.layout_.addStretch(0)
+
+    @property
+    def error(self) -> str:
+        return self.hint.text()
+
+    def _show_error(self, message: str) -> None:
+        self.edit.setStyleSheet(f"border: 2px solid {ERROR_COLOUR};" if message else "")
+        self.hint.setText(message)
+        self.hint.setVisible(bool(message))
+
+    def _on_edit_text_edited(self, text):
+        value, message = check_text(self.arg, text)
+        self._show_error(message)
+        if not message:
+            self.value_edited.emit(to_json(value))
+
+    def set_value(self, value):
+        current, message = check_text(self.arg, self.edit.text())
+        if message or current != value or not self.edit.text().strip() and value is not None:
+            with QSignalBlocker(self.edit):
+                self.edit.setText(format_value(value))
+            self._show_error("")
+
+
 def make_editor(arg: Arg) -> ArgEditor:
+    """The widget for an argument, chosen by its kind alone (never by layer or argument name)."""
     kind = arg.kind
     if kind == "int":
         return IntEditor(arg)
@@ -314,9 +406,13 @@ def make_editor(arg: Arg) -> ArgEditor:
         return ChoiceEditor(arg, ACTIVATIONS)
     if kind == "initializer":
         return InitializerEditor(arg)
+    if kind == "choice":
+        return ChoiceEditor(arg, arg.choices)
     if kind == "bool":
         return BoolEditor(arg)
-    return FloatEditor(arg)
+    if kind == "float":
+        return FloatEditor(arg)
+    return TextEditor(arg)  # factor, int_tuple, padding_2d, axis_list, optional_* and any new kind
 
 
 def derivation_lines(report: LayerReport, image_shape=None) -> list[str]:
@@ -463,7 +559,8 @@ class InspectorWidget(QWidget):
             editor = make_editor(arg)
             editor.setToolTip(arg.doc)
             editor.value_edited.connect(lambda value, a=arg: self._on_editor_value_edited(a, value))
-            hint = QLabel(default_text(arg))
+            # A zero-width space after each "_" lets "'horizontal_and_vertical'" wrap in a narrow dock.
+            hint = QLabel(default_text(arg).replace("_", "_\u200b"))
             hint.setWordWrap(True)
             hint.setStyleSheet("color: palette(placeholder-text);")
             hint.setToolTip(f"Keras's default for {arg.name}")

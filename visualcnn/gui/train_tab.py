@@ -37,7 +37,7 @@ from ..engine.recipe import prepare_run, readiness_problem
 from ..engine.training_config import TrainingConfig
 from .commands import SetTrainingConfigCommand
 from .panels.curves import CurvesPanel
-from .panels.feature_maps import SPATIAL_FAMILIES, FeatureMapsWidget, MapLayer
+from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
 from .panels.filters import FiltersPanel
 from .panels.probe import ProbePickerPanel
 from .panels.results import ResultsPanel
@@ -135,7 +135,7 @@ class TrainTabWidget(QWidget):
         self._model = None  # the model of the current / last run, or the untrained preview
         self._shown_signature: tuple | None = None  # the pipeline whose filters / maps are shown
         self._data: DatasetArrays | None = None
-        self._spatial: list[tuple[str, str, object]] = []  # (name, class_name, receptive Field) per conv/pool
+        self._spatial: list[tuple[str, str, object]] = []  # (name, class_name, receptive Field) per layer with maps
         self._run_active = False
         self._error: str | None = None
         self._last_x = 0.0
@@ -363,8 +363,7 @@ class TrainTabWidget(QWidget):
         if tuple(model.input_shape) != (28, 28, 1):
             return []
         return [(row.name, row.layer.class_name, row.inference.field) for row in report.rows
-                if row.layer.family in SPATIAL_FAMILIES and row.inference is not None
-                and len(row.output_shape) == 4]
+                if row.inference is not None and has_feature_maps(row.output_shape)]
 
     def closeEvent(self, event) -> None:  # when shown on its own (benchmarks, screenshots)
         self.shutdown()

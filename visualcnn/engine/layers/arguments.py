@@ -98,6 +98,8 @@ def normalise(arg: Arg, value: Any, where: str) -> Any:
     `where` is the "Conv2D 'conv2d_1'" prefix so every message names its layer.
     """
     kind = arg.kind
+    if value is None and arg.default is None and kind != "activation":
+        return None  # Keras's "None: ..." default (RandomZoom width_factor: keep the aspect ratio)
 
     def fail(expected: str) -> ConfigError:
         return ConfigError(f"{where}: argument '{arg.name}' expected {expected}, received {_describe(value)}")

@@ -1,4 +1,4 @@
-"""Feature maps of every conv and pool layer for one image, as image grids.
+"""Feature maps of every layer with an image-shaped output, for one image, as image grids.
 
 One pyqtgraph ViewBox + ImageItem per layer, created when the set of layers changes and
 afterwards only setImage'd (pyqtgraph examples' rule: create once, then update data).
@@ -18,7 +18,12 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 from .tile_view import TileDialog
 from .tiling import normalise_per_tile, tile, tile_position
 
-SPATIAL_FAMILIES = ("convolution", "pooling")
+
+
+def has_feature_maps(output_shape) -> bool:
+    """A layer whose output is (batch, height, width, channels) has feature maps, whatever its
+    class: the data decides (a Conv2D, a ReLU after it, an Add of two branches alike)."""
+    return output_shape is not None and len(output_shape) == 4
 
 
 @dataclass(frozen=True)
