@@ -23,8 +23,9 @@ class LeakyReLU(ElementwiseLayer):
         # Keras 2 files (and Keras 3, with a deprecation warning) call the slope `alpha`.
         if "alpha" in kwargs:
             if args or "negative_slope" in kwargs:
-                raise ConfigError(f"{self.class_name}: give the slope once, as 'negative_slope' "
-                                  "(Keras 2 called it 'alpha')")
+                name = kwargs.get("name")
+                where = f"{self.class_name} '{name}'" if isinstance(name, str) and name else self.class_name
+                raise ConfigError(f"{where}: give the slope once, as 'negative_slope' (Keras 2 called it 'alpha')")
             kwargs["negative_slope"] = kwargs.pop("alpha")
         super().__init__(*args, **kwargs)
 
