@@ -46,16 +46,17 @@ def test_every_argument_default_normalises_and_survives_json(class_name):
 
 def analyse_in_context(layer: Layer):
     """The layer's report row in a sensible context: merges join two equal branches, other
-    layers read the 28x28x1 image, or the flattened image when they need a vector."""
+    layers follow a starter Conv2D on the 28x28x1 image, or a Dense when they need a vector."""
     if getattr(layer, "merge", False):
         if not hasattr(analysis, "analyse_graph"):
             pytest.skip("analysis.analyse_graph is not there yet")
         report = analysis.analyse_graph(IMAGE, [Activation("relu"), Activation("relu"), layer],
                                         ((-1,), (-1,), (0, 1)))
         return report.rows[-1]
-    row = analysis.analyse(IMAGE, [layer]).rows[0]
-    if row.status != "ok" and not layer.image_input:
-        row = analysis.analyse(IMAGE, [Flatten(), layer]).rows[1]
+    after_conv = [build("Conv2D"), layer]  # where a dropped block usually lands: (26, 26, 32)
+    row = analysis.analyse(IMAGE, after_conv).rows[-1]
+    if row.status != "ok" and not layer.image_input:  # a layer for vectors: after Flatten and Dense
+        row = analysis.analyse(IMAGE, [Flatten(), build("Dense"), layer]).rows[-1]
     return row
 
 
