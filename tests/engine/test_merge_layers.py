@@ -237,3 +237,11 @@ def test_input_count_limits():
     with pytest.raises(ConfigError, match=r"^Add: takes at least 1 input, received 0"):
         L.Add().infer(())
     assert L.Add().infer(((None, 2),) * 300).output_shape == (None, 2)
+
+
+def test_concatenate_derivation_names_the_axis():
+    lines = L.Concatenate(axis=1).infer(((None, 13, 13, 8), (None, 5, 13, 8))).derivation
+    assert lines[0] == "Concatenate: height 13 + 5 = 18"
+    assert L.Concatenate(axis=2).infer(((None, 4, 3, 8), (None, 4, 3, 8))).derivation[0] == \
+        "Concatenate: width 3 + 3 = 6"
+    assert L.Concatenate().infer(((None, 3), (None, 4))).derivation[0] == "Concatenate: features 3 + 4 = 7"

@@ -369,6 +369,12 @@ _AXIS_WORDS = {4: ("batch", "height", "width", "channels"), 3: ("batch", "steps"
                2: ("batch", "features")}
 
 
+def _axis_word(rank: int, axis: int) -> str:
+    """How the derivation names an axis: 'channels', 'height', ... or 'axis 2'."""
+    words = _AXIS_WORDS.get(rank, ())
+    return words[axis] if axis < len(words) else f"axis {axis}"
+
+
 class Concatenate(_Merge):
     class_name = "Concatenate"
     explanation = ("Stacks its inputs along the channels (Inception): 32 maps and 64 maps "
@@ -399,16 +405,14 @@ class Concatenate(_Merge):
                               f"{format_shape(shapes[0])}; use -1 (the last axis)")
         for k, s in enumerate(shapes[1:], 1):
             if any(a != b for i, (a, b) in enumerate(zip(shapes[0], s)) if i != axis):
-                word = _AXIS_WORDS.get(rank, ())[axis] if axis < len(_AXIS_WORDS.get(rank, ())) else f"axis {axis}"
+                word = _axis_word(rank, axis)
                 raise ConfigError(
                     f"{self.where}: inputs must have the same shape except along the joined axis ({word}): "
                     f"'{names[0]}' gives {format_shape(shapes[0])} but '{names[k]}' gives {format_shape(s)}; "
                     "make the branches agree (padding='same' keeps the size)")
         total = sum(s[axis] for s in shapes)
         shape = tuple(total if i == axis else d for i, d in enumerate(shapes[0]))
-        words = _AXIS_WORDS.get(rank)
-        word = words[axis] if words and axis == rank - 1 else f"axis {axis}"
-        lines = (f"Concatenate: {word} " + " + ".join(str(s[axis]) for s in shapes) + f" = {total}",
+        lines = (f"Concatenate: {_axis_word(rank, axis)} " + " + ".join(str(s[axis]) for s in shapes) + f" = {total}",
                  "params = 0 (nothing to learn)", f"output shape = {format_shape(shape)}")
         return Inference(shape, (), lines, _largest_field(fields))
 
