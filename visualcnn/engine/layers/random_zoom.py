@@ -24,14 +24,6 @@ class RandomZoom(RandomAffineLayer):
                    "copes with bigger and smaller objects; does nothing when predicting.")
     starter_config = {"height_factor": 0.1}
 
-    def __init__(self, *args, **kwargs):
-        # Keras writes "width_factor": null for "same as the height"; null is the default here
-        if kwargs.get("width_factor", 0.0) is None:
-            del kwargs["width_factor"]
-        if len(args) > 1 and args[1] is None:
-            args = args[:1] + args[2:]
-        super().__init__(*args, **kwargs)
-
     def _check_config(self) -> None:
         for name in ("height_factor", "width_factor"):
             value = self.config[name]
