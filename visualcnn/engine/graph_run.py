@@ -19,7 +19,7 @@ network at batch 1000 holds about three feature maps, not one per layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +31,6 @@ class Plan:
     inbound: tuple[tuple[int, ...], ...]
     consumers: tuple[tuple[int, ...], ...]  # per layer: the layers reading its output
     last_use: tuple[int, ...]  # per layer: the last layer reading its output (itself for the output)
-    input_last_use: int
     merge: tuple[bool, ...]
     needs_grad: tuple[bool, ...]  # a trainable weight at or above this layer: its output gradient is used
     fused: frozenset = frozenset()  # relu_fusions (a single image's predict need not redo them)
@@ -43,23 +42,19 @@ def make_plan(layers, inbound) -> Plan:
     n = len(layers)
     inbound = tuple(tuple(ins) for ins in inbound)
     consumers: list[list[int]] = [[] for _ in range(n)]
-    input_last = -1
     for i, ins in enumerate(inbound):
         for j in dict.fromkeys(ins):
-            if j == -1:
-                input_last = i
-            else:
+            if j != -1:
                 consumers[j].append(i)
     needs = []
     for i, layer in enumerate(layers):
         own = any(spec.trainable for spec in getattr(layer, "weight_specs", ()))
         needs.append(own or any(needs[j] for j in inbound[i] if j >= 0))
     plan = Plan(inbound, tuple(tuple(c) for c in consumers),
-                tuple(max(c) if c else i for i, c in enumerate(consumers)), input_last,
+                tuple(max(c) if c else i for i, c in enumerate(consumers)),
                 tuple(bool(getattr(layer, "merge", False)) for layer in layers), tuple(needs))
     # built layers: a BatchNormalization folds only once both it and its conv are built
-    return Plan(plan.inbound, plan.consumers, plan.last_use, plan.input_last_use, plan.merge, plan.needs_grad,
-                relu_fusions(layers, plan), bn_folds(layers, plan))
+    return replace(plan, fused=relu_fusions(layers, plan), folds=bn_folds(layers, plan))
 
 
 def relu_fusions(layers, plan: Plan) -> frozenset:

@@ -104,7 +104,6 @@ class Model:
             names.add(layer.name)
         self.layers = list(layers)
         self._inbound = None if is_linear(inbound) and type(self) is not Model else inbound
-        self._graph_inbound = inbound
         self.built = False
 
     @property
