@@ -1,8 +1,12 @@
 """model.summary(): rows as data, and the Keras text table rendered on top of them.
 
-Matches keras/src/utils/summary_utils.py as printed through rich: line length
-min(88, terminal columns - 4), column positions 0.45 / 0.80 / 1.0, heavy-head box with a
+Matches keras/src/utils/summary_utils.py as printed through rich: heavy-head box with a
 line between rows, counts with thousands separators, sizes as float32 bytes in 1024 units.
+A Sequential model: line length min(88, terminal columns - 4), columns ending at 0.45 /
+0.80 / 1.0. A Functional model: an InputLayer row first and the layers in Keras's order;
+when a layer has several inputs, a "Connected to" column, min(108, columns - 4) and
+0.3 / 0.56 / 0.74 / 1.0. Cells wrap at spaces, a word longer than its cell ends in "…",
+header cells sit at the bottom of their row (rich's rules, ported in _cell_lines).
 """
 
 from __future__ import annotations
@@ -92,10 +96,6 @@ def summarize(model) -> dict:
 # the millions would build gigantic strings. Narrower or wider requests are clamped.
 MIN_LINE_LENGTH = 40
 MAX_LINE_LENGTH = 1000
-
-
-def default_line_length() -> int:
-    return clamp_line_length(min(88, shutil.get_terminal_size().columns - 4))
 
 
 def console_width() -> int:
