@@ -448,3 +448,13 @@ def test_evaluate_a_saved_graph_model(tmp_path):
     result = run("evaluate", str(path), "--json")
     assert result.returncode == 0, result.stderr
     assert 0.0 <= json.loads(result.stdout)["test_accuracy"] <= 1.0
+
+
+def test_evaluate_a_keras_functional_json_says_to_train_it_first(tmp_path):
+    from pathlib import Path
+
+    real = json.loads((Path(__file__).parent / "engine" / "keras_fixtures" / "functional_refusals.json").read_text())
+    path = tmp_path / "keras.json"
+    path.write_text(json.dumps(real["linear"]))
+    line = one_error_line(run("evaluate", str(path)))
+    assert "keras.json: holds no weights" in line and "visualcnn train keras.json --save trained.json" in line
