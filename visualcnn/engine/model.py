@@ -91,17 +91,19 @@ class Model:
             raise ConfigError(f"model '{self.name}': the name '{input_name}' is used by the input and by a layer; "
                               "names must be unique within a model")
         self.input_name = input_name
-        names: set[str] = {input_name}
+        used = taken | {input_name}  # only grows: unique_name's counters stay exact (linear, not quadratic)
+        seen: set[str] = {input_name}
         counters: dict[str, int] = {}
         for layer in layers:
             if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
                 raise ConfigError(f"model '{self.name}': expected layers, received {type(layer).__name__}")
             if layer.name is None:
-                layer.name = unique_name(snake_case(layer.class_name), names | taken, counters)
-            elif layer.name in names:
+                layer.name = unique_name(snake_case(layer.class_name), used, counters)
+                used.add(layer.name)
+            elif layer.name in seen:
                 raise ConfigError(f"{layer.where}: the name '{layer.name}' is already used by another layer; "
                                   "names must be unique within a model")
-            names.add(layer.name)
+            seen.add(layer.name)
         self.layers = list(layers)
         self._inbound = None if is_linear(inbound) and type(self) is not Model else inbound
         self.built = False
