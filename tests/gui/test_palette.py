@@ -115,10 +115,15 @@ def test_a_new_layer_class_gets_an_editor_per_argument_and_is_analysed(seed_wind
     assert "Adds a constant" in window.inspector.explanation.text()
     assert "Other" in window.inspector.title.text()
 
-    assert editors["margin"].edit.text() == "[[0, 0], [0, 0]]"  # the normal form of the default 0
+    assert editors["margin"].edit.text() == "0"  # as Keras writes the default, not [[0, 0], [0, 0]]
     editors["margin"].edit.clear()
     qtbot.keyClicks(editors["margin"].edit, "[1, [2, 3]]")
-    assert window.document.entry(1).config["margin"] == [[1, 1], [2, 3]]
+    assert window.document.entry(1).config["margin"] == [1, [2, 3]]  # as typed; the engine normalises
+    assert editors["margin"].edit.text() == "[1, [2, 3]]"  # what the student typed stays
+    window.undo_stack.undo()
+    assert editors["margin"].edit.text() == "0"
+    window.undo_stack.redo()
+    assert editors["margin"].edit.text() == "[1, [2, 3]]"
     editors["mode"].combo.setCurrentText("add")
     assert "mode" not in window.document.entry(1).config  # the default is not written
     layer = shift_layer.from_config(window.document.entry(1).config)

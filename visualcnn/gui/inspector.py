@@ -374,16 +374,22 @@ class TextEditor(ArgEditor):
         self.hint.setVisible(bool(message))
 
     def _on_edit_text_edited(self, text):
-        value, message = check_text(self.arg, text)
+        _value, message = check_text(self.arg, text)
         self._show_error(message)
         if not message:
-            self.value_edited.emit(to_json(value))
+            self.value_edited.emit(parse_text(text))  # as typed (padding 1 stays 1 in the file)
 
-    def set_value(self, value):
+    def set_value(self, value, as_written: Any = None):
+        """Show a normal-form value; as_written (the config's own spelling, e.g. padding 1
+        rather than [[1, 1], [1, 1]]) is shown instead when it means the same. Text that
+        already means the value stays as typed."""
         current, message = check_text(self.arg, self.edit.text())
         if message or current != value or not self.edit.text().strip() and value is not None:
+            text = format_value(value)
+            if as_written is not None and check_text(self.arg, format_value(as_written)) == (value, ""):
+                text = format_value(as_written)
             with QSignalBlocker(self.edit):
-                self.edit.setText(format_value(value))
+                self.edit.setText(text)
             self._show_error("")
 
 
@@ -579,12 +585,16 @@ class InspectorWidget(QWidget):
             editor = self.editors.get(arg.name)
             if editor is None:
                 continue
+            written = entry.config.get(arg.name, None if arg.required else arg.default)
             value = entry.config.get(arg.name, default_value(arg))
             try:
                 value = normalise(arg, value, "") if value is not None else None
             except ConfigError:
                 pass  # an invalid value stays as typed; the block shows the engine's message
-            editor.set_value(value)
+            if isinstance(editor, TextEditor):
+                editor.set_value(value, written)
+            else:
+                editor.set_value(value)
         strides = self.editors.get("strides")
         if isinstance(strides, OptionalPairEditor) and "pool_size" in self.editors:
             pool = entry.config.get("pool_size", (2, 2))
