@@ -134,3 +134,22 @@ def test_straight_links_are_those_of_a_plain_run():
     layout = layout_graph(PROJECTION)
     straight = {(link.source, link.target) for link in layout.links if layout.straight(link)}
     assert straight == {(INPUT, 0), (1, 2)}  # stem feeds two blocks; the Add has two inputs
+
+
+def test_a_card_alone_in_its_row_spans_the_empty_columns():
+    layout, placement = placed(INCEPTION)
+    assert layout.spans == (4, 1, 1, 1, 1, 1, 1, 1, 4)  # the stem and the Concatenate run across
+    assert placement.cards[0].width == placement.cards[8].width > 4 * placement.cards[1].width
+    # a link running down an empty column keeps its cells: the 1x1 branch's card does not widen
+    layout = layout_graph(PROJECTION)
+    assert layout.spans[layout.rows.index(2)] == 1
+
+
+def test_a_skip_lane_moves_past_empty_columns_so_the_blocks_beside_it_stay_wide():
+    # an identity block (skip in a lane), then a block whose shortcut needs its own column
+    inbound = [(-1,), (0,), (1,), (2, 0), (3,), (4,), (3,), (5, 6)]
+    layout = layout_graph(inbound)
+    assert layout.column_count == 2
+    skip = next(link for link in layout.links if (link.source, link.target) == (0, 3))
+    assert skip.kind == "lane" and skip.gutter == 2  # right of both columns, not between them
+    assert layout.spans[1] == layout.spans[2] == 2

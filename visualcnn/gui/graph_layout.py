@@ -54,6 +54,7 @@ class GraphLayout:
     row_count: int
     column_count: int
     tracks: tuple[int, ...]         # lanes per gutter (column_count + 1 gutters)
+    spans: tuple[int, ...] = ()     # per block, how many columns its card covers (empty ones to its right)
 
     def consumers(self, source: int) -> tuple[int, ...]:
         return tuple(dict.fromkeys(link.target for link in self.links if link.source == source))
@@ -100,7 +101,7 @@ def layout_graph(inbound: Sequence[Sequence[int]]) -> GraphLayout:
         return all(free(r, column, source) for r in range(first, last + 1))
 
     links: list[Link] = []
-    lanes: dict[int, list[list[tuple[int, int, int]]]] = {}  # gutter -> tracks -> (top row, bottom row, source)
+    pending: list[tuple[int, int, int, int, bool]] = []  # lane links: (link, top row, bottom row, gutter, movable)
 
     for i in range(count):
         row = rows[i]
@@ -134,18 +135,43 @@ def layout_graph(inbound: Sequence[Sequence[int]]) -> GraphLayout:
                 gutter = min(source_column, chosen) + 1  # between the two columns
             else:  # beside the column, on the side of the input port it reaches (no crossing there)
                 gutter = chosen if 2 * slot < len(inputs[i]) - 1 else chosen + 1
-            tracks = lanes.setdefault(gutter, [])
-            track = next((t for t, used in enumerate(tracks)
-                          if all(src == source or not (top < b and a < row) for a, b, src in used)), len(tracks))
-            if track == len(tracks):
-                tracks.append([])
-            tracks[track].append((top, row, source))
-            links.append(Link(source, i, slot, gutter=gutter, track=track))
+            pending.append((len(links), top, row, gutter, source_column == chosen and gutter == chosen + 1))
+            links.append(Link(source, i, slot, gutter=gutter))
+
+    # Lanes, once every card is placed: a lane on the right of its column moves right past the
+    # columns that are empty along it (so the cards beside it keep their width), then each takes
+    # the first track of its gutter that no other lane uses over the same rows.
+    lanes: dict[int, list[list[tuple[int, int, int]]]] = {}  # gutter -> tracks -> (top row, bottom row, source)
+    right = max(columns, default=0) + 1
+    for n, top, bottom, gutter, movable in pending:
+        while movable and gutter < right and all(free(r, gutter) for r in range(top + 1, bottom)):
+            gutter += 1
+        source = links[n].source
+        tracks = lanes.setdefault(gutter, [])
+        track = next((t for t, used in enumerate(tracks)
+                      if all(src == source or not (top < b and a < bottom) for a, b, src in used)), len(tracks))
+        if track == len(tracks):
+            tracks.append([])
+        tracks[track].append((top, bottom, source))
+        links[n] = Link(source, links[n].target, links[n].slot, gutter=gutter, track=track)
 
     column_count = max(columns, default=0) + 1
     tracks = tuple(len(lanes.get(g, ())) for g in range(column_count + 1))  # a lane's gutter <= column_count
+
+    def lane_beside(gutter: int, row: int) -> bool:  # a lane runs down this gutter past the row
+        return any(top < row < bottom for used in lanes.get(gutter, ()) for top, bottom, _ in used)
+
+    # A card alone in its row takes the empty columns to its right (no card, arrow or lane
+    # there), so a straight run beside a short branch keeps wide, readable cards.
+    spans = []
+    for i in range(count):
+        span = 1
+        while columns[i] + span < column_count and (rows[i], columns[i] + span) not in taken \
+                and not lane_beside(columns[i] + span, rows[i]):
+            span += 1
+        spans.append(span)
     return GraphLayout(tuple(rows), tuple(columns), tuple(links), inputs, linear,
-                       max(rows, default=-1) + 1, column_count, tracks)
+                       max(rows, default=-1) + 1, column_count, tracks, tuple(spans))
 
 
 # --- pixels ------------------------------------------------------------------------------
@@ -194,16 +220,8 @@ def output_port(card: Rect) -> tuple[float, float]:
     return (card.x + card.width / 2, card.bottom)
 
 
-def place(layout: GraphLayout, heights: Sequence[float], card_width: float, *, gap: float = 0.0,
-          spacing: float = 0.0, lane_width: float = 14.0, level_step: float = 7.0,
-          left: float = 0.0, top: float = 0.0) -> Placement:
-    """Pixel rectangles for the cards and polylines for the links.
-
-    heights: each card's height; card_width: every column's width; gap: the minimum
-    vertical room between rows (where links bend); spacing: the minimum room between
-    columns; lane_width: room per lane in a gutter; level_step: vertical distance between
-    two links bending in the same gap. A linear layout with gap 0 is a plain stack.
-    """
+def _grid(layout: GraphLayout, card_width: float, spacing: float, lane_width: float, left: float):
+    """x of each gutter and each column, and the total width."""
     gutter_widths = [max(spacing if 0 < g < layout.column_count else 0.0, tracks * lane_width)
                      for g, tracks in enumerate(layout.tracks)]
     gutter_x, column_x, x = [], [], left
@@ -213,7 +231,32 @@ def place(layout: GraphLayout, heights: Sequence[float], card_width: float, *, g
         if g < layout.column_count:
             column_x.append(x)
             x += card_width
-    total_width = x
+    return gutter_x, column_x, x
+
+
+def card_widths(layout: GraphLayout, card_width: float, *, spacing: float = 0.0,
+                lane_width: float = 14.0) -> tuple[float, ...]:
+    """Each card's width: its column's, or across the empty columns it spans."""
+    _, column_x, _ = _grid(layout, card_width, spacing, lane_width, 0.0)
+    spans = layout.spans or (1,) * len(layout.rows)
+    return tuple(column_x[c + s - 1] + card_width - column_x[c] for c, s in zip(layout.columns, spans))
+
+
+def place(layout: GraphLayout, heights, card_width: float, *, gap: float = 0.0,
+          spacing: float = 0.0, lane_width: float = 14.0, level_step: float = 7.0,
+          left: float = 0.0, top: float = 0.0) -> Placement:
+    """Pixel rectangles for the cards and polylines for the links.
+
+    heights: each card's height, or a function (block, width) -> height; card_width: every
+    column's width; gap: the minimum vertical room between rows (where links bend);
+    spacing: the minimum room between columns; lane_width: room per lane in a gutter;
+    level_step: vertical distance between two links bending in the same gap. A linear
+    layout with gap 0 is a plain stack.
+    """
+    gutter_x, column_x, total_width = _grid(layout, card_width, spacing, lane_width, left)
+    widths = card_widths(layout, card_width, spacing=spacing, lane_width=lane_width)
+    if callable(heights):
+        heights = [heights(i, w) for i, w in enumerate(widths)]
 
     def centre(column: int) -> float:
         return column_x[column] + card_width / 2
@@ -222,12 +265,16 @@ def place(layout: GraphLayout, heights: Sequence[float], card_width: float, *, g
         return gutter_x[link.gutter] + (link.track + 0.5) * lane_width
 
     # x of every link's source port and target port, and where its vertical run goes
-    ports_in = {i: input_ports(Rect(column_x[layout.columns[i]], 0, card_width, 1), len(layout.inputs[i]))
+    ports_in = {i: input_ports(Rect(column_x[layout.columns[i]], 0, widths[i], 1), len(layout.inputs[i]))
                 for i in range(len(layout.rows))}
-    input_port_x = centre(0) if column_x else left
+    first = next((i for i, sources in enumerate(layout.inputs) if INPUT in sources), None)
+    input_port_x = left if not column_x else (centre(0) if first is None else column_x[layout.columns[first]]
+                                              + widths[first] / 2)  # above the first block it feeds
 
     def source_x(link: Link) -> float:
-        return input_port_x if link.source == INPUT else centre(layout.columns[link.source])
+        if link.source == INPUT:
+            return input_port_x
+        return column_x[layout.columns[link.source]] + widths[link.source] / 2
 
     def target_x(link: Link) -> float:
         return ports_in[link.target][link.slot][0]
@@ -294,7 +341,7 @@ def place(layout: GraphLayout, heights: Sequence[float], card_width: float, *, g
         gap_bottom = row_top[gap_row] if gap_row < layout.row_count else total_height + gaps[gap_row]
         return gap_bottom - gaps[gap_row] * (level + 1) / (level_count.get(gap_row, 0) + 1)
 
-    cards = tuple(Rect(column_x[layout.columns[i]], row_top[layout.rows[i]], card_width, float(heights[i]))
+    cards = tuple(Rect(column_x[layout.columns[i]], row_top[layout.rows[i]], widths[i], float(heights[i]))
                   for i in range(len(layout.rows)))
     input_point = (input_port_x, top)
 
@@ -329,5 +376,5 @@ def segments_cross(points: Sequence[tuple[float, float]], rect: Rect, inset: flo
     return False
 
 
-__all__ = ["INPUT", "Link", "GraphLayout", "layout_graph", "Rect", "Placement", "place", "input_ports",
+__all__ = ["INPUT", "Link", "GraphLayout", "layout_graph", "Rect", "Placement", "place", "card_widths", "input_ports",
            "output_port", "segments_cross"]

@@ -178,9 +178,9 @@ class PipelineGraphView(QAbstractScrollArea):
                         for g, t in enumerate(layout.tracks))
             width = max(round(10 * em), (available - 2 - fixed) / max(1, layout.column_count))
             geometry = dict(gap=round(1.8 * em), spacing=spacing, lane_width=lane, level_step=round(0.6 * em))
-        heights = [self._painter.height(row, width) for row in report.rows]
+        rows, painter = report.rows, self._painter
         self._layout = layout
-        self._placement = place(layout, heights, width, **geometry)
+        self._placement = place(layout, lambda i, card_width: painter.height(rows[i], card_width), width, **geometry)
         self._update_scroll_ranges()
         return self._placement
 
