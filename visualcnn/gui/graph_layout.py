@@ -11,7 +11,10 @@ Pure (no Qt): the same graph always gives the same layout, and it is tested by i
 - Links: a link to the next row is drawn straight (or with one bend in the gap between
   the rows); a link that skips rows runs down a column whose cells are empty on the way,
   or else in a lane of the gutter beside the cards (gutter g is left of column g), so an
-  arrow never crosses a card.
+  arrow never crosses a card. A lane on the right of a column moves right past columns
+  that are empty along it.
+- Widths: a card alone in its row spans the empty columns to its right (no card, arrow or
+  lane there), so the straight runs of a graph keep wide cards beside a short branch.
 
 `layout_graph(inbound)` gives the abstract grid; `place(...)` turns it into rectangles
 and polylines in pixels for given card sizes.
