@@ -140,3 +140,27 @@ def test_classify_while_a_training_run_is_in_progress(qtbot, trained, mnist_slic
             qtbot.wait(5)
     assert classified >= 3 and len(snapshots) >= 2
     assert tab.last_latency_ms is not None and tab._answer.text() in "0123456789"
+
+
+def test_every_layer_with_an_image_shaped_output_shows_maps_in_a_graph(qtbot):
+    """No family list decides: a ReLU, a ZeroPadding2D and an Add have 4-D outputs, so they
+    show maps (with the receptive field the graph analysis gives); Flatten and Dense do not."""
+    from visualcnn.engine import Input, Model
+
+    inputs = Input(shape=(28, 28, 1))
+    x = layers.ReLU()(layers.Conv2D(4, 3)(inputs))
+    branch = layers.Conv2D(4, 3)(layers.ZeroPadding2D(1)(x))
+    x = layers.MaxPooling2D(2)(layers.Add()([x, branch]))
+    model = Model(inputs, layers.Dense(10, activation="softmax")(layers.Flatten()(x)))
+    tab = make_tab(qtbot)
+    tab.set_model(model)
+    with qtbot.waitSignal(tab.classified, timeout=5000):
+        draw_one(qtbot, tab.canvas)
+    qtbot.waitUntil(lambda: len(tab._maps.layers()) == 6, timeout=3000)
+    shown = {layer.class_name: layer for layer in tab._maps.layers()}
+    assert set(shown) == {"Conv2D", "ReLU", "ZeroPadding2D", "Add", "MaxPooling2D"}
+    assert shown["ZeroPadding2D"].maps.shape == (28, 28, 4)
+    fields = {row.name: row.inference.field for row in model.analyse().rows}
+    add = shown["Add"]
+    assert (add.field_size, add.field_jump) == (fields[add.name].size, fields[add.name].jump)
+    assert add.field_size == (5, 5)  # the larger of its inputs' fields: 3x3 and 3x3 + 3x3
