@@ -132,3 +132,11 @@ def test_an_unknown_family_is_listed_last():
 def test_an_arg_of_an_unknown_kind_is_a_programming_error():
     with pytest.raises(AssertionError, match="unknown argument kind 'colour'"):
         normalise(Arg("tint", "colour", "red"), "red", "X")
+
+
+def test_every_registered_class_is_importable_by_name():
+    import visualcnn.engine.layers as layers_module
+
+    for name, cls in LAYER_CLASSES.items():
+        assert name in layers_module.__all__ and getattr(layers_module, name) is cls
+    assert {"Input", "InputLayer", "LAYER_CLASSES", "layer_from_config", "Layer", "Arg"} <= set(layers_module.__all__)
