@@ -350,7 +350,7 @@ class TextEditor(ArgEditor):
         super().__init__(arg, parent)
         self.edit = QLineEdit()
         self.edit.setAccessibleName(arg.name)
-        self.edit.setPlaceholderText("None" if not arg.required else "")
+        self.edit.setPlaceholderText("None" if arg.default is None else "")  # empty text means None
         self.edit.textEdited.connect(self._on_edit_text_edited)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
