@@ -5,7 +5,7 @@ a neutral colour and editors for all its arguments, and the analysis accepts it.
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtCore import Qt
 
 from visualcnn.engine.analysis import analyse
 from visualcnn.engine.layers import LAYER_CLASSES, Arg, Inference, Layer
@@ -72,7 +72,12 @@ def test_merge_layers_are_in_the_palette_when_registered(qapp):
     merges = [name for name, cls in LAYER_CLASSES.items() if getattr(cls, "merge", False)]
     if not merges:
         pytest.skip("no merge layers registered yet (engine/layers/merging.py)")
-    assert set(merges) <= set(PaletteWidget().class_names())
+    palette = PaletteWidget()
+    assert set(merges) <= set(palette.class_names())
+    items = palette.findItems("Add", Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive)
+    assert len(items) == 1 and "Drop it onto an arrow" in items[0].toolTip(0)
+    assert "Drop it onto an arrow" not in palette.findItems("Conv2D", Qt.MatchFlag.MatchExactly
+                                                            | Qt.MatchFlag.MatchRecursive)[0].toolTip(0)
     assert all(LAYER_CLASSES[name].family == "merge" for name in merges)
 
 

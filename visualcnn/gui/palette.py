@@ -35,6 +35,14 @@ def palette_groups() -> list[tuple[str, str, list[type[Layer]]]]:
     return groups
 
 
+def how_to_add(cls: type[Layer]) -> str:
+    """The palette tooltip's hint; a merge layer joins branches, so it says how to give it inputs."""
+    if cls.merge:
+        return ("Drop it onto an arrow to join that branch, then drag from another block's output "
+                "to it for each further input.")
+    return "Drag into the pipeline, or double-click to add after the selected block."
+
+
 def palette_mime_data(class_name: str) -> QMimeData:
     mime = QMimeData()
     mime.setData(MIME_TYPE, QByteArray(encode_payload(LayerPayload("palette", class_name,
@@ -70,8 +78,7 @@ class PaletteWidget(QTreeWidget):
                 item = QTreeWidgetItem(heading, [class_name])
                 item.setIcon(0, family_icon(cls.family))
                 item.setData(0, CLASS_ROLE, class_name)
-                item.setToolTip(0, f"<b>{class_name}</b><br>{cls.explanation}<br><i>Drag into the pipeline, "
-                                   "or double-click to add after the selected block.</i>")
+                item.setToolTip(0, f"<b>{class_name}</b><br>{cls.explanation}<br><i>{how_to_add(cls)}</i>")
                 item.setStatusTip(0, cls.explanation)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                               | Qt.ItemFlag.ItemIsDragEnabled)
