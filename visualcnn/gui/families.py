@@ -92,8 +92,9 @@ def _draw_glyph(painter: QPainter, family: str, rect: QRectF) -> None:
         painter.drawLine(QPointF(x + w * 0.45, y + h * 0.75), QPointF(x + w, y))
     elif family == "normalization":  # a bell curve
         path = QPainterPath(QPointF(x, y + h))
-        path.cubicTo(QPointF(x + w * 0.33, y + h), QPointF(x + w * 0.33, y + h * 0.05), QPointF(x + w * 0.5, y + h * 0.05))
-        path.cubicTo(QPointF(x + w * 0.67, y + h * 0.05), QPointF(x + w * 0.67, y + h), QPointF(x + w, y + h))
+        top = y + h * 0.05
+        path.cubicTo(QPointF(x + w * 0.33, y + h), QPointF(x + w * 0.33, top), QPointF(x + w * 0.5, top))
+        path.cubicTo(QPointF(x + w * 0.67, top), QPointF(x + w * 0.67, y + h), QPointF(x + w, y + h))
         painter.drawPath(path)
     elif family == "reshaping":  # a tall block becomes a wide one
         painter.drawRect(QRectF(x, y, w * 0.24, h))
