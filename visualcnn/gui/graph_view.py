@@ -29,7 +29,7 @@ from .commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, In
 from .document import PipelineDocument
 from .families import ERROR_COLOUR
 from .graph_card import CardPainter, block_texts
-from .graph_layout import INPUT, GraphLayout, Placement, layout_graph, output_port, place
+from .graph_layout import INPUT, GraphLayout, Placement, layout_graph, output_port, place, segments_cross
 from .graph_model import MEMORY_ROLE, PipelineModel
 from .mime import MIME_TYPE, LayerPayload, decode_payload, drop_row, encode_payload
 
@@ -854,28 +854,30 @@ class PipelineGraphView(QAbstractScrollArea):
         painter.drawPolygon(_arrow_head(end, max(8.0, self.fontMetrics().height() * 0.5)))
 
     def _rubber_band_path(self, start: QPointF, end: QPointF, target: int) -> QPainterPath:
-        """A curve from the port to the pointer; around the right of the cards in between when
-        the straight way would cross them (the arrow the connection will become does too)."""
-        between = [card for row, card in enumerate(self.placement.cards)
-                   if row not in (self._connect_source, target) and card.y > start.y() - 1
-                   and card.bottom < end.y() + 1 and card.x <= max(start.x(), end.x())
-                   and card.right >= min(start.x(), end.x())]
-        side = max((card.right for card in between), default=0.0)
-        # beside the cards and beside the lanes of the arrows already running there
-        for points in self.placement.paths:
-            for (x0, y0), (x1, y1) in zip(points, points[1:]):
-                if x0 == x1 and side - 1 <= x0 <= side + 3 * LINK_GRAB and min(y0, y1) < end.y() \
-                        and max(y0, y1) > start.y():
-                    side = max(side, x0)
-        side += 1.5 * LINK_GRAB
-        if not between or end.y() < start.y() + 20 or side > max(self.placement.width, self.viewport().width()):
+        """A curve from the port to the pointer; when that would cross cards, a path down the
+        nearest free gap beside them (as the arrow it will become does). A plain column has no
+        gaps: there the curve crosses, with a halo."""
+        others = [card for row, card in enumerate(self.placement.cards) if row not in (self._connect_source, target)]
+        direct = [(start.x(), start.y()), (start.x(), end.y()), (end.x(), end.y())]
+        if end.y() < start.y() + 20 or not any(segments_cross(direct, card) for card in others):
             path = QPainterPath(start)
             bend = max(30.0, abs(end.y() - start.y()) / 2)
             path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
             return path
         below, above = start.y() + LINK_GRAB, end.y() - 2 * LINK_GRAB
-        return _rounded_path([(start.x(), start.y()), (start.x(), below), (side, below), (side, above),
-                              (end.x(), above), (end.x(), end.y())], radius=10)
+        middle = (start.x() + end.x()) / 2
+        sides = sorted({x for card in self.placement.cards for x in (card.x - 6, card.right + 6)
+                        if 0 < x < max(self.placement.width, self.viewport().width())},
+                       key=lambda x: abs(x - middle))
+        for side in sides:
+            points = [(start.x(), start.y()), (start.x(), below), (side, below), (side, above), (end.x(), above),
+                      (end.x(), end.y())]
+            if not any(segments_cross(points, card) for card in others):
+                return _rounded_path(points, radius=10)
+        path = QPainterPath(start)
+        bend = max(30.0, abs(end.y() - start.y()) / 2)
+        path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
+        return path
 
     def _paint_drop(self, painter: QPainter, highlight: QColor) -> None:
         drop, placement = self._drop, self._placement
