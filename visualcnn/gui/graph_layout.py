@@ -237,6 +237,11 @@ def _grid(layout: GraphLayout, card_width: float, spacing: float, lane_width: fl
     return gutter_x, column_x, x
 
 
+def gutters_width(layout: GraphLayout, *, spacing: float = 0.0, lane_width: float = 14.0) -> float:
+    """The room the gutters take (between and beside the columns): the width left for cards."""
+    return _grid(layout, 0.0, spacing, lane_width, 0.0)[2]
+
+
 def card_widths(layout: GraphLayout, card_width: float, *, spacing: float = 0.0,
                 lane_width: float = 14.0) -> tuple[float, ...]:
     """Each card's width: its column's, or across the empty columns it spans."""
@@ -379,5 +384,5 @@ def segments_cross(points: Sequence[tuple[float, float]], rect: Rect, inset: flo
     return False
 
 
-__all__ = ["INPUT", "Link", "GraphLayout", "layout_graph", "Rect", "Placement", "place", "card_widths", "input_ports",
-           "output_port", "segments_cross"]
+__all__ = ["INPUT", "Link", "GraphLayout", "layout_graph", "Rect", "Placement", "place", "card_widths", "gutters_width",
+           "input_ports", "output_port", "segments_cross"]

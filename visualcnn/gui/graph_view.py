@@ -29,7 +29,8 @@ from .commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, In
 from .document import PipelineDocument
 from .families import ERROR_COLOUR
 from .graph_card import CardPainter, block_texts
-from .graph_layout import INPUT, GraphLayout, Placement, layout_graph, output_port, place, segments_cross
+from .graph_layout import (INPUT, GraphLayout, Placement, gutters_width, layout_graph, output_port, place,
+                           segments_cross)
 from .graph_model import MEMORY_ROLE, PipelineModel
 from .mime import MIME_TYPE, LayerPayload, decode_payload, drop_row, encode_payload
 
@@ -159,7 +160,6 @@ class PipelineGraphView(QAbstractScrollArea):
         self._hover_link = -1  # arrows are numbered per layout
         self.viewport().update()
 
-
     def _ensure_layout(self) -> Placement:
         if self._placement is not None:
             return self._placement
@@ -174,8 +174,7 @@ class PipelineGraphView(QAbstractScrollArea):
         else:
             lane = round(1.2 * em)
             spacing = round(1.0 * em)
-            fixed = sum(max(spacing if 0 < g < layout.column_count else 0, t * lane)
-                        for g, t in enumerate(layout.tracks))
+            fixed = gutters_width(layout, spacing=spacing, lane_width=lane)
             width = max(round(10 * em), (available - 2 - fixed) / max(1, layout.column_count))
             geometry = dict(gap=round(1.8 * em), spacing=spacing, lane_width=lane, level_step=round(0.6 * em))
         rows, painter = report.rows, self._painter
