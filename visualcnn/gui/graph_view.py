@@ -823,10 +823,11 @@ class PipelineGraphView(QAbstractScrollArea):
             painter.drawEllipse(QPointF(x, y + PORT_RADIUS), PORT_RADIUS, PORT_RADIUS)
 
     def _paint_ports(self, painter: QPainter, palette) -> None:
-        """The output ports: always in a graph, on the hovered or selected card in a plain column."""
+        """The output ports: always in a graph; in a plain column only under the pointer (or while
+        connecting), so a plain pipeline looks exactly as the list always did."""
         layout = self._layout
         rows = range(len(self._placement.cards)) if not layout.linear else \
-            sorted({r for r in (self._hover, self._current, self._connect_source) if r is not None and r >= 0})
+            sorted({r for r in (self._hover, self._connect_source) if r is not None and r >= 0})
         border = palette.color(QPalette.ColorRole.Base)
         for row in rows:
             port = self.output_port(row)
