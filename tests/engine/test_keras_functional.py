@@ -32,6 +32,9 @@ def check_against_keras(case):
     functional = json.loads(case["json"])["class_name"] != "Sequential"
     for width, text in case["summaries"].items():
         assert render_summary(model.name, report, int(width), functional=functional) + "\n" == text, f"width {width}"
+    for recorded in case.get("with_options", ()):
+        kwargs = recorded["options"]
+        assert render_summary(model.name, report, functional=functional, **kwargs) + "\n" == recorded["text"], kwargs
 
 
 def test_fixtures_are_many_and_cover_branches_and_every_class():
@@ -45,6 +48,12 @@ def test_fixtures_are_many_and_cover_branches_and_every_class():
 @pytest.mark.parametrize("case", CASES, ids=lambda c: json.loads(c["json"])["config"]["name"])
 def test_keras_functional_json_gives_keras_shapes_params_and_summary(case):
     check_against_keras(case)
+
+
+def test_fixtures_check_summary_options():
+    recorded = [r["options"] for case in CASES for r in case.get("with_options", ())]
+    assert sum("show_trainable" in o for o in recorded) >= 20 and sum("layer_range" in o for o in recorded) >= 20
+    assert sum("positions" in o for o in recorded) >= 20
 
 
 def test_keras_order_sorts_by_depth_then_walk_from_the_output():

@@ -41,7 +41,8 @@ def wide_console(monkeypatch):
 def test_random_functional_model_matches_keras(index):
     rng = random.Random(SEED * 100_003 + index)
     model = random_functional.random_model(keras, rng, index, CLASSES, must_use=CLASSES[index % len(CLASSES)])
-    case = random_functional.case(keras, model, [76, rng.choice([40, 47, 55, 60, 88, 108, 130])])
+    case = random_functional.case(keras, model, [76, rng.choice([40, 47, 55, 60, 88, 108, 130])],
+                                  random_functional.summary_options(rng, model))
     check_against_keras(case)
 
 
@@ -49,7 +50,8 @@ def test_random_functional_model_matches_keras(index):
 def test_random_sequential_model_matches_keras(index):
     rng = random.Random(SEED * 100_019 + index)
     model = random_functional.random_sequential(keras, rng, index, CLASSES)
-    check_against_keras(random_functional.case(keras, model, [76, rng.choice([40, 55, 88, 130])]))
+    check_against_keras(random_functional.case(keras, model, [76, rng.choice([40, 55, 88, 130])],
+                                               random_functional.summary_options(rng, model)))
 
 
 def test_linear_functional_model_prints_the_input_row_as_keras_does(capsys):
@@ -78,3 +80,50 @@ def test_summary_is_cut_at_the_console_width_as_keras_does(monkeypatch, columns,
     model.summary(line_length=line_length, print_fn=lambda s, line_break=True: theirs.append(s))
     read_model_file(model.to_json()).model.summary(line_length=line_length, print_fn=ours.append)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("index", range(15))
+def test_summary_options_match_keras(index):
+    """show_trainable, positions and layer_range, on random models with some frozen layers."""
+    rng = random.Random(SEED * 100_043 + index)
+    make = random_functional.random_sequential if index % 3 == 0 else random_functional.random_model
+    model = make(keras, rng, index, CLASSES)
+    for layer in model.layers:
+        if rng.random() < 0.3:
+            layer.trainable = False
+    ours = read_model_file(model.to_json()).model
+    names = [layer.name for layer in model.layers]
+    sequential_like = "Connected to" not in _keras_text(model, line_length=120)
+    ends = sorted(rng.sample(range(15, 95, 8), 2 if sequential_like else 3))  # >= 4 characters per column
+    options = [{"show_trainable": True, "line_length": rng.choice([None, 60, 100])},
+               {"positions": [e / 100 for e in ends] + [1.0], "line_length": 90},
+               {"layer_range": [rng.choice(names), rng.choice(names)], "line_length": 76}]
+    for kwargs in options:
+        printed = []
+        ours.summary(print_fn=printed.append, **kwargs)
+        assert printed == [_keras_text(model, **kwargs)], kwargs
+
+
+def _keras_text(model, **kwargs):
+    out = []
+    model.summary(print_fn=lambda s, line_break=True: out.append(s), **kwargs)
+    return out[0]
+
+
+@pytest.mark.parametrize("positions,line_length", [([0.41, 0.69, 0.74, 1.0], 90), ([0.1, 0.2, 0.3, 1.0], 40)])
+def test_narrowest_columns_match_keras(positions, line_length):
+    keras.backend.clear_session()
+    inputs = keras.Input((7, 16))
+    outputs = keras.layers.Add()([keras.layers.Dense(4)(inputs), keras.layers.Dense(4)(inputs)])
+    model = keras.Model(inputs, outputs)
+    ours = read_model_file(model.to_json()).model
+    try:
+        theirs = _keras_text(model, positions=positions, line_length=line_length)
+    except ValueError as exc:  # Keras refuses a column under 4 characters; so do we
+        with pytest.raises(ValueError, match="Insufficient console width"):
+            ours.summary(positions=positions, line_length=line_length, print_fn=print)
+        assert "Insufficient console width" in str(exc)
+        return
+    printed = []
+    ours.summary(positions=positions, line_length=line_length, print_fn=printed.append)
+    assert printed == [theirs]

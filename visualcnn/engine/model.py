@@ -149,13 +149,16 @@ class Model:
     def count_params(self) -> int:
         return self.checked_report().total_params
 
-    def summary(self, line_length: int | None = None, print_fn=None) -> None:
+    def summary(self, line_length: int | None = None, positions=None, print_fn=None, expand_nested: bool = False,
+                show_trainable: bool = False, layer_range=None) -> None:
         """Print the Keras model.summary() table: as Keras 3, one string ending in a newline to
-        print_fn (default: stdout), lines cut at the console's width as rich cuts them."""
+        print_fn (default: stdout), lines cut at the console's width as rich cuts them.
+        expand_nested changes nothing (VisualCNN models hold no nested models)."""
         from .summary import console_width
 
         text = render_summary(self.name, self.checked_report(), line_length,
-                              functional=not isinstance(self, Sequential), console_width=console_width())
+                              functional=not isinstance(self, Sequential), console_width=console_width(),
+                              positions=positions, show_trainable=show_trainable, layer_range=layer_range)
         (print_fn or sys.stdout.write)(text + "\n")
 
     def to_json(self, **kwargs) -> str:

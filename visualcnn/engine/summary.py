@@ -124,6 +124,9 @@ def _column_widths(line_length: int, positions: tuple[float, ...]) -> list[int]:
     widths, current = [], 0
     for pos in positions:
         width = int(pos * line_length) - current
+        if width < 4:  # Keras's own check
+            raise ValueError(f"Insufficient console width to print summary: column ends {list(positions)} at "
+                             f"{line_length} characters leave a column of {width}; use a larger line_length")
         widths.append(width + 2)  # rich adds one space of padding on each side
         current += width
     available = line_length - len(widths) - 1  # the vertical borders
@@ -220,14 +223,17 @@ def _split(text: str, width: int, fold: bool) -> list[str]:
 
 def _cell_lines(text: str, width: int, align: str) -> list[str]:
     """One table cell as rich renders it (overflow "ellipsis"): lines exactly `width` cells wide."""
+    if width < 1:  # rich renders nothing in a cell left without room (its padding stays)
+        return []
     out = []
     for line in _split(text, width, fold=False):
-        if align == "right":
+        if align != "left":
             line = line.rstrip()
         if _cell_len(line) > width:
             line = _set_cell_size(line, width - 1) + "…"
-        pad = " " * (width - _cell_len(line))
-        out.append(pad + line if align == "right" else line + pad)
+        room = width - _cell_len(line)
+        left = room if align == "right" else room // 2 if align == "center" else 0
+        out.append(" " * left + line + " " * (room - left))
     return out
 
 
@@ -276,14 +282,16 @@ def keras_order(inbound: Sequence[Sequence[int]]) -> list[int]:
     return sorted(depth, key=lambda node: (-depth[node], preorder[node]))
 
 
-def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], bool]:
-    """Keras's rows for a Functional model, the InputLayer first, and whether the table has
-    "Connected to" (Keras drops that column when every layer has exactly one input)."""
+def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], bool, list[int]]:
+    """Keras's rows for a Functional model, the InputLayer first; whether the table has
+    "Connected to" (Keras drops that column when every layer has exactly one input); the
+    report row of each table row (-1: the input)."""
     inbound = report.inbound
     input_name = report.input_name
     names = {-1: input_name, **{i: r.name for i, r in enumerate(report.rows)}}
     rows = []
-    for i in keras_order(inbound):
+    order = keras_order(inbound)
+    for i in order:
         if i == -1:
             rows.append((f"{input_name} (InputLayer)", format_shape((None, *report.input_shape)), "0", "-"))
             continue
@@ -292,11 +300,34 @@ def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], boo
         rows.append((f"{r.name} ({r.layer.class_name})", format_shape(r.output_shape) if r.output_shape else "?",
                      f"{r.params:,}", connected))
     connected_column = any(len(ins) != 1 for ins in inbound)
-    return (rows if connected_column else [row[:3] for row in rows]), connected_column
+    return (rows if connected_column else [row[:3] for row in rows]), connected_column, order
+
+
+def _layer_range_bounds(names: list[str], layer_range: Sequence[str]) -> tuple[int, int]:
+    """Keras's get_layer_index_bound_by_layer_name: from the first name matching the first
+    pattern to the last matching the second (re.match), both included."""
+    if len(layer_range) != 2 or not all(isinstance(p, str) for p in layer_range):
+        raise ValueError(f"layer_range must be two strings (name patterns), received {layer_range!r}")
+    lower = [i for i, name in enumerate(names) if re.match(layer_range[0], name)]
+    upper = [i for i, name in enumerate(names) if re.match(layer_range[1], name)]
+    if not lower or not upper:
+        raise ValueError(f"layer_range {list(layer_range)} matches no layer names of the model")
+    if min(lower) > max(upper):
+        return min(upper), max(lower) + 1
+    return min(lower), max(upper) + 1
+
+
+def _trainable_flag(row) -> str:
+    """Keras's show_trainable cell: Y / N for a layer with weights, - without."""
+    if row is None or row.inference is None or not row.inference.weights:
+        return "-"
+    return "Y" if row.layer.trainable else "N"
 
 
 def render_summary(name: str, report: PipelineReport, line_length: int | None = None,
-                   functional: bool | None = None, console_width: int | None = None) -> str:
+                   functional: bool | None = None, console_width: int | None = None,
+                   positions: Sequence[float] | None = None, show_trainable: bool = False,
+                   layer_range: Sequence[str] | None = None) -> str:
     """The text Keras 3 prints for model.summary() (model parameters only, no optimizer line).
 
     functional: Keras's Functional table (an InputLayer row first, layers in Keras's order,
@@ -304,16 +335,30 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
     A Sequential model's table has no InputLayer row. console_width: as Keras does through
     rich, wrap the title and totals and cut table lines at that width (model.summary() passes
     the terminal's; the command line and the window print the whole table they asked for).
+    positions (relative column ends), show_trainable (a "Trainable" column) and layer_range
+    (two name patterns: the rows from the first match to the last) as Keras's.
     """
     if functional is None:
         functional = not report.is_linear
     if functional:
-        rows, connected = _functional_rows(report)
+        rows, connected, order = _functional_rows(report)
         columns = FUNCTIONAL_COLUMNS if connected else SEQUENTIAL_COLUMNS
         default = 108 if connected else 88
     else:
         rows = [(f"{r.name} ({r.class_name})", r.output_shape, r.params) for r in summary_rows(report)]
-        columns, default = SEQUENTIAL_COLUMNS, 88
+        columns, default, order = SEQUENTIAL_COLUMNS, 88, range(len(report.rows))
+    if positions:
+        if len(positions) != len(columns):
+            raise ValueError(f"positions needs {len(columns)} column ends for this table, received {list(positions)}")
+        columns = tuple((title, float(pos), align) for (title, _, align), pos in zip(columns, positions))
+    if show_trainable:  # Keras: 12 columns more, the others squeezed to 90%
+        default += 12
+        columns = (*((title, pos * 0.90, align) for title, pos, align in columns), ("Trainable", 1.0, "center"))
+        rows = [(*row, _trainable_flag(report.rows[i] if i >= 0 else None)) for row, i in zip(rows, order)]
+    if layer_range is not None:
+        names = [report.input_name if i < 0 else report.rows[i].name for i in order]
+        first, last = _layer_range_bounds(names, layer_range)
+        rows = rows[first:last]
     if line_length:
         line_length = clamp_line_length(line_length)
     else:

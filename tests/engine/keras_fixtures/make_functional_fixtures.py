@@ -6,7 +6,7 @@ Builds N random Functional models (random_functional.py) from the layer classes 
 registers that Keras also has (every class is forced into at least one), and N/4 random
 Sequential stacks of them. Stores each
 model's to_json(), every layer's output shape and parameter counts, and model.summary()
-at two widths. The tests read the file; Keras is not needed there.
+at two widths (and, for half of them, with show_trainable, layer_range and positions). The tests read the file; Keras is not needed there.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from random_functional import case, dumps, random_model, random_sequential  # noqa: E402
+from random_functional import case, dumps, random_model, random_sequential, summary_options  # noqa: E402
 
 from visualcnn.engine.layers import LAYER_CLASSES  # noqa: E402
 
@@ -36,12 +36,12 @@ def main(n: int) -> None:
         missing = [c for c in classes if c not in seen]
         model = random_model(keras, rng, index, classes, must_use=missing[0] if missing else None)
         widths = [76, rng.choice([40, 47, 55, 60, 88, 100, 108, 124, 150])]
-        entry = case(keras, model, widths)
+        entry = case(keras, model, widths, summary_options(rng, model) if index % 2 else ())
         seen.update(entry["classes"])
         cases.append(entry)
     for index in range(n // 4):  # and the linear case: keras.Sequential stacks of the same classes
         model = random_sequential(keras, rng, index, classes)
-        cases.append(case(keras, model, [76, rng.choice([40, 55, 88, 124])]))
+        cases.append(case(keras, model, [76, rng.choice([40, 55, 88, 124])], summary_options(rng, model)))
     out = Path(__file__).with_name("functional_models.json.gz")
     out.write_bytes(gzip.compress(dumps({"keras_version": keras.__version__, "classes": classes, "cases": cases}),
                                   mtime=0))

@@ -363,7 +363,22 @@ def random_sequential(keras, rng, index, classes):
     return keras.Sequential([keras.Input(shape=shape), *reversed(layers)], name=f"sequential_{index}")
 
 
-def case(keras, model, line_lengths):
+def summary_options(rng, model):
+    """Keras summary() options to record for a model: show_trainable, layer_range, positions
+    (every line_length explicit: the default depends on the terminal)."""
+    names = [layer.name for layer in model.layers]
+    options = [{"show_trainable": True, "line_length": rng.choice([50, 76, 120])},
+               {"layer_range": sorted(rng.sample(names, 2)) if len(names) > 1 else [names[0], names[0]],
+                "line_length": 76}]
+    functional = model.__class__.__name__ != "Sequential"
+    connected = functional and any(len(node.input_tensors) > 1 for layer in model.layers
+                                   for node in layer._inbound_nodes)
+    ends = sorted(rng.sample(range(15, 95, 8), 3 if connected else 2))
+    options.append({"positions": [e / 100 for e in ends] + [1.0], "line_length": rng.choice([76, 90])})
+    return options
+
+
+def case(keras, model, line_lengths, options=()):
     """What the tests compare, from real Keras."""
     rows = []
     for layer in model.layers:
@@ -377,7 +392,12 @@ def case(keras, model, line_lengths):
         text = io.StringIO()
         model.summary(line_length=width, print_fn=lambda s, line_break=True: text.write(s))
         summaries[str(width)] = text.getvalue()
-    return {"json": model.to_json(), "rows": rows, "summaries": summaries,
+    with_options = []
+    for kwargs in options:
+        text = io.StringIO()
+        model.summary(print_fn=lambda s, line_break=True: text.write(s), **kwargs)
+        with_options.append({"options": kwargs, "text": text.getvalue()})
+    return {"json": model.to_json(), "rows": rows, "summaries": summaries, "with_options": with_options,
             "classes": sorted({r["class_name"] for r in rows})}
 
 
