@@ -309,3 +309,19 @@ def test_zoom_lays_the_graph_out_again_with_bigger_cards(graph_window, qtbot):
     qtbot.waitUntil(lambda: view.sizeHintForRow(0) > before)  # cards follow the font, as in the list
     window.zoom.reset_action.trigger()
     qtbot.waitUntil(lambda: view.sizeHintForRow(0) == before)
+
+
+def test_removing_an_arrow_disconnects_and_undo_restores(graph_window):
+    view = graph_window(residual_with_projection())
+    doc, stack = view._document, view.window().undo_stack
+    row = {name: i for i, name in enumerate(names(doc))}
+    n = next(n for n, link in enumerate(view.graph_layout.links) if (link.source, link.target) == (row["proj"],
+                                                                                                   row["add"]))
+    assert view.disconnect_link(n)
+    assert sources(doc, "add") == ["conv_b"] and stack.count() == 1
+    assert "not used" in doc.report.rows[row["proj"]].error  # the engine says the dangling block is unused
+    # a block's only input cannot be removed: said, not pushed
+    only = next(n for n, link in enumerate(view.graph_layout.links) if link.target == row["conv_b"])
+    assert not view.disconnect_link(only) and stack.count() == 1
+    stack.undo()
+    assert sources(doc, "add") == ["conv_b", "proj"]
