@@ -325,3 +325,24 @@ def test_removing_an_arrow_disconnects_and_undo_restores(graph_window):
     assert not view.disconnect_link(only) and stack.count() == 1
     stack.undo()
     assert sources(doc, "add") == ["conv_b", "proj"]
+
+
+def test_connecting_by_keyboard(graph_window, qtbot):
+    view = graph_window(residual_with_projection())
+    doc = view._document
+    row = {name: i for i, name in enumerate(names(doc))}
+    view.setFocus()
+    view.select_row(row["conv_a"])
+    view.connect_action.trigger()
+    assert view.connecting and view.connect_target() > row["conv_a"]
+    for _ in range(len(doc)):
+        if view.connect_target() == row["add"]:
+            break
+        qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert view.connect_target() == row["add"]
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert not view.connecting
+    assert sources(doc, "add") == ["conv_b", "proj", "conv_a"]
+    view.connect_action.trigger()
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    assert not view.connecting and view.window().undo_stack.count() == 1

@@ -137,6 +137,10 @@ class PipelineGraphView(QAbstractScrollArea):
                                              lambda: self.move_current(1))
         self.wrap_action = self._action("&Wrap in Residual Block", QKeySequence("Ctrl+R"), self.wrap_selection)
         self.wrap_action.setStatusTip("Add a skip connection around the selected blocks and an Add after them")
+        self.connect_action = self._action("&Connect Output To\u2026", QKeySequence("Ctrl+L"),
+                                           self.connect_from_current)
+        self.connect_action.setStatusTip("Feed the selected block's output to another block (Up/Down, Enter), "
+                                         "or drag from the dot under a block")
         self._update_actions()
 
     def _action(self, text: str, shortcut, slot) -> QAction:
@@ -346,6 +350,7 @@ class PipelineGraphView(QAbstractScrollArea):
         row, count = self._current, len(self._document)
         self.delete_action.setEnabled(row >= 0)
         self.duplicate_action.setEnabled(row >= 0)
+        self.connect_action.setEnabled(0 <= row < count - 1)
         self.move_up_action.setEnabled(self._move_target(row, -1) is not None)
         self.move_down_action.setEnabled(self._move_target(row, 1) is not None)
         selected = self.selected_rows()
@@ -561,6 +566,9 @@ class PipelineGraphView(QAbstractScrollArea):
         if key == Qt.Key.Key_Escape and self.connecting:
             self.cancel_connect()
             return
+        if self.connecting and key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._connect_by_key(key)
+            return
         if modifiers & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier):
             super().keyPressEvent(event)
             return
@@ -573,6 +581,28 @@ class PipelineGraphView(QAbstractScrollArea):
             self.select_row(max(0, target), extend=extend)
             return
         super().keyPressEvent(event)
+
+    def connect_from_current(self) -> None:
+        """Connect without a mouse: the selected block's output follows Up/Down over the blocks
+        that can take it; Enter connects, Esc cancels."""
+        if self._current < 0:
+            return
+        self.begin_connect(self._current)
+        self._connect_by_key(Qt.Key.Key_Down)
+        self.message_posted.emit("Connecting: Up/Down choose the block to feed, Enter connects, Esc cancels")
+
+    def _connect_by_key(self, key) -> None:
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.finish_connect()
+            return
+        step = -1 if key == Qt.Key.Key_Up else 1
+        row = self.connect_target()
+        row = self._connect_source if row < 0 else row
+        for candidate in range(row + step, len(self._document) if step > 0 else -1, step):
+            if self.can_take(candidate):
+                self.update_connect(self.card_rect(candidate).center())
+                self.ensure_visible(candidate)
+                return
 
     def _beside(self, row: int, step: int) -> int | None:
         """The nearest card left or right of `row` in its layout row (graph layouts)."""
@@ -631,7 +661,7 @@ class PipelineGraphView(QAbstractScrollArea):
         else:
             if row >= 0 and row not in self.selected_rows():
                 self.select_row(row)
-            for action in (self.duplicate_action, self.delete_action, None, self.wrap_action, None,
+            for action in (self.duplicate_action, self.delete_action, None, self.connect_action, self.wrap_action, None,
                            self.move_up_action, self.move_down_action):
                 menu.addSeparator() if action is None else menu.addAction(action)
         menu.exec(self.viewport().mapToGlobal(pos))

@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         for action in (lw.duplicate_action, lw.delete_action, lw.move_up_action, lw.move_down_action):
             edit_menu.addAction(action)
         edit_menu.addSeparator()
+        edit_menu.addAction(lw.connect_action)
         edit_menu.addAction(lw.wrap_action)
 
         presets_menu = self.presets_menu = bar.addMenu("&Presets")
@@ -348,7 +349,7 @@ class MainWindow(QMainWindow):
     def _editing_actions(self) -> list[QAction]:
         lw = self.pipeline.list_widget
         return [self.undo_action, self.redo_action, self.new_action, self.open_action, lw.duplicate_action,
-                lw.delete_action, lw.move_up_action, lw.move_down_action, lw.wrap_action,
+                lw.delete_action, lw.move_up_action, lw.move_down_action, lw.connect_action, lw.wrap_action,
                 *self.presets_menu.actions(),
                 self.recent_menu.menuAction()]
 
