@@ -253,3 +253,19 @@ def test_summary_follows_keras_order_whatever_the_file_order(case):
     shuffled = read_model_file(json.dumps(data)).model
     for width, text in case["summaries"].items():
         assert render_summary(shuffled.name, shuffled.analyse(), int(width), functional=True) + "\n" == text
+
+
+def test_optimizer_params_line_after_training():
+    import numpy as np
+
+    model = read_model_file(json.dumps(keras2_functional())).model
+    model.compile("adam", "mse")
+    lines = []
+    model.summary(line_length=76, print_fn=lines.append)
+    assert "Optimizer params" not in lines[0]  # Keras counts the optimizer once it is built
+    model.fit(np.zeros((2, 10, 10, 1), np.float32), np.zeros((2, 3), np.float32), epochs=1, verbose=0)
+    model.summary(line_length=76, print_fn=lines.append)
+    trainable = model.analyse().trainable_params
+    tail = lines[1].splitlines()[-4:]
+    assert tail[0] == f" Total params: {3 * trainable + 2:,} ({(3 * trainable + 2) * 4 / 1024:.2f} KB)"
+    assert tail[3] == f" Optimizer params: {2 * trainable + 2:,} ({(2 * trainable + 2) * 4 / 1024:.2f} KB)"

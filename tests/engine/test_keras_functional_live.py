@@ -127,3 +127,36 @@ def test_narrowest_columns_match_keras(positions, line_length):
     printed = []
     ours.summary(positions=positions, line_length=line_length, print_fn=printed.append)
     assert printed == [theirs]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "sgd_momentum", "rmsprop", "rmsprop_momentum"])
+def test_summary_after_training_counts_the_optimizer_as_keras_does(optimizer):
+    import numpy as np
+
+    from visualcnn.engine import optimizers
+
+    name, _, momentum = optimizer.partition("_")
+    keras.backend.clear_session()
+    inputs = keras.Input((6, 6, 1))
+    a = keras.layers.Conv2D(2, 3, padding="same")(inputs)
+    b = keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 1)(inputs))
+    frozen = keras.layers.Dense(3)
+    frozen.trainable = False
+    outputs = keras.layers.Dense(2)(frozen(keras.layers.Flatten()(keras.layers.Add()([a, b]))))
+    model = keras.Model(inputs, outputs)
+    ours = read_model_file(model.to_json()).model
+    kwargs = {"momentum": 0.9} if momentum else {}
+    model.compile({"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+                   "rmsprop": keras.optimizers.RMSprop}[name](**kwargs), "mse")
+    ours.compile(optimizers.get(name, **kwargs), "mse")
+    x, y = np.zeros((4, 6, 6, 1), np.float32), np.zeros((4, 2), np.float32)
+    before_theirs, before_ours = [], []
+    model.summary(line_length=76, print_fn=lambda s, line_break=True: before_theirs.append(s))
+    ours.summary(line_length=76, print_fn=before_ours.append)
+    assert before_ours == before_theirs and "Optimizer params" not in before_ours[0]  # compiled, not yet built
+    for m in (model, ours):
+        m.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    theirs, printed = [], []
+    model.summary(line_length=76, print_fn=lambda s, line_break=True: theirs.append(s))
+    ours.summary(line_length=76, print_fn=printed.append)
+    assert "Optimizer params" in theirs[0] and printed == theirs

@@ -154,11 +154,13 @@ class Model:
         """Print the Keras model.summary() table: as Keras 3, one string ending in a newline to
         print_fn (default: stdout), lines cut at the console's width as rich cuts them.
         expand_nested changes nothing (VisualCNN models hold no nested models)."""
-        from .summary import console_width
+        from .summary import console_width, optimizer_param_count
 
-        text = render_summary(self.name, self.checked_report(), line_length,
+        report = self.checked_report()
+        text = render_summary(self.name, report, line_length,
                               functional=not isinstance(self, Sequential), console_width=console_width(),
-                              positions=positions, show_trainable=show_trainable, layer_range=layer_range)
+                              positions=positions, show_trainable=show_trainable, layer_range=layer_range,
+                              optimizer_params=optimizer_param_count(self.optimizer, report.trainable_params))
         (print_fn or sys.stdout.write)(text + "\n")
 
     def to_json(self, **kwargs) -> str:

@@ -47,12 +47,29 @@ def summary_rows(report: PipelineReport) -> list[SummaryRow]:
             for r in report.rows]
 
 
-def totals_lines(report: PipelineReport) -> list[str]:
+def totals_lines(report: PipelineReport, optimizer_params: int | None = None) -> list[str]:
+    """Keras's lines under the table; "Optimizer params" (counted in the total) once the
+    optimizer has its state, as Keras prints after training."""
     def line(label: str, count: int) -> str:
         return f" {label}: {count:,} ({readable_memory_size(count * BYTES_PER_PARAM)})"
-    return [line("Total params", report.total_params),
-            line("Trainable params", report.trainable_params),
-            line("Non-trainable params", report.non_trainable_params)]
+    lines = [line("Total params", report.total_params + (optimizer_params or 0)),
+             line("Trainable params", report.trainable_params),
+             line("Non-trainable params", report.non_trainable_params)]
+    if optimizer_params is not None:
+        lines.append(line("Optimizer params", optimizer_params))
+    return lines
+
+
+def optimizer_param_count(optimizer, trainable_params: int) -> int | None:
+    """The numbers Keras 3 counts as an optimizer's variables once it is built (None before
+    the first training step): its iteration counter and learning rate, plus one slot per
+    trainable weight for each of Adam's two moments, SGD's momentum (when > 0), RMSprop's
+    velocity and its momentum (when > 0). All 4 bytes wide, as Keras's int32/float32."""
+    if optimizer is None or getattr(optimizer, "_params", None) is None:
+        return None
+    slots = {"adam": 2, "sgd": 1 if getattr(optimizer, "momentum", 0) > 0 else 0,
+             "rmsprop": 1 + (getattr(optimizer, "momentum", 0) > 0)}.get(optimizer.name, 0)
+    return 2 + slots * trainable_params
 
 
 def summary_dict(name: str, report: PipelineReport) -> dict:
@@ -327,7 +344,7 @@ def _trainable_flag(row) -> str:
 def render_summary(name: str, report: PipelineReport, line_length: int | None = None,
                    functional: bool | None = None, console_width: int | None = None,
                    positions: Sequence[float] | None = None, show_trainable: bool = False,
-                   layer_range: Sequence[str] | None = None) -> str:
+                   layer_range: Sequence[str] | None = None, optimizer_params: int | None = None) -> str:
     """The text Keras 3 prints for model.summary() (model parameters only, no optimizer line).
 
     functional: Keras's Functional table (an InputLayer row first, layers in Keras's order,
@@ -336,7 +353,8 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
     rich, wrap the title and totals and cut table lines at that width (model.summary() passes
     the terminal's; the command line and the window print the whole table they asked for).
     positions (relative column ends), show_trainable (a "Trainable" column) and layer_range
-    (two name patterns: the rows from the first match to the last) as Keras's.
+    (two name patterns: the rows from the first match to the last) as Keras's; optimizer_params
+    adds Keras's "Optimizer params" line (see optimizer_param_count).
     """
     if functional is None:
         functional = not report.is_linear
@@ -386,7 +404,7 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
             table.append(rule("├", "─", "┼", "┤"))
         table += cells(row, "│", "│", "│")
     table.append(rule("└", "─", "┴", "┘"))
-    head, tail = [f'Model: "{name}"'], totals_lines(report)
+    head, tail = [f'Model: "{name}"'], totals_lines(report, optimizer_params)
     if console_width:  # rich wraps the plain lines and cuts the table's at the console's edge
         head = _wrap(head[0], console_width)
         table = [_set_cell_size(line, console_width) if _cell_len(line) > console_width else line for line in table]
