@@ -24,7 +24,7 @@ from typing import Any
 
 from .keras_json import Graph, build_layer, read_keras
 from .layers import ConfigError, Input, snake_case
-from .model import Sequential, unique_name
+from .model import Sequential, model_from_graph, unique_name
 from .training_config import TrainingConfig
 
 FORMAT = "visualcnn.model"
@@ -255,8 +255,6 @@ def model_from_graph_file(graph: Graph) -> Sequential:
     """The engine model a file describes: a Sequential for a plain stack read from a VisualCNN
     file or a Keras Sequential, otherwise a graph Model (a Keras Functional file stays one even
     when linear, so its summary has Keras's InputLayer row)."""
-    from .model import model_from_graph
-
     linear = all(tuple(ins) == (i - 1,) for i, ins in enumerate(graph.inbound))
     return model_from_graph(graph.name, graph.input_shape, graph.layers, graph.inbound,
                             input_name=graph.input_name, sequential=linear and not graph.functional)
