@@ -126,7 +126,6 @@ class RemoveLayerCommand(_PipelineEdit):
     def __init__(self, document: PipelineDocument, index: int):
         super().__init__(document, f"Delete {_label(document, index)}")
         self._index = index
-        self._entry = document.entry(index)
 
     def _edit(self):
         self._document.remove_layer(self._index)
