@@ -1,4 +1,5 @@
-"""The pipeline view: drops driven with a built QMimeData, keyboard edits, live cards."""
+"""The pipeline view in a plain column (the graph view of a linear pipeline): drops driven with a
+built QMimeData, keyboard edits, live cards."""
 
 from __future__ import annotations
 
