@@ -346,3 +346,19 @@ def test_connecting_by_keyboard(graph_window, qtbot):
     view.connect_action.trigger()
     qtbot.keyClick(view, Qt.Key.Key_Escape)
     assert not view.connecting and view.window().undo_stack.count() == 1
+
+
+def test_a_connecting_drag_resting_near_the_bottom_scrolls_on(window, qtbot):
+    from pathlib import Path
+
+    assert window.load_preset(Path(__file__).resolve().parents[2] / "resources" / "presets" / "resnet_mnist.json")
+    view = window.pipeline.list_widget
+    view.resize(700, 500)
+    bar = view.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=viewport_point(view, view.output_port(0)))
+    assert view.connecting
+    qtbot.mouseMove(view.viewport(), pos=QPoint(200, view.viewport().height() - 5))
+    qtbot.waitUntil(lambda: bar.value() > 60, timeout=3000)  # several steps without moving the mouse
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    assert not view.connecting and window.undo_stack.count() == 0

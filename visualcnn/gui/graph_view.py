@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QByteArray, QEvent, QMimeData, QModelIndex, QPoint, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import (QAction, QColor, QDrag, QKeySequence, QPainter, QPainterPath, QPalette, QPen, QPixmap,
-                           QPolygonF, QUndoStack)
+from PySide6.QtCore import (QByteArray, QEvent, QMimeData, QModelIndex, QPoint, QPointF, QRect, QRectF, Qt, QTimer,
+                            Signal)
+from PySide6.QtGui import (QAction, QColor, QCursor, QDrag, QKeySequence, QPainter, QPainterPath, QPalette, QPen,
+                           QPixmap, QPolygonF, QUndoStack)
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QMenu, QToolTip
 
 from ..engine.layers import LAYER_CLASSES, ConfigError
@@ -105,9 +106,14 @@ class PipelineGraphView(QAbstractScrollArea):
         self._connect_source: int | None = None  # connecting: the row whose output is dragged
         self._connect_pos = QPointF()            # ... and where the pointer is (scene coordinates)
         self._connect_checked: dict[int, bool] = {}  # target row -> may take the output (asked lazily)
+        self._connect_by_mouse = False  # a mouse drag follows the pointer when the view scrolls
         self._press: tuple[QPointF, int] | None = None  # press position and card, until a drag starts
         self._hover = -1
         self._hover_link = -1
+        self._scroll_step = 0  # autoscroll while a drag rests near an edge
+        self._scroll_timer = QTimer(self)
+        self._scroll_timer.setInterval(40)
+        self._scroll_timer.timeout.connect(self._on_scroll_timer_timeout)
         self.setObjectName("pipelineList")
         self.setAccessibleName("Pipeline")
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -455,6 +461,7 @@ class PipelineGraphView(QAbstractScrollArea):
     # --- connecting by dragging from an output port ------------------------------------------------
 
     def begin_connect(self, source: int) -> None:
+        self._connect_by_mouse = False
         self._connect_source = source
         self._connect_pos = self.output_port(source)
         self._connect_checked = {}
@@ -496,6 +503,7 @@ class PipelineGraphView(QAbstractScrollArea):
         return self.connect_blocks(source, target)
 
     def cancel_connect(self) -> None:
+        self._scroll_timer.stop()
         self._connect_source = None
         self._connect_checked = {}
         self.viewport().update()
@@ -515,6 +523,7 @@ class PipelineGraphView(QAbstractScrollArea):
                 if port != INPUT:
                     self.select_row(port)
                 self.begin_connect(port)
+                self._connect_by_mouse = True
                 return
             row = self.card_at(scene)
             extend = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
@@ -600,8 +609,8 @@ class PipelineGraphView(QAbstractScrollArea):
         row = self._connect_source if row < 0 else row
         for candidate in range(row + step, len(self._document) if step > 0 else -1, step):
             if self.can_take(candidate):
-                self.update_connect(self.card_rect(candidate).center())
                 self.ensure_visible(candidate)
+                self.update_connect(self.card_rect(candidate).center())
                 return
 
     def _beside(self, row: int, step: int) -> int | None:
@@ -614,11 +623,23 @@ class PipelineGraphView(QAbstractScrollArea):
         return min(same, key=lambda r: abs(layout.columns[r] - layout.columns[row])) if same else None
 
     def _autoscroll(self, pos: QPointF) -> None:
-        margin, bar = 24, self.verticalScrollBar()
-        if pos.y() < margin:
-            bar.setValue(bar.value() - 12)
-        elif pos.y() > self.viewport().height() - margin:
-            bar.setValue(bar.value() + 12)
+        """Near the top or bottom edge while dragging, scroll, and keep scrolling while the
+        pointer rests there (a long ResNet's merge is screens away from its fork)."""
+        margin = 24
+        self._scroll_step = -12 if pos.y() < margin else 12 if pos.y() > self.viewport().height() - margin else 0
+        if self._scroll_step and not self._scroll_timer.isActive():
+            self._scroll_timer.start()
+        elif not self._scroll_step:
+            self._scroll_timer.stop()
+
+    def _on_scroll_timer_timeout(self) -> None:
+        dragging = self.connecting or self._drop is not None
+        bar = self.verticalScrollBar()
+        if not dragging or not self._scroll_step or bar.value() == (bar.minimum() if self._scroll_step < 0
+                                                                   else bar.maximum()):
+            self._scroll_timer.stop()
+            return
+        bar.setValue(bar.value() + self._scroll_step)
 
     def viewportEvent(self, event):  # noqa: N802 - Qt override
         if event.type() == QEvent.Type.ToolTip:
@@ -648,6 +669,8 @@ class PipelineGraphView(QAbstractScrollArea):
             self._invalidate()
 
     def scrollContentsBy(self, dx, dy):  # noqa: N802 - Qt override
+        if self.connecting and self._connect_by_mouse:  # the pointer stays put: the band follows it
+            self._connect_pos = self._to_scene(QPointF(self.viewport().mapFromGlobal(QCursor.pos())))
         self.viewport().update()
 
     def _on_context_menu_requested(self, pos: QPoint):
@@ -766,11 +789,13 @@ class PipelineGraphView(QAbstractScrollArea):
         self.viewport().update()
 
     def dragLeaveEvent(self, event):  # noqa: N802 - Qt override
+        self._scroll_timer.stop()
         self._drop = None
         self.viewport().update()
         event.accept()
 
     def dropEvent(self, event):  # noqa: N802 - Qt override
+        self._scroll_timer.stop()
         target = self.drop_target_at(event.position())
         self._drop = None
         self.viewport().update()
