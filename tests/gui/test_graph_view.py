@@ -362,3 +362,16 @@ def test_a_connecting_drag_resting_near_the_bottom_scrolls_on(window, qtbot):
     qtbot.waitUntil(lambda: bar.value() > 60, timeout=3000)  # several steps without moving the mouse
     qtbot.keyClick(view, Qt.Key.Key_Escape)
     assert not view.connecting and window.undo_stack.count() == 0
+
+
+def test_a_narrow_card_names_its_block_in_full_in_its_tooltip(graph_window):
+    entries = [LayerEntry("Conv2D", conv("stem"))] + [
+        LayerEntry("Conv2D", conv(f"a_rather_long_branch_name_{k}", k=1), ("stem",)) for k in range(4)]
+    entries.append(LayerEntry("Concatenate", {"name": "mixed"}, tuple(f"a_rather_long_branch_name_{k}"
+                                                                    for k in range(4))))
+    view = graph_window(entries)
+    view.resize(560, 600)
+    branch = names(view._document).index("a_rather_long_branch_name_2")
+    assert view.placement.cards[branch].width < view.placement.cards[0].width / 3  # four side by side
+    assert view.card_tooltip(branch).startswith("a_rather_long_branch_name_2 (Conv2D)\n")
+    assert not view.card_tooltip(0).startswith("stem")  # a wide card shows its name itself

@@ -258,6 +258,15 @@ class PipelineGraphView(QAbstractScrollArea):
         points[-1] = (points[-1][0], points[-1][1] + CardPainter.MARGIN / 2)
         return _rounded_path(points)
 
+    def card_tooltip(self, row: int) -> str:
+        """The card's tooltip (its derivation); a narrow card, which may cut its name short,
+        starts it with the full name and type."""
+        text = self._model.data(self._model.index(row), Qt.ItemDataRole.ToolTipRole) or ""
+        if self._painter is not None and self._painter.narrow(self.placement.cards[row].width):
+            report = self._document.report.rows[row]
+            text = f"{report.name} ({report.layer.class_name})\n\n{text}"
+        return text
+
     def link_text(self, n: int) -> str:
         """What arrow n is, for its tooltip: 'conv_a -> add (input 2 of 3)' and what can be done with it."""
         link, names = self.graph_layout.links[n], self._document.names
@@ -646,8 +655,7 @@ class PipelineGraphView(QAbstractScrollArea):
             scene = self._to_scene(event.position() if hasattr(event, "position") else event.pos())
             row = self.card_at(scene)
             if row >= 0 and self.port_at(scene) is None:
-                QToolTip.showText(event.globalPos(), self._model.data(self._model.index(row),
-                                                                     Qt.ItemDataRole.ToolTipRole), self.viewport())
+                QToolTip.showText(event.globalPos(), self.card_tooltip(row), self.viewport())
             elif self.port_at(scene) is not None:
                 QToolTip.showText(event.globalPos(), "Drag from this output to another block to feed it this "
                                   "block's output", self.viewport())
