@@ -50,6 +50,24 @@ def test_keras_functional_json_gives_keras_shapes_params_and_summary(case):
     check_against_keras(case)
 
 
+def test_keras_order_keeps_rows_the_output_does_not_reach():
+    # the builder's table while a graph is being edited: a dangling row, a bad index, a cycle
+    assert keras_order([(-1,), (0,), (-1,), (2,)]) == [-1, 2, 3, 0, 1]
+    assert keras_order([(-1,), (7,), (0,)]) == [-1, 0, 2, 1]
+    assert sorted(keras_order([(2,), (0,), (1,)])) == [-1, 0, 1, 2]
+
+
+def test_a_graph_with_an_unused_block_still_prints_every_row():
+    from visualcnn.engine.analysis import analyse_graph
+    from visualcnn.engine.layers import layer_from_config
+
+    layers = [layer_from_config("Conv2D", {"name": n, "filters": 2, "kernel_size": 1}) for n in ("a", "b", "c")]
+    report = analyse_graph((4, 4, 1), layers, [(-1,), (-1,), (1,)])
+    assert "its output is not used" in report.error
+    text = render_summary("m", report, 76, functional=True)
+    assert all(f"│ {n} (Conv2D)" in text for n in "abc")
+
+
 def test_fixtures_check_summary_options():
     recorded = [r["options"] for case in CASES for r in case.get("with_options", ())]
     assert sum("show_trainable" in o for o in recorded) >= 20 and sum("layer_range" in o for o in recorded) >= 20

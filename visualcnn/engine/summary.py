@@ -276,27 +276,33 @@ def keras_order(inbound: Sequence[Sequence[int]]) -> list[int]:
     postorder: list[int] = []
     done: set[int] = set()
     stack: list[tuple[int, int]] = [(output, 0)]  # iterative: graphs may be thousands of layers deep
+    walking: set[int] = set()  # on the current path: a link back to one is a cycle (an error row), not followed
     while stack:
         node, k = stack.pop()
         if k == 0:
-            if node in done:
+            if node in done or node in walking:
                 continue
+            walking.add(node)
             preorder.setdefault(node, len(preorder))
-        parents = inbound[node] if node >= 0 else ()
+        parents = [j for j in inbound[node] if -1 <= j < len(inbound)] if node >= 0 else ()
         if k < len(parents):
             stack.append((node, k + 1))
             if parents[k] not in done:
                 stack.append((parents[k], 0))
             continue
-        if node not in done:
-            done.add(node)
-            postorder.append(node)
+        walking.discard(node)
+        done.add(node)
+        postorder.append(node)
     depth: dict[int, int] = {}
     for node in reversed(postorder):
         d = depth.setdefault(node, 0)
         for parent in (inbound[node] if node >= 0 else ()):
-            depth[parent] = max(d + 1, depth.get(parent, 0))
-    return sorted(depth, key=lambda node: (-depth[node], preorder[node]))
+            if -1 <= parent < len(inbound):
+                depth[parent] = max(d + 1, depth.get(parent, 0))
+    order = sorted(depth, key=lambda node: (-depth[node], preorder[node]))
+    # A graph the builder is still editing may hold rows the output does not reach (an error
+    # row says so): they follow, in file order, so the table still shows every block.
+    return order + [i for i in range(-1, len(inbound)) if i not in depth]
 
 
 def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], bool, list[int]]:
