@@ -377,7 +377,8 @@ def test_real_window_opens_on_xcb_under_xvfb(tmp_path):
 
 GRAPH_FILE = {"format": "visualcnn.model", "version": 1, "name": "skip", "input_shape": [8, 8, 1], "layers": [
     {"class_name": "Conv2D", "config": {"name": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same"}},
-    {"class_name": "Conv2D", "config": {"name": "conv2d_1", "filters": 2, "kernel_size": 1}, "inbound": ["input_layer"]},
+    {"class_name": "Conv2D", "config": {"name": "conv2d_1", "filters": 2, "kernel_size": 1},
+     "inbound": ["input_layer"]},
     {"class_name": "Add", "config": {"name": "add"}, "inbound": ["conv2d", "conv2d_1"]},
     {"class_name": "Flatten", "config": {"name": "flatten"}},
     {"class_name": "Dense", "config": {"name": "dense", "units": 10, "activation": "softmax"}}]}
@@ -431,7 +432,8 @@ def test_keras_functional_json_summary_has_the_input_row(tmp_path):
     two = tmp_path / "two.json"
     two.write_text(json.dumps(real["two_inputs"]))
     refused = run("summary", str(two))
-    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "has 2 inputs ('left', 'right')" in refused.stderr
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1
+    assert "has 2 inputs ('left', 'right')" in refused.stderr
 
 
 def test_evaluate_a_saved_graph_model(tmp_path):

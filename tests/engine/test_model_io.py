@@ -95,7 +95,8 @@ BROKEN = [
     (doc().replace('"units": 10', '"units": Infinity'), "Infinity is not allowed"),
     ("[" * 100000 + "]" * 100000, "nested too deeply"),
     ('{"class_name": "Functional", "config": {}}', "config.layers must be a list"),
-    ('{"class_name": "MyModel", "config": {}}', "a 'MyModel' model is not supported; VisualCNN reads Sequential and Functional"),
+    ('{"class_name": "MyModel", "config": {}}',
+     "a 'MyModel' model is not supported; VisualCNN reads Sequential and Functional"),
     ('{"class_name": "Sequential", "config": {"layers": []}}', "has no input shape"),
 ]
 
@@ -347,7 +348,8 @@ def test_a_file_without_inbound_is_still_a_sequential_model():
 
 GRAPH_BROKEN = [
     ([{"class_name": "Flatten", "inbound": ["nope"]}],
-     "layer 1 ('flatten'): \"inbound\" names 'nope', which is neither a layer of this file nor the input 'input_layer'"),
+     "layer 1 ('flatten'): \"inbound\" names 'nope', which is neither a layer of this file nor the input "
+     "'input_layer'"),
     ([{"class_name": "Flatten", "config": {"name": "f"}, "inbound": ["f"]}], "names 'f', the layer itself"),
     ([{"class_name": "Flatten", "inbound": ["dense"]}, {"class_name": "Dense", "config": {"units": 2}}],
      "names 'dense', which comes later (layer 2)"),
@@ -356,7 +358,8 @@ GRAPH_BROKEN = [
     ([{"class_name": "Flatten", "inbound": [3]}], '"inbound" must be a non-empty list'),
     ([{"class_name": "Flatten", "config": {"name": "x"}}, {"class_name": "Dense", "config": {"name": "x", "units": 2}}],
      "layer 2: the name 'x' is already used by layer 1"),
-    ([{"class_name": "Flatten", "config": {"name": "input_layer"}}], "the name 'input_layer' is already used by the input"),
+    ([{"class_name": "Flatten", "config": {"name": "input_layer"}}],
+     "the name 'input_layer' is already used by the input"),
     ([{"class_name": "Flatten", "extra": 1}], "unknown key 'extra' (expected class_name, config and inbound)"),
 ]
 

@@ -218,7 +218,8 @@ def _graph(name: str, input_shape: list, input_name: str, entries: list) -> Grap
             continue
         where = f"layer {index + 1} ('{layer.name}')"
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise ConfigError(f'{where}: "inbound" must be a non-empty list of layer names, e.g. ["conv2d", "conv2d_1"]; '
+            raise ConfigError(f'{where}: "inbound" must be a non-empty list of layer names, '
+                              'e.g. ["conv2d", "conv2d_1"]; '
                               f"received {names!r}")
         found = []
         for source in names:
@@ -242,7 +243,8 @@ def _name_layers(layers: list, input_name: str) -> dict[str, int]:
     counters: dict[str, int] = {}
     for index, layer in enumerate(layers):
         if layer.name is None:
-            layer.name = unique_name(snake_case(layer.class_name), position.keys(), counters)  # a view: no copy per layer
+            # position.keys() is a view: no copy of the names per layer (a 40,000-layer file stays linear)
+            layer.name = unique_name(snake_case(layer.class_name), position.keys(), counters)
         elif layer.name in position:
             other = "the input" if position[layer.name] == -1 else f"layer {position[layer.name] + 1}"
             raise ConfigError(f"layer {index + 1}: the name '{layer.name}' is already used by {other}; "

@@ -6,7 +6,8 @@ Builds N random Functional models (random_functional.py) from the layer classes 
 registers that Keras also has (every class is forced into at least one), and N/4 random
 Sequential stacks of them. Stores each
 model's to_json(), every layer's output shape and parameter counts, and model.summary()
-at two widths (and, for half of them, with show_trainable, layer_range and positions). The tests read the file; Keras is not needed there.
+at two widths (and, for half of them, with show_trainable, layer_range and positions).
+The tests read the file; Keras is not needed there.
 """
 
 from __future__ import annotations

@@ -258,7 +258,8 @@ class Builder:
         """Dense on a (None, h, w, c) tensor acts on the last axis."""
         if len(x.shape) != 4 or "Dense" not in self.classes:
             return x
-        return _try(self._rename(self.L.Dense(self.rng.choice([2, 4]), activation=self.rng.choice([None, "relu"]))), x, x)
+        dense = self.L.Dense(self.rng.choice([2, 4]), activation=self.rng.choice([None, "relu"]))
+        return _try(self._rename(dense), x, x)
 
     def spatial_concat(self, x):
         """Concatenate along height or width (the other sizes match)."""
