@@ -287,3 +287,12 @@ def test_optimizer_params_line_after_training():
     tail = lines[1].splitlines()[-4:]
     assert tail[0] == f" Total params: {3 * trainable + 2:,} ({(3 * trainable + 2) * 4 / 1024:.2f} KB)"
     assert tail[3] == f" Optimizer params: {2 * trainable + 2:,} ({(2 * trainable + 2) * 4 / 1024:.2f} KB)"
+
+
+def test_wide_line_length_is_kerass_width_in_a_wide_terminal():
+    from visualcnn.engine.summary import wide_line_length
+
+    graph = read_model_file(json.dumps(keras2_functional())).model.analyse()
+    linear = read_model_file(json.dumps(REAL["linear"])).model.analyse()
+    assert wide_line_length(graph) == 108 and wide_line_length(linear) == 88
+    assert wide_line_length(linear, functional=True) == 88  # one input each: Keras's 3-column table

@@ -132,6 +132,14 @@ def console_width() -> int:
     return width or 80
 
 
+def wide_line_length(report: PipelineReport, functional: bool | None = None) -> int:
+    """The width Keras gives the table in a terminal wider than it: 108 columns when it has
+    "Connected to", 88 otherwise (for a window, which has no terminal width)."""
+    if functional is None:
+        functional = not report.is_linear
+    return 108 if functional and any(len(ins) != 1 for ins in report.inbound) else 88
+
+
 def clamp_line_length(line_length: int) -> int:
     return max(MIN_LINE_LENGTH, min(MAX_LINE_LENGTH, int(line_length)))
 

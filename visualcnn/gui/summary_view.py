@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..engine.summary import render_summary, summary_rows, totals_lines
+from ..engine.summary import render_summary, summary_rows, totals_lines, wide_line_length
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .memory_texts import document_memory, peak_text
@@ -67,7 +67,8 @@ class SummaryWidget(QWidget):
 
     def text(self) -> str:
         """The same text `visualcnn summary` prints for this pipeline."""
-        return render_summary(self._document.name, self._document.report, 88)
+        report = self._document.report
+        return render_summary(self._document.name, report, wide_line_length(report))
 
     def cell_texts(self) -> list[tuple[str, str, str]]:
         return [tuple(self.table.item(r, c).text() for c in range(3)) for r in range(self.table.rowCount())]
