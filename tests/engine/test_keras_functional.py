@@ -170,6 +170,11 @@ FUNCTIONAL_BROKEN = [
     (lambda d: d["config"]["layers"][5]["config"].__setitem__("units", 0), "layer 'dense': Dense 'dense': argument"),
     (lambda d: d["config"]["layers"][1]["inbound_nodes"][0][0].__setitem__(3, {"training": "yes"}),
      "layer 'conv2d': the layer is called with {'training': 'yes'}"),
+    (lambda d: d["config"].pop("input_layers"), "config.input_layers must name the model's input"),
+    (lambda d: d["config"]["layers"].pop(0), "the input 'input_1' is not one of the model's layers"),
+    (lambda d: d["config"]["layers"][0]["config"].__setitem__("batch_input_shape", [None, 2, 10, 10, 1]),
+     "input shape must be 1 to 3 positive integers such as [28, 28, 1] (height, width, channels), "
+     "received [2, 10, 10, 1]"),
 ]
 
 
