@@ -57,13 +57,16 @@ def image_layer(L, rng, cls, shape, keep=False):
             conv.pop("strides", None)
         elif rng.random() < 0.3:
             conv["strides"], conv["output_padding"] = 2, rng.randint(0, 1)
+        elif rng.random() < 0.2:
+            conv["strides"], conv["output_padding"] = (2, 3), (1, rng.randint(0, 2))
         return L.Conv2DTranspose(c if keep else rng.choice([2, 4]), **conv)
     if cls in ("MaxPooling2D", "AveragePooling2D"):
         kw = {"pool_size": _pair(rng, 1, 3), "padding": pad}
         kw["strides"] = 1 if keep else (_pair(rng, 1, 3) if rng.random() < 0.4 else None)
         return getattr(L, cls)(**kw)
     if cls == "BatchNormalization":
-        return L.BatchNormalization(center=rng.random() < 0.8, scale=rng.random() < 0.8)
+        return L.BatchNormalization(axis=rng.choice([-1, -1, -1, 1, 2, 3]), center=rng.random() < 0.8,
+                                    scale=rng.random() < 0.8)
     if cls == "Activation":
         return L.Activation(_act(rng))
     if cls == "Dropout":
@@ -84,16 +87,16 @@ def image_layer(L, rng, cls, shape, keep=False):
     if cls == "LeakyReLU":
         return L.LeakyReLU(negative_slope=rng.choice([0.01, 0.2, 0.3]))
     if cls == "PReLU":
-        return L.PReLU(shared_axes=rng.choice([None, [1, 2], [1], [2]]))
+        return L.PReLU(shared_axes=rng.choice([None, [1, 2], [1], [2], [1, 2, 3]]))
     if cls == "ELU":
         return L.ELU(alpha=rng.choice([1.0, 0.5]))
     if cls == "Softmax":
-        return L.Softmax(axis=rng.choice([-1, -1, 1, 2, 3]))
+        return L.Softmax(axis=rng.choice([-1, -1, 1, 2, 3, [1, 2], [-2, -3]]))
     if cls == "LayerNormalization":
-        return L.LayerNormalization(axis=rng.choice([-1, -1, [1, 2, 3], [2, 3]]), center=rng.random() < 0.8,
-                                    scale=rng.random() < 0.8)
+        return L.LayerNormalization(axis=rng.choice([-1, -1, [1, 2, 3], [2, 3], 1, [-3, -1]]),
+                                    center=rng.random() < 0.8, scale=rng.random() < 0.8)
     if cls == "GroupNormalization":
-        groups = rng.choice([g for g in (1, 2, 4, c) if c % g == 0])
+        groups = rng.choice([g for g in (1, 2, 4, c) if c % g == 0] + [-1])
         return L.GroupNormalization(groups=groups, center=rng.random() < 0.8, scale=rng.random() < 0.8)
     if cls == "Rescaling":
         return L.Rescaling(scale=rng.choice([1 / 255, 2.0, 0.5]), offset=rng.choice([0.0, -1.0]))
@@ -115,11 +118,11 @@ def image_layer(L, rng, cls, shape, keep=False):
     if cls == "Cropping2D":
         if h < 6 or w < 6:
             return None
-        return L.Cropping2D(rng.choice([1, (1, 2), ((0, 1), (2, 1))]))
+        return L.Cropping2D(rng.choice([1, (1, 2), ((0, 1), (2, 1)), ((2, 2), (0, 3))]))
     if cls == "UpSampling2D":
         if h * w > 400:
             return None
-        return L.UpSampling2D(_pair(rng, 1, 2), interpolation=rng.choice(["nearest", "bilinear"]))
+        return L.UpSampling2D(_pair(rng, 1, 3), interpolation=rng.choice(["nearest", "bilinear"]))
     if cls == "Permute":
         return L.Permute(rng.choice([(2, 1, 3), (1, 2, 3), (3, 1, 2), (2, 3, 1)]))
     if cls == "Reshape":
