@@ -109,6 +109,8 @@ def _read_sequential(config: dict) -> Graph:
 
 
 def _batch_shape(config: dict, where: str) -> list:
+    """The input shape without its batch axis. A batch size fixed by Input(batch_size=...) is
+    dropped: fit and predict choose the batch in VisualCNN."""
     shape = config.get("batch_shape", config.get("batch_input_shape"))
     if not isinstance(shape, list) or len(shape) < 2:
         raise ConfigError(f"{where}: batch_shape must be a list like [null, 28, 28, 1], received {shape!r}")
