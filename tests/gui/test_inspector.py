@@ -188,3 +188,15 @@ def test_text_editor_reports_the_engine_reason():
     assert check_text(arg, "[7, 7, 1]") == ((7, 7, 1), "")
     assert check_text(arg, "[7, -2]") == (None, "expected each value >= -1, received [7, -2]")
     assert check_text(Arg("max_value", "optional_float", None, minimum=0), "") == (None, "")
+
+
+def test_a_merge_derivation_shows_every_input_shape():
+    from visualcnn.engine.analysis import analyse_graph
+    from visualcnn.engine.layers import Add, Conv2D, MaxPooling2D
+    from visualcnn.gui.inspector import derivation_lines
+
+    layers = [Conv2D(32, 3, name="c"), MaxPooling2D(2, name="p"), Conv2D(32, 3, name="c2"), Add(name="add")]
+    report = analyse_graph((28, 28, 1), layers, ((-1,), (0,), (1,), (1, 2)))
+    lines = derivation_lines(report.rows[3])
+    assert lines[:2] == ["input 1 = (None, 13, 13, 32)", "input 2 = (None, 11, 11, 32)"]
+    assert report.rows[3].status == "error"

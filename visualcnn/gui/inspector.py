@@ -425,7 +425,10 @@ def derivation_lines(report: LayerReport, image_shape=None) -> list[str]:
     """The worked derivation a student reads: input, each formula with numbers, receptive field
     (and what it means when the block is not a sliding window, or the field outgrows the image)."""
     lines = []
-    if report.input_shape is not None:
+    if len(report.input_shapes) > 1:  # a merge: every input, not only the first
+        lines += [f"input {k} = {'unknown' if shape is None else format_shape(shape)}"
+                  for k, shape in enumerate(report.input_shapes, 1)]
+    elif report.input_shape is not None:
         lines.append(f"input shape = {format_shape(report.input_shape)}")
     if report.inference is not None:
         lines += list(report.inference.derivation)

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from .base import Layer
 
 # Families in teaching order: the order layers are listed in (the palette groups by them).
-# A family not named here is still a working layer: it is listed after these and the
-# builder shows it in a neutral colour.
-FAMILIES = ("input", "augmentation", "convolution", "pooling", "activation", "normalization",
-            "regularisation", "reshaping", "merge", "core")
+# What a first lesson uses comes first (a student opening the palette sees Conv2D at the
+# top, not RandomFlip); branches, reshaping and augmentation follow. A family not named
+# here is still a working layer: it is listed after these and the builder shows it in a
+# neutral colour.
+FAMILIES = ("input", "convolution", "pooling", "core", "activation", "normalization",
+            "regularisation", "merge", "reshaping", "augmentation")
 
 # Class name -> class, ordered by family, then by registration. It is updated in place, so
 # every module holding a reference sees classes registered later (a test's own layer).
