@@ -286,7 +286,8 @@ def _copy_weights_to_twin(model, net):
 
     stages = list(net.stages) if hasattr(net, "stages") else None
     assert stages is not None, "only graph twins keep one stage per layer"
-    for layer, stage in zip(model.layers, stages):
+    rows = model.checked_report().rows
+    for i, (layer, stage) in enumerate(zip(model.layers, stages)):
         weights = [torch.tensor(np.asarray(w)) for w in layer.weights]
         if not weights:
             continue
@@ -295,7 +296,13 @@ def _copy_weights_to_twin(model, net):
             if isinstance(module, nn.Conv2d):
                 module.weight.copy_(weights[0].permute(3, 2, 0, 1))
             elif isinstance(module, nn.Linear):
-                module.weight.copy_(weights[0].T)
+                kernel = weights[0]
+                (source,) = model.inbound[i]
+                if source >= 0 and model.layers[source].class_name == "Flatten" and len(rows[source].input_shape) == 4:
+                    # the twin flattens NCHW (c, h, w); Keras flattens NHWC (h, w, c)
+                    _, h, w, c = rows[source].input_shape
+                    kernel = kernel.reshape(h, w, c, -1).permute(2, 0, 1, 3).reshape(c * h * w, -1)
+                module.weight.copy_(kernel.T)
             else:
                 module.weight.copy_(weights[0])
                 module.bias.copy_(weights[1])
