@@ -1,5 +1,6 @@
 """`visualcnn train` / `visualcnn evaluate`: refusals, JSON output, save + evaluate."""
 
+import argparse
 import json
 
 import pytest
@@ -140,3 +141,18 @@ def test_a_model_too_big_for_the_machine_is_refused_before_reading_mnist(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: Training this model needs about") and "2.0 GiB available" in err
     assert "reduce dense's units" in err
+
+
+def test_schedule_flag_trains_with_cosine_and_the_saved_file_keeps_it(tmp_path, capsys):
+    path = _model_file(tmp_path, {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}},
+                       training={"optimizer": "adam", "learning_rate": 0.01, "batch_size": 50, "epochs": 1})
+    saved = tmp_path / "trained.json"
+    assert main(["train", path, "--limit", "200", "--schedule", "cosine", "--json", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    training = json.loads(saved.read_text())["training"]
+    # the starting rate, not the ~0 the run ended on (which a file would refuse)
+    assert training["schedule"] == "cosine" and training["learning_rate"] == pytest.approx(0.01)
+    assert main(["evaluate", str(saved), "--json"]) == 0
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        main(["train", path, "--schedule", "linear"])
+    assert "invalid choice: 'linear'" in capsys.readouterr().err

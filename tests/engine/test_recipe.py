@@ -147,3 +147,34 @@ def test_settings_built_directly_are_checked_too(settings, expected):
     assert problem is not None and expected in problem
     with pytest.raises(ValueError, match=expected):
         prepare_run(model(), config, fake_mnist(20))
+
+
+def test_prepare_run_applies_the_cosine_schedule_over_the_whole_run():
+    m = model()
+    config = TrainingConfig(learning_rate=0.002, batch_size=10, epochs=2, schedule="cosine")
+    prepared = prepare_run(m, config, fake_mnist(50))
+    assert prepared.total_steps == 10
+    schedule = m.optimizer.schedule
+    assert (type(schedule).__name__, schedule.decay_steps) == ("CosineDecay", 10)
+    assert m.optimizer.learning_rate == pytest.approx(0.002)
+    rates = [r.learning_rate for r in prepared.run if isinstance(r, StepReport)]  # the rate of the next step
+    assert len(rates) == 10 and rates == sorted(rates, reverse=True)
+    assert m.optimizer.iterations == 10 and schedule(9) < 0.002 * 0.03 and rates[-1] == 0.0  # the last steps ~0
+    constant = model()
+    prepare_run(constant, TrainingConfig(learning_rate=0.002, batch_size=10), fake_mnist(50))
+    assert constant.optimizer.schedule is None and constant.optimizer.learning_rate == 0.002
+
+
+def test_set_learning_rate_with_a_schedule_rescales_its_starting_rate():
+    m = model()
+    prepared = prepare_run(m, TrainingConfig(learning_rate=0.002, batch_size=10, schedule="cosine"), fake_mnist(40))
+    run = iter(prepared.run)
+    next(run), next(run)
+    before = m.optimizer.learning_rate
+    set_learning_rate(m, 0.004)  # the window's box: the schedule's starting rate, the curve goes on from step 2
+    assert m.optimizer.schedule.initial_learning_rate == 0.004 and m.optimizer.schedule.decay_steps == 4
+    assert m.optimizer.learning_rate == pytest.approx(2 * before)
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        set_learning_rate(m, float("nan"))
+    assert m.optimizer.schedule.initial_learning_rate == 0.004
+    list(run)

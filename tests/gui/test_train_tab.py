@@ -199,7 +199,7 @@ def test_model_source_error_disables_start(qtbot, tab):
 
 def test_training_defaults_round_trip(tab):
     config = TrainingConfig(optimizer="rmsprop", learning_rate=0.002, batch_size=32, epochs=4,
-                            validation_split=0.1, seed=7)
+                            validation_split=0.1, seed=7, schedule="cosine")
     tab.set_training_defaults(config)
     assert tab.training_settings() == config
     tab.set_training_defaults(None)
@@ -245,3 +245,39 @@ def test_the_window_counts_batches_as_the_engine_does(qtbot, tab):
     assert tab.controls._total_steps == 1000 * 223
     with qtbot.waitSignal(tab.run_finished, timeout=10000):
         tab.controls.stop_button.click()
+
+
+def test_schedule_combo_mirrors_the_document_both_ways_and_undoes(tab, doc, stack):
+    tab.bind_document(doc, stack)
+    combo = tab.controls.schedule
+    assert combo.currentData() == "constant" and doc.training.schedule == "constant"
+    combo.setCurrentIndex(combo.findData("cosine"))  # widget -> command -> document
+    assert doc.training.schedule == "cosine" and stack.count() == 1
+    assert stack.undoText() == "Change learning-rate schedule"
+    stack.undo()
+    assert doc.training.schedule == "constant" and combo.currentData() == "constant"
+    stack.redo()
+    assert combo.currentData() == "cosine"
+    doc.set_training(TrainingConfig(schedule="constant", epochs=2))  # document -> widget, no new command
+    assert combo.currentData() == "constant" and stack.count() == 1
+
+
+def test_a_cosine_run_decays_and_shows_the_current_rate(qtbot, tab):
+    tab.controls.schedule.setCurrentIndex(tab.controls.schedule.findData("cosine"))
+    tab.controls.learning_rate.setValue(0.004)
+    shown = []
+    tab.controller.progressed.connect(lambda report: shown.append((report, tab.controls.metrics.text())))
+    with qtbot.waitSignal(tab.run_finished, timeout=60000):
+        assert tab.start()
+        assert not tab.controls.schedule.isEnabled()  # locked during a run, like the other settings
+    optimizer = tab._model.optimizer
+    assert type(optimizer.schedule).__name__ == "CosineDecay" and optimizer.schedule.decay_steps == 10
+    assert optimizer.learning_rate == 0.0  # 640 images, batch 64: the rate after the 10th and last step
+    rates = [report.learning_rate for report, _ in shown]
+    assert rates and rates == sorted(rates, reverse=True) and rates[0] < 0.004
+    report, _ = shown[-1]
+    tab.controls.show_step(report)
+    assert f"learning rate now {report.learning_rate:.3g}" in tab.controls.metrics.text()
+    tab.controls.schedule.setCurrentIndex(tab.controls.schedule.findData("constant"))
+    tab.controls.show_step(report)
+    assert "learning rate now" not in tab.controls.metrics.text()  # a constant rate is in its box already

@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
                         help="default: file, else adam")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default: file, else the optimizer's Keras default")
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                        help="learning rate: constant, or cosine decay from --learning-rate to 0 over the run "
+                             "(default: file, else constant)")
     parser.add_argument("--validation-split", type=float, default=None,
                         help="fraction of the training images (the last ones) held out for validation")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
@@ -46,8 +49,8 @@ def resolve_config(file_config, args):
         values["optimizer"] = args.optimizer
         values["learning_rate"] = DEFAULT_LEARNING_RATES[args.optimizer]
     for flag, key in (("learning_rate", "learning_rate"), ("epochs", "epochs"), ("batch_size", "batch_size"),
-                      ("validation_split", "validation_split"), ("seed", "seed")):
-        value = getattr(args, flag)
+                      ("validation_split", "validation_split"), ("seed", "seed"), ("schedule", "schedule")):
+        value = getattr(args, flag, None)
         if value is not None:
             values[key] = value
     return TrainingConfig.from_dict(values)

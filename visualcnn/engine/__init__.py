@@ -18,7 +18,7 @@ from .training_config import TrainingConfig
 
 def __getattr__(name):
     # Training modules import numba; load them on first use so `visualcnn summary` stays instant.
-    lazy = {"losses", "optimizers", "activations", "initializers", "training"}
+    lazy = {"losses", "optimizers", "schedules", "activations", "initializers", "training"}
     if name in lazy:
         import importlib
 
@@ -34,6 +34,7 @@ __all__ = [
     "layers", "PipelineReport", "analyse", "analyse_graph", "ConfigError", "Sequential", "Model", "Input",
     "KerasTensor", "model_from_graph", "load_model_file", "model_from_json",
     "read_model_file", "save_model_file", "render_summary", "summarize", "TrainingConfig",
-    "load_model", "losses", "optimizers", "activations", "initializers", "training", "History", "StepReport",
+    "load_model", "losses", "optimizers", "schedules", "activations", "initializers", "training", "History",
+    "StepReport",
     "EpochReport", "TrainingDiverged", "train", "MemoryLimitError", "check_memory", "estimate_memory",
 ]

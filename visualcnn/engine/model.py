@@ -814,9 +814,20 @@ class Model:
         if self.optimizer is None or self.loss is None:
             return None
         opt = self.optimizer
-        return TrainingConfig(optimizer=opt.name, learning_rate=float(opt.learning_rate), loss=self.loss.name,
+        rate, schedule = opt.learning_rate, "constant"
+        scheduled = getattr(opt, "schedule", None)
+        if scheduled is not None:
+            # The settings' learning_rate is a schedule's starting rate: the current one is ~0
+            # after a cosine run, which a file would refuse. Only the recipe's cosine
+            # (to 0, no warm-up) is a setting; any other schedule is saved as its starting rate.
+            rate = scheduled.initial_learning_rate or getattr(scheduled, "warmup_target", None) or 0.001
+            if (type(scheduled).__name__ == "CosineDecay" and scheduled.alpha == 0
+                    and scheduled.warmup_target is None):
+                schedule = "cosine"
+        return TrainingConfig(optimizer=opt.name, learning_rate=float(rate), loss=self.loss.name,
                               momentum=float(getattr(opt, "momentum", 0.0)) if opt.name == "sgd" else 0.0,
-                              nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0))
+                              nesterov=bool(getattr(opt, "nesterov", False)), seed=int(self.seed or 0),
+                              schedule=schedule)
 
 
 class Sequential(Model):

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from .schedules import LearningRateSchedule
+
 _loaded: dict = {}
 
 
@@ -40,20 +42,36 @@ class Optimizer:
 
     name = "optimizer"
 
-    def __init__(self, learning_rate: float = 0.001):
-        self.learning_rate = _positive(learning_rate, "learning_rate")
+    def __init__(self, learning_rate=0.001):
+        self._schedule: LearningRateSchedule | None = None
+        self.learning_rate = learning_rate
         self.iterations = 0
         self._params: list[np.ndarray] | None = None
 
     @property
     def learning_rate(self) -> float:
+        """The rate the next step uses: the constant, or the schedule at ``iterations`` (Keras)."""
+        if self._schedule is not None:
+            return self._schedule(self.iterations)
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
         # Every path (constructor, compile, the window's slider, set_learning_rate) goes
         # through here: a NaN/inf/<=0 rate would write NaN into every weight at the next step.
+        if isinstance(value, LearningRateSchedule):
+            self._schedule = value
+            return
+        if self._schedule is not None:
+            # Keras refuses this too: a number would silently end the schedule.
+            raise TypeError(f"{self.name}: this optimizer's learning rate is a {type(self._schedule).__name__} "
+                            "schedule, so a number cannot be set; set a new schedule instead")
         self._learning_rate = _positive(value, "learning_rate")
+
+    @property
+    def schedule(self) -> LearningRateSchedule | None:
+        """The learning-rate schedule, or None for a constant rate."""
+        return self._schedule
 
     def build(self, params: list[np.ndarray]) -> None:
         self._params = list(params)
@@ -70,17 +88,25 @@ class Optimizer:
             self.build(params)
         if len(grads) != len(params):
             raise ValueError(f"{self.name}: {len(grads)} gradients for {len(params)} parameters")
-        lr = np.float32(self.learning_rate)
+        rate = self.learning_rate  # a schedule is evaluated here, once per step, not per weight
+        self._begin_step(rate)
+        lr = np.float32(rate)
         for i, (p, g) in enumerate(zip(params, grads)):
             if p.shape != g.shape:
                 raise ValueError(f"{self.name}: gradient {i} has shape {g.shape}, its parameter {p.shape}")
             self._update(i, _flat(p), _flat(g), lr)
         self.iterations += 1
 
+    def _begin_step(self, rate: float) -> None:
+        """Per-step quantities shared by every parameter (Adam's bias-corrected step size)."""
+
     def _update(self, i: int, param: np.ndarray, grad: np.ndarray, lr: np.float32) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:
+        if self._schedule is not None:
+            return {"name": self.name, "learning_rate": {"class_name": type(self._schedule).__name__,
+                                                          "config": self._schedule.get_config()}}
         return {"name": self.name, "learning_rate": self.learning_rate}
 
     def __repr__(self) -> str:
@@ -135,10 +161,9 @@ class Adam(Optimizer):
         self._m = [np.zeros(p.size, np.float32) for p in params]
         self._v = [np.zeros(p.size, np.float32) for p in params]
 
-    def step(self, params, grads):
+    def _begin_step(self, rate):
         t = self.iterations + 1
-        self._alpha = np.float32(self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t))
-        super().step(params, grads)
+        self._alpha = np.float32(rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t))
 
     def _update(self, i, param, grad, lr):
         k, serial = _kernels(param.size)

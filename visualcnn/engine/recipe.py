@@ -178,6 +178,7 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
     compile_from_config(model, config)
     run = train(model, x, y, batch_size=config.batch_size, epochs=config.epochs,
                 validation_split=config.validation_split, seed=config.seed)
+    apply_schedule(model.optimizer, config, run.batches * config.epochs)
     xt = yt = None
     if x_test is not None and y_test is not None:
         xt, yt = scale_images(x_test, model.input_shape), prepare_labels(y_test, config.loss)
@@ -185,14 +186,43 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
                        run.val_examples, xt, yt)
 
 
+def apply_schedule(optimizer, config: TrainingConfig, total_steps: int) -> None:
+    """Give optimizer the config's learning-rate schedule over a run of total_steps updates.
+    "cosine": CosineDecay(learning_rate, decay_steps=total_steps), so the last step's rate
+    is ~0; "constant" leaves the constant rate compile set."""
+    if config.schedule == "cosine":
+        from .schedules import CosineDecay
+
+        optimizer.learning_rate = CosineDecay(config.learning_rate, decay_steps=max(1, total_steps))
+    elif config.schedule != "constant":
+        raise ValueError(f"unknown learning-rate schedule {config.schedule!r}")
+
+
 def set_learning_rate(model, value) -> None:
     """Change the learning rate of a compiled model between two steps, through the
-    optimizer's own validation (NaN, infinity or <= 0 raise ValueError)."""
-    if getattr(model, "optimizer", None) is None:
+    optimizer's own validation (NaN, infinity or <= 0 raise ValueError).
+
+    With a schedule, value becomes the schedule's starting rate and the run continues on
+    the rescaled curve from the same step. The window's learning-rate box edits the
+    settings' learning_rate, which with a schedule IS the starting rate; reading value as
+    "the rate from now on" would either end the schedule (Keras refuses a number for a
+    scheduled optimizer for that reason) or, dividing by the current rate near the end of a
+    cosine (~0), blow up."""
+    from .optimizers import _positive
+    from .schedules import LearningRateSchedule
+
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
         raise ValueError("set_learning_rate: compile the model first")
-    model.optimizer.learning_rate = value
+    schedule = getattr(optimizer, "schedule", None)
+    if isinstance(schedule, LearningRateSchedule):
+        config = schedule.get_config()
+        config["initial_learning_rate"] = _positive(value, "learning_rate")
+        optimizer.learning_rate = type(schedule).from_config(config)
+        return
+    optimizer.learning_rate = value
 
 
 __all__ = ["readiness_problem", "check_ready", "shape_problem", "settings_problem", "classifier_problem",
-           "prepare_run", "PreparedRun", "set_learning_rate",
+           "prepare_run", "PreparedRun", "set_learning_rate", "apply_schedule",
            "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]

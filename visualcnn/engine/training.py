@@ -45,6 +45,7 @@ class StepReport:
     seen: int  # examples seen in this epoch
     elapsed: float  # seconds since the epoch started
     eta: float  # estimated seconds left in this epoch
+    learning_rate: float | None = None  # the optimizer's rate for the next step (a schedule moves it)
 
     def logs(self) -> dict:
         logs = {"loss": self.loss}
@@ -213,7 +214,8 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
                 rate = seen / elapsed if elapsed > 0 else 0.0
                 yield StepReport(epoch, epochs, b + 1, batches, loss_sum / seen,
                                  acc_sum / seen if accuracy is not None else None, loss, accuracy, rate, seen,
-                                 elapsed, (n - seen) / rate if rate > 0 else 0.0)
+                                 elapsed, (n - seen) / rate if rate > 0 else 0.0,
+                                 getattr(model.optimizer, "learning_rate", None))
             seconds = time.perf_counter() - start
             val_loss = val_acc = None
             if x_val is not None:

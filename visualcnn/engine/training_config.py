@@ -11,6 +11,9 @@ from .layers import ConfigError
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
           "mean_squared_error")
+# "cosine": keras.optimizers.schedules.CosineDecay from learning_rate down to 0 over the
+# run's steps (recipe.prepare_run); "constant": learning_rate throughout.
+SCHEDULES = ("constant", "cosine")
 # Keras's default learning rate for each optimizer.
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01, "rmsprop": 0.001}
 
@@ -26,9 +29,15 @@ class TrainingConfig:
     momentum: float = 0.0
     nesterov: bool = False
     seed: int = 0
+    schedule: str = "constant"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["schedule"] == "constant":
+            # Written only when it says something: files from before schedules existed and
+            # files that keep a constant rate stay byte-for-byte what they were.
+            del data["schedule"]
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> "TrainingConfig":
@@ -57,6 +66,9 @@ class TrainingConfig:
         _integer(values, "seed", 0, 2**32 - 1)
         if not isinstance(values.get("nesterov", False), bool):
             raise ConfigError(f"training: nesterov expected true or false, received {values['nesterov']!r}")
+        schedule = values.get("schedule", "constant")
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"training: schedule expected one of {', '.join(SCHEDULES)}, received {schedule!r}")
         return cls(**values)
 
 

@@ -325,7 +325,8 @@ class SetTrainedWeightsCommand(QUndoCommand):
 
 TRAINING_LABELS = {"optimizer": "optimizer", "learning_rate": "learning rate", "batch_size": "batch size",
                    "epochs": "epochs", "validation_split": "validation split", "seed": "seed", "loss": "loss",
-                   "momentum": "momentum", "nesterov": "Nesterov momentum"}
+                   "momentum": "momentum", "nesterov": "Nesterov momentum",
+                   "schedule": "learning-rate schedule"}
 
 
 class SetTrainingConfigCommand(QUndoCommand):

@@ -433,7 +433,8 @@ class TrainTabWidget(QWidget):
         gc.freeze()
         self.controller.start(request)
         self.run_started.emit()
-        self._post(f"Training started: {config.optimizer}, learning rate {config.learning_rate:g}, "
+        schedule = " (cosine decay to 0)" if config.schedule == "cosine" else ""
+        self._post(f"Training started: {config.optimizer}, learning rate {config.learning_rate:g}{schedule}, "
                    f"batch {config.batch_size}, {config.epochs} epoch(s)")
         return True
 
@@ -484,7 +485,9 @@ class TrainTabWidget(QWidget):
         if self.controller.running:
             self.controller.set_learning_rate(learning_rate)
             self.curves.mark(self._last_x, f"lr {learning_rate:g}")
-            self._post(f"Learning rate {learning_rate:g} from the next batch")
+            scheduled = self.controls.schedule.currentData() != "constant"
+            self._post(f"Starting learning rate {learning_rate:g}: the schedule is rescaled from the next batch"
+                       if scheduled else f"Learning rate {learning_rate:g} from the next batch")
 
     def _on_controls_config_edited(self, key: str) -> None:
         """A settings widget was edited: an undoable change of the document's settings."""

@@ -2,7 +2,8 @@
 
 The panel only holds widgets and emits requests (start_requested...); the Train tab owns
 the run. While a run is active every setting but the learning rate is locked: the
-learning rate is sent to the worker and takes effect at the next batch.
+learning rate is sent to the worker and takes effect at the next batch (with a cosine
+schedule it is the schedule's starting rate, and the curve is rescaled from that batch).
 
 The settings themselves belong to the document (two-way binding, napari style): a user
 edit emits `config_edited(key)`, the Train tab turns it into an undoable command, and
@@ -20,6 +21,7 @@ from ...engine.datasets import fashion_mnist_available
 from ...engine.training_config import DEFAULT_LEARNING_RATES, TrainingConfig
 
 OPTIMIZER_LABELS = (("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"))
+SCHEDULE_LABELS = (("constant", "Constant"), ("cosine", "Cosine decay"))
 DATASETS = (("mnist", "MNIST digits (bundled)"), ("fashion_mnist", "Fashion-MNIST"))
 TRAIN_IMAGES = 60000
 
@@ -74,8 +76,15 @@ class TrainingControlsPanel(QWidget):
         self.learning_rate.setValue(0.001)
         self.learning_rate.setKeyboardTracking(False)
         self.learning_rate.setToolTip("Step size of the optimizer. You can change it while training runs: "
-                                      "it takes effect at the next batch.")
+                                      "it takes effect at the next batch. With cosine decay it is the starting rate.")
         self.learning_rate.valueChanged.connect(self._on_learning_rate_changed)
+        self.schedule = QComboBox()
+        for key, label in SCHEDULE_LABELS:
+            self.schedule.addItem(label, key)
+        self.schedule.setToolTip("Constant: the learning rate above for the whole run. Cosine decay: start at the "
+                                 "learning rate above and lower it along half a cosine to 0 at the last batch "
+                                 "(Keras CosineDecay): big steps early, fine steps at the end.")
+        self.schedule.currentIndexChanged.connect(lambda _i: self.config_edited.emit("schedule"))
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 65536)  # what a file may hold; the memory check says what fits
         self.batch_size.setValue(64)
@@ -110,13 +119,14 @@ class TrainingControlsPanel(QWidget):
         form.addRow("Dataset", self.dataset)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Schedule", self.schedule)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Epochs", self.epochs)
         form.addRow("Validation split", self.validation_split)
         form.addRow("Training images", self.train_images)
         form.addRow("Seed", self.seed)
-        self._settings = (self.dataset, self.optimizer, self.batch_size, self.epochs, self.validation_split,
-                          self.train_images, self.seed)
+        self._settings = (self.dataset, self.optimizer, self.schedule, self.batch_size, self.epochs,
+                          self.validation_split, self.train_images, self.seed)
 
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("startButton")
@@ -169,7 +179,8 @@ class TrainingControlsPanel(QWidget):
                               loss=self._loss, batch_size=int(self.batch_size.value()),
                               epochs=int(self.epochs.value()),
                               validation_split=float(self.validation_split.value()), momentum=self._momentum,
-                              nesterov=self._nesterov, seed=int(self.seed.value()))
+                              nesterov=self._nesterov, seed=int(self.seed.value()),
+                              schedule=self.schedule.currentData())
 
     def set_config(self, config: TrainingConfig) -> None:
         """Show these settings; emits nothing (the document is where they came from)."""
@@ -177,6 +188,10 @@ class TrainingControlsPanel(QWidget):
         if self.optimizer.currentIndex() != index:
             with QSignalBlocker(self.optimizer):
                 self.optimizer.setCurrentIndex(index)
+        index = max(0, self.schedule.findData(config.schedule))
+        if self.schedule.currentIndex() != index:
+            with QSignalBlocker(self.schedule):
+                self.schedule.setCurrentIndex(index)
         for spin, value in ((self.learning_rate, config.learning_rate), (self.batch_size, config.batch_size),
                             (self.epochs, config.epochs), (self.validation_split, config.validation_split),
                             (self.seed, config.seed)):
@@ -247,7 +262,11 @@ class TrainingControlsPanel(QWidget):
                 f"{report.images_per_second:,.0f} images{NO_BREAK_SLASH}s · ETA {format_seconds(remaining)}")
         self.progress_label.setText(("Paused. " if self._paused else "") + text)
         accuracy = "" if report.accuracy is None else f" · accuracy {report.accuracy:.2%}"
-        self.metrics.setText(f"Epoch so far: loss {report.loss:.4f}{accuracy}")
+        rate = getattr(report, "learning_rate", None)
+        # Only worth a line when a schedule moves it; a constant rate is in the box above.
+        scheduled = rate is not None and self.schedule.currentData() != "constant"
+        current = f" · learning rate now {rate:.3g}" if scheduled else ""
+        self.metrics.setText(f"Epoch so far: loss {report.loss:.4f}{accuracy}{current}")
 
     def _sync_buttons(self) -> None:
         self.start_button.setEnabled(not self._running and not self._blocker)
