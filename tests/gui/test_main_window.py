@@ -155,3 +155,19 @@ def test_a_file_with_more_layers_than_the_window_draws_is_refused_with_what_to_d
                                 "layers": layers[:-1]}))
     assert seed_window.open_file(huge, confirm=False)
     assert len(seed_window.document.entries) == WINDOW_MAX_LAYERS
+
+
+def test_summary_of_a_graph_shows_what_each_layer_is_connected_to(window):
+    from visualcnn.resources import preset_path
+
+    assert window.load_preset(preset_path("resnet_mnist"))
+    rows = {cells[0]: cells for cells in window.summary.cell_texts()}
+    report = window.document.report
+    add = next(r for r in report.rows if r.layer.class_name == "Add")
+    sources = [report.rows[j].name for j in add.inbound]
+    assert len(sources) == 2
+    assert rows[f"{add.name} (Add)"][3] == f"{sources[0]}, {sources[1]}"
+    assert rows[f"{report.rows[0].name} ({report.rows[0].layer.class_name})"][3] == "input_layer"
+    assert f"{sources[0]}[0][0]," in window.summary.text()  # the copied text is Keras's, indices and all
+    window.load_preset(preset_path("seed_cnn"))  # a plain stack: Keras's three columns again
+    assert {len(cells) for cells in window.summary.cell_texts()} == {3}

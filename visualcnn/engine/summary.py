@@ -313,13 +313,20 @@ def keras_order(inbound: Sequence[Sequence[int]]) -> list[int]:
     return order + [i for i in range(-1, len(inbound)) if i not in depth]
 
 
+def connected_to(report: PipelineReport, index: int, keras_suffix: bool = True) -> str:
+    """Keras's "Connected to" cell of a row: 'conv2d[0][0], conv2d_1[0][0]' ('-' for none).
+    keras_suffix=False drops the [node][tensor] indices (always [0][0] here) for a narrow view."""
+    names = [r.name for r in report.rows]
+    suffix = "[0][0]" if keras_suffix else ""
+    return ", ".join(f"{report.input_name if j == -1 else names[j]}{suffix}" for j in report.inbound[index]) or "-"
+
+
 def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], bool, list[int]]:
     """Keras's rows for a Functional model, the InputLayer first; whether the table has
     "Connected to" (Keras drops that column when every layer has exactly one input); the
     report row of each table row (-1: the input)."""
     inbound = report.inbound
     input_name = report.input_name
-    names = {-1: input_name, **{i: r.name for i, r in enumerate(report.rows)}}
     rows = []
     order = keras_order(inbound)
     for i in order:
@@ -327,9 +334,8 @@ def _functional_rows(report: PipelineReport) -> tuple[list[tuple[str, ...]], boo
             rows.append((f"{input_name} (InputLayer)", format_shape((None, *report.input_shape)), "0", "-"))
             continue
         r = report.rows[i]
-        connected = ", ".join(f"{names[j]}[0][0]" for j in inbound[i]) or "-"
         rows.append((f"{r.name} ({r.layer.class_name})", format_shape(r.output_shape) if r.output_shape else "?",
-                     f"{r.params:,}", connected))
+                     f"{r.params:,}", connected_to(report, i)))
     connected_column = any(len(ins) != 1 for ins in inbound)
     return (rows if connected_column else [row[:3] for row in rows]), connected_column, order
 

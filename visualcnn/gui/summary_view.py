@@ -13,12 +13,13 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..engine.summary import render_summary, summary_rows, totals_lines, wide_line_length
+from ..engine.summary import connected_to, render_summary, summary_rows, totals_lines, wide_line_length
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .memory_texts import document_memory, peak_text
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
+CONNECTED_HEADER = "Connected to"  # the fourth column, shown only for a graph (as Keras does)
 
 
 class SummaryWidget(QWidget):
@@ -70,8 +71,9 @@ class SummaryWidget(QWidget):
         report = self._document.report
         return render_summary(self._document.name, report, wide_line_length(report))
 
-    def cell_texts(self) -> list[tuple[str, str, str]]:
-        return [tuple(self.table.item(r, c).text() for c in range(3)) for r in range(self.table.rowCount())]
+    def cell_texts(self) -> list[tuple[str, ...]]:
+        columns = self.table.columnCount()
+        return [tuple(self.table.item(r, c).text() for c in range(columns)) for r in range(self.table.rowCount())]
 
     def _on_copy_button_clicked(self):
         QGuiApplication.clipboard().setText(self.text())
@@ -79,9 +81,19 @@ class SummaryWidget(QWidget):
     def _on_document_report_updated(self, report):
         self.title.setText(f'Model: "{self._document.name}"')
         rows = summary_rows(report)
+        # A branching graph gets Keras's "Connected to" column; rows stay in the builder's
+        # order (the cards'), so a red row here is the red card there.
+        graph = not report.is_linear
+        if self.table.columnCount() != (4 if graph else 3):
+            self.table.setColumnCount(4 if graph else 3)
+            self.table.setHorizontalHeaderLabels(HEADERS + ((CONNECTED_HEADER,) if graph else ()))
+            if graph:  # shares the width with the layer names (both elide; the tooltip has all)
+                self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.setRowCount(len(rows))
         for r, (row, layer_report) in enumerate(zip(rows, report.rows)):
             values = (f"{row.name} ({row.class_name})", row.output_shape, row.params)
+            if graph:
+                values += (connected_to(report, r, keras_suffix=False),)  # "Copy as text" keeps Keras's [0][0]
             for c, value in enumerate(values):
                 item = self.table.item(r, c)
                 if item is None:
@@ -94,7 +106,7 @@ class SummaryWidget(QWidget):
                 colour = (QColor(ERROR_COLOUR) if layer_report.status == "error"
                           else QColor(UNKNOWN_COLOUR) if layer_report.status == "unknown" else None)
                 item.setForeground(colour if colour is not None else self.palette().text())
-                item.setToolTip(layer_report.error or "")
+                item.setToolTip(layer_report.error or (value if c in (0, 3) else ""))
         self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
         self._show_memory()
 
