@@ -256,6 +256,24 @@ class CardPainter:
                              int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignTop), texts["error"])
         painter.restore()
 
+    def _paint_title(self, painter: QPainter, texts: dict, left: float, y: float, space: float,
+                     height: float) -> None:
+        """The title line's text: the block's name, then its class in the muted colour, both
+        elided to `space` (the full and compact cards; the narrow one shows the name only)."""
+        base, title_font, _, _ = self.fonts()
+        fm_title, fm_base = QFontMetrics(title_font), QFontMetrics(base)
+        painter.setFont(title_font)
+        painter.setPen(self._palette.color(QPalette.ColorRole.Text))
+        name = fm_title.elidedText(texts["title"], Qt.TextElideMode.ElideRight, int(space))
+        painter.drawText(QRectF(left, y, space, height), Qt.AlignmentFlag.AlignVCenter, name)
+        name_w = fm_title.horizontalAdvance(name + "  ")
+        if name_w < space:
+            painter.setFont(base)
+            painter.setPen(self._palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(QRectF(left + name_w, y, space - name_w, height), Qt.AlignmentFlag.AlignVCenter,
+                             fm_base.elidedText(texts["class_name"], Qt.TextElideMode.ElideRight,
+                                                int(space - name_w)))
+
     def _paint_lines(self, painter: QPainter, texts: dict, text_left: float, right: float, y: float, error: bool,
                      unknown: bool) -> float:
         base, title_font, mono, small = self.fonts()
@@ -280,18 +298,7 @@ class CardPainter:
             painter.drawText(QRectF(right - shape_w - 10 - act_w, y, act_w, title_h),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, activation)
             shape_w += 10 + act_w
-        space = right - shape_w - 12 - text_left
-        painter.setFont(title_font)
-        painter.setPen(text_colour)
-        name = fm_title.elidedText(texts["title"], Qt.TextElideMode.ElideRight, int(space))
-        painter.drawText(QRectF(text_left, y, space, title_h), Qt.AlignmentFlag.AlignVCenter, name)
-        name_w = fm_title.horizontalAdvance(name + "  ")
-        if name_w < space:
-            painter.setFont(base)
-            painter.setPen(muted)
-            painter.drawText(QRectF(text_left + name_w, y, space - name_w, title_h), Qt.AlignmentFlag.AlignVCenter,
-                             fm_base.elidedText(texts["class_name"], Qt.TextElideMode.ElideRight,
-                                                int(space - name_w)))
+        self._paint_title(painter, texts, text_left, y, right - shape_w - 12 - text_left, title_h)
         y += title_h
 
         # line 2: settings · receptive field (or why unknown) ........ params
@@ -363,17 +370,7 @@ class CardPainter:
         space = right - text_left
         title_h, line_h = fm_title.height(), fm_base.height()
 
-        painter.setFont(title_font)
-        painter.setPen(text_colour)
-        name = fm_title.elidedText(texts["title"], Qt.TextElideMode.ElideRight, int(space))
-        painter.drawText(QRectF(text_left, y, space, title_h), Qt.AlignmentFlag.AlignVCenter, name)
-        name_w = fm_title.horizontalAdvance(name + "  ")
-        if name_w < space:
-            painter.setFont(base)
-            painter.setPen(muted)
-            painter.drawText(QRectF(text_left + name_w, y, space - name_w, title_h), Qt.AlignmentFlag.AlignVCenter,
-                             fm_base.elidedText(texts["class_name"], Qt.TextElideMode.ElideRight,
-                                                int(space - name_w)))
+        self._paint_title(painter, texts, text_left, y, space, title_h)
         y += title_h
 
         painter.setFont(mono)

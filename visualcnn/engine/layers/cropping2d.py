@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..shapes import Field, _tidy_pair, format_shape
 from .arguments import Arg, ConfigError
 from .base import Inference, Layer
-from .zero_padding2d import MAX_SIDE, describe_sides
+from .zero_padding2d import MAX_SIDE, describe_sides, embed
 
 
 class Cropping2D(Layer):
@@ -47,16 +47,9 @@ class Cropping2D(Layer):
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
         if not need_dx:
             return None
-        (top, bottom), (left, right) = self.config["cropping"]
-        n, h, w, ch = ctx.saved["x_shape"]
-        dx = ctx.buf("dx", (n, h, w, ch))
+        (top, _), (left, _) = self.config["cropping"]
         # the cut-off edges did not reach the output: zero gradient there
-        dx[:, :top] = 0.0
-        dx[:, h - bottom:] = 0.0
-        dx[:, top:h - bottom, :left] = 0.0
-        dx[:, top:h - bottom, w - right:] = 0.0
-        dx[:, top:h - bottom, left:w - right] = dy
-        return dx
+        return embed(ctx.buf("dx", ctx.saved["x_shape"]), dy, top, left)
 
     def describe(self):
         return describe_sides(self.config["cropping"])

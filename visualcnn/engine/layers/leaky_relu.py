@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .arguments import Arg, ConfigError
-from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
+from .elementwise_base import FLOAT32_MAX, number
+from .relu import ReluKernelLayer
 
 
-class LeakyReLU(ElementwiseLayer):
+class LeakyReLU(ReluKernelLayer):
     """keras.layers.LeakyReLU. Never writes into its input x or the dy it is given."""
 
     class_name = "LeakyReLU"
@@ -32,22 +29,8 @@ class LeakyReLU(ElementwiseLayer):
     def rule(self) -> str:
         return f"y = x if x > 0 else {number(self.config['negative_slope'])}*x"
 
-    def _setup(self, rng) -> None:
-        # the general relu kernel: no cap, threshold 0
-        self._params = (np.float32(math.inf), np.float32(self.config["negative_slope"]), np.float32(0.0))
-
-    def forward(self, x, ctx, training=False):
-        y = ctx.buf("y", x.shape)
-        activation_kernels().relu_forward(flat(x), flat(y), *self._params)
-        ctx.saved["x"] = x
-        return y
-
-    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
-        if not need_dx:
-            return None
-        dx = ctx.buf("dx", dy.shape)
-        activation_kernels().relu_backward(flat(ctx.saved["x"]), flat(dy), flat(dx), *self._params)
-        return dx
+    def relu_params(self) -> tuple:
+        return None, self.config["negative_slope"], 0.0  # no cap, threshold 0
 
     def describe(self):
         return f"slope {number(self.config['negative_slope'])}"

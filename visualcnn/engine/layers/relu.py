@@ -10,7 +10,43 @@ from .arguments import Arg
 from .elementwise_base import FLOAT32_MAX, ElementwiseLayer, activation_kernels, flat, number
 
 
-class ReLU(ElementwiseLayer):
+class ReluKernelLayer(ElementwiseLayer):
+    """A layer whose values go through the general relu kernel (cap, slope below a
+    threshold): ReLU and LeakyReLU share its forward and backward. Never writes into its
+    input x or the dy it is given. It sets no class_name (the registry skips it)."""
+
+    is_relu = False  # ReLU says when it is a plain relu another layer may apply for it
+
+    def relu_params(self) -> tuple:
+        """(cap or None, slope below the threshold, threshold) from the layer's config."""
+        raise NotImplementedError
+
+    def _setup(self, rng) -> None:
+        cap, slope, threshold = self.relu_params()
+        self._params = (np.float32(math.inf if cap is None else cap), np.float32(slope), np.float32(threshold))
+
+    def forward(self, x, ctx, training=False):
+        if self.is_relu and getattr(ctx, "fuse_relu", False):
+            # the layer before applied this relu and applies its derivative (see Activation)
+            ctx.saved["passthrough"] = True
+            return x
+        ctx.saved["passthrough"] = False
+        y = ctx.buf("y", x.shape)
+        activation_kernels().relu_forward(flat(x), flat(y), *self._params)
+        ctx.saved["x"] = x
+        return y
+
+    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
+        if not need_dx:
+            return None
+        if ctx.saved["passthrough"]:
+            return dy
+        dx = ctx.buf("dx", dy.shape)
+        activation_kernels().relu_backward(flat(ctx.saved["x"]), flat(dy), flat(dx), *self._params)
+        return dx
+
+
+class ReLU(ReluKernelLayer):
     """keras.layers.ReLU. Never writes into its input x or the dy it is given."""
 
     class_name = "ReLU"
@@ -40,30 +76,9 @@ class ReLU(ElementwiseLayer):
         c = self.config
         return c["max_value"] is None and c["negative_slope"] == 0.0 and c["threshold"] == 0.0
 
-    def _setup(self, rng) -> None:
+    def relu_params(self) -> tuple:
         c = self.config
-        self._params = (np.float32(math.inf if c["max_value"] is None else c["max_value"]),
-                        np.float32(c["negative_slope"]), np.float32(c["threshold"]))
-
-    def forward(self, x, ctx, training=False):
-        if self.is_relu and getattr(ctx, "fuse_relu", False):
-            # the layer before applied this relu and applies its derivative (see Activation)
-            ctx.saved["passthrough"] = True
-            return x
-        ctx.saved["passthrough"] = False
-        y = ctx.buf("y", x.shape)
-        activation_kernels().relu_forward(flat(x), flat(y), *self._params)
-        ctx.saved["x"] = x
-        return y
-
-    def backward(self, dy, ctx, need_dx=True, skip_activation=False):
-        if not need_dx:
-            return None
-        if ctx.saved["passthrough"]:
-            return dy
-        dx = ctx.buf("dx", dy.shape)
-        activation_kernels().relu_backward(flat(ctx.saved["x"]), flat(dy), flat(dx), *self._params)
-        return dx
+        return c["max_value"], c["negative_slope"], c["threshold"]
 
     def describe(self):
         c = self.config

@@ -39,14 +39,7 @@ class ZeroPadding2D(Layer):
     def forward(self, x, ctx, training=False):
         (top, bottom), (left, right) = self.config["padding"]
         n, h, w, ch = x.shape
-        y = ctx.buf("y", (n, top + h + bottom, left + w + right, ch))
-        # only the border is zeroed: the buffer may have held another layer's output
-        # (streaming inference shares arenas), and the inside is overwritten anyway
-        y[:, :top] = 0.0
-        y[:, top + h:] = 0.0
-        y[:, top:top + h, :left] = 0.0
-        y[:, top:top + h, left + w:] = 0.0
-        y[:, top:top + h, left:left + w] = x
+        y = embed(ctx.buf("y", (n, top + h + bottom, left + w + right, ch)), x, top, left)
         ctx.saved["x_shape"] = x.shape
         return y
 
@@ -61,6 +54,20 @@ class ZeroPadding2D(Layer):
 
     def describe(self):
         return describe_sides(self.config["padding"])
+
+
+def embed(big, small, top: int, left: int):
+    """big = small with a border of zeros (top rows above, left columns before): padding's
+    forward and cropping's backward, which are each other's transpose. Only the border is
+    zeroed: the buffer may hold another layer's output (streaming inference shares arenas),
+    and the inside is overwritten anyway. Returns big."""
+    h, w = small.shape[1:3]
+    big[:, :top] = 0.0
+    big[:, top + h:] = 0.0
+    big[:, top:top + h, :left] = 0.0
+    big[:, top:top + h, left + w:] = 0.0
+    big[:, top:top + h, left:left + w] = small
+    return big
 
 
 def describe_sides(sides) -> str:
