@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "summary": ("visualcnn.commands.summary", "print a model file's Keras summary table"),
     "train": ("visualcnn.commands.train", "train a model file on MNIST"),
     "evaluate": ("visualcnn.commands.evaluate", "evaluate a saved, trained model on the MNIST test set"),
+    "export": ("visualcnn.commands.export", "write a model as a Keras file or script, a PyTorch folder or ONNX"),
     "bench": ("visualcnn.commands.bench", "measure training and prediction speed"),
 }
 

@@ -36,7 +36,13 @@ class ExportError(ConfigError):
 def _module(format: str):
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
-    return importlib.import_module(f".{FORMATS[format][0]}", __name__)
+    try:
+        return importlib.import_module(f".{FORMATS[format][0]}", __name__)
+    except ModuleNotFoundError as exc:  # one line for the user instead of a traceback
+        if exc.name == f"{__name__}.{FORMATS[format][0]}":
+            raise ExportError(f"the {format} export is not available in this version of VisualCNN") from None
+        raise ExportError(f"the {format} export needs the Python package {exc.name!r}: "
+                          f"pip install {exc.name}") from None
 
 
 def problems(model, format: str) -> list[str]:
