@@ -34,12 +34,10 @@ def infer_format(output: str) -> str:
     from ..engine.export import FORMATS
 
     path = Path(output)
-    if output.endswith(("/", os.sep)) or path.is_dir():
-        return "pytorch"
     suffix = path.suffix.lower()
-    if suffix in FORMAT_BY_SUFFIX:
+    if suffix in FORMAT_BY_SUFFIX and not output.endswith(("/", os.sep)):
         return FORMAT_BY_SUFFIX[suffix]
-    if not suffix:
+    if not suffix or output.endswith(("/", os.sep)) or path.is_dir():
         return "pytorch"
     raise ValueError(f"cannot tell the format from {path.name!r} (ends in {suffix!r}): give --format "
                      f"({', '.join(FORMATS)}) or end OUT in .keras, .onnx or .py")
@@ -54,6 +52,9 @@ def check_output(output: str, format: str) -> None:
     if format != "pytorch" and (output.endswith(("/", os.sep)) or path.is_dir()):
         raise IsADirectoryError(f"cannot export to {output}: it is a folder; give a file name such as "
                                 f"{path / ('model' + _suffix(format))}")
+    if format == "pytorch" and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cannot export to {output}: a file of that name is in the way; "
+                                 "choose a folder name")
     folder = Path(os.path.realpath(path)).parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot export to {output}: the folder {folder} does not exist; create it first")
