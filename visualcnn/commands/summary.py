@@ -12,6 +12,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("file", metavar="FILE", help="a VisualCNN model file, a Keras model.to_json() file, "
                         "or a bundled preset's name such as seed_cnn")
     parser.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    parser.add_argument("--costs", action="store_true", help="also print each layer's multiply-adds (MACs) "
+                        "and activation memory per image, with how they are counted")
     parser.add_argument("--line-length", type=int, default=None, help="table width (default: as Keras, "
                         "min(88, terminal width - 4))")
 
@@ -31,6 +33,11 @@ def run(args) -> int:
         # Keras prints a Functional model's table (InputLayer row, "Connected to") even when it is linear
         print(render_summary(model.name, model.checked_report(), args.line_length,
                              functional=not isinstance(model, Sequential)))
+        if args.costs:  # a table of its own: Keras's table above stays as Keras prints it
+            from ..engine.summary import render_costs
+
+            print()
+            print(render_costs(model.name, model.checked_report(), args.line_length))
     return 0
 
 

@@ -67,6 +67,16 @@ class LayerReport:
     def trainable_params(self) -> int:
         return self.inference.trainable_params if self.inference else 0
 
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per image (layers/base.py Layer._macs says what is counted)."""
+        return self.inference.macs if self.inference else 0
+
+    @property
+    def activation_bytes(self) -> int:
+        """Memory of this layer's output for one image (float32)."""
+        return self.inference.activation_bytes if self.inference else 0
+
 
 @dataclass(frozen=True)
 class PipelineReport:
@@ -111,6 +121,16 @@ class PipelineReport:
     @property
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
+
+    @property
+    def total_macs(self) -> int:
+        """Multiply-adds for one image through the whole pipeline."""
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def total_activation_bytes(self) -> int:
+        """All the layers' outputs for one image, each counted once (the input not included)."""
+        return sum(r.activation_bytes for r in self.rows)
 
     def raise_for_error(self) -> None:
         if self.error:

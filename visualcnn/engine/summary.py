@@ -90,6 +90,10 @@ def summary_dict(name: str, report: PipelineReport) -> dict:
             "derivation": "\n".join(inf.derivation + (describe_field(inf),)),
             "receptive_field": field_value(inf.field.size),
             "jump": field_value(inf.field.jump),
+            "macs": inf.macs,
+            "macs_derivation": inf.macs_line,
+            "activation_bytes": inf.activation_bytes,
+            "activation_derivation": inf.activation_line,
         })
     return {
         "name": name,
@@ -100,6 +104,8 @@ def summary_dict(name: str, report: PipelineReport) -> dict:
         "trainable_params": report.trainable_params,
         "non_trainable_params": report.non_trainable_params,
         "total_bytes": report.total_params * BYTES_PER_PARAM,
+        "total_macs": report.total_macs,
+        "total_activation_bytes": report.total_activation_bytes,
     }
 
 
@@ -361,6 +367,35 @@ def _trainable_flag(row) -> str:
     return "Y" if row.layer.trainable else "N"
 
 
+def _draw_table(columns, rows, line_length: int) -> list[str]:
+    """The lines of a rich table as Keras prints it: columns (title, end position, align),
+    rows of cell strings."""
+    widths = _column_widths(line_length, tuple(pos for _, pos, _ in columns))
+    inner = [w - 2 for w in widths]
+    aligns = [align for _, _, align in columns]
+
+    def cells(values, left: str, mid: str, right: str, header: bool = False) -> list[str]:
+        wrapped = [_cell_lines(v, w, a) for v, w, a in zip(values, inner, aligns)]
+        height = max(len(w) for w in wrapped)
+        # rich aligns header cells to the bottom of the row, body cells to the top
+        wrapped = [[" " * w] * (height - len(lines)) + lines if header else lines + [" " * w] * (height - len(lines))
+                   for lines, w in zip(wrapped, inner)]
+        return [left + mid.join(f" {lines[i]} " for lines in wrapped) + right for i in range(height)]
+
+    def rule(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * w for w in widths) + right
+
+    table = [rule("┏", "━", "┳", "┓")]
+    table += cells(tuple(title for title, _, _ in columns), "┃", "┃", "┃", header=True)
+    table.append(rule("┡", "━", "╇", "┩"))
+    for i, row in enumerate(rows):
+        if i:
+            table.append(rule("├", "─", "┼", "┤"))
+        table += cells(row, "│", "│", "│")
+    table.append(rule("└", "─", "┴", "┘"))
+    return table
+
+
 def render_summary(name: str, report: PipelineReport, line_length: int | None = None,
                    functional: bool | None = None, console_width: int | None = None,
                    positions: Sequence[float] | None = None, show_trainable: bool = False,
@@ -401,29 +436,7 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
         line_length = clamp_line_length(line_length)
     else:
         line_length = clamp_line_length(min(default, shutil.get_terminal_size().columns - 4))
-    widths = _column_widths(line_length, tuple(pos for _, pos, _ in columns))
-    inner = [w - 2 for w in widths]
-    aligns = [align for _, _, align in columns]
-
-    def cells(values, left: str, mid: str, right: str, header: bool = False) -> list[str]:
-        wrapped = [_cell_lines(v, w, a) for v, w, a in zip(values, inner, aligns)]
-        height = max(len(w) for w in wrapped)
-        # rich aligns header cells to the bottom of the row, body cells to the top
-        wrapped = [[" " * w] * (height - len(lines)) + lines if header else lines + [" " * w] * (height - len(lines))
-                   for lines, w in zip(wrapped, inner)]
-        return [left + mid.join(f" {lines[i]} " for lines in wrapped) + right for i in range(height)]
-
-    def rule(left: str, fill: str, mid: str, right: str) -> str:
-        return left + mid.join(fill * w for w in widths) + right
-
-    table = [rule("┏", "━", "┳", "┓")]
-    table += cells(tuple(title for title, _, _ in columns), "┃", "┃", "┃", header=True)
-    table.append(rule("┡", "━", "╇", "┩"))
-    for i, row in enumerate(rows):
-        if i:
-            table.append(rule("├", "─", "┼", "┤"))
-        table += cells(row, "│", "│", "│")
-    table.append(rule("└", "─", "┴", "┘"))
+    table = _draw_table(columns, rows, line_length)
     head, tail = [f'Model: "{name}"'], totals_lines(report, optimizer_params)
     if console_width:  # rich wraps the plain lines and cuts the table's at the console's edge
         head = _wrap(head[0], console_width)
@@ -431,3 +444,37 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
         tail = [part for line in tail for part in _wrap(line, console_width)]
     lines = [*head, *table, *tail]
     return "\n".join(lines)
+
+
+# --- costs per image (issue 13): a view of its own, so Keras's table above stays Keras's ---
+
+# "Memory": the layer's output (its activations) for one image
+COST_COLUMNS = (("Layer (type)", 0.30, "left"), ("MACs", 0.45, "right"), ("Memory", 0.58, "right"),
+                ("How the MACs are counted", 1.0, "left"))
+
+
+def readable_count(n: float) -> str:
+    """'2.56 M' for 2,555,392: thousands, millions, billions (1000s, as MACs are quoted)."""
+    for unit in ("", " K", " M", " G"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if not unit else f"{n:.2f}{unit}"
+        n /= 1000
+    return f"{n:.2f} T"
+
+
+def cost_lines(report: PipelineReport) -> list[str]:
+    """The lines under the costs table: totals for one image."""
+    return [f" Total MACs: {report.total_macs:,} per image ({readable_count(report.total_macs)} multiply-adds)",
+            f" Activation memory: {report.total_activation_bytes:,} B per image "
+            f"({readable_memory_size(report.total_activation_bytes)}, every layer's output once)"]
+
+
+def render_costs(name: str, report: PipelineReport, line_length: int | None = None) -> str:
+    """The costs of every layer for one image: MACs, activation memory and how the MACs
+    were counted (layers/base.py Layer._macs), in the summary's table style; 108 columns
+    (the derivation is long) unless line_length says otherwise."""
+    line_length = clamp_line_length(line_length or min(108, shutil.get_terminal_size().columns - 4))
+    rows = [(f"{r.name} ({r.layer.class_name})", f"{r.macs:,}", readable_memory_size(r.activation_bytes),
+             r.inference.macs_line.removeprefix("MACs = ") if r.inference else "?")
+            for r in report.rows]
+    return "\n".join([f'Costs per image: "{name}"', *_draw_table(COST_COLUMNS, rows, line_length), *cost_lines(report)])

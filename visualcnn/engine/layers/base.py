@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..shapes import Field, format_hw, format_shape
@@ -31,18 +31,43 @@ class WeightSpec:
         return math.prod(self.shape)
 
 
+BYTES_PER_VALUE = 4  # float32
+
+
 @dataclass(frozen=True)
 class Inference:
-    """What one layer does to a shape: output shape, weights, and the worked derivation."""
+    """What one layer does to a shape: output shape, weights, and the worked derivation.
+
+    Costs per image (issue 13): `macs` and its worked line `macs_line`, set by Layer.infer
+    from the layer's `_macs` (see there for what is counted); the activation memory is
+    the output's values at 4 bytes (float32) each.
+    """
 
     output_shape: tuple
     weights: tuple[WeightSpec, ...]
     derivation: tuple[str, ...]
     field: Field
+    macs: int = 0
+    macs_line: str = ""
 
     @property
     def params(self) -> int:
         return sum(w.size for w in self.weights)
+
+    @property
+    def activation_values(self) -> int:
+        return math.prod(self.output_shape[1:])
+
+    @property
+    def activation_bytes(self) -> int:
+        """Memory of this layer's output for one image (float32)."""
+        return self.activation_values * BYTES_PER_VALUE
+
+    @property
+    def activation_line(self) -> str:
+        """'activations = 26*26*32 * 4 B = 86,528 B'."""
+        dims = "*".join(str(d) for d in self.output_shape[1:])
+        return f"activations = {dims} * {BYTES_PER_VALUE} B = {fmt_count(self.activation_bytes)} B"
 
     @property
     def trainable_params(self) -> int:
@@ -172,11 +197,27 @@ class Layer:
         inference = self._infer(tuple(input_shape), field)
         if not self.trainable:
             frozen = tuple(WeightSpec(w.name, w.shape, False) for w in inference.weights)
-            inference = Inference(inference.output_shape, frozen, inference.derivation, inference.field)
-        return inference
+            inference = replace(inference, weights=frozen)
+        return with_macs(inference, *self._macs(tuple(input_shape), inference.output_shape))
 
     def _infer(self, input_shape: tuple, field: Field) -> Inference:
         raise NotImplementedError
+
+    # --- costs per image (issue 13): the layer's own arithmetic, like its params ----------
+    #
+    # MACs count the multiply-accumulates of one image's forward pass when predicting.
+    # A layer with weights (Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose,
+    # Dense) counts one per weight it applies for each output value; bias additions and a
+    # built-in activation are not counted (as torchinfo, ptflops and papers count). A layer
+    # without such weights counts its arithmetic as it is, one operation per value it
+    # combines: a pooling window's values (a comparison or an addition each), one per value
+    # for an activation function, a scale such as BatchNormalization or Rescaling, and each
+    # extra input of a merge. Layers that only move values (Flatten, Reshape, Permute,
+    # padding, cropping, Concatenate) and the layers that act only while training count 0.
+
+    def _macs(self, input_shape: tuple, output_shape: tuple) -> tuple[int, str]:
+        """(MACs per image, the worked line). Default: a layer that only moves values."""
+        return 0, "MACs = 0 (only moves values)"
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return self.infer(input_shape).output_shape
@@ -352,6 +393,22 @@ def spatial_window(layer: Layer, what: str, size: tuple[int, int], window: tuple
         f"{layer.where}: {shown} does not fit the {format_hw(size)} input with {padding} padding "
         f"(output {axis} = {formula}; Keras: computed output size would be zero or negative)"
     )
+
+
+def with_macs(inference: Inference, macs: int, line: str) -> Inference:
+    return replace(inference, macs=int(macs), macs_line=line)
+
+
+def dims_text(shape: tuple) -> str:
+    """'26*26*32' for the per-example shape (None, 26, 26, 32)."""
+    return "*".join(str(d) for d in shape[1:])
+
+
+def per_value_macs(output_shape: tuple, what: str, per: int = 1) -> tuple[int, str]:
+    """An elementwise layer's count: `per` operations for every output value."""
+    values = math.prod(output_shape[1:])
+    factor = f"{per} * " if per != 1 else ""
+    return per * values, f"MACs = {factor}{dims_text(output_shape)} = {fmt_count(per * values)} ({what})"
 
 
 def weight_line(terms: list[tuple[str, int]], total: int) -> str:

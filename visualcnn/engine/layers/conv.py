@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..shapes import Field, conv_output_length, conv_transpose_output_length, format_hw, format_shape
 from .arguments import Arg, ConfigError
 from . import relu_handoff
-from .base import Inference, Layer, WeightSpec, inference_serial, kernels, spatial_window, weight_line
+from .base import Inference, Layer, WeightSpec, fmt_count, inference_serial, kernels, spatial_window, weight_line
 
 KERNEL = Arg("kernel_size", "pair", minimum=1, doc="height and width of each filter")
 STRIDES = Arg("strides", "pair", (1, 1), minimum=1, doc="how far the filter moves each step")
@@ -134,6 +134,11 @@ class Conv2D(_ConvBase):
             terms.append((f"{f}", f))
         return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
 
+    def _macs(self, input_shape, output_shape):
+        (oh, ow, f), (kh, kw), cin = output_shape[1:], self.config["kernel_size"], input_shape[3]
+        macs = oh * ow * f * kh * kw * cin
+        return macs, f"MACs = {oh}*{ow}*{f} * {kh}*{kw}*{cin} = {fmt_count(macs)}"
+
     def _setup(self, rng) -> None:
         super()._setup(rng)
         # the kernel strategy for each op, chosen once (kernels/conv/planner.py)
@@ -191,6 +196,11 @@ class DepthwiseConv2D(_ConvBase):
             terms.append((f"{cin}*{dm}", cin * dm))
         return _finish((None, oh, ow, cin * dm), weights, terms, lines, self._field(field, input_shape))
 
+    def _macs(self, input_shape, output_shape):
+        (oh, ow, ch), (kh, kw) = output_shape[1:], self.config["kernel_size"]
+        macs = oh * ow * ch * kh * kw
+        return macs, f"MACs = {oh}*{ow}*{ch} * {kh}*{kw} = {fmt_count(macs)} (each output channel reads one input channel)"
+
     def forward(self, x, ctx, training=False):
         k = kernels()
         z = self._out(ctx, "z", x.shape[0])
@@ -245,6 +255,13 @@ class SeparableConv2D(_ConvBase):
             weights.append(WeightSpec("bias", (f,)))
             terms.append((f"{f}", f))
         return _finish((None, oh, ow, f), weights, terms, lines, self._field(field, input_shape))
+
+    def _macs(self, input_shape, output_shape):
+        (oh, ow, f), (kh, kw) = output_shape[1:], self.config["kernel_size"]
+        mid = input_shape[3] * self.config["depth_multiplier"]
+        depthwise, pointwise = oh * ow * mid * kh * kw, oh * ow * f * mid
+        return depthwise + pointwise, (f"MACs = {oh}*{ow}*{mid} * {kh}*{kw} + {oh}*{ow}*{f} * {mid} = "
+                                       f"{fmt_count(depthwise + pointwise)} (depthwise + pointwise)")
 
     def buffer_values(self, input_shape, output_shape, training):
         mid = output_shape[1] * output_shape[2] * input_shape[3] * self.config["depth_multiplier"]
@@ -329,6 +346,12 @@ class Conv2DTranspose(_ConvBase):
             terms.append((f"{f}", f))
         new_field = field.through_transpose(c["kernel_size"], c["strides"], c["dilation_rate"])
         return _finish((None, out[0], out[1], f), weights, terms, lines, new_field)
+
+    def _macs(self, input_shape, output_shape):
+        (h, w, cin), (kh, kw), f = input_shape[1:], self.config["kernel_size"], self.config["filters"]
+        macs = h * w * cin * kh * kw * f
+        return macs, (f"MACs = {h}*{w}*{cin} * {kh}*{kw}*{f} = {fmt_count(macs)} "
+                      "(each input value spreads through the kernel)")
 
     def _setup(self, rng) -> None:
         super()._setup(rng)

@@ -8,7 +8,7 @@ from ..shapes import format_shape
 from .arguments import Arg
 import numpy as np
 
-from .base import Inference, Layer, WeightSpec, fmt_count, inference_serial, weight_line
+from .base import Inference, Layer, WeightSpec, fmt_count, inference_serial, per_value_macs, weight_line
 
 
 class InputLayer(Layer):
@@ -96,6 +96,13 @@ class Dense(Layer):
         lines += [f"units = {units}", weight_line(terms, total), f"output shape = {format_shape(shape)}"]
         return Inference(shape, tuple(weights), tuple(lines), field)
 
+    def _macs(self, input_shape, output_shape):
+        n_in, units = input_shape[-1], self.config["units"]
+        positions = math.prod(input_shape[1:-1])
+        macs = positions * n_in * units
+        where = f"{'*'.join(str(d) for d in input_shape[1:-1])} * " if positions != 1 or len(input_shape) > 2 else ""
+        return macs, f"MACs = {where}{n_in}*{units} = {fmt_count(macs)}"
+
     def _setup(self, rng) -> None:
         from .. import activations
 
@@ -157,6 +164,9 @@ class Dropout(Layer):
         return Inference(input_shape, (), ("shape unchanged", "params = 0 (nothing to learn)",
                                            f"output shape = {format_shape(input_shape)}"), field)
 
+    def _macs(self, input_shape, output_shape):
+        return 0, "MACs = 0 when predicting (passes the input through)"
+
     def _setup(self, rng) -> None:
         seed = self.config["seed"]
         self._rng = np.random.default_rng(int(rng.integers(2**63)) if seed is None else seed)
@@ -212,6 +222,11 @@ class Activation(Layer):
     def _infer(self, input_shape, field):
         return Inference(input_shape, (), ("shape unchanged", "params = 0 (nothing to learn)",
                                            f"output shape = {format_shape(input_shape)}"), field)
+
+    def _macs(self, input_shape, output_shape):
+        if self.config["activation"] == "linear":
+            return 0, "MACs = 0 (linear: passes values through)"
+        return per_value_macs(output_shape, f"one {self.config['activation']} per value")
 
     def _setup(self, rng) -> None:
         from .. import activations

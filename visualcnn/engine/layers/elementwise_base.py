@@ -9,7 +9,7 @@ class_name, so it is not a layer of its own (the registry skips it).
 from __future__ import annotations
 
 from ..shapes import format_shape
-from .base import Inference, Layer
+from .base import Inference, Layer, per_value_macs
 
 _loaded: dict = {}
 
@@ -29,6 +29,9 @@ class ElementwiseLayer(Layer):
         lines = (f"every value: {self.rule()}", "shape unchanged", "params = 0 (nothing to learn)",
                  f"output shape = {format_shape(input_shape)}")
         return Inference(input_shape, (), lines, field)
+
+    def _macs(self, input_shape, output_shape):
+        return per_value_macs(output_shape, "one operation per value")
 
 
 def activation_kernels():

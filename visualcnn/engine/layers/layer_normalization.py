@@ -8,7 +8,7 @@ import numpy as np
 
 from ..shapes import format_shape
 from .arguments import Arg, ConfigError
-from .base import Inference, Layer, WeightSpec, fmt_count
+from .base import Inference, Layer, WeightSpec, fmt_count, per_value_macs
 from .norm_layout import AxesLast
 from .training_only import kernel_module, pick
 
@@ -82,6 +82,10 @@ class LayerNormalization(Layer):
             # "whole image" Field grows again at every later Flatten or pooling: not a window.)
             lines.insert(1, "receptive field unchanged; the mean and variance mix in every position of the example")
         return Inference(input_shape, tuple(weights), tuple(lines), field)
+
+    def _macs(self, input_shape, output_shape):
+        return per_value_macs(output_shape, "per value: one add for the mean, one multiply-add for the variance, "
+                              "one multiply-add to normalise, scale and shift", per=3)
 
     def _setup(self, rng) -> None:
         rank = len(self.built_input_shape)

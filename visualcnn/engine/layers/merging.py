@@ -30,7 +30,7 @@ import numpy as np
 from ..shapes import Field, format_shape
 from .arguments import Arg, ConfigError
 from . import relu_handoff
-from .base import Inference, Layer
+from .base import Inference, Layer, dims_text, fmt_count, with_macs
 
 
 def _kernels():
@@ -94,7 +94,15 @@ class _Merge(Layer):
                     else f"at most {self.max_inputs}")
             raise ConfigError(f"{self.where}: takes {need} input{'' if need.endswith(' 1') else 's'}, "
                               f"received {n}; connect {need} block{'' if need.endswith(' 1') else 's'} to it")
-        return self._infer_merge(shapes, fields, names)
+        inference = self._infer_merge(shapes, fields, names)
+        return with_macs(inference, *self._merge_macs(len(shapes), inference.output_shape))
+
+    def _merge_macs(self, count: int, output_shape: tuple) -> tuple[int, str]:
+        """(MACs, line): one operation per output value for each input after the first."""
+        values = math.prod(output_shape[1:])
+        macs = (count - 1) * values
+        word = {"+": "addition", "-": "subtraction", "*": "multiplication"}.get(self.symbol, "operation")
+        return macs, f"MACs = ({count} - 1) * {dims_text(output_shape)} = {fmt_count(macs)} (one {word} per value)"
 
     def _infer_merge(self, shapes, fields, names) -> Inference:
         out = shapes[0][1:]
@@ -310,6 +318,11 @@ class Average(_Sum):
     def _scale(self, count: int) -> float:
         return 1.0 / count
 
+    def _merge_macs(self, count, output_shape):
+        values = math.prod(output_shape[1:])
+        return count * values, (f"MACs = {count} * {dims_text(output_shape)} = {fmt_count(count * values)} "
+                                f"({count - 1} additions and one division per value)")
+
     def _grads(self, dy, xs, ctx):
         g = ctx.buf("g", dy.shape)
         np.multiply(dy, np.float32(1.0 / len(xs)), out=g)
@@ -327,6 +340,11 @@ class _Extremum(_Merge):
     def _formula(self, shapes, shape):
         terms = ", ".join(_per_example(s) for s in shapes)
         return f"{self.class_name}: {self.word}({terms}) -> {_per_example(shape)}"
+
+    def _merge_macs(self, count, output_shape):
+        values = math.prod(output_shape[1:])
+        macs = (count - 1) * values
+        return macs, f"MACs = ({count} - 1) * {dims_text(output_shape)} = {fmt_count(macs)} (one comparison per value)"
 
     def _merge(self, xs, y, ctx, training):
         self.op(xs[0], xs[1], out=y) if len(xs) > 1 else np.copyto(y, xs[0])
@@ -415,6 +433,9 @@ class Concatenate(_Merge):
         lines = (f"Concatenate: {_axis_word(rank, axis)} " + " + ".join(str(s[axis]) for s in shapes) + f" = {total}",
                  "params = 0 (nothing to learn)", f"output shape = {format_shape(shape)}")
         return Inference(shape, (), lines, _largest_field(fields))
+
+    def _merge_macs(self, count, output_shape):
+        return 0, "MACs = 0 (only places values side by side)"
 
     def build(self, input_shapes, rng):
         inference = super().build(input_shapes, rng)

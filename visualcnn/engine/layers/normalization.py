@@ -6,7 +6,7 @@ import numpy as np
 
 from ..shapes import format_shape
 from .arguments import Arg, ConfigError
-from .base import Inference, Layer, WeightSpec, fmt_count
+from .base import Inference, Layer, WeightSpec, fmt_count, per_value_macs
 
 
 class BatchNormalization(Layer):
@@ -44,6 +44,10 @@ class BatchNormalization(Layer):
                  "moving mean and variance)",
                  f"output shape = {format_shape(input_shape)}")
         return Inference(input_shape, tuple(weights), lines, field)
+
+    def _macs(self, input_shape, output_shape):
+        # predicting: the moving statistics, gamma and beta fold into one scale and shift
+        return per_value_macs(output_shape, "one multiply-add per value: x*scale + shift")
 
     def _setup(self, rng) -> None:
         rank = len(self.built_input_shape)

@@ -7,7 +7,7 @@ from .arguments import Arg
 import numpy as np
 
 from . import relu_handoff
-from .base import Inference, Layer, kernels, spatial_window
+from .base import Inference, Layer, dims_text, fmt_count, kernels, spatial_window
 
 PADDING = Arg("padding", "padding", "valid", doc="'valid': windows inside the image; 'same': keeps ceil(size/stride)")
 STRIDES = Arg("strides", "optional_pair", None, minimum=1, doc="step between windows (default: the pool size)")
@@ -37,6 +37,13 @@ class _Pooling2D(Layer):
                  f"output shape = {format_shape(shape)}")
         return Inference(shape, (), lines, field.through_window(pool, strides, padding=c["padding"], in_size=(h, w)))
 
+    op = ""  # what one window value costs: "comparison" (max) or "addition" (average)
+
+    def _macs(self, input_shape, output_shape):
+        ph, pw = self.config["pool_size"]
+        macs = output_shape[1] * output_shape[2] * output_shape[3] * ph * pw
+        return macs, f"MACs = {dims_text(output_shape)} * {ph}*{pw} = {fmt_count(macs)} (one {self.op} per window value)"
+
     def _setup(self, rng) -> None:
         c = self.config
         pool, strides = c["pool_size"], self._strides()
@@ -62,6 +69,7 @@ class MaxPooling2D(_Pooling2D):
     starter_config = {"pool_size": [2, 2]}
     ARGS = (Arg("pool_size", "pair", (2, 2), minimum=1, doc="window height and width"), STRIDES, PADDING)
     verb = "the maximum"
+    op = "comparison"
     explanation = ("Keeps the strongest response in each small window: the map shrinks and a "
                    "feature found a pixel or two away still counts.")
 
@@ -98,6 +106,7 @@ class AveragePooling2D(_Pooling2D):
     starter_config = {"pool_size": [2, 2]}
     ARGS = (Arg("pool_size", "pair", minimum=1, doc="window height and width (required in Keras)"), STRIDES, PADDING)
     verb = "the average"
+    op = "addition"
     explanation = "Replaces each small window by its average: a smoothed, smaller map."
 
 
@@ -131,6 +140,12 @@ class _GlobalPooling2D(Layer):
                  f"output shape = {format_shape(shape)}")
         return Inference(shape, (), lines, field.whole((h, w)))
 
+    op = ""
+
+    def _macs(self, input_shape, output_shape):
+        macs = input_shape[1] * input_shape[2] * input_shape[3]
+        return macs, f"MACs = {dims_text(input_shape)} = {fmt_count(macs)} (one {self.op} per value)"
+
     def describe(self):
         return "keepdims" if self.config["keepdims"] else ""
 
@@ -142,6 +157,7 @@ class _GlobalPooling2D(Layer):
 class GlobalAveragePooling2D(_GlobalPooling2D):
     class_name = "GlobalAveragePooling2D"
     verb = "the average"
+    op = "addition"
     explanation = "Averages each feature map down to a single number: one value per channel."
 
 
@@ -170,6 +186,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 class GlobalMaxPooling2D(_GlobalPooling2D):
     class_name = "GlobalMaxPooling2D"
     verb = "the maximum"
+    op = "comparison"
     explanation = "Keeps the strongest response of each feature map: one value per channel."
 
     def forward(self, x, ctx, training=False):

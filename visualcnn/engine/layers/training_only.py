@@ -32,6 +32,9 @@ class TrainingOnlyLayer(Layer):
                  "shape unchanged", "params = 0 (nothing to learn)", f"output shape = {format_shape(input_shape)}")
         return Inference(input_shape, (), lines, field)
 
+    def _macs(self, input_shape, output_shape):
+        return 0, "MACs = 0 when predicting (passes the input through)"
+
     def _setup(self, rng) -> None:
         seed = self.config["seed"]
         self._rng = np.random.default_rng(int(rng.integers(2**63)) if seed is None else seed)

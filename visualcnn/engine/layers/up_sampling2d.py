@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..shapes import Field, _tidy_pair, format_hw, format_shape
 from .arguments import Arg
-from .base import Inference, Layer, kernels
+from .base import Inference, Layer, kernels, per_value_macs
 from .zero_padding2d import MAX_SIDE
 
 _TAPS = {"bilinear": 2, "bicubic": 4}  # input values per axis each output blends
@@ -45,6 +45,13 @@ class UpSampling2D(Layer):
                  f"channels unchanged = {ch}", "params = 0 (nothing to learn)",
                  f"output shape = {format_shape(shape)}")
         return Inference(shape, (), lines, self._field(field))
+
+    def _macs(self, input_shape, output_shape):
+        mode = self.config["interpolation"]
+        if mode == "nearest":
+            return 0, "MACs = 0 (nearest: repeats values)"
+        taps = _TAPS[mode] ** 2
+        return per_value_macs(output_shape, f"{mode}: one multiply-add per blended input value", per=taps)
 
     def _field(self, field: Field) -> Field:
         """Neighbouring outputs are 1/size input pixels apart, centred on their source
