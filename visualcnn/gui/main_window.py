@@ -25,6 +25,7 @@ from .undo_shortcuts import UndoShortcutRouter
 from .document import PipelineDocument
 from .draw_tab import DrawTabWidget
 from .families import ERROR_COLOUR
+from .load_weights import WEIGHTS_FILE_FILTER, weights_for
 from .inspector import InspectorWidget
 from .palette import PaletteWidget, starter_config
 from .pipeline_view import PipelineWidget
@@ -41,6 +42,10 @@ from .engine_warmup import EngineWarmup, follow
 MAX_RECENT = 8
 CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
 FILE_FILTER = "VisualCNN model (*.json);;All files (*)"
+# Open also reads Keras files (with their weights); Save always writes our JSON.
+OPEN_FILTER = ("Models (*.json *.keras *.h5);;VisualCNN model (*.json);;Keras model (*.keras *.h5);;"
+               "All files (*)")
+IMPORTED_SUFFIXES = (".keras", ".h5")
 # The window draws a card per layer: 1,000 open in about 0.2 s, 40,000 froze it for 8 s.
 # Larger files are still read by the command line (`visualcnn summary`, `train`).
 WINDOW_MAX_LAYERS = 1000
@@ -109,6 +114,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.path: Path | None = None
         self.preset_name: str | None = None
+        self.imported_name: str | None = None  # the Keras file this untitled project was opened from
         self._draw_weights = None  # (weights object, pipeline) the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
         self.locked = False  # True while a training run owns the pipeline
@@ -244,6 +250,9 @@ class MainWindow(QMainWindow):
         self.save_action = self._add(file_menu, "&Save", QKeySequence.StandardKey.Save, self.save)
         self.save_as_action = self._add(file_menu, "Save &As…", QKeySequence.StandardKey.SaveAs, self.save_as)
         file_menu.addSeparator()
+        self.load_weights_action = self._add(file_menu, "Load &Weights…", None, self.load_weights_dialog)
+        self.export_action = self._add(file_menu, "&Export…", QKeySequence("Ctrl+E"), self.export_dialog)
+        file_menu.addSeparator()
         self._add(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
         edit_menu = bar.addMenu("&Edit")
@@ -348,7 +357,8 @@ class MainWindow(QMainWindow):
 
     def _editing_actions(self) -> list[QAction]:
         lw = self.pipeline.list_widget
-        return [self.undo_action, self.redo_action, self.new_action, self.open_action, lw.duplicate_action,
+        return [self.undo_action, self.redo_action, self.new_action, self.open_action, self.load_weights_action,
+                lw.duplicate_action,
                 lw.delete_action, lw.move_up_action, lw.move_down_action, lw.connect_action, lw.wrap_action,
                 *self.presets_menu.actions(),
                 self.recent_menu.menuAction()]
@@ -445,6 +455,8 @@ class MainWindow(QMainWindow):
             shown = self.path.name
         elif self.preset_name:
             shown = f"{self.preset_name} (preset)"
+        elif self.imported_name:
+            shown = f"{self.imported_name} (imported)"
         else:
             shown = "Untitled"
         self.setWindowTitle(f"{shown}[*] — VisualCNN")
@@ -484,6 +496,7 @@ class MainWindow(QMainWindow):
         self.undo_stack.setClean()
         self._baseline = ProjectBaseline.of(self.document)
         self.path, self.preset_name = path, preset
+        self.imported_name = None
         window = window or {}
         selected = window.get("selected", 0)
         self.pipeline.list_widget.select_row(selected if isinstance(selected, int) else 0)
@@ -502,7 +515,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             return
         start = str(self.path.parent) if self.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, OPEN_FILTER)
         if path:
             self.open_file(path, confirm=False)
 
@@ -528,6 +541,16 @@ class MainWindow(QMainWindow):
                                          "(presets are read-only templates)", 10000)
             self.file_opened.emit(str(path))
             return True
+        if path.suffix.lower() in IMPORTED_SUFFIXES:
+            # A Keras file opens as a new project: Save writes our JSON, never over the Keras file.
+            self._after_load(None, None, model_file.window)
+            self.imported_name = path.name
+            self._update_title()
+            self._remember_recent(path.resolve())
+            weights = "with its trained weights" if model_file.weights is not None else "without weights"
+            self.statusBar().showMessage(f"Imported {path} {weights}: Save writes it as a VisualCNN model", 10000)
+            self.file_opened.emit(str(path))
+            return True
         self._after_load(path.resolve(), None, model_file.window)
         self._remember_recent(path.resolve())
         self.statusBar().showMessage(f"Opened {path}", 5000)
@@ -549,6 +572,41 @@ class MainWindow(QMainWindow):
         self._after_load(None, path.stem, model_file.window)
         if model_file.description:
             self.statusBar().showMessage(model_file.description, 10000)
+        return True
+
+    def export_dialog(self):
+        """File ▸ Export…: the pipeline with the project's trained weights (fresh ones if none)."""
+        from .export_dialog import ExportDialog
+
+        try:
+            model = self.trained_model()
+            trained = model is not None
+            if model is None:
+                model = self.build_engine_model()
+        except ConfigError as exc:
+            self._show_error("Cannot export", f"Cannot export this pipeline: {exc}")
+            return None
+        folder = self.path.parent if self.path is not None else Path.home()
+        dialog = ExportDialog(model, self.document.training, trained, self.document.name, folder, self)
+        dialog.exported.connect(lambda _format, path: self.statusBar().showMessage(f"Exported to {path}", 10000))
+        dialog.open()
+        return dialog
+
+    def load_weights_dialog(self) -> None:
+        start = str(self.path.parent) if self.path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Load weights", start, WEIGHTS_FILE_FILTER)
+        if path:
+            self.load_weights_file(path)
+
+    def load_weights_file(self, path) -> bool:
+        """Give the current pipeline the weights of a file (undoable); a mismatch changes nothing."""
+        try:
+            weights = weights_for(self.build_engine_model(), path)
+        except ConfigError as exc:
+            self._show_error("Cannot load weights", str(exc))
+            return False
+        self.undo_stack.push(SetTrainedWeightsCommand(self.document, weights))
+        self.statusBar().showMessage(f"Loaded the weights of {Path(path).name}", 10000)
         return True
 
     def window_settings(self) -> dict:
@@ -581,7 +639,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._show_error("Cannot save model", f"{path}: {exc.strerror or exc}")
             return False
-        self.path, self.preset_name = path.resolve(), None
+        self.path, self.preset_name, self.imported_name = path.resolve(), None, None
         self.undo_stack.setClean()
         self._baseline = ProjectBaseline.of(self.document)
         self._remember_recent(self.path)
