@@ -1,0 +1,289 @@
+"""Export as a Keras 3 .keras file: the zip keras.saving.save_model writes.
+
+keras/src/saving/saving_lib.py (_save_model_to_fileobj) writes three members, stored
+uncompressed: metadata.json (keras_version, date_saved), config.json (the model's
+serialize_keras_object: module, class_name, config, registered_name, build_config and,
+for a compiled model, compile_config) and model.weights.h5 (keras_weights_h5.py). This
+module writes the same from our model, so `keras.saving.load_model(path)` rebuilds it,
+loads its weights and predicts as VisualCNN does.
+
+What we write per layer: every argument our layer has (all of them, defaults included,
+as Keras's get_config lists them), the float32 dtype policy, data_format pinned to
+channels_last (a keras.json set to channels_first would otherwise turn the model
+around) and initializers as Keras objects. Arguments VisualCNN has no way to set
+(regularizers, constraints, ...) are left out: Keras fills in the same defaults, and a
+key that a given Keras 3 release does not know yet would stop that release from loading
+the file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..layers.arguments import INITIALIZERS
+from ..training_config import TrainingConfig
+from . import ExportError
+from .files import write_bytes_atomic
+
+# The Keras release whose file layout this writes (metadata.json's keras_version).
+KERAS_VERSION = "3.15.1"
+# The recipe trains on MNIST's 60,000 training images: a cosine schedule's steps come from it.
+MNIST_TRAIN_IMAGES = 60_000
+
+_DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                 "registered_name": None}
+# Classes whose Keras layer takes data_format (measured on Keras 3.15's get_config).
+_DATA_FORMAT = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "MaxPooling2D",
+                "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten",
+                "SpatialDropout2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "RandomFlip",
+                "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast"}
+# Keras layers without a build() of their own: Keras writes no build_config for them.
+_NO_BUILD_CONFIG = {"MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+                    "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "SpatialDropout2D",
+                    "GaussianNoise", "Reshape"}
+# Initializers without randomness take no seed.
+_UNSEEDED = {"Zeros", "Ones", "Constant"}
+_OPTIMIZER_CLASSES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+
+
+def problems(model) -> list[str]:
+    """What Keras cannot load: a model whose shapes do not work, a name Keras refuses."""
+    found = []
+    report = model.analyse()
+    if report.error is not None:
+        found.append(f"model '{model.name}': {report.error}")
+    for layer in model.layers:
+        if layer.name and "/" in layer.name:
+            found.append(f"layer '{layer.name}' ({layer.class_name}): Keras layer names cannot contain '/'; "
+                         "rename the layer")
+    return found
+
+
+def write(model, path: Path, training: TrainingConfig | None) -> None:
+    """Write `model` as a .keras file at `path` (atomically). An unbuilt model is built
+    first, so the file always carries weights (freshly initialised ones then); a built
+    (trained) model also carries the recipe as Keras's compile_config."""
+    trained = model.built
+    if not trained:
+        model.build()
+    write_bytes_atomic(path, archive_bytes(model, training if trained else None))
+
+
+def archive_bytes(model, training: TrainingConfig | None) -> bytes:
+    """The .keras zip of a built model; with `training`, compiled with that recipe."""
+    from ..keras_weights_h5 import write_weights_h5
+
+    data = serialize_model(model)
+    optimizer = None
+    if training is not None:
+        data["compile_config"] = compile_config(model, training)
+        optimizer = (training.optimizer, optimizer_variables(model, training))
+    weights = write_weights_h5(model, optimizer=optimizer)
+    metadata = {"keras_version": KERAS_VERSION,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    import json
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("metadata.json", json.dumps(metadata))
+        zf.writestr("config.json", json.dumps(data))
+        zf.writestr("model.weights.h5", weights)
+    return buffer.getvalue()
+
+
+# --- config.json -------------------------------------------------------------------------
+
+def serialize_model(model) -> dict:
+    """serialize_keras_object(model) as Keras writes it: a Sequential or a Functional."""
+    from ..model import Sequential
+
+    report = model.checked_report()
+    input_shape = [None, *model.input_shape]
+    if isinstance(model, Sequential):
+        layers = [_input_entry(model)]
+        for row in report.rows:
+            layers.append(_layer_entry(row))
+        return {"module": "keras", "class_name": "Sequential",
+                "config": {"name": model.name, "trainable": True, "dtype": dict(_DTYPE_POLICY),
+                           "layers": layers, "build_input_shape": input_shape},
+                "registered_name": None, "build_config": {"input_shape": input_shape}}
+    from ..summary import keras_order
+
+    rows = report.rows
+    shapes = {-1: input_shape, **{i: _shape(row.output_shape) for i, row in enumerate(rows)}}
+    names = {-1: model.input_name, **{i: layer.name for i, layer in enumerate(model.layers)}}
+    entries = []
+    for i in keras_order(model.inbound):
+        if i == -1:
+            entry = _input_entry(model)
+            entry.update(name=model.input_name, inbound_nodes=[])
+        else:
+            entry = _layer_entry(rows[i])
+            tensors = [_tensor(shapes[j], names[j]) for j in model.inbound[i]]
+            # A merge layer is called on a list of tensors: one argument holding the list.
+            args = [tensors] if getattr(model.layers[i], "merge", False) else tensors
+            entry.update(name=model.layers[i].name, inbound_nodes=[{"args": args, "kwargs": {}}])
+        entries.append(entry)
+    output = len(model.layers) - 1
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": {"name": model.name, "trainable": True, "layers": entries,
+                       "input_layers": [model.input_name, 0, 0], "output_layers": [names[output], 0, 0]},
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
+def _input_entry(model) -> dict:
+    return {"module": "keras.layers", "class_name": "InputLayer",
+            "config": {"batch_shape": [None, *model.input_shape], "dtype": "float32", "sparse": False,
+                       "ragged": False, "name": model.input_name, "optional": False},
+            "registered_name": None}
+
+
+def _layer_entry(row) -> dict:
+    layer = row.layer
+    entry = {"module": "keras.layers", "class_name": layer.class_name, "config": layer_config(layer),
+             "registered_name": None}
+    if layer.class_name not in _NO_BUILD_CONFIG:
+        shapes = row.input_shapes if getattr(layer, "merge", False) else row.input_shape
+        entry["build_config"] = {"input_shape": _shape(shapes)}
+    return entry
+
+
+def _shape(shape) -> list:
+    """A shape (or a list of shapes) as JSON lists, None for the batch axis."""
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [_shape(s) for s in shape]
+    return [None if d is None else int(d) for d in shape]
+
+
+def _tensor(shape: list, source: str) -> dict:
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": shape, "dtype": "float32", "keras_history": [source, 0, 0]}}
+
+
+def layer_config(layer) -> dict:
+    """A layer's config as Keras's get_config() gives it (see the module docstring)."""
+    ours = layer.get_config()
+    config = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_DTYPE_POLICY)}
+    for key, value in ours.items():
+        if key in ("name", "trainable"):
+            continue
+        if key.endswith("_initializer"):
+            value = keras_initializer(value)
+        config[key] = value
+    if config.get("strides", 0) is None and "pool_size" in config:
+        config["strides"] = config["pool_size"]  # Keras writes a pooling's default strides as its pool size
+    if layer.class_name in _DATA_FORMAT:
+        config["data_format"] = "channels_last"
+    return config
+
+
+def keras_initializer(spec) -> dict:
+    """Our initializer (a snake name or {"class_name", "config"}) as Keras serialises one."""
+    if isinstance(spec, dict):
+        class_name, given = spec["class_name"], dict(spec.get("config") or {})
+    else:
+        class_name = next(cls for cls, (snake, _) in INITIALIZERS.items() if snake == spec)
+        given = {}
+    config = {**INITIALIZERS[class_name][1], **given}
+    if class_name not in _UNSEEDED:
+        config.setdefault("seed", None)
+    return {"module": "keras.initializers", "class_name": class_name, "config": config, "registered_name": None}
+
+
+# --- compile_config and the optimizer's variables ---------------------------------------
+
+def compile_config(model, training: TrainingConfig) -> dict:
+    """Keras's get_compile_config() for the recipe: model.compile(optimizer, loss, metrics)."""
+    return {"optimizer": _optimizer(model, training), "loss": training.loss, "loss_weights": None,
+            "metrics": ["accuracy"], "weighted_metrics": None, "run_eagerly": False,
+            "steps_per_execution": 1, "jit_compile": False}
+
+
+def _optimizer(model, training: TrainingConfig) -> dict:
+    name = training.optimizer
+    config: dict = {"name": name, "learning_rate": _learning_rate(model, training)}
+    if name == "adam":
+        config.update(beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)
+    elif name == "sgd":
+        config.update(momentum=training.momentum, nesterov=training.nesterov)
+    else:
+        config.update(rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)
+    own = _matching_optimizer(model, training)
+    if own is not None and name != "sgd":  # the model's own settings, when it was compiled with this optimizer
+        for key in ("beta_1", "beta_2", "epsilon", "rho", "momentum"):
+            if key in config and hasattr(own, key):
+                config[key] = float(getattr(own, key))
+    return {"module": "keras.optimizers", "class_name": _OPTIMIZER_CLASSES[name], "config": config,
+            "registered_name": None}
+
+
+def _learning_rate(model, training: TrainingConfig):
+    if training.schedule != "cosine":
+        return training.learning_rate
+    from ..training import steps_per_epoch
+
+    own = _matching_optimizer(model, training)
+    scheduled = getattr(own, "schedule", None) if own is not None else None
+    if scheduled is not None and type(scheduled).__name__ == "CosineDecay":
+        steps = int(scheduled.decay_steps)
+    else:
+        steps = steps_per_epoch(MNIST_TRAIN_IMAGES, training.batch_size, training.validation_split) * training.epochs
+    return {"module": "keras.optimizers.schedules", "class_name": "CosineDecay",
+            "config": {"initial_learning_rate": training.learning_rate, "decay_steps": max(1, steps),
+                       "alpha": 0.0, "name": "CosineDecay", "warmup_target": None, "warmup_steps": 0},
+            "registered_name": None}
+
+
+def _matching_optimizer(model, training: TrainingConfig):
+    """The model's optimizer when it is the recipe's one and holds state for these weights."""
+    own = getattr(model, "optimizer", None)
+    if own is None or getattr(own, "name", None) != training.optimizer or not model.built:
+        return None
+    return own
+
+
+def optimizer_variables(model, training: TrainingConfig) -> list[np.ndarray]:
+    """The optimizer's variables in Keras's order, so load_model compiles and restores it
+    without a warning: iterations, learning_rate (unless scheduled), then per trainable
+    weight in keras model.trainable_variables order: Adam m and v (interleaved), SGD with
+    momentum its momentum, RMSprop the velocities then the momentums. Our optimizer's own
+    state when the model was trained with the recipe's optimizer, else a fresh one."""
+    from ..keras_weights_h5 import keras_layer_paths
+
+    own = _matching_optimizer(model, training)
+    trainable = model.trainable_weights
+    index = {id(w): k for k, w in enumerate(trainable)}
+    order = [index[id(w)] for _, layer in keras_layer_paths(model)
+             for spec, w in zip(layer.weight_specs, layer.weights) if spec.trainable]
+
+    def slot(name: str, k: int) -> np.ndarray:
+        arrays = getattr(own, name, None) if own is not None else None
+        shape = trainable[k].shape
+        if arrays is None or k >= len(arrays) or arrays[k].size != trainable[k].size:
+            return np.zeros(shape, np.float32)
+        return np.asarray(arrays[k], np.float32).reshape(shape).copy()
+
+    values: list[np.ndarray] = [np.array(int(own.iterations) if own is not None else 0, np.int32)]
+    if training.schedule != "cosine":
+        values.append(np.array(training.learning_rate, np.float32))
+    if training.optimizer == "adam":
+        for k in order:
+            values += [slot("_m", k), slot("_v", k)]
+    elif training.optimizer == "sgd":
+        if training.momentum > 0:
+            values += [slot("_m", k) for k in order]
+    else:
+        values += [slot("_v", k) for k in order]
+        momentum = float(getattr(own, "momentum", 0.0)) if own is not None else 0.0
+        if momentum > 0:
+            values += [slot("_mom", k) for k in order]
+    return values
+
+
+__all__ = ["problems", "write", "archive_bytes", "serialize_model", "layer_config", "compile_config",
+           "optimizer_variables", "KERAS_VERSION"]
