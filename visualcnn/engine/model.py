@@ -801,11 +801,34 @@ class Model:
         return self._run_inference(run, serial)
 
     def save(self, path) -> None:
-        """One file: the model JSON, the training recipe and the weights (base64 float32)."""
+        """One file: the model JSON, the training recipe and the weights (base64 float32);
+        a path ending in ".keras" gets Keras 3's .keras file, as keras Model.save writes it."""
         from .model_io import save_model_with_weights
 
         self._ensure_built()
+        if str(path).endswith(".keras"):
+            from pathlib import Path
+
+            from .export.keras_archive import write
+
+            write(self, Path(path), self.training_config())
+            return
         save_model_with_weights(path, self)
+
+    def save_weights(self, path) -> None:
+        """keras Model.save_weights: a ".weights.h5" file in Keras 3's layout."""
+        from .keras_weights_h5 import save_weights
+
+        self._ensure_built()
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """keras Model.load_weights from a Keras 3 ".weights.h5" (or a .keras file's weights);
+        nothing changes unless every array fits (a ConfigError names the first that does not)."""
+        from .keras_weights_h5 import load_weights
+
+        self._ensure_built()
+        load_weights(self, path)
 
     def training_config(self):
         """The compile settings as a TrainingConfig (None if not compiled with a known loss)."""

@@ -97,6 +97,10 @@ def read_model_file(text: str | bytes) -> ModelFile:
 def load_model_file(path: str | os.PathLike) -> ModelFile:
     """Read a model file from disk; a missing or unreadable file is a ConfigError too."""
     path = Path(path)
+    from .keras_archive_read import ZIP_MAGIC, file_starts_with, load_keras_archive
+
+    if file_starts_with(path, ZIP_MAGIC) or path.name.lower().endswith(".keras"):  # Keras 3's .keras: a zip
+        return load_keras_archive(path)
     raw = read_file_bytes(path)
     try:
         return read_model_file(raw)
