@@ -88,8 +88,10 @@ class ExportDialog(QDialog):
         path_row.addWidget(self.browse_button)
         layout.addLayout(path_row)
 
-        self.button_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        # Text-only buttons: some styles give Cancel an icon and a custom button none.
+        self.button_box = QDialogButtonBox()
         self.export_button = self.button_box.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.button_box.addButton("Cancel", QDialogButtonBox.ButtonRole.RejectRole)
         self.export_button.setObjectName("exportButton")
         self.export_button.setDefault(True)
         self.button_box.accepted.connect(self._on_export_clicked)
@@ -100,6 +102,7 @@ class ExportDialog(QDialog):
         first = next((f for f in FORMATS if not self.problems[f]), None)
         if first is not None:
             self.buttons[first].setChecked(True)
+            self.buttons[first].setFocus()  # arrows pick a format, Enter exports
         else:
             self.export_button.setEnabled(False)
             self.path_edit.setText(str(default_target(self.folder, self.stem, "keras")))

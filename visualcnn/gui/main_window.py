@@ -587,7 +587,8 @@ class MainWindow(QMainWindow):
             self._show_error("Cannot export", f"Cannot export this pipeline: {exc}")
             return None
         folder = self.path.parent if self.path is not None else Path.home()
-        dialog = ExportDialog(model, self.document.training, trained, self.document.name, folder, self)
+        name = self.path.stem if self.path is not None else self.document.name
+        dialog = ExportDialog(model, self.document.training, trained, name, folder, self)
         dialog.exported.connect(lambda _format, path: self.statusBar().showMessage(f"Exported to {path}", 10000))
         dialog.open()
         return dialog
