@@ -209,7 +209,8 @@ def add_recipe_arguments(parser):
     """The options both VisualCNN training scripts take; defaults are the exported recipe."""
     parser.add_argument("--data", default=DATA_DIR, metavar="DIR",
                         help="folder with MNIST's IDX .gz files (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training images (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="passes over the training images (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                         help="images per optimizer step (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=SEED, help="random seed (default: %(default)s)")
