@@ -1,0 +1,13 @@
+"""See every number being computed (issue 13): trace one value of one layer back to the
+numbers it is made of and to the input pixels it can see.
+
+    from visualcnn.engine.explain import trace
+    t = trace(model, image, "conv2d_1", (3, 4, 7))
+    print(t.explain_text())
+
+Pure numpy over the model's own weights and activations; never imports Qt.
+"""
+
+from .trace import Term, Trace, receptive_field, trace
+
+__all__ = ["trace", "Trace", "Term", "receptive_field"]
