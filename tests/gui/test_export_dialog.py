@@ -166,21 +166,42 @@ def test_the_draw_tab_shows_the_imported_models_feature_maps(window, qtbot):
     assert window.draw_panel._maps.layers()[0].name == "conv2d"
 
 
+def test_the_train_tab_shows_the_imported_weights_and_probe_maps(window, qtbot):
+    path = KERAS_FILES / "seed_cnn.keras"
+    keras_reader_or_skip(path)
+    assert window.open_file(path)
+    imported = window.trained_model()
+    window.tabs.setCurrentWidget(window.train_page)
+    tab = window.train_panel
+    np.testing.assert_allclose(tab.filters.shown(), imported.layers[0].weights[0][:, :, 0, :])
+    qtbot.waitUntil(lambda: len(tab.feature_maps.layers()) >= 1, timeout=20000)  # once the test digits load
+    probe = np.asarray(tab.probe_picker.probe(), np.float32).reshape(1, 28, 28, 1)
+    np.testing.assert_allclose(tab.feature_maps.layers()[0].maps, imported.activations(probe)["conv2d"][0],
+                               atol=1e-6)
+
+
 def test_load_weights_from_a_keras_weights_file(window, qtbot, dialogs):
-    path = KERAS_FILES / "lenet5.weights.h5"
-    if not path.exists():
-        pytest.skip("lenet5.weights.h5 is not in the tree yet")
-    lenet = REPO / "resources" / "presets" / "lenet5.json"
-    assert window.load_preset(lenet)
-    model = window.build_engine_model()
-    if not hasattr(model, "load_weights"):
-        pytest.skip("Model.load_weights is not in the tree yet")
-    assert window.load_weights_file(path), dialogs
+    """A real Keras .weights.h5 (Model.load_weights) onto the pipeline of the same model."""
+    keras_reader_or_skip(KERAS_FILES / "residual.keras")
+    assert window.open_file(KERAS_FILES / "residual.keras")
+    window.document.set_trained_weights(None)  # the pipeline alone, as if built by hand
+    assert not window.draw_panel.has_model()
+    assert window.load_weights_file(KERAS_FILES / "residual.weights.h5"), dialogs
     fixtures = np.load(KERAS_FILES / "predictions.npz")
-    np.testing.assert_allclose(window.trained_model().predict(fixtures["x"], verbose=0), fixtures["lenet5"],
+    np.testing.assert_allclose(window.trained_model().predict(fixtures["x"], verbose=0), fixtures["residual"],
                                atol=1e-5)
+    assert window.draw_panel.has_model()
     window.undo_stack.undo()
     assert window.document.trained_weights is None, "loading weights is one undoable step"
+
+
+def test_a_keras_weights_file_of_another_model_is_refused(seed_window, dialogs):
+    keras_reader_or_skip(KERAS_FILES / "residual.keras")
+    assert not seed_window.load_weights_file(KERAS_FILES / "residual.weights.h5")
+    kind, title, text = dialogs[-1]
+    assert (kind, title) == ("critical", "Cannot load weights") and "\n" not in text
+    assert text.startswith("residual.weights.h5: ") and "conv2d" in text, text
+    assert seed_window.document.trained_weights is None
 
 
 def test_load_weights_that_do_not_fit_names_the_layer(seed_window, tmp_path, dialogs):

@@ -29,7 +29,7 @@ def weights_for(model, path) -> dict:
         try:
             model.load_weights(path)
         except (ValueError, OSError) as exc:
-            raise ConfigError(f"{path.name}: {_one_line(exc)}") from None
+            raise ConfigError(_named(path, exc)) from None
         return encode_weights(model)
     model_file = load_model_file(path)
     if model_file.weights is None:
@@ -38,8 +38,14 @@ def weights_for(model, path) -> dict:
     try:
         model.set_weights(decode_weights(model, model_file.weights))
     except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {_one_line(exc)}") from None
+        raise ConfigError(_named(path, exc)) from None
     return encode_weights(model)
+
+
+def _named(path: Path, exc: BaseException) -> str:
+    """The error as one line starting with the file's name (once: the engine may have named it)."""
+    line = _one_line(exc)
+    return line if line.startswith(f"{path.name}: ") else f"{path.name}: {line}"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -533,6 +533,7 @@ class MainWindow(QMainWindow):
             self._forget_recent(path) if not path.exists() else None
             return False
         self.document.load_model_file(model_file)
+        self._show_project_model()
         preset = bundled_preset(path)
         if preset is not None:
             # A bundled preset opened by path is a read-only template: Save goes to Save As.
@@ -607,8 +608,18 @@ class MainWindow(QMainWindow):
             self._show_error("Cannot load weights", str(exc))
             return False
         self.undo_stack.push(SetTrainedWeightsCommand(self.document, weights))
+        self._show_project_model()
         self.statusBar().showMessage(f"Loaded the weights of {Path(path).name}", 10000)
         return True
+
+    def _show_project_model(self) -> None:
+        """The Train tab's filters and probe maps show the weights a file brought (the Draw tab
+        follows the project's weights by itself)."""
+        try:
+            model = self.trained_model()
+        except ConfigError:
+            return
+        self.train_panel.show_project_model(model)
 
     def window_settings(self) -> dict:
         """Window-only settings stored in the project under "window" (the engine ignores them)."""

@@ -349,6 +349,18 @@ class TrainTabWidget(QWidget):
         self._spatial = self._spatial_layers(model, report)
         self._show_model(model)
 
+    def show_project_model(self, model) -> None:
+        """Between runs: a model with the project's weights (a file opened with them, or File >
+        Load Weights) takes the untrained preview's place in the filters and probe maps, until
+        the pipeline is edited or a run starts."""
+        if self._run_active or model is None or not model.built:
+            return
+        report = model.analyse()
+        self._model = model
+        self._shown_signature = tuple((row.name, row.output_shape) for row in report.rows)
+        self._spatial = self._spatial_layers(model, report)
+        self._show_model(model)
+
     def _show_model(self, model) -> None:
         """Filters and probe feature maps straight from a model no thread is training."""
         self.filters.set_weights({layer.name: [np.array(w) for w in layer.weights] for layer in model.layers})
