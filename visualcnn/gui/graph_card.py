@@ -22,6 +22,15 @@ def _image_size(image_shape) -> tuple[int, int] | None:
     return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
 
 
+def short_count(n: int) -> str:
+    """A count in three digits for a card: 640, 21.6K, 195K, 2.23M."""
+    for unit in ("", "K", "M", "G"):
+        if n < 999.5:
+            return f"{n:.3g}{unit}" if unit else f"{n:.0f}"
+        n /= 1000
+    return f"{n:.3g}T"
+
+
 def _pair(size) -> str:
     return f"{size[0]:g}x{size[1]:g}"
 
@@ -106,8 +115,11 @@ def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | Non
     else:
         shape, params, note, error = "?", "", "shape unknown until the red block above is fixed", ""
         activation_mem = ""
+    # multiply-adds per image (issue 13): beside the params when the card has room, in full in the tooltip
+    macs = f"{short_count(report.macs)} MACs" if report.status == "ok" and report.macs else ""
     return {"title": report.name, "class_name": layer.class_name, "settings": layer.describe(),
-            "shape": shape, "params": params, "note": note, "error": error, "activation_memory": activation_mem}
+            "shape": shape, "params": params, "note": note, "error": error, "activation_memory": activation_mem,
+            "macs": macs}
 
 
 def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | None = None,
@@ -116,6 +128,7 @@ def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | N
     if report.inference is None:
         return report.error or "shape unknown until the red block above is fixed"
     lines = list(report.inference.derivation)
+    lines += [f"{report.inference.macs_line} per image", f"{report.inference.activation_line} per image"]
     explanation = field_explanation(report, image_shape)
     if explanation:
         lines += ["", explanation]
@@ -175,6 +188,11 @@ class CardPainter:
         """A card too narrow for name, type and shape on one line (a graph's side-by-side
         columns) puts the shape on a line of its own."""
         return width < 40 * QFontMetrics(self._font).horizontalAdvance("m")
+
+    def roomy(self, text_width: float) -> bool:
+        """Lines wide enough for the multiply-adds beside the params on every card (decided by
+        width alone, so either every card shows them or none does; the tooltip always has them)."""
+        return text_width >= 56 * QFontMetrics(self._font).horizontalAdvance("m")
 
     def narrow(self, width: float) -> bool:
         """A card narrower still (four branches side by side) drops the row number, shrinks the
@@ -308,6 +326,16 @@ class CardPainter:
         painter.setPen(text_colour)
         painter.drawText(QRectF(right - params_w, y, params_w, line_h),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, texts["params"])
+        macs = texts.get("macs", "")
+        if macs and self.roomy(right - text_left):
+            # the multiply-adds per image, muted, before the params (as the bytes beside the shape)
+            macs_w = fm_small.horizontalAdvance(macs)
+            painter.setFont(small)
+            painter.setPen(muted)
+            painter.drawText(QRectF(right - params_w - 10 - macs_w, y, macs_w, line_h),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, macs)
+            params_w += 10 + macs_w
+            painter.setFont(base)
         space = right - params_w - 12 - text_left
         settings = fm_base.elidedText(texts["settings"], Qt.TextElideMode.ElideRight, int(space))
         painter.setPen(muted if unknown else text_colour)
