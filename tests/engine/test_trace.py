@@ -258,3 +258,62 @@ def test_clear_errors():
         trace(model, x, "same", (11, 0, 0))
     with pytest.raises(ValueError, match="one example shaped"):
         trace(model, np.zeros((2, 11, 11, 2)), "same", (0, 0, 0))
+
+
+# --- the backward side ----------------------------------------------------------------
+
+def small_classifier():
+    return randomise(Sequential([
+        Input((7, 7, 1)),
+        L.Conv2D(3, 3, padding="same", activation="relu", name="conv"),
+        L.MaxPooling2D(2, name="pool"),  # after a relu conv: the engine's relu hand-off must not leak in
+        L.Conv2D(2, 2, activation="tanh", name="conv2"),
+        L.Flatten(name="flatten"),
+        L.Dense(4, activation="softmax", name="out"),
+    ]), seed=3)
+
+
+@pytest.mark.parametrize("name", ["conv", "conv2", "out"])
+def test_backward_shares_add_up_to_the_engines_gradients(name):
+    from visualcnn.engine.explain import trace_backward
+
+    model = small_classifier()
+    x = image(model, seed=4)
+    shape = model.activations(x[None])[name][0].shape
+    for channel in range(shape[-1]):
+        cells = [idx for idx in np.ndindex(*shape) if idx[-1] == channel]
+        traces = [trace_backward(model, x, 2, name, idx) for idx in cells]
+        kernel_sum = sum(t.kernel_share for t in traces)
+        np.testing.assert_allclose(kernel_sum, traces[0].kernel_total, rtol=1e-4, atol=1e-6)
+        assert sum(t.bias_share for t in traces) == pytest.approx(traces[0].bias_total, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("name,index", [("conv", (2, 3, 1)), ("conv2", (0, 0, 1)), ("out", (3,))])
+def test_backward_bias_gradient_matches_a_finite_difference(name, index):
+    from visualcnn.engine.explain import trace_backward
+
+    model = small_classifier()
+    x = image(model, seed=4)
+    t = trace_backward(model, x, 1, name, index)
+    bias = model.get_layer(name).weight("bias")
+    eps = 1e-2
+    k = index[-1]
+    saved = float(bias[k])
+    bias[k] = saved + eps
+    up = trace_backward(model, x, 1, name, index).loss
+    bias[k] = saved - eps
+    down = trace_backward(model, x, 1, name, index).loss
+    bias[k] = saved
+    assert (up - down) / (2 * eps) == pytest.approx(t.bias_total, rel=2e-2, abs=1e-4)
+    assert "dL/dkernel" in t.explain_text() and "dL/dz" in t.explain_text()
+
+
+def test_backward_of_a_layer_without_weights_gives_the_value_gradient():
+    from visualcnn.engine.explain import trace_backward
+
+    model = small_classifier()
+    x = image(model, seed=4)
+    pooled = trace_backward(model, x, 0, "pool", (1, 1, 0))
+    assert pooled.kernel_share is None and np.isfinite(pooled.dvalue)
+    with pytest.raises(ValueError, match="label must be a class from 0 to 3"):
+        trace_backward(model, x, 7, "pool", (1, 1, 0))

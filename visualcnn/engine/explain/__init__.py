@@ -8,6 +8,7 @@ numbers it is made of and to the input pixels it can see.
 Pure numpy over the model's own weights and activations; never imports Qt.
 """
 
+from .backward import BackwardTrace, trace_backward
 from .trace import Term, Trace, receptive_field, trace
 
-__all__ = ["trace", "Trace", "Term", "receptive_field"]
+__all__ = ["trace", "Trace", "Term", "receptive_field", "trace_backward", "BackwardTrace"]
