@@ -41,9 +41,11 @@ _RESERVED = {"self", "x", "logits", "torch", "nn", "F", "math", "super", "traini
 
 def problems(model) -> list[str]:
     """One line per layer PyTorch export cannot write ("layer 'name' (Class): reason")."""
+    if not model.layers:
+        return [f"model '{model.name}' has no layers; add at least one before exporting"]
     report = model.analyse()
     if report.error:
-        return [f"the model is not valid: {report.error}"]
+        return [f"the model has an error: {report.error}"]
     found = []
     for row in report.rows:
         layer = row.layer

@@ -80,7 +80,7 @@ def problem(layer, ins, outs) -> str | None:
     """Why this layer (with these Keras input/output shapes) cannot be written, or None."""
     kind = layer.class_name
     if kind not in TRANSLATORS:
-        return f"{kind} has no PyTorch translation"
+        return f"PyTorch export has no translation for {kind}; remove it or replace it with a layer it supports"
     ranks = [len(s) for s in (ins if layer.merge else [ins])] + [len(outs)]
     if max(ranks) > MAX_RANK:
         return (f"tensors of {max(ranks)} axes (batch included) are not exported; PyTorch's "
@@ -372,13 +372,13 @@ def _softmax_layer(layer, ins, outs):
 
 # --- normalization ----------------------------------------------------------------------
 
-def _frozen(center: bool, scale: bool, what: str) -> list[str]:
+def _frozen(center: bool, scale: bool) -> list[str]:
     """init lines keeping an affine part Keras does not have at its neutral value."""
     lines = []
     if not scale:
-        lines.append(f"{{m}}.weight.requires_grad_(False)  # Keras scale=False: no learned scale (kept at 1)")
+        lines.append("{m}.weight.requires_grad_(False)  # Keras scale=False: no learned scale (kept at 1)")
     if not center:
-        lines.append(f"{{m}}.bias.requires_grad_(False)  # Keras center=False: no learned offset (kept at 0)")
+        lines.append("{m}.bias.requires_grad_(False)  # Keras center=False: no learned offset (kept at 0)")
     return lines
 
 
@@ -400,7 +400,7 @@ def _batch_norm(layer, ins, outs):
     # PyTorch's running average keeps (1 - momentum) of the old value; Keras's keeps momentum
     module = f"nn.{cls}({channels}, eps={c['epsilon']!r}, momentum={1.0 - c['momentum']:.10g}" + (
         "" if affine else ", affine=False") + ")"
-    init = [module] + (_frozen(center, scale, "bn") if affine else [])
+    init = [module] + (_frozen(center, scale) if affine else [])
     call = "{{m}}({})"
     lines = ["{y} = " + _moved(dim, rank, call)]
 
@@ -449,7 +449,7 @@ def _group_norm(layer, ins, outs):
     center, scale = c["center"], c["scale"]
     affine = center or scale
     module = f"nn.GroupNorm({groups}, {channels}, eps={c['epsilon']!r}" + ("" if affine else ", affine=False") + ")"
-    init = [module] + (_frozen(center, scale, "gn") if affine else [])
+    init = [module] + (_frozen(center, scale) if affine else [])
 
     def weights(w):
         if not affine:

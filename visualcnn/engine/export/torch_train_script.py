@@ -13,7 +13,6 @@ options are script_parts.py's, the same text the Keras script uses.
 from __future__ import annotations
 
 from . import script_parts
-from .script_parts import literal
 
 _OPTIMIZERS = {
     "adam": '''\
