@@ -1,4 +1,5 @@
-"""`visualcnn evaluate SAVED [--json]`: test a model saved by `train --save` on MNIST.
+"""`visualcnn evaluate SAVED [--json]`: test a model saved by `train --save` (or a Keras .keras /
+.h5 file with its weights, read by engine load_model) on MNIST.
 
 The MNIST checks, image scaling and label form come from engine.recipe, the one home of
 the training recipe, so evaluation always matches how the model was trained.
@@ -16,7 +17,8 @@ if "numpy" not in sys.modules:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("saved", metavar="SAVED", help="a model file with weights (from 'visualcnn train --save')")
+    parser.add_argument("saved", metavar="SAVED", help="a model file with weights: from 'visualcnn train --save', "
+                        "or a Keras .keras or .h5 file")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
 

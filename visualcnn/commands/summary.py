@@ -1,6 +1,7 @@
 """`visualcnn summary FILE [--json]`: the Keras summary table of a model file.
 
-FILE may also be a bundled preset's name (`visualcnn summary seed_cnn`).
+FILE may also be a bundled preset's name (`visualcnn summary seed_cnn`) or a Keras .keras /
+.h5 file (engine load_model_file reads every kind).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import json
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE", help="a VisualCNN model file, a Keras model.to_json() file, "
-                        "or a bundled preset's name such as seed_cnn")
+    parser.add_argument("file", metavar="FILE", help="a VisualCNN model file, a Keras .keras or .h5 file, a Keras "
+                        "model.to_json() file, or a bundled preset's name such as seed_cnn")
     parser.add_argument("--json", action="store_true", help="print the summary as a JSON object")
     parser.add_argument("--costs", action="store_true", help="also print each layer's multiply-adds (MACs) "
                         "and activation memory per image, with how they are counted")
@@ -33,7 +34,7 @@ def run(args) -> int:
         # Keras prints a Functional model's table (InputLayer row, "Connected to") even when it is linear
         print(render_summary(model.name, model.checked_report(), args.line_length,
                              functional=not isinstance(model, Sequential)))
-        if args.costs:  # a table of its own: Keras's table above stays as Keras prints it
+        if getattr(args, "costs", False):  # a table of its own: Keras's table above stays as Keras prints it
             from ..engine.summary import render_costs
 
             print()
