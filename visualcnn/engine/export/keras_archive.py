@@ -168,7 +168,12 @@ def _tensor(shape: list, source: str) -> dict:
 def layer_config(layer) -> dict:
     """A layer's config as Keras's get_config() gives it (see the module docstring)."""
     ours = layer.get_config()
-    config = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_DTYPE_POLICY)}
+    if "trainable" in ours:
+        config = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_DTYPE_POLICY)}
+    else:
+        # Keras's SpatialDropout2D takes no `trainable` and writes its dtype as a plain
+        # string; our config mirrors its get_config, so its absence says which form.
+        config = {"name": layer.name, "dtype": "float32"}
     for key, value in ours.items():
         if key in ("name", "trainable"):
             continue
