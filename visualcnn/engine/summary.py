@@ -7,6 +7,9 @@ A Sequential model: line length min(88, terminal columns - 4), columns ending at
 when a layer has several inputs, a "Connected to" column, min(108, columns - 4) and
 0.3 / 0.56 / 0.74 / 1.0. Cells wrap at spaces, a word longer than its cell ends in "…",
 header cells sit at the bottom of their row (rich's rules, ported in _cell_lines).
+
+render_costs is a view of its own in the same table style (multiply-adds and activation
+memory per image, with how they were counted): Keras's table never changes for it.
 """
 
 from __future__ import annotations
