@@ -114,9 +114,20 @@ def test_keras_code_is_a_python_script(capsys, tmp_path):
     needs("keras-code")
     target = tmp_path / "train_seed.py"
     code, out, err = export(capsys, "seed_cnn", "-o", target)
-    assert code == 0 and "(keras-code, fresh weights)" in out
+    assert code == 0 and out.splitlines() == [f"wrote {target} (keras-code, fresh weights)"]
     tree = ast.parse(target.read_text())  # a script that parses
     assert "keras" in target.read_text() and tree.body
+
+
+def test_keras_code_of_a_trained_model_says_where_its_weights_are(capsys, tmp_path, trained_file):
+    needs("keras-code")
+    path, _ = trained_file
+    target = tmp_path / "seed.py"
+    code, out, err = export(capsys, path, "-o", target)
+    weights = tmp_path / "seed.weights.h5"
+    assert code == 0 and out.splitlines() == [f"wrote {target} (keras-code, trained weights)",
+                                              f"wrote {weights} (the weights the script loads)"]
+    assert weights.is_file() and "seed.weights.h5" in target.read_text()
 
 
 def test_pytorch_is_a_folder_with_model_and_train_scripts(capsys, tmp_path, trained_file):

@@ -94,6 +94,19 @@ def test_exports_keras(trained_window, qtbot, tmp_path, informed):
         assert {"config.json", "metadata.json", "model.weights.h5"} <= set(archive.namelist())
 
 
+def test_exports_the_scripts_and_says_what_was_written(trained_window, qtbot, tmp_path, informed):
+    needs("keras-code")
+    needs("pytorch")
+    dialog = open_export(trained_window, qtbot, tmp_path)
+    script = dialog.export_to("keras-code", tmp_path / "seed_cnn.py")
+    assert script.is_file() and (tmp_path / "seed_cnn.weights.h5").is_file()
+    assert informed[-1][1] == (f"Exported Keras script (.py) with trained weights to {script}, and the weights it "
+                               "loads to seed_cnn.weights.h5 beside it")
+    folder = dialog.export_to("pytorch", tmp_path / "seed_cnn_pytorch")
+    assert {"model.py", "train.py"} <= {p.name for p in folder.iterdir()}
+    assert informed[-1][1].startswith(f"Exported PyTorch folder with trained weights to {folder} (a folder:")
+
+
 def test_an_untrained_pipeline_says_its_weights_are_fresh(seed_window, qtbot, tmp_path):
     dialog = open_export(seed_window, qtbot, tmp_path)
     assert "no trained weights" in dialog.weights_label.text()

@@ -108,4 +108,8 @@ def run(args) -> int:
     written = export(model, args.output, format, training=training)
     kind = "trained weights" if trained else "fresh weights"
     print(f"wrote {written} ({format}, {kind})")
+    if format == "keras-code" and trained:
+        from ..engine.export.keras_code import weights_path
+
+        print(f"wrote {weights_path(written)} (the weights the script loads)")
     return 0

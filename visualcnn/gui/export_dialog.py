@@ -234,8 +234,15 @@ class ExportDialog(QDialog):
         finally:
             QGuiApplication.restoreOverrideCursor()
         what = "trained weights" if self.trained else "freshly initialised weights"
-        folder = " (a folder: model.py, weights, train.py)" if format == "pytorch" else ""
-        text = f"Exported {TITLES[format]} with {what} to {written}{folder}"
+        if format == "pytorch":
+            beside = " (a folder: model.py, the weights, train.py and a README)"
+        elif format == "keras-code" and self.trained:
+            from ..engine.export.keras_code import weights_path
+
+            beside = f", and the weights it loads to {weights_path(written).name} beside it"
+        else:
+            beside = ""
+        text = f"Exported {TITLES[format]} with {what} to {written}{beside}"
         self.last_message = ("information", text)
         QMessageBox.information(self, "Export done", text)
         self.exported.emit(format, str(written))
