@@ -245,8 +245,10 @@ def test_input_output_names_layout_and_dynamic_batch(tmp_path):
     assert out.name == "output" and dims(out) == ["N", 10]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     # the student's layer names are the nodes' names, the weights named after them
-    node_names = {n.name for n in proto.graph.node}
-    assert {layer.name for layer in model.layers} <= node_names
+    nodes = {n.name: n for n in proto.graph.node}
+    assert {layer.name for layer in model.layers} <= set(nodes)
+    conv = model.layers[0]
+    assert nodes[conv.name].doc_string == f"Conv2D '{conv.name}': {conv.describe()}"
     assert f"{model.layers[0].name}/kernel" in {t.name for t in proto.graph.initializer}
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = images(model, 7)

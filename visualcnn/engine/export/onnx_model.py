@@ -601,7 +601,13 @@ def to_onnx(model):
     input_rank = len(report.input_shape) + 1  # the shape of one example, and the batch
     values: dict[int, Value] = {-1: Value("input", keras_layout(input_rank))}
     for i, row in enumerate(report.rows):
+        first = len(b.nodes)
         values[i] = TRANSLATIONS[row.layer.class_name](b, row.layer, [values[j] for j in row.inbound], row)
+        # Netron shows a node's doc string: the block as the builder window describes it
+        settings = row.layer.describe()
+        about = f"{row.layer.class_name} '{row.layer.name}'" + (f": {settings}" if settings else "")
+        for node in b.nodes[first:]:
+            node.doc_string = about
     last = len(report.rows) - 1
     result = b.keras(values[last], f"{report.rows[last].layer.name}/to_nhwc")
     if result.name == "input" or any(result.name in node.input for node in b.nodes):
