@@ -158,6 +158,8 @@ def module_source(model, *, docstring: str = "") -> ModuleSource:
             else:
                 text = text.replace("{x}", sources[0])
             where = f"{layer.name}: {_shape_text(outs)}" if k == len(piece.forward) - 1 else layer.name
+            if k == 0 and piece.comment:
+                forward.append(f"        # {piece.comment}")
             forward.append(f"        {text}  # {where}")
     out = variables[last] if layers else "x"
     out_rank = len(rows[last].inference.output_shape) if layers else 2
@@ -172,7 +174,7 @@ def module_source(model, *, docstring: str = "") -> ModuleSource:
     if not init:
         init = ["        pass  # no layer has weights or a module of its own"]
     input_shape = torch_layers.torch_shape((None, *model.input_shape))[1:]
-    helper_text = "".join("\n" + torch_layers.HELPERS[name].strip("\n") + "\n\n" for name in sorted(helpers))
+    helper_text = "".join("\n\n" + torch_layers.HELPERS[name].strip("\n") + "\n" for name in sorted(helpers))
     text = f'''"""{docstring or model.name}"""
 
 import math

@@ -129,12 +129,19 @@ def _conv_padding(c, ins, kernel, strides, dilation):
     return (top, left), (extra if any(extra) else None)
 
 
+ODD_PIXEL = "'same' padding's odd pixel goes at the bottom/right, as in Keras"
+
+
 def _conv_forward(call: str, extra, act: str) -> list[str]:
     x = "{x}"
     if extra:
         # Keras puts the odd padding pixel at the end (bottom/right); PyTorch's padding is symmetric
         x = f"F.pad({{x}}, (0, {extra[0]}, 0, {extra[1]}))"
     return ["{y} = " + act.format(f"{call}({x})")]
+
+
+def _conv_piece(init, extra, act, helpers, weights) -> Piece:
+    return Piece(init, _conv_forward("{m}", extra, act), helpers, weights, ODD_PIXEL if extra else "")
 
 
 def _conv_kwargs(strides, padding, dilation, bias, groups=None):
@@ -160,7 +167,7 @@ def _conv2d(layer, ins, outs):
             if "bias" in w:
                 out["bias"] = w["bias"]
             return out
-        return Piece([module], _conv_forward("{m}", extra, act), set(), weights)
+        return _conv_piece([module], extra, act, set(), weights)
     m = int(c.get("depth_multiplier", 1))
     if kind == "DepthwiseConv2D":
         module = (f"nn.Conv2d({cin}, {cin * m}, {_args((k, 'kernel_size'))}, "
@@ -171,7 +178,7 @@ def _conv2d(layer, ins, outs):
             if "bias" in w:
                 out["bias"] = w["bias"]
             return out
-        return Piece([module], _conv_forward("{m}", extra, act), set(), weights)
+        return _conv_piece([module], extra, act, set(), weights)
     # SeparableConv2D
     module = (f"SeparableConv2d({cin}, {c['filters']}, {_args((k, 'kernel_size'))}"
               + "".join(f", {a}" for a in [_args((s if s != (1, 1) else None, "stride"),
@@ -186,7 +193,7 @@ def _conv2d(layer, ins, outs):
         if "bias" in w:
             out["pointwise.bias"] = w["bias"]
         return out
-    return Piece([module], _conv_forward("{m}", extra, act), {"SeparableConv2d"}, weights)
+    return _conv_piece([module], extra, act, {"SeparableConv2d"}, weights)
 
 
 def _depthwise(kernel):
@@ -222,9 +229,11 @@ def _conv_transpose(layer, ins, outs):
                (d if d != (1, 1) else None, "dilation"), (None if c["use_bias"] else False, "bias"))
     module = f"nn.ConvTranspose2d({int(ins[3])}, {c['filters']}, {_args((k, 'kernel_size'))}" + (f", {kw}" if kw else "") + ")"
     call = "{m}({x})"
+    comment = ""
     if any(crops):
         # Keras keeps the first out_h x out_w pixels after its start padding: drop the rest
         call += f"[:, :, :{crops[0] or outs[1]}, :{crops[1] or outs[2]}]"
+        comment = "Keras's 'same' output keeps the first rows/columns: the extra one at the end is cut"
     act = activation(c.get("activation"), 4)
 
     def weights(w):
@@ -232,7 +241,7 @@ def _conv_transpose(layer, ins, outs):
         if "bias" in w:
             out["bias"] = w["bias"]
         return out
-    return Piece([module], ["{y} = " + act.format(call)], set(), weights)
+    return Piece([module], ["{y} = " + act.format(call)], set(), weights, comment)
 
 
 def _check_conv_transpose(layer, ins, outs):
@@ -262,9 +271,11 @@ def _pooling(layer, ins, outs):
         return Piece([module], ["{y} = {m}({x})"])
     if is_max:
         # "same": Keras pads with -inf (never chosen), the odd pixel at the end
-        return Piece([module], [f"{{y}} = {{m}}(F.pad({{x}}, {pad!r}, value=-math.inf))"])
+        return Piece([module], [f"{{y}} = {{m}}(F.pad({{x}}, {pad!r}, value=-math.inf))"],
+                     comment="'same': padded with -inf (never the maximum), the odd pixel at the bottom/right")
     # Keras averages over the pixels inside the image only: divide by the share of real pixels
-    return Piece([module], [f"{{y}} = {{m}}(F.pad({{x}}, {pad!r})) / {{m}}(F.pad(torch.ones_like({{x}}[:1, :1]), {pad!r}))"])
+    return Piece([module], [f"{{y}} = {{m}}(F.pad({{x}}, {pad!r})) / {{m}}(F.pad(torch.ones_like({{x}}[:1, :1]), {pad!r}))"],
+                 comment="'same': the average of the pixels inside the image only, as Keras")
 
 
 def _global_pooling(layer, ins, outs):
@@ -278,7 +289,8 @@ def _global_pooling(layer, ins, outs):
 def _flatten(layer, ins, outs):
     if len(ins) == 4:
         # Keras flattens (H, W, C): the Dense after it was trained on that order
-        return Piece([], ["{y} = torch.flatten({x}.permute(0, 2, 3, 1), 1)"])
+        return Piece([], ["{y} = torch.flatten({x}.permute(0, 2, 3, 1), 1)"],
+                     comment="Keras flattens in (H, W, C) order")
     return Piece([], ["{y} = torch.flatten({x}, 1)"])
 
 
@@ -287,15 +299,17 @@ def _dense(layer, ins, outs):
     module = f"nn.Linear({int(ins[-1])}, {c['units']}" + ("" if c["use_bias"] else ", bias=False") + ")"
     act = activation(c.get("activation"), len(outs))
     call = "{m}({x})"
+    comment = ""
     if len(ins) == 4:  # Keras's Dense acts on the last (channel) axis of an image
         call = "{m}({x}.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)"
+        comment = "Keras's Dense acts on the channels of each pixel"
 
     def weights(w):
         out = {"weight": w["kernel"].T}  # (in, out) -> (out, in)
         if "bias" in w:
             out["bias"] = w["bias"]
         return out
-    return Piece([module], ["{y} = " + act.format(call)], set(), weights)
+    return Piece([module], ["{y} = " + act.format(call)], set(), weights, comment)
 
 
 def _activation_layer(layer, ins, outs):
@@ -490,7 +504,9 @@ def _expanded(name: str, shape, rank: int) -> str:
     the batch axis), in PyTorch's layout."""
     if len(shape) == rank:
         return name
-    keras = f"{name}.reshape({name}.shape[0], {', '.join(['1'] * (rank - len(shape)))}, *{name}.shape[1:])"
+    if len(shape) == 2 and rank == 4:  # (N, C) as (N, 1, 1, C) in Keras: (N, C, 1, 1) here
+        return f"{name}[:, :, None, None]"
+    keras = f"{name}[:, {', '.join(['None'] * (rank - len(shape)))}]"
     return f"{keras}.permute(0, 3, 1, 2)" if rank == 4 else keras
 
 
@@ -524,20 +540,33 @@ def _keras_layout_op(ins, outs, op: str) -> list[str]:
     return ["{y} = " + y]
 
 
+KERAS_ORDER = "in Keras's (H, W, C) element order"
+
+
 def _reshape(layer, ins, outs):
     target = tuple(int(d) for d in outs[1:])
-    return Piece([], _keras_layout_op(ins, outs, f".reshape(-1, {', '.join(map(str, target))})"))
+    return Piece([], _keras_layout_op(ins, outs, f".reshape(-1, {', '.join(map(str, target))})"),
+                 comment=KERAS_ORDER if len(ins) == 4 or len(outs) == 4 else "")
 
 
 def _permute(layer, ins, outs):
     dims = (0,) + tuple(int(d) for d in layer.config["dims"])
+    if len(ins) == 4:
+        # NCHW -> NHWC, Keras's permutation, NHWC -> NCHW: composed into one permute
+        steps = [(0, 2, 3, 1), dims, (0, 3, 1, 2)]
+        order = list(range(4))
+        for step in steps:
+            order = [order[i] for i in step]
+        return Piece([], [f"{{y}} = {{x}}.permute{tuple(order)!r}"],
+                     comment=f"Keras's Permute({tuple(dims[1:])!r}) of (H, W, C), channels first")
     return Piece([], _keras_layout_op(ins, outs, f".permute{dims!r}"))
 
 
 def _rescaling(layer, ins, outs):
     c = layer.config
     offset = float(c.get("offset", 0.0))
-    return Piece([], [f"{{y}} = {{x}} * {float(c['scale'])!r}" + (f" + {offset!r}" if offset else "")])
+    sign = "-" if offset < 0 else "+"
+    return Piece([], [f"{{y}} = {{x}} * {float(c['scale'])!r}" + (f" {sign} {abs(offset)!r}" if offset else "")])
 
 
 # --- augmentation (training only) -------------------------------------------------------
