@@ -249,6 +249,18 @@ def test_load_weights_of_another_model_changes_nothing(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_names_keras_refuses_are_problems_and_nothing_is_written(tmp_path):
+    from visualcnn.engine.export import ExportError, problems
+
+    model = sequential_cnn()
+    model.layers[0].name = "block1/conv"
+    assert problems(model, "keras") == ["layer 'block1/conv' (Conv2D): Keras layer names cannot contain '/'; "
+                                        "rename the layer"]
+    with pytest.raises(ExportError, match="block1/conv"):
+        export(model, tmp_path / "m.keras", "keras")
+    assert not (tmp_path / "m.keras").exists()
+
+
 # --- hostile files ---------------------------------------------------------------------------
 
 def keras_file(tmp_path, members: dict, name="bad.keras"):
@@ -427,3 +439,22 @@ def test_a_file_keras_wrote_opens_with_identical_predictions(tmp_path, keras):
     ours.load_weights(tmp_path / "keras_made.weights.h5")
     assert np.abs(ours.predict(xs) - np.asarray(theirs.predict(xs, verbose=0))).max() <= 1e-5
 
+
+
+@pytest.mark.parametrize("recipe", [TrainingConfig(), TrainingConfig(optimizer="sgd", learning_rate=0.05, momentum=0.9),
+                                    TrainingConfig(optimizer="rmsprop")], ids=["adam", "sgd_momentum", "rmsprop"])
+def test_training_goes_on_in_keras_from_our_optimizer_state(tmp_path, keras, recipe):
+    model = Sequential([Input(shape=(8, 8, 1)), L.Conv2D(3, 3, trainable=False), L.BatchNormalization(), L.Flatten(),
+                        L.Dense(4, activation="softmax")])
+    model.build(seed=0)
+    compile_from_config(model, recipe)
+    x = images(model)
+    model.fit(x, np.arange(16) % 4, batch_size=8, epochs=1, verbose=0)
+    export(model, tmp_path / "m.keras", "keras", recipe)
+    theirs, _ = keras_predict(keras, tmp_path / "m.keras", x)
+    # one more step on each side: equal weights only if the moments, the step count and the
+    # learning rate all came across (a fresh Adam's first step differs by far more)
+    model.train_on_batch(x[:8], np.arange(8) % 4)
+    theirs.train_on_batch(x[:8], np.arange(8) % 4)
+    for ours, other in zip(model.get_weights(), theirs.get_weights()):
+        assert np.abs(ours - np.asarray(other)).max() <= 1e-6

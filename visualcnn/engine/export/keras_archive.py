@@ -57,6 +57,9 @@ def problems(model) -> list[str]:
     report = model.analyse()
     if report.error is not None:
         found.append(f"model '{model.name}': {report.error}")
+    for what, name in (("model", model.name), ("input", model.input_name)):
+        if "/" in name:
+            found.append(f"{what} '{name}': Keras names cannot contain '/'; rename the {what}")
     for layer in model.layers:
         if layer.name and "/" in layer.name:
             found.append(f"layer '{layer.name}' ({layer.class_name}): Keras layer names cannot contain '/'; "
