@@ -28,6 +28,7 @@ MAX_WEIGHTS_BYTES = 2 * 1024 ** 3  # model.weights.h5 inflated
 # Keras refuses a member inflating to more than 100x its stored size (saving_lib._reject_zip_bomb);
 # Keras itself stores members uncompressed, so a real file never comes close.
 MAX_EXPANSION = 100
+MAX_MEMBERS = 10_000
 
 
 def file_starts_with(path: str | os.PathLike, magic: bytes) -> bool:
@@ -46,9 +47,14 @@ def file_starts_with(path: str | os.PathLike, magic: bytes) -> bool:
 
 def _open(raw: bytes) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(io.BytesIO(raw))
+        archive = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
         raise ConfigError("not a readable .keras file: the zip archive is damaged or truncated") from None
+    if len(archive.infolist()) > MAX_MEMBERS:
+        archive.close()
+        raise ConfigError(f"not a .keras file Keras writes: the zip holds over "
+                          f"{MAX_MEMBERS:,} members (Keras writes three, plus any assets)")
+    return archive
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
@@ -68,7 +74,7 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     try:
         with archive.open(info) as handle:
             data = handle.read(limit + 1)  # never more than the limit, whatever the header claims
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise ConfigError(f"{name} cannot be read from the .keras file ({_one_line(exc)}); "
                           "the file is damaged or truncated") from None
     if len(data) > limit:
