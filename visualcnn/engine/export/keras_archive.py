@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -53,10 +54,15 @@ _OPTIMIZER_CLASSES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 
 def problems(model) -> list[str]:
     """What Keras cannot load: a model whose shapes do not work, a name Keras refuses."""
+    from ..layers import ConfigError
+
     found = []
-    report = model.analyse()
-    if report.error is not None:
-        found.append(f"model '{model.name}': {report.error}")
+    try:
+        error = model.analyse().error
+    except ConfigError as exc:  # no input shape
+        error = str(exc)
+    if error is not None:
+        found.append(error if error.startswith(f"model '{model.name}'") else f"model '{model.name}': {error}")
     for what, name in (("model", model.name), ("input", model.input_name)):
         if "/" in name:
             found.append(f"{what} '{name}': Keras names cannot contain '/'; rename the {what}")
@@ -89,8 +95,6 @@ def archive_bytes(model, training: TrainingConfig | None) -> bytes:
     weights = write_weights_h5(model, optimizer=optimizer)
     metadata = {"keras_version": KERAS_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    import json
-
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("metadata.json", json.dumps(metadata))
