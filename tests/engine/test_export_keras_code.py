@@ -8,6 +8,7 @@ output shapes, parameter counts and arguments; with the weights, predictions wit
 and the script itself trains, tests and saves in a subprocess on a few images.
 """
 
+import gzip
 import importlib.util
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visualcnn.engine import Input, Model, layers, load_model_file
+from visualcnn.engine import Input, Model, layers, load_model_file, read_model_file
 from visualcnn.engine.datasets import load_mnist
 from visualcnn.engine.export import ExportError, export, problems
 from visualcnn.engine.export import keras_code, script_parts
@@ -155,8 +156,9 @@ def test_layer_lines_hold_every_non_default_argument():
 
 
 def test_the_recipe_is_in_the_script():
-    training = TrainingConfig(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True, loss="categorical_crossentropy",
-                              batch_size=32, epochs=4, validation_split=0.1, seed=7, schedule="cosine")
+    training = TrainingConfig(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
+                              loss="categorical_crossentropy", batch_size=32, epochs=4, validation_split=0.1, seed=7,
+                              schedule="cosine")
     model = load_model_file(preset_dir() / "lenet5.json").model
     text = keras_code.script(model, training, "lenet.py")
     assert "keras.optimizers.SGD(learning_rate=learning_rate, momentum=MOMENTUM, nesterov=NESTEROV)" in text
@@ -166,10 +168,12 @@ def test_the_recipe_is_in_the_script():
     exec(script_parts.recipe_source(training, model.input_shape), namespace)
     assert {k: namespace[k] for k in ("OPTIMIZER", "LEARNING_RATE", "MOMENTUM", "NESTEROV", "LOSS", "BATCH_SIZE",
                                        "EPOCHS", "VALIDATION_SPLIT", "SEED", "SCHEDULE", "ONE_HOT_LABELS")} == {
-        "OPTIMIZER": "sgd", "LEARNING_RATE": 0.05, "MOMENTUM": 0.9, "NESTEROV": True, "LOSS": "categorical_crossentropy",
-        "BATCH_SIZE": 32, "EPOCHS": 4, "VALIDATION_SPLIT": 0.1, "SEED": 7, "SCHEDULE": "cosine", "ONE_HOT_LABELS": True}
+        "OPTIMIZER": "sgd", "LEARNING_RATE": 0.05, "MOMENTUM": 0.9, "NESTEROV": True,
+        "LOSS": "categorical_crossentropy", "BATCH_SIZE": 32, "EPOCHS": 4, "VALIDATION_SPLIT": 0.1, "SEED": 7,
+        "SCHEDULE": "cosine", "ONE_HOT_LABELS": True}
     assert namespace["INPUT_SHAPE"] == tuple(model.input_shape)
-    assert Path(namespace["DATA_DIR"]).is_absolute() and (Path(namespace["DATA_DIR"]) / "t10k-images-idx3-ubyte.gz").exists()
+    data_dir = Path(namespace["DATA_DIR"])
+    assert data_dir.is_absolute() and (data_dir / "t10k-images-idx3-ubyte.gz").exists()
     for optimizer, call in (("adam", "keras.optimizers.Adam(learning_rate=learning_rate)"),
                             ("rmsprop", "keras.optimizers.RMSprop(learning_rate=learning_rate)")):
         assert call in keras_code.script(model, TrainingConfig(optimizer=optimizer))
@@ -320,3 +324,23 @@ def test_without_weights_no_train_is_refused_in_one_line(keras, tmp_path, capsys
         module.main(["--no-train"])
     assert exit_info.value.code == 2
     assert "this export has no trained weights" in capsys.readouterr().err
+
+
+KERAS_CASES = json.loads(gzip.decompress(
+    (Path(__file__).parent / "keras_fixtures" / "functional_models.json.gz").read_bytes()))["cases"]
+
+
+@pytest.mark.parametrize("case", KERAS_CASES[::4], ids=lambda c: json.loads(c["json"])["config"]["name"])
+def test_models_made_in_keras_come_back_as_keras_made_them(keras, tmp_path, case):
+    """Random Keras models (frozen layers, long names, every class, branches; recorded by
+    keras_fixtures/make_functional_fixtures.py), read by us and written back as a script,
+    give Keras's own layer names, classes, output shapes and parameter counts."""
+    model = read_model_file(case["json"]).model
+    export(model, tmp_path / "m.py", "keras-code")
+    keras.backend.clear_session()
+    built = _load_script(tmp_path / "m.py").build_model()
+    rows = [{"name": layer.name, "class_name": type(layer).__name__, "output_shape": list(layer.output.shape),
+             "params": layer.count_params(),
+             "trainable_params": sum(int(np.prod(w.shape)) for w in layer.trainable_weights)}
+            for layer in built.layers if type(layer).__name__ != "InputLayer"]
+    assert sorted(rows, key=lambda r: r["name"]) == sorted(case["rows"], key=lambda r: r["name"])

@@ -29,7 +29,6 @@ import textwrap
 from pathlib import Path
 
 from ..layers import LAYER_CLASSES
-from ..layers.arguments import INITIALIZERS
 from ..model import Sequential
 from ..training_config import TrainingConfig
 from .files import write_bytes_atomic, write_text_atomic
@@ -37,6 +36,7 @@ from .script_parts import (arguments_source, literal, mnist_loader_source, prepr
 
 # Argument kinds Keras takes as tuples (our configs hold them as JSON lists).
 _TUPLE_KINDS = ("pair", "optional_pair", "int_tuple", "padding_2d", "factor")
+_OPTIMIZER_CLASSES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 # Names the generated build_model() uses itself; a layer variable never takes one.
 _RESERVED = {"inputs", "model", "weights", "keras", "layers", "np"}
 
@@ -111,7 +111,7 @@ def _header(model, training: TrainingConfig, report, script_name: str, weights_n
     if training.optimizer == "sgd":
         optimizer = f"SGD (momentum {training.momentum:g}{', Nesterov' if training.nesterov else ''})"
     else:
-        optimizer = {"adam": "Adam", "rmsprop": "RMSprop"}[training.optimizer]
+        optimizer = _OPTIMIZER_CLASSES[training.optimizer]
     schedule = " with cosine decay to 0" if training.schedule == "cosine" else ""
     epochs = f"{training.epochs} epoch{'s' if training.epochs != 1 else ''}"
     validation = (f", the last {training.validation_split:.0%} of the training images validating"
@@ -276,8 +276,6 @@ def _value(kind: str, value) -> str:
     if kind == "initializer" and isinstance(value, dict):
         params = ", ".join(f"{k}={literal(v)}" for k, v in value["config"].items())
         return f"keras.initializers.{value['class_name']}({params})"
-    if kind == "initializer":
-        assert any(value == snake for snake, _ in INITIALIZERS.values()), value
     if kind in _TUPLE_KINDS and isinstance(value, list):
         return literal(_tuples(value))
     return literal(value)
@@ -291,7 +289,7 @@ def _optimizer_source(training: TrainingConfig) -> str:
     if training.optimizer == "sgd":
         make = "keras.optimizers.SGD(learning_rate=learning_rate, momentum=MOMENTUM, nesterov=NESTEROV)"
     else:
-        make = f"keras.optimizers.{ {'adam': 'Adam', 'rmsprop': 'RMSprop'}[training.optimizer] }(learning_rate=learning_rate)"
+        make = f"keras.optimizers.{_OPTIMIZER_CLASSES[training.optimizer]}(learning_rate=learning_rate)"
     return f'''\
 def make_optimizer(total_steps):
     """The recipe's optimizer. "cosine" decays the rate from LEARNING_RATE to 0 over all
@@ -306,7 +304,8 @@ def make_optimizer(total_steps):
 def _main_source(model) -> str:
     return f'''\
 def main(argv=None):
-    parser = argparse.ArgumentParser(description={literal(f"Build, train and test the VisualCNN model {model.name} with Keras.")})
+    parser = argparse.ArgumentParser(
+        description={literal(f"Build, train and test the VisualCNN model {model.name} with Keras.")})
     add_recipe_arguments(parser)
     parser.add_argument("--no-train", action="store_true", help="only test the loaded weights (no training)")
     parser.add_argument("--resume", action="store_true",
