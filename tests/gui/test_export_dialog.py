@@ -124,6 +124,7 @@ def test_a_layer_the_format_cannot_express_disables_it_with_the_reason(trained_w
     assert not dialog.buttons["onnx"].isEnabled()
     assert dialog.reasons["onnx"].text() == "Cannot export: layer 'dropout' (Dropout): no such operator"
     assert dialog.format() != "onnx" and dialog.buttons["onnx"].toolTip() == dialog.reasons["onnx"].text()
+    assert not dialog.set_format("onnx") and dialog.format() != "onnx"
     # even forced, nothing is written and the one message names the layer
     assert dialog.export_to("onnx", tmp_path / "x.onnx") is None
     assert not (tmp_path / "x.onnx").exists()

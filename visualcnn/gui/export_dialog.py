@@ -84,6 +84,7 @@ class ExportDialog(QDialog):
         self.path_edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("m") * 34)
         path_row.addWidget(self.path_edit, 1)
         self.browse_button = QPushButton("Choose…")
+        self.browse_button.setAutoDefault(False)  # Enter exports; it never opens the file chooser
         self.browse_button.clicked.connect(self.choose_path)
         path_row.addWidget(self.browse_button)
         layout.addLayout(path_row)
@@ -102,7 +103,6 @@ class ExportDialog(QDialog):
         first = next((f for f in FORMATS if not self.problems[f]), None)
         if first is not None:
             self.buttons[first].setChecked(True)
-            self.buttons[first].setFocus()  # arrows pick a format, Enter exports
         else:
             self.export_button.setEnabled(False)
             self.path_edit.setText(str(default_target(self.folder, self.stem, "keras")))
@@ -157,8 +157,18 @@ class ExportDialog(QDialog):
                 return format
         return None
 
-    def set_format(self, format: str) -> None:
+    def set_format(self, format: str) -> bool:
+        """Choose `format`; False (nothing changes) when it is disabled by its problems."""
+        if not self.buttons[format].isEnabled():
+            return False
         self.buttons[format].setChecked(True)
+        return True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        chosen = self.format()
+        if chosen is not None:
+            self.buttons[chosen].setFocus()  # arrows pick a format, Enter exports
 
     def path(self) -> Path:
         return Path(self.path_edit.text().strip()).expanduser()
