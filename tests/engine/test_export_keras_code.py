@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visualcnn.engine import Input, Model, layers, load_model_file, read_model_file
+from visualcnn.engine import Input, Model, Sequential, layers, load_model_file, read_model_file
 from visualcnn.engine.datasets import load_mnist
 from visualcnn.engine.export import ExportError, export, problems
 from visualcnn.engine.export import keras_code, script_parts
@@ -83,9 +83,15 @@ def every_layer_model():
     return Model(inp, out, name="every_layer")
 
 
+def sequential_with_a_merge():
+    """Our Sequential may hold a merge layer of one input; Keras's Sequential cannot call it."""
+    return Sequential([Input(shape=(6, 6, 1)), layers.Conv2D(3, 3), layers.Concatenate(), layers.Flatten(),
+                       layers.Dense(4, activation="softmax")], name="stack_with_merge")
+
+
 def _models():
     cases = [(path.stem, lambda path=path: load_model_file(path).model) for path in PRESETS]
-    return cases + [("every_layer", every_layer_model)]
+    return cases + [("every_layer", every_layer_model), ("stack_with_merge", sequential_with_a_merge)]
 
 
 MODELS = _models()
@@ -256,8 +262,8 @@ def test_keras_builds_our_layers_shapes_params_and_arguments(keras, tmp_path, na
     report = model.analyse()
     by_name = {layer.name: layer for layer in built.layers if type(layer).__name__ != "InputLayer"}
     assert sorted(by_name) == sorted(layer.name for layer in model.layers)
-    assert built.name == model.name and type(built).__name__ == ("Sequential" if name != "every_layer" and
-                                                                 type(model).__name__ == "Sequential" else "Functional")
+    sequential = type(model).__name__ == "Sequential" and name != "stack_with_merge"
+    assert built.name == model.name and type(built).__name__ == ("Sequential" if sequential else "Functional")
     for row in report.rows:
         layer = by_name[row.layer.name]
         assert type(layer).__name__ == row.layer.class_name
@@ -278,16 +284,16 @@ def test_keras_builds_our_layers_shapes_params_and_arguments(keras, tmp_path, na
     assert built.count_params() == report.total_params
 
 
-@pytest.mark.parametrize("name,make", [m for m in MODELS if m[0] in ("seed_cnn", "lenet5", "resnet_mnist",
-                                                                    "inception_mnist", "mlp", "every_layer")],
+@pytest.mark.parametrize("name,make", [m for m in MODELS if m[0] in ("seed_cnn", "lenet5", "resnet_mnist", "mlp",
+                                                                    "inception_mnist", "every_layer", "stack_with_merge")],
                          ids=lambda m: m if isinstance(m, str) else "")
 def test_keras_predicts_what_we_predict_with_the_exported_weights(keras, tmp_path, name, make):
     model = _random_weights(make(), seed=len(name))
     export(model, tmp_path / f"{name}.py", "keras-code")
     keras.backend.clear_session()
     built = _load_script(tmp_path / f"{name}.py").build_model(tmp_path / f"{name}.weights.h5")
-    if model.input_shape == (12, 12, 2):
-        x = np.random.default_rng(1).random((16, 12, 12, 2), dtype=np.float32)
+    if model.input_shape in ((12, 12, 2), (6, 6, 1)):
+        x = np.random.default_rng(1).random((16, *model.input_shape), dtype=np.float32)
     else:
         (_, _), (xt, _) = load_mnist()
         x = scale_images(xt[:64], model.input_shape)

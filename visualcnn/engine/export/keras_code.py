@@ -73,7 +73,8 @@ def write(model, path: Path, training: TrainingConfig | None) -> None:
     if weights is not None:
         from ..keras_weights_h5 import write_weights_h5
 
-        write_bytes_atomic(weights, write_weights_h5(model))
+        # the layout follows the Keras model the script builds (a Functional one has an InputLayer entry)
+        write_bytes_atomic(weights, write_weights_h5(model, functional=not _sequential(model)))
     write_text_atomic(path, script(model, training, path.name, weights.name if weights is not None else None))
 
 
@@ -198,8 +199,10 @@ choose_backend()
 
 def _sequential(model) -> bool:
     """keras.Sequential for our Sequential models; a Model stays Functional (its summary
-    has the InputLayer row, as Keras's does), even when it is a plain stack."""
-    return isinstance(model, Sequential)
+    has the InputLayer row, as Keras's does), even when it is a plain stack. A stack
+    holding a merge layer (a Concatenate of one input) is written Functional too: Keras's
+    Sequential calls each layer on a tensor, and a merge layer needs a list."""
+    return isinstance(model, Sequential) and not any(layer.merge for layer in model.layers)
 
 
 def _build_source(model) -> str:
