@@ -284,9 +284,11 @@ def test_keras_builds_our_layers_shapes_params_and_arguments(keras, tmp_path, na
     assert built.count_params() == report.total_params
 
 
-@pytest.mark.parametrize("name,make", [m for m in MODELS if m[0] in ("seed_cnn", "lenet5", "resnet_mnist", "mlp",
-                                                                    "inception_mnist", "every_layer", "stack_with_merge")],
-                         ids=lambda m: m if isinstance(m, str) else "")
+PREDICTED = ("seed_cnn", "lenet5", "resnet_mnist", "mlp", "inception_mnist", "every_layer", "stack_with_merge")
+
+
+@pytest.mark.parametrize("name,make", [m for m in MODELS if m[0] in PREDICTED],
+                         ids=[m[0] for m in MODELS if m[0] in PREDICTED])
 def test_keras_predicts_what_we_predict_with_the_exported_weights(keras, tmp_path, name, make):
     model = _random_weights(make(), seed=len(name))
     export(model, tmp_path / f"{name}.py", "keras-code")
