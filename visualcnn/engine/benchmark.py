@@ -156,27 +156,20 @@ def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4
 def model_flops(model, batch_size: int) -> tuple[float, float]:
     """(forward FLOPs, training-step FLOPs) for ``batch_size`` images: 2 x multiply-adds.
 
-    Every weight called ``kernel`` / ``depthwise_kernel`` / ``pointwise_kernel`` costs
-    prod(its shape) multiply-adds per position it is applied at: each output pixel for
-    Conv2D / DepthwiseConv2D / SeparableConv2D, each input pixel for Conv2DTranspose,
-    once for Dense. A training step is forward + weight gradient + input gradient (the
-    first layer's input gradient is skipped, as the engine does).
+    The multiply-adds are the layers' own count (Inference.macs, the figure the summary's
+    cost view and the cards show), taken for the layers with a kernel (Conv2D,
+    DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, Dense): the GEMM work the share of
+    the machine's peak is about. A training step is forward + weight gradient + input
+    gradient (the first layer's input gradient is skipped, as the engine does).
     """
     report = model.checked_report()
     forward = backward = 0.0
     first = True
     for row in report.rows:
         specs = row.inference.weights if row.inference is not None else ()
-        kernels = [s for s in specs if s.name in ("kernel", "depthwise_kernel", "pointwise_kernel")]
-        if not kernels:
+        if not any(s.name.endswith("kernel") for s in specs):
             continue
-        if row.layer.class_name == "Conv2DTranspose":
-            positions = int(np.prod(row.input_shape[1:-1]))
-        elif len(row.inference.output_shape) == 4:
-            positions = int(np.prod(row.inference.output_shape[1:-1]))
-        else:
-            positions = int(np.prod(row.inference.output_shape[1:-1])) if len(row.inference.output_shape) > 2 else 1
-        macs = batch_size * positions * sum(float(np.prod(s.shape)) for s in kernels)
+        macs = float(batch_size) * row.macs
         forward += 2.0 * macs
         backward += 2.0 * macs * (1 if first else 2)
         first = False
