@@ -49,12 +49,23 @@ def _read_keras(data: dict) -> Graph:
     config = data.get("config")
     if not isinstance(config, dict):
         raise ConfigError("Keras model JSON: 'config' must be an object")
+    _keras2_settings(config.get("layers"))
     if class_name == "Sequential":
         return _read_sequential(config)
     if class_name in FUNCTIONAL_CLASSES:
         return _read_functional(config)
     raise ConfigError(f"Keras model JSON: a {class_name!r} model is not supported; VisualCNN reads Sequential and "
                       "Functional models (keras.Sequential / keras.Model(inputs, outputs))")
+
+
+def _keras2_settings(entries: Any) -> None:
+    """Keras 2 (tf.keras) writes a built BatchNormalization's axis as a list of one ("axis": [3]);
+    it is that axis (Keras 3's int(axis) refuses the list, so its legacy loader cannot open such files)."""
+    for entry in entries if isinstance(entries, list) else ():
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if (isinstance(config, dict) and entry.get("class_name") == "BatchNormalization"
+                and isinstance(config.get("axis"), list) and len(config["axis"]) == 1):
+            entry["config"] = {**config, "axis": config["axis"][0]}
 
 
 def build_layer(class_name: Any, config: Any, where: str) -> Layer:

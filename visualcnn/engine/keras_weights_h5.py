@@ -210,7 +210,10 @@ def load_weights(model, path: str | os.PathLike) -> None:
             raw = weights_member(raw)
         if not raw.startswith(b"\x89HDF"):
             raise ConfigError(f"not a Keras weights file (expected HDF5, a name ending in {WEIGHTS_SUFFIX})")
-        arrays = read_weights_h5(raw, model)
+        from .keras_legacy_h5 import is_legacy_layout, read_legacy_weights
+
+        # a legacy .h5 (Keras 2's save_weights, or a model.save("x.h5") file) as Keras's load_weights reads it
+        arrays = read_legacy_weights(raw, model) if is_legacy_layout(raw) else read_weights_h5(raw, model)
     except ConfigError as exc:
         raise ConfigError(f"{path.name}: {exc}") from None
     model.set_weights(arrays)

@@ -101,6 +101,10 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
 
     if file_starts_with(path, ZIP_MAGIC) or path.name.lower().endswith(".keras"):  # Keras 3's .keras: a zip
         return load_keras_archive(path)
+    from .keras_legacy_h5 import HDF5_MAGIC, load_legacy_h5
+
+    if file_starts_with(path, HDF5_MAGIC):  # model.save("x.h5"): Keras's legacy HDF5 file (or weights only)
+        return load_legacy_h5(path)
     raw = read_file_bytes(path)
     try:
         return read_model_file(raw)
