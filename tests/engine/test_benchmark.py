@@ -279,38 +279,14 @@ def test_graph_benchmark_networks_are_the_presets_they_copy():
 
 
 def _copy_weights_to_twin(model, net):
-    """The engine model's weights into its torch twin (conv kernels HWIO -> OIHW, dense
-    kernels transposed, BatchNormalization gamma, beta and moving statistics)."""
+    """The engine model's weights into its torch twin, as the PyTorch export writes them
+    (conv kernels HWIO -> OIHW, dense kernels transposed, BatchNormalization gamma, beta
+    and moving statistics; the twin flattens in Keras's (h, w, c) order)."""
     import torch
-    from torch import nn
 
-    stages = list(net.stages) if hasattr(net, "stages") else None
-    assert stages is not None, "only graph twins keep one stage per layer"
-    rows = model.checked_report().rows
-    for i, (layer, stage) in enumerate(zip(model.layers, stages)):
-        weights = [torch.tensor(np.asarray(w)) for w in layer.weights]
-        if not weights:
-            continue
-        module = next(m for m in stage if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
-        with torch.no_grad():
-            if isinstance(module, nn.Conv2d):
-                module.weight.copy_(weights[0].permute(3, 2, 0, 1))
-            elif isinstance(module, nn.Linear):
-                kernel = weights[0]
-                (source,) = model.inbound[i]
-                if source >= 0 and model.layers[source].class_name == "Flatten" and len(rows[source].input_shape) == 4:
-                    # the twin flattens NCHW (c, h, w); Keras flattens NHWC (h, w, c)
-                    _, h, w, c = rows[source].input_shape
-                    kernel = kernel.reshape(h, w, c, -1).permute(2, 0, 1, 3).reshape(c * h * w, -1)
-                module.weight.copy_(kernel.T)
-            else:
-                module.weight.copy_(weights[0])
-                module.bias.copy_(weights[1])
-                module.running_mean.copy_(weights[2])
-                module.running_var.copy_(weights[3])
-                continue
-            if len(weights) > 1:
-                module.bias.copy_(weights[1])
+    from visualcnn.engine.export.pytorch_folder import state_arrays
+
+    net.load_state_dict({key: torch.from_numpy(value) for key, value in state_arrays(model).items()})
 
 
 @pytest.mark.parametrize("name", ["resnet_mnist", "inception_mnist"])

@@ -126,6 +126,7 @@ import os
 import struct
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,13 @@ def main(argv=None):
                         help="write the trained weights here (safetensors; load_model(PATH) reads them)")
     parser.add_argument("--from-trained", action="store_true",
                         help="start from weights.safetensors instead of initial.safetensors")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per process (default: PyTorch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # DDP's note on a 1-channel conv's gradient strides (a size-1 axis has any stride) is harmless
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
