@@ -2,6 +2,7 @@
 
 import types
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -12,6 +13,19 @@ from visualcnn.engine import parallel as _parallel  # noqa: F401  (layer chosen 
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 NO_BIAS = np.zeros(0, dtype=np.float32)
+
+
+# Partial sums of a parallel reduction go into this many groups at most, each summed in a
+# fixed order: the grouping follows the work, never the live thread count (the
+# ThreadGovernor changes that during a run), so a gradient is bit-identical whatever the
+# number of threads. At least 8 so two to eight workers share the groups evenly.
+REDUCTION_GROUPS = max(8, numba.config.NUMBA_NUM_THREADS)
+
+
+def reduction_groups(n_items):
+    """Partial-sum groups for ``n_items`` work items (chunks, images, rows): fixed by
+    the work alone (see REDUCTION_GROUPS)."""
+    return max(1, min(int(n_items), REDUCTION_GROUPS))
 
 
 def num_chunks(n_items, threads):

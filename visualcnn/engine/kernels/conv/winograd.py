@@ -37,7 +37,9 @@ import numpy as np
 from numba import njit, prange
 
 from visualcnn.engine.kernels import blas as _blas
-from visualcnn.engine.kernels._common import FAST, NO_BIAS, twins
+from visualcnn.engine.kernels import fnptr as _fnptr
+from visualcnn.engine.kernels._common import FAST, NO_BIAS, reduction_groups, twins
+from visualcnn.engine.kernels.fnptr import call_address
 from visualcnn.engine.kernels.conv._shared import getter, pick, scratch_slots
 
 __all__ = [
@@ -233,6 +235,14 @@ def _input_tiles(xp, V, row0, ty0, ty1, TW, dh, dw, tmp):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
+def _image_tiles(x, n, pad, V, row0, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin):
+    """Pad the band of image n that tile rows [ty0, ty1) read, then transform its input
+    tiles into V from row row0 (what both chunks do first, one call through an address)."""
+    _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
+    _input_tiles(pad, V, row0, ty0, ty1, TW, dh, dw, tin)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
 def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
     """out[n] positions of the tiles in tile rows [ty0, ty1) = [relu]((A^T M A) + bias)
     (M rows numbered from row0, as ``_input_tiles`` wrote V); bias (CO,) always
@@ -318,47 +328,43 @@ def _grad_tiles(dy, n, D, row0, ty0, ty1, TW, dh, dw, zero):
                     d3[co] = -q
 
 
-@njit(nogil=True, cache=True)
-def _chunk_pieces(R0, R1, TH):
-    """The (image, first tile row, end tile row) pieces of global tile rows [R0, R1)
-    (global tile row R = n*TH + ty): a chunk may hold several small images or part of a
-    big one."""
-    pieces = []
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad_top, pad_left, relu, R0,
+                   R1, TH, TW):
+    """Global tile rows [R0, R1) of the forward (global tile row R = n*TH + ty: a chunk
+    may hold several small images or part of a big one), in one worker's scratch.
+    fns: the addresses of ``_image_tiles`` and ``_output_tiles`` for these arguments
+    (called, not linked in: see ``fnptr``)."""
+    C = x.shape[3]
+    CO = out.shape[3]
+    row = 0
+    r = R0
+    while r < R1:  # the (image, tile rows) pieces of the chunk
+        n = r // TH
+        ty0 = r % TH
+        ty1 = min(TH, ty0 + (R1 - r))
+        call_address(fns[0], (x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin))
+        row += (ty1 - ty0) * TW
+        r += ty1 - ty0
+    for xi in range(16):
+        gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
+             U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
+    row = 0
     r = R0
     while r < R1:
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        pieces.append((n, ty0, ty1))
+        call_address(fns[1], (M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout))
+        row += (ty1 - ty0) * TW
         r += ty1 - ty0
-    return pieces
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _forward_chunk(gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad_top, pad_left, relu, R0,
-                   R1, TH, TW):
-    """Global tile rows [R0, R1) of the forward, in one worker's scratch."""
-    C = x.shape[3]
-    CO = out.shape[3]
-    pieces = _chunk_pieces(R0, R1, TH)
-    row = 0
-    for n, ty0, ty1 in pieces:
-        _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
-        _input_tiles(pad, V, row, ty0, ty1, TW, dh, dw, tin)
-        row += (ty1 - ty0) * TW
-    for xi in range(16):
-        gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
-             U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
-    row = 0
-    for n, ty0, ty1 in pieces:
-        _output_tiles(M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout)
-        row += (ty1 - ty0) * TW
-
-
-def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
+def winograd_forward(fn, fns, gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
                      relu, rows):
     """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw).
 
+    fn: ``fnptr.address`` of ``_forward_chunk`` for these arguments (``_run_forward``).
     U (16, C, CO) from ``winograd_kernel_transform``; bias (CO,) must be present. Scratch
     per numba worker: pads (T, HP, WP, C), Vs (T, 16, rows*TW, C), Ms (T, 16, rows*TW,
     CO), tins (T, 4, 4, C), touts (T, 2, 4, CO). prange over chunks of ``rows`` tile
@@ -370,12 +376,14 @@ def winograd_forward(gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, p
     TH = (out.shape[1] + 2 * dh - 1) // (2 * dh) * dh
     TW = (out.shape[2] + 2 * dw - 1) // (2 * dw) * dw
     total = N * TH
-    # the prange body is one call: numba's parallel passes then see a trivial loop
-    # (with the chunk's loops inline here, the parallel twin took 22 s to compile)
+    # the prange body is one call through an address: the chunk is compiled once, on its
+    # own (called directly, numba re-optimised its code inside this region and its twin:
+    # 12-14 s of compile on a fresh install; inline, 22 s)
     for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        _forward_chunk(gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], dh, dw,
-                       pad_top, pad_left, relu, c * rows, min(total, c * rows + rows), TH, TW)
+        call_address(fn, (fns, gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], np.int64(dh),
+                          np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu, np.int64(c * rows),
+                          np.int64(min(total, c * rows + rows)), np.int64(TH), np.int64(TW)))
 
 
 FORWARD = twins(winograd_forward, fastmath=FAST)
@@ -383,19 +391,24 @@ winograd_forward, winograd_forward_serial = FORWARD
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _backward_kernel_chunk(gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, pad_top, pad_left,
+def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, pad_top, pad_left,
                            R0, R1, TH, TW):
-    """dU (16, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1)."""
+    """dU (16, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1).
+    fns: the addresses of ``_image_tiles`` and ``_grad_tiles`` for these arguments."""
     C = x.shape[3]
     OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
     row = 0
-    for n, ty0, ty1 in _chunk_pieces(R0, R1, TH):
-        _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
-        _input_tiles(pad, V, row, ty0, ty1, TW, dh, dw, tin)
-        _grad_tiles(dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
+    r = R0
+    while r < R1:
+        n = r // TH
+        ty0 = r % TH
+        ty1 = min(TH, ty0 + (R1 - r))
+        call_address(fns[0], (x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin))
+        call_address(fns[1], (dy, n, D, row, ty0, ty1, TW, dh, dw, zero))
         row += (ty1 - ty0) * TW
+        r += ty1 - ty0
         if bsum.shape[0] > 0:
             # the dy rows of these tile rows (each output row belongs to one tile row)
             for ty in range(ty0, ty1):
@@ -411,19 +424,26 @@ def _backward_kernel_chunk(gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, 
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _backward_kernel_region(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, dh, dw, pad_top,
+def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, dh, dw, pad_top,
                             pad_left, rows, TH, TW):
+    """prange over the partial-sum groups: group g adds its chunks, in order, into
+    partial[g] / bpartial[g], in the scratch of the worker running it."""
     total = x.shape[0] * TH
-    for c in prange((total + rows - 1) // rows):
+    chunks = (total + rows - 1) // rows
+    G = partial.shape[0]
+    for g in prange(G):
         t = numba.get_thread_id()
-        _backward_kernel_chunk(gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[t],
-                               bpartial[t], dh, dw, pad_top, pad_left, c * rows,
-                               min(total, c * rows + rows), TH, TW)
+        for c in range(g * chunks // G, (g + 1) * chunks // G):
+            call_address(fn, (fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g],
+                              np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left),
+                              np.int64(c * rows), np.int64(min(total, c * rows + rows)), np.int64(TH),
+                              np.int64(TW)))
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _sum_partials(partial, bpartial, grad_bias):
-    """partial[0] += partial[1:], grad_bias = sum of bpartial (when non-empty)."""
+    """partial[0] += partial[1:], grad_bias = sum of bpartial (when non-empty), in group
+    order."""
     NT = partial.shape[0]
     p0 = partial[0].reshape(-1)
     for t in range(1, NT):
@@ -440,16 +460,24 @@ def _sum_partials(partial, bpartial, grad_bias):
 def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
                              dw, pad_top, pad_left, rows):
     """partial[0] (16, C, CO) = sum over all tiles of V[xi]^T @ (A dY A^T)[xi] and
-    grad_bias (CO,) (if non-empty) = sum of dy. prange over the chunks of
-    ``winograd_forward`` with per-thread partial sums partial[t], bpartial[t] (one
-    worker never runs two chunks at once), then their sum. The caller turns partial[0]
-    into the kernel gradient (G^T dU G)."""
+    grad_bias (CO,) (if non-empty) = sum of dy. The chunks of ``winograd_forward`` are
+    cut into G = partial.shape[0] groups (``reduction_groups``: fixed by the shapes, not
+    by the live thread count, so the sums are bit-identical however many threads run);
+    prange over the groups, each summing into partial[g] / bpartial[g] in the scratch
+    slot of its worker; then the groups' sum in order. The caller turns partial[0] into
+    the kernel gradient (G^T dU G)."""
+    dh, dw, pad_top, pad_left, rows = int(dh), int(dw), int(pad_top), int(pad_left), int(rows)
     TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
     TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
     partial[...] = 0.0
-    bpartial[:, :grad_bias.shape[0]] = 0.0
-    _backward_kernel_region(gemm, x, dy, pads, Vs, Ds, tins, zero, partial,
-                            bpartial[:, :grad_bias.shape[0]], dh, dw, pad_top, pad_left, rows, TH, TW)
+    bias_sums = bpartial[:, :grad_bias.shape[0]]
+    bias_sums[...] = 0.0
+    fns = (_fnptr.address(_image_tiles, x, 0, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, pad_top, pad_left, tins[0]),
+           _fnptr.address(_grad_tiles, dy, 0, Ds[0], 0, 0, 0, 0, dh, dw, zero))
+    fn = _fnptr.address_calling(fns, _backward_kernel_chunk, fns, gemm, x, dy, pads[0], Vs[0], Ds[0], tins[0],
+                                zero, partial[0], bias_sums[0], dh, dw, pad_top, pad_left, 0, 0, TH, TW)
+    _fnptr.run(_backward_kernel_region, fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bias_sums, dh, dw,
+               pad_top, pad_left, rows, TH, TW)
     _sum_partials(partial, bpartial, grad_bias)
 
 
@@ -486,6 +514,7 @@ def _kernel_gradient(dU, grad_kernel, y):
 def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
     N, OH, OW, CO = out.shape
     C = x.shape[3]
+    dh, dw, pt, pl, relu = int(dh), int(dw), int(pt), int(pl), bool(relu)
     TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
     rows = tile_rows_per_chunk(TW)
     get = getter(ws)
@@ -493,11 +522,15 @@ def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
     if bias.shape[0] == 0:
         bias = get(prefix + "zero_bias", (CO,))
         bias[:] = 0.0
-    pick(FORWARD, serial)(
-        _blas.SGEMM, x, U, bias, out, get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
-        get(prefix + "V", (slots, 16, rows * TW, C)), get(prefix + "M", (slots, 16, rows * TW, CO)),
-        get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO)), dh, dw, pt, pl, relu,
-        rows)
+    pads = get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C))
+    Vs, Ms = get(prefix + "V", (slots, 16, rows * TW, C)), get(prefix + "M", (slots, 16, rows * TW, CO))
+    tins, touts = get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO))
+    fns = (_fnptr.address(_image_tiles, x, 0, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, pt, pl, tins[0]),
+           _fnptr.address(_output_tiles, Ms[0], out, 0, 0, 0, 0, 0, dh, dw, bias, relu, touts[0]))
+    fn = _fnptr.address_calling(fns, _forward_chunk, fns, _blas.SGEMM, x, U, bias, out, pads[0], Vs[0], Ms[0],
+                                tins[0], touts[0], dh, dw, pt, pl, relu, 0, 0, TH, TW)
+    _fnptr.run(pick(FORWARD, serial), fn, fns, _blas.SGEMM, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pt,
+               pl, relu, rows)
 
 
 class Winograd:
@@ -537,18 +570,21 @@ class Winograd:
         slots = scratch_slots()
         zero = get("wino_zero", (1, 1, CO))
         zero[:] = 0.0
-        partial = get("wino_dU", (slots, 16, C, CO))
+        groups = reduction_groups(-(-N * TH // rows))
+        partial = get("wino_dU", (groups, 16, C, CO))
         winograd_backward_kernel(
             _blas.SGEMM, x, dy, get("wino_pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
             get("wino_V", (slots, 16, rows * TW, C)), get("wino_D", (slots, 16, rows * TW, CO)),
-            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (slots, CO)), grad_bias, dh, dw, pt, pl, rows)
+            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (groups, CO)), grad_bias,
+            dh, dw, pt, pl, rows)
         _kernel_gradient(partial[0], grad_kernel, get("wino_y", (3, 4, CO)))
 
     @staticmethod
     def kernels(op, serial):
         if op in ("forward", "backward_input"):
-            return [winograd_kernel_transform, pick(FORWARD, serial)]
-        return [_backward_kernel_region, _sum_partials, _kernel_gradient]
+            return [winograd_kernel_transform, _image_tiles, _output_tiles, _forward_chunk, pick(FORWARD, serial)]
+        return [_image_tiles, _grad_tiles, _backward_kernel_chunk, _backward_kernel_region, _sum_partials,
+                _kernel_gradient]
 
 
 WINOGRAD = Winograd()
