@@ -3,12 +3,12 @@
 Keras (keras/src/saving/saving_lib.py, _save_state / _save_container_state / H5IOStore)
 walks the model and writes every layer's variables as datasets "0", "1", ... of a group
 
-
     layers/<snake_case of the class name>[_k]/vars     (attribute "name": the layer's name)
 
 numbered per class in the order of keras model.layers (conv2d, conv2d_1, ...): by class,
 never by the layer's own name, so weights load into a model whose layers are named
-differently. A Functional model's layers include its InputLayer (an empty
+differently (and two layers may share a name). A nested model nests the same layout
+(layers/sequential/layers/conv2d/vars); VisualCNN models hold no nested models. A Functional model's layers include its InputLayer (an empty
 layers/input_layer/vars), a Sequential's do not; the model's own (empty) "vars" group sits
 at the top with its name, and a compiled model adds optimizer/vars. Layers without weights
 still get their (empty) vars group. The order of the datasets is the layer's variables'
