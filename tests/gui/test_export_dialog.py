@@ -1,5 +1,5 @@
 """File ▸ Export… (the four formats, their problems before writing, the target path, one message),
-File ▸ Open of real Keras files with their weights, and File ▸ Load weights…"""
+File ▸ Open of real Keras files with their weights, and File ▸ Load Weights…"""
 
 from __future__ import annotations
 
@@ -154,17 +154,34 @@ def keras_reader_or_skip(path: Path):
     return model_file
 
 
-@pytest.mark.parametrize("name", ["seed_cnn.keras", "seed_cnn.h5"])
-def test_opening_a_keras_file_shows_it_and_predicts_as_keras(window, qtbot, name):
+@pytest.mark.parametrize("name, second", [("seed_cnn.keras", "MaxPooling2D"), ("lenet5.h5", "AveragePooling2D")])
+def test_opening_a_keras_file_shows_it_and_predicts_as_keras(window, qtbot, name, second):
     path = KERAS_FILES / name
     keras_reader_or_skip(path)
     fixtures = np.load(KERAS_FILES / "predictions.npz")
     assert window.open_file(path)
-    assert [entry.class_name for entry in window.document.entries][:2] == ["Conv2D", "MaxPooling2D"]
+    assert [entry.class_name for entry in window.document.entries][:2] == ["Conv2D", second]
     assert window.windowTitle().startswith(f"{name} (imported)") and window.path is None
     assert window.draw_panel.has_model(), "the imported weights reach the Draw tab"
     predicted = window.draw_panel._model.predict(fixtures["x"], verbose=0)
-    np.testing.assert_allclose(predicted, fixtures["seed_cnn"], atol=1e-5)
+    np.testing.assert_allclose(predicted, fixtures[path.stem], atol=1e-5)
+
+
+def test_an_imported_file_is_saved_as_a_new_visualcnn_file(window, tmp_path, monkeypatch):
+    path = KERAS_FILES / "seed_cnn.keras"
+    keras_reader_or_skip(path)
+    before = path.read_bytes()
+    assert window.open_file(path)
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda parent, title, start, *a, **k: asked.append(start) or (str(tmp_path / "mine.json"), ""))
+    assert window.save()
+    assert asked and asked[0].endswith(".json"), "Save asks for a new name: never over the Keras file"
+    assert path.read_bytes() == before
+    assert "weights" in (tmp_path / "mine.json").read_text()
+    assert window.windowTitle().startswith("mine.json")
 
 
 def test_the_draw_tab_shows_the_imported_models_feature_maps(window, qtbot):

@@ -146,7 +146,7 @@ def _no_model_config(f) -> str:
     """Why an HDF5 file without model_config is not a model file, and what to do."""
     if _names(f, "layer_names") is not None or ("layers" in f and "vars" in f):
         return ("holds only weights (a .weights.h5 / save_weights file, no model): open the model first, then "
-                "File > Load weights… (model.load_weights(path))")
+                "File > Load Weights… (model.load_weights(path))")
     return ("an HDF5 file, but not a Keras model: it has no model_config attribute "
             '(Keras writes one with model.save("model.h5"); a .keras file works too)')
 

@@ -1,4 +1,4 @@
-"""File ▸ Load weights…: trained weights from a file, onto the pipeline the window shows.
+"""File ▸ Load Weights…: trained weights from a file, onto the pipeline the window shows.
 
 A Keras `.weights.h5` goes through Model.load_weights (Keras 3's layout, engine); a
 model file with weights (ours, a .keras or a legacy .h5) gives its weights by layer name
