@@ -286,4 +286,11 @@ def _docstring(model, untrained: bool) -> str:
             "forward(x, logits=True) returns the scores before it, for nn.CrossEntropyLoss.\n"
             f"{state}; load_model() returns the model with them, in eval mode.\n\n"
             "Numerics follow Keras (and VisualCNN): 'same' padding puts its odd pixel at the end\n"
-            "(bottom/right), Flatten reads (H, W, C) order, BatchNorm momentum = 1 - Keras's.\n")
+            "(bottom/right), Flatten reads (H, W, C) order, BatchNorm momentum = 1 - Keras's.\n"
+            + (_BATCH_NORM_NOTE if any(layer.class_name == "BatchNormalization" for layer in model.layers) else ""))
+
+
+# Said where it matters: predictions are identical, training differs by a factor this small.
+_BATCH_NORM_NOTE = ("While training, PyTorch's BatchNorm averages the unbiased batch variance into\n"
+                    "running_var where Keras uses the biased one: a factor n/(n-1) with n values per\n"
+                    "channel in a batch (1.0001 for 64 images of 14x14).\n")

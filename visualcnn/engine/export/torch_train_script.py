@@ -114,6 +114,7 @@ def make_schedule(optimizer, total_steps):
 
 Training starts from initial.safetensors, the weights VisualCNN starts from with the
 recipe's seed (Keras's initialisers); --from-trained starts from weights.safetensors.
+--seed changes the shuffling, dropout and augmentation, not those starting weights.
 --batch-size is the whole step's batch, as in VisualCNN: under torchrun each of the N
 processes takes batch_size / N images of it. Prints each epoch's loss and accuracy (and
 the validation's), then the test accuracy.
