@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSiz
 
 from ..engine.model_io import model_from_json
 from ..engine.preprocess import NothingDrawnError, canvas_to_mnist
+from .cell_tracer import CellTracer
 from .panels.digit_canvas import DigitCanvasWidget
 from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
 
@@ -138,6 +139,9 @@ class DrawTabWidget(QWidget):
         self._confidence.setWordWrap(True)
         self._bars = ProbabilityBarsWidget(self._class_names)
         self._maps = FeatureMapsWidget()
+        # clicking a map cell traces it (gui/trace_panel.py) on this tab's model and digit
+        self.tracer = CellTracer(self)
+        self._maps.set_cell_handler(self.trace_cell)
 
         self._build_layout()
         self._pen.valueChanged.connect(self._on_pen_changed)
@@ -246,6 +250,20 @@ class DrawTabWidget(QWidget):
         self._model.set_weights(flat)
         if self._digit is not None:
             self._classify()
+
+    def trace_cell(self, layer_name: str, channel: int, y: int, x: int):
+        """Open (or update) the trace panel for one feature-map cell of the drawn digit; the
+        backward side starts from the network's answer (a drawn digit has no label)."""
+        if self._model is None or self._digit is None:
+            return None
+        return self.tracer.trace(self._model, self._digit.reshape(self._model.input_shape), layer_name,
+                                 (y, x, channel))
+
+    def watch_slide(self, layer_name: str | None = None):
+        """Open the sliding-window view over the drawn digit (None: no model or no digit)."""
+        if self._model is None or self._digit is None:
+            return None
+        return self.tracer.slide(self._model, self._digit.reshape(self._model.input_shape), layer_name)
 
     # --- updates ------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 One pyqtgraph ViewBox + ImageItem per layer, created when the set of layers changes and
 afterwards only setImage'd (pyqtgraph examples' rule: create once, then update data).
 Hovering a cell says which channel and position it is, its value, and which input
-pixels it sees (its receptive field on the 28x28 image); clicking it opens the map enlarged.
+pixels it sees (its receptive field on the 28x28 image); clicking it opens the map enlarged,
+or, when the owner set a cell handler (set_cell_handler), traces that cell (gui/trace_panel.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FeatureMapsWidget(QWidget):
 
     cell_hovered = Signal(str)  # the description of the cell under the mouse ('' when none)
     tile_clicked = Signal(str, int)  # layer name, channel
+    cell_clicked = Signal(str, int, int, int)  # layer name, channel, row, column
 
     TILE_LINES = 3.0  # a tile's side, in text lines (17 px tiles were unreadable on a projector)
     GAP = 1  # mosaic pixels between tiles
@@ -96,6 +98,20 @@ class FeatureMapsWidget(QWidget):
         self._cmap = pg.colormap.get("viridis")
         self._dialog: TileDialog | None = None
         self._stacked = False
+        self._cell_handler = None
+
+    def set_cell_handler(self, handler) -> None:
+        """handler(layer name, channel, row, column) runs on a click instead of enlarging
+        the map (the Draw and Train tabs trace the cell); None: enlarge again."""
+        self._cell_handler = handler
+        self._hover.setText(self._idle_hint())
+
+    def _idle_hint(self) -> str:
+        what = "trace how it was computed" if self._cell_handler else "enlarge it"
+        return f"Hover a cell to see its value and the input pixels it sees; click it to {what}."
+
+    def _click_hint(self) -> str:
+        return "Click to trace how it was computed." if self._cell_handler else "Click to enlarge."
 
     def layers(self) -> list[MapLayer]:
         return list(self._layers)
@@ -248,9 +264,8 @@ class FeatureMapsWidget(QWidget):
             value = float(layer.maps[y, x, channel])
             text = (f"{layer.name}, channel {channel}, position ({y}, {x}): value {value:.3f}. "
                     f"It sees input rows {top}-{bottom - 1}, columns {left}-{right - 1} "
-                    f"(receptive field {int(layer.field_size[0])}x{int(layer.field_size[1])}). Click to enlarge.")
-        self._hover.setText(text or "Hover a cell to see its value and the input pixels it sees; "
-                                    "click it to enlarge it.")
+                    f"(receptive field {int(layer.field_size[0])}x{int(layer.field_size[1])}). {self._click_hint()}")
+        self._hover.setText(text or self._idle_hint())
         self.cell_hovered.emit(text)
 
     def _on_scene_mouse_clicked(self, event) -> None:
@@ -258,8 +273,12 @@ class FeatureMapsWidget(QWidget):
             return
         found = self.tile_at(event.scenePos())
         if found is not None:
-            layer, channel, _y, _x = found
-            self.open_tile(layer.name, channel)
+            layer, channel, y, x = found
+            self.cell_clicked.emit(layer.name, channel, y, x)
+            if self._cell_handler is not None:
+                self._cell_handler(layer.name, channel, y, x)
+            else:
+                self.open_tile(layer.name, channel)
 
     def open_tile(self, layer_name: str, channel: int) -> TileDialog | None:
         """Show one map enlarged (the dialog is reused and updated)."""
