@@ -37,6 +37,7 @@ from ..engine.recipe import prepare_run, readiness_problem
 from ..engine.training_config import TrainingConfig
 from .commands import SetTrainingConfigCommand
 from .panels.curves import CurvesPanel
+from .cell_tracer import CellTracer, model_with_weights
 from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
 from .panels.filters import FiltersPanel
 from .panels.probe import ProbePickerPanel
@@ -150,6 +151,9 @@ class TrainTabWidget(QWidget):
         self.curves = CurvesPanel()
         self.filters = FiltersPanel()
         self.feature_maps = FeatureMapsWidget()
+        self.tracer = CellTracer(self)  # clicking a probe map cell traces it (gui/trace_panel.py)
+        self.feature_maps.set_cell_handler(self.trace_cell)
+        self._shown_snapshot = None  # the run's snapshot whose maps are on screen
         self.results = ResultsPanel()
         self.train_status = TrainStatus(self.controls)  # "Preparing the engine..." until kernels are ready
         self._build_layout()
@@ -605,6 +609,7 @@ class TrainTabWidget(QWidget):
         if report is not None:
             self.train_status.step(report)
         if snapshot is not None:
+            self._shown_snapshot = snapshot
             self.filters.set_weights(snapshot.weights)
             if snapshot.activations:
                 self._show_maps(snapshot.activations)
@@ -621,6 +626,22 @@ class TrainTabWidget(QWidget):
                 layers.append(MapLayer(name, class_name, maps, tuple(field.size), tuple(field.jump),
                                        tuple(field.start)))
         self.feature_maps.set_layers(layers)
+
+    def trace_cell(self, layer_name: str, channel: int, y: int, x: int):
+        """Open (or update) the trace panel for one cell of the probe's feature maps. During a
+        run: a copy of the model with the snapshot's weights (the maps shown), never the model
+        the worker is training."""
+        model, probe = self._model, self.probe_picker.probe()
+        snapshot = self._shown_snapshot
+        if self._run_active and snapshot is not None and snapshot.probe is not None:
+            model, probe = model_with_weights(model, snapshot.weights), snapshot.probe
+        elif self._run_active:
+            self._post("The feature maps of this run are not shown yet: click again in a moment.")
+            return None
+        if model is None or not model.built or probe is None:
+            return None
+        return self.tracer.trace(model, np.asarray(probe, np.float32).reshape(model.input_shape), layer_name,
+                                 (y, x, channel), self.probe_picker.probe_label())
 
     def _post(self, text: str) -> None:
         self.message_posted.emit(text)

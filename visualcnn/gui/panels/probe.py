@@ -65,6 +65,12 @@ class ProbePickerPanel(QWidget):
             return None
         return np.asarray(self._images[self.index.value()], np.float32).reshape(28, 28)
 
+    def probe_label(self) -> int | None:
+        """The test digit's label (None for a drawn digit or before the test set is loaded)."""
+        if self._drawn is not None or self._labels is None:
+            return None
+        return int(self._labels[self.index.value()])
+
     def _refresh(self) -> None:
         image = self.probe()
         pinned = self._drawn is not None
