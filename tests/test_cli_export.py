@@ -149,6 +149,21 @@ def test_format_flag_overrides_the_ending(capsys, tmp_path):
     assert code == 0 and target.is_file() and "(onnx," in out
 
 
+def test_a_layer_name_keras_refuses_is_named(capsys, tmp_path):
+    needs("keras")
+    from visualcnn.engine import Sequential, layers
+
+    model = Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(4, 3, name="conv/a"), layers.Flatten(),
+                        layers.Dense(10, activation="softmax")], name="slash")
+    model.build()
+    model.save(tmp_path / "slash.json")
+    code, out, err = export(capsys, tmp_path / "slash.json", "-o", tmp_path / "slash.keras")
+    lines = err.splitlines()
+    assert code == 2 and out == "" and not (tmp_path / "slash.keras").exists()
+    assert lines[0] == "error: cannot export slash.json to keras: 1 layer it cannot express"
+    assert len(lines) == 2 and lines[1].startswith("  layer 'conv/a' (Conv2D): ")
+
+
 def test_a_model_a_format_cannot_express_lists_each_layer(capsys, tmp_path, monkeypatch):
     """The problems come from the format's own problems(); the command lists them, one a line."""
     import importlib

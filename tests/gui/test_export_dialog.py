@@ -113,6 +113,27 @@ def test_an_untrained_pipeline_says_its_weights_are_fresh(seed_window, qtbot, tm
     assert not dialog.model.built
 
 
+def test_a_layer_keras_cannot_name_disables_the_keras_formats(window, qtbot, tmp_path, dialogs):
+    """A real refusal: Keras builds variable paths from layer names, so '/' in one cannot go to Keras."""
+    needs("keras")
+    needs("keras-code")
+    from visualcnn.engine import Sequential, layers
+
+    model = Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(4, 3, name="conv/a"), layers.Flatten(),
+                        layers.Dense(10, activation="softmax")], name="slash")
+    model.build()
+    model.save(tmp_path / "slash.json")
+    assert window.open_file(tmp_path / "slash.json")
+    dialog = window.export_dialog()
+    qtbot.addWidget(dialog)
+    for format in ("keras", "keras-code"):
+        assert not dialog.buttons[format].isEnabled()
+        assert dialog.reasons[format].text().startswith("Cannot export: layer 'conv/a' (Conv2D): ")
+    assert dialog.format() == "pytorch" and dialog.path() == tmp_path / "slash_pytorch"
+    assert dialog.export_to("keras", tmp_path / "slash.keras") is None and not (tmp_path / "slash.keras").exists()
+    assert dialogs[-1][0] == "critical" and "layer 'conv/a' (Conv2D)" in dialogs[-1][2]
+
+
 def test_a_layer_the_format_cannot_express_disables_it_with_the_reason(trained_window, qtbot, tmp_path, monkeypatch,
                                                                       dialogs):
     needs("onnx")
