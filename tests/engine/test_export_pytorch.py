@@ -177,6 +177,25 @@ def test_every_activation_predicts_as_ours(name, tmp_path):
     assert_same_predictions(model, tmp_path)
 
 
+def test_tensors_of_five_axes_keep_keras_layout(tmp_path):
+    """Only 4-axis tensors are channels-first; a 5-axis one keeps Keras's layout through
+    BatchNormalization, PReLU, LayerNormalization, Softmax, Dense and back to an image."""
+    model = chain((8, 8, 2), L.Conv2D(4, 1), L.Reshape((2, 4, 8, 4)), L.BatchNormalization(axis=2),
+                  L.PReLU(shared_axes=[1]), L.LayerNormalization(axis=[2, 4]), L.Softmax(axis=3), L.Dense(3),
+                  L.Reshape((16, 4, 3)), L.Conv2D(2, 1), L.Flatten(), L.Dense(4, activation="softmax"))
+    assert_same_predictions(model, tmp_path)
+
+
+def test_a_merge_of_an_image_and_a_five_axis_tensor_is_refused_naming_it():
+    inputs = Input(shape=(4, 4, 2))
+    blocks = L.Reshape((1, 4, 4, 2))(inputs)
+    model = Model(inputs, L.Flatten()(L.Add(name="mix")([blocks, inputs])))
+    if model.analyse().error:
+        pytest.skip("the engine refuses this merge itself")
+    (line,) = problems(model, "pytorch")
+    assert line.startswith("layer 'mix' (Add): it joins an image")
+
+
 # --- the folder's interface ---------------------------------------------------------------
 
 def test_weight_files_hold_the_state_dict_keys_and_logits_stop_before_the_softmax(tmp_path):

@@ -35,7 +35,6 @@ ACTIVATIONS = {
 }
 
 _NCHW = {1: 2, 2: 3, 3: 1}  # Keras axis of a 4-axis (N, H, W, C) tensor -> PyTorch dim of (N, C, H, W)
-MAX_RANK = 4
 
 
 def torch_dim(axis: int, rank: int) -> int:
@@ -62,11 +61,13 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
 class Piece:
     """What one layer contributes to model.py.
 
-    init: source lines of __init__ (after "self.<attr> = "... the first names the module);
+    init: __init__'s lines: the first is the module (assigned to self.<attr>), the others
+    statements about it ("{m}" = self.<attr>);
     forward: source lines; "{x}" is the input variable (merges: "{xs}" the list, "{x0}",
     "{x1}"... each), "{y}" the output variable, "{m}" the layer's attribute (self.<attr>);
     helpers: names of the helper classes (HELPERS) the lines use;
-    weights: Keras weights {name: array} -> {state_dict key below the attribute: array}.
+    weights: Keras weights {name: array} -> {state_dict key below the attribute: array};
+    comment: why the forward lines differ from a naive translation (written above them).
     """
 
     init: list[str] = field(default_factory=list)
@@ -81,10 +82,9 @@ def problem(layer, ins, outs) -> str | None:
     kind = layer.class_name
     if kind not in TRANSLATORS:
         return f"PyTorch export has no translation for {kind}; remove it or replace it with a layer it supports"
-    ranks = [len(s) for s in (ins if layer.merge else [ins])] + [len(outs)]
-    if max(ranks) > MAX_RANK:
-        return (f"tensors of {max(ranks)} axes (batch included) are not exported; PyTorch's "
-                f"channels-first layout is written for up to {MAX_RANK}")
+    if layer.merge and len(outs) > 4 and any(len(s) == 4 for s in ins):
+        return (f"it joins an image (channels first in PyTorch) with a tensor of {len(outs)} axes; "
+                "reshape the image to the other input's rank first")
     act = layer.config.get("activation")
     if act is not None and act not in ACTIVATIONS:
         return f"activation {act!r} has no PyTorch translation"
@@ -94,8 +94,7 @@ def problem(layer, ins, outs) -> str | None:
 
 def translate(layer, ins, outs) -> Piece:
     """The Piece of one layer; ins: its Keras input shape (a list of them for a merge)."""
-    piece = TRANSLATORS[layer.class_name](layer, ins, outs)
-    return piece
+    return TRANSLATORS[layer.class_name](layer, ins, outs)
 
 
 def activation(name: str | None, rank: int) -> str:
@@ -242,6 +241,15 @@ def _conv_transpose(layer, ins, outs):
             out["bias"] = w["bias"]
         return out
     return Piece([module], ["{y} = " + act.format(call)], set(), weights, comment)
+
+
+_BATCH_NORMS = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
+
+
+def _check_batch_norm(layer, ins, outs):
+    if len(ins) not in _BATCH_NORMS:
+        return f"PyTorch's BatchNorm takes tensors of 2 to 5 axes (batch included), this input has {len(ins)}"
+    return None
 
 
 def _check_conv_transpose(layer, ins, outs):
@@ -408,7 +416,7 @@ def _batch_norm(layer, ins, outs):
     rank = len(ins)
     dim = torch_dim(c["axis"], rank)
     channels = int(ins[c["axis"] % rank])
-    cls = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d"}[rank]
+    cls = _BATCH_NORMS[rank]
     center, scale = c.get("center", True), c.get("scale", True)
     affine = center or scale
     # PyTorch's running average keeps (1 - momentum) of the old value; Keras's keeps momentum
@@ -428,12 +436,6 @@ def _batch_norm(layer, ins, outs):
         out["num_batches_tracked"] = np.zeros((), np.int64)
         return out
     return Piece(init, lines, set(), weights)
-
-
-def _check_batch_norm(layer, ins, outs):
-    if len(ins) < 2:
-        return "BatchNormalization needs a feature axis"
-    return None
 
 
 def _layer_norm(layer, ins, outs):
