@@ -350,3 +350,14 @@ def test_sanity_check_cascades_from_the_top(trained_cnn):
     assert saliency.steps[0].spearman[0] < 0.6
     with pytest.raises(ValueError, match="gradcam needs layer_name"):
         sanity_check(model, x, "gradcam")
+
+
+def test_occlusion_reports_progress_and_stops_when_cancelled():
+    model = _small_cnn()
+    x = _images(2, (10, 10, 1))
+    seen = []
+    result = occlusion(model, x, patch=2, stride=2, batch_size=10, progress=lambda done, total: seen.append((done, total)))
+    assert result is not None and seen == [(10, 50), (20, 50), (25, 50), (35, 50), (45, 50), (50, 50)]
+    calls = []
+    assert occlusion(model, x, patch=2, stride=2, batch_size=10, cancel=lambda: calls.append(1) or len(calls) > 2) is None
+    assert len(calls) == 3

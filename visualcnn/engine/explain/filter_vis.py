@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradients import Passes, find_layer, run, score_is_logit
+from .gradients import Passes, cancelled as _cancelled, find_layer, run, score_is_logit
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,6 @@ class Maximised:
     final: float
     steps: int
     cancelled: bool
-
-
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:

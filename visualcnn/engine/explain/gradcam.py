@@ -58,6 +58,8 @@ def gradcam(model, x, layer_name: str, class_index=None, serial: bool | None = N
         raise ValueError(f"gradcam: layer {layer_name!r} ({layer.class_name}) does not output feature maps "
                          f"(height, width, channels); choose one of {', '.join(conv_layers(model)) or 'none'}")
     logit = score_is_logit(model)
+    if len(x) > 1:  # every layer's output and its gradient for the whole batch at once
+        model.check_memory(len(x), training=True)
 
     def compute():
         passes = Passes(model)

@@ -63,6 +63,15 @@ def class_indices(model, classes, n: int, outputs: np.ndarray, what: str) -> np.
     return np.broadcast_to(values, (n,)).astype(np.int64)
 
 
+def cancelled(cancel) -> bool:
+    """A cancel flag: None (never), a threading.Event, or a function returning True to stop."""
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
 class Passes:
     """Forward and backward over one model with this object's own contexts (so a call
     from the window's thread never shares buffers with training or with the Draw tab)."""
@@ -134,4 +143,4 @@ def run(model, fn, serial: bool | None = None, images: int | None = None):
     return model._run_inference(fn, serial, images)
 
 
-__all__ = ["Passes", "find_layer", "images", "score_is_logit", "class_indices", "run"]
+__all__ = ["Passes", "find_layer", "images", "score_is_logit", "class_indices", "run", "cancelled"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradients import class_indices, images
+from .gradients import cancelled as _cancelled, class_indices, images
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,12 @@ def positions(size: int, patch: int, stride: int) -> tuple[int, ...]:
 
 
 def occlusion(model, x, class_index=None, patch=4, stride=2, fill=0.0, batch_size: int = 128,
-              serial: bool | None = None) -> Occlusion:
+              serial: bool | None = None, progress=None, cancel=None) -> Occlusion | None:
     """Occlusion sensitivity of x (one image or a batch). patch and stride: an int or
-    (rows, cols); fill: the value put in the patch, or "mean" (the image's mean)."""
+    (rows, cols); fill: the value put in the patch, or "mean" (the image's mean).
+    progress(done, total) after every batch of copies; cancel (a threading.Event or a
+    function returning True) stops between batches, and then None is returned (a half
+    map would look like a finished one)."""
     x = images(model, x, "occlusion")
     if len(model.input_shape) != 3:
         raise ValueError(f"occlusion: the model's input must be an image (height, width, channels); "
@@ -79,12 +82,16 @@ def occlusion(model, x, class_index=None, patch=4, stride=2, fill=0.0, batch_siz
         value = float(image.mean()) if isinstance(fill, str) else float(fill)
         drops = []
         for start in range(0, len(spots), batch):
+            if _cancelled(cancel):
+                return None
             chunk = spots[start:start + batch]
             copies = np.repeat(image[None], len(chunk), axis=0)
             for k, (r, c) in enumerate(chunk):
                 copies[k, r:r + ph, c:c + pw, :] = value
             out = model.predict(copies, batch_size=len(chunk), serial=serial)
             drops.extend(base[n] - out.reshape(len(chunk), -1)[:, classes[n]].astype(np.float64))
+            if progress is not None:
+                progress(n * len(spots) + start + len(chunk), len(x) * len(spots))
         for (r, c), drop in zip(spots, drops):
             grid[n, rows.index(r), cols.index(c)] = drop
             heat[n, r:r + ph, c:c + pw] += drop
