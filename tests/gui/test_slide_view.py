@@ -26,7 +26,7 @@ def model_and_image():
 
 
 @pytest.fixture
-def window(qtbot):
+def slide(qtbot):
     from visualcnn.gui.app import create_application
     from visualcnn.gui.slide_view import SlideWindow
 
@@ -39,8 +39,8 @@ def window(qtbot):
     return w, model, image
 
 
-def test_steps_through_every_cell_in_order_and_ends_with_the_layers_output(qtbot, window):
-    w, model, image = window
+def test_steps_through_every_cell_in_order_and_ends_with_the_layers_output(qtbot, slide):
+    w, model, image = slide
     view = w.view
     view.filter.setValue(1)
     expected = model.activations(image[None])["s2_same"][0, :, :, 1]
@@ -64,8 +64,8 @@ def test_steps_through_every_cell_in_order_and_ends_with_the_layers_output(qtbot
     assert not view.step()  # the map is full
 
 
-def test_controls(qtbot, window):
-    w, model, image = window
+def test_controls(qtbot, slide):
+    w, model, image = slide
     view = w.view
     assert [view.layer.itemText(k) for k in range(view.layer.count())] == ["s2_same", "pool", "dilated"]
     view.set_speed(40)
@@ -154,3 +154,26 @@ def test_the_draw_tab_owner_going_away_mid_animation_is_safe(qtbot):
     tab.close()
     tab.deleteLater()
     qtbot.wait(120)
+
+
+def test_the_view_menu_opens_it_over_the_drawn_digit(qtbot, window):
+    """View > Watch a Layer Slide… (window: the main window fixture of conftest.py)."""
+    from PySide6.QtCore import QPoint, Qt
+
+    window.watch_slide_action.trigger()
+    assert "draw a digit" in window.statusBar().currentMessage()
+    assert window.draw_panel.tracer.slide_window is None
+    model, _image = model_and_image()
+    window.draw_panel.set_model(model)
+    window.tabs.setCurrentIndex(2)
+    canvas = window.draw_panel.canvas
+    qtbot.waitExposed(canvas)
+    x = canvas.width() // 2
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, canvas.height() // 5))
+    for y in range(canvas.height() // 5, 4 * canvas.height() // 5, 10):
+        qtbot.mouseMove(canvas, QPoint(x, y))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, 4 * canvas.height() // 5))
+    window.watch_slide_action.trigger()
+    slide = window.draw_panel.tracer.slide_window
+    assert slide is not None and slide.isVisible() and slide.view.layer_name == "s2_same"
+    slide.close()

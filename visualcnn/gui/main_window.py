@@ -283,8 +283,18 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         self._add(view_menu, "Reset &Layout", None, self.reset_layout)
+        self.watch_slide_action = self._add(view_menu, "&Watch a Layer Slide…", None, self.watch_slide)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
+
+    def watch_slide(self):
+        """View > Watch a Layer Slide…: a conv or pooling window sliding over the drawn digit
+        (gui/slide_view.py, on the Draw tab's model); a status line says what is missing."""
+        window = self.draw_panel.watch_slide()
+        if window is None:
+            self.statusBar().showMessage("Watch a layer slide: train or load a model, then draw a digit in the "
+                                         "Draw tab.", 10000)
+        return window
 
     def _add(self, menu, text, shortcut, slot) -> QAction:
         action = menu.addAction(text)
