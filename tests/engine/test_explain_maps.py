@@ -361,3 +361,19 @@ def test_occlusion_reports_progress_and_stops_when_cancelled():
     calls = []
     assert occlusion(model, x, patch=2, stride=2, batch_size=10, cancel=lambda: calls.append(1) or len(calls) > 2) is None
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("method, options", [("smoothgrad", {"n": 4, "noise": 0.1, "seed": 3}),
+                                             ("occlusion", {"patch": 3, "stride": 2})])
+def test_sanity_check_runs_every_method(method, options):
+    from visualcnn.engine.explain.sanity import heat_maps
+
+    model = _small_cnn()
+    x = _images(2, (10, 10, 1), seed=3)
+    result = sanity_check(model, x, method, mode="all", init_seed=4, **options)
+    classes = model.predict(x).argmax(axis=-1)
+    assert list(result.classes) == list(classes)
+    np.testing.assert_array_equal(result.maps, heat_maps(randomised_copy(model, set(), 0), x, method, classes, options))
+    assert result.steps[0].maps.shape == (2, 10, 10)
+    assert not np.allclose(result.steps[0].maps, result.maps)
+    assert np.all(np.abs(result.steps[0].spearman) <= 1)
