@@ -117,15 +117,16 @@ def _header(model, training: TrainingConfig, report, script_name: str, weights_n
     epochs = f"{training.epochs} epoch{'s' if training.epochs != 1 else ''}"
     validation = (f", the last {training.validation_split:.0%} of the training images validating"
                   if training.validation_split else "")
-    weights = (f"It loads the weights VisualCNN trained from {weights_name}, beside this script." if weights_name
+    weights = (f"The weights VisualCNN trained are in {weights_name}, beside this script: build_model() loads "
+               "them for --no-train (test them) and --resume (train on from them)." if weights_name
                else "The model was not trained when it was exported, so there are no weights to load.")
     about = (f"Exported by VisualCNN. It builds the {kind} model ({count} layer{'s' if count != 1 else ''}, "
              f"{params:,} parameter{'s' if params != 1 else ''}) with the Keras API: the same layer names, "
              f"output shapes and parameter counts as VisualCNN's summary. {weights} The training recipe is "
              f"VisualCNN's: {optimizer}, learning rate {training.learning_rate:g}{schedule}, {training.loss}, "
-             f"batch size {training.batch_size}, {epochs}{validation}, seed {training.seed}; MNIST with "
-             "pixels / 255.")
-    runs = [(f"KERAS_BACKEND=torch {me}", "train with the recipe, then test")]
+             f"batch size {training.batch_size}, {epochs}{validation}, seed {training.seed}; MNIST images "
+             "as pixels/255.")
+    runs = [(f"KERAS_BACKEND=torch {me}", "train from fresh weights with the recipe, then test")]
     if weights_name:
         runs += [(f"{me} --no-train", "only test the weights VisualCNN trained"),
                  (f"{me} --resume", "train further, starting from those weights")]
