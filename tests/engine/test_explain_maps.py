@@ -11,7 +11,7 @@ from visualcnn.engine.explain.occlusion import positions
 from visualcnn.engine.explain.resize import resize_bilinear
 from visualcnn.engine.explain.sanity import randomised_copy, spearman
 from visualcnn.engine.layers.base import Context
-from visualcnn.engine.model import Model, Sequential, model_from_graph
+from visualcnn.engine.model import Sequential, model_from_graph
 
 
 def _images(n, shape, seed=0):
@@ -50,7 +50,8 @@ def test_gradcam_equals_the_closed_form_of_a_linear_head():
 
 
 def _graph_model():
-    layers = [L.Conv2D(4, 3, activation="tanh", name="c1"), L.Conv2D(4, 3, padding="same", activation="tanh", name="b1"),
+    layers = [L.Conv2D(4, 3, activation="tanh", name="c1"),
+              L.Conv2D(4, 3, padding="same", activation="tanh", name="b1"),
               L.Conv2D(4, 1, name="b2"), L.Add(name="add"), L.Conv2D(3, 3, activation="tanh", name="c2"),
               L.GlobalAveragePooling2D(name="gap"), L.Dense(3, activation="softmax", name="out")]
     inbound = [(-1,), (0,), (0,), (1, 2), (3,), (4,), (5,)]
@@ -356,10 +357,12 @@ def test_occlusion_reports_progress_and_stops_when_cancelled():
     model = _small_cnn()
     x = _images(2, (10, 10, 1))
     seen = []
-    result = occlusion(model, x, patch=2, stride=2, batch_size=10, progress=lambda done, total: seen.append((done, total)))
+    result = occlusion(model, x, patch=2, stride=2, batch_size=10,
+                       progress=lambda done, total: seen.append((done, total)))
     assert result is not None and seen == [(10, 50), (20, 50), (25, 50), (35, 50), (45, 50), (50, 50)]
     calls = []
-    assert occlusion(model, x, patch=2, stride=2, batch_size=10, cancel=lambda: calls.append(1) or len(calls) > 2) is None
+    stop = lambda: calls.append(1) or len(calls) > 2  # noqa: E731 - stops at the third batch
+    assert occlusion(model, x, patch=2, stride=2, batch_size=10, cancel=stop) is None
     assert len(calls) == 3
 
 

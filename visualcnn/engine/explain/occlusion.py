@@ -61,7 +61,8 @@ def occlusion(model, x, class_index=None, patch=4, stride=2, fill=0.0, batch_siz
     ph, pw = _pair(patch, "patch")
     sh, sw = _pair(stride, "stride")
     if ph > height or pw > width:
-        raise ValueError(f"occlusion: patch {ph}x{pw} is larger than the {height}x{width} input; choose a smaller patch")
+        raise ValueError(f"occlusion: patch {ph}x{pw} is larger than the {height}x{width} input; "
+                         "choose a smaller patch")
     if not (isinstance(fill, str) and fill == "mean") and not isinstance(fill, (int, float, np.floating, np.integer)):
         raise ValueError(f"occlusion: fill must be a number or 'mean', received {fill!r}")
     batch_size = max(1, int(batch_size))

@@ -54,7 +54,8 @@ def smoothgrad(model, x, class_index=None, n: int = 25, noise: float = 0.15, see
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"smoothgrad: n (the number of noisy copies) must be a positive integer, received {n!r}")
     if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"smoothgrad: noise must be a fraction of the input range >= 0 (e.g. 0.15), received {noise!r}")
+        raise ValueError(f"smoothgrad: noise must be a fraction of the input range >= 0 (e.g. 0.15), "
+                         f"received {noise!r}")
     batch_size = max(1, int(batch_size))
     classes = class_indices(model, class_index, len(x), model.predict(x, serial=serial), "smoothgrad")
     rng = np.random.default_rng(seed)
