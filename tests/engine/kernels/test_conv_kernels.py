@@ -5,7 +5,7 @@ import pytest
 
 import kernel_reference as ref
 from visualcnn.engine import kernels as K
-from visualcnn.engine.kernels.conv import im2col_gemm, planner
+from visualcnn.engine.kernels.conv import few_channel, im2col_gemm, planner
 
 # (N, H, W, C, CO, KH, KW, sh, sw, dh, dw, padding)
 CONV_CASES = [
@@ -83,9 +83,10 @@ def test_planner_picks_the_specialised_strategies():
     assert K.plan_conv((3, 3, 5, 64)).forward_strategy.name == gemm
     assert K.plan_conv((3, 3, 1, 32)).input_strategy.name == gemm  # the only one with an input gradient
     plan = K.plan_conv((3, 3, 3, 32))
-    assert plan.kernels(training=False, serial=True) == [K.conv2d_forward_3x3few_serial]
+    region, region_serial = few_channel.FORWARD
+    assert plan.kernels(training=False, serial=True) == [few_channel._fwd_image, region_serial]
     training = plan.kernels(training=True, need_dx=False)
-    assert K.conv2d_forward_3x3few in training and K.conv2d_forward_3x3few_serial not in training
+    assert region in training and region_serial not in training
     assert all(hasattr(k, "compile") for k in plan.kernels())  # numba dispatchers
 
 

@@ -9,7 +9,9 @@ first maximum in (ky, kx) scan order. Global pools are plain numpy reductions.
 import numpy as np
 from numba import njit, prange
 
+from visualcnn.engine.kernels import fnptr as _fnptr
 from visualcnn.engine.kernels._common import FAST, twins
+from visualcnn.engine.kernels.fnptr import call_address
 
 __all__ = [
     "maxpool2d_forward",
@@ -91,6 +93,36 @@ def _maxpool_row_2x2(x, out, argmax, n, oy):
             ar[ch] = k
 
 
+@njit(nogil=True, cache=True)
+def _maxpool_out_row(x, out, argmax, r, PH, PW, sh, sw, pad_top, pad_left, fast):
+    """Output row r of the N*OH rows (what each prange iteration calls)."""
+    OH = out.shape[1]
+    if fast:
+        _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
+    else:
+        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+def _maxpool_region(fn, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left, fast):
+    """prange over the N*OH output rows, each ``_maxpool_out_row`` called through its
+    address fn (not linked in: the region and its twin compile in a fraction of a
+    second, see ``fnptr``)."""
+    for r in prange(out.shape[0] * out.shape[1]):
+        call_address(fn, (x, out, argmax, np.int64(r), np.int64(PH), np.int64(PW), np.int64(sh), np.int64(sw),
+                          np.int64(pad_top), np.int64(pad_left), fast))
+
+
+MAXPOOL_FORWARD = twins(_maxpool_region)
+
+
+def _maxpool_forward(serial, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
+    geo = (int(PH), int(PW), int(sh), int(sw), int(pad_top), int(pad_left))
+    fast = (geo == (2, 2, 2, 2, 0, 0) and 2 * out.shape[1] <= x.shape[1]
+            and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
+    fn = _fnptr.address(_maxpool_out_row, x, out, argmax, 0, *geo, fast)
+    _fnptr.run(MAXPOOL_FORWARD[1] if serial else MAXPOOL_FORWARD[0], fn, x, out, argmax, *geo, fast)
+
+
 def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     """out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same
     shape as out) records the winner as its flat index (iy*W + ix)*C + c in x[n], for the
@@ -101,18 +133,12 @@ def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
     kx, c with c innermost (2x2 / stride 2 / unpadded: ``_maxpool_row_2x2``, the four
     candidates compared in registers).
     """
-    N = out.shape[0]
-    OH = out.shape[1]
-    fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
-            and 2 * OH <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
-    for r in prange(N * OH):
-        if fast:
-            _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
-        else:
-            _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+    _maxpool_forward(False, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left)
 
 
-maxpool2d_forward, maxpool2d_forward_serial = twins(maxpool2d_forward)
+def maxpool2d_forward_serial(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
+    """``maxpool2d_forward`` on the calling thread."""
+    _maxpool_forward(True, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -186,19 +212,35 @@ def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
             orow[ox, c] *= inv
 
 
+def _avgpool_region(fn, x, out, PH, PW, sh, sw, pad_top, pad_left):
+    """prange over the N*OH output rows, ``_avgpool_row`` called through its address."""
+    OH = out.shape[1]
+    for r in prange(out.shape[0] * OH):
+        call_address(fn, (x, out, np.int64(r // OH), np.int64(r % OH), np.int64(PH), np.int64(PW), np.int64(sh),
+                          np.int64(sw), np.int64(pad_top), np.int64(pad_left)))
+
+
+AVGPOOL_FORWARD = twins(_avgpool_region)
+
+
+def _avgpool_forward(serial, x, out, PH, PW, sh, sw, pad_top, pad_left):
+    geo = (int(PH), int(PW), int(sh), int(sw), int(pad_top), int(pad_left))
+    fn = _fnptr.address(_avgpool_row, x, out, 0, 0, *geo)
+    _fnptr.run(AVGPOOL_FORWARD[1] if serial else AVGPOOL_FORWARD[0], fn, x, out, *geo)
+
+
 def avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
     """out = mean of x over the REAL (unpadded) cells of each window (Keras "same").
 
     x (N, H, W, C), out (N, OH, OW, C). prange over N*OH output rows (a plain loop in
     the ``_serial`` twin); c innermost.
     """
-    N = out.shape[0]
-    OH = out.shape[1]
-    for r in prange(N * OH):
-        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+    _avgpool_forward(False, x, out, PH, PW, sh, sw, pad_top, pad_left)
 
 
-avgpool2d_forward, avgpool2d_forward_serial = twins(avgpool2d_forward, fastmath=FAST)
+def avgpool2d_forward_serial(x, out, PH, PW, sh, sw, pad_top, pad_left):
+    """``avgpool2d_forward`` on the calling thread."""
+    _avgpool_forward(True, x, out, PH, PW, sh, sw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)

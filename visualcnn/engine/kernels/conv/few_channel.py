@@ -26,8 +26,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine.kernels._common import FAST, num_chunks, twins
-from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, scratch_slots, threads_of
+from visualcnn.engine.kernels import fnptr as _fnptr
+from visualcnn.engine.kernels._common import FAST, reduction_groups, twins
+from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, resolve, scratch_slots
+from visualcnn.engine.kernels.fnptr import call_address
 
 __all__ = [
     "conv2d_forward_3x3few",
@@ -144,22 +146,38 @@ def _fwd_image(x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu)
                 _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
 
 
+def _fwd_region(fn, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+    """prange over images, each ``_fwd_image`` called through its address fn (not
+    linked in: the region and its serial twin compile in a fraction of a second)."""
+    for n in prange(out.shape[0]):
+        call_address(fn, (x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), np.int64(sh), np.int64(sw),
+                          np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu))
+
+
+FORWARD = twins(_fwd_region)
+
+
+def _forward(serial, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+    geo, relu = (int(sh), int(sw), int(dh), int(dw), int(pad_top), int(pad_left)), bool(relu)
+    fn = _fnptr.address(_fwd_image, x, xp[0], wt, bias, out, 0, *geo, relu)
+    _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, x, xp, wt, bias, out, *geo, relu)
+
+
 def conv2d_forward_3x3few(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     """out (N, OH, OW, CO) = [relu](conv2d(x, kernel) + bias) for 3x3 kernels, C <= 4.
 
     wt (C, 9, CO) = kernel (3, 3, C, CO) channel-major (``channel_major``). bias (CO,)
-    must be present (zeros for a layer without bias). xp (T, C, HP, WP)
-    scratch: one padded planar image per numba worker. prange over images; loop order
-    oy, ox, ci, co (co innermost and contiguous in ``out`` and ``kernel``, the 9 taps of
-    a channel summed in registers).
+    must be present (zeros for a layer without bias). xp (T, C, HP, WP) scratch: one
+    padded planar image per numba worker. prange over images; loop order oy, ox, ci, co
+    (co innermost and contiguous in ``out`` and ``kernel``, the 9 taps of a channel
+    summed in registers).
     """
-    for n in prange(out.shape[0]):
-        _fwd_image(x, xp[numba.get_thread_id()], wt, bias, out, n, sh, sw, dh, dw,
-                   pad_top, pad_left, relu)
+    _forward(False, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu)
 
 
-FORWARD = twins(conv2d_forward_3x3few, fastmath=FAST)
-conv2d_forward_3x3few, conv2d_forward_3x3few_serial = FORWARD
+def conv2d_forward_3x3few_serial(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+    """``conv2d_forward_3x3few`` on the calling thread."""
+    _forward(True, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -284,15 +302,18 @@ def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
             _bwdk_row(acc[ci], r0, r1, r2, dy, n, oy, dw)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def _bwdk_partials(x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
-    T = acc.shape[0]
+@njit(parallel=True, nogil=True, cache=True)
+def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
+    """acc[g] / bacc[g] (zeroed by the caller) += the gradients of the images of group g
+    (G = acc.shape[0] contiguous groups of images, each summed in order: the grouping is
+    the work's, not the live thread count's); fn the address of ``_bwdk_image``."""
+    G = acc.shape[0]
     N = dy.shape[0]
-    for t in prange(T):
-        acc[t, :, :, :] = 0.0
-        bacc[t, :] = 0.0
-        for n in range((N * t) // T, (N * (t + 1)) // T):
-            _bwdk_image(x, dy, xp[t], acc[t], bacc[t], n, sh, dh, dw, pad_top, pad_left)
+    for g in prange(G):
+        t = numba.get_thread_id()
+        for n in range((N * g) // G, (N * (g + 1)) // G):
+            call_address(fn, (x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(sh), np.int64(dh), np.int64(dw),
+                              np.int64(pad_top), np.int64(pad_left)))
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -317,10 +338,15 @@ def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, 
     """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4,
     column stride 1 (``applies_to_kernel_gradient``).
 
-    xp (T, C, HP, WP), acc (T, C, 9, CO), bacc (T, CO or 0) scratch. prange over T batch
-    chunks with per-thread partial sums (loop order in ``_bwdk_image``), then parallel
-    reductions over the kernel elements."""
-    _bwdk_partials(x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
+    xp (T, C, HP, WP) scratch per numba worker, acc (G, C, 9, CO), bacc (G, CO or 0)
+    partial sums of G groups of images (``reduction_groups(N)``). prange over the groups
+    (loop order in ``_bwdk_image``), then parallel reductions over the kernel elements,
+    summing the groups in order."""
+    sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
+    acc[...] = 0.0
+    bacc[...] = 0.0
+    fn = _fnptr.address(_bwdk_image, x, dy, xp[0], acc[0], bacc[0], 0, sh, dh, dw, pad_top, pad_left)
+    _fnptr.run(_bwdk_partials, fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _reduce_to_kernel(acc, grad_kernel)
     if grad_bias.shape[0] > 0:
         reduce_partials(bacc, grad_bias)
@@ -341,24 +367,24 @@ class FewChannel3x3:
         xp = get("planes", (scratch_slots(), *padded_planes_shape(x.shape, OH, OW, *geo)))
         wt = get("kernel_t", (x.shape[3], 9, CO))
         channel_major(kernel, wt)
-        pick(FORWARD, serial)(x, xp, wt, bias, out, *geo, relu)
+        _forward(resolve(serial), x, xp, wt, bias, out, *geo, relu)
 
     @staticmethod
     def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
         N, OH, OW, CO = dy.shape
         C = x.shape[3]
-        T = num_chunks(N, threads_of(ws))
+        G = reduction_groups(N)
         get = getter(ws)
         conv2d_backward_kernel_3x3few(
             x, dy, grad_kernel, grad_bias,
-            get("planes", (T, *padded_planes_shape(x.shape, OH, OW, *geo))),
-            get("acc", (T, C, 9, CO)), get("bacc", (T, grad_bias.shape[0])), geo[0], *geo[2:])
+            get("planes", (scratch_slots(), *padded_planes_shape(x.shape, OH, OW, *geo))),
+            get("acc", (G, C, 9, CO)), get("bacc", (G, grad_bias.shape[0])), geo[0], *geo[2:])
 
     @staticmethod
     def kernels(op, serial):
         if op == "forward":
-            return [pick(FORWARD, serial)]
-        return [_bwdk_partials, _reduce_to_kernel, reduce_partials]
+            return [_fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
+        return [_bwdk_image, _bwdk_partials, _reduce_to_kernel, reduce_partials]
 
 
 FEW_CHANNEL_3X3 = FewChannel3x3()
