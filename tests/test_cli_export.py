@@ -203,6 +203,25 @@ def test_a_file_in_the_way_of_the_pytorch_folder_is_one_line(capsys, tmp_path):
     assert (tmp_path / "seed_pytorch").read_text() == "not a folder"
 
 
+def test_a_folder_of_other_files_is_never_replaced(capsys, tmp_path):
+    needs("pytorch")
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    code, out, err = export(capsys, "seed_cnn", "-o", folder)  # an existing folder means pytorch
+    assert code == 2 and err.count("\n") == 1 and "already holds thesis.tex" in err
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+
+
+def test_a_previous_export_is_replaced(capsys, tmp_path):
+    needs("pytorch")
+    target = tmp_path / "seed_pytorch"
+    assert export(capsys, "seed_cnn", "-o", target)[0] == 0
+    (target / "__pycache__").mkdir()  # left by running its scripts
+    code, out, err = export(capsys, "seed_cnn", "-o", target)
+    assert code == 0 and (target / "model.py").is_file()
+
+
 def test_an_unreadable_model_is_one_line(capsys, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{")

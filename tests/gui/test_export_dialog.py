@@ -161,6 +161,18 @@ def test_a_target_that_cannot_be_written_is_one_message(trained_window, qtbot, t
     assert (kind, title) == ("critical", "Cannot export") and "\n" not in text and "does not exist" in text
 
 
+def test_a_folder_of_the_users_files_is_never_replaced(trained_window, qtbot, tmp_path, dialogs):
+    needs("pytorch")
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    dialog = open_export(trained_window, qtbot, tmp_path)
+    assert dialog.export_to("pytorch", folder) is None
+    kind, title, text = dialogs[-1]
+    assert kind == "critical" and "already holds thesis.tex" in text and "\n" not in text
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+
+
 def keras_reader_or_skip(path: Path):
     """The window opens Keras files through the engine's reader (H1/H2): skip until it reads them."""
     from visualcnn.engine import load_model_file

@@ -102,10 +102,10 @@ def run(args) -> int:
         for line in found:
             print(f"  {line}", file=sys.stderr)
         return 2
-    if not trained:
+    written = export(model, args.output, format, training=training)
+    if not trained:  # said once the export is there: a failed write has only its own line
         print(f"note: {Path(args.model).name} holds no trained weights: the export has the architecture with freshly "
               f"initialised weights (train it first: visualcnn train MODEL --save trained.json)", file=sys.stderr)
-    written = export(model, args.output, format, training=training)
     kind = "trained weights" if trained else "fresh weights"
     print(f"wrote {written} ({format}, {kind})")
     if format == "keras-code" and trained:

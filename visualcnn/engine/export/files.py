@@ -27,6 +27,15 @@ def write_folder_atomic(path: str | os.PathLike, files: dict[str, bytes | str]) 
     parent = target.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot export to {target}: the folder {parent} does not exist")
+    if target.is_dir():
+        # Replacing removes the old folder: only a previous export (nothing in it but what this
+        # write puts back, and Python's bytecode cache) may go, never a folder of the user's.
+        ours = {Path(name).parts[0] for name in files} | {"__pycache__"}
+        foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in ours)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise FileExistsError(f"cannot export to {target}: the folder already holds {shown}, which replacing "
+                                  "it would delete; choose a new folder name")
     staging = parent / f".{target.name[:180]}.{secrets.token_hex(4)}.tmp"
     old = None
     try:
