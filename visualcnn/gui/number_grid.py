@@ -66,7 +66,7 @@ class NumberGrid(QWidget):
     def cell_side(self) -> int:
         metrics = self.fontMetrics()
         if self.spelled():
-            return max(metrics.horizontalAdvance("-0.00") + 12, round(2.2 * metrics.height()))
+            return max(metrics.horizontalAdvance("-8e-10") + 10, round(2.2 * metrics.height()))
         return max(8, round(0.9 * metrics.height()))
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from ..engine.explain import trace
@@ -120,14 +120,15 @@ class SlideCanvas(QWidget):
             # the window's extent (dilation leaves gaps inside it) ...
             span = QRectF(ix + (cols[0] + left) * side, iy + (rows[0] + top) * side,
                           (cols[-1] - cols[0] + 1) * side, (rows[-1] - rows[0] + 1) * side)
-            dashed = QPen(ORANGE, max(1.0, side / 10), Qt.PenStyle.DashLine)
-            painter.setPen(dashed)
-            painter.drawRect(span)
+            gaps = g.dilation != (1, 1)
+            outline = QPen(ORANGE, max(2.0, side / 6), Qt.PenStyle.DashLine if gaps else Qt.PenStyle.SolidLine)
+            painter.setPen(outline)
+            painter.drawRect(span.adjusted(-2, -2, 2, 2))
             # ... and the cells it really reads
             for r in rows:
                 for c in cols:
                     rect = QRectF(ix + (c + left) * side, iy + (r + top) * side, side, side)
-                    painter.fillRect(rect, QColor(243, 156, 18, 90))
+                    painter.fillRect(rect, QColor(243, 156, 18, 150))
                     painter.setPen(pen)
                     painter.drawRect(rect.adjusted(1, 1, -1, -1))
             i, j = self.cell
@@ -210,11 +211,16 @@ class SlideView(QWidget):
         controls.addWidget(QLabel("speed:"))
         controls.addWidget(self.speed, 1)
         controls.addWidget(self.speed_label)
-        numbers = QHBoxLayout()
-        numbers.addWidget(self.patch, 0, Qt.AlignmentFlag.AlignTop)
-        numbers.addWidget(self.times)
-        numbers.addWidget(self.kernel, 0, Qt.AlignmentFlag.AlignTop)
-        numbers.addWidget(self.result, 1)
+        numbers = QGridLayout()
+        self.patch_caption = QLabel()
+        self.kernel_caption = QLabel()
+        numbers.addWidget(self.patch_caption, 0, 0)
+        numbers.addWidget(self.kernel_caption, 0, 2)
+        numbers.addWidget(self.patch, 1, 0, Qt.AlignmentFlag.AlignTop)
+        numbers.addWidget(self.times, 1, 1)
+        numbers.addWidget(self.kernel, 1, 2, Qt.AlignmentFlag.AlignTop)
+        numbers.addWidget(self.result, 1, 3)
+        numbers.setColumnStretch(3, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(choose)
         layout.addLayout(controls)
@@ -288,6 +294,7 @@ class SlideView(QWidget):
         self.in_channel_label.setVisible(self.in_channel.isVisible())
         self.kernel.setVisible(not self.geometry_.pooling)
         self.times.setVisible(not self.geometry_.pooling)
+        self.kernel_caption.setVisible(not self.geometry_.pooling)
         self.description.setText(f"<b>{name}</b> ({layer.class_name}): {self.geometry_.describe()}")
         self._restart()
 
@@ -385,6 +392,8 @@ class SlideView(QWidget):
         if cell is None:
             self.progress.setText(f"0 of {total} output cells: press Play or Step.")
             self.result.setText("")
+            self.patch_caption.setText("")
+            self.kernel_caption.setText("")
             self.patch.set_values(np.zeros((0, 0)))
             self.kernel.set_values(np.zeros((0, 0)))
             return
@@ -396,6 +405,9 @@ class SlideView(QWidget):
                                  self.geometry_.input_size[0] or max(cols) >= self.geometry_.input_size[1] else ""))
         t = trace(self._model, self._image, self.layer_name, (i, j, self.filter.value()))
         c = self._shown_input_channel() if t.patch is not None and t.patch.shape[2] > 1 else 0
+        shown = self._shown_input_channel()
+        self.patch_caption.setText(f"<b>window</b>, channel {shown}")
+        self.kernel_caption.setText(f"<b>kernel</b>, filter {self.filter.value()}")
         if t.patch is not None:
             ring = None
             if t.chosen is not None:

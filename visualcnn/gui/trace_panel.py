@@ -165,7 +165,7 @@ class TracePanel(QWidget):
         middle.addWidget(self.channel_row)
         middle.addWidget(self.grids_box)
         middle.addWidget(self.window_grid, 0, Qt.AlignmentFlag.AlignLeft)
-        middle.addWidget(self.terms)
+        middle.addWidget(self.terms, 0, Qt.AlignmentFlag.AlignLeft)
         middle.addWidget(self.equation)
         middle.addWidget(self.details)
 
@@ -322,6 +322,8 @@ class TracePanel(QWidget):
         else:
             self.terms.showColumn(3)
         self.terms.resizeColumnsToContents()
+        width = sum(self.terms.columnWidth(k) for k in range(4) if not self.terms.isColumnHidden(k))
+        self.terms.setFixedWidth(width + 2 * self.terms.frameWidth() + 4)
         visible = min(self.terms.rowCount(), 11)
         row_h = self.terms.verticalHeader().defaultSectionSize()
         self.terms.setFixedHeight(self.terms.horizontalHeader().height() + visible * row_h + 6)
