@@ -107,6 +107,11 @@ def test_exports_the_scripts_and_says_what_was_written(trained_window, qtbot, tm
     assert informed[-1][1].startswith(f"Exported PyTorch folder with trained weights to {folder} (a folder:")
 
 
+def test_an_empty_pipeline_cannot_be_exported_and_says_why(window, dialogs):
+    assert window.export_dialog() is None
+    assert dialogs[-1] == ("critical", "Cannot export", "Cannot export this pipeline: Add layers to the pipeline first.")
+
+
 def test_an_untrained_pipeline_says_its_weights_are_fresh(seed_window, qtbot, tmp_path):
     dialog = open_export(seed_window, qtbot, tmp_path)
     assert "no trained weights" in dialog.weights_label.text()
