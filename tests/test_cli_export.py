@@ -160,7 +160,7 @@ def test_a_layer_name_keras_refuses_is_named(capsys, tmp_path):
     code, out, err = export(capsys, tmp_path / "slash.json", "-o", tmp_path / "slash.keras")
     lines = err.splitlines()
     assert code == 2 and out == "" and not (tmp_path / "slash.keras").exists()
-    assert lines[0] == "error: cannot export slash.json to keras: 1 layer it cannot express"
+    assert lines[0] == "error: cannot export slash.json to keras (1 problem):"
     assert len(lines) == 2 and lines[1].startswith("  layer 'conv/a' (Conv2D): ")
 
 
@@ -178,7 +178,7 @@ def test_a_model_a_format_cannot_express_lists_each_layer(capsys, tmp_path, monk
     code, out, err = export(capsys, "seed_cnn", "-o", target)
     lines = err.splitlines()
     assert code == 2 and out == "" and not target.exists()
-    assert lines[0] == "error: cannot export seed_cnn.json to onnx: 3 layers it cannot express"
+    assert lines[0] == "error: cannot export seed_cnn.json to onnx (3 problems):"
     assert lines[1:] == ["  layer 'conv2d' (Conv2D): not in this format", "  layer 'conv2d_1' (Conv2D): not in this format",
                          "  layer 'dropout' (Dropout): not in this format"]
 

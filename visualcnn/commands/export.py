@@ -97,8 +97,8 @@ def run(args) -> int:
     model, training, trained = read_model(args.model)
     found = problems(model, format)
     if found:
-        print(f"error: cannot export {Path(args.model).name} to {format}: "
-              f"{len(found)} layer{'s' if len(found) != 1 else ''} it cannot express", file=sys.stderr)
+        print(f"error: cannot export {Path(args.model).name} to {format} "
+              f"({len(found)} problem{'s' if len(found) != 1 else ''}):", file=sys.stderr)
         for line in found:
             print(f"  {line}", file=sys.stderr)
         return 2
