@@ -186,3 +186,16 @@ def test_train_probe_cell_is_traced_on_the_snapshot_it_shows(qtbot):
         assert window.panel._model is not tab._model
     finally:
         tab.shutdown()
+
+
+def test_the_backward_side_uses_the_models_loss(qtbot, draw_tab):
+    """The Draw tab classifies with an uncompiled copy: the original's loss is passed on."""
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    draw_tab.set_model(model)
+    draw_one(qtbot, draw_tab.canvas)
+    qtbot.waitUntil(lambda: len(draw_tab._maps.layers()) == 3)
+    panel = draw_tab.trace_cell("conv2", 1, 2, 3).panel
+    assert panel.backward.loss_name == "categorical_crossentropy"
+    assert "categorical_crossentropy for label" in panel.backward_text.text()
+    assert panel.backward.label == int(np.argmax(model.predict(draw_tab._digit.reshape(1, 28, 28, 1))[0]))

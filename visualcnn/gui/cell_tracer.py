@@ -32,15 +32,16 @@ class CellTracer:
         self._model = None
         self._image: np.ndarray | None = None
 
-    def trace(self, model, image, layer_name: str, index, label: int | None = None):
-        """Show layer_name[index] (row, column, channel) of `model` for `image` taken apart."""
+    def trace(self, model, image, layer_name: str, index, label: int | None = None, loss=None):
+        """Show layer_name[index] (row, column, channel) of `model` for `image` taken apart;
+        label / loss: where the backward side starts (see TracePanel.set_cell)."""
         from .trace_panel import TraceWindow
 
         self._model, self._image = model, np.asarray(image, np.float32)
         if self.trace_window is None:
             self.trace_window = TraceWindow(self._owner)
             self.trace_window.slide_requested.connect(self._on_slide_requested)
-        self.trace_window.show_cell(model, image, layer_name, index, label)
+        self.trace_window.show_cell(model, image, layer_name, index, label, loss)
         return self.trace_window
 
     def slide(self, model, image, layer_name: str | None = None):

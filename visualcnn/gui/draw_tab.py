@@ -109,6 +109,7 @@ class DrawTabWidget(QWidget):
         super().__init__(parent)
         self._class_names = class_names or [str(i) for i in range(10)]
         self._model = None
+        self._loss = None
         self._fields: dict[str, tuple] = {}
         self._digit: np.ndarray | None = None
         self.last_latency_ms: float | None = None
@@ -233,6 +234,7 @@ class DrawTabWidget(QWidget):
 
     def set_model(self, model) -> None:
         """Classify with a copy of this trained engine model (None: no model yet)."""
+        self._loss = getattr(model, "loss", None)  # the copy is not compiled: the trace's backward side needs it
         if model is None:
             self._model = None
             self._fields = {}
@@ -257,7 +259,7 @@ class DrawTabWidget(QWidget):
         if self._model is None or self._digit is None:
             return None
         return self.tracer.trace(self._model, self._digit.reshape(self._model.input_shape), layer_name,
-                                 (y, x, channel))
+                                 (y, x, channel), loss=self._loss)
 
     def watch_slide(self, layer_name: str | None = None):
         """Open the sliding-window view over the drawn digit (None: no model or no digit)."""

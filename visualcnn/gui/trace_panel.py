@@ -87,6 +87,7 @@ class TracePanel(QWidget):
         self.backward = None
         self._model = None
         self._image: np.ndarray | None = None
+        self._loss = None
         self._channel_order: list[int] = []
 
         self.title = QLabel()
@@ -208,11 +209,14 @@ class TracePanel(QWidget):
 
     # --- content ----------------------------------------------------------------------
 
-    def set_cell(self, model, image: np.ndarray, layer_name: str, index, label: int | None = None) -> None:
+    def set_cell(self, model, image: np.ndarray, layer_name: str, index, label: int | None = None,
+                 loss=None) -> None:
         """Trace layer_name[index] of `model` for one input `image` (the model's input shape).
-        label: the class the backward side starts from (None: the network's answer)."""
+        label: the class the backward side starts from (None: the network's answer); loss:
+        the training's loss (None: the model's compiled loss, else sparse categorical
+        cross-entropy)."""
         image = np.asarray(image, np.float32).reshape(model.input_shape)
-        self._model, self._image = model, image
+        self._model, self._image, self._loss = model, image, loss
         self.trace = trace(model, image, layer_name, index)
         self.backward = None  # the previous cell's: recomputed below
         self._channel_order = []
@@ -358,7 +362,7 @@ class TracePanel(QWidget):
             return
         try:
             self.backward = trace_backward(self._model, self._image, int(self.label_choice.value()), t.layer_name,
-                                           t.index)
+                                           t.index, loss=self._loss)
         except (ValueError, KeyError, TypeError) as exc:  # e.g. a loss that needs another target shape
             self.backward = None
             self.backward_text.setText(f"No backward side for this model: {exc}")
@@ -411,8 +415,8 @@ class TraceWindow(QWidget):
         layout.addWidget(scroll)
         self.panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
-    def show_cell(self, model, image, layer_name: str, index, label: int | None = None) -> None:
-        self.panel.set_cell(model, image, layer_name, index, label)
+    def show_cell(self, model, image, layer_name: str, index, label: int | None = None, loss=None) -> None:
+        self.panel.set_cell(model, image, layer_name, index, label, loss)
         self.setWindowTitle(f"Trace: {self.panel.title.text()}")
         if not self.isVisible():
             screen = self.screen().availableGeometry() if self.screen() else None

@@ -641,7 +641,7 @@ class TrainTabWidget(QWidget):
         if model is None or not model.built or probe is None:
             return None
         return self.tracer.trace(model, np.asarray(probe, np.float32).reshape(model.input_shape), layer_name,
-                                 (y, x, channel), self.probe_picker.probe_label())
+                                 (y, x, channel), self.probe_picker.probe_label(), self.training_settings().loss)
 
     def _post(self, text: str) -> None:
         self.message_posted.emit(text)
