@@ -263,4 +263,6 @@ def test_train_script_runs_an_epoch_and_saves(tmp_path):
     assert "epoch 1/1" in done.stdout and "test accuracy:" in done.stdout
     accuracy = float(done.stdout.split("test accuracy:")[1].split()[0])
     assert 0.0 <= accuracy <= 1.0
-    assert set(load_file(saved)) == set(load_file(folder / "weights.safetensors"))
+    after, before = load_file(saved), load_file(folder / "initial.safetensors")
+    assert set(after) == set(before)
+    assert not np.allclose(after["conv2d.weight"], before["conv2d.weight"])  # it trained from the start weights
