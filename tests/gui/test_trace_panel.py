@@ -199,3 +199,32 @@ def test_the_backward_side_uses_the_models_loss(qtbot, draw_tab):
     assert panel.backward.loss_name == "categorical_crossentropy"
     assert "categorical_crossentropy for label" in panel.backward_text.text()
     assert panel.backward.label == int(np.argmax(model.predict(draw_tab._digit.reshape(1, 28, 28, 1))[0]))
+
+
+def test_a_merge_lists_each_inputs_share(qtbot):
+    from visualcnn.engine import Input, Model
+    from visualcnn.gui.app import create_application
+    from visualcnn.gui.trace_panel import TraceWindow
+
+    create_application()
+    inp = Input((6, 6, 1))
+    a = L.Conv2D(2, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(2, 1, name="b")(inp)
+    model = Model(inp, L.Flatten()(L.Add(name="add")([a, b])))
+    model.build(seed=1)
+    model.set_weights([np.abs(w) + 0.01 for w in model.get_weights()])  # both branches positive
+    x = np.linspace(0.1, 1.0, 36, dtype=np.float32).reshape(6, 6, 1)
+    acts = model.activations(x[None])
+    i, j, f = max(((i, j, f) for i in range(6) for j in range(6) for f in range(2)),
+                  key=lambda k: min(acts["a"][0][k], acts["b"][0][k]))  # both inputs positive
+    assert min(acts["a"][0][i, j, f], acts["b"][0][i, j, f]) > 0
+    window = TraceWindow()
+    qtbot.addWidget(window)
+    window.show_cell(model, x, "add", (i, j, f), label=0)
+    panel = window.panel
+    assert panel.trace.kind == "merge" and panel.terms.isVisibleTo(panel)
+    assert [panel.terms.item(r, 0).text() for r in range(2)] == ["a", "b"]
+    va, vb = float(acts["a"][0][i, j, f]), float(acts["b"][0][i, j, f])
+    assert panel.terms.item(0, 2).text() == f"{100 * va / (va + vb):.0f}%"
+    assert panel.terms.item(1, 2).text() == f"{100 * vb / (va + vb):.0f}%"
+    assert panel.trace.value == float(acts["add"][0][i, j, f])

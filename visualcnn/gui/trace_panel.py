@@ -306,9 +306,13 @@ class TracePanel(QWidget):
         merge = t.kind in ("merge", "moves")
         self.terms.setHorizontalHeaderLabels(["input", "value", "share" if merge else "weight", "product"])
         total = sum(term.value for term in rows) if merge else None
+        # a share is a fraction of a sum whose inputs all pull the same way (as explain/text.py)
+        same_sign = all(term.value >= 0 for term in rows) or all(term.value <= 0 for term in rows)
+        if not (merge and t.formula.endswith("sum of the inputs") and same_sign):
+            total = None
         scale = max((abs(term.product) for term in rows), default=1.0)
         for r, term in enumerate(rows):
-            share = f"{100 * term.value / total:.0f}%" if merge and total else ""
+            share = f"{100 * term.value / total:.0f}%" if total else ""
             cells = [term.label, n(term.value), share if merge else n(term.weight), n(term.product)]
             for k, text in enumerate(cells):
                 item = QTableWidgetItem(text)
