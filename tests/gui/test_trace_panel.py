@@ -184,6 +184,9 @@ def test_train_probe_cell_is_traced_on_the_snapshot_it_shows(qtbot):
         window = tab.trace_cell("conv2", 2, 3, 3)
         assert window.panel.trace.value == pytest.approx(float(snapshot.activations["conv2"][3, 3, 2]), abs=1e-6)
         assert window.panel._model is not tab._model
+        slide = tab.watch_slide("conv2")
+        assert slide.view.layer_name == "conv2" and slide.view._model is not tab._model
+        np.testing.assert_array_equal(slide.view._image[:, :, 0], snapshot.probe)
     finally:
         tab.shutdown()
 

@@ -24,6 +24,7 @@ from .project_changes import ProjectBaseline, bundled_preset
 from .undo_shortcuts import UndoShortcutRouter
 from .document import PipelineDocument
 from .draw_tab import DrawTabWidget
+from .explain_windows import ExplainWindows
 from .families import ERROR_COLOUR
 from .load_weights import WEIGHTS_FILE_FILTER, weights_for
 from .inspector import InspectorWidget
@@ -284,13 +285,18 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self._add(view_menu, "Reset &Layout", None, self.reset_layout)
         self.watch_slide_action = self._add(view_menu, "&Watch a Layer Slide…", None, self.watch_slide)
+        self.explain_windows = ExplainWindows(self)  # issue 13 items 3, 4 (gui/explain_windows.py)
+        self.explain_action = self._add(view_menu, "Why Did It Answer &That?…", None, self.explain_windows.open_maps)
+        self.filter_vis_action = self._add(view_menu, "What Does a &Filter Want to See?…", None,
+                                           self.explain_windows.open_filters)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
 
     def watch_slide(self):
         """View > Watch a Layer Slide…: a conv or pooling window sliding over the drawn digit
-        (gui/slide_view.py, on the Draw tab's model); a status line says what is missing."""
-        window = self.draw_panel.watch_slide()
+        (gui/slide_view.py, on the Draw tab's model), else over the Train tab's probe image; a
+        status line says what is missing."""
+        window = self.draw_panel.watch_slide() or self.train_panel.watch_slide()
         if window is None:
             self.statusBar().showMessage("Watch a layer slide: train or load a model, then draw a digit in the "
                                          "Draw tab.", 10000)

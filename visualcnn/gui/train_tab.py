@@ -627,21 +627,33 @@ class TrainTabWidget(QWidget):
                                        tuple(field.start)))
         self.feature_maps.set_layers(layers)
 
-    def trace_cell(self, layer_name: str, channel: int, y: int, x: int):
-        """Open (or update) the trace panel for one cell of the probe's feature maps. During a
-        run: a copy of the model with the snapshot's weights (the maps shown), never the model
-        the worker is training."""
+    def _probe_model(self):
+        """(model, probe image) the probe's feature maps on screen were computed with, or None.
+        During a run: a copy of the model with the snapshot's weights, never the model the
+        worker is training."""
         model, probe = self._model, self.probe_picker.probe()
         snapshot = self._shown_snapshot
         if self._run_active and snapshot is not None and snapshot.probe is not None:
             model, probe = model_with_weights(model, snapshot.weights), snapshot.probe
         elif self._run_active:
-            self._post("The feature maps of this run are not shown yet: click again in a moment.")
+            self._post("The feature maps of this run are not shown yet: try again in a moment.")
             return None
         if model is None or not model.built or probe is None:
             return None
-        return self.tracer.trace(model, np.asarray(probe, np.float32).reshape(model.input_shape), layer_name,
-                                 (y, x, channel), self.probe_picker.probe_label(), self.training_settings().loss)
+        return model, np.asarray(probe, np.float32).reshape(model.input_shape)
+
+    def trace_cell(self, layer_name: str, channel: int, y: int, x: int):
+        """Open (or update) the trace panel for one cell of the probe's feature maps."""
+        found = self._probe_model()
+        if found is None:
+            return None
+        return self.tracer.trace(*found, layer_name, (y, x, channel), self.probe_picker.probe_label(),
+                                 self.training_settings().loss)
+
+    def watch_slide(self, layer_name: str | None = None):
+        """Open the sliding-window view over the probe image (None: no model or probe yet)."""
+        found = self._probe_model()
+        return None if found is None else self.tracer.slide(*found, layer_name)
 
     def _post(self, text: str) -> None:
         self.message_posted.emit(text)
