@@ -139,7 +139,10 @@ def module_source(model, *, docstring: str = "") -> ModuleSource:
         y = variables[i]
         if is_final and final == "layer":
             # the softmax itself is forward's last step (logits=True stops before it)
-            forward.append(f"        {y} = {sources[0]}  # {title}: applied at the end of forward")
+            if y == sources[0]:
+                forward.append(f"        # {title}: applied at the end of forward")
+            else:
+                forward.append(f"        {y} = {sources[0]}  # {title}: applied at the end of forward")
             continue
         piece = torch_layers.translate(shown, ins, outs)
         helpers |= piece.helpers
