@@ -231,3 +231,52 @@ def test_a_merge_lists_each_inputs_share(qtbot):
     assert panel.terms.item(0, 2).text() == f"{100 * va / (va + vb):.0f}%"
     assert panel.terms.item(1, 2).text() == f"{100 * vb / (va + vb):.0f}%"
     assert panel.trace.value == float(acts["add"][0][i, j, f])
+
+
+def zoo():
+    model = Sequential([L.Input((10, 10, 2)), L.Conv2D(3, 3, padding="same", name="conv"),
+                        L.BatchNormalization(name="bn"), L.ReLU(name="relu"),
+                        L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="depthwise"),
+                        L.SeparableConv2D(4, 3, strides=2, padding="same", name="separable"),
+                        L.Conv2DTranspose(2, 3, strides=2, padding="same", name="transpose"),
+                        L.AveragePooling2D(3, strides=2, padding="same", name="avg"),
+                        L.ZeroPadding2D(1, name="pad"), L.GlobalAveragePooling2D(name="gap"),
+                        L.Dense(6, name="dense"), L.Softmax(name="softmax")])
+    model.build(seed=4)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if w.ndim == 1 else
+                       rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def test_every_kind_of_layer_is_shown_with_the_models_value(qtbot):
+    from visualcnn.gui.app import create_application
+    from visualcnn.gui.slide_view import SlideWindow
+    from visualcnn.gui.trace_panel import TraceWindow
+
+    create_application()
+    model = zoo()
+    x = np.random.default_rng(6).normal(size=(10, 10, 2)).astype(np.float32)
+    acts = model.activations(x[None])
+    window = TraceWindow()
+    qtbot.addWidget(window)
+    for layer in model.layers:
+        out = acts[layer.name][0]
+        index = tuple(d // 2 for d in out.shape)
+        window.show_cell(model, x, layer.name, index, label=1)
+        panel = window.panel
+        assert panel.trace.value == float(out[index]), layer.name
+        assert "the model's value" in panel.equation.text(), layer.name
+        assert n(panel.trace.value) in panel.title.text()
+        assert panel.backward is not None and panel.backward.label == 1
+    slide = SlideWindow()
+    qtbot.addWidget(slide)
+    slide.show_layer(model, x)
+    view = slide.view
+    names = [view.layer.itemText(k) for k in range(view.layer.count())]
+    assert names == ["conv", "depthwise", "separable", "avg"]
+    for name in names:
+        view.choose_layer(name)
+        view.filter.setValue(view.filter.maximum())
+        view.fill_all()
+        np.testing.assert_array_equal(view.shown, acts[name][0][:, :, view.filter.maximum()])

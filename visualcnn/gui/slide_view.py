@@ -415,6 +415,9 @@ class SlideView(QWidget):
             self.patch.set_values(t.patch[:, :, c], t.padding, ring)
         if t.kernel is not None and t.kernel.ndim == 3 and t.kind != "separable":
             self.kernel.set_values(t.kernel[:, :, c])
+        else:  # a separable conv's depthwise kernels are per channel and multiplier: the trace panel lists them
+            self.kernel.set_values(np.zeros((0, 0)))
+            self.kernel_caption.setText("")
         if t.kind == "max_pool":
             text = f"max = <b>{n(t.computed)}</b>"
         elif t.kind == "average_pool":
