@@ -267,6 +267,13 @@ class DrawTabWidget(QWidget):
             return None
         return self.tracer.slide(self._model, self._digit.reshape(self._model.input_shape), layer_name)
 
+    def explain_source(self):
+        """(a copy of this tab's model, a copy of the drawn (28, 28) digit), None where missing: for
+        the explanation windows (gui/explain_windows.py), which compute in the background and so
+        never use this tab's model itself."""
+        return (None if self._model is None else copy_model(self._model),
+                None if self._digit is None else self._digit.copy())
+
     # --- updates ------------------------------------------------------------------
 
     def _on_pen_changed(self, value: int) -> None:

@@ -24,12 +24,13 @@ from .explain_worker import ExplainRunner
 from .heatmap_view import DIVERGING, SEQUENTIAL, MapView
 
 SMOOTHGRAD_COPIES, SMOOTHGRAD_NOISE, SEED = 25, 0.15, 0
+GRADCAM_CAPTION = "where this layer found the evidence for the class (bright = most)"
 NO_MODEL = "Train or load a model, then draw a digit in the Draw tab."
 
 _TEST_DIGITS: tuple | None = None
 
 
-def test_digits() -> tuple[np.ndarray, np.ndarray]:
+def mnist_test_digits() -> tuple[np.ndarray, np.ndarray]:
     """MNIST's test images (N, 28, 28) in [0, 1] and their labels, read once."""
     global _TEST_DIGITS
     if _TEST_DIGITS is None:
@@ -43,8 +44,8 @@ def test_digits() -> tuple[np.ndarray, np.ndarray]:
 def sanity_sentence(rho: float) -> str:
     """What the rank correlation between the trained and the randomised map means, in one sentence."""
     if not np.isfinite(rho):
-        return ("The random network's map is flat: it points at nothing, so the trained map's pattern came from "
-                "what the network learned.")
+        return ("One of the two maps is all zero (nothing there speaks for the class), so there is no ranking to "
+                "compare: try another layer or the SmoothGrad check.")
     if rho >= 0.5:
         return (f"Careful: the map hardly changed when everything the network learned was wiped out (ρ = {rho:.2f}); "
                 "it shows the digit's shape more than the network's reasons.")
@@ -137,7 +138,7 @@ class ExplainMapsWindow(QWidget):
         self.input_view = MapView("The image", "what the network gets (28x28)")
         self.layer_choice = QComboBox()
         self.layer_choice.setToolTip("The conv layer whose feature maps Grad-CAM weighs")
-        self.gradcam_view = MapView("Grad-CAM", "where this layer found the evidence for the class (bright = most)")
+        self.gradcam_view = MapView("Grad-CAM", GRADCAM_CAPTION)
         cam_box = QGroupBox("Grad-CAM")
         cam = QVBoxLayout(cam_box)
         row = QHBoxLayout()
@@ -270,7 +271,7 @@ class ExplainMapsWindow(QWidget):
     def image(self) -> np.ndarray | None:
         """The (28, 28) image explained now."""
         if self.test_button.isChecked():
-            return test_digits()[0][self.test_index.value()]
+            return mnist_test_digits()[0][self.test_index.value()]
         return self.drawn
 
     def _x(self) -> np.ndarray | None:
@@ -346,7 +347,7 @@ class ExplainMapsWindow(QWidget):
         else:
             self.input_view.show_text("nothing drawn yet")
         if self.test_button.isChecked():
-            label = int(test_digits()[1][self.test_index.value()])
+            label = int(mnist_test_digits()[1][self.test_index.value()])
             self.input_view.set_caption(f"test digit no. {self.test_index.value()}, labelled {label}")
         else:
             self.input_view.set_caption("your drawing, as the network gets it (28x28)")
@@ -376,6 +377,9 @@ class ExplainMapsWindow(QWidget):
             else:
                 self.gradcam_view.show_map(image, cam.heatmap[0], SEQUENTIAL)
                 self.gradcam_view.set_title(f"Grad-CAM of {cam.layer_name}")
+                self.gradcam_view.set_caption(
+                    f"nothing in {cam.layer_name} speaks for class {cls}: every weighted sum is below zero"
+                    if not np.any(cam.heatmap[0]) else GRADCAM_CAPTION)
             smooth = result["smoothgrad"]
             self.saliency_view.show_map(image, smooth.saliency_map[0], SEQUENTIAL)
             self.smooth_view.show_map(image, smooth.smooth_map[0], SEQUENTIAL)
@@ -384,8 +388,8 @@ class ExplainMapsWindow(QWidget):
             self.result["occlusion"] = result
             self.occlusion_view.show_map(image, result.heatmap[0], DIVERGING)
             largest = float(np.max(np.abs(result.heatmap[0])))
-            caption = (f"{len(result.rows) * len(result.cols)} patches: drop in p({result.classes[0]}) = "
-                       f"{result.base[0]:.2f} when hidden (red = hiding hurts the answer)")
+            caption = (f"p({result.classes[0]}) = {result.base[0]:.2f}; colour: how much it drops when a "
+                       f"{result.patch[0]} px patch hides the pixel (red = hiding hurts the answer)")
             if largest < 0.01:  # a sure network: the map is the noise of tiny differences, say so
                 caption = (f"no {result.patch[0]} px patch changes p({result.classes[0]}) = {result.base[0]:.2f} "
                            f"by even 0.01: the rest is enough. Try a larger patch.")
@@ -427,4 +431,4 @@ class ExplainMapsWindow(QWidget):
             self.occlusion_cancel.setEnabled(False)
 
 
-__all__ = ["ExplainMapsWindow", "sanity_sentence", "test_digits"]
+__all__ = ["ExplainMapsWindow", "sanity_sentence", "mnist_test_digits"]

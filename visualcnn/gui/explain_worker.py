@@ -181,8 +181,8 @@ class ExplainRunner(QObject):
 
 
 def running_threads() -> int:
-    """Job threads still alive in this process (for tests and for a clean exit)."""
-    return len(_ALIVE)
+    """Job threads still running in this process (for tests and for a clean exit)."""
+    return sum(1 for thread in list(_ALIVE) if thread.isRunning())
 
 
 __all__ = ["ExplainRunner", "PROGRESS_INTERVAL", "running_threads"]

@@ -112,15 +112,16 @@ class MapView(QWidget):
     `heat` is the array last shown (the test compares it with the engine's) and `image` the
     QImage it was drawn from, before enlarging."""
 
-    def __init__(self, title: str, caption: str = "", parent=None):
+    def __init__(self, title: str, caption: str = "", parent=None, lines: int = 10):
         super().__init__(parent)
+        self._lines = lines  # the picture's side in text lines: it grows with View > Zoom
         self.heat: np.ndarray | None = None
         self.image: QImage | None = None
         self._title = QLabel(f"<b>{title}</b>")
         self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._picture = QLabel()
         self._picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._picture.setStyleSheet("background: black; color: #ccc;")
+        self._picture.setStyleSheet("background: black; color: #ccc; border: 1px solid #555;")
         self._picture.setWordWrap(True)
         self._bar = ColourBar()
         keep = self._bar.sizePolicy()
@@ -144,7 +145,7 @@ class MapView(QWidget):
         self.show_text("")
 
     def side(self) -> int:
-        return max(140, 10 * self.fontMetrics().height())
+        return max(14 * self._lines, self._lines * self.fontMetrics().height())
 
     def _fit(self) -> None:
         side = self.side()
