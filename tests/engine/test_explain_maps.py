@@ -380,3 +380,20 @@ def test_sanity_check_runs_every_method(method, options):
     assert result.steps[0].maps.shape == (2, 10, 10)
     assert not np.allclose(result.steps[0].maps, result.maps)
     assert np.all(np.abs(result.steps[0].spearman) <= 1)
+
+
+def test_a_separate_softmax_layer_gives_the_same_pre_softmax_score():
+    fused = Sequential([L.Input(shape=(8, 8, 1)), L.Conv2D(3, 3, activation="relu", name="c"), L.Flatten(),
+                        L.Dense(4, activation="softmax")])
+    fused.build(seed=1)
+    apart = Sequential([L.Input(shape=(8, 8, 1)), L.Conv2D(3, 3, activation="relu", name="c"), L.Flatten(),
+                        L.Dense(4), L.Activation("softmax")])
+    apart.build()
+    apart.set_weights(fused.get_weights())
+    x = _images(2, (8, 8, 1))
+    a, b = gradcam(fused, x, "c", class_index=[1, 2]), gradcam(apart, x, "c", class_index=[1, 2])
+    assert a.logit and b.logit
+    np.testing.assert_allclose(b.scores, a.scores, rtol=1e-6)
+    np.testing.assert_allclose(b.heatmap, a.heatmap, rtol=1e-6, atol=1e-9)
+    logits = fused.activations(x)["c"].reshape(2, -1).astype(np.float64) @ fused.layers[-1].weights[0]
+    np.testing.assert_allclose(a.scores, logits[[0, 1], [1, 2]] + fused.layers[-1].weights[1][[1, 2]], rtol=1e-5)
