@@ -69,6 +69,8 @@ def test_dilation_leaves_gaps_and_pooling_defaults_its_stride():
     pool = slide_geometry(model.layers[4], (4, 4))
     assert pool.strides == (2, 2) and pool.output_size == (2, 2) and pool.pads == ((0, 0), (0, 0))
     assert pool.window(1, 1) == ((2, 3), (2, 3))
+    exact = slide_geometry(L.MaxPooling2D(2, padding="same", name="p"), (4, 4))
+    assert exact.pads == ((0, 0), (0, 0)) and "no zeros needed here" in exact.describe()
 
 
 def test_a_layer_that_does_not_slide_is_named():

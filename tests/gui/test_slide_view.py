@@ -96,7 +96,11 @@ def test_controls(qtbot, slide):
     assert view.layer_name == "pool" and view.geometry_.pooling and not view.kernel.isVisibleTo(view)
     view.filter.setValue(2)
     view.step()
-    assert view.patch.ring is not None  # the max is ringed
+    assert view.patch.ring is not None  # the max is ringed, in the numbers and on the input
+    a, b = view.patch.ring
+    rows, cols = view.geometry_.window(0, 0)
+    assert view.canvas.chosen == (rows[a], cols[b])
+    assert view.patch.values[a, b] == view.patch.values.max()
     acts = model.activations(image[None])
     view.fill_all()
     np.testing.assert_array_equal(view.shown, acts["pool"][0, :, :, 2])

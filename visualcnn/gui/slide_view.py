@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from ..engine.explain import trace
@@ -46,6 +46,7 @@ class SlideCanvas(QWidget):
         self.output_map: np.ndarray | None = None  # (oh, ow), NaN where not computed yet
         self.output_levels = (0.0, 1.0)
         self.cell: tuple[int, int] | None = None
+        self.chosen: tuple[int, int] | None = None  # max pooling: the input cell the max came from
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(12 * self.fontMetrics().height())
 
@@ -131,6 +132,11 @@ class SlideCanvas(QWidget):
                     painter.fillRect(rect, QColor(243, 156, 18, 150))
                     painter.setPen(pen)
                     painter.drawRect(rect.adjusted(1, 1, -1, -1))
+            if self.chosen is not None:
+                r, c = self.chosen
+                painter.setPen(QPen(QColor("#1f6fd1"), max(2.0, side / 5)))
+                painter.drawEllipse(QRectF(ix + (c + left) * side, iy + (r + top) * side, side, side).adjusted(
+                    2, 2, -2, -2))
             i, j = self.cell
             painter.setPen(QPen(ORANGE, max(2.0, side / 5)))
             painter.drawRect(QRectF(ox + j * side, oy + i * side, side, side))
@@ -211,23 +217,27 @@ class SlideView(QWidget):
         controls.addWidget(QLabel("speed:"))
         controls.addWidget(self.speed, 1)
         controls.addWidget(self.speed_label)
-        numbers = QGridLayout()
+        # the current cell's numbers beside the picture: the picture keeps the whole height
+        numbers = QVBoxLayout()
         self.patch_caption = QLabel()
         self.kernel_caption = QLabel()
-        numbers.addWidget(self.patch_caption, 0, 0)
-        numbers.addWidget(self.kernel_caption, 0, 2)
-        numbers.addWidget(self.patch, 1, 0, Qt.AlignmentFlag.AlignTop)
-        numbers.addWidget(self.times, 1, 1)
-        numbers.addWidget(self.kernel, 1, 2, Qt.AlignmentFlag.AlignTop)
-        numbers.addWidget(self.result, 1, 3)
-        numbers.setColumnStretch(3, 1)
+        numbers.addWidget(self.patch_caption)
+        numbers.addWidget(self.patch, 0, Qt.AlignmentFlag.AlignLeft)
+        numbers.addWidget(self.times, 0, Qt.AlignmentFlag.AlignLeft)
+        numbers.addWidget(self.kernel_caption)
+        numbers.addWidget(self.kernel, 0, Qt.AlignmentFlag.AlignLeft)
+        numbers.addWidget(self.result)
+        numbers.addStretch(1)
+        self.result.setMaximumWidth(22 * self.fontMetrics().height())
+        picture = QHBoxLayout()
+        picture.addWidget(self.canvas, 1)
+        picture.addLayout(numbers, 0)
         layout = QVBoxLayout(self)
         layout.addLayout(choose)
         layout.addLayout(controls)
         layout.addWidget(self.description)
-        layout.addWidget(self.canvas, 1)
         layout.addWidget(self.progress)
-        layout.addLayout(numbers)
+        layout.addLayout(picture, 1)
 
     def _fit_to_font(self) -> None:
         big = QFont(self.font())
@@ -386,6 +396,7 @@ class SlideView(QWidget):
     def _show_current(self) -> None:
         cell = self.cells[self.position] if self.position >= 0 else None
         self.canvas.cell = cell
+        self.canvas.chosen = None
         self.canvas.output_map = self.shown
         self.canvas.update()
         total = len(self.cells)
@@ -404,6 +415,7 @@ class SlideView(QWidget):
                               + (" (outside the input: padding zeros)" if min(rows + cols) < 0 or max(rows) >=
                                  self.geometry_.input_size[0] or max(cols) >= self.geometry_.input_size[1] else ""))
         t = trace(self._model, self._image, self.layer_name, (i, j, self.filter.value()))
+        self.canvas.chosen = t.chosen  # the max's place on the input (None unless max pooling)
         c = self._shown_input_channel() if t.patch is not None and t.patch.shape[2] > 1 else 0
         shown = self._shown_input_channel()
         self.patch_caption.setText(f"<b>window</b>, channel {shown}")
@@ -419,16 +431,23 @@ class SlideView(QWidget):
             self.kernel.set_values(np.zeros((0, 0)))
             self.kernel_caption.setText("")
         if t.kind == "max_pool":
-            text = f"max = <b>{n(t.computed)}</b>"
+            text = f"max = <b>{n(t.computed)}</b><br>(ringed: input row {t.chosen[0]}, column {t.chosen[1]})"
         elif t.kind == "average_pool":
             text = f"average = {n(t.total)} / {int((~t.padding).sum())} = <b>{n(t.computed)}</b>"
         else:
             many = t.channel_sums is not None and len(t.channel_sums) > 1
-            text = (f"= {n(t.channel_sums[c])} on this channel" + (f", {n(t.total)} over all {len(t.channel_sums)}"
-                                                                    if many else "")
-                    + (f" + bias {n(t.bias)}" if t.bias is not None else "")
-                    + (f" → {t.activation}" if t.activation and t.activation != "linear" else "")
-                    + f" = <b>{n(t.computed)}</b>")
+            if t.kind == "separable":  # each channel filtered on its own, then mixed 1x1
+                lines = [f"depthwise results × pointwise weights = {n(t.total)}"]
+            else:
+                lines = [f"= {n(t.channel_sums[c])} on this channel"]
+            if many and t.kind != "separable":
+                lines.append(f"{n(t.total)} over all {len(t.channel_sums)} channels")
+            if t.bias is not None:
+                lines.append(f"+ bias {n(t.bias)} = {n(t.pre_activation)}")
+            if t.activation and t.activation != "linear":
+                lines.append(f"{t.activation}({n(t.pre_activation)})")
+            lines.append(f"= <b>{n(t.computed)}</b>")
+            text = "<br>".join(lines)
         self.result.setText(text)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -60,7 +60,9 @@ class SlideGeometry:
         if self.dilation != (1, 1):
             parts.append(f"dilation {self.dilation[0]}x{self.dilation[1]} (gaps between the taps)")
         (top, bottom), (left, right) = self.pads
-        if self.padding == "same":
+        if self.padding == "same" and not (top + bottom + left + right):
+            parts.append("'same' padding: no zeros needed here (the windows fit the input exactly)")
+        elif self.padding == "same":
             extra = " (Keras puts the odd extra zero at the end)" if top != bottom or left != right else ""
             parts.append(f"'same' padding: {top} zero row(s) on top, {bottom} at the bottom, {left} column(s) "
                          f"left, {right} right{extra}")
