@@ -125,6 +125,14 @@ def test_a_weights_file_alone_says_what_to_do(file_name):
         assert "holds only weights" in message and "load_weights" in message
 
 
+def test_weights_only_files_are_told_apart():
+    from visualcnn.engine.keras_legacy_h5 import is_weights_only_file
+
+    assert is_weights_only_file(FILES / "residual.weights.h5")
+    for name in ("residual.h5", "residual.keras", "make_keras_files.py"):
+        assert not is_weights_only_file(FILES / name), name
+
+
 @pytest.mark.parametrize("file_name", ["unsupported.keras", "unsupported.h5"])
 def test_unsupported_layer_is_named(file_name):
     message = one_line_error(FILES / file_name)
@@ -148,7 +156,7 @@ def test_cli_summary(file_name):
         assert layer.name in result.stdout and layer.class_name in result.stdout
 
 
-@pytest.mark.parametrize("file_name", ["seed_cnn.keras", "inception.h5"])
+@pytest.mark.parametrize("file_name", ["residual.keras", "inception.h5"])
 def test_cli_evaluate(file_name):
     result = run_cli("evaluate", str(FILES / file_name), "--json")
     assert result.returncode == 0, result.stderr
@@ -294,6 +302,9 @@ def test_keras2_weights_only_file(tmp_path):
         write_keras2_layer_weights(f, ["conv2d", "batch_normalization", "flatten", "dense"], weights)
     message = one_line_error(path)
     assert "holds only weights" in message
+    from visualcnn.engine.keras_legacy_h5 import is_weights_only_file
+
+    assert is_weights_only_file(path)
     model = model_from_json(json.dumps(KERAS2_SEQUENTIAL))
     model.build()
     model.load_weights(path)

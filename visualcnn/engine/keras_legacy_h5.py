@@ -90,6 +90,23 @@ def is_legacy_layout(raw: bytes) -> bool:
         return False
 
 
+def is_weights_only_file(path: str | os.PathLike) -> bool:
+    """Whether a file is an HDF5 weights file without a model (Keras 3's .weights.h5, or tf.keras 2's
+    save_weights("w.h5"), which may have any name): what Model.load_weights reads, not load_model."""
+    from .keras_archive_read import file_starts_with
+
+    if not file_starts_with(path, HDF5_MAGIC):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "model_config" not in f.attrs and (_names(f, "layer_names") is not None
+                                                      or ("layers" in f and "vars" in f))
+    except (ConfigError, *_H5_ERRORS):
+        return False
+
+
 def read_legacy_weights(raw: bytes, model) -> list[np.ndarray]:
     """The arrays of a legacy weights file (Keras 2's save_weights("x.h5"), or the weights of a
     legacy model file) in model.get_weights() order. As keras load_weights does, layers with
@@ -319,5 +336,5 @@ def _untuple(value: Any) -> Any:
     return value
 
 
-__all__ = ["HDF5_MAGIC", "is_hdf5", "load_legacy_h5", "read_legacy_h5", "is_legacy_layout",
+__all__ = ["HDF5_MAGIC", "is_hdf5", "load_legacy_h5", "read_legacy_h5", "is_legacy_layout", "is_weights_only_file",
            "read_legacy_weights"]

@@ -4,8 +4,8 @@
     KERAS_BACKEND=torch PYTHONPATH=. python tests/engine/keras_files/make_keras_files.py
 
 Builds four models in REAL Keras 3 (the seed CNN and LeNet-5 from resources/presets, a small
-Functional residual net, an Inception-like net with parallel branches), trains each briefly on
-a few hundred MNIST digits (so BatchNormalization's moving statistics and every weight differ
+Functional residual net, an Inception-like net with parallel branches), trains each briefly on the
+first 800 MNIST training digits (so BatchNormalization's moving statistics and every weight differ
 from their initial values), and saves each as Keras saves it:
 
     NAME.keras       keras.saving.save_model (the zip: config.json, metadata.json, model.weights.h5)
@@ -129,7 +129,8 @@ def main() -> None:
     models = {"seed_cnn": from_preset("seed_cnn"), "lenet5": from_preset("lenet5"),
               "residual": residual(), "inception": inception()}
     for name, model in models.items():
-        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE.get(name, 1e-3)), loss="sparse_categorical_crossentropy",
+        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE.get(name, 1e-3)),
+                      loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS[name], verbose=0)
         if name != "residual":  # keep the folder small: Adam's two moments would triple the file
