@@ -280,3 +280,20 @@ def test_every_kind_of_layer_is_shown_with_the_models_value(qtbot):
         view.filter.setValue(view.filter.maximum())
         view.fill_all()
         np.testing.assert_array_equal(view.shown, acts[name][0][:, :, view.filter.maximum()])
+
+
+def test_a_cell_with_no_gradient_says_why_instead_of_a_grid_of_zeros(qtbot):
+    from visualcnn.gui.app import create_application
+    from visualcnn.gui.trace_panel import TraceWindow
+
+    create_application()
+    model = tiny_model()
+    x = a_one()[:, :, None]
+    off = np.argwhere(model.activations(x[None])["conv"][0] == 0)[0]  # relu is off: dL/dz = 0
+    window = TraceWindow()
+    qtbot.addWidget(window)
+    window.show_cell(model, x, "conv", tuple(int(i) for i in off), label=1)
+    panel = window.panel
+    assert panel.backward.dpre == 0
+    assert not panel.kernel_share.isVisibleTo(panel)
+    assert "dL/dz is 0" in panel.kernel_share_caption.text()

@@ -379,9 +379,13 @@ class TracePanel(QWidget):
     def _show_kernel_share(self) -> None:
         b, t = self.backward, self.trace
         show = b is not None and b.kernel_share is not None and t.kind == "conv" and b.kernel_share.ndim == 3
-        self.kernel_share.setVisible(show)
+        self.kernel_share.setVisible(show and b.dpre != 0)
         self.kernel_share_caption.setVisible(show)
         if not show:
+            return
+        if b.dpre == 0:  # a grid of zeros teaches nothing: say why it is zero
+            self.kernel_share_caption.setText("dL/dz is 0: this cell adds nothing to the kernel's gradient for this "
+                                              "image (nothing after it uses its value, or its activation is flat)")
             return
         row = self.channels.currentIndex()
         c = self._channel_order[row] if 0 <= row < len(self._channel_order) else 0
