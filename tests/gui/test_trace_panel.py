@@ -175,7 +175,8 @@ def test_train_probe_cell_is_traced_on_the_snapshot_it_shows(qtbot):
         # between runs: the previewed model, the probe's label-less drawn digit
         qtbot.waitUntil(lambda: len(tab.feature_maps.layers()) == 3, timeout=10000)
         window = tab.trace_cell("conv", 1, 10, 13)
-        assert window.panel.trace.value == float(tab._model.activations(a_one()[None, :, :, None])["conv"][0, 10, 13, 1])
+        expected = tab._model.activations(a_one()[None, :, :, None])["conv"][0, 10, 13, 1]
+        assert window.panel.trace.value == float(expected)
         # during a run: the snapshot's weights and probe, never the model being trained
         tab.start()
         qtbot.waitUntil(lambda: tab._shown_snapshot is not None and tab._shown_snapshot.activations is not None,
