@@ -156,7 +156,7 @@ def test_cli_summary(file_name):
         assert layer.name in result.stdout and layer.class_name in result.stdout
 
 
-@pytest.mark.parametrize("file_name", ["residual.keras", "inception.h5"])
+@pytest.mark.parametrize("file_name", ["lenet5.keras", "inception.h5"])
 def test_cli_evaluate(file_name):
     result = run_cli("evaluate", str(FILES / file_name), "--json")
     assert result.returncode == 0, result.stderr
