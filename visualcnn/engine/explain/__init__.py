@@ -10,9 +10,10 @@ Pure numpy over the model's own weights and activations; never imports Qt.
 
 from .backward import BackwardTrace, trace_backward
 from .trace import Term, Trace, receptive_field, trace
+from .embedding import Embedding, embed  # the learned space (item 5)
 from .maps import GradCam, Maximised, Occlusion, SanityCheck, SmoothGrad, gradcam, maximise, occlusion, \
     sanity_check, smoothgrad
 
 __all__ = ["trace", "Trace", "Term", "receptive_field", "trace_backward", "BackwardTrace",
            "gradcam", "GradCam", "occlusion", "Occlusion", "smoothgrad", "SmoothGrad", "sanity_check", "SanityCheck",
-           "maximise", "Maximised"]
+           "maximise", "Maximised", "embed", "Embedding"]
