@@ -264,6 +264,21 @@ def test_load_weights_from_a_keras_weights_file(window, qtbot, dialogs):
     assert window.document.trained_weights is None, "loading weights is one undoable step"
 
 
+def test_a_weights_only_file_under_another_name_is_loaded_as_weights(window, tmp_path, dialogs):
+    """tf.keras 2's save_weights("w.h5") may have any name: the content says it holds weights only."""
+    import shutil
+
+    keras_reader_or_skip(KERAS_FILES / "residual.keras")
+    assert window.open_file(KERAS_FILES / "residual.keras")
+    window.document.set_trained_weights(None)
+    renamed = tmp_path / "w.h5"
+    shutil.copy(KERAS_FILES / "residual.weights.h5", renamed)
+    assert window.load_weights_file(renamed), dialogs
+    fixtures = np.load(KERAS_FILES / "predictions.npz")
+    np.testing.assert_allclose(window.trained_model().predict(fixtures["x"], verbose=0), fixtures["residual"],
+                               atol=1e-5)
+
+
 def test_a_keras_weights_file_of_another_model_is_refused(seed_window, dialogs):
     keras_reader_or_skip(KERAS_FILES / "residual.keras")
     assert not seed_window.load_weights_file(KERAS_FILES / "residual.weights.h5")

@@ -1,8 +1,8 @@
 """File ▸ Load Weights…: trained weights from a file, onto the pipeline the window shows.
 
-A Keras `.weights.h5` goes through Model.load_weights (Keras 3's layout, engine); a
-model file with weights (ours, a .keras or a legacy .h5) gives its weights by layer name
-(engine model_io.decode_weights). Either way a shape that does not fit is refused with one
+A weights-only HDF5 file (Keras 3's `.weights.h5`, or tf.keras 2's save_weights under any
+name) goes through Model.load_weights (engine); a model file with weights (ours, a .keras
+or a legacy .h5) gives its weights by layer name (engine model_io.decode_weights). Either way a shape that does not fit is refused with one
 line naming the layer, and nothing changes.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.keras_legacy_h5 import is_weights_only_file
 from ..engine.layers import ConfigError
 from ..engine.model_io import decode_weights, encode_weights, load_model_file
 
@@ -25,7 +26,7 @@ def weights_for(model, path) -> dict:
     """
     path = Path(path)
     model.build()
-    if path.name.lower().endswith(".weights.h5"):
+    if path.name.lower().endswith(".weights.h5") or is_weights_only_file(path):  # tf.keras 2 save_weights: any name
         try:
             model.load_weights(path)
         except (ValueError, OSError) as exc:
