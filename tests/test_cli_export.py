@@ -179,7 +179,8 @@ def test_a_model_a_format_cannot_express_lists_each_layer(capsys, tmp_path, monk
     lines = err.splitlines()
     assert code == 2 and out == "" and not target.exists()
     assert lines[0] == "error: cannot export seed_cnn.json to onnx (3 problems):"
-    assert lines[1:] == ["  layer 'conv2d' (Conv2D): not in this format", "  layer 'conv2d_1' (Conv2D): not in this format",
+    assert lines[1:] == ["  layer 'conv2d' (Conv2D): not in this format",
+                         "  layer 'conv2d_1' (Conv2D): not in this format",
                          "  layer 'dropout' (Dropout): not in this format"]
 
 

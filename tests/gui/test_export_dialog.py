@@ -28,8 +28,11 @@ def needs(format):
 @pytest.fixture
 def informed(monkeypatch):
     shown = []
-    monkeypatch.setattr(QMessageBox, "information",
-                        lambda parent, title, text, *a, **k: shown.append((title, text)) or QMessageBox.StandardButton.Ok)
+    def information(parent, title, text, *args, **kwargs):
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "information", information)
     return shown
 
 
@@ -109,7 +112,8 @@ def test_exports_the_scripts_and_says_what_was_written(trained_window, qtbot, tm
 
 def test_an_empty_pipeline_cannot_be_exported_and_says_why(window, dialogs):
     assert window.export_dialog() is None
-    assert dialogs[-1] == ("critical", "Cannot export", "Cannot export this pipeline: Add layers to the pipeline first.")
+    assert dialogs[-1] == ("critical", "Cannot export",
+                           "Cannot export this pipeline: Add layers to the pipeline first.")
 
 
 def test_an_untrained_pipeline_says_its_weights_are_fresh(seed_window, qtbot, tmp_path):

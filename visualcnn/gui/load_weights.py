@@ -2,8 +2,9 @@
 
 A weights-only HDF5 file (Keras 3's `.weights.h5`, or tf.keras 2's save_weights under any
 name) goes through Model.load_weights (engine); a model file with weights (ours, a .keras
-or a legacy .h5) gives its weights by layer name (engine model_io.decode_weights). Either way a shape that does not fit is refused with one
-line naming the layer, and nothing changes.
+or a legacy .h5) gives its weights by layer name (engine model_io.decode_weights). Either
+way a shape that does not fit is refused with one line naming the layer, and nothing
+changes.
 """
 
 from __future__ import annotations
