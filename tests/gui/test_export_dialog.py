@@ -204,6 +204,9 @@ def test_opening_a_keras_file_shows_it_and_predicts_as_keras(window, qtbot, name
     assert window.open_file(path)
     assert [entry.class_name for entry in window.document.entries][:2] == ["Conv2D", second]
     assert window.windowTitle().startswith(f"{name} (imported)") and window.path is None
+    dialog = window.export_dialog()
+    assert dialog.path().parent == KERAS_FILES, "the export goes beside the Keras file by default"
+    dialog.close()
     assert window.draw_panel.has_model(), "the imported weights reach the Draw tab"
     predicted = window.draw_panel._model.predict(fixtures["x"], verbose=0)
     np.testing.assert_allclose(predicted, fixtures[path.stem], atol=1e-5)

@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.path: Path | None = None
         self.preset_name: str | None = None
-        self.imported_name: str | None = None  # the Keras file this untitled project was opened from
+        self.imported_from: Path | None = None  # the Keras file this untitled project was opened from
         self._draw_weights = None  # (weights object, pipeline) the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
         self.locked = False  # True while a training run owns the pipeline
@@ -471,8 +471,8 @@ class MainWindow(QMainWindow):
             shown = self.path.name
         elif self.preset_name:
             shown = f"{self.preset_name} (preset)"
-        elif self.imported_name:
-            shown = f"{self.imported_name} (imported)"
+        elif self.imported_from is not None:
+            shown = f"{self.imported_from.name} (imported)"
         else:
             shown = "Untitled"
         self.setWindowTitle(f"{shown}[*] — VisualCNN")
@@ -512,7 +512,7 @@ class MainWindow(QMainWindow):
         self.undo_stack.setClean()
         self._baseline = ProjectBaseline.of(self.document)
         self.path, self.preset_name = path, preset
-        self.imported_name = None
+        self.imported_from = None
         window = window or {}
         selected = window.get("selected", 0)
         self.pipeline.list_widget.select_row(selected if isinstance(selected, int) else 0)
@@ -561,7 +561,7 @@ class MainWindow(QMainWindow):
         if path.suffix.lower() in IMPORTED_SUFFIXES:
             # A Keras file opens as a new project: Save writes our JSON, never over the Keras file.
             self._after_load(None, None, model_file.window)
-            self.imported_name = path.name
+            self.imported_from = path.resolve()
             self._update_title()
             self._remember_recent(path.resolve())
             weights = "with its trained weights" if model_file.weights is not None else "without weights"
@@ -603,7 +603,8 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self._show_error("Cannot export", f"Cannot export this pipeline: {exc}")
             return None
-        folder = self.path.parent if self.path is not None else Path.home()
+        source = self.path or self.imported_from  # exports go beside the file they came from
+        folder = source.parent if source is not None else Path.home()
         name = self.path.stem if self.path is not None else self.document.name
         dialog = ExportDialog(model, self.document.training, trained, name, folder, self)
         dialog.exported.connect(lambda _format, path: self.statusBar().showMessage(f"Exported to {path}", 10000))
@@ -667,7 +668,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._show_error("Cannot save model", f"{path}: {exc.strerror or exc}")
             return False
-        self.path, self.preset_name, self.imported_name = path.resolve(), None, None
+        self.path, self.preset_name, self.imported_from = path.resolve(), None, None
         self.undo_stack.setClean()
         self._baseline = ProjectBaseline.of(self.document)
         self._remember_recent(self.path)
