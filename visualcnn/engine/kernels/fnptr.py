@@ -11,7 +11,7 @@ like any ``cache=True`` kernel), and the region around it is a few lines of LLVM
 
 Use: the python driver asks ``address(chunk, *example_args)`` (the chunk compiled, or
 loaded from numba's cache, for the types of those arguments) and passes the integer to
-the region, which calls ``call_address(fn, (args...))`` with arguments of exactly those
+the region, which calls ``call_address(fn, *args)`` with arguments of exactly those
 types. The address is that of numba's C wrapper of the compiled function (its arguments
 by value, as numba's own first-class functions call it). Unlike a
 ``WrapperAddressProtocol`` argument (measured 25-60 us per call to unbox, as it calls
@@ -34,11 +34,12 @@ _addresses = {}
 
 
 @intrinsic
-def call_address(typingctx, fn, args):
-    """call_address(fn, (a, b, ...)) calls the C wrapper at address fn (int64) with the
-    tuple's items as arguments; the function must return None. Valid only for an address
-    from ``address(chunk, *values)`` whose values have the types of the tuple's items."""
-    if not isinstance(fn, types.Integer) or not isinstance(args, types.BaseTuple):
+def call_address(typingctx, fn, *args):
+    """call_address(fn, a, b, ...) calls the C wrapper at address fn (int64) with a, b,
+    ... as its arguments; the function must return None. Valid only for an address from
+    ``address(chunk, *values)`` whose values have the types of a, b, ... (the arrays are
+    passed borrowed, as numba passes them to any call)."""
+    if not isinstance(fn, types.Integer):
         return None
     argtypes = tuple(args)
 
@@ -49,24 +50,31 @@ def call_address(typingctx, fn, args):
         builder.call(target, [builder.extract_value(llargs[1], i) for i in range(len(argtypes))])
         return context.get_dummy_value()
 
-    return types.none(fn, args), codegen
+    return types.none(fn, types.StarArgTuple.from_types(argtypes)), codegen
 
 
 def _key(dispatcher, args):
-    # numba's own fast type fingerprint (dtype, ndim, layout, writeable for arrays); an
-    # unaligned array has the same fingerprint as an aligned one, hence the flag
-    return (dispatcher,) + tuple(
-        (compute_fingerprint(a), getattr(getattr(a, "flags", None), "aligned", True)) for a in args)
+    # numba's own type fingerprint, in C (0.3 us for a dozen arguments: this runs on every
+    # kernel call, single-image predictions included): dtype, ndim, layout and
+    # writeability of each array. It leaves out alignment; numpy only makes a float
+    # array unaligned from a raw buffer at an odd offset, which the engine never does.
+    try:
+        return dispatcher, compute_fingerprint(args)
+    except (TypeError, ValueError):  # a value numba has no fingerprint for: type it in full
+        return dispatcher, tuple(dispatcher.typeof_pyval(a) for a in args)
 
 
 def address(dispatcher, *args) -> int:
     """The address of ``dispatcher``'s C wrapper compiled for the types of ``args``
     (compiled, or loaded from the on-disk cache, on first use). 0 inside the warm-up's
     dry run when it is not compiled yet (the dry run records it instead)."""
-    key = _key(dispatcher, args)
-    found = _addresses.get(key)
+    try:
+        found = _addresses.get((dispatcher, compute_fingerprint(args)))
+    except (TypeError, ValueError):
+        found = None
     if found is not None:
         return found
+    key = _key(dispatcher, args)
     signature = tuple(dispatcher.typeof_pyval(a) for a in args)
     cres = dispatcher.overloads.get(signature)
     if cres is None:
@@ -94,6 +102,10 @@ def run(region, fn, *args):
     the arrays in args zeroed instead, as the dry run does for a skipped kernel."""
     if fn:
         return region(fn, *args)
+    return _dry_run(region, fn, args)
+
+
+def _dry_run(region, fn, args):
     # Only the dry run gets here, and it intercepts this call too: it records the region
     # (so the warm-up compiles it) and returns its stand-in, which zeroes the arrays.
     entry = region._compile_for_args(fn, *args)

@@ -93,52 +93,64 @@ def _maxpool_row_2x2(x, out, argmax, n, oy):
             ar[ch] = k
 
 
+# Output rows per call through an address: all of them on the calling thread (a single
+# image is one call), else about a BLOCKS-th of them, for the workers to share.
+BLOCKS = 16
+
+
 @njit(nogil=True, cache=True)
-def _maxpool_out_row(x, out, argmax, r, PH, PW, sh, sw, pad_top, pad_left, fast):
-    """Output row r of the N*OH rows (what each prange iteration calls)."""
+def _maxpool_rows(x, out, argmax, r0, r1, PH, PW, sh, sw, pad_top, pad_left, fast):
+    """Output rows [r0, r1) of the N*OH rows."""
     OH = out.shape[1]
-    if fast:
-        _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
-    else:
-        _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+    for r in range(r0, r1):
+        if fast:
+            _maxpool_row_2x2(x, out, argmax, r // OH, r % OH)
+        else:
+            _maxpool_row(x, out, argmax, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
-def _maxpool_region(fn, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left, fast):
-    """prange over the N*OH output rows, each ``_maxpool_out_row`` called through its
-    address fn (not linked in: the region and its twin compile in a fraction of a
+def _maxpool_region(fn, x, out, argmax, step, PH, PW, sh, sw, pad_top, pad_left, fast):
+    """prange over blocks of ``step`` output rows, each ``_maxpool_rows`` called through
+    its address fn (not linked in: the region and its twin compile in a fraction of a
     second, see ``fnptr``)."""
-    for r in prange(out.shape[0] * out.shape[1]):
-        call_address(fn, (x, out, argmax, np.int64(r), np.int64(PH), np.int64(PW), np.int64(sh), np.int64(sw),
-                          np.int64(pad_top), np.int64(pad_left), fast))
+    rows = out.shape[0] * out.shape[1]
+    for b in prange((rows + step - 1) // step):
+        call_address(fn, x, out, argmax, np.int64(b * step), np.int64(min(rows, b * step + step)), PH, PW, sh, sw,
+                     pad_top, pad_left, fast)
 
 
 MAXPOOL_FORWARD = twins(_maxpool_region)
 
 
-def _maxpool_forward(serial, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-    geo = (int(PH), int(PW), int(sh), int(sw), int(pad_top), int(pad_left))
-    fast = (geo == (2, 2, 2, 2, 0, 0) and 2 * out.shape[1] <= x.shape[1]
-            and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
-    fn = _fnptr.address(_maxpool_out_row, x, out, argmax, 0, *geo, fast)
-    _fnptr.run(MAXPOOL_FORWARD[1] if serial else MAXPOOL_FORWARD[0], fn, x, out, argmax, *geo, fast)
+def _maxpool_driver(serial, name, doc):
+    region = MAXPOOL_FORWARD[1] if serial else MAXPOOL_FORWARD[0]
+
+    # runs on every call, single-image predictions included: kept to a few operations.
+    # The geometry goes to the region and the row function unchanged (same types).
+    def forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
+        fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
+                and 2 * out.shape[1] <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
+        fn = _fnptr.address(_maxpool_rows, x, out, argmax, 0, 0, PH, PW, sh, sw, pad_top, pad_left, fast)
+        rows = out.shape[0] * out.shape[1]
+        _fnptr.run(region, fn, x, out, argmax, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top,
+                   pad_left, fast)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = doc
+    return forward
 
 
-def maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-    """out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same
-    shape as out) records the winner as its flat index (iy*W + ix)*C + c in x[n], for the
-    backward pass.
+maxpool2d_forward = _maxpool_driver(False, "maxpool2d_forward", """\
+out[n, oy, ox, c] = max over the real cells of the window; argmax (int32, same shape as
+out) records the winner as its flat index (iy*W + ix)*C + c in x[n], for the backward
+pass: ``maxpool2d_forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left)``.
 
-    x (N, H, W, C), out (N, OH, OW, C), argmax (N, OH, OW, C) int32.
-    prange over N*OH output rows (a plain loop in the ``_serial`` twin); per row ox, ky,
-    kx, c with c innermost (2x2 / stride 2 / unpadded: ``_maxpool_row_2x2``, the four
-    candidates compared in registers).
-    """
-    _maxpool_forward(False, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left)
-
-
-def maxpool2d_forward_serial(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-    """``maxpool2d_forward`` on the calling thread."""
-    _maxpool_forward(True, x, out, argmax, PH, PW, sh, sw, pad_top, pad_left)
+x (N, H, W, C), out (N, OH, OW, C), argmax (N, OH, OW, C) int32. prange over blocks of
+output rows (one call on the calling thread in the ``_serial`` twin); per row ox, ky, kx,
+c with c innermost (2x2 / stride 2 / unpadded: ``_maxpool_row_2x2``, the four candidates
+compared in registers).""")
+maxpool2d_forward_serial = _maxpool_driver(True, "maxpool2d_forward_serial",
+                                           "``maxpool2d_forward`` on the calling thread.")
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
@@ -212,35 +224,47 @@ def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
             orow[ox, c] *= inv
 
 
-def _avgpool_region(fn, x, out, PH, PW, sh, sw, pad_top, pad_left):
-    """prange over the N*OH output rows, ``_avgpool_row`` called through its address."""
+@njit(nogil=True, cache=True)
+def _avgpool_rows(x, out, r0, r1, PH, PW, sh, sw, pad_top, pad_left):
+    """Output rows [r0, r1) of the N*OH rows."""
     OH = out.shape[1]
-    for r in prange(out.shape[0] * OH):
-        call_address(fn, (x, out, np.int64(r // OH), np.int64(r % OH), np.int64(PH), np.int64(PW), np.int64(sh),
-                          np.int64(sw), np.int64(pad_top), np.int64(pad_left)))
+    for r in range(r0, r1):
+        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+
+
+def _avgpool_region(fn, x, out, step, PH, PW, sh, sw, pad_top, pad_left):
+    """prange over blocks of ``step`` output rows, ``_avgpool_rows`` called through its
+    address."""
+    rows = out.shape[0] * out.shape[1]
+    for b in prange((rows + step - 1) // step):
+        call_address(fn, x, out, np.int64(b * step), np.int64(min(rows, b * step + step)), PH, PW, sh, sw, pad_top,
+                     pad_left)
 
 
 AVGPOOL_FORWARD = twins(_avgpool_region)
 
 
-def _avgpool_forward(serial, x, out, PH, PW, sh, sw, pad_top, pad_left):
-    geo = (int(PH), int(PW), int(sh), int(sw), int(pad_top), int(pad_left))
-    fn = _fnptr.address(_avgpool_row, x, out, 0, 0, *geo)
-    _fnptr.run(AVGPOOL_FORWARD[1] if serial else AVGPOOL_FORWARD[0], fn, x, out, *geo)
+def _avgpool_driver(serial, name, doc):
+    region = AVGPOOL_FORWARD[1] if serial else AVGPOOL_FORWARD[0]
+
+    def forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
+        fn = _fnptr.address(_avgpool_rows, x, out, 0, 0, PH, PW, sh, sw, pad_top, pad_left)
+        rows = out.shape[0] * out.shape[1]
+        _fnptr.run(region, fn, x, out, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top, pad_left)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = doc
+    return forward
 
 
-def avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
-    """out = mean of x over the REAL (unpadded) cells of each window (Keras "same").
+avgpool2d_forward = _avgpool_driver(False, "avgpool2d_forward", """\
+out = mean of x over the REAL (unpadded) cells of each window (Keras "same"):
+``avgpool2d_forward(x, out, PH, PW, sh, sw, pad_top, pad_left)``.
 
-    x (N, H, W, C), out (N, OH, OW, C). prange over N*OH output rows (a plain loop in
-    the ``_serial`` twin); c innermost.
-    """
-    _avgpool_forward(False, x, out, PH, PW, sh, sw, pad_top, pad_left)
-
-
-def avgpool2d_forward_serial(x, out, PH, PW, sh, sw, pad_top, pad_left):
-    """``avgpool2d_forward`` on the calling thread."""
-    _avgpool_forward(True, x, out, PH, PW, sh, sw, pad_top, pad_left)
+x (N, H, W, C), out (N, OH, OW, C). prange over blocks of output rows (one call on the
+calling thread in the ``_serial`` twin); c innermost.""")
+avgpool2d_forward_serial = _avgpool_driver(True, "avgpool2d_forward_serial",
+                                           "``avgpool2d_forward`` on the calling thread.")
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)

@@ -150,8 +150,8 @@ def _fwd_region(fn, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, rel
     """prange over images, each ``_fwd_image`` called through its address fn (not
     linked in: the region and its serial twin compile in a fraction of a second)."""
     for n in prange(out.shape[0]):
-        call_address(fn, (x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), np.int64(sh), np.int64(sw),
-                          np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu))
+        call_address(fn, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), np.int64(sh), np.int64(sw),
+                     np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu)
 
 
 FORWARD = twins(_fwd_region)
@@ -312,8 +312,8 @@ def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, (x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(sh), np.int64(dh), np.int64(dw),
-                              np.int64(pad_top), np.int64(pad_left)))
+            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(sh), np.int64(dh), np.int64(dw),
+                         np.int64(pad_top), np.int64(pad_left))
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)

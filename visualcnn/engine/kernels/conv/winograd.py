@@ -343,7 +343,7 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[0], (x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin))
+        call_address(fns[0], x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
     for xi in range(16):
@@ -355,7 +355,7 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[1], (M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout))
+        call_address(fns[1], M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
 
@@ -381,9 +381,9 @@ def winograd_forward(fn, fns, gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, 
     # 12-14 s of compile on a fresh install; inline, 22 s)
     for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        call_address(fn, (fns, gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], np.int64(dh),
-                          np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu, np.int64(c * rows),
-                          np.int64(min(total, c * rows + rows)), np.int64(TH), np.int64(TW)))
+        call_address(fn, fns, gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], np.int64(dh),
+                     np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu, np.int64(c * rows),
+                     np.int64(min(total, c * rows + rows)), np.int64(TH), np.int64(TW))
 
 
 FORWARD = twins(winograd_forward, fastmath=FAST)
@@ -405,8 +405,8 @@ def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh,
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[0], (x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin))
-        call_address(fns[1], (dy, n, D, row, ty0, ty1, TW, dh, dw, zero))
+        call_address(fns[0], x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin)
+        call_address(fns[1], dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
         if bsum.shape[0] > 0:
@@ -434,10 +434,10 @@ def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, part
     for g in prange(G):
         t = numba.get_thread_id()
         for c in range(g * chunks // G, (g + 1) * chunks // G):
-            call_address(fn, (fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g],
-                              np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left),
-                              np.int64(c * rows), np.int64(min(total, c * rows + rows)), np.int64(TH),
-                              np.int64(TW)))
+            call_address(fn, fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g],
+                         np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left),
+                         np.int64(c * rows), np.int64(min(total, c * rows + rows)), np.int64(TH),
+                         np.int64(TW))
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
