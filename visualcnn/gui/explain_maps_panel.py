@@ -388,8 +388,8 @@ class ExplainMapsWindow(QWidget):
             self.result["occlusion"] = result
             self.occlusion_view.show_map(image, result.heatmap[0], DIVERGING)
             largest = float(np.max(np.abs(result.heatmap[0])))
-            caption = (f"p({result.classes[0]}) = {result.base[0]:.2f}; colour: how much it drops when a "
-                       f"{result.patch[0]} px patch hides the pixel (red = hiding hurts the answer)")
+            caption = (f"p({result.classes[0]}) = {result.base[0]:.2f}; red where hiding the pixel under a "
+                       f"{result.patch[0]} px patch lowers it, blue where that raises it")
             if largest < 0.01:  # a sure network: the map is the noise of tiny differences, say so
                 caption = (f"no {result.patch[0]} px patch changes p({result.classes[0]}) = {result.base[0]:.2f} "
                            f"by even 0.01: the rest is enough. Try a larger patch.")

@@ -163,10 +163,21 @@ class ExplainRunner(QObject):
         thread.start()
 
     def _on_succeeded(self, key: str, result) -> None:
+        self._done_with(self.sender())
         self.finished.emit(key, result)
 
     def _on_failed(self, key: str, message: str) -> None:
+        self._done_with(self.sender())
         self.failed.emit(key, message)
+
+    def _done_with(self, thread) -> None:
+        """The job has handed over its result: it no longer counts as running (has() is False when
+        the window draws the result), though its thread is still ending; the next job waits for that."""
+        if thread is not None and thread is self._thread:
+            self._thread = None
+            self._ending.add(thread)
+            if not self._queue:
+                self.busy_changed.emit(False)
 
     def _on_thread_ended(self) -> None:
         thread = self.sender()

@@ -51,6 +51,7 @@ class FilterVisWindow(QWidget):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.busy_changed.connect(lambda _busy: self._show_idle())
         self._show_idle()
 
     def _build(self) -> None:

@@ -154,7 +154,11 @@ class MapView(QWidget):
         # a fixed width and room for three lines: a wrapped label in a grid otherwise gets the
         # height of one line and is drawn over the picture
         self._caption.setFixedWidth(side + self._bar.width() + 4)
-        self._caption.setMinimumHeight(3 * self.fontMetrics().lineSpacing() + 4)
+        self._fit_caption()
+
+    def _fit_caption(self) -> None:
+        lines = 3 * self.fontMetrics().lineSpacing() + 4
+        self._caption.setMinimumHeight(max(lines, self._caption.heightForWidth(self._caption.width())))
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
@@ -168,6 +172,7 @@ class MapView(QWidget):
 
     def set_caption(self, text: str) -> None:
         self._caption.setText(text)
+        self._fit_caption()
 
     def title(self) -> str:
         return self._title.text()
