@@ -8,6 +8,8 @@ between two steps and then nothing is shown (a half-climbed picture would look f
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -18,6 +20,7 @@ from .explain_worker import ExplainRunner
 from .heatmap_view import MapView
 
 FILTER, CLASS = "filter", "class"
+CURVE_INTERVAL = 0.2  # seconds between two redraws of the curve during a climb
 NO_MODEL = "Train or load a model first (the Draw tab's model is used)."
 
 
@@ -46,6 +49,7 @@ class FilterVisWindow(QWidget):
         self._channels: dict[str, int] = {}
         self._curve_x: list[int] = []
         self._curve_y: list[float] = []
+        self._drawn_at = 0.0
         self._build()
         self.runner.progressed.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
@@ -178,6 +182,11 @@ class FilterVisWindow(QWidget):
         self.result = None
         self._curve_x, self._curve_y = [], []
         self._line.setData([], [])
+        # the step axis is fixed for the whole climb: re-ranging it on every point redraws the
+        # axes, and that painting (Python, under the GIL the climb shares) stalled the window
+        self.curve.setXRange(0, self.steps.value(), padding=0.02)
+        self.curve.enableAutoRange(x=False, y=True)
+        self._drawn_at = 0.0
         self.progress.setRange(0, self.steps.value())
         self.progress.setValue(0)
         self.picture.show_text("climbing…")
@@ -218,7 +227,10 @@ class FilterVisWindow(QWidget):
         if value is not None:
             self._curve_x.append(step)
             self._curve_y.append(float(value))
-            self._line.setData(self._curve_x, self._curve_y)
+            now = time.monotonic()
+            if now - self._drawn_at >= CURVE_INTERVAL:  # ~5 redraws a second: the eye sees it climb
+                self._drawn_at = now
+                self._line.setData(self._curve_x, self._curve_y)
 
     def _on_finished(self, key: str, result) -> None:
         if key != "maximise":
