@@ -3,10 +3,11 @@ place on flat float32 arrays.
 
 Why: each update is one read-modify-write pass over every parameter and its slots; for
 the MLP's 535k parameters Adam touches 8.6 MB per step, which a single core streams
-noticeably slower than two. Each kernel is a prange over blocks of ``BLOCK`` elements
-(disjoint writes); its ``_serial`` twin runs parameters too small to be worth waking
-the workers (biases, BatchNormalization's gamma and beta). The arithmetic is written
-exactly as the Keras update, in float32, so both twins give identical results.
+noticeably slower than two. Each kernel spreads blocks of ``BLOCK`` elements over the
+workers (disjoint writes); its ``_serial`` form runs parameters too small to be worth
+waking the workers (biases, BatchNormalization's gamma and beta). The arithmetic is
+written exactly as the Keras update, in float32, and both forms run the same compiled
+loop, so they give identical results.
 """
 
 import math
@@ -14,7 +15,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine.kernels._common import twins
+from visualcnn.engine.kernels import fnptr as _fnptr
+from visualcnn.engine.kernels.fnptr import call_address
 
 __all__ = ["BLOCK", "sgd_update", "sgd_update_serial", "sgd_momentum_update",
            "sgd_momentum_update_serial", "adam_update", "adam_update_serial",
@@ -24,28 +26,30 @@ BLOCK = 4096
 PARALLEL_MIN = 1 << 15  # elements; below this the update is done on the calling thread
 
 
-# Each kernel: prange over blocks of BLOCK elements; a block is handed to the loop as
-# slices, so the loop index starts at 0 and LLVM can prove it non-negative (an index
-# offset by the block start kept numba's negative-index wraparound in the loop and
-# stopped it from being vectorised).
+# Each update is one plain loop over a flat range (``*_update_serial``, compiled once);
+# the parallel ``*_update`` hands blocks of BLOCK elements of it to the workers, calling
+# the same compiled loop through its address (``fnptr``) on slices: both give identical
+# results, and the loop is compiled once instead of again inside a parallel twin. A
+# block is a slice, so the loop index starts at 0 and LLVM can prove it non-negative
+# (an index offset by the block start kept numba's negative-index wraparound in the loop
+# and stopped it from being vectorised).
+#
+# No fastmath: the updates must be the Keras formulas bit for bit.
+# error_model="numpy": IEEE division (no Python ZeroDivisionError check per element),
+# which lets LLVM vectorise the sqrt and the division: Adam on 401k parameters went
+# from 1.43 to 0.13 ms, with bit-identical results.
 
 
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _sgd_block(p, g, lr):
+@njit(nogil=True, cache=True, error_model="numpy")
+def sgd_update_serial(p, g, lr):
+    """p -= lr*g."""
     for i in range(p.shape[0]):
         p[i] -= lr * g[i]
 
 
-def _sgd_update(p, g, lr):
-    """p -= lr*g."""
-    n = p.shape[0]
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
-        _sgd_block(p[s:e], g[s:e], lr)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _sgd_momentum_block(p, g, m, lr, momentum, nesterov):
+@njit(nogil=True, cache=True, error_model="numpy")
+def sgd_momentum_update_serial(p, g, m, lr, momentum, nesterov):
+    """m = momentum*m - lr*g; p += m, or (nesterov) p += momentum*m - lr*g."""
     for i in range(p.shape[0]):
         m[i] = momentum * m[i] - lr * g[i]
         if nesterov:
@@ -54,16 +58,10 @@ def _sgd_momentum_block(p, g, m, lr, momentum, nesterov):
             p[i] += m[i]
 
 
-def _sgd_momentum_update(p, g, m, lr, momentum, nesterov):
-    """m = momentum*m - lr*g; p += m, or (nesterov) p += momentum*m - lr*g."""
-    n = p.shape[0]
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
-        _sgd_momentum_block(p[s:e], g[s:e], m[s:e], lr, momentum, nesterov)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _adam_block(p, g, m, v, alpha, beta_1, beta_2, epsilon):
+@njit(nogil=True, cache=True, error_model="numpy")
+def adam_update_serial(p, g, m, v, alpha, beta_1, beta_2, epsilon):
+    """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= m*alpha/(sqrt(v) + eps), with
+    alpha = lr*sqrt(1 - b2^t)/(1 - b1^t) computed by the caller."""
     one = np.float32(1.0)
     for i in range(p.shape[0]):
         gi = g[i]
@@ -72,17 +70,10 @@ def _adam_block(p, g, m, v, alpha, beta_1, beta_2, epsilon):
         p[i] -= m[i] * alpha / (np.float32(math.sqrt(v[i])) + epsilon)
 
 
-def _adam_update(p, g, m, v, alpha, beta_1, beta_2, epsilon):
-    """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= m*alpha/(sqrt(v) + eps), with
-    alpha = lr*sqrt(1 - b2^t)/(1 - b1^t) computed by the caller."""
-    n = p.shape[0]
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
-        _adam_block(p[s:e], g[s:e], m[s:e], v[s:e], alpha, beta_1, beta_2, epsilon)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _rmsprop_block(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
+@njit(nogil=True, cache=True, error_model="numpy")
+def rmsprop_update_serial(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
+    """v = rho*v + (1 - rho)*g^2; inc = lr*g/sqrt(v + eps); mom = momentum*mom + inc and
+    p -= mom when use_momentum, else p -= inc. mom is empty without momentum."""
     one = np.float32(1.0)
     for i in range(p.shape[0]):
         gi = g[i]
@@ -95,24 +86,54 @@ def _rmsprop_block(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
             p[i] -= inc
 
 
-def _rmsprop_update(p, g, v, mom, lr, rho, momentum, epsilon, use_momentum):
-    """v = rho*v + (1 - rho)*g^2; inc = lr*g/sqrt(v + eps); mom = momentum*mom + inc and
-    p -= mom when use_momentum, else p -= inc. mom is empty without momentum."""
+@njit(parallel=True, nogil=True, cache=True)
+def _blocks_1(fn, p, g, a):
+    n = p.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
+        call_address(fn, p[s:e], g[s:e], a)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _blocks_2(fn, p, g, m, a, b_, c):
+    n = p.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
+        call_address(fn, p[s:e], g[s:e], m[s:e], a, b_, c)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _blocks_3(fn, p, g, m, v, a, b_, c, d):
+    n = p.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
+        call_address(fn, p[s:e], g[s:e], m[s:e], v[s:e], a, b_, c, d)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _blocks_rmsprop(fn, p, g, v, mom, a, b_, c, d, use_momentum):
     n = p.shape[0]
     for b in prange((n + BLOCK - 1) // BLOCK):
         s, e = b * BLOCK, min(n, b * BLOCK + BLOCK)
         if use_momentum:
-            _rmsprop_block(p[s:e], g[s:e], v[s:e], mom[s:e], lr, rho, momentum, epsilon, True)
-        else:
-            _rmsprop_block(p[s:e], g[s:e], v[s:e], v[s:e], lr, rho, momentum, epsilon, False)
+            call_address(fn, p[s:e], g[s:e], v[s:e], mom[s:e], a, b_, c, d, True)
+        else:  # mom is empty: any slice of it is
+            call_address(fn, p[s:e], g[s:e], v[s:e], mom[0:0], a, b_, c, d, False)
 
 
-# No fastmath: the updates must be the Keras formulas bit for bit in both twins.
-# error_model="numpy": IEEE division (no Python ZeroDivisionError check per element),
-# which lets LLVM vectorise the sqrt and the division: Adam on 401k parameters went
-# from 1.43 to 0.13 ms, with bit-identical results.
-_EXACT = {"error_model": "numpy"}
-sgd_update, sgd_update_serial = twins(_sgd_update, **_EXACT)
-sgd_momentum_update, sgd_momentum_update_serial = twins(_sgd_momentum_update, **_EXACT)
-adam_update, adam_update_serial = twins(_adam_update, **_EXACT)
-rmsprop_update, rmsprop_update_serial = twins(_rmsprop_update, **_EXACT)
+def _parallel(serial_kernel, region, name):
+    def update(p, g, *rest):
+        n = p.shape[0]
+        # the loop as the blocks call it: on slices (typed like the whole arrays)
+        fn = _fnptr.address(serial_kernel, p[:n], g[:n], *(r[:n] if isinstance(r, np.ndarray) else r for r in rest))
+        _fnptr.run(region, fn, p, g, *rest)
+
+    update.__name__ = update.__qualname__ = name
+    update.__doc__ = f"``{serial_kernel.__name__}`` with blocks of BLOCK elements spread over the workers."
+    return update
+
+
+sgd_update = _parallel(sgd_update_serial, _blocks_1, "sgd_update")
+sgd_momentum_update = _parallel(sgd_momentum_update_serial, _blocks_2, "sgd_momentum_update")
+adam_update = _parallel(adam_update_serial, _blocks_3, "adam_update")
+rmsprop_update = _parallel(rmsprop_update_serial, _blocks_rmsprop, "rmsprop_update")

@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from visualcnn.engine.kernels import fnptr as _fnptr
 from visualcnn.engine.kernels._common import FAST, reduction_groups, twins
-from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, resolve, scratch_slots
+from visualcnn.engine.kernels.conv._shared import getter, pick, resolve, scratch_slots
 from visualcnn.engine.kernels.fnptr import call_address
 
 __all__ = [
@@ -316,21 +316,27 @@ def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
                          np.int64(pad_top), np.int64(pad_left))
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def _reduce_to_kernel(acc, grad_kernel):
-    """grad_kernel (3, 3, C, CO)[t // 3, t % 3, ci] = sum over threads of acc[:, ci, t]."""
-    T = acc.shape[0]
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _sum_groups(acc, bacc, grad_kernel, grad_bias):
+    """grad_kernel (3, 3, C, CO)[tap // 3, tap % 3, ci] = sum over the groups of
+    acc[:, ci, tap], and grad_bias (when non-empty) the sum of bacc's rows, each in
+    group order. On the calling thread: G*C*9*CO is a few thousand additions."""
+    G = acc.shape[0]
     C = acc.shape[1]
     CO = acc.shape[3]
     g = grad_kernel.reshape(9, C, CO)
-    for r in prange(9 * C):
-        tap = r // C
-        ci = r % C
-        for co in range(CO):
-            s = np.float32(0.0)
-            for t in range(T):
-                s += acc[t, ci, tap, co]
-            g[tap, ci, co] = s
+    for ci in range(C):
+        for tap in range(9):
+            for co in range(CO):
+                s = np.float32(0.0)
+                for t in range(G):
+                    s += acc[t, ci, tap, co]
+                g[tap, ci, co] = s
+    for co in range(grad_bias.shape[0]):
+        s = np.float32(0.0)
+        for t in range(G):
+            s += bacc[t, co]
+        grad_bias[co] = s
 
 
 def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, sh, dh, dw,
@@ -340,16 +346,13 @@ def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, 
 
     xp (T, C, HP, WP) scratch per numba worker, acc (G, C, 9, CO), bacc (G, CO or 0)
     partial sums of G groups of images (``reduction_groups(N)``). prange over the groups
-    (loop order in ``_bwdk_image``), then parallel reductions over the kernel elements,
-    summing the groups in order."""
+    (loop order in ``_bwdk_image``), then the groups summed in order."""
     sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
     acc[...] = 0.0
     bacc[...] = 0.0
     fn = _fnptr.address(_bwdk_image, x, dy, xp[0], acc[0], bacc[0], 0, sh, dh, dw, pad_top, pad_left)
     _fnptr.run(_bwdk_partials, fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
-    _reduce_to_kernel(acc, grad_kernel)
-    if grad_bias.shape[0] > 0:
-        reduce_partials(bacc, grad_bias)
+    _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
 
 class FewChannel3x3:
@@ -384,7 +387,7 @@ class FewChannel3x3:
     def kernels(op, serial):
         if op == "forward":
             return [_fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
-        return [_bwdk_image, _bwdk_partials, _reduce_to_kernel, reduce_partials]
+        return [_bwdk_image, _bwdk_partials, _sum_groups]
 
 
 FEW_CHANNEL_3X3 = FewChannel3x3()

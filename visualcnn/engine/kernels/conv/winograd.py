@@ -235,14 +235,6 @@ def _input_tiles(xp, V, row0, ty0, ty1, TW, dh, dw, tmp):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _image_tiles(x, n, pad, V, row0, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin):
-    """Pad the band of image n that tile rows [ty0, ty1) read, then transform its input
-    tiles into V from row row0 (what both chunks do first, one call through an address)."""
-    _pad_image(x, n, pad, pad_top, pad_left, ty0, ty1, dh)
-    _input_tiles(pad, V, row0, ty0, ty1, TW, dh, dw, tin)
-
-
-@njit(nogil=True, cache=True, fastmath=FAST)
 def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
     """out[n] positions of the tiles in tile rows [ty0, ty1) = [relu]((A^T M A) + bias)
     (M rows numbered from row0, as ``_input_tiles`` wrote V); bias (CO,) always
@@ -333,8 +325,9 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
                    R1, TH, TW):
     """Global tile rows [R0, R1) of the forward (global tile row R = n*TH + ty: a chunk
     may hold several small images or part of a big one), in one worker's scratch.
-    fns: the addresses of ``_image_tiles`` and ``_output_tiles`` for these arguments
-    (called, not linked in: see ``fnptr``)."""
+    fns: the addresses of ``_pad_image``, ``_input_tiles`` and ``_output_tiles`` for
+    these arguments (called, not linked in: see ``fnptr``; linked, each chunk compiled
+    their code again, 2-3 s each on a fresh install)."""
     C = x.shape[3]
     CO = out.shape[3]
     row = 0
@@ -343,7 +336,8 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[0], x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin)
+        call_address(fns[0], x, n, pad, pad_top, pad_left, ty0, ty1, dh)
+        call_address(fns[1], pad, V, row, ty0, ty1, TW, dh, dw, tin)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
     for xi in range(16):
@@ -355,7 +349,7 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[1], M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout)
+        call_address(fns[2], M, out, n, row, ty0, ty1, TW, dh, dw, bias, relu, tout)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
 
@@ -394,7 +388,8 @@ winograd_forward, winograd_forward_serial = FORWARD
 def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, pad_top, pad_left,
                            R0, R1, TH, TW):
     """dU (16, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1).
-    fns: the addresses of ``_image_tiles`` and ``_grad_tiles`` for these arguments."""
+    fns: the addresses of ``_pad_image``, ``_input_tiles`` and ``_grad_tiles`` for these
+    arguments."""
     C = x.shape[3]
     OH = dy.shape[1]
     OW = dy.shape[2]
@@ -405,8 +400,9 @@ def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh,
         n = r // TH
         ty0 = r % TH
         ty1 = min(TH, ty0 + (R1 - r))
-        call_address(fns[0], x, n, pad, V, row, ty0, ty1, TW, dh, dw, pad_top, pad_left, tin)
-        call_address(fns[1], dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
+        call_address(fns[0], x, n, pad, pad_top, pad_left, ty0, ty1, dh)
+        call_address(fns[1], pad, V, row, ty0, ty1, TW, dh, dw, tin)
+        call_address(fns[2], dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
         if bsum.shape[0] > 0:
@@ -440,53 +436,50 @@ def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, part
                          np.int64(TW))
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _sum_partials(partial, bpartial, grad_bias):
-    """partial[0] += partial[1:], grad_bias = sum of bpartial (when non-empty), in group
-    order."""
-    NT = partial.shape[0]
-    p0 = partial[0].reshape(-1)
-    for t in range(1, NT):
-        pt = partial[t].reshape(-1)
-        for i in range(p0.shape[0]):
-            p0[i] += pt[i]
-    for co in range(grad_bias.shape[0]):
-        s = np.float32(0.0)
-        for t in range(NT):
-            s += bpartial[t, co]
-        grad_bias[co] = s
-
-
-def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_bias, dh,
-                             dw, pad_top, pad_left, rows):
-    """partial[0] (16, C, CO) = sum over all tiles of V[xi]^T @ (A dY A^T)[xi] and
-    grad_bias (CO,) (if non-empty) = sum of dy. The chunks of ``winograd_forward`` are
-    cut into G = partial.shape[0] groups (``reduction_groups``: fixed by the shapes, not
-    by the live thread count, so the sums are bit-identical however many threads run);
-    prange over the groups, each summing into partial[g] / bpartial[g] in the scratch
-    slot of its worker; then the groups' sum in order. The caller turns partial[0] into
-    the kernel gradient (G^T dU G)."""
+def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_kernel, grad_bias,
+                             y, dh, dw, pad_top, pad_left, rows):
+    """grad_kernel (3, 3, C, CO) = G^T dU G with dU (16, C, CO) = sum over all tiles of
+    V[xi]^T @ (A dY A^T)[xi], and grad_bias (CO,) (if non-empty) = sum of dy. The chunks
+    of ``winograd_forward`` are cut into G = partial.shape[0] groups
+    (``reduction_groups``: fixed by the shapes, not by the live thread count, so the sums
+    are bit-identical however many threads run); prange over the groups, each summing
+    into partial[g] / bpartial[g] in the scratch slot of its worker; then the groups' sum
+    in order and the transform (``_kernel_gradient``, y (3, 4, CO) its scratch)."""
     dh, dw, pad_top, pad_left, rows = int(dh), int(dw), int(pad_top), int(pad_left), int(rows)
     TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
     TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
     partial[...] = 0.0
     bias_sums = bpartial[:, :grad_bias.shape[0]]
     bias_sums[...] = 0.0
-    fns = (_fnptr.address(_image_tiles, x, 0, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, pad_top, pad_left, tins[0]),
+    fns = (_fnptr.address(_pad_image, x, 0, pads[0], pad_top, pad_left, 0, 0, dh),
+           _fnptr.address(_input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
            _fnptr.address(_grad_tiles, dy, 0, Ds[0], 0, 0, 0, 0, dh, dw, zero))
     fn = _fnptr.address_calling(fns, _backward_kernel_chunk, fns, gemm, x, dy, pads[0], Vs[0], Ds[0], tins[0],
                                 zero, partial[0], bias_sums[0], dh, dw, pad_top, pad_left, 0, 0, TH, TW)
     _fnptr.run(_backward_kernel_region, fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bias_sums, dh, dw,
                pad_top, pad_left, rows, TH, TW)
-    _sum_partials(partial, bpartial, grad_bias)
+    _kernel_gradient(partial, bias_sums, grad_kernel, grad_bias, y)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _kernel_gradient(dU, grad_kernel, y):
-    """grad_kernel (3, 3, C, CO) = G^T dU G for every (ci, co); dU (16, C, CO); y
-    (3, 4, CO) scratch. G^T X (3 x 4) has rows X0 + (X1 + X2)/2, (X1 - X2)/2,
-    (X1 + X2)/2 + X3 (X_i the rows of X); the same again along the columns. Vectorised
-    over co."""
+def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
+    """dU = partial[0] += partial[1:] and grad_bias = the sum of bpartial's rows (when
+    non-empty), in group order; then grad_kernel (3, 3, C, CO) = G^T dU G for every
+    (ci, co); dU (16, C, CO); y (3, 4, CO) scratch. G^T X (3 x 4) has rows
+    X0 + (X1 + X2)/2, (X1 - X2)/2, (X1 + X2)/2 + X3 (X_i the rows of X); the same again
+    along the columns. Vectorised over co."""
+    G = partial.shape[0]
+    p0 = partial[0].reshape(-1)
+    for g in range(1, G):
+        pg = partial[g].reshape(-1)
+        for i in range(p0.shape[0]):
+            p0[i] += pg[i]
+    for co in range(grad_bias.shape[0]):
+        s = np.float32(0.0)
+        for g in range(G):
+            s += bpartial[g, co]
+        grad_bias[co] = s
+    dU = partial[0]
     C = dU.shape[1]
     CO = dU.shape[2]
     h = np.float32(0.5)
@@ -525,7 +518,8 @@ def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
     pads = get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C))
     Vs, Ms = get(prefix + "V", (slots, 16, rows * TW, C)), get(prefix + "M", (slots, 16, rows * TW, CO))
     tins, touts = get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO))
-    fns = (_fnptr.address(_image_tiles, x, 0, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, pt, pl, tins[0]),
+    fns = (_fnptr.address(_pad_image, x, 0, pads[0], pt, pl, 0, 0, dh),
+           _fnptr.address(_input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
            _fnptr.address(_output_tiles, Ms[0], out, 0, 0, 0, 0, 0, dh, dw, bias, relu, touts[0]))
     fn = _fnptr.address_calling(fns, _forward_chunk, fns, _blas.SGEMM, x, U, bias, out, pads[0], Vs[0], Ms[0],
                                 tins[0], touts[0], dh, dw, pt, pl, relu, 0, 0, TH, TW)
@@ -575,15 +569,15 @@ class Winograd:
         winograd_backward_kernel(
             _blas.SGEMM, x, dy, get("wino_pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
             get("wino_V", (slots, 16, rows * TW, C)), get("wino_D", (slots, 16, rows * TW, CO)),
-            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (groups, CO)), grad_bias,
-            dh, dw, pt, pl, rows)
-        _kernel_gradient(partial[0], grad_kernel, get("wino_y", (3, 4, CO)))
+            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (groups, CO)), grad_kernel,
+            grad_bias, get("wino_y", (3, 4, CO)), dh, dw, pt, pl, rows)
 
     @staticmethod
     def kernels(op, serial):
         if op in ("forward", "backward_input"):
-            return [winograd_kernel_transform, _image_tiles, _output_tiles, _forward_chunk, pick(FORWARD, serial)]
-        return [_image_tiles, _grad_tiles, _backward_kernel_chunk, _backward_kernel_region, _sum_partials,
+            return [winograd_kernel_transform, _pad_image, _input_tiles, _output_tiles, _forward_chunk,
+                    pick(FORWARD, serial)]
+        return [_pad_image, _input_tiles, _grad_tiles, _backward_kernel_chunk, _backward_kernel_region,
                 _kernel_gradient]
 
 
