@@ -221,3 +221,19 @@ def test_the_window_stays_responsive_while_occlusion_runs(qtbot, panel, trained)
                          lambda: "occlusion" in panel.result and panel.result["occlusion"].stride == (1, 1))
     print(f"\nlongest event-loop gap while occlusion ran: {gap:.1f} ms")
     assert gap < 250  # generous for a loaded CI machine; measured under Xvfb: see the report
+
+
+def test_next_mistake_finds_the_first_test_digit_it_gets_wrong(qtbot, panel, trained):
+    panel.set_source(copy_of(trained), None)
+    images, labels = mnist_test_digits()
+    answers = trained.predict(images[:2000, ..., None], batch_size=250).argmax(axis=-1)
+    wrong = np.flatnonzero(answers != labels[:2000])
+    assert len(wrong) >= 2  # a briefly trained net: mistakes come early
+    panel.next_mistake.click()
+    qtbot.waitUntil(lambda: panel.test_button.isChecked() and "maps" in panel.result, timeout=20000)
+    assert panel.test_index.value() == wrong[0]
+    assert f"labelled {labels[wrong[0]]}" in panel.input_view.caption()
+    panel.result.pop("maps")
+    panel.next_mistake.click()  # from the one shown on
+    qtbot.waitUntil(lambda: panel.test_index.value() == wrong[1] and "maps" in panel.result, timeout=20000)
+    assert f"answers <b>{answers[wrong[1]]}</b>" in panel.answer.text()

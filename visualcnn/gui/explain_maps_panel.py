@@ -24,6 +24,7 @@ from .explain_worker import ExplainRunner
 from .heatmap_view import DIVERGING, SEQUENTIAL, MapView
 
 SMOOTHGRAD_COPIES, SMOOTHGRAD_NOISE, SEED = 25, 0.15, 0
+MISTAKE_CHUNK = 250  # test digits per prediction while looking for a wrong answer
 GRADCAM_CAPTION = "where this layer found the evidence for the class (bright = most)"
 NO_MODEL = "Train or load a model, then draw a digit in the Draw tab."
 
@@ -89,6 +90,24 @@ def _sanity_job(model, x, class_index, method: str, layer_name: str):
     return job
 
 
+def _mistake_job(model, start: int):
+    """The first test digit from `start` on (wrapping round) that the model answers wrongly, or None."""
+    def job(progress, cancel):
+        images, labels = mnist_test_digits()
+        order = np.roll(np.arange(len(images)), -start)
+        for done in range(0, len(order), MISTAKE_CHUNK):
+            if cancel.is_set():
+                return None
+            chunk = order[done:done + MISTAKE_CHUNK]
+            answers = model.predict(images[chunk][..., None], batch_size=MISTAKE_CHUNK, serial=True).argmax(axis=-1)
+            wrong = np.flatnonzero(answers != labels[chunk])
+            progress(done + len(chunk), len(order))
+            if len(wrong):
+                return int(chunk[wrong[0]])
+        return None
+    return job
+
+
 class ExplainMapsWindow(QWidget):
     """The "Why did it answer that?" window: set_source(model, drawn digit) from the Draw tab."""
 
@@ -122,6 +141,8 @@ class ExplainMapsWindow(QWidget):
         self.test_index = QSpinBox()
         self.test_index.setRange(0, 9999)
         self.test_index.setToolTip("Which of the 10,000 MNIST test digits")
+        self.next_mistake = QPushButton("Next mistake")
+        self.next_mistake.setToolTip("The next test digit the network answers wrongly")
         self.class_choice = QComboBox()
         self.class_choice.addItem("its answer", None)
         for k in range(10):
@@ -130,7 +151,7 @@ class ExplainMapsWindow(QWidget):
         self.answer = QLabel()
         self.answer.setWordWrap(True)
         top = QHBoxLayout()
-        for widget in (QLabel("Explain"), self.drawn_button, self.test_button, self.test_index,
+        for widget in (QLabel("Explain"), self.drawn_button, self.test_button, self.test_index, self.next_mistake,
                        QLabel("  class:"), self.class_choice):
             top.addWidget(widget)
         top.addWidget(self.answer, 1)
@@ -237,6 +258,7 @@ class ExplainMapsWindow(QWidget):
         self.occlusion_run.clicked.connect(self.recompute_occlusion)
         self.occlusion_cancel.clicked.connect(lambda: self.runner.cancel("occlusion"))
         self.sanity_run.clicked.connect(self.run_sanity_check)
+        self.next_mistake.clicked.connect(self.find_next_mistake)
         self.sanity_method.currentIndexChanged.connect(lambda _i: self._clear_sanity())
 
     # --- inputs ---------------------------------------------------------------------
@@ -267,6 +289,15 @@ class ExplainMapsWindow(QWidget):
         self.test_index.setValue(index)
         self.test_button.setChecked(True)
         self.recompute()
+
+    def find_next_mistake(self) -> None:
+        """Look (in the background) for the next test digit the network gets wrong, then explain it."""
+        if self.model is None:
+            return
+        start = self.test_index.value() + 1 if self.test_button.isChecked() else 0
+        self.next_mistake.setEnabled(False)
+        self.status.setText("Looking for a test digit the network gets wrong…")
+        self.runner.submit("mistake", _mistake_job(self.model, start % len(mnist_test_digits()[0])))
 
     def image(self) -> np.ndarray | None:
         """The (28, 28) image explained now."""
@@ -362,6 +393,7 @@ class ExplainMapsWindow(QWidget):
         enabled = self._x() is not None
         for widget in (self.sanity_run, self.occlusion_run, self.occlusion_cancel):
             widget.setEnabled(enabled)
+        self.next_mistake.setEnabled(self.model is not None and not self.runner.has("mistake"))
 
     def _on_finished(self, key: str, result) -> None:
         image = self.image()
@@ -397,6 +429,13 @@ class ExplainMapsWindow(QWidget):
             self.occlusion_progress.setValue(self.occlusion_progress.maximum())
             self.occlusion_cancel.setEnabled(False)
             self.occlusion_shown.emit()
+        elif key == "mistake":
+            self.next_mistake.setEnabled(True)
+            if result is None:
+                self.status.setText("The network answers every test digit correctly.")
+            else:
+                self.status.setText("")
+                self.use_test_digit(result)
         elif key == "sanity":
             self.result["sanity"] = result
             step = result.steps[0]
@@ -417,12 +456,18 @@ class ExplainMapsWindow(QWidget):
             self.occlusion_progress.setValue(done)
 
     def _on_cancelled(self, key: str) -> None:
+        if key == "mistake" and not self.runner.has("mistake"):
+            self.next_mistake.setEnabled(self.model is not None)
         if key == "occlusion" and not self.runner.has("occlusion"):  # not replaced by a newer one
             self.occlusion_view.show_text("cancelled: press Recompute")
             self.occlusion_progress.setValue(0)
             self.occlusion_cancel.setEnabled(False)
 
     def _on_failed(self, key: str, message: str) -> None:
+        if key == "mistake":
+            self.next_mistake.setEnabled(True)
+            self.status.setText(message)
+            return
         views = {"maps": (self.gradcam_view, self.saliency_view, self.smooth_view), "occlusion": (self.occlusion_view,),
                  "sanity": (self.sanity_trained, self.sanity_random)}[key]
         for view in views:
