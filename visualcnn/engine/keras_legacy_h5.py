@@ -101,10 +101,15 @@ def is_weights_only_file(path: str | os.PathLike) -> bool:
         import h5py
 
         with h5py.File(path, "r") as f:
-            return "model_config" not in f.attrs and (_names(f, "layer_names") is not None
-                                                      or ("layers" in f and "vars" in f))
+            return _holds_only_weights(f)
     except (ConfigError, *_H5_ERRORS):
         return False
+
+
+def _holds_only_weights(f) -> bool:
+    """No model_config, and Keras 2's save_weights layout (layer_names at the root) or Keras 3's
+    .weights.h5 layout (saving_lib: "layers" and the model's own "vars" at the root)."""
+    return "model_config" not in f.attrs and (_names(f, "layer_names") is not None or ("layers" in f and "vars" in f))
 
 
 def read_legacy_weights(raw: bytes, model) -> list[np.ndarray]:
@@ -161,7 +166,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _no_model_config(f) -> str:
     """Why an HDF5 file without model_config is not a model file, and what to do."""
-    if _names(f, "layer_names") is not None or ("layers" in f and "vars" in f):
+    if _holds_only_weights(f):
         return ("holds only weights (a .weights.h5 / save_weights file, no model): open the model first, then "
                 "File > Load Weights… (model.load_weights(path))")
     return ("an HDF5 file, but not a Keras model: it has no model_config attribute "
