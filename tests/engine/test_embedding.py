@@ -149,3 +149,26 @@ def test_memory_is_checked_before_it_is_spent_and_errors_are_one_line(digits):
         embed(model, x, y, "d", method="umap")
     with pytest.raises(ValueError, match="300 images but 5 labels"):
         embed(model, x, y[:5], "d")
+
+
+def test_tsne_in_a_child_process_gives_the_same_map_and_places_points(digits):
+    """The window's way (explain/tsne_process.py): same seed, same map as in-process; the child
+    keeps the map to place new points, ends on close(), and a cancelled run leaves no child."""
+    _, _, x, y = digits
+    model = _cnn()
+    here = embed(model, x[:150], y[:150], "d", method="tsne", seed=2)
+    there = embed(model, x[:150], y[:150], "d", method="tsne", seed=2, separate_process=True)
+    try:
+        np.testing.assert_array_equal(there.coords, here.coords)
+        np.testing.assert_allclose(there.place(x[200]), here.place(x[200]), rtol=1e-5, atol=1e-5)
+    finally:
+        there.close()
+    assert not there.tsne.alive
+    with pytest.raises(RuntimeError, match="compute the map again"):
+        there.place(x[200])
+    stop = threading.Event()
+    progress = lambda done, total: stop.set() if done > 300 else None  # noqa: E731
+    assert embed(model, x[:150], y[:150], "d", method="tsne", separate_process=True, progress=progress,
+                 cancel=stop) is None
+    import multiprocessing
+    assert not [p for p in multiprocessing.active_children() if p.name == "visualcnn-tsne"]

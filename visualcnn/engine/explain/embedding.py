@@ -9,7 +9,8 @@ images, by PCA or t-SNE, so a student sees the classes pull apart as the network
 PCA is our own numpy SVD (not scikit-learn's): exact, deterministic (each axis's sign is
 fixed so its largest loading is positive), and the same projection places new points; the
 randomised solver scikit-learn picks for wide layers would move the map from run to run.
-t-SNE is openTSNE's (seeded, one thread: the same seed gives the same map), after PCA to
+t-SNE is openTSNE's (seeded, one thread: the same seed gives the same map; in a child
+process for the window, explain/tsne_process.py), after PCA to
 50 dimensions as usual; a new point is put on the finished map by openTSNE's own
 TSNEEmbedding.transform, which optimises the new point only against the fixed map.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gradients import cancelled as _cancelled, find_layer, images
+from .tsne_process import TsneProcess, fit_tsne
 
 PCA, TSNE = "pca", "tsne"
 METHODS = (PCA, TSNE)
@@ -75,7 +77,12 @@ class Embedding:
     features_shape: tuple
     model: object = field(repr=False, default=None)
     projection: Projection | None = field(repr=False, default=None)
-    tsne: object = field(repr=False, default=None)  # openTSNE TSNEEmbedding (t-SNE maps only)
+    tsne: object = field(repr=False, default=None)  # t-SNE maps: openTSNE's TSNEEmbedding or a TsneProcess
+
+    def close(self) -> None:
+        """End the t-SNE child process, if this map has one (place() no longer works for t-SNE)."""
+        if isinstance(self.tsne, TsneProcess):
+            self.tsne.close()
 
     def place(self, x) -> np.ndarray:
         """Where new images land on this map: (2,) for one image, (M, 2) for a batch.
@@ -89,6 +96,8 @@ class Embedding:
         reduced = self.projection(np.asarray(features, np.float64).reshape(len(features), -1))
         if self.method == PCA:
             return reduced.astype(np.float32)
+        if isinstance(self.tsne, TsneProcess) and not self.tsne.alive:
+            raise RuntimeError("this t-SNE map has been closed; compute the map again to place new images")
         return np.asarray(self.tsne.transform(reduced), np.float32)
 
 
@@ -130,10 +139,14 @@ def check_embedding_memory(model, layer: str, n: int, available: int | None = No
 
 
 def embed(model, x, labels, layer: str, method: str = TSNE, seed: int = 0, perplexity: float = 30.0,
-          progress=None, cancel=None, available: int | None = None) -> Embedding | None:
+          progress=None, cancel=None, available: int | None = None,
+          separate_process: bool = False) -> Embedding | None:
     """A 2-D map of layer's activations for the images x (labels: one class per image).
     progress(done, total) in per-mille of the whole job; cancel stops between batches or
-    t-SNE iterations (CALLBACK_EVERY) and then None is returned."""
+    t-SNE iterations (CALLBACK_EVERY) and then None is returned.
+    separate_process: t-SNE runs in a child process (explain/tsne_process.py: a window's
+    thread would otherwise freeze while openTSNE imports scikit-learn); the map keeps it to
+    place new points until Embedding.close()."""
     if method not in METHODS:
         raise ValueError(f"embed: method must be one of {', '.join(METHODS)}, received {method!r}")
     find_layer(model, layer, "embed")
@@ -146,12 +159,26 @@ def embed(model, x, labels, layer: str, method: str = TSNE, seed: int = 0, perpl
     check_embedding_memory(model, layer, len(x), available)
     started = time.perf_counter()
     share = 200 if method == TSNE else 900  # per mille of the job spent collecting activations
-    total = 1000
 
     def report(done: int) -> None:
         if progress is not None:
-            progress(min(done, total), total)
+            progress(min(done, 1000), 1000)
 
+    # the child starts importing openTSNE while this process collects the activations
+    child = TsneProcess() if separate_process and method == TSNE else None
+    try:
+        result = _embed(model, x, labels, layer, method, seed, perplexity, cancel, report, share, child, started)
+    except BaseException:
+        if child is not None:
+            child.close()
+        raise
+    if result is None and child is not None:
+        child.close()
+    return result
+
+
+def _embed(model, x, labels, layer, method, seed, perplexity, cancel, report, share, child, started):
+    total = 1000
     features = layer_features(model, x, layer, cancel=cancel,
                               progress=lambda d, t: report(d * share // t))
     if features is None:
@@ -170,39 +197,24 @@ def embed(model, x, labels, layer: str, method: str = TSNE, seed: int = 0, perpl
     if _cancelled(cancel):
         return None
     report(share + 20)
-    tsne = run_tsne(reduced, seed, perplexity, cancel,
-                    lambda it: report(share + 20 + it * (total - share - 20) // (TSNE_EARLY + TSNE_ITER)))
-    if tsne is None:
+
+    def iterations(it: int) -> None:
+        report(share + 20 + it * (total - share - 20) // (TSNE_EARLY + TSNE_ITER))
+
+    args = (seed, perplexity, TSNE_EARLY, TSNE_ITER, CALLBACK_EVERY)
+    if child is not None:
+        tsne = child
+        coords = tsne.fit(reduced, *args, iterations=iterations, cancelled=lambda: _cancelled(cancel))
+        if _cancelled(cancel):
+            return None
+    else:
+        tsne = fit_tsne(reduced, *args, iterations=iterations, cancelled=lambda: _cancelled(cancel))
+        coords = tsne
+    if coords is None:
         return None
     report(total)
-    return Embedding(TSNE, layer, np.asarray(tsne, np.float32), labels, np.arange(len(x)),
+    return Embedding(TSNE, layer, np.asarray(coords, np.float32), labels, np.arange(len(x)),
                      time.perf_counter() - started, features.shape, model, projection, tsne)
-
-
-def run_tsne(reduced: np.ndarray, seed: int, perplexity: float, cancel=None, iterations=None):
-    """openTSNE's map of the rows of reduced (a TSNEEmbedding), or None when cancelled."""
-    from openTSNE import TSNE as OpenTSNE
-
-    # perplexity must leave room for 3 * perplexity neighbours: a small map lowers it
-    perplexity = float(min(perplexity, max(1.0, (len(reduced) - 1) / 3.0)))
-    class Callback:  # openTSNE calls it every CALLBACK_EVERY iterations of each phase; True stops
-        def __init__(self):
-            self.phases, self.offset = 0, 0
-
-        def optimization_about_to_start(self):  # the main phase's iterations count after the early one's
-            self.offset = 0 if self.phases == 0 else TSNE_EARLY
-            self.phases += 1
-
-        def __call__(self, iteration, _error, _embedding):
-            if iterations is not None:
-                iterations(min(self.offset + iteration, TSNE_EARLY + TSNE_ITER))
-            return _cancelled(cancel)
-
-    tsne = OpenTSNE(n_components=2, perplexity=perplexity, early_exaggeration_iter=TSNE_EARLY, n_iter=TSNE_ITER,
-                    random_state=int(seed), n_jobs=1, callbacks=Callback(), callbacks_every_iters=CALLBACK_EVERY,
-                    verbose=False)
-    result = tsne.fit(np.ascontiguousarray(reduced, np.float64))
-    return None if _cancelled(cancel) else result
 
 
 __all__ = ["embed", "Embedding", "Projection", "pca", "layer_features", "features_bytes", "check_embedding_memory",
