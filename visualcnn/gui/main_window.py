@@ -25,6 +25,7 @@ from .undo_shortcuts import UndoShortcutRouter
 from .document import PipelineDocument
 from .draw_tab import DrawTabWidget
 from .explain_windows import ExplainWindows
+from .embedding_panel import open_embedding
 from .families import ERROR_COLOUR
 from .load_weights import WEIGHTS_FILE_FILTER, weights_for
 from .inspector import InspectorWidget
@@ -289,6 +290,8 @@ class MainWindow(QMainWindow):
         self.explain_action = self._add(view_menu, "Why Did It Answer &That?…", None, self.explain_windows.open_maps)
         self.filter_vis_action = self._add(view_menu, "What Does a &Filter Want to See?…", None,
                                            self.explain_windows.open_filters)
+        self.embedding_action = self._add(view_menu, "The Learned "The &Learned Space (PCA / t-SNE)…"Space (PCA / t-SNE)…", None,
+                                          lambda: open_embedding(self))  # issue 13 item 5 (gui/embedding_panel.py)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
 
