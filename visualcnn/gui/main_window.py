@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
         self.explain_action = self._add(view_menu, "Why Did It Answer &That?…", None, self.explain_windows.open_maps)
         self.filter_vis_action = self._add(view_menu, "What Does a &Filter Want to See?…", None,
                                            self.explain_windows.open_filters)
-        self.embedding_action = self._add(view_menu, "The Learned "The &Learned Space (PCA / t-SNE)…"Space (PCA / t-SNE)…", None,
+        self.embedding_action = self._add(view_menu, "The Learned &Space (PCA / t-SNE)…", None,
                                           lambda: open_embedding(self))  # issue 13 item 5 (gui/embedding_panel.py)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
