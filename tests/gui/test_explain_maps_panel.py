@@ -237,3 +237,16 @@ def test_next_mistake_finds_the_first_test_digit_it_gets_wrong(qtbot, panel, tra
     panel.next_mistake.click()  # from the one shown on
     qtbot.waitUntil(lambda: panel.test_index.value() == wrong[1] and "maps" in panel.result, timeout=20000)
     assert f"answers <b>{answers[wrong[1]]}</b>" in panel.answer.text()
+
+
+def test_choosing_a_test_digit_number_explains_it(qtbot, panel, trained):
+    panel.set_source(copy_of(trained), mnist_test_digits()[0][0])
+    assert panel.drawn_button.isChecked()
+    qtbot.waitUntil(lambda: "maps" in panel.result, timeout=20000)
+    panel.result.pop("maps")
+    panel.test_index.setValue(5)  # the arrows or typing a number: that digit, no extra click
+    assert panel.test_button.isChecked()
+    qtbot.waitUntil(lambda: "maps" in panel.result, timeout=20000)
+    np.testing.assert_array_equal(panel.image(), mnist_test_digits()[0][5])
+    np.testing.assert_allclose(panel.gradcam_view.heat,
+                               gradcam(trained, mnist_test_digits()[0][5][..., None], "c2").heatmap[0], atol=1e-12)

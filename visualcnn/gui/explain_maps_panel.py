@@ -249,10 +249,9 @@ class ExplainMapsWindow(QWidget):
         QVBoxLayout(self).addWidget(scroll)
 
         self.drawn_button.toggled.connect(lambda _checked: self.recompute())
-        self.test_index.valueChanged.connect(lambda _v: self.test_button.isChecked() and self.recompute())
-        self.test_index.editingFinished.connect(lambda: self.test_button.setChecked(True))
+        self.test_index.valueChanged.connect(self._on_test_index_changed)
         self.class_choice.currentIndexChanged.connect(lambda _i: self.recompute())
-        self.layer_choice.currentIndexChanged.connect(lambda _i: self._recompute_maps())
+        self.layer_choice.currentIndexChanged.connect(self._on_layer_changed)
         self.patch.valueChanged.connect(lambda _v: self.recompute_occlusion())
         self.stride.valueChanged.connect(lambda _v: self.recompute_occlusion())
         self.occlusion_run.clicked.connect(self.recompute_occlusion)
@@ -286,9 +285,24 @@ class ExplainMapsWindow(QWidget):
         self.layer_choice.setCurrentText(name)
 
     def use_test_digit(self, index: int) -> None:
+        self.test_index.blockSignals(True)
         self.test_index.setValue(index)
-        self.test_button.setChecked(True)
-        self.recompute()
+        self.test_index.blockSignals(False)
+        if self.test_button.isChecked():
+            self.recompute()
+        else:
+            self.test_button.setChecked(True)  # recompute() follows the toggle
+
+    def _on_test_index_changed(self, _value: int) -> None:
+        """Choosing a number means explaining that test digit."""
+        if self.test_button.isChecked():
+            self.recompute()
+        else:
+            self.test_button.setChecked(True)  # toggles the drawn digit off: recompute() follows
+
+    def _on_layer_changed(self, _index: int) -> None:
+        self._clear_sanity()  # a Grad-CAM check was of the previous layer
+        self._recompute_maps()
 
     def find_next_mistake(self) -> None:
         """Look (in the background) for the next test digit the network gets wrong, then explain it."""
