@@ -67,8 +67,9 @@ def test_a_small_map_is_coloured_by_label_and_hover_shows_the_image(qtbot, panel
         assert brush == PALETTE[item.label]
         shown_x, _ = item.getData()
         assert len(shown_x) == int((y == item.label).sum())
-    legend = [label.text for _sample, label in panel.legend.items]
-    assert legend == [names[label] for label in sorted(set(y.tolist()))]
+    legend = panel.legend.text()  # beside the map: a dot in the class's colour, then its name
+    for label in sorted(set(y.tolist())):
+        assert f'color:{PALETTE[label]}; font-size:large">&#9679;</td><td>&nbsp;{names[label]}</td>' in legend
     # hover: the mouse over point 17 shows test image 17 and its label
     view = panel.plot.getPlotItem().vb
     scene = view.mapViewToScene(pg_point(e.coords[17]))

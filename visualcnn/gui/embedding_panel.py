@@ -55,6 +55,13 @@ def _place_job(embedding, digit):
     return lambda progress, cancel: embedding.place(digit)
 
 
+def legend_html(entries) -> str:
+    """(name, colour) pairs as one coloured dot and name a line."""
+    rows = "".join(f'<tr><td style="color:{colour}; font-size:large">&#9679;</td><td>&nbsp;{name}</td></tr>'
+                   for name, colour in entries)
+    return f"<b>true label</b><table cellspacing=0>{rows}</table>"
+
+
 def _same_weights(a, b) -> bool:
     if a is None or b is None:
         return a is b
@@ -122,12 +129,11 @@ class EmbeddingWindow(QWidget):
         self.plot.hideButtons()
         self.plot.getPlotItem().hideAxis("left")
         self.plot.getPlotItem().hideAxis("bottom")
-        self.legend = self.plot.addLegend(offset=(8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
         self.scatters: list = []
         self.star = pg.ScatterPlotItem(size=26, symbol="star", pen=pg.mkPen("k", width=2),
                                        brush=pg.mkBrush(255, 215, 0))
         self.star.setZValue(10)
-        self.star_label = pg.TextItem("your digit", color="k", anchor=(0, 1.2))
+        self.star_label = pg.TextItem("your digit", color="k", anchor=(-0.15, 1.1), fill=pg.mkBrush(255, 255, 255, 200))
         self.star_label.setZValue(10)
         self.ring = pg.ScatterPlotItem(size=16, symbol="o", pen=pg.mkPen("k", width=2), brush=pg.mkBrush(None))
         self.ring.setZValue(9)
@@ -143,7 +149,13 @@ class EmbeddingWindow(QWidget):
         self.hover_text = QLabel("Hover over a point to see its image.")
         self.hover_text.setWordWrap(True)
         self.hover_text.setFixedWidth(IMAGE_SIDE + 40)
+        # the legend beside the map, never over a cluster
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setToolTip("Each point is one test image, coloured by its true label")
         side = QVBoxLayout()
+        side.addWidget(self.legend)
+        side.addSpacing(12)
         side.addWidget(self.hover_image)
         side.addWidget(self.hover_text)
         side.addStretch(1)
@@ -230,6 +242,7 @@ class EmbeddingWindow(QWidget):
         self.digit_point = None
         self._show_star()
         self._place_digit()
+        self.progress.setValue(0)
         self._show_idle()
         self.shown.emit()
 
@@ -239,18 +252,19 @@ class EmbeddingWindow(QWidget):
     def _draw_map(self) -> None:
         for item in self.scatters:
             self.plot.removeItem(item)
-        self.legend.clear()
         self.scatters = []
         coords, labels = self.embedding.coords, self.embedding.labels
         for label in np.unique(labels):
             mask = labels == label
-            name = self.class_names[label] if label < len(self.class_names) else str(label)
+            name = self.class_name(int(label))
             colour = pg.mkColor(PALETTE[int(label) % len(PALETTE)])
             item = pg.ScatterPlotItem(coords[mask, 0], coords[mask, 1], size=6, pen=None,
                                       brush=pg.mkBrush(colour), name=name)
             item.label = int(label)
             self.plot.addItem(item)
             self.scatters.append(item)
+        self.legend.setText(legend_html([(self.class_name(int(item.label)), PALETTE[item.label % len(PALETTE)])
+                                         for item in self.scatters]))
         self.plot.getPlotItem().enableAutoRange()
         self.plot.getPlotItem().autoRange()
 
@@ -297,6 +311,9 @@ class EmbeddingWindow(QWidget):
             self.status.setText(f"{method} of layer '{e.layer}' ({e.features_shape[1]:,} values per image) for "
                                 f"{len(e.coords):,} test images, {e.seconds:.1f} s.{where}")
 
+    def class_name(self, label: int) -> str:
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
     # --- hovering -----------------------------------------------------------------------
 
     def point_near(self, scene_pos) -> int | None:
@@ -320,8 +337,7 @@ class EmbeddingWindow(QWidget):
             self.ring.setVisible(False)
             return
         e = self.embedding
-        label = int(e.labels[index])
-        name = self.class_names[label] if label < len(self.class_names) else str(label)
+        name = self.class_name(int(e.labels[index]))
         self.hover_image.setPixmap(grey_pixmap(self.images[e.indices[index], :, :, 0], IMAGE_SIDE))
         self.hover_text.setText(f"test image {int(e.indices[index])}\nlabel: {name}")
         self.ring.setData([float(e.coords[index, 0])], [float(e.coords[index, 1])])
