@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _maxpool_row(x, out, argmax, n, oy, PH, PW, sh, sw, pad_top, pad_left):
     H = x.shape[1]
     W = x.shape[2]
@@ -54,7 +54,7 @@ def _maxpool_row(x, out, argmax, n, oy, PH, PW, sh, sw, pad_top, pad_left):
                         arow[ox, c] = flat + c
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _maxpool_row_2x2(x, out, argmax, n, oy):
     """The common 2x2 / stride 2 / unpadded window: the four candidates of each output
     are compared in registers (one pass over the channels, no read-modify-write of
@@ -200,7 +200,7 @@ def maxpool2d_backward(dy, argmax, dx, relu_out=None):
         maxpool2d_backward_kernel(dy, argmax, dx, relu_out, True)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
 def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
     H = x.shape[1]
     W = x.shape[2]
@@ -224,7 +224,7 @@ def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
             orow[ox, c] *= inv
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=FAST)
 def _avgpool_rows(x, out, r0, r1, PH, PW, sh, sw, pad_top, pad_left):
     """Output rows [r0, r1) of the N*OH rows."""
     OH = out.shape[1]

@@ -67,7 +67,7 @@ def padded_planes_shape(x_shape, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
     return (C, HP, WP)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
 def _pad_planes(x, n, xp, pad_top, pad_left):
     """xp (C, HP, WP)[ci, iy + pad_top, ix + pad_left] = x[n, iy, ix, ci]; borders 0."""
     H = x.shape[1]
@@ -150,8 +150,8 @@ def _fwd_region(fn, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, rel
     """prange over images, each ``_fwd_image`` called through its address fn (not
     linked in: the region and its serial twin compile in a fraction of a second)."""
     for n in prange(out.shape[0]):
-        call_address(fn, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), np.int64(sh), np.int64(sw),
-                     np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu)
+        call_address(fn, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), sh, sw, dh, dw, pad_top, pad_left,
+                     relu)
 
 
 FORWARD = twins(_fwd_region)
@@ -180,7 +180,7 @@ def conv2d_forward_3x3few_serial(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, 
     _forward(True, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
 def _bwdk_row(acc, r0, r1, r2, dy, nd, oy, dw):
     """acc (9, CO) += the weight gradient of one input channel from output row oy of
     image nd (column stride 1); r0, r1, r2 the three padded input rows it reads.
@@ -312,8 +312,7 @@ def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(sh), np.int64(dh), np.int64(dw),
-                         np.int64(pad_top), np.int64(pad_left))
+            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), sh, dh, dw, pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)

@@ -87,7 +87,7 @@ def padded_extent(tiles, d):
     return (tiles // d - 1) * 2 * d + (d - 1) + 3 * d + 1
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
 def _transform_rows(g, U, a, h, r):
     """U[:, a, :] = G g G^T for the (3, 3, B) block g of kernel taps; r (6, B) scratch
     for the middle rows of G g. One short loop per output row (one store stream each):
@@ -147,20 +147,18 @@ def winograd_kernel_transform(kernel, U, flip, gbuf, r):
     C = kernel.shape[2]
     CO = kernel.shape[3]
     h = np.float32(0.5)
-    if flip:
-        for co in range(CO):
+    for a in range(CO if flip else C):  # one call site: _transform_rows is inlined
+        if flip:
             for ky in range(3):
                 for kx in range(3):
                     for ci in range(C):
-                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, co]
-            _transform_rows(gbuf, U, co, h, r)
-    else:
-        for ci in range(C):
+                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, a]
+        else:
             for ky in range(3):
                 for kx in range(3):
                     for co in range(CO):
-                        gbuf[ky, kx, co] = kernel[ky, kx, ci, co]
-            _transform_rows(gbuf, U, ci, h, r)
+                        gbuf[ky, kx, co] = kernel[ky, kx, a, co]
+        _transform_rows(gbuf, U, a, h, r)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -375,9 +373,8 @@ def winograd_forward(fn, fns, gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, 
     # 12-14 s of compile on a fresh install; inline, 22 s)
     for c in prange((total + rows - 1) // rows):
         t = numba.get_thread_id()
-        call_address(fn, fns, gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], np.int64(dh),
-                     np.int64(dw), np.int64(pad_top), np.int64(pad_left), relu, np.int64(c * rows),
-                     np.int64(min(total, c * rows + rows)), np.int64(TH), np.int64(TW))
+        call_address(fn, fns, gemm, x, U, bias, out, pads[t], Vs[t], Ms[t], tins[t], touts[t], dh, dw, pad_top,
+                     pad_left, relu, np.int64(c * rows), np.int64(min(total, c * rows + rows)), TH, TW)
 
 
 FORWARD = twins(winograd_forward, fastmath=FAST)
@@ -430,10 +427,8 @@ def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, part
     for g in prange(G):
         t = numba.get_thread_id()
         for c in range(g * chunks // G, (g + 1) * chunks // G):
-            call_address(fn, fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g],
-                         np.int64(dh), np.int64(dw), np.int64(pad_top), np.int64(pad_left),
-                         np.int64(c * rows), np.int64(min(total, c * rows + rows)), np.int64(TH),
-                         np.int64(TW))
+            call_address(fn, fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g], dh,
+                         dw, pad_top, pad_left, np.int64(c * rows), np.int64(min(total, c * rows + rows)), TH, TW)
 
 
 def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_kernel, grad_bias,
