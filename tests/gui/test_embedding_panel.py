@@ -117,6 +117,12 @@ def test_new_weights_make_the_map_stale_and_recompute_is_offered(qtbot, panel, m
     _compute(qtbot, panel, "pca", 200)
     assert not panel.stale and "weights have changed" not in panel.status.text()
     qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)
+    # with nothing drawn the Draw tab announces no new weights: the window re-reads its source
+    trained_more = copy_model(changed)
+    trained_more.set_weights([w * 0.5 for w in trained_more.get_weights()])
+    panel.source = lambda: (copy_model(trained_more), None)
+    panel.refresh()
+    assert panel.stale and not panel.star.isVisible()
 
 
 def test_tsne_map_with_the_digit_and_the_window_stays_responsive(qtbot, panel, model):
@@ -151,3 +157,29 @@ def test_cancel_and_closing_during_a_run_are_safe(qtbot, panel, model):
     panel.close()
     qtbot.waitUntil(lambda: explain_worker.running_threads() == 0 and not _tsne_children(), timeout=10000)
     assert panel.embedding is None
+
+
+def test_view_menu_opens_the_map_over_the_draw_tabs_model_and_digit(qtbot, window, model):
+    """Through the real window: View > The Learned Space over a digit drawn on the canvas; the
+    star follows a redrawing, and new weights in the Draw tab make the map stale."""
+    from visualcnn.engine.preprocess import canvas_to_mnist
+
+    window.draw_panel.set_model(model)
+    window.tabs.setCurrentIndex(2)
+    window.draw_panel.canvas.add_stroke([(0.25, 0.22), (0.75, 0.22), (0.45, 0.85)])
+    window.embedding_action.trigger()
+    panel = window._embedding_window
+    assert panel.isVisible() and panel.model is not model and panel.digit is not None
+    _compute(qtbot, panel, "pca", 200)
+    qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)
+    digit = canvas_to_mnist(window.draw_panel.canvas.image_array())
+    np.testing.assert_allclose(panel.digit_point, panel.embedding.place(digit[..., None]), atol=1e-5)
+    first = panel.digit_point.copy()
+    with qtbot.waitSignal(panel.placed, timeout=20000):
+        window.draw_panel.canvas.add_stroke([(0.2, 0.6), (0.8, 0.6)])
+    assert not np.allclose(panel.digit_point, first)
+    changed = copy_model(model)
+    changed.set_weights([w * 1.5 for w in changed.get_weights()])
+    window.draw_panel.set_model(changed)
+    assert panel.stale and "Recompute" in panel.compute_button.text()
+    panel.stop()

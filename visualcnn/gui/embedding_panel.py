@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
@@ -86,6 +86,7 @@ class EmbeddingWindow(QWidget):
         self.class_names: tuple = ()
         self.stale = False
         self.digit_point = None  # where the drawn digit landed
+        self.source = None  # () -> (model copy, digit): re-read when the window comes to the front
         self._build()
         self.runner.progressed.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
@@ -214,6 +215,16 @@ class EmbeddingWindow(QWidget):
         if self.embedding is not None:
             self.embedding.close()
         return done
+
+    def refresh(self) -> None:
+        """Re-read the source: the Draw tab says nothing on new weights while nothing is drawn."""
+        if self.source is not None:
+            self.set_source(*self.source())
+
+    def event(self, event) -> bool:  # noqa: D102 - Qt override
+        if event.type() == QEvent.Type.WindowActivate:
+            self.refresh()
+        return super().event(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.runner.cancel(MAP)
@@ -355,6 +366,7 @@ def open_embedding(window):
     if panel is None:
         panel = EmbeddingWindow(window)
         window._embedding_window = panel
+        panel.source = window.draw_panel.explain_source
         panel.resize(initial_window_size(panel, QSize(1100, 720)))
         window.draw_panel.classified.connect(
             lambda _payload: panel.isVisible() and panel.set_source(*window.draw_panel.explain_source()))
@@ -362,7 +374,7 @@ def open_embedding(window):
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(panel.stop)
-    panel.set_source(*window.draw_panel.explain_source())
+    panel.refresh()
     panel.show()
     panel.raise_()
     panel.activateWindow()
