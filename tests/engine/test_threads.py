@@ -173,3 +173,52 @@ def test_governor_stands_aside_after_an_explicit_thread_count(monkeypatch):
     finally:
         parallel._threads_chosen[0], parallel._default_num_threads[0] = saved
         parallel.numba.set_num_threads(saved[1])
+
+
+
+def _tiny_cnn(seed):
+    """A small CNN whose training step meets every reduction a CNN here has: few-channel
+    conv and Winograd weight gradients, a Dense large enough to be split, dropout, Adam."""
+    m = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+                    L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                    L.Dense(256, activation="relu"), L.Dropout(0.5), L.Dense(10, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.build(seed=seed)
+    return m
+
+
+def _train_with_threads(threads):
+    rng = np.random.default_rng(7)
+    x = rng.random((96, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 96)
+    m = _tiny_cnn(seed=3)
+    saved = parallel._threads_chosen[0], parallel._default_num_threads[0]
+    try:
+        parallel.set_num_threads(threads)
+        for _ in train(m, x, y, batch_size=32, epochs=1, seed=5):
+            pass
+    finally:
+        parallel._threads_chosen[0], parallel._default_num_threads[0] = saved
+        parallel.numba.set_num_threads(saved[1])
+    return m.get_weights()
+
+
+def test_weights_are_bit_identical_whatever_the_live_thread_count():
+    # The ThreadGovernor changes the live thread count during a default run; every split
+    # that changes rounding (partial sums, sgemm blocks) follows the work instead, so two
+    # runs of one recipe give the same weights bit for bit.
+    import pytest
+
+    from visualcnn.engine import kernels
+
+    if parallel.numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one numba worker: nothing to compare")
+    if kernels.blas.available():  # the reductions the test means to cover are really met
+        names = {layer.plan.kernel_strategy.name for layer in _tiny_cnn(seed=3).layers if hasattr(layer, "plan")}
+        assert names == {"few_channel_3x3", "winograd"}
+    one, two = _train_with_threads(1), _train_with_threads(2)
+    start = _tiny_cnn(seed=3).get_weights()
+    assert all(np.isfinite(w).all() for w in one)
+    assert all(not np.array_equal(a, b) for a, b in zip(one, start)), "training left a weight unchanged"
+    for i, (a, b) in enumerate(zip(one, two)):
+        assert np.array_equal(a, b), f"weight {i} differs between 1 and 2 threads: max {np.abs(a - b).max()}"

@@ -15,11 +15,14 @@ FAST = {"reassoc", "contract", "nsz", "arcp"}
 NO_BIAS = np.zeros(0, dtype=np.float32)
 
 
-# Partial sums of a parallel reduction go into this many groups at most, each summed in a
-# fixed order: the grouping follows the work, never the live thread count (the
-# ThreadGovernor changes that during a run), so a gradient is bit-identical whatever the
-# number of threads. At least 8 so two to eight workers share the groups evenly.
-REDUCTION_GROUPS = max(8, numba.config.NUMBA_NUM_THREADS)
+# Work splits that change rounding (partial sums, sgemm block sizes) are fixed for the
+# process, never the live thread count (the ThreadGovernor changes that during a run),
+# so a gradient is bit-identical whatever the number of threads running it:
+# FIXED_TASKS blocks (numba's configured workers) where each block is one sgemm, and
+# partial sums in at most REDUCTION_GROUPS groups, each summed in a fixed order (at
+# least 8, so two to eight workers share the groups evenly).
+FIXED_TASKS = numba.config.NUMBA_NUM_THREADS
+REDUCTION_GROUPS = max(8, FIXED_TASKS)
 
 
 def reduction_groups(n_items):

@@ -27,7 +27,7 @@ from numba import prange
 
 from visualcnn.engine import parallel
 from visualcnn.engine.kernels import blas
-from visualcnn.engine.kernels._common import FAST, NO_BIAS
+from visualcnn.engine.kernels._common import FAST, FIXED_TASKS, NO_BIAS
 
 __all__ = ["dense_forward", "dense_backward", "dense_forward_few_rows", "dense_forward_tasks",
            "dense_backward_tasks"]
@@ -139,9 +139,12 @@ def dense_forward_few_rows(x2d, kernel, bias, z2d, relu):
 
 
 def _tasks(macs, serial):
+    # the split is fixed for the process (numba's configured workers), never the live
+    # thread count the ThreadGovernor changes during a run: sgemm's rounding may depend
+    # on the block sizes, and two runs of the same recipe must give the same weights
     if serial or macs < _PARALLEL_MIN_MACS:
         return 1
-    return parallel.get_num_threads()
+    return FIXED_TASKS
 
 
 def dense_forward(x2d, kernel, bias, z2d, relu=False, serial=False):
