@@ -110,8 +110,9 @@ def test_trained_network_separates_the_classes_better(digits, trained):
         for method in ("pca", "tsne"):
             scores[name, method] = _knn_accuracy(embed(model, x, y, "d", method=method, seed=0).coords, y)
     print(scores)
-    for method in ("pca", "tsne"):
-        assert scores["trained", method] > scores["untrained", method] + 0.05, scores
+    # measured: PCA 0.46 vs 0.38, t-SNE 0.80 vs 0.60 (5-NN, leave one out)
+    assert scores["trained", "pca"] > scores["untrained", "pca"] + 0.03, scores
+    assert scores["trained", "tsne"] > scores["untrained", "tsne"] + 0.1, scores
     assert scores["trained", "tsne"] > 0.7, scores
 
 
