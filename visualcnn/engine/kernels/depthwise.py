@@ -9,8 +9,8 @@ in ``conv``: (sh, sw, dh, dw, pad_top, pad_left).
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine import parallel as _par
-from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, num_chunks, relu_inplace, twins
+from visualcnn.engine import parallel as _par  # noqa: F401  (the threading layer is chosen first)
+from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, reduction_groups, relu_inplace, twins
 from visualcnn.engine.kernels.conv._shared import bias_grad, reduce_partials
 
 __all__ = [
@@ -166,8 +166,7 @@ def depthwise_conv2d_backward_kernel(x, dy, grad_kernel, grad_bias, sh, sw, dh, 
     """
     KH, KW, C, DM = grad_kernel.shape
     N = dy.shape[0]
-    threads = ws.threads if ws is not None else _par.get_num_threads()
-    T = num_chunks(N, threads)
+    T = reduction_groups(N)
     shape = (T, KH, KW, C * DM)
     partial = ws.get("dw_kpartial", shape) if ws is not None else np.empty(shape,
                                                                            np.float32)
@@ -176,7 +175,7 @@ def depthwise_conv2d_backward_kernel(x, dy, grad_kernel, grad_bias, sh, sw, dh, 
     reduce_partials(partial.reshape(T, -1), grad_kernel.reshape(-1))
     if grad_bias is not None:
         dy2d = dy.reshape(-1, C * DM)
-        Tb = num_chunks(dy2d.shape[0], threads)
+        Tb = reduction_groups(dy2d.shape[0])
         bpartial = (ws.get("dw_bpartial", (Tb, C * DM)) if ws is not None
                     else np.empty((Tb, C * DM), np.float32))
         bias_grad(dy2d, grad_bias, bpartial)

@@ -13,8 +13,8 @@ every shape has a faster strategy (on the seed conv2 it is 3-4x slower than
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, num_chunks, relu_inplace, twins
-from visualcnn.engine.kernels.conv._shared import BIAS_GRAD_KERNELS, bias_grad, getter, pick, reduce_partials, threads_of
+from visualcnn.engine.kernels._common import FAST, fill_bias, gather_index, reduction_groups, relu_inplace, twins
+from visualcnn.engine.kernels.conv._shared import BIAS_GRAD_KERNELS, bias_grad, getter, pick, reduce_partials
 
 __all__ = [
     "conv2d_forward_direct",
@@ -185,13 +185,12 @@ def backward_input(dy, kernel, dx, geo, ws, serial):
 
 def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
     KH, KW, C, CO = grad_kernel.shape
-    threads = threads_of(ws)
     get = getter(ws)
-    partial = get("kpartial", (num_chunks(x.shape[0], threads), KH, KW, C, CO))
+    partial = get("kpartial", (reduction_groups(x.shape[0]), KH, KW, C, CO))
     conv2d_backward_kernel_direct(x, dy, grad_kernel, partial, *geo)
     if grad_bias.shape[0] > 0:
         dy2d = dy.reshape(-1, CO)
-        bias_grad(dy2d, grad_bias, get("bpartial", (num_chunks(dy2d.shape[0], threads), CO)))
+        bias_grad(dy2d, grad_bias, get("bpartial", (reduction_groups(dy2d.shape[0]), CO)))
 
 
 def kernels(op, serial):

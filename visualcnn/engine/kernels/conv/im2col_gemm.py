@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from visualcnn.engine.kernels import blas as _blas
-from visualcnn.engine.kernels._common import FAST, gather_index, num_chunks, twins
+from visualcnn.engine.kernels._common import FAST, gather_index, reduction_groups, twins
 from visualcnn.engine.kernels.conv._shared import (
     BIAS_ACT_ROWS,
     BIAS_GRAD_KERNELS,
@@ -292,32 +292,36 @@ def conv2d_backward_kernel_gemm(gemm, x, dy2d, scratch, pads, partial, bpartial,
                                 rows):
     """grad2d (K, CO) = im2col(x).T @ dy2d and grad_bias (CO,) (if non-empty).
 
-    prange over chunks of ``rows`` output rows (as in ``conv2d_forward_gemm``); the
-    worker with thread id t unfolds its chunk into scratch[t], accumulates
-    cols_chunk.T @ dy_chunk into partial[t] (sgemm with beta=1) and the row sums of
-    dy_chunk into bpartial[t]: one worker never runs two chunks at once, so the partial
-    sums are race-free. Then the T partials are summed (serially: K*CO*T adds).
+    Chunks of ``rows`` output rows (as in ``conv2d_forward_gemm``) in T =
+    partial.shape[0] groups of consecutive chunks (``reduction_groups``: fixed by the
+    shapes, not the live thread count, so the sums are bit-identical however many
+    threads run); prange over the groups: the worker with thread id t unfolds each chunk
+    of its group into scratch[t] and accumulates cols_chunk.T @ dy_chunk into
+    partial[g] (sgemm with beta=1), the row sums of dy_chunk into bpartial[g]. Then the
+    T partials are summed in order (serially: K*CO*T adds).
     """
     total = x.shape[0] * OH
     K = grad2d.shape[0]
     CO = grad2d.shape[1]
     T = partial.shape[0]
+    chunks = (total + rows - 1) // rows
     partial[:, :, :] = 0.0
     bpartial[:, :] = 0.0
-    for c in prange((total + rows - 1) // rows):
+    for g in prange(T):
         t = numba.get_thread_id()
-        r0 = c * rows
-        r1 = min(total, r0 + rows)
-        m = (r1 - r0) * OW
-        buf = scratch[t][:m]
-        _unfold_rows(x, pads[t], buf, r0, r1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
-        gemm(101, 112, 111, K, CO, m, np.float32(1.0), buf.ctypes.data, K,
-             dy2d[r0 * OW:].ctypes.data, CO, np.float32(1.0), partial[t].ctypes.data, CO)
-        if grad_bias.shape[0] > 0:
-            bp = bpartial[t]
-            for i in range(r0 * OW, r1 * OW):
-                for co in range(CO):
-                    bp[co] += dy2d[i, co]
+        for c in range(g * chunks // T, (g + 1) * chunks // T):
+            r0 = c * rows
+            r1 = min(total, r0 + rows)
+            m = (r1 - r0) * OW
+            buf = scratch[t][:m]
+            _unfold_rows(x, pads[t], buf, r0, r1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
+            gemm(101, 112, 111, K, CO, m, np.float32(1.0), buf.ctypes.data, K,
+                 dy2d[r0 * OW:].ctypes.data, CO, np.float32(1.0), partial[g].ctypes.data, CO)
+            if grad_bias.shape[0] > 0:
+                bp = bpartial[g]
+                for i in range(r0 * OW, r1 * OW):
+                    for co in range(CO):
+                        bp[co] += dy2d[i, co]
     for k in range(K):
         for co in range(CO):
             s = np.float32(0.0)
@@ -397,10 +401,11 @@ class SgemmRegion:
         rows = rows_per_chunk(OH, OW, C)
         get = getter(ws)
         slots = scratch_slots()
+        groups = reduction_groups(-(-N * OH // rows))
         conv2d_backward_kernel_gemm(
             _blas.SGEMM, x, dy.reshape(N * OH * OW, CO), get("scratch", (slots, rows * OW, K)),
             get("pad", (slots, *_padded_image_shape(x.shape, grad_kernel.shape, OH, OW, *geo))),
-            get("kpartial", (slots, K, CO)), get("bpartial", (slots, CO)),
+            get("kpartial", (groups, K, CO)), get("bpartial", (groups, CO)),
             grad_kernel.reshape(K, CO), grad_bias, KH, KW, OH, OW, *geo, rows)
 
     @staticmethod
@@ -458,7 +463,7 @@ class NumpyMatmul:
         dy2d = dy.reshape(M, CO)
         np.matmul(cols.T, dy2d, out=grad_kernel.reshape(K, CO))
         if grad_bias.shape[0] > 0:
-            bias_grad(dy2d, grad_bias, get("bpartial", (num_chunks(M, threads_of(ws)), CO)))
+            bias_grad(dy2d, grad_bias, get("bpartial", (reduction_groups(M), CO)))
 
     @staticmethod
     def kernels(op, serial):

@@ -20,8 +20,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from visualcnn.engine.kernels._common import FAST, num_chunks, twins
-from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, scratch_slots, threads_of
+from visualcnn.engine.kernels._common import FAST, reduction_groups, twins
+from visualcnn.engine.kernels.conv._shared import getter, pick, reduce_partials, scratch_slots
 
 __all__ = ["conv2d_forward_plane", "conv2d_forward_plane_serial", "conv2d_backward_kernel_plane"]
 
@@ -179,7 +179,7 @@ class SingleChannelPlane:
         sh, sw, dh, dw, pt, pl = geo
         KH, KW, _, CO = grad_kernel.shape
         N, OH, OW, _ = dy.shape
-        T = num_chunks(N, threads_of(ws))
+        T = reduction_groups(N)
         HP, WP, slack = plane_geometry(x.shape, grad_kernel.shape, OH, OW, dh, dw, pt, pl)
         get = getter(ws)
         conv2d_backward_kernel_plane(

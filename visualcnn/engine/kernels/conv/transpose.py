@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from visualcnn.engine.kernels._common import NO_BIAS, num_chunks
-from visualcnn.engine.kernels.conv._shared import BIAS_ACT_ROWS, BIAS_GRAD_KERNELS, bias_grad, getter, pick, threads_of
+from visualcnn.engine.kernels._common import NO_BIAS, reduction_groups
+from visualcnn.engine.kernels.conv._shared import BIAS_ACT_ROWS, BIAS_GRAD_KERNELS, bias_grad, getter, pick
 from visualcnn.engine.kernels.conv.planner import ConvPlan, _unique, plan_conv
 
 __all__ = [
@@ -51,7 +51,7 @@ class TransposePlan:
         self.conv.backward_kernel(dy, x, grad_kernel, None, ws=ws)
         if grad_bias is not None:
             dy2d = dy.reshape(-1, dy.shape[3])
-            T = num_chunks(dy2d.shape[0], threads_of(ws))
+            T = reduction_groups(dy2d.shape[0])
             bias_grad(dy2d, grad_bias, getter(ws)("t_bpartial", (T, dy2d.shape[1])))
 
     def kernels(self, training=True, need_dx=True, serial=False):
