@@ -96,6 +96,11 @@ def test_the_drawn_digit_appears_as_a_star_and_moves_when_redrawn(qtbot, panel, 
         panel.set_source(copy_model(model), x[5, :, :, 0])
     assert panel.star.isVisible()
     np.testing.assert_allclose(panel.digit_point, panel.embedding.coords[5], atol=1e-4)  # on its own point
+    _, y, names = _test_digits(300)
+    nearest = np.argsort(((panel.embedding.coords - panel.digit_point) ** 2).sum(axis=1))[:10]
+    top = np.bincount(y[nearest]).argmax()
+    assert f"its 10 nearest: {names[top]} ×{np.bincount(y[nearest])[top]}" in panel.digit_text.text()
+    assert not panel.digit_image.pixmap().isNull()
     with qtbot.waitSignal(panel.placed, timeout=20000):
         panel.set_source(copy_model(model), x[9, :, :, 0])
     np.testing.assert_allclose(panel.digit_point, panel.embedding.coords[9], atol=1e-4)

@@ -30,6 +30,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 NO_MODEL = "Train or load a model first (the Draw tab's model is used)."
 HOVER_PIXELS = 8  # how near the mouse must be to a point to show it
 IMAGE_SIDE = 112
+NEIGHBOURS = 10  # the star's nearest test images named beside the map
 
 
 def _test_digits(n: int):
@@ -159,6 +160,16 @@ class EmbeddingWindow(QWidget):
         side.addSpacing(12)
         side.addWidget(self.hover_image)
         side.addWidget(self.hover_text)
+        side.addSpacing(12)
+        self.digit_image = QLabel()
+        self.digit_image.setFixedSize(IMAGE_SIDE, IMAGE_SIDE)
+        self.digit_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.digit_image.setStyleSheet("background: black; color: #aaa")
+        self.digit_text = QLabel()
+        self.digit_text.setWordWrap(True)
+        self.digit_text.setFixedWidth(IMAGE_SIDE + 40)
+        side.addWidget(self.digit_image)
+        side.addWidget(self.digit_text)
         side.addStretch(1)
 
         body = QHBoxLayout()
@@ -291,6 +302,13 @@ class EmbeddingWindow(QWidget):
         visible = self.digit_point is not None and self.embedding is not None
         for item in (self.star, self.star_label):
             item.setVisible(visible)
+        if self.digit is None:
+            self.digit_image.clear()
+            self.digit_text.setText("")
+        else:
+            self.digit_image.setPixmap(grey_pixmap(self.digit, IMAGE_SIDE))
+            self.digit_text.setText(f"your digit (the star)\n{self.neighbours_text()}" if visible else
+                                    "your digit: not on this map")
         if visible:
             x, y = (float(v) for v in self.digit_point)
             self.star.setData([x], [y])
@@ -321,6 +339,14 @@ class EmbeddingWindow(QWidget):
             where = "" if self.digit is not None else " Draw a digit in the Draw tab to see where it lands."
             self.status.setText(f"{method} of layer '{e.layer}' ({e.features_shape[1]:,} values per image) for "
                                 f"{len(e.coords):,} test images, {e.seconds:.1f} s.{where}")
+
+    def neighbours_text(self, k: int = NEIGHBOURS) -> str:
+        """What the star's nearest mapped test images are: where the digit landed, in words."""
+        e = self.embedding
+        nearest = np.argsort(((e.coords - self.digit_point) ** 2).sum(axis=1))[:k]
+        counts = np.bincount(e.labels[nearest].astype(np.int64))
+        order = [int(c) for c in np.argsort(-counts, kind="stable") if counts[c]]
+        return f"its {len(nearest)} nearest: " + ", ".join(f"{self.class_name(c)} ×{counts[c]}" for c in order)
 
     def class_name(self, label: int) -> str:
         return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
