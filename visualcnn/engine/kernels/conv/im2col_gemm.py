@@ -5,7 +5,7 @@ Strategy (``SGEMM_REGION``, used when numpy's OpenBLAS exports ``cblas_sgemm``):
 parallel region per op; each worker takes chunks of about ``GEMM_ROWS`` output pixels
 (whole output rows; ``rows_per_chunk``), unfolds a chunk (im2col) into its own
 cache-resident scratch, calls single-threaded sgemm
-on it (``kernels.blas``), and finishes the chunk (bias + relu, or col2im, or per-thread
+on it (``kernels.blas``), and finishes the chunk (bias + relu, or col2im, or per-group
 weight-gradient partial sums) while the data is still in its cache. No BLAS thread pool
 competes with numba's workers for the cores.
 
