@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 POLL = 0.02  # seconds between looks at the cancel flag while the child works
-NICE = 5  # the child's lower scheduling priority (POSIX); the map is not slower on an idle machine
+NICE = 10  # the child's lower scheduling priority (POSIX); the map is not slower on an idle machine
 
 
 def fit_tsne(reduced, seed: int, perplexity: float, early: int, main: int, every: int, iterations=None,
