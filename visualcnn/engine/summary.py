@@ -452,7 +452,7 @@ def render_summary(name: str, report: PipelineReport, line_length: int | None = 
 # --- costs per image (issue 13): a view of its own, so Keras's table above stays Keras's ---
 
 # "Memory": the layer's output (its activations) for one image
-COST_COLUMNS = (("Layer (type)", 0.30, "left"), ("MACs", 0.45, "right"), ("Memory", 0.58, "right"),
+COST_COLUMNS = (("Layer (type)", 0.30, "left"), ("MACs", 0.45, "right"), ("Memory", 0.61, "right"),
                 ("How the MACs are counted", 1.0, "left"))
 
 
