@@ -6,7 +6,7 @@ images, by PCA or t-SNE, so a student sees the classes pull apart as the network
     m.coords        # (N, 2), one point per image; m.labels, m.indices
     m.place(digit)  # where a new image (the drawn digit) lands on the finished map
 
-PCA is our own (numpy's SVD, or scipy's eigh of the smaller Gram matrix for wide layers; not
+PCA is our own (numpy's SVD, or numpy's eigh of the smaller Gram matrix for wide layers; not
 scikit-learn's): exact, deterministic (each axis's sign is fixed so its largest loading is
 positive), and the same projection places new points; the randomised solver scikit-learn
 picks for wide layers would move the map from run to run.
@@ -56,8 +56,9 @@ def pca(features: np.ndarray, k: int) -> tuple[np.ndarray, Projection]:
     that gives them (for new rows). Each component's sign: its largest-magnitude loading positive.
 
     Small data: numpy's SVD. Large (both sides over SMALL_PCA): the top k eigenvectors of the
-    smaller Gram matrix (scipy.linalg.eigh, only those k): measured on 2,000 conv outputs of
-    7,744 values, 13.5 s for the full SVD against about 3.5 s; the same components."""
+    smaller Gram matrix (numpy's eigh): measured on 2,000 conv outputs of 7,744 values on
+    this loaded machine, 20-35 s for the full SVD against about 4 s; the same components.
+    Both release the interpreter lock, so a window's thread can run them."""
     x = np.asarray(features, np.float64)
     mean = x.mean(axis=0)
     centred = x - mean
@@ -65,14 +66,12 @@ def pca(features: np.ndarray, k: int) -> tuple[np.ndarray, Projection]:
     k = max(1, min(int(k), n, d))
     if min(n, d) <= SMALL_PCA:
         components = np.linalg.svd(centred, full_matrices=False)[2][:k]
-    else:
-        from scipy.linalg import eigh
-
+    else:  # numpy's eigh, not scipy's: scipy's held the interpreter lock for 1.6 s (measured), a frozen window
         if d <= n:
-            components = eigh(centred.T @ centred, subset_by_index=[d - k, d - 1])[1][:, ::-1].T
+            components = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :k].T
         else:
-            values, vectors = eigh(centred @ centred.T, subset_by_index=[n - k, n - 1])
-            values, vectors = values[::-1], vectors[:, ::-1]
+            values, vectors = np.linalg.eigh(centred @ centred.T)
+            values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
             scale = np.sqrt(np.maximum(values, 0.0))
             keep = scale > scale.max() * 1e-7  # directions with no spread (fewer ranks than k) stay zero
             components = np.zeros((k, d))
