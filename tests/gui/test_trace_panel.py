@@ -298,3 +298,50 @@ def test_a_cell_with_no_gradient_says_why_instead_of_a_grid_of_zeros(qtbot):
     assert panel.backward.dpre == 0
     assert not panel.kernel_share.isVisibleTo(panel)
     assert "dL/dz is 0" in panel.kernel_share_caption.text()
+
+
+def test_a_tab_is_freed_when_dropped_not_left_to_the_garbage_collector(qtbot):
+    """A tab shown on its own (benchmarks, screenshots, tests) goes as soon as its last reference
+    does, with its trace and slide windows. A reference cycle back to it (the cell tracer's owner,
+    the feature maps' click handler) left it to Python's cyclic collector, which could run inside
+    the tab's own paint event and delete the widget being painted: a segfault."""
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication
+
+    from visualcnn.gui.app import create_application
+    from visualcnn.gui.draw_tab import DrawTabWidget
+    from visualcnn.gui.train_tab import TrainTabWidget
+
+    create_application()
+    gc.collect()
+    gc.disable()  # only reference counting may free them here
+    try:
+        tab = DrawTabWidget()
+        tab.resize(1100, 800)
+        tab.show()
+        qtbot.waitExposed(tab)
+        tab.set_model(tiny_model())
+        draw_one(qtbot, tab.canvas)
+        qtbot.waitUntil(lambda: len(tab._maps.layers()) == 3)
+        click_cell(qtbot, tab._maps, 0, 2, 12, 13)  # the click handler still reaches the tab
+        assert tab.tracer.trace_window is not None and tab.tracer.trace_window.isVisible()
+        tab.tracer.trace_window.panel.slide_button.click()
+        assert tab.tracer.slide_window is not None and tab.tracer.slide_window.isVisible()
+        gone = weakref.ref(tab)
+        tab.close()
+        del tab
+        assert gone() is None
+
+        train = TrainTabWidget()
+        train.show()
+        qtbot.waitExposed(train)
+        QCoreApplication.processEvents()  # its pending first-show call (a queued bound method) runs
+        gone = weakref.ref(train)
+        train.shutdown()
+        train.close()
+        del train
+        assert gone() is None
+    finally:
+        gc.enable()

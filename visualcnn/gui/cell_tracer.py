@@ -9,6 +9,8 @@ feature maps on screen were computed with.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from PySide6.QtWidgets import QWidget
 
@@ -26,7 +28,9 @@ class CellTracer:
     """Opens / updates the trace and slide windows, parented to `owner` (closed with it)."""
 
     def __init__(self, owner: QWidget):
-        self._owner = owner
+        # Weakly: the owner keeps this tracer, and a strong reference back would be a cycle that
+        # only the garbage collector frees, at any moment, even inside the owner's paint event.
+        self._owner = weakref.ref(owner)
         self.trace_window = None
         self.slide_window = None
         self._model = None
@@ -39,7 +43,7 @@ class CellTracer:
 
         self._model, self._image = model, np.asarray(image, np.float32)
         if self.trace_window is None:
-            self.trace_window = TraceWindow(self._owner)
+            self.trace_window = TraceWindow(self._owner())
             self.trace_window.slide_requested.connect(self._on_slide_requested)
         self.trace_window.show_cell(model, image, layer_name, index, label, loss)
         return self.trace_window
@@ -49,7 +53,7 @@ class CellTracer:
         from .slide_view import SlideWindow
 
         if self.slide_window is None:
-            self.slide_window = SlideWindow(self._owner)
+            self.slide_window = SlideWindow(self._owner())
         self.slide_window.show_layer(model, image, layer_name)
         return self.slide_window
 

@@ -9,6 +9,8 @@ or, when the owner set a cell handler (set_cell_handler), traces that cell (gui/
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,8 +104,16 @@ class FeatureMapsWidget(QWidget):
 
     def set_cell_handler(self, handler) -> None:
         """handler(layer name, channel, row, column) runs on a click instead of enlarging
-        the map (the Draw and Train tabs trace the cell); None: enlarge again."""
-        self._cell_handler = handler
+        the map (the Draw and Train tabs trace the cell); None: enlarge again. A bound method is
+        held weakly: the owner (a tab) keeps this panel, and a strong reference back would be a
+        cycle that only the garbage collector frees, at any moment, even inside the owner's
+        own paint event (a segfault)."""
+        if handler is None:
+            self._cell_handler = None
+        elif inspect.ismethod(handler):
+            self._cell_handler = weakref.WeakMethod(handler)
+        else:  # a plain function: called through the same one-step lookup
+            self._cell_handler = lambda: handler
         self._hover.setText(self._idle_hint())
 
     def _idle_hint(self) -> str:
@@ -275,8 +285,9 @@ class FeatureMapsWidget(QWidget):
         if found is not None:
             layer, channel, y, x = found
             self.cell_clicked.emit(layer.name, channel, y, x)
-            if self._cell_handler is not None:
-                self._cell_handler(layer.name, channel, y, x)
+            handler = None if self._cell_handler is None else self._cell_handler()
+            if handler is not None:
+                handler(layer.name, channel, y, x)
             else:
                 self.open_tile(layer.name, channel)
 
