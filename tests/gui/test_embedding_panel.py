@@ -165,7 +165,7 @@ def test_cancel_and_closing_during_a_run_are_safe(qtbot, panel, model):
 
 
 def test_view_menu_opens_the_map_over_the_draw_tabs_model_and_digit(qtbot, window, model):
-    """Through the real window: View > The Learned Space over a digit drawn on the canvas; the
+    """Through the real window: Explain > The Learned Space over a digit drawn on the canvas; the
     star follows a redrawing, and new weights in the Draw tab make the map stale."""
     from visualcnn.engine.preprocess import canvas_to_mnist
 

@@ -71,7 +71,7 @@ def wait_shown(qtbot, signal, timeout=20000):
 
 
 def test_gradcam_shown_is_the_engines_for_the_drawn_digit(qtbot, window, trained):
-    """Through the real window: View > Why Did It Answer That? over a digit drawn on the canvas."""
+    """Through the real window: Explain > Why Did It Answer That? over a digit drawn on the canvas."""
     window.draw_panel.set_model(trained)
     window.tabs.setCurrentIndex(2)
     draw_seven(window.draw_panel.canvas)

@@ -161,7 +161,7 @@ def test_the_draw_tab_owner_going_away_mid_animation_is_safe(qtbot):
 
 
 def test_the_view_menu_opens_it_over_the_drawn_digit(qtbot, window):
-    """View > Watch a Layer Slide… (window: the main window fixture of conftest.py)."""
+    """Explain > Watch a Layer Slide… (window: the main window fixture of conftest.py)."""
     from PySide6.QtCore import QPoint, Qt
 
     window.watch_slide_action.trigger()

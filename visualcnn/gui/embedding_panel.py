@@ -387,7 +387,7 @@ class EmbeddingWindow(QWidget):
 
 
 def open_embedding(window):
-    """View > The Learned Space…: one window per main window, following its Draw tab."""
+    """Explain > The Learned Space…: one window per main window, following its Draw tab."""
     panel = getattr(window, "_embedding_window", None)
     if panel is None:
         panel = EmbeddingWindow(window)

@@ -1,4 +1,4 @@
-"""The main window's two explanation windows (issue 13 items 3 and 4), opened from the View
+"""The main window's two explanation windows (issue 13 items 3 and 4), opened from the Explain
 menu: "Why did it answer that?" (gui/explain_maps_panel.py) and "What does a filter want to
 see?" (gui/filter_vis_panel.py). One of each, reused; they follow the Draw tab (its model and
 its drawn digit, copied: the windows compute in the background and never share the tab's

@@ -285,18 +285,26 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         self._add(view_menu, "Reset &Layout", None, self.reset_layout)
-        self.watch_slide_action = self._add(view_menu, "&Watch a Layer Slide…", None, self.watch_slide)
-        self.explain_windows = ExplainWindows(self)  # issue 13 items 3, 4 (gui/explain_windows.py)
-        self.explain_action = self._add(view_menu, "Why Did It Answer &That?…", None, self.explain_windows.open_maps)
-        self.filter_vis_action = self._add(view_menu, "What Does a &Filter Want to See?…", None,
-                                           self.explain_windows.open_filters)
-        self.embedding_action = self._add(view_menu, "The Learned &Space (PCA / t-SNE)…", None,
-                                          lambda: open_embedding(self))  # issue 13 item 5 (gui/embedding_panel.py)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
 
+        # Explanations get a menu of their own: a class looks for "Explain", not inside View.
+        explain_menu = bar.addMenu("E&xplain")
+        explain_menu.setToolTipsVisible(True)
+        tip = explain_menu.addAction("Trace a Value: click any feature-map cell (Draw tab or Train probe)")
+        tip.setEnabled(False)  # a hint, not a command: the trace opens from the cell itself
+        explain_menu.addSeparator()
+        self.watch_slide_action = self._add(explain_menu, "&Watch a Layer Slide…", None, self.watch_slide)
+        self.explain_windows = ExplainWindows(self)  # gui/explain_windows.py
+        self.explain_action = self._add(explain_menu, "Why Did It Answer &That?…", None,
+                                        self.explain_windows.open_maps)
+        self.filter_vis_action = self._add(explain_menu, "What Does a &Filter Want to See?…", None,
+                                           self.explain_windows.open_filters)
+        self.embedding_action = self._add(explain_menu, "The Learned &Space (PCA / t-SNE)…", None,
+                                          lambda: open_embedding(self))  # gui/embedding_panel.py
+
     def watch_slide(self):
-        """View > Watch a Layer Slide…: a conv or pooling window sliding over the drawn digit
+        """Explain > Watch a Layer Slide…: a conv or pooling window sliding over the drawn digit
         (gui/slide_view.py, on the Draw tab's model), else over the Train tab's probe image; a
         status line says what is missing."""
         window = self.draw_panel.watch_slide() or self.train_panel.watch_slide()
