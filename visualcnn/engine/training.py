@@ -119,8 +119,9 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
     """Check everything now (a ValueError names the problem) and return the lazy run.
 
     validation_split takes the LAST fraction of x and y before any shuffling (Keras).
-    Shuffling and dropout draw from `seed` (default: the model's seed), so the same seed
-    and thread count give identical results.
+    Shuffling and dropout draw from `seed` (default: the model's seed), and the kernels'
+    reductions split the same way whatever the live thread count, so the same seed gives
+    bit-identical weights (tests/engine/test_threads.py).
     """
     model._require_compiled("fit")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
