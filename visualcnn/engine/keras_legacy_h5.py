@@ -221,22 +221,10 @@ def _names(obj, name: str) -> list[str] | None:
 
 def _group(parent, path: str):
     """parent[path] as a group, refusing links out of the file (Keras's safe_get_h5_group does
-    too); None when absent."""
-    import h5py
+    too); None when absent. One walk for both layouts: keras_weights_h5.plain_group."""
+    from .keras_weights_h5 import plain_group
 
-    current = parent
-    for part in path.split("/"):
-        if not part or part in (".", ".."):
-            raise ConfigError(f"the path {path!r} in the file is not a plain name")
-        if part not in current:
-            return None
-        link = current.get(part, getlink=True)
-        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-            raise ConfigError(f"{path} is a link to elsewhere; VisualCNN reads weights stored in the file")
-        current = current[part]
-        if not isinstance(current, h5py.Group):
-            raise ConfigError(f"{path} is not a group")
-    return current
+    return plain_group(parent, path)
 
 
 def _stored_layers(group) -> list[tuple[str, Any, list[str]]]:

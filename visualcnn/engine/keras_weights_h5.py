@@ -132,18 +132,26 @@ def _int_key(key: str):
 
 def _vars_group(f, path: str):
     """path/vars, refusing links (Keras's safe_get_h5_group does too); None when absent."""
+    return plain_group(f, path + "/vars", "weights: ")
+
+
+def plain_group(parent, path: str, prefix: str = ""):
+    """The group at `path` under `parent`, or None when a part is absent. Links (soft or to
+    another file) and odd names are refused in one line: a weights file must hold its weights."""
     import h5py
 
-    current = f
-    for part in (path + "/vars").split("/"):
+    current = parent
+    for part in path.split("/"):
+        if not part or part in (".", ".."):
+            raise ConfigError(f"{prefix}the path {path!r} in the file is not a plain name")
         if part not in current:
             return None
         link = current.get(part, getlink=True)
         if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-            raise ConfigError(f"weights: {path} is a link to elsewhere; VisualCNN reads weights stored in the file")
+            raise ConfigError(f"{prefix}{path} is a link to elsewhere; VisualCNN reads weights stored in the file")
         current = current[part]
         if not isinstance(current, h5py.Group):
-            raise ConfigError(f"weights: {path} is not a group of weight arrays")
+            raise ConfigError(f"{prefix}{path} is not a group of weight arrays")
     return current
 
 

@@ -45,6 +45,14 @@ def _module(format: str):
                           f"pip install {exc.name}") from None
 
 
+def model_problems(model) -> list[str]:
+    """What stops any format: no layers, or a model with an error (every format checks this first)."""
+    if not model.layers:
+        return [f"model '{model.name}' has no layers; add at least one before exporting"]
+    error = model.analyse().error
+    return [f"the model has an error: {error}"] if error else []
+
+
 def problems(model, format: str) -> list[str]:
     """What stops `model` from being exported as `format` (empty: it can be)."""
     return list(_module(format).problems(model))
@@ -68,4 +76,4 @@ def export(model, path: str | os.PathLike, format: str, training: TrainingConfig
     return path
 
 
-__all__ = ["FORMATS", "ExportError", "export", "problems"]
+__all__ = ["FORMATS", "ExportError", "export", "problems", "model_problems"]

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..shapes import same_padding
 from .files import write_bytes_atomic
+from . import model_problems
 
 OPSET = 17
 # onnxruntime 1.17 reads IR versions up to 9; IR 8 is the version opset 17 was released with.
@@ -562,11 +563,10 @@ TRANSLATIONS: dict[str, Translation] = {
 
 def problems(model) -> list[str]:
     """What stops `model` from being written as ONNX (empty: nothing)."""
-    if not model.layers:
-        return [f"model '{model.name}' has no layers; add at least one before exporting"]
+    found = model_problems(model)
+    if found:
+        return found
     report = model.analyse()
-    if report.error:
-        return [f"the model has an error: {report.error}"]
     found = []
     for row in report.rows:
         layer = row.layer

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import torch_layers
 from .files import write_folder_atomic
+from . import model_problems
 
 __all__ = ["problems", "write", "module_source", "state_arrays", "ModuleSource"]
 
@@ -41,11 +42,10 @@ _RESERVED = {"self", "x", "logits", "torch", "nn", "F", "math", "super", "traini
 
 def problems(model) -> list[str]:
     """One line per layer PyTorch export cannot write ("layer 'name' (Class): reason")."""
-    if not model.layers:
-        return [f"model '{model.name}' has no layers; add at least one before exporting"]
+    found = model_problems(model)
+    if found:
+        return found
     report = model.analyse()
-    if report.error:
-        return [f"the model has an error: {report.error}"]
     found = []
     for row in report.rows:
         layer = row.layer
