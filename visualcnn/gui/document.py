@@ -163,6 +163,9 @@ class PipelineDocument(QObject):
         # (weight_shapes()). An edit that changes those shapes drops them; its undo restores them.
         self._weights: tuple[tuple, dict] | None = None
         self._undoing = False
+        # The last run's measured ms per layer and the structure_signature() they were taken
+        # on: any edit of the structure makes them stale (not saved with the project).
+        self._timings: tuple[str, object] | None = None
 
     # --- reading ---------------------------------------------------------------
 
@@ -281,6 +284,18 @@ class PipelineDocument(QObject):
         """Attach weights trained for the current pipeline (None drops them)."""
         self._weights = None if weights is None else (self.weight_signature(), weights)
         self.weights_changed.emit()
+
+    @property
+    def layer_timings(self):
+        """The last run's LayerTimings (training_worker) when the pipeline still has the
+        structure they were measured on, else None."""
+        if self._timings is None or self._timings[0] != self.structure_signature():
+            return None
+        return self._timings[1]
+
+    def set_layer_timings(self, timings) -> None:
+        """Keep a run's measured ms per layer, for the current structure (None drops them)."""
+        self._timings = None if timings is None else (self.structure_signature(), timings)
 
     def weights_state(self) -> tuple[tuple, dict] | None:
         """The raw (signature, weights) pair, for an undo command to restore."""

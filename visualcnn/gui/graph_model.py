@@ -69,7 +69,10 @@ class PipelineModel(QAbstractListModel):
             return (f"{t['title']} ({t['class_name']}): {t['settings']}; {t['shape']}; {t['params']} "
                     f"{t['note']}{t['error']}")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return block_tooltip(report, image, self.memory(index.row()), self.batch_size())
+            timings = self._document.layer_timings
+            ms = timings.layers.get(report.name) if timings is not None else None
+            measured = None if ms is None else (*ms, timings.batch_size)
+            return block_tooltip(report, image, self.memory(index.row()), self.batch_size(), measured)
         return None
 
     def flags(self, index):

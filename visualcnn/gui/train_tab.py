@@ -172,6 +172,7 @@ class TrainTabWidget(QWidget):
         self.controller.epoch_finished.connect(self._on_controller_epoch_finished)
         self.controller.snapshot_taken.connect(self._on_controller_snapshot_taken)
         self.controller.evaluated.connect(self._on_controller_evaluated)
+        self.controller.layers_timed.connect(self._on_controller_layers_timed)
         self.controller.errored.connect(self._on_controller_errored)
         self.controller.learning_rate_refused.connect(self._on_controller_learning_rate_refused)
         self.controller.finished.connect(self._on_controller_finished)
@@ -556,6 +557,11 @@ class TrainTabWidget(QWidget):
         self.results.set_results(results, self._data.test_images, self._data.class_names)
         self.lower_tabs.setCurrentIndex(1)
         self.controls.metrics.setText(f"<b>Test accuracy {results.accuracy:.2%}</b> (test loss {results.loss:.4f})")
+
+    def _on_controller_layers_timed(self, timings) -> None:
+        # the pipeline is locked during the run, so these are the document's current layers
+        if self._document is not None:
+            self._document.set_layer_timings(timings)
 
     def _on_controller_errored(self, message: str) -> None:
         self._error = message

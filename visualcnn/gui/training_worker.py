@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from ..engine.benchmark import layer_costs
 from ..engine.recipe import set_learning_rate
 from ..engine.training import EpochReport, StepReport, TrainingDiverged, train
 
@@ -79,6 +80,18 @@ class TrainingSnapshot:
 
 
 @dataclass(frozen=True)
+class LayerTimings:
+    """Each layer's measured forward and backward milliseconds for one batch, taken when a
+    run ended (engine.benchmark.layer_costs, the figures `visualcnn bench` prints)."""
+
+    batch_size: int
+    layers: dict  # layer name -> (forward ms, backward ms)
+
+
+TIMING_STEPS = 3  # timed batches after the run (median); one warm-up batch before them
+
+
+@dataclass(frozen=True)
 class TestResults:
     loss: float
     accuracy: float
@@ -91,6 +104,7 @@ class TrainingWorker(QObject):
     epoch_finished = Signal(object)  # EpochReport
     snapshot_taken = Signal(object)  # TrainingSnapshot
     evaluated = Signal(object)  # TestResults, after a run that was not stopped
+    layers_timed = Signal(object)  # LayerTimings, after a run that ended without an error
     errored = Signal(str)  # a message for the user (divergence, bad input, anything else)
     learning_rate_refused = Signal(str)  # the optimizer rejected a new learning rate (the run goes on)
     paused = Signal()  # the loop is now blocked between two batches
@@ -168,6 +182,9 @@ class TrainingWorker(QObject):
             self.snapshot_taken.emit(self._snapshot(-1, -1))
             if completed:
                 self.evaluated.emit(self._evaluate())
+            timings = self._time_layers()
+            if timings is not None:
+                self.layers_timed.emit(timings)
         except TrainingDiverged as exc:
             self.errored.emit(f"The loss stopped being a number (NaN or infinity): {exc}")
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
@@ -209,6 +226,18 @@ class TrainingWorker(QObject):
             activations = {name: np.array(value[0], copy=True) for name, value in outputs.items()}
         return TrainingSnapshot(self._step, epoch, batch, weights, probe, activations)
 
+    def _time_layers(self) -> LayerTimings | None:
+        """Per-layer ms at the run's batch size, here in the worker thread. layer_costs times a
+        copy with fresh weights (speed does not depend on them), so the trained weights and
+        the optimizer state stay as the run left them. None when it cannot (e.g. memory):
+        the figures are a bonus, never a reason for the run to fail."""
+        req = self._request
+        try:
+            costs = layer_costs(req.model, batch_size=req.batch_size, steps=TIMING_STEPS, warmup=1)
+        except Exception:  # noqa: BLE001 - see above
+            return None
+        return LayerTimings(req.batch_size, {c.name: (c.forward_ms, c.backward_ms) for c in costs})
+
     def _evaluate(self) -> TestResults:
         req = self._request
         probabilities = req.model.predict(req.x_test, batch_size=500)
@@ -232,6 +261,7 @@ class TrainingController(QObject):
     epoch_finished = Signal(object)
     snapshot_taken = Signal(object)
     evaluated = Signal(object)
+    layers_timed = Signal(object)
     errored = Signal(str)
     learning_rate_refused = Signal(str)
     paused = Signal()
@@ -272,6 +302,7 @@ class TrainingController(QObject):
         worker.epoch_finished.connect(self.epoch_finished)
         worker.snapshot_taken.connect(self.snapshot_taken)
         worker.evaluated.connect(self.evaluated)
+        worker.layers_timed.connect(self.layers_timed)
         worker.errored.connect(self.errored)
         worker.learning_rate_refused.connect(self.learning_rate_refused)
         worker.paused.connect(self.paused)
@@ -335,7 +366,7 @@ class TrainingController(QObject):
         thread.quit()
         thread.wait()  # run() has returned: only the thread's event loop is left to end
         for signal in (worker.progressed, worker.epoch_finished, worker.snapshot_taken, worker.evaluated,
-                       worker.errored, worker.learning_rate_refused, worker.paused, worker.resumed,
+                       worker.layers_timed, worker.errored, worker.learning_rate_refused, worker.paused, worker.resumed,
                        worker.finished):
             signal.disconnect()
         # Both now live in this thread and nothing else refers to them: deleted with their
