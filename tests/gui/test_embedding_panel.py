@@ -1,7 +1,8 @@
 """The learned space (gui/embedding_panel.py): a small map computed in the background, points
 coloured by label with the class names in the legend, hovering shows the image, the drawn
-digit's star appears and moves, new weights make the map stale, Cancel and closing mid-run
-are safe, and the window keeps drawing while t-SNE runs."""
+digit's star appears and moves, new weights recompute the map by themselves while it is shown
+(hidden: stale until shown), Cancel and closing mid-run are safe, and the window keeps drawing
+while t-SNE runs."""
 
 from __future__ import annotations
 
@@ -108,26 +109,113 @@ def test_the_drawn_digit_appears_as_a_star_and_moves_when_redrawn(qtbot, panel, 
     assert (sx[0], sy[0]) == pytest.approx(tuple(panel.digit_point))
 
 
-def test_new_weights_make_the_map_stale_and_recompute_is_offered(qtbot, panel, model):
+def _scaled(model, factor):
+    changed = copy_model(model)
+    changed.set_weights([w * factor for w in changed.get_weights()])
+    return changed
+
+
+def _title(panel):
+    """The caption over the map, as shown ("" when hidden)."""
+    label = panel.plot.getPlotItem().titleLabel
+    return label.text if label.isVisible() else ""
+
+
+def _engine_map(model, layer, method, n):
+    from visualcnn.engine.explain import embed
+
+    x, y, _ = _test_digits(n)
+    return embed(copy_model(model), x, y, layer, method=method, seed=0)
+
+
+def test_new_weights_while_open_recompute_the_map_by_themselves(qtbot, panel, model):
+    x, _, _ = _test_digits(300)
+    panel.set_source(copy_model(model), x[5, :, :, 0])
+    panel.layer.setCurrentText("c1")
+    _compute(qtbot, panel, "pca", 250)
+    qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)
+    old = panel.embedding
+    panel.layer.setCurrentText("d")  # chosen but not computed: the update keeps the map's own settings
+    panel.count.setValue(400)
+    changed = _scaled(model, 1.5)
+    panel.set_source(changed, x[5, :, :, 0])  # nothing pressed
+    # the old map stays on screen, marked updating, without the star
+    assert panel.runner.has("map") and panel.embedding is old and len(panel.scatters) > 0
+    assert _title(panel) == "updating…" and "Updating" in panel.status.text()
+    assert not panel.star.isVisible() and not panel.compute_button.isEnabled()
+    # a second set of weights before the first update ends replaces it: only the latest map arrives
+    latest = _scaled(model, 0.7)
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        panel.set_source(latest, x[5, :, :, 0])
+    e = panel.embedding
+    assert e is not old and not panel.stale and e.layer == "c1" and e.method == "pca" and len(e.coords) == 250
+    np.testing.assert_allclose(e.coords, _engine_map(latest, "c1", "pca", 250).coords, atol=1e-4)
+    assert not np.allclose(e.coords, old.coords, atol=1e-3)  # the space did move
+    assert _title(panel) == ""
+    assert "weights have changed" not in panel.status.text() and panel.compute_button.text() == "Recompute"
+    qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)  # the digit lands on the new map
+    # with nothing drawn the Draw tab announces no new weights: the window re-reads its source
+    trained_more = _scaled(latest, 0.5)
+    panel.source = lambda: (copy_model(trained_more), None)
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        panel.refresh()
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(trained_more, "c1", "pca", 250).coords, atol=1e-4)
+    # during a run its snapshots only mark the map stale; the end of the run updates it
+    panel.set_training(True)
+    end_of_run = _scaled(trained_more, 1.2)
+    panel.source = lambda: (copy_model(end_of_run), None)  # the Draw tab follows the run
+    panel.set_source(end_of_run, None)
+    assert panel.stale and not panel.runner.has("map") and "when the run ends" in panel.status.text()
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        panel.set_training(False)
+    assert not panel.stale
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(end_of_run, "c1", "pca", 250).coords, atol=1e-4)
+    # Recompute stays for asking by hand, with the chosen settings
+    panel.layer.setCurrentText("d")
+    _compute(qtbot, panel, "pca", 200)
+    assert panel.embedding.layer == "d" and len(panel.embedding.coords) == 200
+
+
+def test_new_weights_while_hidden_mark_the_map_stale_and_showing_it_recomputes(qtbot, panel, model):
     x, _, _ = _test_digits(300)
     panel.set_source(copy_model(model), x[5, :, :, 0])
     _compute(qtbot, panel, "pca", 200)
-    qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)
-    changed = copy_model(model)
-    changed.set_weights([w * 1.5 for w in changed.get_weights()])
+    old = panel.embedding
+    panel.hide()
+    changed = _scaled(model, 1.5)
     panel.set_source(changed, x[5, :, :, 0])
-    assert panel.stale and "weights have changed" in panel.status.text()
-    assert panel.compute_button.text() == "Recompute" and panel.compute_button.isEnabled()
-    assert not panel.star.isVisible()
-    _compute(qtbot, panel, "pca", 200)
-    assert not panel.stale and "weights have changed" not in panel.status.text()
+    assert panel.stale and not panel.runner.has("map") and panel.embedding is old
+    assert "weights have changed" in panel.status.text() and not panel.star.isVisible()
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        panel.show()
+    assert not panel.stale and panel.embedding.layer == "d" and len(panel.embedding.coords) == 200
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(changed, "d", "pca", 200).coords, atol=1e-4)
     qtbot.waitUntil(lambda: panel.star.isVisible(), timeout=20000)
-    # with nothing drawn the Draw tab announces no new weights: the window re-reads its source
-    trained_more = copy_model(changed)
-    trained_more.set_weights([w * 0.5 for w in trained_more.get_weights()])
-    panel.source = lambda: (copy_model(trained_more), None)
-    panel.refresh()
-    assert panel.stale and not panel.star.isVisible()
+
+
+def test_cancel_and_closing_during_an_update_keep_the_old_map(qtbot, panel, model):
+    from visualcnn.gui import explain_worker
+
+    panel.set_source(copy_model(model), None)
+    _compute(qtbot, panel, "pca", 200)
+    old = panel.embedding
+    panel.set_source(_scaled(model, 1.5), None)
+    assert panel.runner.has("map") and panel.cancel_button.isEnabled()
+    panel.cancel_button.click()  # before the update's result can be delivered (it is queued)
+    qtbot.waitUntil(lambda: explain_worker.running_threads() == 0, timeout=20000)
+    qtbot.wait(50)  # let any late signal through: none may replace the map
+    assert panel.embedding is old and panel.stale and "Recompute" in panel.status.text()
+    assert panel.compute_button.isEnabled() and _title(panel) == ""
+    closing = _scaled(model, 0.7)
+    panel.set_source(closing, None)
+    assert panel.runner.has("map")
+    panel.close()
+    qtbot.waitUntil(lambda: explain_worker.running_threads() == 0, timeout=20000)
+    qtbot.wait(50)
+    assert panel.embedding is old and panel.stale
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        panel.show()  # shown again: the map follows the weights it missed
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(closing, "d", "pca", 200).coords, atol=1e-4)
 
 
 def test_tsne_map_with_the_digit_and_the_window_stays_responsive(qtbot, panel, model):
@@ -183,8 +271,20 @@ def test_view_menu_opens_the_map_over_the_draw_tabs_model_and_digit(qtbot, windo
     with qtbot.waitSignal(panel.placed, timeout=20000):
         window.draw_panel.canvas.add_stroke([(0.2, 0.6), (0.8, 0.6)])
     assert not np.allclose(panel.digit_point, first)
-    changed = copy_model(model)
-    changed.set_weights([w * 1.5 for w in changed.get_weights()])
-    window.draw_panel.set_model(changed)
-    assert panel.stale and "Recompute" in panel.compute_button.text()
+    changed = _scaled(model, 1.5)
+    with qtbot.waitSignal(panel.shown, timeout=60000):  # new weights in the Draw tab: the map follows
+        window.draw_panel.set_model(changed)
+    assert not panel.stale
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(changed, "d", "pca", 200).coords, atol=1e-4)
+    # with nothing drawn the Draw tab says nothing on new weights; the document's signal (which
+    # File > Load weights and the end of a run send) makes the window re-read it. The window's
+    # pipeline is empty here, so the Draw tab gets the weights directly and the signal is sent by hand.
+    window.draw_panel.canvas.clear()
+    qtbot.waitUntil(lambda: window.draw_panel.explain_source()[1] is None, timeout=5000)
+    loaded = _scaled(model, 0.6)
+    window.draw_panel.set_model(loaded)
+    assert not panel.runner.has("map")
+    with qtbot.waitSignal(panel.shown, timeout=60000):
+        window.document.weights_changed.emit()
+    np.testing.assert_allclose(panel.embedding.coords, _engine_map(loaded, "d", "pca", 200).coords, atol=1e-4)
     panel.stop()

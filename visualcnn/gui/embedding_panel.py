@@ -4,8 +4,14 @@ test digits (visualcnn.engine.explain.embed), coloured by label, with the drawn 
 PCA or t-SNE, computed in the background (gui/explain_worker.py's runner; t-SNE itself in a
 child process, engine/explain/tsne_process.py, so the window never freezes while openTSNE
 imports scikit-learn). Hovering a point shows its image and label; the drawn digit is a star
-that moves when it is redrawn (Embedding.place, also in the background). New weights (a
-training run, a loaded file) make the map stale: it says so and offers Recompute.
+that moves when it is redrawn (Embedding.place, also in the background).
+
+New trained weights (the end of a run, loaded weights) recompute the map by themselves, with
+the same layer, method and count, so the student sees the clusters move: the old map stays
+on screen marked "updating…" until the new one arrives (a job already running is replaced).
+A hidden or closed window only marks its map stale and recomputes when it is shown again;
+so does a window during a run, whose snapshots would restart the map every few batches: it
+follows when the run ends. Recompute stays for asking by hand.
 """
 
 from __future__ import annotations
@@ -88,11 +94,16 @@ class EmbeddingWindow(QWidget):
         self.stale = False
         self.digit_point = None  # where the drawn digit landed
         self.source = None  # () -> (model copy, digit): re-read when the window comes to the front
+        self.training = False  # a run is training: its snapshots only mark the map stale
+        self._request = None  # (model, layer, method, count) of the map being computed
+        self._shown_request = None  # ... and of the map on screen: what new weights recompute
         self._build()
         self.runner.progressed.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.busy_changed.connect(lambda _busy: self._show_idle())
+        # a job cancelled while it still waited (for the last one's thread to end) changes no busy state
+        self.runner.cancelled.connect(lambda _key: self._show_idle())
         self._show_idle()
 
     def _build(self) -> None:
@@ -195,8 +206,38 @@ class EmbeddingWindow(QWidget):
                     self.digit_point = None
                     self._show_star()
         self.digit = None if digit is None else np.asarray(digit, np.float32).reshape(28, 28)
+        if weights_changed and self.isVisible():
+            self.follow_weights()
         self._place_digit()
         self._show_idle()
+
+    def set_training(self, training: bool) -> None:
+        """A run started or ended: at its end the map follows the trained weights (if shown)."""
+        self.training = training
+        if not training and self.isVisible():
+            self.refresh()
+            self.follow_weights()
+
+    def follow_weights(self) -> bool:
+        """Recompute the map (on screen or being computed) for the current weights, with its own
+        layer, method and count, unless it already shows them, a run is training, or the map's
+        layer is gone. True when a recompute was started."""
+        if self.training or self.model is None:
+            return False
+        running = self.runner.has(MAP)
+        request = self._request if running else self._shown_request
+        if request is None or _same_weights(self.model, request[0]):
+            return False
+        if not running and not self.stale:
+            return False
+        _, layer, method, count = request
+        if layer not in [item.name for item in self.model.layers]:
+            return False  # a different model: the student chooses its layer and presses Compute
+        self.layer.setCurrentText(layer)
+        self.method.setCurrentIndex(self.method.findData(method))
+        self.count.setValue(count)
+        self.compute()
+        return True
 
     def _fill_layers(self) -> None:
         current = self.layer.currentText()
@@ -211,13 +252,18 @@ class EmbeddingWindow(QWidget):
         self.layer.blockSignals(False)
 
     def compute(self) -> None:
+        """Compute (or recompute) the map with the chosen layer, method and count; a map already
+        running is replaced, the one on screen stays, marked updating, until the new one arrives."""
         if self.model is None:
             return
-        self.status.setText(f"Computing the {self.method.currentText()} map of {self.count.value()} test images "
-                            f"at layer '{self.layer.currentText()}'…")
+        what = (f"the {self.method.currentText()} map of {self.count.value()} test images "
+                f"at layer '{self.layer.currentText()}'")
+        self.status.setText(f"Updating {what} for the current weights… the map below is the old one until then."
+                            if self.embedding is not None else f"Computing {what}…")
         self.progress.setValue(0)
-        self.runner.submit(MAP, _map_job(copy_model(self.model), self.layer.currentText(),
-                                         self.method.currentData(), self.count.value(), 0))
+        model = copy_model(self.model)
+        self._request = (model, self.layer.currentText(), self.method.currentData(), self.count.value())
+        self.runner.submit(MAP, _map_job(model, *self._request[1:], 0))
         self._show_idle()
 
     def stop(self, wait_ms: int = 3000) -> bool:
@@ -236,6 +282,10 @@ class EmbeddingWindow(QWidget):
         if event.type() == QEvent.Type.WindowActivate:
             self.refresh()
         return super().event(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self.follow_weights()  # weights that came while hidden
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.runner.cancel(MAP)
@@ -259,6 +309,7 @@ class EmbeddingWindow(QWidget):
         if self.embedding is not None:
             self.embedding.close()
         self.embedding, self.images, self.class_names = embedding, images, tuple(names)
+        self._shown_request = self._request
         self.stale = not _same_weights(self.model, embedding.model)
         self._draw_map()
         self.digit_point = None
@@ -323,6 +374,7 @@ class EmbeddingWindow(QWidget):
         self.layer.setEnabled(not running)
         self.method.setEnabled(not running)
         self.count.setEnabled(not running)
+        self.plot.setTitle("updating…" if running and self.embedding is not None else None)
         if running:
             return
         if self.model is None:
@@ -331,8 +383,10 @@ class EmbeddingWindow(QWidget):
             self.status.setText("Choose a layer and a method, then Compute: each test image becomes a point, "
                                 "coloured by its label.")
         elif self.stale:
-            self.status.setText("The weights have changed since this map was made (training, or a new model): "
-                                "Recompute to see the new space. Your digit is not placed on an old map.")
+            when = ("It follows when the run ends." if self.training else
+                    "Recompute to see the new space." if self.isVisible() else "It follows when shown.")
+            self.status.setText("The weights have changed since this map was made (training, or a new model). "
+                                f"{when} Your digit is not placed on an old map.")
         else:
             e = self.embedding
             method = dict(METHOD_NAMES)[e.method]
@@ -396,6 +450,12 @@ def open_embedding(window):
         panel.resize(initial_window_size(panel, QSize(1100, 720)))
         window.draw_panel.classified.connect(
             lambda _payload: panel.isVisible() and panel.set_source(*window.draw_panel.explain_source()))
+        # new trained weights with nothing drawn: the Draw tab says nothing, the document does
+        # (connected after the window's own handler, so the Draw tab already has them)
+        window.document.weights_changed.connect(lambda: panel.isVisible() and panel.refresh())
+        panel.training = bool(getattr(window, "locked", False))  # opened during a run
+        window.train_panel.run_started.connect(lambda: panel.set_training(True))
+        window.train_panel.run_finished.connect(lambda _model: panel.set_training(False))
         window.window_closed.connect(panel.stop)
         app = QCoreApplication.instance()
         if app is not None:
