@@ -36,6 +36,19 @@ def test_summary_matches_the_summary_command(seed_window, seed_path, capsys):
     assert "Total params: 121,930 (476.29 KB)" in seed_window.summary.totals.text()
 
 
+def test_summary_tab_shows_the_costs_for_one_image(seed_window):
+    """Issue 13 item 6: under Keras's totals, the MACs and activation memory of one image (the
+    numbers `visualcnn summary --costs` prints); each row's Param # tooltip works its MACs out."""
+    text = seed_window.summary.costs.text()
+    assert "Total MACs: 2,556,032 per image" in text  # 194,688 + 21,632 + 2,230,272 + 6,400 + 102,400 + 640
+    assert "Activation memory: 152,488 B per image" in text
+    tip = seed_window.summary.table.item(0, 2).toolTip()
+    assert "MACs = 26*26*32 * 3*3*1 = 194,688 per image" in tip
+    seed_window.inspector.editors["filters"].spin.setValue(8)  # conv2d: 26*26*8*9 = 48,672 MACs
+    assert "MACs = 26*26*8 * 3*3*1 = 48,672" in seed_window.summary.table.item(0, 2).toolTip()
+    assert "Total MACs: 2,556,032" not in seed_window.summary.costs.text()
+
+
 def test_title_shows_unsaved_changes(seed_window):
     assert "seed_cnn (preset)" in seed_window.windowTitle()
     assert not seed_window.isWindowModified()

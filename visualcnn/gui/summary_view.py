@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..engine.summary import connected_to, render_summary, summary_rows, totals_lines, wide_line_length
+from ..engine.summary import connected_to, cost_lines, render_summary, summary_rows, totals_lines, wide_line_length
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .memory_texts import document_memory, peak_text
@@ -57,6 +57,15 @@ class SummaryWidget(QWidget):
         self.totals.setFont(mono)
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.totals)
+        # The costs for one image under Keras's totals (the table itself stays Keras's); each
+        # row's tooltip gives that layer's MACs line, as its card does.
+        self.costs = QLabel()
+        self.costs.setFont(mono)
+        self.costs.setWordWrap(True)  # the activation line is longer than a 1024-pixel dock
+        self.costs.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.costs.setToolTip("Multiply-adds (MACs) and the memory of every layer's output, for one image; "
+                              "hover a row for that layer's, or run visualcnn summary --costs")
+        layout.addWidget(self.costs)
         self.memory = QLabel()
         self.memory.setObjectName("memoryPeak")
         self.memory.setWordWrap(True)
@@ -106,8 +115,9 @@ class SummaryWidget(QWidget):
                 colour = (QColor(ERROR_COLOUR) if layer_report.status == "error"
                           else QColor(UNKNOWN_COLOUR) if layer_report.status == "unknown" else None)
                 item.setForeground(colour if colour is not None else self.palette().text())
-                item.setToolTip(layer_report.error or (value if c in (0, 3) else ""))
+                item.setToolTip(layer_report.error or (value if c in (0, 3) else _cost_tip(layer_report)))
         self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
+        self.costs.setText("\n".join(line.strip() for line in cost_lines(report)) if report.ok else "")
         self._show_memory()
 
     def _show_memory(self) -> None:
@@ -128,3 +138,11 @@ class SummaryWidget(QWidget):
         self.memory.setToolTip("Weights, their gradients and optimizer state, plus every layer's activations "
                                "and their gradients for one batch, as float32. Change the batch size in the "
                                "Train tab.")
+
+
+def _cost_tip(layer_report) -> str:
+    """A row's MACs and activation memory for one image, worked as on the card ('' when unknown)."""
+    inference = layer_report.inference
+    if inference is None:
+        return ""
+    return f"{inference.macs_line} per image\n{inference.activation_line} per image"
