@@ -18,20 +18,21 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .keras_json import Graph, build_layer, read_keras
 from .layers import ConfigError, Input, snake_case
 from .model import Sequential, model_from_graph, unique_name
+from .project_sections import SECTIONS, read_sections
 from .training_config import TrainingConfig
 
 FORMAT = "visualcnn.model"
 VERSION = 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
 _TOP_LEVEL_KEYS = {"format", "version", "name", "title", "description", "input_shape", "input_name", "layers",
-                   "training", "window", "weights"}
+                   "training", "window", "weights", *SECTIONS}
 _ENTRY_KEYS = ("class_name", "config", "inbound")
 DEFAULT_INPUT_NAME = "input_layer"
 
@@ -46,6 +47,9 @@ class ModelFile:
     window: dict | None = None
     weights: Any = None  # filled by the engine's save/load (base64 arrays), untouched here
     title: str = ""  # a readable name for menus (the bundled presets have one)
+    # The optional sections (dataset, resume, runs, teacher: engine/project_sections.py),
+    # each already checked by its owner module.
+    sections: dict = field(default_factory=dict)
 
 
 def parse_json_text(text: str | bytes) -> Any:
@@ -201,7 +205,7 @@ def _read_visualcnn(data: dict) -> ModelFile:
     window = data.get("window")
     if window is not None and not isinstance(window, dict):
         raise ConfigError('"window" must be an object')
-    return ModelFile(model, training, description, window, data.get("weights"), title)
+    return ModelFile(model, training, description, window, data.get("weights"), title, read_sections(data))
 
 
 def _graph(name: str, input_shape: list, input_name: str, entries: list) -> Graph:
@@ -277,7 +281,7 @@ def _shape_list(value: Any, what: str) -> list:
 
 
 def model_to_dict(model: Sequential, training: TrainingConfig | None = None, description: str = "",
-                  window: dict | None = None, weights: Any = None) -> dict:
+                  window: dict | None = None, weights: Any = None, sections: dict | None = None) -> dict:
     """The VisualCNN file form: only non-default arguments are written."""
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": model.name}
     if description:
@@ -293,6 +297,9 @@ def model_to_dict(model: Sequential, training: TrainingConfig | None = None, des
         data["window"] = window
     if weights is not None:
         data["weights"] = weights
+    for key in SECTIONS:
+        if sections and sections.get(key) is not None:
+            data[key] = sections[key]
     return data
 
 

@@ -43,6 +43,7 @@ from ..engine.analysis import PipelineReport, analyse_graph, check_input_shape
 from ..engine.layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config
 from ..engine.model import model_from_graph
 from ..engine.model_io import FORMAT, VERSION, ModelFile, read_model_file
+from ..engine.project_sections import SECTIONS
 from ..engine.training_config import TrainingConfig
 from . import document_graph as graph
 from .document_graph import EditRefused, LayerEntry, layer_names
@@ -143,6 +144,7 @@ class PipelineDocument(QObject):
     weights_dropped = Signal(str)         # an edit changed a weight shape: why ("conv2d's filters changed")
     training_changed = Signal(object)     # TrainingConfig, after a real change of a setting
     graph_changed = Signal()              # the links changed (after the rows' signals, before report_updated)
+    section_changed = Signal(str)         # a project section (dataset, resume, runs, teacher) was set or cleared
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -157,6 +159,9 @@ class PipelineDocument(QObject):
         self.description = ""
         self._training: TrainingConfig | None = None  # None: the defaults, not written to files
         self.window: dict | None = None
+        # The optional project sections (engine/project_sections.py), kept as their owners
+        # checked them and written back as they are.
+        self._sections: dict = {}
         self._layers: list[Layer] = []
         self._report = analyse_graph(self._input_shape, [], [], self._input_name)
         # Trained weights (the engine's encode_weights form) and the weight shapes they fit
@@ -549,7 +554,7 @@ class PipelineDocument(QObject):
 
     def reset(self, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE, entries: Sequence[LayerEntry] = (),
               name: str = DEFAULT_NAME, description: str = "", training: TrainingConfig | None = None,
-              window: dict | None = None, input_name: str = DEFAULT_INPUT_NAME) -> None:
+              window: dict | None = None, input_name: str = DEFAULT_INPUT_NAME, sections: dict | None = None) -> None:
         self._input_shape = check_input_shape(list(input_shape))
         self._input_name = input_name or DEFAULT_INPUT_NAME
         entries = [e.copy() for e in entries]
@@ -563,12 +568,16 @@ class PipelineDocument(QObject):
         settings_before = self.training
         self._training = training
         self.window = window
+        changed_sections = set(self._sections) | set(sections or {})
+        self._sections = dict(sections or {})
         self._reanalyse()
         self.pipeline_reset.emit()
         self.report_updated.emit(self._report)
         self.weights_changed.emit()
         if self.training != settings_before:
             self.training_changed.emit(self.training)
+        for key in sorted(changed_sections):
+            self.section_changed.emit(key)
 
     def _reanalyse(self) -> None:
         self._names = layer_names(self._entries)
@@ -583,9 +592,30 @@ class PipelineDocument(QObject):
         model = model_file.model
         self._weights = None
         self.reset(model.input_shape, entries_from_model(model), model.name, model_file.description,
-                   model_file.training, model_file.window, model.input_name)
+                   model_file.training, model_file.window, model.input_name, model_file.sections)
         if model_file.weights is not None:
             self.set_trained_weights(model_file.weights)
+
+    # --- project sections (dataset, resume, runs, teacher) ---------------------------
+
+    def section(self, key: str):
+        """The project's section `key` (engine/project_sections.SECTIONS), or None."""
+        return self._sections.get(key)
+
+    @property
+    def sections(self) -> dict:
+        return dict(self._sections)
+
+    def set_section(self, key: str, value) -> None:
+        """Set (or, with None, clear) a section; its owner module checked value already."""
+        if key not in SECTIONS:
+            raise KeyError(f"unknown project section {key!r}; known: {', '.join(SECTIONS)}")
+        if value is None:
+            if self._sections.pop(key, None) is None:
+                return
+        else:
+            self._sections[key] = value
+        self.section_changed.emit(key)
 
     def load_text(self, text: str | bytes) -> None:
         """Parse a model file first; only a file that parses replaces the pipeline."""
@@ -625,6 +655,9 @@ class PipelineDocument(QObject):
             data["window"] = window
         if include_weights and self.trained_weights is not None:
             data["weights"] = self.trained_weights
+        for key in SECTIONS:
+            if self._sections.get(key) is not None:
+                data[key] = self._sections[key]
         return data
 
     def to_json(self, window: dict | None = None) -> str:

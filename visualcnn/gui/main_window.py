@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         self.document.weights_dropped.connect(self._on_document_weights_dropped)
         # the batch size and optimizer move the memory estimate the Build tab's status line shows
         self.document.training_changed.connect(lambda _config: self._on_document_report_updated(self.document.report))
+        self.document.section_changed.connect(lambda _key: self._update_title())
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
         # Compile the engine's kernels for this pipeline in the background (first run only).
@@ -487,11 +488,13 @@ class MainWindow(QMainWindow):
         else:
             shown = "Untitled"
         self.setWindowTitle(f"{shown}[*] — VisualCNN")
-        self.setWindowModified(not self.undo_stack.isClean())
+        self.setWindowModified(self.is_modified)
 
     @property
     def is_modified(self) -> bool:
-        return not self.undo_stack.isClean()
+        # A run recorded in the history (or any project section set) changes the project
+        # without being an undoable edit.
+        return not self.undo_stack.isClean() or self._baseline.sections != self.document.sections
 
     def _on_palette_layer_activated(self, class_name: str):
         lw = self.pipeline.list_widget

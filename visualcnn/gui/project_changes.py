@@ -27,10 +27,11 @@ class ProjectBaseline:
     pipeline: str
     training: object
     weights: object  # the weights object itself: identity tells a new run from the saved one
+    sections: dict = None  # the project sections (dataset, resume, runs, teacher) as last saved
 
     @classmethod
     def of(cls, document) -> "ProjectBaseline":
-        return cls(_pipeline_text(document), document.training, document.trained_weights)
+        return cls(_pipeline_text(document), document.training, document.trained_weights, document.sections)
 
     def changed_parts(self, document) -> list[str]:
         parts = []
@@ -40,6 +41,10 @@ class ProjectBaseline:
             parts.append("the training settings")
         if document.trained_weights is not self.weights:
             parts.append("the trained weights")
+        from ..engine.project_sections import SECTION_LABELS
+
+        saved, now = self.sections or {}, document.sections
+        parts += [label for key, label in SECTION_LABELS.items() if saved.get(key) != now.get(key)]
         return parts
 
     def describe(self, document) -> str:
