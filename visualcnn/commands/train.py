@@ -102,6 +102,8 @@ def run(args) -> int:
     progress = sys.stderr
     _warm_up(model, config.batch_size, progress)
     interactive = progress.isatty()
+    # The run's record for the saved file's run history (engine/run_history.py).
+    recorder = _run_recorder(model, model_file, config, args) if args.save else None
     started = time.perf_counter()
     history: dict[str, list[float]] = {}
     epoch_seconds = []
@@ -109,6 +111,8 @@ def run(args) -> int:
     diverged = None
     try:
         for report in prepared.run:
+            if recorder is not None:
+                recorder.add(report)
             if isinstance(report, StepReport):
                 now = time.perf_counter()
                 if report.batch == 1:
@@ -144,6 +148,7 @@ def run(args) -> int:
             progress.write("\n")
         if args.save:
             model.save(args.save)
+            _record_run(args.save, recorder, model_file, "diverged", train_seconds)
             kept = "the weights of the last good step are kept"
             saved = f"the last good weights were saved to {args.save}"
             message = str(diverged)
@@ -152,6 +157,7 @@ def run(args) -> int:
     test_loss, test_accuracy = model.evaluate(prepared.x_test, prepared.y_test, batch_size=256)
     if args.save:
         model.save(args.save)
+        _record_run(args.save, recorder, model_file, "completed", train_seconds, test_loss, test_accuracy)
     result = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": config.epochs,
               "seconds": round(train_seconds, 3), "seconds_per_epoch": [round(s, 3) for s in epoch_seconds],
               "history": history}
@@ -163,6 +169,23 @@ def run(args) -> int:
         if args.save:
             print(f"saved to {args.save}")
     return 0
+
+
+def _run_recorder(model, model_file, config, args):
+    from ..engine.run_history import RunRecorder
+
+    images = min(args.limit or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+    settings = dict(config.to_dict(), limit=images)
+    return RunRecorder(settings, f"MNIST, {images:,} training images", source="cli", model=model.name,
+                       params=model.analyse().total_params)
+
+
+def _record_run(path, recorder, model_file, status, seconds, test_loss=None, test_accuracy=None) -> None:
+    """The run joins the saved file's run history, after the runs the trained file had."""
+    from ..engine.run_history import append_run_to_file
+
+    append_run_to_file(path, recorder.finish(status, test_loss, test_accuracy, duration=seconds),
+                       earlier=model_file.sections.get("runs"))
 
 
 def check_save_path(path: str) -> None:
