@@ -1,4 +1,6 @@
-"""The ONE MNIST training recipe, shared by `visualcnn train` and the window's worker.
+"""The ONE training recipe, shared by `visualcnn train` and the window's worker: MNIST by
+default, or the data set passed (engine/dataset_spec.py: Fashion-MNIST, an image folder),
+whose class names set the number of classes.
 
     problem = readiness_problem(report, config)     # None, or what to change
     prepared = prepare_run(model, config, (x_train, y_train), limit=1000)
@@ -26,8 +28,10 @@ ONE_HOT_LOSSES = ("categorical_crossentropy", "mean_squared_error")
 
 
 def classifier_problem(report, num_classes: int = NUM_CLASSES,
-                       loss: str = "sparse_categorical_crossentropy") -> str | None:
-    """Why this pipeline cannot classify num_classes classes with this loss, or None."""
+                       loss: str = "sparse_categorical_crossentropy", dataset_label: str = "MNIST") -> str | None:
+    """Why this pipeline cannot classify num_classes classes with this loss, or None.
+    dataset_label names the data in the message ("MNIST has 10 digits")."""
+    has = f"{dataset_label} has {num_classes} {'digits' if dataset_label == 'MNIST' else 'classes'}"
     if report.error:
         return report.error
     if not report.rows:
@@ -40,36 +44,70 @@ def classifier_problem(report, num_classes: int = NUM_CLASSES,
                 f"shape (None, {num_classes}); add Flatten (or GlobalAveragePooling2D) before the last Dense layer")
     if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
         if out[-1] != num_classes:
-            return (f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: "
-                    f"set its units to {num_classes}")
+            return f"{where} has {out[-1]} outputs, but {has}: set its units to {num_classes}"
         activation = last.config.get("activation")
         # a Softmax layer over the classes gives probabilities too (layers/softmax.py)
         if activation != "softmax" and not getattr(last, "gives_probabilities", lambda shape: False)(out):
             return (f"{where} uses activation {activation!r}, but {loss} expects probabilities: "
                     "set activation='softmax' on it")
     elif loss == "binary_crossentropy":
-        return f"binary_crossentropy cannot classify {num_classes} digits; use sparse_categorical_crossentropy"
+        return f"binary_crossentropy cannot classify {num_classes} classes; use sparse_categorical_crossentropy"
     elif out[-1] != num_classes:
-        return f"{where} has {out[-1]} outputs, but MNIST has {num_classes} digits: set its units to {num_classes}"
+        return f"{where} has {out[-1]} outputs, but {has}: set its units to {num_classes}"
     return None
 
 
-def readiness_problem(report, config: TrainingConfig | None = None, *, examples: int | None = None) -> str | None:
-    """None when this pipeline can be trained on MNIST with these settings, else the one
-    message saying what to change. The Build tab's "Ready to train", the Train tab's
+def readiness_problem(report, config: TrainingConfig | None = None, *, examples: int | None = None,
+                      dataset=None) -> str | None:
+    """None when this pipeline can be trained on the data set with these settings, else the
+    one message saying what to change. The Build tab's "Ready to train", the Train tab's
     refusal and `visualcnn train` all ask this. examples: how many training images the
-    run will use, when known (a batch larger than that costs only what it holds)."""
+    run will use, when known (a batch larger than that costs only what it holds).
+    dataset: None for MNIST, else what is trained on (see dataset_facts)."""
     config = config or TrainingConfig()
-    return shape_problem(report, config) or memory_problem(_estimate(report, config, examples), training=True)
+    return (shape_problem(report, config, dataset)
+            or memory_problem(_estimate(report, config, examples), training=True))
 
 
-def check_ready(report, config: TrainingConfig, *, examples: int | None = None) -> None:
+def check_ready(report, config: TrainingConfig, *, examples: int | None = None, dataset=None) -> None:
     """readiness_problem as an exception: ValueError naming what to change, or
     MemoryLimitError (a ValueError) with the numbers. Allocates nothing."""
-    problem = shape_problem(report, config)
+    problem = shape_problem(report, config, dataset)
     if problem:
-        raise ValueError(f"cannot train this model on MNIST: {problem}")
+        raise ValueError(f"cannot train this model on {dataset_facts(dataset)[0]}: {problem}")
     check_memory(_estimate(report, config, examples))
+
+
+def dataset_facts(dataset) -> tuple[str, int, object]:
+    """(label, number of classes, input check) of what a run trains on. dataset: None
+    (MNIST), a loaded engine.dataset_spec.Dataset, a DatasetSpec or the "dataset" section
+    (a folder is scanned for its classes, nothing decoded), or any object with class_names
+    (the window's arrays). The input check maps an input shape to a problem or None."""
+    from .dataset_spec import DatasetSpec, dataset_classes, input_problem
+
+    if dataset is None:
+        return "MNIST", NUM_CLASSES, _mnist_input_problem
+    if isinstance(dataset, (dict, DatasetSpec)):
+        spec = DatasetSpec.from_dict(dataset)
+        return spec.label, len(dataset_classes(spec)), lambda shape: input_problem(spec, shape)
+    label = getattr(dataset, "label", "the dataset")
+    check = getattr(dataset, "input_problem", None)
+    if check is None:
+        images = tuple(np.shape(dataset.x_train)[1:])
+
+        def check(shape, images=images):  # arrays without a spec: their per-image size must fit
+            if int(np.prod(images)) == int(np.prod(shape)):
+                return None
+            return (f"the model's input is {'x'.join(map(str, shape))}, but the images are "
+                    f"{'x'.join(map(str, images))}: set the input shape to {list(images)}")
+    return label, len(dataset.class_names), check
+
+
+def _mnist_input_problem(input_shape) -> str | None:
+    if tuple(input_shape) in MNIST_INPUT_SHAPES:
+        return None
+    shape = "x".join(str(d) for d in input_shape)
+    return f"the model's input is {shape}, but MNIST images are 28x28 grey: set the input shape to [28, 28, 1]"
 
 
 def settings_problem(config: TrainingConfig) -> str | None:
@@ -84,18 +122,18 @@ def settings_problem(config: TrainingConfig) -> str | None:
     return None
 
 
-def shape_problem(report, config: TrainingConfig) -> str | None:
+def shape_problem(report, config: TrainingConfig, dataset=None) -> str | None:
     """readiness_problem without the memory check: the settings, pipeline, input and classifier."""
     problem = settings_problem(config)
     if problem:
         return problem
     if report.error:
         return report.error
-    if tuple(report.input_shape) not in MNIST_INPUT_SHAPES:
-        shape = "x".join(str(d) for d in report.input_shape)
-        return (f"the model's input is {shape}, but MNIST images are 28x28 grey: "
-                "set the input shape to [28, 28, 1]")
-    return classifier_problem(report, NUM_CLASSES, config.loss)
+    label, num_classes, input_check = dataset_facts(dataset)
+    problem = input_check(tuple(report.input_shape))
+    if problem:
+        return problem
+    return classifier_problem(report, num_classes, config.loss, label)
 
 
 def _estimate(report, config: TrainingConfig, examples: int | None = None):
@@ -115,6 +153,7 @@ class PreparedRun:
     val_examples: int
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    initial_epoch: int = 0  # epochs done before this run (a continued run: engine/resume.py)
 
 
 def scale_images(images, input_shape: tuple) -> np.ndarray:
@@ -154,8 +193,16 @@ def _split_data(data) -> tuple:
                      "or an object with x_train and y_train")
 
 
-def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None) -> PreparedRun:
+def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None, callbacks=None,
+                resume: dict | None = None) -> PreparedRun:
     """Check, build, compile and start (lazily) one training run of model on data.
+
+    The config's callbacks (EarlyStopping, ReduceLROnPlateau: engine/callbacks.py
+    recipe_callbacks) and schedule are set up here, for the CLI and the window alike;
+    `callbacks` adds more (the CLI's ModelCheckpoint). resume: a "resume" section
+    (engine/resume.py): the model keeps the weights it holds (loaded from the same
+    project) and the run continues for config.epochs more epochs exactly where the saved
+    one stood, bit for bit as if it had never stopped.
 
     Raises ValueError (MemoryLimitError for memory) naming what to change, before any
     weight is allocated."""
@@ -171,31 +218,46 @@ def prepare_run(model, config: TrainingConfig, data, *, limit: int | None = None
         x_train, y_train = x_train[:limit], y_train[:limit]
     n = len(x_train)
     examples = split_index(n, config.validation_split) if config.validation_split else n
-    check_ready(model.analyse(), config, examples=examples)
+    # a data set that names its classes (a folder, Fashion-MNIST) sets their number; else MNIST's 10
+    dataset = data if hasattr(data, "class_names") else None
+    num_classes = dataset_facts(dataset)[1]
+    check_ready(model.analyse(), config, examples=examples, dataset=dataset)
     x = scale_images(x_train, model.input_shape)
-    y = prepare_labels(y_train, config.loss)
-    model.build(seed=config.seed)
+    y = prepare_labels(y_train, config.loss, num_classes)
+    if resume is None:
+        model.build(seed=config.seed)
+    elif not model.built:
+        raise ValueError("cannot continue training: the model holds no trained weights; open the saved project "
+                         "(with its weights) first")
     compile_from_config(model, config)
-    run = train(model, x, y, batch_size=config.batch_size, epochs=config.epochs,
-                validation_split=config.validation_split, seed=config.seed)
-    apply_schedule(model.optimizer, config, run.batches * config.epochs)
+    from .callbacks import recipe_callbacks
+
+    done = resume["epochs_done"] if resume is not None else 0
+    final = done + config.epochs  # train()'s epochs is the last epoch (Keras's initial_epoch rule)
+    run = train(model, x, y, batch_size=config.batch_size, epochs=final,
+                validation_split=config.validation_split, seed=config.seed,
+                callbacks=recipe_callbacks(config) + list(callbacks or []), resume=resume)
+    apply_schedule(model.optimizer, config, run.batches * final, run.batches)
     xt = yt = None
     if x_test is not None and y_test is not None:
-        xt, yt = scale_images(x_test, model.input_shape), prepare_labels(y_test, config.loss)
-    return PreparedRun(run, run.batches, run.batches * config.epochs, config, run.train_examples,
-                       run.val_examples, xt, yt)
+        xt, yt = scale_images(x_test, model.input_shape), prepare_labels(y_test, config.loss, num_classes)
+    steps = run.batches * final - (run.batches * done + (resume["batches_done"] if resume is not None else 0))
+    return PreparedRun(run, run.batches, steps, config, run.train_examples, run.val_examples, xt, yt,
+                       initial_epoch=done)
 
 
-def apply_schedule(optimizer, config: TrainingConfig, total_steps: int) -> None:
-    """Give optimizer the config's learning-rate schedule over a run of total_steps updates.
-    "cosine": CosineDecay(learning_rate, decay_steps=total_steps), so the last step's rate
-    is ~0; "constant" leaves the constant rate compile set."""
-    if config.schedule == "cosine":
-        from .schedules import CosineDecay
+def apply_schedule(optimizer, config: TrainingConfig, total_steps: int, steps_per_epoch: int | None = None) -> None:
+    """Give optimizer the config's learning-rate schedule over a run of total_steps updates
+    (engine/schedules.py recipe_schedule: step, exponential, cosine; the Train tab plots the
+    same). "cosine": CosineDecay(learning_rate, decay_steps=total_steps), so the last
+    step's rate is ~0; "constant" leaves the constant rate compile set."""
+    from .schedules import recipe_schedule
 
-        optimizer.learning_rate = CosineDecay(config.learning_rate, decay_steps=max(1, total_steps))
-    elif config.schedule != "constant":
-        raise ValueError(f"unknown learning-rate schedule {config.schedule!r}")
+    if steps_per_epoch is None:
+        steps_per_epoch = max(1, total_steps // max(1, config.epochs))
+    schedule = recipe_schedule(config, steps_per_epoch, total_steps)
+    if schedule is not None:
+        optimizer.learning_rate = schedule
 
 
 def set_learning_rate(model, value) -> None:
@@ -224,5 +286,6 @@ def set_learning_rate(model, value) -> None:
 
 
 __all__ = ["readiness_problem", "check_ready", "shape_problem", "settings_problem", "classifier_problem",
+           "dataset_facts",
            "prepare_run", "PreparedRun", "set_learning_rate", "apply_schedule",
            "scale_images", "prepare_labels", "MNIST_INPUT_SHAPES", "NUM_CLASSES"]
