@@ -258,8 +258,8 @@ def check_runs_section(value):
     seen = set()
     runs = []
     for position, record in enumerate(value, start=1):
-        where = f"run {record['id']}" if isinstance(record, dict) and _is_int(record.get("id")) else \
-            f"run #{position} in the list"
+        named = isinstance(record, dict) and _is_int(record.get("id")) and record["id"] >= 1
+        where = f"run {record['id']}" if named else f"run #{position} in the list"
         checked = check_record(record, where)
         if checked["id"] in seen:
             raise ConfigError(f'"runs": {where}: "id" {checked["id"]} is used by another run; give each run '
