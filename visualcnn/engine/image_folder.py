@@ -345,6 +345,33 @@ def decode_image(path: str | os.PathLike, image_shape: tuple[int, int, int],
         raise DatasetError(f"damaged image ({exc or type(exc).__name__})") from None
 
 
+def load_image(path: str | os.PathLike, input_shape, interpolation: str = DEFAULT_INTERPOLATION) -> np.ndarray:
+    """One image file read for a model's input ((H, W), (H, W, 1) or (H, W, 3)) exactly as a
+    folder's training images are: uint8 (H, W, C). DatasetError names the file and the
+    problem in one line ("Try it" shows it as is)."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) < 1:
+        raise DatasetError(f"an image cannot be read for the input {'x'.join(map(str, shape))}: the model needs an "
+                           "image input [height, width, 1] or [height, width, 3]")
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DatasetError(f"{path}: {_os_reason(exc)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"{path}: not a regular file; choose a PNG, JPEG or BMP image")
+    if st.st_size == 0:
+        raise DatasetError(f"{path}: empty file (0 bytes); choose a PNG, JPEG or BMP image")
+    if st.st_size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: file too large ({format_bytes(st.st_size)}); choose an image under "
+                           f"{format_bytes(MAX_FILE_BYTES)}")
+    try:
+        return decode_image(path, shape, interpolation)
+    except DatasetError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+
+
 def _pixels(image, image_shape: tuple[int, int, int], resample) -> np.ndarray:
     from PIL import Image
 
@@ -416,6 +443,6 @@ def read_image_folder(folder: FolderScan | str | os.PathLike, image_shape: tuple
     return FolderImages(x, labels, names, report)
 
 
-__all__ = ["scan_image_folder", "read_image_folder", "decode_image", "memory_refusal", "folder_bytes",
+__all__ = ["scan_image_folder", "read_image_folder", "decode_image", "load_image", "memory_refusal", "folder_bytes",
            "FolderScan", "FolderImages", "FolderReport", "Skipped", "LoadCancelled",
            "IMAGE_SUFFIXES", "INTERPOLATIONS", "DEFAULT_INTERPOLATION", "MAX_CLASSES", "MAX_IMAGE_PIXELS"]
