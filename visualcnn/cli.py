@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "evaluate": ("visualcnn.commands.evaluate", "evaluate a saved, trained model on the MNIST test set"),
     "export": ("visualcnn.commands.export", "write a model as a Keras file or script, a PyTorch folder or ONNX"),
     "bench": ("visualcnn.commands.bench", "measure training and prediction speed"),
+    "lesson": ("visualcnn.commands.lesson", "check lesson files, list the bundled lessons"),
 }
 
 

@@ -75,7 +75,7 @@ def parse_lesson(text: str, path: Path | None = None) -> tuple[Lesson | None, li
     front, body_start = _front_matter(lines, problems)
     if front is None:
         return None, problems
-    meta = _check_front_matter(front, problems)
+    meta = _check_front_matter(front, problems, lines)
     intro, raw_steps = _split_steps(lines, body_start)
     steps = []
     for number, (title, line, block, block_line, step_text) in enumerate(raw_steps, 1):
@@ -107,11 +107,14 @@ def _front_matter(lines: list[str], problems: list[Problem]) -> tuple[dict | Non
     return data, end + 1
 
 
-def _check_front_matter(data: dict, problems: list[Problem]) -> dict:
+def _check_front_matter(data: dict, problems: list[Problem], lines: list[str]) -> dict:
+    def line(key: str) -> int:
+        return front_matter_line(lines, key)
+
     meta: dict = {}
     for key in data:
         if key not in FRONT_MATTER_KEYS:
-            problems.append(Problem(1, f"unknown front matter key {key!r}; the keys are: {', '.join(FRONT_MATTER_KEYS)}"))
+            problems.append(Problem(line(key), f"unknown front matter key {key!r}; the keys are: {', '.join(FRONT_MATTER_KEYS)}"))
     for key in REQUIRED_FRONT_MATTER:
         value = data.get(key)
         if value is None:
@@ -120,23 +123,37 @@ def _check_front_matter(data: dict, problems: list[Problem]) -> dict:
                 "summary": " (one sentence saying what the student will learn)",
                 "model": ' (a bundled preset such as "seed_cnn" or a file beside the lesson, "models/x.json")'}[key]))
         elif not isinstance(value, str) or not value.strip():
-            problems.append(Problem(1, f"front matter {key!r} must be a non-empty string, received {value!r}"))
+            problems.append(Problem(line(key), f"front matter {key!r} must be a non-empty string, received {value!r}"))
         else:
             meta[key] = value.strip()
     teacher = data.get("teacher")
     if teacher is not None:
         if not isinstance(teacher, dict):
-            problems.append(Problem(1, "front matter 'teacher' must be a table, e.g. "
+            problems.append(Problem(line("teacher"), "front matter 'teacher' must be a table, e.g. "
                                        'teacher = { lock = ["pipeline"], hide = ["palette"] }'))
         else:
             meta["teacher"] = teacher
     glossary = data.get("glossary")
     if glossary is not None:
         if not isinstance(glossary, list) or not all(isinstance(t, str) and t.strip() for t in glossary):
-            problems.append(Problem(1, 'front matter \'glossary\' must be a list of terms, e.g. ["stride", "padding"]'))
+            problems.append(Problem(line("glossary"), 'front matter \'glossary\' must be a list of terms, e.g. ["stride", "padding"]'))
         else:
             meta["glossary"] = [t.strip() for t in glossary]
     return meta
+
+
+def front_matter_line(lines: list[str], key: str) -> int:
+    """The line of `key = ...` (or a [key] table) in the front matter; 1 when absent."""
+    pattern = re.compile(rf"^\s*\[?\s*{re.escape(key)}\s*[\]=.]")
+    fences = 0
+    for number, text in enumerate(lines, 1):
+        if text.strip() == "+++":
+            fences += 1
+            if fences == 2:
+                break
+        elif pattern.match(text):
+            return number
+    return 1
 
 
 # --- steps -------------------------------------------------------------------------------------
