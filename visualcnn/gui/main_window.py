@@ -185,6 +185,9 @@ class MainWindow(QMainWindow):
         follow(self.engine_warmup, self.document.report_updated, self._warmup_model)
 
         self._build_menus()
+        from .lessons_panel import install_lessons
+
+        self.lessons = install_lessons(self)  # the Lessons dock and the Help menu (gui/lessons_panel.py)
         self.undo_router = UndoShortcutRouter(self)  # Ctrl+Z reaches the undo stack from any field
         # A learning-rate edit during a run is pushed like any edit, and the stack then re-enables
         # its actions: keep them off while locked (undoing a pipeline edit mid-run would give the
