@@ -75,6 +75,10 @@ def run(args) -> int:
         if presets and not window.recent_files():
             window.load_preset(presets[0])  # a first start shows a working network, not a blank page
     window.show()
+    if args.quit_after is None:
+        from ..gui.welcome import maybe_show_welcome
+
+        maybe_show_welcome(window)  # this user's first launch only: where to start (gui/welcome.py)
     if args.quit_after is not None:
         from PySide6.QtCore import QTimer
 
