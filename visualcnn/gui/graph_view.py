@@ -371,6 +371,10 @@ class PipelineGraphView(QAbstractScrollArea):
         selected = self.selected_rows()
         self.wrap_action.setEnabled(bool(selected) and row < count
                                     and self._document.wrap_problem(selected[0], selected[-1]) is None)
+        if not self.isEnabled():  # locked by a run or a teacher: a new selection or report enables nothing
+            for action in (self.delete_action, self.duplicate_action, self.connect_action, self.move_up_action,
+                           self.move_down_action, self.wrap_action):
+                action.setEnabled(False)
 
     def _move_target(self, row: int, step: int) -> int | None:
         target = row + step

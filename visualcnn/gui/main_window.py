@@ -40,6 +40,8 @@ from .window_fit import initial_window_size, stack_summary_if_short
 from .zoom import ZoomController
 from .train_tab import TrainTabWidget
 from .engine_warmup import EngineWarmup, follow
+from .teacher_mode import install_teacher_mode
+from .glossary_tips import install_glossary_tips
 
 MAX_RECENT = 8
 CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         self._draw_weights = None  # (weights object, pipeline) the Draw tab's model was built from
         self._hidden_docks: list | None = None  # builder docks hidden while another tab shows
         self.locked = False  # True while a training run owns the pipeline
+        self.teacher_locked = False  # True while a teacher's lock holds the pipeline (gui/teacher_mode.py)
         self._close_after_run: str | None = None  # "keep" / "discard": closing once the run has stopped
         self._waiting_in_close = False
         self._hidden_for_close = False  # hidden by a close that waits for the run's last batch
@@ -189,6 +192,8 @@ class MainWindow(QMainWindow):
 
         self.lessons = install_lessons(self)  # the Lessons dock and the Help menu (gui/lessons_panel.py)
         self.undo_router = UndoShortcutRouter(self)  # Ctrl+Z reaches the undo stack from any field
+        self.teacher_mode = install_teacher_mode(self)  # the project's "teacher" section (gui/teacher_mode.py)
+        install_glossary_tips(self)  # the glossary's words on the window's technical terms
         # A learning-rate edit during a run is pushed like any edit, and the stack then re-enables
         # its actions: keep them off while locked (undoing a pipeline edit mid-run would give the
         # run's weights to a pipeline they were not trained for).
@@ -398,19 +403,25 @@ class MainWindow(QMainWindow):
         """While a run trains the pipeline's snapshot, nothing may edit or replace the pipeline."""
         self.locked = locked
         self.lock_banner.setVisible(locked)
+        editable = not locked and not self.teacher_locked  # a run's end does not lift a teacher's lock
         for widget in (self.pipeline, self.palette_widget, self.inspector):
-            widget.setEnabled(not locked)
+            widget.setEnabled(editable)
         for action in self._editing_actions():
-            action.setEnabled(not locked)
-        if not locked:  # give the context-dependent actions their proper state back
+            action.setEnabled(editable)
+        if editable:  # give the context-dependent actions their proper state back
             self.undo_action.setEnabled(self.undo_stack.canUndo())
             self.redo_action.setEnabled(self.undo_stack.canRedo())
             lw = self.pipeline.list_widget
             lw.select_row(lw.current_row())
         self.train_button.setEnabled(not locked and build_tab_problem(self.document) is None)
 
+    def set_teacher_locked(self, locked: bool) -> None:
+        """A teacher's lock: the pipeline cannot be edited, but it can still be trained."""
+        self.teacher_locked = locked
+        self.set_pipeline_locked(self.locked)
+
     def _on_undo_stack_can_change(self, _can: bool) -> None:
-        if self.locked:
+        if self.locked or self.teacher_locked:
             self.undo_action.setEnabled(False)
             self.redo_action.setEnabled(False)
 

@@ -1,0 +1,107 @@
+"""Teacher mode in the real window: a project's "teacher" section locks the pipeline and the
+settings, hides panels, shows the banner; a run's end keeps the locks; the teacher unlocks."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtWidgets import QMessageBox
+
+from visualcnn.engine.model_io import load_model_file
+
+LOCKED = {"lock": ["pipeline", "settings"], "hide": ["palette", "draw", "explain"], "note": "Change nothing yet."}
+
+
+def open_with_teacher(window, tmp_path, seed_path, section=LOCKED):
+    data = json.loads(seed_path.read_text())
+    data["teacher"] = section
+    path = tmp_path / "class.json"
+    path.write_text(json.dumps(data))
+    assert window.open_file(path, confirm=False)
+    return path
+
+
+def test_a_projects_teacher_section_locks_hides_and_shows_the_banner(qtbot, window, tmp_path, seed_path):
+    mode = window.teacher_mode
+    assert not mode.active and mode.toolbar.isHidden()
+    open_with_teacher(window, tmp_path, seed_path)
+    assert mode.active and not mode.toolbar.isHidden()
+    assert mode.banner.text.text() == ("Locked by your teacher: the pipeline and the training settings. "
+                                       "Hidden: the layer palette, the Draw tab and the Explain menu. "
+                                       "Change nothing yet.")
+    # the pipeline: the widgets and actions a run locks, but Train stays
+    assert window.teacher_locked and not window.locked and window.lock_banner.isHidden()
+    assert not window.pipeline.isEnabled() and not window.inspector.isEnabled()
+    assert not window.pipeline.list_widget.delete_action.isEnabled() and not window.undo_action.isEnabled()
+    assert window.train_button.isEnabled()
+    # the settings form
+    controls = window.train_panel.controls
+    for widget in (controls.batch_size, controls.epochs, controls.learning_rate, controls.optimizer):
+        assert not widget.isEnabled()
+    assert "Locked by your teacher." in controls.batch_size.toolTip()
+    assert controls.start_button.isEnabled() or controls.start_button.toolTip().startswith("Cannot train")
+    # hidden: dock and its View toggle, a tab in both bars, a menu
+    assert window.palette_dock.isHidden() and not window.palette_dock.toggleViewAction().isVisible()
+    draw = window.tabs.indexOf(window.draw_page)
+    assert not window.tabs.isTabVisible(draw) and not window.tab_bar.isTabVisible(draw)
+    assert not window.explain_action.associatedObjects()[0].menuAction().isVisible()
+    assert window.presets_menu.menuAction().isVisible()  # not hidden by this section
+    # Reset Layout (or coming back to the Build tab) does not bring a hidden dock back
+    window.reset_layout()
+    qtbot.waitUntil(lambda: window.palette_dock.isHidden())
+    assert not window.summary_dock.isHidden()
+
+
+def test_the_end_of_a_run_keeps_the_teachers_locks(qtbot, window, tmp_path, seed_path):
+    open_with_teacher(window, tmp_path, seed_path, {"lock": ["pipeline", "settings"]})
+    controls = window.train_panel.controls
+    window.train_panel.set_training_defaults(window.document.training)
+    controls.train_images.setEnabled(True)   # the test's tiny run: 320 images, set as a teacher would
+    controls.train_images.setValue(320)
+    controls.train_images.setEnabled(False)
+    with qtbot.waitSignal(window.train_panel.run_finished, timeout=120_000):
+        window.train_button.click()
+        assert window.locked and not window.lock_banner.isHidden()
+    qtbot.waitUntil(lambda: not controls.epochs.isEnabled())  # the form is locked again after the run
+    assert not window.locked and window.teacher_locked
+    assert not window.pipeline.isEnabled() and not window.palette_widget.isEnabled()
+    assert window.document.trained_weights is not None  # the run trained the locked network
+    assert not window.undo_action.isEnabled()
+
+
+def test_the_teacher_unlocks_for_now_or_removes_the_locks(qtbot, window, tmp_path, seed_path):
+    path = open_with_teacher(window, tmp_path, seed_path)
+    mode = window.teacher_mode
+    box = mode.unlock_dialog()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert mode.active
+    box = mode.unlock_dialog()
+    next(b for b in box.buttons() if b.text() == "Unlock for Now").click()
+    assert not mode.active and mode.toolbar.isHidden() and mode.unlocked_for_session
+    assert window.pipeline.isEnabled() and window.train_panel.controls.epochs.isEnabled()
+    assert "Locked by your teacher." not in window.train_panel.controls.batch_size.toolTip()
+    assert not window.palette_dock.isHidden() and window.tabs.isTabVisible(window.tabs.indexOf(window.draw_page))
+    assert window.document.section("teacher") is not None and not window.is_modified  # still in the project
+    # reopening locks again; removing takes the section out of the saved project
+    assert window.open_file(path, confirm=False) and mode.active
+    box = mode.unlock_dialog()
+    next(b for b in box.buttons() if b.text() == "Remove the Locks").click()
+    assert not mode.active and window.document.section("teacher") is None and window.is_modified
+    assert "teacher settings" in window.unsaved_changes_text()
+    assert window.save_to(path)
+    assert "teacher" not in load_model_file(path).sections
+
+
+def test_lock_and_hide_dialog_writes_the_section(qtbot, seed_window):
+    mode = seed_window.teacher_mode
+    assert mode.lock_action.isEnabled() and not mode.unlock_action.isEnabled()
+    dialog = mode.lock_dialog()
+    dialog.choices.lock_boxes["pipeline"].setChecked(True)
+    dialog.choices.hide_boxes["summary"].setChecked(True)
+    dialog.choices.note.setText("Look, do not touch.")
+    dialog.accept()
+    assert seed_window.document.section("teacher") == {"lock": ["pipeline"], "hide": ["summary"],
+                                                       "note": "Look, do not touch."}
+    assert mode.active and seed_window.teacher_locked and seed_window.summary_dock.isHidden()
+    assert mode.unlock_action.isEnabled()
+    assert mode.save_as_lesson_action in seed_window.save_as_action.associatedObjects()[0].actions()
