@@ -36,6 +36,8 @@ from ..engine.memory import available_memory_bytes, estimate_memory, format_byte
 from ..engine.recipe import prepare_run, readiness_problem
 from ..engine.training_config import TrainingConfig
 from .commands import SetTrainingConfigCommand
+from .dataset_source import arrays_summary, cached_arrays, load_arrays, needs_input_shape, readiness_dataset, \
+    forget_facts
 from .panels.curves import CurvesPanel
 from .cell_tracer import CellTracer, model_with_weights
 from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
@@ -91,16 +93,18 @@ class DatasetLoader(QObject):
         super().__init__(parent)
         self.busy = False
 
-    def load(self, name: str) -> None:
+    def load(self, spec, input_shape=None) -> None:
+        """spec: a "dataset" section (gui/dataset_source.py), or a bundled set's name."""
         if self.busy:
             return
         self.busy = True
-        threading.Thread(target=self._run, args=(name,), name="visualcnn-dataset", daemon=True).start()
+        spec = {"source": spec} if isinstance(spec, str) else spec
+        threading.Thread(target=self._run, args=(spec, input_shape), name="visualcnn-dataset", daemon=True).start()
 
-    def _run(self, name: str) -> None:
+    def _run(self, spec, input_shape) -> None:
         try:
-            data, message = dataset_arrays(name), None
-        except (ValueError, OSError) as exc:  # DatasetError: a missing or damaged file
+            data, message = load_arrays(spec, input_shape), None
+        except (ValueError, OSError, MemoryError) as exc:  # DatasetError: a missing or damaged file
             data, message = None, str(exc)
         self.busy = False
         try:
@@ -119,6 +123,7 @@ def dataset_arrays_cached(name: str) -> DatasetArrays | None:
 class TrainTabWidget(QWidget):
     run_started = Signal()
     run_finished = Signal(object)  # the engine model after a completed, stopped or diverged run
+    dataset_loaded = Signal(object)  # the DatasetArrays / FolderArrays now used (class names, images)
     message_posted = Signal(str)  # a line for the status bar (errors, "finished", ...)
 
     def __init__(self, parent: QWidget | None = None):
@@ -143,6 +148,7 @@ class TrainTabWidget(QWidget):
         self._last_step = None
         self._pending_report = None
         self._pending_snapshot = None
+        self._start_when_loaded = False  # Start was pressed while an image folder was being read
 
         self.controller = TrainingController(self)
         self.dataset_loader = DatasetLoader(self)
@@ -166,7 +172,8 @@ class TrainTabWidget(QWidget):
         self.controls.config_edited.connect(self._on_controls_config_edited)
         self.dataset_loader.loaded.connect(self._on_dataset_loader_loaded)
         self.dataset_loader.failed.connect(self._on_dataset_loader_failed)
-        self.controls.dataset.currentIndexChanged.connect(self._on_dataset_changed)
+        self.controls.dataset.spec_changed.connect(self._on_dataset_changed)
+        self.controls.dataset.browse_requested.connect(self._on_dataset_browse_requested)
         self.probe_picker.probe_changed.connect(self._on_probe_picker_probe_changed)
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.epoch_finished.connect(self._on_controller_epoch_finished)
@@ -270,7 +277,9 @@ class TrainTabWidget(QWidget):
         """Mirror document.training in the controls; edits become undoable commands on it."""
         self._document, self._undo_stack = document, undo_stack
         document.training_changed.connect(self._on_document_training_changed)
+        document.section_changed.connect(self._on_document_section_changed)
         self.controls.set_config(document.training)
+        self.controls.dataset.set_spec(document.section("dataset"))
 
     def set_training_defaults(self, config: TrainingConfig | None) -> None:
         """Show these settings (unbound tab: they become its settings)."""
@@ -302,16 +311,59 @@ class TrainTabWidget(QWidget):
 
     def _on_shown(self) -> None:
         if self._data is None and self._data_error is None and not self._run_active:
-            self.dataset_loader.load(self.controls.dataset_name())  # Start waits for it if pressed first
+            self._load_in_background()  # Start waits for it if pressed first
         self._preview()
 
+    def dataset_spec(self) -> dict:
+        """The chosen data: the project's "dataset" section (MNIST when it has none)."""
+        return self.controls.dataset.spec()
+
+    def dataset(self):
+        """The loaded DatasetArrays / FolderArrays of the chosen data, or None (not read yet)."""
+        return self._data
+
+    def request_dataset(self):
+        """The loaded data, or None while it is read in the background (dataset_loaded follows)."""
+        if self._data is None and self._data_error is None:
+            self._load_in_background()
+        return self._data
+
+    def _on_dataset_browse_requested(self) -> None:
+        from .dataset_browser import show_dataset_browser
+
+        show_dataset_browser(self)
+
+    def _input_shape(self):
+        """The model's input shape (an image folder is read at that size), None if no model."""
+        try:
+            return tuple(self._model_source().input_shape) if self._model_source is not None else None
+        except ValueError:
+            return None
+
+    def _load_in_background(self) -> None:
+        spec = self.dataset_spec()
+        shape = self._input_shape()
+        if needs_input_shape(spec) and shape is None:
+            return  # read when the pipeline can be built (the blocker says what to fix)
+        self.dataset_loader.load(spec, shape)
+
     def _on_dataset_loader_loaded(self, data) -> None:
-        if self._data is None and data is dataset_arrays_cached(self.controls.dataset_name()):
+        if data is not cached_arrays(self.dataset_spec(), self._input_shape()):
+            self._load_in_background()  # the choice or the input shape changed meanwhile
+            return
+        if data is not self._data:
             self._ensure_dataset()
             self._show_probe_maps()
+        if self._start_when_loaded:
+            self._start_when_loaded = False
+            self.start()
 
-    def _on_dataset_loader_failed(self, _message: str) -> None:
-        if self._data is None:
+    def _on_dataset_loader_failed(self, message: str) -> None:
+        self._start_when_loaded = False
+        if needs_input_shape(self.dataset_spec()):  # an image folder: reported here, never re-read on the GUI thread
+            self._data = None
+            self._set_data_error(f"{self.controls.dataset.label()} could not be read: {message}")
+        elif self._data is None:
             self._ensure_dataset()  # the same failure, reported where a run would report it
 
     def _show_probe_maps(self) -> None:
@@ -398,7 +450,8 @@ class TrainTabWidget(QWidget):
             model = self._model_source()
         except ValueError as exc:
             return str(exc)
-        return readiness_problem(model.analyse(), self.training_settings())
+        return readiness_problem(model.analyse(), self.training_settings(),
+                                 dataset=readiness_dataset(self.dataset_spec()))
 
     def start(self) -> bool:
         """Start training with the current settings; False (and a message) when it cannot."""
@@ -410,6 +463,11 @@ class TrainTabWidget(QWidget):
         config = self.training_settings()
         data = self._ensure_dataset()
         if data is None:
+            # an image folder being read: the run starts when it is there
+            self._start_when_loaded = self._data_error is None and needs_input_shape(self.dataset_spec())
+            if self._start_when_loaded:
+                self.controls.show_message(f"Reading {self.controls.dataset.label()}: training starts when "
+                                           "it is read.", "info")
             return False
         model = self._model_source()
         count = min(self.controls.train_image_count(), len(data.y_train))
@@ -455,21 +513,39 @@ class TrainTabWidget(QWidget):
                    f"batch {config.batch_size}, {config.epochs} epoch(s)")
         return True
 
-    def _load_dataset(self, name: str) -> DatasetArrays:
-        data = dataset_arrays(name)
+    def _load_dataset(self, spec) -> DatasetArrays:
+        if needs_input_shape(spec):  # an image folder is read off the GUI thread only
+            data = cached_arrays(spec, self._input_shape())
+            if data is None:
+                raise LookupError("not read yet")
+        else:
+            data = load_arrays(spec)
         if data is not self._data:
             self._data = data
-            self.probe_picker.set_test_images(data.x_test[..., 0], data.y_test, data.class_names)
+            self.probe_picker.set_test_images(data.x_test[..., 0] if data.x_test.shape[-1] == 1 else data.x_test,
+                                              data.y_test, data.class_names)
+            self.results.clear()
+            self.controls.dataset.set_report(getattr(data, "report_text", "") or arrays_summary(data), "ok")
+            self.dataset_loaded.emit(data)
         return data
 
+    def _set_data_error(self, message: str) -> None:
+        self._data_error = message
+        self.controls.dataset.set_report(message, "error")
+        self.controls.set_blocker(self._data_error)
+        self._post(f"Cannot train: {self._data_error}")
+
     def _ensure_dataset(self) -> DatasetArrays | None:
-        """The chosen data set, loaded once; None (and the reason shown) when it cannot be."""
+        """The chosen data set, loaded once; None (and the reason shown) when it cannot be.
+        An image folder not read yet is read in the background (None meanwhile)."""
         try:
-            data = self._load_dataset(self.controls.dataset_name())
+            data = self._load_dataset(self.dataset_spec())
+        except LookupError:
+            self.controls.dataset.set_report(f"Reading {self.controls.dataset.label()}…", "info")
+            self._load_in_background()
+            return None
         except (ValueError, OSError) as exc:  # DatasetError: a missing or damaged file
-            self._data_error = f"the {self.controls.dataset.currentText()} data could not be loaded: {exc}"
-            self.controls.set_blocker(self._data_error)
-            self._post(f"Cannot train: {self._data_error}")
+            self._set_data_error(f"the {self.controls.dataset.label()} data could not be loaded: {exc}")
             return None
         if self._data_error is not None:
             self._data_error = None
@@ -523,13 +599,42 @@ class TrainTabWidget(QWidget):
         else:
             self.refresh_model_source()
 
-    def _on_dataset_changed(self, _index: int) -> None:
+    def _on_dataset_changed(self, spec) -> None:
+        """The user picked other data: the project's "dataset" section (MNIST: none), then read it."""
+        if self._document is not None:
+            from ..engine.dataset_spec import check_dataset_section
+
+            try:
+                value = None if spec.get("source") == "mnist" else check_dataset_section(spec)
+            except ValueError as exc:
+                self._set_data_error(str(exc))
+                return
+            self._document.set_section("dataset", value)  # comes back through section_changed
+        else:
+            self._reload_dataset()
+
+    def _on_document_section_changed(self, key: str) -> None:
+        if key == "dataset":
+            self.controls.dataset.set_spec(self._document.section("dataset"))
+            self._reload_dataset()
+
+    def _reload_dataset(self) -> None:
+        forget_facts()  # the folder is scanned again for its classes
         self._data_error = None
-        self._ensure_dataset()
+        self._data = None
+        self._start_when_loaded = False
+        self.results.clear()
+        self.refresh_model_source()
+        if cached_arrays(self.dataset_spec(), self._input_shape()) is not None:
+            self._ensure_dataset()
+        else:  # read off the GUI thread (MNIST's first load takes 1.5 s, a folder longer)
+            self.controls.dataset.set_report(f"Reading {self.controls.dataset.label()}…", "info")
+            self._load_in_background()
 
     def _on_probe_picker_probe_changed(self, image) -> None:
         if self.controller.running:
-            self.controller.set_probe(image)
+            if self._spatial:  # the run's feature maps are of 28x28 grey probes only
+                self.controller.set_probe(image)
         elif self._model is not None and self._model.built and image is not None and self._spatial:
             self._show_maps(self._model.activations(np.asarray(image, np.float32).reshape(1, 28, 28, 1)),
                             first_only=True)

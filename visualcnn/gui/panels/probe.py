@@ -63,7 +63,8 @@ class ProbePickerPanel(QWidget):
             return self._drawn
         if self._images is None:
             return None
-        return np.asarray(self._images[self.index.value()], np.float32).reshape(28, 28)
+        image = np.asarray(self._images[self.index.value()], np.float32)
+        return image.reshape(28, 28) if image.size == 784 else image  # colour / other sizes: as read
 
     def probe_label(self) -> int | None:
         """The test digit's label (None for a drawn digit or before the test set is loaded)."""

@@ -33,14 +33,17 @@ def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
 
 
 def digit_pixmap(image: np.ndarray, size: int = THUMB) -> QPixmap:
-    """A (28, 28) image in [0, 1] (or uint8) as a scaled grey pixmap: white ink on black, as MNIST."""
+    """A (28, 28) image in [0, 1] (or uint8) as a scaled grey pixmap: white ink on black, as MNIST.
+    An (h, w, 3) image (an image folder in colour) is shown in its colours."""
     image = np.asarray(image)
-    if image.ndim == 3:
+    colour = image.ndim == 3 and image.shape[2] == 3
+    if image.ndim == 3 and not colour:
         image = image[:, :, 0]
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     data = np.ascontiguousarray(image)
-    qimage = QImage(data.data, data.shape[1], data.shape[0], data.strides[0], QImage.Format.Format_Grayscale8)
+    qimage = QImage(data.data, data.shape[1], data.shape[0], data.strides[0],
+                    QImage.Format.Format_RGB888 if colour else QImage.Format.Format_Grayscale8)
     return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
                                                    Qt.TransformationMode.FastTransformation)
 
@@ -68,6 +71,23 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.image.setColorMap(pg.colormap.get("CET-L12"))  # white to deep blue
         self.plot.addItem(self.image)
         self.texts = []
+        self.selection = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
+        self.selection.setPen(pg.mkPen("#ff7f0e", width=3))
+        self.selection.setVisible(False)
+        self.plot.addItem(self.selection)
+        self._make_cells(classes)
+        self.set_class_names([str(i) for i in range(classes)])
+        self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        self._apply_fonts()
+
+    def _make_cells(self, classes: int) -> None:
+        """One count text per cell, created once per number of classes (a dataset's own)."""
+        for row in self.texts:
+            for text in row:
+                self.plot.removeItem(text)
+        self.classes = classes
+        self.matrix = np.zeros((classes, classes), np.int64)
+        self.texts = []
         for r in range(classes):
             row = []
             for c in range(classes):
@@ -76,15 +96,8 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
                 self.plot.addItem(text)
                 row.append(text)
             self.texts.append(row)
-        self.selection = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
-        self.selection.setPen(pg.mkPen("#ff7f0e", width=3))
-        self.selection.setVisible(False)
-        self.plot.addItem(self.selection)
         self.plot.setXRange(0, classes, padding=0.02)
         self.plot.setYRange(0, classes, padding=0.02)
-        self.set_class_names([str(i) for i in range(classes)])
-        self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
-        self._apply_fonts()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
@@ -107,9 +120,13 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
                 text.setFont(count)
 
     def set_class_names(self, names) -> None:
-        ticks = [(i + 0.5, str(name)) for i, name in enumerate(names)]
-        self.plot.getAxis("bottom").setTicks([ticks])
-        self.plot.getAxis("left").setTicks([ticks])
+        names = [str(name) for name in names]
+        if len(names) != self.classes:
+            self._make_cells(len(names))
+            self._apply_fonts()
+        self.class_names = names
+        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name) for i, name in enumerate(names)]])
+        self.plot.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(names)]])
 
     def set_matrix(self, matrix: np.ndarray) -> None:
         self.matrix = np.asarray(matrix)
@@ -145,6 +162,7 @@ class DigitGalleryWidget(QListWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._widest_name = "7"  # the longest class name: each cell fits "name: 100%"
         self.setViewMode(QListView.ViewMode.IconMode)
         self._fit_grid()
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -160,7 +178,8 @@ class DigitGalleryWidget(QListWidget):
         fm = self.fontMetrics()
         thumb = max(THUMB, 4 * fm.height())
         self.setIconSize(QSize(thumb, thumb))
-        self.setGridSize(QSize(max(thumb, fm.horizontalAdvance("7: 100%  ")) + fm.horizontalAdvance("mm"),
+        widest = fm.horizontalAdvance(f"{self._widest_name}: 100%  ")
+        self.setGridSize(QSize(max(thumb, widest) + fm.horizontalAdvance("mm"),
                                thumb + 4 * fm.height() + fm.height() // 2 + 8))
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -170,6 +189,10 @@ class DigitGalleryWidget(QListWidget):
 
     def show_digits(self, indices, images, probabilities, labels, class_names) -> None:
         self.clear()
+        widest = max((str(n) for n in class_names), key=self.fontMetrics().horizontalAdvance, default="7")
+        if widest != self._widest_name:
+            self._widest_name = widest
+            self._fit_grid()
         self.indices = [int(i) for i in indices[:GALLERY_LIMIT]]
         for index in self.indices:
             guesses = top_k(probabilities[index])
@@ -246,7 +269,7 @@ class ResultsPanel(QWidget):
     def clear(self) -> None:
         self._probabilities = None
         self.summary.setText("Test results appear here after a run that finishes all its epochs.")
-        self.matrix.set_matrix(np.zeros((10, 10), np.int64))
+        self.matrix.set_matrix(np.zeros((self.matrix.classes, self.matrix.classes), np.int64))
         self.gallery.clear()
         self.gallery_title.setText("")
         self.all_mistakes.setEnabled(False)

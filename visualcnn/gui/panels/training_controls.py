@@ -17,12 +17,11 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ...engine.datasets import fashion_mnist_available
+from ..dataset_picker import DatasetPicker
 from ...engine.training_config import DEFAULT_LEARNING_RATES, TrainingConfig
 
 OPTIMIZER_LABELS = (("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"))
 SCHEDULE_LABELS = (("constant", "Constant"), ("cosine", "Cosine decay"))
-DATASETS = (("mnist", "MNIST digits (bundled)"), ("fashion_mnist", "Fashion-MNIST"))
 TRAIN_IMAGES = 60000
 
 BANNER_STYLES = {
@@ -56,15 +55,7 @@ class TrainingControlsPanel(QWidget):
         self._blocker: str | None = None
         self._total_steps = 1
 
-        self.dataset = QComboBox()
-        for key, label in DATASETS:
-            self.dataset.addItem(label, key)
-        if not fashion_mnist_available():
-            item = self.dataset.model().item(1)
-            item.setEnabled(False)
-            item.setToolTip("Not installed: install the Debian package dataset-fashion-mnist "
-                            "(files in /usr/share/datasets/fashion-mnist)")
-            self.dataset.setItemText(1, "Fashion-MNIST (not installed)")
+        self.dataset = DatasetPicker()  # MNIST, Fashion-MNIST or an image folder (gui/dataset_picker.py)
         self.optimizer = QComboBox()
         for key, label in OPTIMIZER_LABELS:
             self.optimizer.addItem(label, key)
@@ -201,7 +192,7 @@ class TrainingControlsPanel(QWidget):
         self._momentum, self._nesterov, self._loss = config.momentum, config.nesterov, config.loss
 
     def dataset_name(self) -> str:
-        return self.dataset.currentData()
+        return self.dataset.source_key()
 
     def train_image_count(self) -> int:
         return int(self.train_images.value())

@@ -1,0 +1,196 @@
+"""The Train tab's dataset choice: MNIST, Fashion-MNIST or an image folder of one's own.
+
+The choice is the project's "dataset" section (engine/dataset_spec.py checks it): the
+picker only shows a spec and emits `spec_changed(spec)` when the user picks another;
+the Train tab stores it in the document and loads it off the GUI thread, then shows
+here what the engine read and skipped (set_report).
+
+    picker = DatasetPicker()
+    picker.spec_changed.connect(tab.on_dataset_spec)   # {"source": "folder", "path": ...}
+    picker.set_spec(document.section("dataset"))       # None: MNIST, the default
+    picker.set_report("2,000 images in 10 classes ...", "ok")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from ..engine.datasets import fashion_mnist_available
+
+MNIST_SPEC = {"source": "mnist"}
+SOURCES = (("mnist", "MNIST digits (bundled)"), ("fashion_mnist", "Fashion-MNIST"), ("folder", "Image folder…"))
+REPORT_STYLES = {
+    "ok": "color: #14532d;",
+    "info": "color: #0b3d6b;",
+    "error": "color: #8a0010; font-weight: bold;",
+}
+
+
+def spec_source(spec: dict | None) -> str:
+    return (spec or MNIST_SPEC).get("source", "mnist")
+
+
+def is_digit_dataset(spec: dict | None) -> bool:
+    """MNIST's handwritten digits: the only data the Draw tab's canvas makes sense for."""
+    return spec_source(spec) == "mnist"
+
+
+def spec_title(spec: dict | None) -> str:
+    """A short name for messages: "MNIST", "Fashion-MNIST", "the image folder 'shapes'"."""
+    source = spec_source(spec)
+    if source == "folder":
+        return f"the image folder '{Path(spec.get('path', '')).name}'"
+    return {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}.get(source, source)
+
+
+class DatasetPicker(QWidget):
+    """A choice of source, the folder (for an image folder), a Browse button and the report."""
+
+    spec_changed = Signal(object)  # the spec dict the user picked
+    browse_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._spec: dict = dict(MNIST_SPEC)
+        self.source = QComboBox()
+        for key, label in SOURCES:
+            self.source.addItem(label, key)
+        self.fashion_installed = fashion_mnist_available()
+        if not self.fashion_installed:
+            self.source.setItemData(1, "Not installed: choose a folder holding its four files "
+                                       "(train-images-idx3-ubyte.gz ...), or install the Debian package "
+                                       "dataset-fashion-mnist", Qt.ItemDataRole.ToolTipRole)
+            self.source.setItemText(1, "Fashion-MNIST (its folder…)")
+        self.source.setItemData(2, "Your own images: a folder with one sub-folder per class (PNG, JPEG or BMP), "
+                                   "as Keras's image_dataset_from_directory reads them",
+                                Qt.ItemDataRole.ToolTipRole)
+        self.source.activated.connect(self._on_source_activated)
+        self.folder = QLabel("")
+        self.folder.setObjectName("datasetFolder")
+        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.change_folder = QPushButton("Change…")
+        self.change_folder.setToolTip("Choose another image folder")
+        self.change_folder.clicked.connect(self.choose_folder_dialog)
+        self.browse = QPushButton("Browse…")
+        self.browse.setObjectName("datasetBrowse")
+        self.browse.setToolTip("See the images of every class, with their counts")
+        self.browse.clicked.connect(self.browse_requested)
+        self.report = QLabel("")
+        self.report.setObjectName("datasetReport")
+        self.report.setWordWrap(True)
+        self.report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.source, 1)
+        top.addWidget(self.browse)
+        folder_row = QHBoxLayout()
+        folder_row.setContentsMargins(0, 0, 0, 0)
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(self.change_folder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addLayout(folder_row)
+        layout.addWidget(self.report)
+        self._show_spec()
+
+    # --- the spec -------------------------------------------------------------------
+
+    def spec(self) -> dict:
+        return dict(self._spec)
+
+    def source_key(self) -> str:
+        return spec_source(self._spec)
+
+    def label(self) -> str:
+        return spec_title(self._spec)
+
+    def currentText(self) -> str:  # noqa: N802 - what the combo box it replaced answered
+        return self.source.currentText()
+
+    def set_spec(self, spec: dict | None) -> None:
+        """Show this spec (None: MNIST); emits nothing (it came from the document)."""
+        spec = dict(spec or MNIST_SPEC)
+        if spec != self._spec:
+            self._spec = spec
+            self.report.clear()
+        self._show_spec()
+
+    def choose_folder(self, path) -> None:
+        """Pick this image folder (what the folder dialog does; tests call it directly)."""
+        spec = {"source": "folder", "path": str(Path(path))}
+        for key in ("test_split", "interpolation", "seed"):  # settings kept across folders
+            if key in self._spec:
+                spec[key] = self._spec[key]
+        self._pick(spec)
+
+    def choose_folder_dialog(self) -> bool:
+        """Change…: another folder for the current source (an image folder or Fashion-MNIST's files)."""
+        source = spec_source(self._spec)
+        path = self._ask_folder(source)
+        if path:
+            self._pick_folder(source, path)
+        return bool(path)
+
+    def choose_fashion_folder(self, path) -> None:
+        """Fashion-MNIST from a folder holding its four IDX files (tests call it directly)."""
+        self._pick({"source": "fashion_mnist", "path": str(Path(path))})
+
+    def set_report(self, text: str, kind: str = "ok") -> None:
+        """What the engine read and skipped (or why it could not), under the choice."""
+        self.report.setStyleSheet(REPORT_STYLES[kind])
+        self.report.setText(text)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _pick(self, spec: dict) -> None:
+        if spec == self._spec:
+            self._show_spec()
+            return
+        self._spec = spec
+        self.report.setText("Reading…" if spec_source(spec) == "folder" else "")
+        self.report.setStyleSheet(REPORT_STYLES["info"])
+        self._show_spec()
+        self.spec_changed.emit(dict(spec))
+
+    def _show_spec(self) -> None:
+        source = spec_source(self._spec)
+        index = max(0, self.source.findData(source))
+        if self.source.currentIndex() != index:
+            with QSignalBlocker(self.source):
+                self.source.setCurrentIndex(index)
+        path = self._spec.get("path", "")
+        folder = source == "folder" or bool(path)
+        self.folder.setText(f"Folder: <b>{Path(path).name}</b>" if folder else "")
+        self.folder.setToolTip(path)
+        self.folder.setVisible(folder)
+        self.change_folder.setVisible(folder)
+
+    def _ask_folder(self, source: str) -> str:
+        title = ("Image folder: one sub-folder per class" if source == "folder"
+                 else "Folder with Fashion-MNIST's four .gz files")
+        return QFileDialog.getExistingDirectory(self, title, self._spec.get("path") or str(Path.home()))
+
+    def _pick_folder(self, source: str, path) -> None:
+        if source == "folder":
+            self.choose_folder(path)
+        else:
+            self.choose_fashion_folder(path)
+
+    def _on_source_activated(self, index: int) -> None:
+        source = self.source.itemData(index)
+        if source == "folder" or (source == "fashion_mnist" and not self.fashion_installed):
+            if spec_source(self._spec) != source:
+                path = self._ask_folder(source)
+                if path:
+                    self._pick_folder(source, path)
+            self._show_spec()  # cancelled: back to what was chosen
+            return
+        self._pick({"source": source})
