@@ -149,5 +149,5 @@ def test_schedule_setting_round_trips_and_is_written_only_when_not_constant():
 
 @pytest.mark.parametrize("bad", ["cosine_decay", "Cosine", 1, None])
 def test_unknown_schedule_is_refused_with_the_choices(bad):
-    with pytest.raises(ConfigError, match=f"training: schedule expected one of constant, cosine, received {bad!r}"):
+    with pytest.raises(ConfigError, match=f"training: schedule expected one of constant, step, exponential, cosine, received {bad!r}"):
         TrainingConfig.from_dict({"schedule": bad})

@@ -257,11 +257,16 @@ def load_dataset_for(spec, input_shape, *, progress: Callable[[int, int], object
 
 
 def _fashion(path):
+    files = ", ".join(IDX_FILE_NAMES)
+    if path is None and not FASHION_MNIST_DIR.is_dir():
+        raise DatasetError(f"Fashion-MNIST is not installed ({FASHION_MNIST_DIR} is missing): install the Debian "
+                           f"package dataset-fashion-mnist, or use a folder holding its four files ({files})")
     try:
         return load_fashion_mnist(path)
     except DatasetError as exc:
-        files = ", ".join(IDX_FILE_NAMES)
-        raise DatasetError(f"{exc}; or choose a folder holding Fashion-MNIST's four files ({files})") from None
+        if path is not None:
+            raise  # the folder's own files: the message names the file and the damage
+        raise DatasetError(f"{exc}; or use a folder holding Fashion-MNIST's four files ({files})") from None
 
 
 # One folder kept decoded: training again, or the browser after a run, costs nothing.

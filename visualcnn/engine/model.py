@@ -551,55 +551,55 @@ class Model:
     # --- Keras API ---------------------------------------------------------------------
 
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True) -> "History":
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
+            initial_epoch: int = 0) -> "History":
         """Train; returns a History whose .history holds loss, accuracy, val_loss, val_accuracy.
 
         validation_split takes the LAST fraction of x and y before shuffling (as Keras).
+        callbacks: engine/callbacks.py's (EarlyStopping, ReduceLROnPlateau...) or any object
+        with Keras's on_* methods. epochs is the last epoch; initial_epoch the epochs already
+        done (Keras: fit(epochs=5, initial_epoch=3) trains two more).
         """
         # The training lock first: a second thread is refused before it touches anything
         # (stop_training, the callbacks' model) of the run already going on.
         owner = self._claim_training()
         try:
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                             shuffle)
+                             shuffle, initial_epoch)
         finally:
             self._release_training(owner)
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-             shuffle) -> "History":
+             shuffle, initial_epoch=0) -> "History":
         from .training import EpochReport, History, ProgressPrinter, StepReport, train
 
+        # The callbacks are called by the training generator itself: the same calls for
+        # fit, the CLI and the window (engine/callbacks.py).
         run = train(self, x, y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
-                    validation_data=validation_data, shuffle=shuffle)
-        callbacks = list(callbacks or [])
+                    validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
+                    initial_epoch=initial_epoch)
         history = History(self, {"batch_size": batch_size, "epochs": epochs, "steps": run.batches})
-        for cb in callbacks:
-            if hasattr(cb, "set_model"):
-                cb.set_model(self)
-            else:
-                cb.model = self
         verbose = 1 if verbose == "auto" else int(verbose)
         printer = ProgressPrinter(verbose) if verbose else None
-        self.stop_training = False
-        _call(callbacks, "on_train_begin", {})
+        shown = 0
         try:
             for report in run:
                 if isinstance(report, StepReport):
-                    if report.batch == 1:
-                        _call(callbacks, "on_epoch_begin", report.epoch - 1, {})
-                    _call(callbacks, "on_train_batch_end", report.batch - 1, report.logs())
                     if printer:
                         printer.step(report)
                 elif isinstance(report, EpochReport):
                     history.record(report)
                     if printer:
                         printer.epoch(report)
-                    _call(callbacks, "on_epoch_end", report.epoch - 1, report.logs())
-                if self.stop_training:
-                    break
+                if printer and len(run.messages) > shown:
+                    for line in run.messages[shown:]:
+                        printer.stream.write(line + "\n")
+                    shown = len(run.messages)
         finally:
             run.close()
-        _call(callbacks, "on_train_end", {})
+        if printer:
+            for line in run.messages[shown:]:
+                printer.stream.write(line + "\n")
         return history
 
     def train_on_batch(self, x, y):
@@ -977,13 +977,6 @@ def _all_finite(arrays) -> bool:
     6.4 ms against 1.5 ms for a 784x4096 Dense kernel, on every step)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return all(np.isfinite(np.add.reduce(a.reshape(-1))) for a in arrays)
-
-
-def _call(callbacks: list, method: str, *args) -> None:
-    for cb in callbacks:
-        fn = getattr(cb, method, None)
-        if fn is not None:
-            fn(*args)
 
 
 def _positive_int(value: Any, what: str) -> int:

@@ -115,11 +115,13 @@ def settings_problem(config: TrainingConfig) -> str | None:
     A TrainingConfig built directly (not from a file) has not been through from_dict's checks."""
     from .layers import ConfigError
 
+    from .callbacks import callbacks_problem
+
     try:
         TrainingConfig.from_dict(config.to_dict())
     except (ConfigError, TypeError, ValueError) as exc:
         return str(exc)
-    return None
+    return callbacks_problem(config)
 
 
 def shape_problem(report, config: TrainingConfig, dataset=None) -> str | None:
@@ -278,9 +280,7 @@ def set_learning_rate(model, value) -> None:
         raise ValueError("set_learning_rate: compile the model first")
     schedule = getattr(optimizer, "schedule", None)
     if isinstance(schedule, LearningRateSchedule):
-        config = schedule.get_config()
-        config["initial_learning_rate"] = _positive(value, "learning_rate")
-        optimizer.learning_rate = type(schedule).from_config(config)
+        optimizer.learning_rate = schedule.with_initial_rate(_positive(value, "learning_rate"))
         return
     optimizer.learning_rate = value
 

@@ -14,6 +14,7 @@ weights of the last good step kept.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -66,6 +67,7 @@ class EpochReport:
     val_accuracy: float | None
     seconds: float
     images_per_second: float
+    learning_rate: float | None = None  # the optimizer's rate after this epoch (callbacks may have moved it)
 
     def logs(self) -> dict:
         logs = {"loss": self.loss}
@@ -102,6 +104,11 @@ class TrainingRun:
     train_examples: int
     val_examples: int
     _closed: bool = field(default=False, repr=False)
+    # Where the run stands, updated at every report (engine/resume.py capture reads it),
+    # and what its callbacks said ("Epoch 5: early stopping"), in order.
+    position: object = None
+    messages: list = field(default_factory=list)
+    callbacks: list = field(default_factory=list)
 
     def __iter__(self):
         return self
@@ -115,13 +122,20 @@ class TrainingRun:
 
 
 def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: float = 0.0,
-          validation_data=None, shuffle: bool = True, seed: int | None = None) -> TrainingRun:
+          validation_data=None, shuffle: bool = True, seed: int | None = None, callbacks=None,
+          initial_epoch: int = 0, resume: dict | None = None) -> TrainingRun:
     """Check everything now (a ValueError names the problem) and return the lazy run.
 
     validation_split takes the LAST fraction of x and y before any shuffling (Keras).
     Shuffling and dropout draw from `seed` (default: the model's seed), and the kernels'
     reductions split the same way whatever the live thread count, so the same seed gives
     bit-identical weights (tests/engine/test_threads.py).
+
+    callbacks: Keras callbacks (engine/callbacks.py), called here for every caller (fit,
+    the CLI, the window). epochs is the LAST epoch and initial_epoch the number already
+    done (Keras's fit: epochs=5, initial_epoch=3 trains epochs 4 and 5). resume: a "resume"
+    section (engine/resume.py) to continue exactly where a saved run stood; its epochs
+    done are the initial_epoch, and the model must hold the weights it was captured with.
     """
     model._require_compiled("fit")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -156,9 +170,35 @@ def train(model, x, y, batch_size: int = 32, epochs: int = 1, validation_split: 
     model._ensure_built()
     n = x.shape[0]
     batches = math.ceil(n / batch_size)
-    gen = _run(model, x, y, x_val, y_val, int(batch_size), int(epochs), bool(shuffle),
-               model.seed if seed is None else seed, batches)
-    return TrainingRun(gen, batches, n, 0 if x_val is None else x_val.shape[0])
+    if resume is not None:
+        from . import resume as resume_state
+
+        problem = resume_state.problem(resume, model, n, int(batch_size))
+        if problem:
+            raise ValueError(f"cannot continue training: {problem}")
+        initial_epoch = resume["epochs_done"]
+    if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer))
+            or not 0 <= initial_epoch < epochs):
+        raise ValueError(f"initial_epoch must be an integer from 0 to epochs - 1 (epochs is the last epoch, as in "
+                         f"Keras), received initial_epoch={initial_epoch!r} with epochs={epochs}")
+    from .resume import RunPosition
+
+    callbacks = list(callbacks or [])
+    position = RunPosition(examples=n, batch_size=int(batch_size), shuffle=bool(shuffle),
+                           seed=model.seed if seed is None else seed, callbacks=tuple(callbacks))
+    run = TrainingRun(None, batches, n, 0 if x_val is None else x_val.shape[0], position=position,
+                      callbacks=callbacks)
+    for cb in callbacks:
+        if hasattr(cb, "set_model"):
+            cb.set_model(model)
+        else:
+            cb.model = model
+        if hasattr(cb, "set_params"):
+            cb.set_params({"batch_size": int(batch_size), "epochs": int(epochs), "steps": batches})
+        cb._messages = run.messages
+    run.generator = _run(model, x, y, x_val, y_val, int(batch_size), int(epochs), bool(shuffle),
+                         position.seed, batches, callbacks, int(initial_epoch), resume, position)
+    return run
 
 
 VALIDATION_BATCH = 256
@@ -176,7 +216,8 @@ def steps_per_epoch(n: int, batch_size: int, validation_split: float = 0.0) -> i
     return math.ceil(train_examples / batch_size)
 
 
-def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
+def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches, callbacks, initial_epoch, resume,
+         position):
     owner = model._claim_training()
     from .parallel import ThreadGovernor
 
@@ -188,17 +229,42 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
         order = np.arange(n)
         xb_full = np.empty((min(batch_size, n), *x.shape[1:]), np.float32)
         yb_full = np.empty((min(batch_size, n), *y.shape[1:]), y.dtype)
-        for epoch in range(1, epochs + 1):
+        first_batch, sums = 0, (0.0, 0.0, 0)
+        model.stop_training = False
+        _call(callbacks, "on_train_begin", {})
+        if resume is not None:
+            # Exactly where the saved run stood (engine/resume.py): the optimizer, the random
+            # layers' generators, the callbacks' counters, and the data order, replayed from
+            # the seed (one shuffle per epoch begun) and checked against the saved state.
+            from . import resume as resume_state
+
+            resume_state.restore_optimizer(model.optimizer, resume)
+            resume_state.restore_layer_generators(model, resume)
+            resume_state.restore_callbacks(callbacks, resume)
+            first_batch = int(resume["batches_done"])
+            begun = initial_epoch + (1 if first_batch else 0)
             if shuffle:
+                for _ in range(begun):
+                    rng.shuffle(order)
+            resume_state.check_data_order(rng, resume)
+            loss_sum, acc_sum, seen = resume.get("epoch_sums", (0.0, 0.0, 0))
+            sums = (float(loss_sum), float(acc_sum), int(seen)) if first_batch else sums
+        position.rng = rng
+        position.epoch, position.batch = initial_epoch, first_batch
+        for epoch in range(initial_epoch + 1, epochs + 1):
+            continuing = epoch == initial_epoch + 1 and first_batch > 0
+            if shuffle and not continuing:
                 rng.shuffle(order)
             start = time.perf_counter()
-            loss_sum = acc_sum = 0.0
-            seen = 0
-            for b in range(batches):
+            loss_sum, acc_sum, seen = sums if continuing else (0.0, 0.0, 0)
+            if not continuing:
+                _call(callbacks, "on_epoch_begin", epoch - 1, {})
+            for b in range(first_batch if continuing else 0, batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = xb_full[:idx.size], yb_full[:idx.size]
                 np.take(x, idx, axis=0, out=xb)
                 np.take(y, idx, axis=0, out=yb)
+                _call(callbacks, "on_train_batch_begin", b, {})
                 try:
                     step_start = time.perf_counter()
                     loss, accuracy = model._train_step(xb, yb)
@@ -213,19 +279,46 @@ def _run(model, x, y, x_val, y_val, batch_size, epochs, shuffle, seed, batches):
                     acc_sum += accuracy * idx.size
                 elapsed = time.perf_counter() - start
                 rate = seen / elapsed if elapsed > 0 else 0.0
-                yield StepReport(epoch, epochs, b + 1, batches, loss_sum / seen,
-                                 acc_sum / seen if accuracy is not None else None, loss, accuracy, rate, seen,
-                                 elapsed, (n - seen) / rate if rate > 0 else 0.0,
-                                 getattr(model.optimizer, "learning_rate", None))
+                report = StepReport(epoch, epochs, b + 1, batches, loss_sum / seen,
+                                    acc_sum / seen if accuracy is not None else None, loss, accuracy, rate, seen,
+                                    elapsed, (n - seen) / rate if rate > 0 else 0.0,
+                                    getattr(model.optimizer, "learning_rate", None))
+                _call(callbacks, "on_train_batch_end", b, report.logs())
+                position.epoch, position.batch = epoch - 1, b + 1
+                position.loss_sum, position.acc_sum, position.seen = loss_sum, acc_sum, seen
+                yield report
+                if getattr(model, "stop_training", False):
+                    break
             seconds = time.perf_counter() - start
             val_loss = val_acc = None
             if x_val is not None:
                 val_loss, val_acc = model._evaluate_arrays(x_val, y_val, max(batch_size, VALIDATION_BATCH))
-            yield EpochReport(epoch, epochs, loss_sum / n, acc_sum / n if model.metrics else None,
-                              val_loss, val_acc, seconds, n / seconds if seconds > 0 else 0.0)
+            seen = max(seen, 1)
+            report = EpochReport(epoch, epochs, loss_sum / seen, acc_sum / seen if model.metrics else None,
+                                 val_loss, val_acc, seconds, seen / seconds if seconds > 0 else 0.0)
+            logs = report.logs()
+            _call(callbacks, "on_epoch_end", epoch - 1, logs)
+            position.epoch, position.batch = epoch, 0
+            position.loss_sum = position.acc_sum = 0.0
+            position.seen = 0
+            yield dataclasses.replace(report, learning_rate=getattr(model.optimizer, "learning_rate", None))
+            if getattr(model, "stop_training", False):
+                break
+        # Ended by itself (every epoch, or a callback stopped it): the callbacks' last word
+        # (EarlyStopping restores the best weights here). A caller that closes the run
+        # (the window's Stop) keeps the weights as they are, as Keras on an interrupt.
+        _call(callbacks, "on_train_end", {})
+        position.ended = True
     finally:
         governor.close()
         model._release_training(owner)
+
+
+def _call(callbacks: list, method: str, *args) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, method, None)
+        if fn is not None:
+            fn(*args)
 
 
 def limit_blas_threads(n: int = 1) -> bool:

@@ -12,8 +12,12 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
           "mean_squared_error")
 # "cosine": keras.optimizers.schedules.CosineDecay from learning_rate down to 0 over the
-# run's steps (recipe.prepare_run); "constant": learning_rate throughout.
-SCHEDULES = ("constant", "cosine")
+# run's steps (recipe.prepare_run); "constant": learning_rate throughout; "step" and
+# "exponential": times decay_rate every decay_epochs epochs, at once (PiecewiseConstantDecay)
+# or smoothly (ExponentialDecay). engine/schedules.py recipe_schedule is the one rule.
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+# What EarlyStopping and ReduceLROnPlateau may watch (the recipe's run logs these).
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 # Keras's default learning rate for each optimizer.
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01, "rmsprop": 0.001}
 
@@ -30,13 +34,26 @@ class TrainingConfig:
     nesterov: bool = False
     seed: int = 0
     schedule: str = "constant"
+    # step / exponential schedules: the rate is multiplied by decay_rate every decay_epochs epochs
+    decay_rate: float = 0.5
+    decay_epochs: int = 1
+    # Callbacks (engine/callbacks.py, Keras's names): built by callbacks.recipe_callbacks
+    monitor: str = "val_loss"  # what EarlyStopping and ReduceLROnPlateau watch
+    early_stopping: bool = False
+    patience: int = 3  # EarlyStopping(patience=...)
+    restore_best_weights: bool = False
+    reduce_lr_on_plateau: bool = False
+    reduce_lr_factor: float = 0.1  # ReduceLROnPlateau(factor=...)
+    reduce_lr_patience: int = 2  # ReduceLROnPlateau(patience=...)
+    min_lr: float = 0.0
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if data["schedule"] == "constant":
-            # Written only when it says something: files from before schedules existed and
-            # files that keep a constant rate stay byte-for-byte what they were.
-            del data["schedule"]
+        for key in OPTIONAL_DEFAULTS:
+            if data[key] == OPTIONAL_DEFAULTS[key]:
+                # Written only when it says something: files from before schedules and
+                # callbacks existed, and files that do not use them, stay byte-for-byte what they were.
+                del data[key]
         return data
 
     @classmethod
@@ -69,7 +86,25 @@ class TrainingConfig:
         schedule = values.get("schedule", "constant")
         if schedule not in SCHEDULES:
             raise ConfigError(f"training: schedule expected one of {', '.join(SCHEDULES)}, received {schedule!r}")
+        _number(values, "decay_rate", low=0.0, low_open=True, high=1.0)
+        _integer(values, "decay_epochs", 1, 10_000)
+        monitor = values.get("monitor", "val_loss")
+        if monitor not in MONITORS:
+            raise ConfigError(f"training: monitor expected one of {', '.join(MONITORS)}, received {monitor!r}")
+        for key in ("early_stopping", "restore_best_weights", "reduce_lr_on_plateau"):
+            if not isinstance(values.get(key, False), bool):
+                raise ConfigError(f"training: {key} expected true or false, received {values[key]!r}")
+        _integer(values, "patience", 0, 10_000)
+        _integer(values, "reduce_lr_patience", 0, 10_000)
+        _number(values, "reduce_lr_factor", low=0.0, low_open=True, high=1.0, high_open=True)
+        _number(values, "min_lr", low=0.0, high=10.0)
         return cls(**values)
+
+
+# Settings added after the first file format: left out of a file while they hold these values.
+OPTIONAL_DEFAULTS = {"schedule": "constant", "decay_rate": 0.5, "decay_epochs": 1, "monitor": "val_loss",
+                     "early_stopping": False, "patience": 3, "restore_best_weights": False,
+                     "reduce_lr_on_plateau": False, "reduce_lr_factor": 0.1, "reduce_lr_patience": 2, "min_lr": 0.0}
 
 
 def _number(values: dict, key: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
