@@ -21,7 +21,7 @@ from .format import (ACTIONS, CHECKS, COMMON_STEP_KEYS, COMPARISONS, EXTRA_TRAIN
 MAX_LESSON_BYTES = 2 * 1024 * 1024
 _FENCE = re.compile(r"^(```+|~~~+)\s*(.*)$")
 _HEADING = re.compile(r"^##(?!#)\s+(.*?)\s*#*\s*$")
-_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_LINE = re.compile(r"\(at (?:line (\d+), column (\d+)|end of document)\)")
 _ACTION_KEY = re.compile(r"\baction\s*=")
 _CHECK_KEY = re.compile(r"\bcheck\s*=")
 
@@ -482,8 +482,13 @@ def _toml(text: str, first_line: int, problems: list[Problem], step: Step | None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         m = _TOML_LINE.search(message)
-        line = first_line + int(m.group(1)) - 1 if m else first_line
+        if m and m.group(1):
+            line = first_line + int(m.group(1)) - 1
+        else:  # "at end of document": the block's last line
+            line = first_line + max(0, len(text.split("\n")) - 1)
         reason = _TOML_LINE.sub("", message).strip().rstrip(".")
+        if reason in ("Illegal character '\\n'", "Unterminated string"):
+            reason = "a string is not closed (a missing quote?)"
         problems.append(Problem(line, f"{what} is not valid TOML: {reason}", step))
         return None
 
