@@ -74,3 +74,15 @@ def test_unreadable_files_are_one_line(tmp_path):
     assert lesson_problems(tmp_path / "missing.md") == [f"{tmp_path / 'missing.md'}: no such file"]
     (tmp_path / "bin.md").write_bytes(b"\xff\xfe\x00garbage\x80")
     assert len(lesson_problems(tmp_path / "bin.md")) == 1
+
+
+def test_the_teacher_table_is_checked_by_its_owner_and_against_the_steps(tmp_path):
+    text = GOOD.read_text().replace('glossary = ["stride", "padding", "parameters"]\n',
+                                    'glossary = ["stride", "padding", "parameters"]\n'
+                                    'teacher = { lock = ["pipeline", "everything"], hide = ["train"] }\n')
+    path = tmp_path / "teacher.md"
+    path.write_text(text)
+    problems = lesson_problems(path)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{path}:6: teacher: ") and '"everything"' in problems[0]
+    assert problems[1].startswith(f"{path}:") and "step 5 'Train it': the teacher table hides 'train'" in problems[1]

@@ -75,8 +75,9 @@ def test_grading_right_wrong_and_unreadable(seed):
 
     wrong = grade(STRIDE_2, seed, "26x26x32")
     assert (wrong.correct, wrong.understood) == (False, True)
-    assert wrong.feedback == ("✘ Not quite: you wrote 26x26x32, but conv2d outputs 13x13x32. "
-                              "That is the shape before the change.")
+    assert wrong.feedback == "✘ Not quite: you wrote 26x26x32. That is the shape before the change."
+    assert "13x13x32" not in wrong.feedback  # the student may try again before the reveal
+    assert wrong.answer.sentence == "conv2d outputs 13x13x32"
     assert wrong.derivation == right.derivation
 
     unread = grade(STRIDE_2, seed, "about thirteen")

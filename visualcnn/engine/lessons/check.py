@@ -151,15 +151,22 @@ def _glossary_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
 
 
 def _teacher_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
+    """Every problem of the front matter's teacher table (teacher.py knows the form), and panels it
+    hides that a step needs (a train step with the Train tab hidden cannot be done)."""
     if lesson.teacher is None:
         return []
-    from .teacher import check_teacher_section
+    from . import teacher
 
-    try:
-        check_teacher_section(lesson.teacher)
-    except ConfigError as exc:
-        return [Problem(front_matter_line(lines, "teacher"), f"teacher: {_one_line(exc)}")]
-    return []
+    line = front_matter_line(lines, "teacher")
+    problems = [Problem(line, f"teacher: {_one_line(message)}") for message in teacher.teacher_problems(lesson.teacher)]
+    hidden = lesson.teacher.get("hide", []) if isinstance(lesson.teacher.get("hide"), list) else []
+    needs = {"train": "train", "explain": "explain"}  # step kind -> the panel it needs
+    for step in lesson.steps:
+        panel = needs.get(step.kind)
+        if panel in hidden:
+            problems.append(Problem(step.line, f"the teacher table hides {panel!r}, which this {step.kind} step "
+                                               "needs: remove it from teacher.hide", step))
+    return problems
 
 
 def _at_this_step(problem: str) -> str:

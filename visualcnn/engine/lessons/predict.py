@@ -210,8 +210,9 @@ def _arithmetic(node) -> int:
 def grade(step: Step, model: Any, typed: str) -> Grade:
     """Grade a typed prediction against the engine's answer (on `model` before the change).
 
-    Feedback is one line: ✔ with the answer, ✘ with the answer and, when the mistake is a known
-    one (biases left out, the shape before the change, the batch axis), what it was."""
+    Feedback is one line: ✔ with the answer; ✘ without it (the student may try again), naming the
+    mistake when it is a known one (biases left out, the shape before the change, the batch axis).
+    The answer and the engine's derivation are in grade.answer / grade.derivation for the reveal."""
     answer = true_answer(step, model)
     try:
         value = parse_answer(step.quantity, typed)
@@ -221,10 +222,12 @@ def grade(step: Step, model: Any, typed: str) -> Grade:
     correct = value == expected
     if correct:
         return Grade(True, True, f"✔ Right: {answer.sentence}.", answer.derivation, answer)
+    # The answer itself is not in the feedback: the student may try again, and the panel reveals it
+    # (answer.sentence, answer.derivation) on a right answer or when asked.
     wrote = _written(step.quantity, value)
     hint = _hint(step, model, answer, value)
-    return Grade(False, True, f"✘ Not quite: you wrote {wrote}, but {answer.sentence}."
-                 + (f" {hint}" if hint else ""), answer.derivation, answer)
+    return Grade(False, True, f"✘ Not quite: you wrote {wrote}." + (f" {hint}" if hint else ""),
+                 answer.derivation, answer)
 
 
 def _written(quantity: str, value) -> str:
