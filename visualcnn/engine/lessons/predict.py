@@ -28,8 +28,9 @@ FORMS = {
     "macs": "write a whole number like 194,688 (or the product, like 26*26*32 * 3*3*1)",
 }
 MAX_ANSWER_CHARS = 200
-_WORDS = re.compile(r"\b(none|batch|pixels?|px|parameters?|params|weights|macs?|multiply-adds|values|"
-                    r"input|output|shape|is|it|of|about)\b", re.IGNORECASE)
+# Words around the numbers ("None", "pixels", "trainable parameters", "about") are dropped; "x" and
+# "by" between numbers are kept (they separate a shape's sizes or multiply).
+_WORDS = re.compile(r"\b(?!x\b|by\b)[a-z][a-z'’-]*\b")
 _THOUSANDS = re.compile(r"(?<=\d)[,  _'’](?=\d{3}(?!\d))")
 
 
@@ -141,6 +142,7 @@ def parse_answer(quantity: str, typed: str) -> Any:
     text = typed.strip().lower()
     if "=" in text:  # "3*3*1*32 + 32 = 320": the result is what was predicted
         text = text.rsplit("=", 1)[1]
+    text = text.strip().rstrip(".!").strip()  # "13x13x32." is still the answer
     text = text.replace("×", "x").replace("✕", "x").replace("⨯", "x").replace("−", "-")
     if quantity == "output_shape":
         return _shape(text, quantity)
@@ -172,11 +174,13 @@ def _shape(text: str, quantity: str) -> tuple[int, ...]:
 
 
 def _count(text: str, quantity: str) -> int:
+    if re.search(r"\d\s*(k|m|b|thousand|million|billion)\b", text):
+        raise AnswerFormatError(f"give the exact whole number, not a rounded one: {FORMS[quantity]}")
     text = _WORDS.sub(" ", text).strip()
     text = _THOUSANDS.sub("", text)
     text = re.sub(r"(?<=[\d)\s])x(?=[\d(\s])", "*", text)  # 3x3x32 as a product
     text = text.strip()
-    if re.search(r"\d[.,]\d", text) or re.search(r"\d\s*[kmb]\b", text):
+    if re.search(r"\d[.,]\d", text):
         raise AnswerFormatError(f"give the exact whole number, not a rounded one: {FORMS[quantity]}")
     if not re.fullmatch(r"[\d\s+*()\-]+", text) or not re.search(r"\d", text):
         raise AnswerFormatError(f"that does not read as a number: {FORMS[quantity]}")
