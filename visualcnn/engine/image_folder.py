@@ -288,8 +288,9 @@ def memory_refusal(image_count: int, image_shape: tuple[int, int, int], where: s
         return None
     h, w, c = image_shape
     fits = max(0, allowed // max(1, folder_bytes(1, image_shape)))
+    instead = f"a smaller input shape or a folder with at most {fits:,} images" if fits >= 2 else "a smaller input shape"
     return (f"{where}: {image_count:,} images at {h}x{w}x{c} need {format_bytes(need)} in memory, more than half "
-            f"of the {format_bytes(free)} free; use a smaller input shape or a folder with at most {fits:,} images")
+            f"of the {format_bytes(free)} free; use {instead}")
 
 
 # ---------------------------------------------------------------------------------
@@ -333,6 +334,8 @@ def decode_image(path: str | os.PathLike, image_shape: tuple[int, int, int],
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise DatasetError("a decompression bomb (far more pixels than the file's size allows)") from None
     except UnidentifiedImageError:
+        if _starts_like_an_image(path):  # cut inside its header: Pillow cannot even tell what it is
+            raise DatasetError("truncated or damaged image data") from None
         raise DatasetError("not a readable image (the content is not PNG, JPEG or BMP)") from None
     except FileNotFoundError:
         raise DatasetError("the file disappeared while reading") from None
@@ -343,6 +346,15 @@ def decode_image(path: str | os.PathLike, image_shape: tuple[int, int, int],
         raise DatasetError(f"cannot decode the image ({message or type(exc).__name__})") from None
     except (ValueError, SyntaxError, MemoryError, struct.error) as exc:  # Pillow's parsers raise these on bad headers
         raise DatasetError(f"damaged image ({exc or type(exc).__name__})") from None
+
+
+def _starts_like_an_image(path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return False
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM"))
 
 
 def load_image(path: str | os.PathLike, input_shape, interpolation: str = DEFAULT_INTERPOLATION) -> np.ndarray:
