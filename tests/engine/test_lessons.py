@@ -121,6 +121,8 @@ def test_a_lesson_file_gives_paths_relative_to_itself(tmp_path):
     (lambda t: t.replace("answer = 0", "answer = 5"), 50, "answer 5 is out of range"),
     (lambda t: t.replace("limit = 500", "limit = -1"), 47, "limit"),
     (lambda t: t.replace("epochs = 1,", "epochs = 0,"), 47, "epochs expected an integer"),
+    (lambda t: t.replace("limit = 500,", 'limit = 500, dataset = "cifar",'), 47, 'dataset must be "mnist"'),
+    (lambda t: t.replace("limit = 500,", 'limit = 500, dataset = {source = "folder"},'), 47, 'needs "path"'),
     (lambda t: t.replace('layer = "conv2d"\nchange', 'layer = "conv2d"\nlayerz = 3\nchange'), 29, "unknown key 'layerz'"),
     (lambda t: t.replace('hints = ["first hint", "second hint"]', 'hints = "one"'), 14, "hints must be a list"),
     (lambda t: t.replace('kind = "read"\n', 'kind = "read\n'), 13, "a string is not closed"),

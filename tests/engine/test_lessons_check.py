@@ -86,3 +86,19 @@ def test_the_teacher_table_is_checked_by_its_owner_and_against_the_steps(tmp_pat
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"{path}:6: teacher: ") and '"everything"' in problems[0]
     assert problems[1].startswith(f"{path}:") and "step 5 'Train it': the teacher table hides 'train'" in problems[1]
+
+
+def test_a_goal_may_name_the_block_the_student_adds(tmp_path):
+    """Show me adds 'batch_normalization': a goal about it is fine; a name nothing makes is not."""
+    text = GOOD.read_text().replace('    {check="no_error"},\n]',
+                                    '    {check="no_error"},\n    {check="params", layer="batch_normalization", '
+                                    'equals=256},\n]', 1)
+    path = tmp_path / "adds.md"
+    path.write_text(text)
+    assert lesson_problems(path) == []
+    path.write_text(text.replace('layer="batch_normalization", equals=256', 'layer="batch_norm", equals=256'))
+    problems = lesson_problems(path)
+    assert len(problems) == 1
+    assert ("step 3 'Below 30,000 parameters': goal 3 (params): there is no layer named 'batch_norm' at this "
+            "step nor after Show me (the layers are: conv2d, max_pooling2d, conv2d_1, max_pooling2d_1, flatten, "
+            "dense, dropout, dense_1)") in problems[0]

@@ -69,11 +69,6 @@ def _walk_step(step: Step, state: ModelState, trained: bool, problems: list[Prob
         facts = RunFacts(trained=trained, test_accuracy=None)
         report = state.report()
         static = [c for c in step.goal if c.check not in RUN_CHECKS]
-        for n, condition in enumerate(step.goal, 1):
-            if "layer" in condition.args and condition.check not in RUN_CHECKS:
-                row, problem = find_row(report, condition.args["layer"])
-                if row is None and "there is no layer" in problem:
-                    add(condition.line, f"goal {n} ({condition.check}): {_at_this_step(problem)}")
         if static and len(static) == len(step.goal) and all(
                 check_condition(c, report, state.training, facts).met for c in static):
             add(step.line, "the goal is already met by the model as it stands at this step: the student has "
@@ -85,9 +80,21 @@ def _walk_step(step: Step, state: ModelState, trained: bool, problems: list[Prob
             except ActionError as exc:
                 add(action.line, f"show_me {n} ({action.action}): {exc}")
                 return state, trained
+        # A goal may name a block the student is to add (Show me adds it too): a name is wrong only
+        # when it exists neither before nor after Show me.
+        after_report = after.report()
+        missing = set()
+        for n, condition in enumerate(step.goal, 1):
+            if "layer" in condition.args and condition.check not in RUN_CHECKS:
+                name = condition.args["layer"]
+                row, problem = find_row(report, name)
+                if row is None and "there is no layer" in problem and find_row(after_report, name)[0] is None:
+                    missing.add(n)
+                    where = " at this step" + (" nor after Show me" if step.show_me else "")
+                    add(condition.line, f"goal {n} ({condition.check}): {_at_this_step(problem, where)}")
         if step.show_me and static:
-            report = after.report()
-            unmet = [s.line for s in (check_condition(c, report, after.training, facts) for c in static) if not s.met]
+            unmet = [s.line for n, c in enumerate(step.goal, 1) if c in static and n not in missing
+                     for s in [check_condition(c, after_report, after.training, facts)] if not s.met]
             if unmet:
                 add(step.show_me[0].line, f"Show me does not reach the goal: {'; '.join(unmet)}")
         if any(c.check in RUN_CHECKS for c in step.goal):
@@ -169,8 +176,8 @@ def _teacher_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
     return problems
 
 
-def _at_this_step(problem: str) -> str:
-    return problem.replace(" (the layers are", " at this step (the layers are", 1)
+def _at_this_step(problem: str, where: str = " at this step") -> str:
+    return problem.replace(" (the layers are", f"{where} (the layers are", 1)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -442,6 +442,11 @@ class _Context:
             TrainingConfig.from_dict(config)
         except Exception as exc:  # ConfigError: the engine's own words
             self.add("settings", str(exc))
+        dataset = settings.get("dataset")
+        if dataset is not None:
+            problem = _dataset_problem(dataset)
+            if problem:
+                self.add("settings", problem)
         limit = settings.get("limit")
         if limit is not None and not (_is_int(limit) and limit > 0):
             self.add("settings", f"limit (training images used) must be a positive whole number, received {limit!r}")
@@ -474,6 +479,26 @@ class _Context:
             explain = ""
         fields["explain"] = explain
         return fields
+
+
+def _dataset_problem(value) -> str | None:
+    """Why a train step's dataset setting is not one ("mnist", "fashion_mnist" or the project's "dataset"
+    section form, checked by its owner engine/dataset_spec.py), or None."""
+    from ..dataset_spec import SOURCES, check_dataset_section
+    from ..layers import ConfigError
+
+    if isinstance(value, str):
+        return None if value in SOURCES and value != "folder" else (
+            f'dataset must be "mnist", "fashion_mnist" or a table such as {{ source = "folder", path = "..." }}, '
+            f"received {value!r}")
+    if not isinstance(value, dict):
+        return f"dataset must be a name or a table, received {value!r}"
+    try:
+        check_dataset_section(value)
+    except ConfigError as exc:
+        message = str(exc)
+        return message if message.startswith("dataset") else f"dataset: {message}"
+    return None
 
 
 def _toml(text: str, first_line: int, problems: list[Problem], step: Step | None, what: str) -> dict | None:
