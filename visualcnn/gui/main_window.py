@@ -173,6 +173,10 @@ class MainWindow(QMainWindow):
         self.training_requested.connect(self._on_training_requested)
         self.train_panel.run_started.connect(self._on_train_panel_run_started)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        from .run_recording import RunHistoryRecorder
+
+        self.run_recorder = RunHistoryRecorder(self.train_panel, self.document, self)  # every run joins "runs"
+        self.run_history_window = None  # View ▸ Run History… (gui/run_history_window.py), made when first opened
         self.train_panel.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.train_panel.controller.snapshot_taken.connect(self._on_training_snapshot_taken)
         self.document.pipeline_reset.connect(self._on_document_pipeline_reset)
@@ -293,6 +297,7 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
+        self.run_history_action = self._add(view_menu, "Run &History…", QKeySequence("Ctrl+H"), self.open_run_history)
         self._add(view_menu, "Reset &Layout", None, self.reset_layout)
         view_menu.addSeparator()
         self.zoom.add_actions(view_menu)
@@ -311,6 +316,18 @@ class MainWindow(QMainWindow):
                                            self.explain_windows.open_filters)
         self.embedding_action = self._add(explain_menu, "The Learned &Space (PCA / t-SNE)…", None,
                                           lambda: open_embedding(self))  # gui/embedding_panel.py
+
+    def open_run_history(self):
+        """View ▸ Run History…: the project's recorded runs, compared (one window, raised if open)."""
+        if self.run_history_window is None:
+            from .run_history_window import RunHistoryWindow
+
+            self.run_history_window = RunHistoryWindow(self.document, self.undo_stack, self)
+            self.run_history_window.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.run_history_window.show()
+        self.run_history_window.raise_()
+        self.run_history_window.activateWindow()
+        return self.run_history_window
 
     def watch_slide(self):
         """Explain > Watch a Layer Slide…: a conv or pooling window sliding over the drawn digit
