@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QImage, QTextDocument
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
-                               QTextBrowser, QVBoxLayout, QWidget)
+                               QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
 
 from .families import ERROR_COLOUR
 
@@ -162,17 +162,23 @@ class LessonStepView(QWidget):
         self.hint_button.clicked.connect(self.hint_requested)
         self.hints = _note("lessonHints")
 
+        for button in (self.show_me_button, self.train_button, self.answer_button, self.explain_button,
+                       self.hint_button):
+            button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         box = QFrame()
         box.setObjectName("lessonStepBox")
         controls = QVBoxLayout(box)
         controls.setContentsMargins(0, 0, 0, 0)
+        buttons = (self.train_button, self.answer_button, self.show_me_button, self.explain_button)
         for widget in (self.settings_label, self.train_button, self.question_label, self.choice_box,
-                       self.answer_button, self.predict_box, self.show_me_button, self.explain_button, self.feedback,
-                       self.derivation, self.check):
-            controls.addWidget(widget)
+                       self.answer_button, self.predict_box, self.show_me_button, self.explain_button, self.check,
+                       self.feedback, self.derivation):
+            # buttons as wide as their words, on the left (a full-width bar reads as a banner)
+            controls.addWidget(widget, 0, Qt.AlignmentFlag.AlignLeft if widget in buttons else Qt.AlignmentFlag(0))
         hint_row = QHBoxLayout()
         hint_row.addWidget(self.hint_button, 0, Qt.AlignmentFlag.AlignTop)
         hint_row.addWidget(self.hints, 1)
+        hint_row.addStretch(0)  # the button stays as wide as its words while no hint is shown
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -241,10 +247,17 @@ class LessonStepView(QWidget):
     def set_explain_label(self, text: str) -> None:
         self.explain_button.setText(text)
 
-    def set_check(self, lines: list[str]) -> None:
-        """The goal's conditions, one line each with the engine's ✔ / ✘."""
-        self.check.setText(coloured_lines(lines))
-        self.check.setVisible(bool(lines))
+    def set_check(self, lines: list[str], met: bool = False) -> None:
+        """The goal's conditions, one line each with the engine's ✔ / ✘, under a heading; the
+        verdict last."""
+        if not lines:
+            self.check.clear()
+            self.check.hide()
+            return
+        verdict = (f'<br><b style="color:{OK_COLOUR}">{MARK_OK} Goal met: press Next.</b>' if met else "")
+        self.check.setText(f"<b>Goal</b> <small>(checked after every edit and every run)</small><br>"
+                           f"{coloured_lines(lines)}{verdict}")
+        self.check.show()
 
     def set_feedback(self, text: str, ok: bool | None) -> None:
         """One line: green when right, red when wrong, plain for a note (None)."""
@@ -254,7 +267,8 @@ class LessonStepView(QWidget):
         self.feedback.setVisible(bool(text))
 
     def set_derivation(self, text: str) -> None:
-        self.derivation.setText(text)
+        """The engine's working (plain text, one step a line), under a caption."""
+        self.derivation.setText(f"How it is worked out:\n{text}" if text else "")
         self.derivation.setVisible(bool(text))
 
     def set_hints(self, hints: list[str], shown: int) -> None:

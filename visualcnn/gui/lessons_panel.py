@@ -328,9 +328,9 @@ class LessonsPanel(QWidget):
         self._hints_shown = 0
         self._state = {}
         self._train_started_for = None
-        text = f"## {step.title}\n\n{step.text}"
+        text = step.text  # the title is in the header above
         if index == 0 and lesson.intro.strip():
-            text = f"{lesson.intro.strip()}\n\n{text}"
+            text = f"{lesson.intro.strip()}\n\n---\n\n{text}"
         if step.kind == "read" and step.image:
             text += f"\n\n![{step.title}]({step.image})"
         self.view.show_step(step.kind, text, lesson.folder)
@@ -351,8 +351,19 @@ class LessonsPanel(QWidget):
         elif step.kind == "explain":
             self.view.set_explain_label(f"Open {VIEW_NAMES.get(step.view, step.view)}")
             self._view_timer.start()
+        self._focus_layer(step)
         self._refresh_step()
         self.step_shown.emit(index)
+
+    def _focus_layer(self, step) -> None:
+        """Select the layer the step is about in the pipeline (its inspector shows it)."""
+        names = [step.layer] if step.layer else []
+        names += [c.args.get("layer") for c in step.goal] + [a.args.get("layer") or a.args.get("first")
+                                                             for a in (*step.show_me, *step.change)]
+        for name in names:
+            if isinstance(name, str) and name in self.document.names:
+                self.window.pipeline.list_widget.select_row(self.document.row_named(name))
+                return
 
     def _settings_text(self, settings: dict) -> str:
         limit = settings.get("limit")
@@ -387,6 +398,9 @@ class LessonsPanel(QWidget):
         self.step_label.setText(f"Step {self.index + 1} of {len(self.lesson.steps)}: "
                                 f"<b>{html.escape(step.title)}</b>{mark}<br><small>{marks}</small>")
         last = self.index == len(self.lesson.steps) - 1
+        font = self.next_button.font()
+        font.setBold(self.is_done())  # the way on, once this step is done
+        self.next_button.setFont(font)
         if last:
             self.next_button.setText("Finish ✔" if self.is_done() or step.kind == "read" else "Finish")
         else:
@@ -457,10 +471,9 @@ class LessonsPanel(QWidget):
         except ConfigError as exc:
             self.view.set_check([f"{MARK_NOT} {exc}"])
             return
-        self.view.set_check(list(status.lines))
+        self.view.set_check(list(status.lines), status.met)
         if status.met and not self.is_done():
             self.complete()
-            self.view.set_feedback(f"{MARK_OK} Goal met.", True)
 
     def show_me(self) -> bool:
         """Perform the do-step's demonstration as one undoable edit."""

@@ -73,6 +73,14 @@ def show_welcome(window) -> WelcomeDialog:
         panel.show_list()
         panel.show_dock()
 
+    paths = panel.lesson_paths()
+    if paths:
+        try:
+            from ..engine.lessons import load_lesson
+
+            dialog.start_button.setText(f"Start lesson 1: {load_lesson(paths[0]).title}")
+        except (ValueError, OSError):  # a broken first lesson: the panel says why when it is opened
+            pass
     dialog.accepted.connect(start_first)
     dialog.lessons_button.clicked.connect(show_all)
     window.settings.setValue(SHOWN_KEY, True)
