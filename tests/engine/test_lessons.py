@@ -113,6 +113,7 @@ def test_a_lesson_file_gives_paths_relative_to_itself(tmp_path):
 @pytest.mark.parametrize("edit, line, fragment", [
     (lambda t: t.replace("+++\ntitle", "title", 1), 1, "front matter between two '+++' lines"),
     (lambda t: t.replace('summary = "How a stride shrinks a feature map."\n', ""), 1, "has no 'summary'"),
+    (lambda t: t.replace('lock = ["pipeline"]', 'lock = ["pipeline", "palette"]'), 6, 'teacher: "lock" has unknown'),
     (lambda t: t.replace('kind = "predict"', 'kind = "guess"'), 26, "unknown kind 'guess'"),
     (lambda t: t.replace('check="no_error"', 'check="no_errors"'), 38, "unknown check 'no_errors'"),
     (lambda t: t.replace('action="insert_after"', 'action="insert"'), 40, "unknown action 'insert'"),

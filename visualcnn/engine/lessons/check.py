@@ -47,7 +47,7 @@ def walk_problems(lesson: Lesson, text: str) -> list[Problem]:
     problems: list[Problem] = []
     problems += _picture_problems(lesson, lines)
     problems += _glossary_problems(lesson, lines)
-    problems += _teacher_problems(lesson, lines)
+    problems += _teacher_problems(lesson)
     if not lesson.model:
         return problems
     try:
@@ -157,15 +157,12 @@ def _glossary_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
             for name in lesson.glossary if not has_term(name)]
 
 
-def _teacher_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
-    """Every problem of the front matter's teacher table (teacher.py knows the form), and panels it
-    hides that a step needs (a train step with the Train tab hidden cannot be done)."""
+def _teacher_problems(lesson: Lesson) -> list[Problem]:
+    """Panels the teacher table hides that a step needs (a train step with the Train tab hidden
+    cannot be done)."""
     if lesson.teacher is None:
         return []
-    from . import teacher
-
-    line = front_matter_line(lines, "teacher")
-    problems = [Problem(line, f"teacher: {_one_line(message)}") for message in teacher.teacher_problems(lesson.teacher)]
+    problems = []  # the table's own form is the parser's (teacher.teacher_problems)
     hidden = lesson.teacher.get("hide", []) if isinstance(lesson.teacher.get("hide"), list) else []
     needs = {"train": "train", "explain": "explain"}  # step kind -> the panel it needs
     for step in lesson.steps:

@@ -132,6 +132,10 @@ def _check_front_matter(data: dict, problems: list[Problem], lines: list[str]) -
             problems.append(Problem(line("teacher"), "front matter 'teacher' must be a table, e.g. "
                                        'teacher = { lock = ["pipeline"], hide = ["palette"] }'))
         else:
+            from .teacher import teacher_problems  # the project section's owner knows its form
+
+            found = teacher_problems(teacher)
+            problems.extend(Problem(line("teacher"), "teacher: " + " ".join(str(m).split())) for m in found)
             meta["teacher"] = teacher
     glossary = data.get("glossary")
     if glossary is not None:
