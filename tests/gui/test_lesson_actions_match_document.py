@@ -64,3 +64,21 @@ def test_every_action_names_and_links_blocks_as_the_document(qapp, preset):
         assert state.entries == mirrored.entries, action
         assert state.training == doc.training and tuple(state.input_shape) == tuple(doc.input_shape)
         assert state.report().total_params == doc.report.total_params
+
+
+def test_goals_and_grading_take_the_document_itself(qapp):
+    from visualcnn.engine.lessons import Condition, Step, evaluate_goal, grade, true_answer
+
+    doc = PipelineDocument()
+    doc.load_model_file(load_model_file(preset_path("seed_cnn")))
+    names_before = doc.names
+    step = Step("Predict", "predict", quantity="params", layer="conv2d",
+                change=(Action("set_config", {"layer": "conv2d", "config": {"filters": 8}}),))
+    assert true_answer(step, doc).value == 80
+    assert grade(step, doc, "3*3*1*8 + 8").correct
+    assert doc.names == names_before and doc.report.rows[0].params == 320  # grading never edits the document
+    goal = [Condition("params", {"layer": "conv2d", "at_most": 100}), Condition("setting", {"key": "optimizer",
+                                                                                          "equals": "adam"})]
+    assert evaluate_goal(goal, doc).lines == ("✘ conv2d has 320 parameters (goal: at most 100)", "✔ optimizer is adam")
+    perform(doc, step.change[0])
+    assert evaluate_goal(goal, doc).met
