@@ -228,3 +228,26 @@ def test_the_shapes_generator_is_deterministic_rgb_and_complete(tmp_path):
     assert (spread > 5).all()  # every image shows a shape on a background
     hues = images.x.reshape(-1, 3)
     assert np.abs(hues[:, 0].astype(int) - hues[:, 1]).mean() > 10  # colour, not grey
+
+
+def test_image_dataset_from_directory_gives_keras_arrays_and_split(tmp_path, capsys):
+    from visualcnn.engine.image_folder import image_dataset_from_directory
+
+    root = make_shapes_dataset(tmp_path / "s", per_class=5, size=12, classes=("circle", "square"))
+    (root / "square" / "bad.png").write_text("x")
+    training, validation = image_dataset_from_directory(root, image_size=(8, 8), validation_split=0.2,
+                                                        subset="both", seed=3)
+    assert capsys.readouterr().out.splitlines() == ["Found 10 files belonging to 2 classes.",
+                                                    "skipped square/bad.png: not a readable image (the content is "
+                                                    "not PNG, JPEG or BMP)"]
+    x, y = training
+    assert x.shape == (8, 8, 8, 3) and x.dtype == np.float32 and x.max() > 1  # 0..255, like Keras
+    assert y.dtype == np.int32 and validation.x.shape == (2, 8, 8, 3) and training.class_names == ["circle", "square"]
+    again = image_dataset_from_directory(root, image_size=(8, 8), validation_split=0.2, subset="validation", seed=3,
+                                         verbose=False)
+    assert np.array_equal(again.x, validation.x)
+    grey = image_dataset_from_directory(root, image_size=(8, 8), color_mode="grayscale", label_mode="categorical",
+                                        shuffle=False, verbose=False)
+    assert grey.x.shape == (10, 8, 8, 1) and grey.y.shape == (10, 2) and grey.y[:5, 0].tolist() == [1] * 5
+    with pytest.raises(DatasetError, match="give a seed so training and validation do not overlap"):
+        image_dataset_from_directory(root, validation_split=0.2, subset="training")

@@ -455,6 +455,89 @@ def read_image_folder(folder: FolderScan | str | os.PathLike, image_shape: tuple
     return FolderImages(x, labels, names, report)
 
 
-__all__ = ["scan_image_folder", "read_image_folder", "decode_image", "load_image", "memory_refusal", "folder_bytes",
+__all__ = ["scan_image_folder", "read_image_folder", "decode_image", "load_image", "image_dataset_from_directory",
+           "LabeledImages", "memory_refusal", "folder_bytes",
            "FolderScan", "FolderImages", "FolderReport", "Skipped", "LoadCancelled",
            "IMAGE_SUFFIXES", "INTERPOLATIONS", "DEFAULT_INTERPOLATION", "MAX_CLASSES", "MAX_IMAGE_PIXELS"]
+
+
+# ---------------------------------------------------------------------------------
+# Keras's function, for scripts
+
+
+class LabeledImages(tuple):
+    """(x, y) as numpy arrays, with the class names: `x, y = images` works, and so does
+    `images.class_names` (Keras's dataset attribute). x: float32 0..255 like Keras (not
+    scaled: put Rescaling(1/255) in the model, or divide); y: int32 class indices."""
+
+    def __new__(cls, x, y, class_names, report):
+        self = super().__new__(cls, (x, y))
+        self.class_names = list(class_names)
+        self.report = report
+        return self
+
+    @property
+    def x(self):
+        return self[0]
+
+    @property
+    def y(self):
+        return self[1]
+
+
+def image_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None,
+                                 color_mode="rgb", batch_size=None, image_size=(256, 256), shuffle=True, seed=None,
+                                 validation_split=None, subset=None, interpolation=DEFAULT_INTERPOLATION,
+                                 verbose=True):
+    """keras.utils.image_dataset_from_directory for numpy: the same arguments and split rule
+    (the file list shuffled with seed, the last validation_split of it for "validation"),
+    returning LabeledImages (x, y) instead of a tf.data.Dataset, since Model.fit takes arrays
+    (its batch_size batches). subset="both" returns (training, validation). Unreadable files
+    are skipped and, with verbose, printed one line each, as Keras prints what it found.
+    batch_size is accepted for Keras's signature and not used: give it to fit. Links are
+    followed (each folder read once), where Keras's follow_links defaults to False."""
+    if labels != "inferred":
+        raise DatasetError('labels: only "inferred" (one sub-folder per class) is read; put each class in a folder')
+    if label_mode not in ("int", "categorical"):
+        raise DatasetError(f"label_mode must be 'int' or 'categorical', received {label_mode!r}")
+    channels = {"grayscale": 1, "rgb": 3}.get(color_mode)
+    if channels is None:
+        raise DatasetError(f"color_mode must be 'grayscale' or 'rgb', received {color_mode!r}")
+    if subset not in (None, "training", "validation", "both"):
+        raise DatasetError(f"subset must be 'training', 'validation' or 'both', received {subset!r}")
+    if (validation_split is None) != (subset is None):
+        raise DatasetError("validation_split and subset go together: give both (e.g. 0.2 and 'training') or neither")
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise DatasetError(f"validation_split must be between 0 and 1, received {validation_split!r}")
+    if validation_split is not None and shuffle and seed is None:
+        raise DatasetError("with validation_split and shuffle, give a seed so training and validation do not overlap")
+    scan = scan_image_folder(directory)
+    if class_names is not None:
+        if sorted(class_names) != sorted(scan.class_names) and list(class_names) != list(scan.class_names):
+            raise DatasetError(f"class_names {list(class_names)} do not match the folders {list(scan.class_names)}")
+        order = {name: i for i, name in enumerate(class_names)}
+        scan.files = [(path, order[scan.class_names[label]]) for path, label in scan.files]
+        scan.class_names = tuple(class_names)
+    height, width = (int(v) for v in image_size)
+    images = read_image_folder(scan, (height, width, channels), interpolation)
+    if verbose:
+        print(f"Found {images.report.images} files belonging to {len(images.class_names)} classes.")
+        for line in images.report.lines()[1:]:
+            if line.lstrip().startswith(("skipped", "class folder")):
+                print(line.strip())
+    order = np.arange(len(images.y))
+    if shuffle:
+        np.random.RandomState(np.random.randint(1_000_000) if seed is None else seed).shuffle(order)
+    x = images.x[order].astype(np.float32)
+    y = images.y[order].astype(np.int32)
+    if label_mode == "categorical":
+        y = np.eye(len(images.class_names), dtype=np.float32)[y]
+
+    def part(rows):
+        return LabeledImages(x[rows], y[rows], images.class_names, images.report)
+
+    if validation_split is None:
+        return part(slice(None))
+    held = int(validation_split * len(order))
+    training, validation = part(slice(0, len(order) - held)), part(slice(len(order) - held, None))
+    return {"training": training, "validation": validation, "both": (training, validation)}[subset]
