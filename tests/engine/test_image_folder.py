@@ -251,3 +251,13 @@ def test_image_dataset_from_directory_gives_keras_arrays_and_split(tmp_path, cap
     assert grey.x.shape == (10, 8, 8, 1) and grey.y.shape == (10, 2) and grey.y[:5, 0].tolist() == [1] * 5
     with pytest.raises(DatasetError, match="give a seed so training and validation do not overlap"):
         image_dataset_from_directory(root, validation_split=0.2, subset="training")
+
+
+def test_a_whole_disk_chosen_by_mistake_is_refused_not_walked(tmp_path):
+    root = two_classes(tmp_path / "home", per_class=3)
+    for i in range(5):
+        (root / "red" / f"n{i}.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"holds more than 8 files and folders: choose the folder of the data set "
+                                           r"itself \(one sub-folder per class\), not a whole disk or home folder"):
+        scan_image_folder(root, max_entries=8)
+    assert len(scan_image_folder(root, max_entries=11).files) == 6

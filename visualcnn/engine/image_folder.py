@@ -45,6 +45,9 @@ MAX_CLASSES = 1000  # a confusion matrix, a gallery per class: beyond this nothi
 # 50,000 x 50,000 pixels (a decompression bomb) and Pillow would allocate gigabytes.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_FILE_BYTES = 256 * 2**20
+# Names looked at while scanning: a home folder or "/" chosen by mistake is refused quickly
+# instead of walked for minutes (ImageNet's training set has 1.28 million files).
+MAX_ENTRIES = 2_000_000
 # Share of the free memory a data set may take: training needs the rest.
 MEMORY_SHARE = 0.5
 
@@ -127,7 +130,8 @@ class FolderReport:
 # Scanning
 
 
-def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES) -> FolderScan:
+def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES,
+                      max_entries: int = MAX_ENTRIES) -> FolderScan:
     """The classes and image files of a folder in image_dataset_from_directory's layout.
 
     Decodes nothing: a file is kept when its name ends in .png/.jpg/.jpeg/.bmp and it is a
@@ -174,8 +178,12 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
     skipped += [Skipped(name, "an image outside the class folders (not used)") for name in loose]
     seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
     names, files, empty = [], [], []
+    budget = [max_entries]
     for entry in class_dirs:
-        found = _class_files(root, Path(entry.path), seen, skipped)
+        found = _class_files(root, Path(entry.path), seen, skipped, budget)
+        if budget[0] < 0:
+            raise DatasetError(f"{shown} holds more than {max_entries:,} files and folders: choose the folder of the "
+                               "data set itself (one sub-folder per class), not a whole disk or home folder")
         if not found:
             empty.append(entry.name)
             continue
@@ -196,7 +204,7 @@ def _not_image_reason(name: str) -> str:
     return f"not an image file ({suffix or 'no extension'}; PNG, JPEG and BMP are read)"
 
 
-def _class_files(root: Path, folder: Path, seen: set, skipped: list[Skipped]) -> list[Path]:
+def _class_files(root: Path, folder: Path, seen: set, skipped: list[Skipped], budget: list) -> list[Path]:
     """Image files below one class folder (recursively, links followed once: a link back to
     a folder already visited is a loop and is skipped)."""
     found: list[Path] = []
@@ -220,6 +228,9 @@ def _class_files(root: Path, folder: Path, seen: set, skipped: list[Skipped]) ->
         except OSError as exc:
             skipped.append(Skipped(rel, f"cannot list the folder ({exc.strerror or exc})"))
             continue
+        budget[0] -= len(entries)
+        if budget[0] < 0:
+            return found  # the caller refuses the folder
         subfolders = []
         for entry in entries:
             if entry.name.startswith("."):
