@@ -128,6 +128,7 @@ def test_a_lesson_file_gives_paths_relative_to_itself(tmp_path):
     (lambda t: t.replace('hints = ["first hint", "second hint"]', 'hints = "one"'), 14, "hints must be a list"),
     (lambda t: t.replace('kind = "read"\n', 'kind = "read\n'), 13, "a string is not closed"),
     (lambda t: t.replace('```step\nkind = "explain"', 'kind = "explain"'), 55, "followed at once by a ```step block"),
+    (lambda t: t.replace('layer = "conv2d"\n```\nOpen', 'layer = "conv2d"\nOpen'), 56, "the ```step block is not closed"),
 ])
 def test_each_problem_of_form_is_named_with_its_line(tmp_path, edit, line, fragment):
     path = write(tmp_path, edit(GOOD))

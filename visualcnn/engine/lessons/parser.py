@@ -164,7 +164,8 @@ def front_matter_line(lines: list[str], key: str) -> int:
 
 
 def _split_steps(lines: list[str], start: int) -> tuple[str, list[tuple]]:
-    """(intro, [(title, heading line, block text or None, block's first line, step text)]).
+    """(intro, [(title, heading line, block text or None, block's first line (negative: the block is
+    not closed), step text)]).
 
     Headings inside fenced code are not headings; the ```step block must come right after the
     heading (blank lines allowed)."""
@@ -197,8 +198,8 @@ def _split_steps(lines: list[str], start: int) -> tuple[str, list[tuple]]:
                           and not lines[j].strip()[len(m.group(1)):].strip()), None)
             if close is not None:
                 block, block_line, text_start = "\n".join(lines[i + 1:close]), i + 2, close + 1
-            else:
-                block, block_line, text_start = "\n".join(lines[i + 1:end]), i + 2, end
+            else:  # not closed: the parser reports it (block_line < 0 says so)
+                block, block_line, text_start = "\n".join(lines[i + 1:end]), -(i + 2), end
         steps.append((title, head + 1, block, block_line, "\n".join(lines[text_start:end]).strip()))
     return intro, steps
 
@@ -211,6 +212,9 @@ def _make_step(number: int, title: str, line: int, block: str | None, block_line
     if block is None:
         problems.append(Problem(line, "the heading must be followed at once by a ```step block of TOML "
                                       '(kind = "read", ...)', step))
+        return step
+    if block_line < 0:
+        problems.append(Problem(-block_line - 1, "the ```step block is not closed: end it with a line of ```", step))
         return step
     data = _toml(block, block_line, problems, step, "the step block")
     if data is None:
