@@ -261,3 +261,17 @@ def test_a_whole_disk_chosen_by_mistake_is_refused_not_walked(tmp_path):
                                            r"itself \(one sub-folder per class\), not a whole disk or home folder"):
         scan_image_folder(root, max_entries=8)
     assert len(scan_image_folder(root, max_entries=11).files) == 6
+
+
+def test_a_folder_of_mostly_other_files_is_refused(tmp_path, monkeypatch):
+    root = two_classes(tmp_path / "system", per_class=1)
+    for i in range(12):
+        (root / "blue" / f"lib{i}.so").write_text("x")
+    monkeypatch.setattr(image_folder, "MAX_OTHER_FILES", 10)
+    with pytest.raises(DatasetError, match=r"holds 12 files that are not images beside 2 images: it looks like a "
+                                           r"system or home folder, not a data set"):
+        scan_image_folder(root)
+    for i in range(2, 4):  # one caption per image is a data set
+        solid(root / "blue" / f"{i}.png", (0, 0, 255))
+        solid(root / "red" / f"{i}.png", (255, 0, 0))
+    assert len(scan_image_folder(root).files) == 6 and len(scan_image_folder(root).skipped) == 12

@@ -48,6 +48,9 @@ MAX_FILE_BYTES = 256 * 2**20
 # Names looked at while scanning: a home folder or "/" chosen by mistake is refused quickly
 # instead of walked for minutes (ImageNet's training set has 1.28 million files).
 MAX_ENTRIES = 2_000_000
+# A data set may carry a note per image (labels, captions), not ten thousand programs.
+MAX_OTHER_FILES = 10_000
+OTHER_FILES_RATIO = 4
 # Share of the free memory a data set may take: training needs the rest.
 MEMORY_SHARE = 0.5
 
@@ -190,6 +193,11 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
         label = len(names)
         names.append(entry.name)
         files += [(f, label) for f in found]
+    others = sum(1 for item in skipped if item.reason.startswith("not an image file"))
+    if others > MAX_OTHER_FILES and others > OTHER_FILES_RATIO * len(files):
+        raise DatasetError(f"{shown} holds {others:,} files that are not images beside {len(files):,} images: it looks "
+                           "like a system or home folder, not a data set; choose the folder with one sub-folder of "
+                           "images per class")
     if not names:
         raise DatasetError(f"{shown}: none of the {len(class_dirs)} class folders holds a PNG, JPEG or BMP image; "
                            "put the images in the class folders")
