@@ -202,3 +202,17 @@ def test_bundled_lessons_are_the_md_files_in_order(monkeypatch, tmp_path):
         (tmp_path / name).write_text("x")
     monkeypatch.setattr(bundled, "lesson_dir", lambda: tmp_path)
     assert [p.name for p in bundled_lessons()] == ["01_a.md", "02_b.md", "10_c.md"]
+
+
+def test_hostile_files_are_one_line_each(tmp_path):
+    nested = GOOD.replace('hints = ["first hint", "second hint"]', "hints = " + "[" * 50_000 + "]" * 50_000)
+    _, problems = parse_lesson(nested, tmp_path / "x.md")
+    assert [p.format("x.md") for p in problems] == ["x.md:13: step 1 'Read this': the step block is nested too deeply"]
+    huge = tmp_path / "huge.md"
+    huge.write_bytes(b"+++\n" + b"x" * (3 * 1024 * 1024))
+    with pytest.raises(LessonError, match="too large for a lesson file"):
+        load_lesson(huge)
+    binary = tmp_path / "bin.md"
+    binary.write_bytes(b"+++\n\xff\xfe\x80")
+    with pytest.raises(LessonError, match="not valid UTF-8"):
+        load_lesson(binary)

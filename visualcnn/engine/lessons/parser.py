@@ -41,9 +41,14 @@ class Problem:
 
 
 def read_lesson_text(path: str | Path) -> str:
+    """The file's text; LessonError (one line) for a missing, unreadable, huge or binary file."""
+    from ..layers import ConfigError
     from ..model_io import read_file_bytes
 
-    raw = read_file_bytes(path, limit=MAX_LESSON_BYTES)
+    try:  # the model reader's checks (no FIFOs or devices, a size limit), in a lesson's words
+        raw = read_file_bytes(path, limit=MAX_LESSON_BYTES)
+    except ConfigError as exc:
+        raise LessonError(str(exc).replace("a model file", "a lesson file")) from None
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -523,6 +528,9 @@ def _toml(text: str, first_line: int, problems: list[Problem], step: Step | None
         if reason in ("Illegal character '\\n'", "Unterminated string"):
             reason = "a string is not closed (a missing quote?)"
         problems.append(Problem(line, f"{what} is not valid TOML: {reason}", step))
+        return None
+    except RecursionError:
+        problems.append(Problem(first_line, f"{what} is nested too deeply", step))
         return None
 
 
