@@ -119,6 +119,14 @@ def test_total_parameters_list_each_layer_and_the_sum(seed):
     assert grade(step, seed, "121 930").correct and not grade(step, seed, "121,931").correct
 
 
+def test_a_run_of_equal_layers_is_summed_once_with_its_count():
+    from visualcnn.engine.lessons.predict import _sum_text
+
+    assert _sum_text([160, 2320, 2320, 2320, 2320, 170]) == "160 + 4*2,320 + 170"
+    assert _sum_text([5, 5, 7]) == "5 + 5 + 7"
+    assert _sum_text([]) == "0"
+
+
 def test_batch_normalization_counts_its_non_trainable_parameters(seed):
     step = Step("BN", "predict", quantity="params", layer="batch_normalization",
                 change=(Action("insert_after", {"layer": "conv2d", "class": "BatchNormalization"}),))

@@ -94,9 +94,8 @@ def _quantity(quantity: str, layer: str | None, report) -> tuple[Any, str, tuple
             raise ActionError(f"the model has an error, so it has no parameter count: {report.error}")
         lines = tuple(f"{row.name}: {line}" for row in report.rows if row.params
                       for line in _param_lines(row.inference.derivation))
-        parts = [f"{row.params:,}" for row in report.rows if row.params]
         total = report.total_params
-        lines += (f"total = {' + '.join(parts) or '0'} = {total:,}",)
+        lines += (f"total = {_sum_text([row.params for row in report.rows if row.params])} = {total:,}",)
         return total, f"{total:,}", lines
     row, problem = find_row(report, layer)
     if row is None:
@@ -112,6 +111,18 @@ def _quantity(quantity: str, layer: str | None, report) -> tuple[Any, str, tuple
         size = tuple(inference.field.size)
         return size, f"{size[0]}x{size[1]}", _field_chain(report, row.index)
     raise ActionError(f"unknown quantity {quantity!r}")
+
+
+def _sum_text(counts: list[int]) -> str:
+    """'160 + 2,320*16 + 170': a run of three or more equal counts written once with its number."""
+    parts, i = [], 0
+    while i < len(counts):
+        j = i
+        while j < len(counts) and counts[j] == counts[i]:
+            j += 1
+        parts.append(f"{j - i}*{counts[i]:,}" if j - i >= 3 else " + ".join([f"{counts[i]:,}"] * (j - i)))
+        i = j
+    return " + ".join(parts) or "0"
 
 
 def _param_lines(derivation) -> tuple[str, ...]:
