@@ -114,7 +114,7 @@ def _quantity(quantity: str, layer: str | None, report) -> tuple[Any, str, tuple
 
 
 def _sum_text(counts: list[int]) -> str:
-    """'160 + 2,320*16 + 170': a run of three or more equal counts written once with its number."""
+    """'160 + 16*2,320 + 170': a run of three or more equal counts written once, times its length."""
     parts, i = [], 0
     while i < len(counts):
         j = i
