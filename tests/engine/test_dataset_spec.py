@@ -191,6 +191,11 @@ def test_readiness_names_the_dataset_and_its_class_count(tmp_path):
         "the model's input is 8x8x3, but MNIST images are 28x28 grey: set the input shape to [28, 28, 1]")
     data = load_dataset_for(spec, (8, 8, 3))
     assert readiness_problem(classifier((8, 8, 3), 10).analyse(), config, dataset=data) is None
+    assert dataset_classes(spec) == data.class_names  # kept: asked on every edit
+    (root / "zebra").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "zebra" / "0.png")
+    assert dataset_classes(spec)[-1] == "zebra"  # a new class folder is seen at once
+    assert "has 11 classes" in readiness_problem(classifier((8, 8, 3), 10).analyse(), config, dataset=spec)
 
 
 def test_a_run_on_three_classes_uses_three_outputs_and_one_hot_of_three(tmp_path):

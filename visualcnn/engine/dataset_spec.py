@@ -382,7 +382,31 @@ def dataset_classes(spec) -> tuple[str, ...]:
     if spec.source == "fashion_mnist":
         return FASHION_CLASS_NAMES
     root = Path(spec.path).expanduser()
-    return scan_image_folder(root / "train" if _split_folders(root) else root).class_names
+    folder = root / "train" if _split_folders(root) else root
+    key = _folder_key(folder)
+    if key is not None and key in _CLASSES:
+        return _CLASSES[key]
+    names = scan_image_folder(folder).class_names
+    if key is not None:
+        _CLASSES.clear()
+        _CLASSES[key] = names
+    return names
+
+
+# The Build tab asks on every edit: a folder's classes are scanned again only when the
+# folder or one of its class folders changed (their modification times).
+_CLASSES: dict = {}
+
+
+def _folder_key(folder: Path):
+    try:
+        stamps = [(folder.name, os.stat(folder).st_mtime_ns)]
+        for entry in os.scandir(folder):
+            if entry.is_dir():
+                stamps.append((entry.name, entry.stat().st_mtime_ns))
+    except OSError:
+        return None
+    return str(folder.resolve()), tuple(sorted(stamps))
 
 
 __all__ = ["DatasetSpec", "Dataset", "check_dataset_section", "spec_from_argument", "load_dataset_for",
