@@ -275,3 +275,14 @@ def test_a_folder_of_mostly_other_files_is_refused(tmp_path, monkeypatch):
         solid(root / "blue" / f"{i}.png", (0, 0, 255))
         solid(root / "red" / f"{i}.png", (255, 0, 0))
     assert len(scan_image_folder(root).files) == 6 and len(scan_image_folder(root).skipped) == 12
+
+
+def test_names_that_are_not_utf8_can_still_be_printed(tmp_path):
+    root = two_classes(tmp_path)
+    latin = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(latin)
+    Image.new("RGB", (4, 4)).save(os.fsdecode(latin + b"/x.png"))
+    open(latin + b"/r\xe9sum\xe9.doc", "wb").close()
+    images = read_image_folder(root, (2, 2, 1))
+    assert images.class_names == ("blue", "caf\ufffd", "red")
+    "\n".join(images.report.lines()).encode("utf-8")  # no lone surrogates left to fail a print

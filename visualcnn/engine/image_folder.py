@@ -169,7 +169,7 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
         elif entry.name.lower().endswith(IMAGE_SUFFIXES):
             loose.append(entry.name)
         else:
-            skipped.append(Skipped(entry.name, _not_image_reason(entry.name)))
+            skipped.append(Skipped(_shown(entry.name), _not_image_reason(entry.name)))
     if not class_dirs:
         if loose:
             raise DatasetError(f"{shown} holds {len(loose):,} images but no class sub-folders: put each class's "
@@ -178,7 +178,7 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
     if len(class_dirs) > max_classes:
         raise DatasetError(f"{shown} has {len(class_dirs):,} class folders; VisualCNN handles at most "
                            f"{max_classes:,} classes: choose a folder with fewer classes (one sub-folder per class)")
-    skipped += [Skipped(name, "an image outside the class folders (not used)") for name in loose]
+    skipped += [Skipped(_shown(name), "an image outside the class folders (not used)") for name in loose]
     seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
     names, files, empty = [], [], []
     budget = [max_entries]
@@ -188,10 +188,10 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
             raise DatasetError(f"{shown} holds more than {max_entries:,} files and folders: choose the folder of the "
                                "data set itself (one sub-folder per class), not a whole disk or home folder")
         if not found:
-            empty.append(entry.name)
+            empty.append(_shown(entry.name))
             continue
         label = len(names)
-        names.append(entry.name)
+        names.append(_shown(entry.name))
         files += [(f, label) for f in found]
     others = sum(1 for item in skipped if item.reason.startswith("not an image file"))
     if others > MAX_OTHER_FILES and others > OTHER_FILES_RATIO * len(files):
@@ -269,9 +269,15 @@ def _class_files(root: Path, folder: Path, seen: set, skipped: list[Skipped], bu
 
 def _relative(root: Path, path: Path) -> str:
     try:
-        return str(path.relative_to(root))
+        return _shown(str(path.relative_to(root)))
     except ValueError:
-        return str(path)
+        return _shown(str(path))
+
+
+def _shown(name: str) -> str:
+    """A file name that can be printed and drawn: bytes that are not UTF-8 (an old disk's
+    Latin-1 names) become U+FFFD instead of failing a print() much later."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _os_reason(exc: OSError) -> str:
