@@ -86,3 +86,14 @@ def test_a_folder_that_cannot_be_a_dataset_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'one'} has only one class with images "
                                                   "('circle'): a classifier needs at least two; add a sub-folder of "
                                                   "images for each other class"]
+
+
+def test_a_relative_dataset_path_in_a_file_is_relative_to_the_file(tmp_path):
+    from visualcnn.commands.data_option import resolve_spec
+
+    sections = {"dataset": {"source": "folder", "path": "pictures", "test_split": 0.3}}
+    spec = resolve_spec(None, sections, str(tmp_path / "project.json"))
+    assert spec.path == str(tmp_path / "pictures") and spec.test_split == 0.3
+    assert resolve_spec(None, {"dataset": {"source": "folder", "path": "/abs/pics"}}, "x.json").path == "/abs/pics"
+    assert resolve_spec(None, {}, "x.json").source == "mnist"
+    assert resolve_spec("mnist", sections, "x.json").source == "mnist"  # --data wins over the file

@@ -69,7 +69,7 @@ def _data_spec(args):
             sections = load_model_file(args.saved).sections
         except (ValueError, OSError):
             sections = {}  # load_model already read it; a file without sections is MNIST
-    return resolve_spec(args.data, sections)
+    return resolve_spec(args.data, sections, args.saved)
 
 
 def _evaluate_on(model, spec, args) -> int:

@@ -132,7 +132,7 @@ def run(args) -> int:
     # cannot train is refused at once.
     from .data_option import load_for_cli, per_class_accuracy, per_class_line, resolve_spec, write_dataset_section
 
-    spec = resolve_spec(args.data, model_file.sections)
+    spec = resolve_spec(args.data, model_file.sections, args.model)
     check_ready(model.analyse(), config, examples=args.limit or MNIST_TRAIN_IMAGES,
                 dataset=None if spec.source == "mnist" else spec)
     data = load_mnist() if spec.source == "mnist" and spec.path is None else load_for_cli(spec, model.input_shape)
