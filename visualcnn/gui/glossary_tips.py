@@ -1,5 +1,163 @@
-"""Placeholder until the glossary lands (replaced in the next commit)."""
+"""Words explained in place: the glossary's plain sentences in the tooltips of technical words.
+
+One glossary (engine/glossary.py, resources/glossary.toml) and one helper: a widget showing
+a technical word calls `explain(widget, "stride")` (or builds its tooltip with
+`explained(text, "stride")`), and its tooltip gains "stride: How many pixels the window moves
+between two outputs. ..." under what it already said. The sentences are wrapped here: a
+plain-text tooltip is never wrapped by Qt and one long line ran off a projector's screen.
+
+`install_glossary_tips(window)` explains the window's fixed widgets (the Summary's columns
+and totals, the Train tab's settings and curves, the Draw tab's probabilities, the Build
+tab's status line); widgets built per layer (inspector rows, summary cells, cards) call the
+helpers where they are built.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from ..engine.glossary import lookup, term
+
+WRAP = 72  # characters per tooltip line
+
+# The inspector's argument names whose glossary word is not the argument's own name.
+ARG_TERMS = {
+    "activation": ("activation", "softmax", "logits"),
+    "pool_size": ("pooling",),
+    "rate": ("dropout",),
+    "units": ("units",),
+    "dilation_rate": ("dilation",),
+    "depth_multiplier": ("depthwise convolution",),
+    "momentum": ("batch normalization", "non-trainable parameters"),
+    "epsilon": ("batch normalization",),
+}
+# The Train tab's settings (TrainingControlsPanel attribute -> glossary words).
+SETTING_TERMS = {
+    "dataset": ("mnist",),
+    "optimizer": ("optimizer", "adam", "sgd"),
+    "learning_rate": ("learning rate",),
+    "schedule": ("learning rate schedule",),
+    "batch_size": ("batch size", "batch"),
+    "epochs": ("epoch",),
+    "validation_split": ("validation split", "validation"),
+    "train_images": ("training set",),
+    "seed": ("seed",),
+}
+
+
+def entry(name: str, label: str | None = None) -> str:
+    """'stride: How many pixels ...', wrapped; `label` is the word as the screen shows it."""
+    return textwrap.fill(f"{label or name}: {term(name)}", WRAP)
+
+
+def explained(text: str | None, *names: str) -> str:
+    """`text` with the glossary entries of `names` under it (an entry already there, or two
+    names for one entry, appear once). KeyError names a word the glossary lacks."""
+    text = text or ""
+    seen = set()
+    parts = [text] if text else []
+    for name in names:
+        found = lookup(name)
+        if found is None:
+            term(name)  # raises KeyError naming the missing word and close ones
+        if found in seen:
+            continue
+        seen.add(found)
+        line = entry(name)
+        if line not in text:
+            parts.append(line)
+    return "\n\n".join(parts)
+
+
+def explain(target, *names: str) -> None:
+    """Add the glossary entries of `names` to the tooltip of a QWidget, QAction,
+    QGraphicsItem (a chart's axis) or QTableWidgetItem."""
+    target.setToolTip(explained(target.toolTip(), *names))
+
+
+def arg_terms(arg) -> tuple[str, ...]:
+    """The glossary words for one of a layer's arguments (inspector rows): kind and name."""
+    if arg.kind == "padding":  # Conv2D's 'valid' / 'same' (ZeroPadding2D's numbers are plain padding)
+        return ("padding", "valid", "same")
+    if arg.name in ARG_TERMS:
+        return ARG_TERMS[arg.name]
+    return (arg.name,) if lookup(arg.name) is not None else ()
+
+
+def shape_terms(text: str) -> tuple[str, ...]:
+    """A shape written with the batch as None ("(None, 26, 26, 32)") gets None explained."""
+    return ("None",) if "None" in text else ()
+
+
+def layer_terms(report) -> tuple[str, ...]:
+    """The words a layer's card or summary row shows: None in its shape, its receptive field,
+    MACs, and non-trainable parameters (BatchNormalization's moving statistics)."""
+    names = ["None", "receptive field"]
+    if report.macs:
+        names.append("MACs")
+    if report.params != report.trainable_params:
+        names.append("non-trainable parameters")
+    return tuple(names)
+
+
+def summary_cell_terms(column: int, report) -> tuple[str, ...]:
+    """The words of a Summary cell: column 1 the shape, 2 the Param # (and its MACs line)."""
+    if report.status != "ok":
+        return ()
+    if column == 1:
+        return ("None",)
+    if column == 2:
+        return ("parameters", "MACs") + (("non-trainable parameters",)
+                                         if report.params != report.trainable_params else ())
+    return ()
+
+
+SUMMARY_HEADER_TERMS = {0: ("layer",), 1: ("output shape", "None"), 2: ("parameters", "non-trainable parameters")}
+
+
+def explain_summary(summary) -> None:
+    """The Summary's column headers (remade when a graph adds a column) and its totals."""
+    for column, names in SUMMARY_HEADER_TERMS.items():
+        item = summary.table.horizontalHeaderItem(column)
+        if item is not None:
+            explain(item, *names)
+    explain(summary.totals, "parameters", "trainable parameters", "non-trainable parameters")
+    explain(summary.costs, "MACs")
+
+
+def _explain_plot(plot, title_terms, left_terms, bottom_terms) -> None:
+    for item, names in ((plot.titleLabel, title_terms), (plot.getAxis("left"), left_terms),
+                        (plot.getAxis("bottom"), bottom_terms)):
+        explain(item, *names)
 
 
 def install_glossary_tips(window) -> None:
-    return None
+    """Explain the fixed technical words of a MainWindow (once, when it is built)."""
+    from PySide6.QtWidgets import QFormLayout
+
+    from .draw_tab import ProbabilityBarsWidget
+
+    explain(window.train_status, "parameters", "None", "batch size")
+    explain(window.inspector.derivation, "shape", "receptive field")
+
+    controls = window.train_panel.controls
+    forms = controls.findChildren(QFormLayout)
+    for attribute, names in SETTING_TERMS.items():
+        widget = getattr(controls, attribute, None)
+        if widget is None:
+            continue
+        explain(widget, *names)
+        for form in forms:
+            label = form.labelForField(widget)
+            if label is not None:
+                explain(label, *names)
+    explain(controls.progress_label, "epoch", "batch")
+    explain(controls.metrics, "epoch", "loss", "accuracy")
+
+    curves = window.train_panel.curves
+    _explain_plot(curves.loss_plot, ("loss",), ("loss", "cross-entropy"), ("epoch",))
+    _explain_plot(curves.accuracy_plot, ("accuracy",), ("accuracy", "validation"), ("epoch",))
+    explain(curves.keep_runs, "epoch", "validation")
+
+    for bars in window.draw_panel.findChildren(ProbabilityBarsWidget):
+        explain(bars, "softmax", "logits")

@@ -15,6 +15,7 @@ from ..engine.analysis import LayerReport
 from ..engine.memory import LayerMemory, format_bytes
 from ..engine.shapes import format_shape
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR, family_colour, paint_family_badge
+from .glossary_tips import explained, layer_terms
 
 def _image_size(image_shape) -> tuple[int, int] | None:
     """(height, width) of the pipeline's input when it is an image, else None."""
@@ -146,7 +147,7 @@ def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | N
     if memory is not None and batch_size:
         lines += ["", f"Memory at batch {batch_size} (float32): weights {format_bytes(memory.weight_bytes)}, "
                       f"output {format_bytes(memory.activation_bytes)}"]
-    return "\n".join(lines)
+    return explained("\n".join(lines), *layer_terms(report))  # the card's words, from the glossary
 
 class CardPainter:
     """Paints one layer card.

@@ -25,6 +25,7 @@ from ..engine.shapes import format_shape
 from .commands import SetLayerConfigCommand
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, family_colour, family_icon, family_title
+from .glossary_tips import arg_terms, explained
 from .pipeline_view import field_explanation
 
 INT_LIMIT = 1_000_000
@@ -566,7 +567,7 @@ class InspectorWidget(QWidget):
             self.form.addRow(none)
         for arg in ordered:
             editor = make_editor(arg)
-            editor.setToolTip(arg.doc)
+            editor.setToolTip(explained(arg.doc, *arg_terms(arg)))  # the glossary's words for it too
             editor.value_edited.connect(lambda value, a=arg: self._on_editor_value_edited(a, value))
             # A zero-width space after each "_" lets "'horizontal_and_vertical'" wrap in a narrow dock.
             hint = QLabel(default_text(arg).replace("_", "_\u200b"))
@@ -575,7 +576,7 @@ class InspectorWidget(QWidget):
             hint.setToolTip(f"Keras's default for {arg.name}")
             editor.layout_.insertWidget(editor.layout_.count() - 1, hint)
             label = QLabel(arg.name)
-            label.setToolTip(arg.doc)
+            label.setToolTip(editor.toolTip())
             self.form.addRow(label, editor)
             self.editors[arg.name] = editor
         self._load_values()

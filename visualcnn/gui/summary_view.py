@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from ..engine.summary import connected_to, cost_lines, render_summary, summary_rows, totals_lines, wide_line_length
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
+from .glossary_tips import explain_summary, explained, summary_cell_terms
 from .memory_texts import document_memory, peak_text
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
@@ -115,9 +116,11 @@ class SummaryWidget(QWidget):
                 colour = (QColor(ERROR_COLOUR) if layer_report.status == "error"
                           else QColor(UNKNOWN_COLOUR) if layer_report.status == "unknown" else None)
                 item.setForeground(colour if colour is not None else self.palette().text())
-                item.setToolTip(layer_report.error or (value if c in (0, 3) else _cost_tip(layer_report)))
+                tip = layer_report.error or (value if c in (0, 3) else _cost_tip(layer_report))
+                item.setToolTip(explained(tip, *summary_cell_terms(c, layer_report)))  # None, Param #: glossary
         self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
         self.costs.setText("\n".join(line.strip() for line in cost_lines(report)) if report.ok else "")
+        explain_summary(self)  # the headers are remade when a graph adds "Connected to"
         self._show_memory()
 
     def _show_memory(self) -> None:
