@@ -24,21 +24,11 @@ def add_data_argument(parser, verb: str = "train") -> None:
 def resolve_spec(data_argument: str | None, sections: dict | None, model_path: str | None = None):
     """The DatasetSpec: --data, else the file's "dataset" section (a relative path there is
     relative to the model file, so a project and its images can move together), else MNIST."""
-    import dataclasses
-    import os
-
-    from ..engine.dataset_spec import DatasetSpec, spec_from_argument
+    from ..engine.dataset_spec import spec_for_project, spec_from_argument
 
     if data_argument is not None:
         return spec_from_argument(data_argument)
-    section = (sections or {}).get("dataset")
-    if not section:
-        return DatasetSpec()
-    spec = DatasetSpec.from_dict(section)
-    if spec.path and model_path and not os.path.isabs(os.path.expanduser(spec.path)):
-        base = os.path.dirname(os.path.abspath(model_path))
-        spec = dataclasses.replace(spec, path=os.path.join(base, spec.path))
-    return spec
+    return spec_for_project((sections or {}).get("dataset"), model_path)
 
 
 def load_for_cli(spec, input_shape, stream=None):

@@ -113,6 +113,20 @@ class DatasetSpec:
         return SOURCE_LABELS[self.source]
 
 
+def spec_for_project(section, project_path=None) -> DatasetSpec:
+    """The section of a project file as a spec, a relative path taken relative to the
+    project file's folder (a project and its images can move together). No section: MNIST."""
+    import dataclasses
+
+    if not section:
+        return DatasetSpec()
+    spec = DatasetSpec.from_dict(section)
+    if spec.path and project_path and not os.path.isabs(os.path.expanduser(spec.path)):
+        base = os.path.dirname(os.path.abspath(project_path))
+        spec = dataclasses.replace(spec, path=os.path.join(base, spec.path))
+    return spec
+
+
 def check_dataset_section(value):
     """The section as this module keeps it (normalised), or ConfigError with one line."""
     return DatasetSpec.from_dict(value).to_dict()
@@ -409,6 +423,6 @@ def _folder_key(folder: Path):
     return str(folder.resolve()), tuple(sorted(stamps))
 
 
-__all__ = ["DatasetSpec", "Dataset", "check_dataset_section", "spec_from_argument", "load_dataset_for",
+__all__ = ["DatasetSpec", "Dataset", "check_dataset_section", "spec_from_argument", "spec_for_project", "load_dataset_for",
            "input_problem", "image_shape_for", "dataset_classes", "stratified_split", "LoadCancelled", "Skipped",
            "SOURCES", "SOURCE_LABELS"]
