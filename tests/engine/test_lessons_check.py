@@ -102,3 +102,15 @@ def test_a_goal_may_name_the_block_the_student_adds(tmp_path):
     assert ("step 3 'Below 30,000 parameters': goal 3 (params): there is no layer named 'batch_norm' at this "
             "step nor after Show me (the layers are: conv2d, max_pooling2d, conv2d_1, max_pooling2d_1, flatten, "
             "dense, dropout, dense_1)") in problems[0]
+
+
+def test_an_explain_step_names_a_layer_its_view_can_show(tmp_path):
+    text = GOOD.read_text()
+    path = tmp_path / "views.md"
+    path.write_text(text.replace('view = "gradcam"\nlayer = "conv2d_1"', 'view = "slide"\nlayer = "dense"'))
+    assert lesson_problems(path) == [f"{path}:60: step 6 'Where does it look?': the slide view shows a layer that "
+                                     "slides a window (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D, "
+                                     "AveragePooling2D); 'dense' is a Dense"]
+    path.write_text(text.replace('layer = "conv2d_1"\n```\nOpen', 'layer = "flatten"\n```\nOpen'))
+    assert lesson_problems(path) == [f"{path}:60: step 6 'Where does it look?': the gradcam view needs a layer whose "
+                                     "output is a feature map; 'flatten' is a Flatten"]

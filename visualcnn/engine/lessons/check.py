@@ -129,7 +129,30 @@ def _walk_step(step: Step, state: ModelState, trained: bool, problems: list[Prob
         row, problem = find_row(state.report(), step.layer)
         if row is None:
             add(step.line, _at_this_step(problem))
+        else:
+            problem = _view_problem(step.view, row.layer, state)
+            if problem:
+                add(step.line, problem)
     return state, trained
+
+
+def _view_problem(view: str | None, layer, state: ModelState) -> str | None:
+    """Why the explain view cannot open on this layer (the explain engine's own rules), or None."""
+    if view == "slide":
+        from ..explain.window import SLIDING
+
+        if layer.class_name not in SLIDING:
+            return (f"the slide view shows a layer that slides a window ({', '.join(SLIDING)}); "
+                    f"'{layer.name}' is a {layer.class_name}")
+    elif view in ("gradcam", "occlusion", "saliency", "trace"):
+        from ..explain.gradcam import conv_layers
+
+        class _Analysed:  # conv_layers asks a model for its analysis
+            analyse = staticmethod(state.report)
+
+        if layer.name not in conv_layers(_Analysed()):
+            return f"the {view} view needs a layer whose output is a feature map; '{layer.name}' is a {layer.class_name}"
+    return None
 
 
 def _picture_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
