@@ -163,14 +163,14 @@ PICTURES = {
 }
 
 
-def main() -> None:
-    OUT.mkdir(exist_ok=True)
+def main(out: Path = OUT) -> None:
+    out.mkdir(exist_ok=True)
     for name, make in PICTURES.items():
-        target = OUT / name
+        target = out / name
         tmp = target.with_suffix(".tmp.png")
         make().save(tmp, optimize=True)
         tmp.replace(target)  # never a half-written picture
-        print(f"{target.relative_to(HERE)}: {target.stat().st_size} bytes")
+        print(f"{target.name}: {target.stat().st_size} bytes")
 
 
 if __name__ == "__main__":
