@@ -82,3 +82,32 @@ def test_goals_and_grading_take_the_document_itself(qapp):
     assert evaluate_goal(goal, doc).lines == ("✘ conv2d has 320 parameters (goal: at most 100)", "✔ optimizer is adam")
     perform(doc, step.change[0])
     assert evaluate_goal(goal, doc).met
+
+
+def test_every_bundled_lesson_walks_the_same_in_the_document_and_the_checker(qapp):
+    """lesson check follows each bundled lesson on a simulation: the window must end every step
+    with the same blocks, names and settings."""
+    from visualcnn.engine.lessons import apply_actions, bundled_lessons, load_lesson
+    from visualcnn.engine.lessons.format import EXTRA_TRAIN_SETTINGS
+
+    lessons = bundled_lessons()
+    assert lessons, "no bundled lessons"
+    walked = 0
+    for path in lessons:
+        lesson = load_lesson(path)
+        doc = PipelineDocument()
+        doc.load_model_file(load_model_file(lesson.model_path))
+        state = state_of(doc)
+        for step in lesson.steps:
+            actions = step.show_me if step.kind == "do" else step.change if step.kind == "predict" else ()
+            if step.kind == "train":
+                settings = {k: v for k, v in step.settings.items() if k not in EXTRA_TRAIN_SETTINGS}
+                actions = (Action("set_training", {"settings": settings}),) if settings else ()
+            state = apply_actions(state, actions)
+            for action in actions:
+                perform(doc, action)
+            walked += len(actions)
+            assert state.names == doc.names, (path.name, step.label)
+            assert state.entries == state_of(doc).entries, (path.name, step.label)
+            assert state.training == doc.training, (path.name, step.label)
+    assert walked > 0
