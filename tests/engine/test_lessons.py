@@ -216,3 +216,11 @@ def test_hostile_files_are_one_line_each(tmp_path):
     binary.write_bytes(b"+++\n\xff\xfe\x80")
     with pytest.raises(LessonError, match="not valid UTF-8"):
         load_lesson(binary)
+
+
+def test_windows_line_endings_and_a_byte_order_mark_read_the_same(tmp_path):
+    plain = load_lesson(write(tmp_path, GOOD))
+    path = tmp_path / "01_test_crlf.md"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode("utf-8"))
+    windows = load_lesson(path)
+    assert windows.steps == plain.steps and windows.intro == plain.intro
