@@ -21,7 +21,8 @@ STRIDE_2 = Step("Predict", "predict", quantity="output_shape", layer="conv2d",
 
 @pytest.mark.parametrize("typed", ["13x13x32", "13X13X32", "(None, 13, 13, 32)", "13, 13, 32", "13 × 13 × 32",
                                    "[13,13,32]", " 13 x 13 x 32 ", "None,13,13,32", "13 by 13 by 32", "13*13*32",
-                                   "13x13x32.", "(batch, 13, 13, 32)", "13x13x32 feature maps"])
+                                   "13x13x32.", "(batch, 13, 13, 32)", "13x13x32 feature maps", "１３×１３×３２",
+                                   "13·13·32"])
 def test_every_usual_way_of_writing_a_shape_is_read(typed):
     assert parse_answer("output_shape", typed) == (13, 13, 32)
 
@@ -29,7 +30,8 @@ def test_every_usual_way_of_writing_a_shape_is_read(typed):
 @pytest.mark.parametrize("typed, value", [("1234", 1234), ("1,234", 1234), ("1 234", 1234), ("1_234", 1234),
                                           ("121,930", 121_930), ("3*3*1*32 + 32", 320), ("3x3x1x32+32", 320),
                                           ("3*3*1*32 + 32 = 320", 320), ("320 parameters", 320), ("(3*3*1+1)*32", 320),
-                                          ("320.", 320), ("about 320 trainable parameters", 320)])
+                                          ("320.", 320), ("about 320 trainable parameters", 320), ("３２０", 320),
+                                          ("3·3·1·32 + 32", 320)])
 def test_every_usual_way_of_writing_a_count_is_read(typed, value):
     assert parse_answer("params", typed) == value
 
@@ -45,6 +47,7 @@ def test_a_receptive_field_is_read_as_a_pair(typed, value):
     ("output_shape", "thirteen", "write it like 13x13x32"),
     ("output_shape", "13.5x13x32", "write it like 13x13x32"),
     ("output_shape", "0x13x32", "a size of 0"),
+    ("output_shape", "13²x32", "write it like 13x13x32"),
     ("params", "2.2M", "exact whole number"),
     ("params", "18.5k", "exact whole number"),
     ("params", "18 thousand", "exact whole number"),

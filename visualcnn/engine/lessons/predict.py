@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,7 +155,9 @@ def parse_answer(quantity: str, typed: str) -> Any:
     if "=" in text:  # "3*3*1*32 + 32 = 320": the result is what was predicted
         text = text.rsplit("=", 1)[1]
     text = text.strip().rstrip(".!").strip()  # "13x13x32." is still the answer
-    text = text.replace("×", "x").replace("✕", "x").replace("⨯", "x").replace("−", "-")
+    # other scripts' digits (full-width １３) as ASCII; ×, ✕, ·, ⋅ as x; the minus sign as -
+    text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    text = re.sub("[×✕⨯·⋅]", "x", text).replace("−", "-")
     if quantity == "output_shape":
         return _shape(text, quantity)
     if quantity == "receptive_field":
@@ -174,7 +177,7 @@ def _shape(text: str, quantity: str) -> tuple[int, ...]:
     if re.fullmatch(r"\d{1,3}(,\d{3})+", stripped):  # "1,600": one number with a thousands comma
         return (int(stripped.replace(",", "")),)
     tokens = [t for t in re.split(r"[x*,;\s()\[\]{}]+", stripped) if t]
-    if not tokens or not all(t.isdigit() for t in tokens):
+    if not tokens or not all(t.isdecimal() for t in tokens):
         raise AnswerFormatError(f"that does not read as a {'shape' if quantity == 'output_shape' else 'size'}: "
                                 f"{FORMS[quantity]}")
     dims = tuple(int(t) for t in tokens)
