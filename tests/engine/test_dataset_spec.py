@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from make_shapes_dataset import make_shapes_dataset  # noqa: E402
 
 
-def write_idx(folder: Path, n_train=20, n_test=10):
+def write_idx(folder: Path, n_train=20, n_test=10, zipped=True):
     """Four tiny gzipped IDX files in Fashion-MNIST's names (labels 0..9)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -33,7 +33,10 @@ def write_idx(folder: Path, n_train=20, n_test=10):
             body = struct.pack(">iiii", 2051, n, 28, 28) + rng.integers(0, 256, n * 784, dtype=np.uint8).tobytes()
         else:
             body = struct.pack(">ii", 2049, n) + (np.arange(n) % 10).astype(np.uint8).tobytes()
-        (folder / name).write_bytes(gzip.compress(body))
+        if zipped:
+            (folder / name).write_bytes(gzip.compress(body))
+        else:
+            (folder / name[:-3]).write_bytes(body)
     return folder
 
 
@@ -210,3 +213,11 @@ def test_a_run_on_three_classes_uses_three_outputs_and_one_hot_of_three(tmp_path
     with pytest.raises(ValueError, match="cannot train this model on the folder 's': the last layer Dense 'dense' "
                                          "has 10 outputs, but the folder 's' has 3 classes: set its units to 3"):
         prepare_run(classifier((8, 8, 3), 10), TrainingConfig(), data)
+
+
+def test_fashion_mnist_files_unzipped_are_read_too(tmp_path):
+    folder = write_idx(tmp_path / "plain", zipped=False)
+    assert sorted(p.name for p in folder.iterdir())[0] == "t10k-images-idx3-ubyte"
+    assert spec_from_argument(str(folder)) == DatasetSpec("fashion_mnist", str(folder.resolve()))
+    data = load_dataset_for(spec_from_argument(str(folder)), (28, 28, 1))
+    assert data.x_test.shape == (10, 28, 28) and data.y_test.tolist() == list(range(10))

@@ -147,15 +147,17 @@ def spec_from_argument(text: str) -> DatasetSpec:
 
 
 def _holds_idx_files(folder: Path) -> bool:
-    return folder.is_dir() and all((folder / name).is_file() for name in IDX_FILE_NAMES)
+    from .datasets import idx_path
+
+    return folder.is_dir() and all(idx_path(folder, name).is_file() for name in IDX_FILE_NAMES)
 
 
 def _idx_source(folder: Path) -> str:
     """MNIST when its test labels are MNIST's (by checksum: 10 KB), else Fashion-MNIST."""
-    from .datasets import read_idx
+    from .datasets import idx_path, read_idx
 
     try:
-        labels = read_idx(folder / IDX_FILE_NAMES[3])
+        labels = read_idx(idx_path(folder, IDX_FILE_NAMES[3]))
     except DatasetError:
         return "fashion_mnist"  # the load reports the damage properly
     import struct

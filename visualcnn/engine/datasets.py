@@ -51,6 +51,7 @@ __all__ = [
     "cache_dir",
     "mnist_dir",
     "idx_sha256",
+    "idx_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,17 @@ def _read_bytes(path: Path) -> bytes:
         raise DatasetError(f"{path}: corrupt gzip: {exc}") from None
 
 
+def idx_path(directory: Path, name: str) -> Path:
+    """directory/name, or the same file unzipped (name without .gz: Kaggle's copies, or after
+    gunzip) when only that exists; the .gz name otherwise, so a missing file is named as such."""
+    zipped = Path(directory) / name
+    if not zipped.exists():
+        plain = Path(directory) / _decompressed_name(zipped)
+        if plain.exists():
+            return plain
+    return zipped
+
+
 def _decompressed_name(path: Path) -> str:
     return path.name[:-3] if path.name.endswith(".gz") else path.name
 
@@ -200,7 +212,7 @@ def _read_dataset(directory: Path, sha256: dict[str, str] | None,
     arrays = []
     for name in IDX_FILE_NAMES:
         expected = None if sha256 is None else sha256[_decompressed_name(Path(name))]
-        arrays.append(read_idx(directory / name, expected_sha256=expected))
+        arrays.append(read_idx(idx_path(directory, name), expected_sha256=expected))
     x_train, y_train, x_test, y_test = arrays
     for split, x, y, x_name, y_name, n in (
         ("train", x_train, y_train, IDX_FILE_NAMES[0], IDX_FILE_NAMES[1],
@@ -259,7 +271,7 @@ def _cache_file(kind: str, directory: Path) -> tuple[Path, str] | None:
     place = key.hexdigest()[:12]
     for name in IDX_FILE_NAMES:
         try:
-            st = (source / name).stat()
+            st = idx_path(source, name).stat()
         except OSError:
             return None  # the slow path reports the missing file properly
         key.update(f"\0{name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
@@ -382,7 +394,7 @@ def load_mnist(path: str | os.PathLike | None = None, *, cache: bool = True):
 def fashion_mnist_available(path: str | os.PathLike | None = None) -> bool:
     """True when all four Fashion-MNIST files are present (not yet validated)."""
     directory = FASHION_MNIST_DIR if path is None else Path(path)
-    return all((directory / name).is_file() for name in IDX_FILE_NAMES)
+    return all(idx_path(directory, name).is_file() for name in IDX_FILE_NAMES)
 
 
 def load_fashion_mnist(path: str | os.PathLike | None = None, *, cache: bool = True):
