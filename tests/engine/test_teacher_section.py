@@ -69,3 +69,35 @@ def test_a_project_file_reads_and_refuses_the_section():
         read_model_file(json.dumps(data))
     with pytest.raises(ConfigError, match='"teacher" must be an object'):
         check_section("teacher", ["pipeline"])
+
+
+def test_an_authored_lesson_passes_the_lesson_check(tmp_path):
+    from visualcnn.engine.lessons import lesson_problems, load_lesson
+    from visualcnn.engine.lessons.teacher import authored_lesson, lesson_model_dict, write_lesson
+    from visualcnn.resources import preset_dir
+
+    project = json.loads((preset_dir() / "seed_cnn.json").read_text())
+    project.update(teacher={"lock": ["pipeline"]}, runs=[], window={"tab": 1})
+    path = tmp_path / "05_strides.md"
+    lesson = authored_lesson(path, " Strides ", "A stride of 2\nhalves the image.",
+                             teacher=teacher_settings({"hide": ["draw"]}))
+    assert write_lesson(path, lesson, lesson_model_dict(project)) == []
+    assert lesson_problems(path) == []
+    read = load_lesson(path)
+    assert (read.title, read.summary, read.model, read.teacher) == (
+        "Strides", "A stride of 2 halves the image.", "05_strides.json", {"hide": ["draw"]})
+    model = json.loads((tmp_path / "05_strides.json").read_text())
+    assert not {"teacher", "runs", "window"} & set(model) and model["layers"] == project["layers"]
+
+
+def test_authoring_refuses_before_writing(tmp_path):
+    from visualcnn.engine.lessons import LessonError
+    from visualcnn.engine.lessons.teacher import authored_lesson, write_lesson
+
+    path = tmp_path / "x.md"
+    with pytest.raises(ConfigError, match="the lesson needs a title"):
+        authored_lesson(path, " ", "summary")
+    lesson = authored_lesson(path, "T", "S", intro="## a heading would start a step")
+    with pytest.raises(LessonError):
+        write_lesson(path, lesson, {"layers": []})
+    assert list(tmp_path.iterdir()) == []

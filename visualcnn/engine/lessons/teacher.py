@@ -19,6 +19,7 @@ This module only knows the form and the words; gui/teacher_mode.py applies it to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..layers import ConfigError
 
@@ -147,3 +148,61 @@ def banner_text(settings: TeacherSettings) -> str:
     if settings.note:
         parts.append(settings.note)
     return " ".join(parts)
+
+
+# --- authoring: File ▸ Save as Lesson… (gui/save_as_lesson.py) --------------------------
+
+# Project parts a lesson's starting model leaves out: the teacher table goes to the lesson's
+# front matter; a student starts without the teacher's run history, saved training state
+# or window layout.
+LESSON_MODEL_DROPS = ("teacher", "resume", "runs", "window")
+FIRST_STEP_TITLE = "Look at the model"
+FIRST_STEP_TEXT = ("Hover over each block to see how its output shape and parameters are worked out. "
+                   "Which block shrinks the image the most?")
+
+
+def lesson_model_path(lesson_path: Path) -> Path:
+    """The starting model's file, beside the lesson: 07_strides.md -> 07_strides.json."""
+    return lesson_path.with_suffix(".json")
+
+
+def lesson_model_dict(project: dict, include_weights: bool = True) -> dict:
+    """A project file's dict as a lesson's starting model (model_to_dict form)."""
+    model = {k: v for k, v in project.items() if k not in LESSON_MODEL_DROPS}
+    if not include_weights:
+        model.pop("weights", None)
+    return model
+
+
+def authored_lesson(lesson_path: Path, title: str, summary: str, intro: str = "",
+                    teacher: TeacherSettings = TeacherSettings(), step_title: str = FIRST_STEP_TITLE,
+                    step_text: str = FIRST_STEP_TEXT):
+    """The Lesson a teacher writes from a project: its model beside the file, one read step to
+    start from, and the teacher table. ConfigError (one line) for a missing title or summary."""
+    from .format import Lesson, Step
+
+    title, summary = " ".join(title.split()), " ".join(summary.split())
+    if not title:
+        raise ConfigError("the lesson needs a title: type one, e.g. 'Strides shrink the image'")
+    if not summary:
+        raise ConfigError("the lesson needs a one-sentence summary of what the student learns")
+    step = Step(" ".join(step_title.split()) or FIRST_STEP_TITLE, "read", text=step_text.strip())
+    return Lesson(title=title, summary=summary, model=lesson_model_path(lesson_path).name, steps=(step,),
+                  intro=intro.strip(), teacher=teacher.to_section() or None)
+
+
+def write_lesson(lesson_path: Path, lesson, model: dict) -> list[str]:
+    """Write the starting model, then the lesson (each atomically), and check the result with
+    the same checker as `visualcnn lesson check`: its problems, one line each ([] = ok).
+    LessonError (before anything is written) for text the format cannot hold; OSError when a
+    file cannot be written."""
+    import json
+
+    from ..model_io import write_text_atomic
+    from .check import lesson_problems
+    from .writer import lesson_text
+
+    text = lesson_text(lesson)  # first: a refused text writes nothing
+    write_text_atomic(lesson_model_path(lesson_path), json.dumps(model, indent=2) + "\n")
+    write_text_atomic(lesson_path, text)
+    return lesson_problems(lesson_path)
