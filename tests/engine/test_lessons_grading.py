@@ -103,6 +103,24 @@ def test_a_known_mistake_is_named(seed, typed, hint):
     assert not g.correct and hint in g.feedback
 
 
+def test_the_other_padding_or_a_forgotten_stride_is_named(seed):
+    same = Step("Same", "predict", quantity="output_shape", layer="conv2d",
+                change=(Action("set_config", {"layer": "conv2d", "config": {"padding": "same"}}),))
+    assert grade(same, seed, "28x28x32").correct
+    g = grade(same, seed, "26x26x32")  # also the shape before the change: that hint comes first
+    assert g.feedback.endswith("That is the shape before the change.")
+    filters = Step("Filters", "predict", quantity="output_shape", layer="conv2d",
+                   change=(Action("set_config", {"layer": "conv2d", "config": {"filters": 8}}),))
+    g = grade(filters, seed, "28x28x8")
+    assert g.feedback.endswith("That would be the size with 'same' padding; this layer uses 'valid'.")
+    both = Step("Both", "predict", quantity="output_shape", layer="conv2d",
+                change=(Action("set_config", {"layer": "conv2d", "config": {"strides": [2, 2], "filters": 16}}),))
+    assert grade(both, seed, "26x26x16").feedback.endswith("That would be the size with stride 1: look at the stride again.")
+    assert grade(both, seed, "14x14x16").feedback.endswith("That would be the size with 'same' padding; this layer "
+                                                          "uses 'valid'.")
+    assert grade(both, seed, "15x15x16").feedback.endswith("work out the height and width again.")
+
+
 def test_parameters_with_the_biases_forgotten(seed):
     step = Step("Count", "predict", quantity="params", layer="conv2d_1")
     assert true_answer(step, seed).value == 18_496

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis import describe_field
-from .format import Step
+from .format import Action, Step
 from .goals import find_row, shape_text
 from .simulate import ActionError, apply_actions, state_of
 
@@ -254,6 +254,39 @@ def _written(quantity: str, value) -> str:
     return f"{value:,}"
 
 
+def _size_hint(step: Step, model: Any, value: tuple) -> str:
+    """Height and width as the layer would give them with the other padding, or without its
+    stride: the engine's own analysis of that variant, compared with what was typed."""
+    changed = apply_actions(state_of(model), step.change)
+    entry = changed.entries[changed.row_named(step.layer)]
+    config = entry.config
+    variants = []
+    padding = config.get("padding", "valid")
+    if padding in ("valid", "same") and "padding" in _arg_names(entry.class_name):
+        other = "same" if padding == "valid" else "valid"
+        variants.append(({"padding": other}, f"That would be the size with '{other}' padding; "
+                                             f"this layer uses '{padding}'."))
+    strides = config.get("strides")
+    if strides not in (None, 1, [1, 1], (1, 1)) and "strides" in _arg_names(entry.class_name):
+        variants.append(({"strides": 1}, "That would be the size with stride 1: look at the stride again."))
+    for changes, hint in variants:
+        try:
+            variant = apply_actions(changed, (Action("set_config", {"layer": step.layer, "config": changes}),))
+            row, _ = find_row(variant.report(), step.layer)
+        except ActionError:
+            continue
+        if row is not None and tuple(row.output_shape[1:]) == tuple(value):
+            return hint
+    return ""
+
+
+def _arg_names(class_name: str) -> tuple[str, ...]:
+    from ..layers import LAYER_CLASSES
+
+    cls = LAYER_CLASSES.get(class_name)
+    return tuple(a.name for a in getattr(cls, "ARGS", ()))
+
+
 def _hint(step: Step, model: Any, answer: Answer, value) -> str:
     """A known mistake, named; '' when it is none of them."""
     quantity = step.quantity
@@ -270,7 +303,7 @@ def _hint(step: Step, model: Any, answer: Answer, value) -> str:
         if len(want) == 3 and value[:2] == want[:2]:
             return "The height and width are right; check the channels."
         if len(want) == 3 and value[2] == want[2]:
-            return "The channels are right; work out the height and width again."
+            return _size_hint(step, model, value) or "The channels are right; work out the height and width again."
         return ""
     if before is not None and value == before:
         return "That is the value before the change."
