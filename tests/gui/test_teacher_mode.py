@@ -31,8 +31,10 @@ def test_a_projects_teacher_section_locks_hides_and_shows_the_banner(qtbot, wind
                                        "Change nothing yet.")
     # the pipeline: the widgets and actions a run locks, but Train stays
     assert window.teacher_locked and not window.locked and window.lock_banner.isHidden()
-    assert not window.pipeline.isEnabled() and not window.inspector.isEnabled()
-    assert not window.pipeline.list_widget.delete_action.isEnabled() and not window.undo_action.isEnabled()
+    view = window.pipeline.list_widget
+    assert view.read_only and not window.palette_widget.isEnabled() and not window.inspector.form_host.isEnabled()
+    assert not window.pipeline.input_widget.isEnabled()
+    assert not view.delete_action.isEnabled() and not window.undo_action.isEnabled()
     assert window.train_button.isEnabled()
     # the settings form
     controls = window.train_panel.controls
@@ -64,7 +66,8 @@ def test_the_end_of_a_run_keeps_the_teachers_locks(qtbot, window, tmp_path, seed
         assert window.locked and not window.lock_banner.isHidden()
     qtbot.waitUntil(lambda: not controls.epochs.isEnabled())  # the form is locked again after the run
     assert not window.locked and window.teacher_locked
-    assert not window.pipeline.isEnabled() and not window.palette_widget.isEnabled()
+    assert window.pipeline.list_widget.read_only and not window.palette_widget.isEnabled()
+    assert not window.inspector.form_host.isEnabled()
     assert window.document.trained_weights is not None  # the run trained the locked network
     assert not window.undo_action.isEnabled()
 
@@ -78,7 +81,8 @@ def test_the_teacher_unlocks_for_now_or_removes_the_locks(qtbot, window, tmp_pat
     box = mode.unlock_dialog()
     next(b for b in box.buttons() if b.text() == "Unlock for Now").click()
     assert not mode.active and mode.toolbar.isHidden() and mode.unlocked_for_session
-    assert window.pipeline.isEnabled() and window.train_panel.controls.epochs.isEnabled()
+    assert not window.pipeline.list_widget.read_only and window.inspector.form_host.isEnabled()
+    assert window.train_panel.controls.epochs.isEnabled()
     assert "Locked by your teacher." not in window.train_panel.controls.batch_size.toolTip()
     assert not window.palette_dock.isHidden() and window.tabs.isTabVisible(window.tabs.indexOf(window.draw_page))
     assert window.document.section("teacher") is not None and not window.is_modified  # still in the project
@@ -105,3 +109,32 @@ def test_lock_and_hide_dialog_writes_the_section(qtbot, seed_window):
     assert mode.active and seed_window.teacher_locked and seed_window.summary_dock.isHidden()
     assert mode.unlock_action.isEnabled()
     assert mode.save_as_lesson_action in seed_window.save_as_action.associatedObjects()[0].actions()
+
+
+def test_a_locked_pipeline_can_be_read_but_not_edited(qtbot, window, tmp_path, seed_path):
+    """Students select blocks, hover them and read their derivations; no path edits the pipeline."""
+    from PySide6.QtCore import Qt
+
+    from visualcnn.gui.mime import MIME_TYPE
+
+    open_with_teacher(window, tmp_path, seed_path, {"lock": ["pipeline"]})
+    view, document = window.pipeline.list_widget, window.document
+    before = document.to_dict()
+    view.select_row(2)
+    assert window.inspector.row == 2 and window.inspector.derivation.text().startswith("input shape")
+    assert window.inspector.derivation.isEnabled()  # readable, not greyed out
+    assert view.model().data(view.model().index(2), Qt.ItemDataRole.ToolTipRole)
+    view.delete_current()
+    view.duplicate_current()
+    view.move_current(1)
+    view.insert_layer(0, "Dropout", {"rate": 0.5})
+    view.begin_connect(0)
+    assert not view.connecting
+    mime = view.mime_data_for_row(1)
+    assert mime.hasFormat(MIME_TYPE) and not view.handle_drop(mime, 0)
+    window.pipeline.list_widget.select_row(0)
+    assert not view.delete_action.isEnabled() and not view.duplicate_action.isEnabled()
+    assert document.to_dict() == before and window.undo_stack.count() == 0
+    window.teacher_mode.unlock_for_session()
+    view.delete_current()
+    assert len(document) == len(before["layers"]) - 1  # unlocked: the same call edits again

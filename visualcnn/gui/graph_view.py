@@ -96,6 +96,7 @@ class PipelineGraphView(QAbstractScrollArea):
         self._document = document
         self._undo_stack = undo_stack
         self._document_id = f"{id(document):x}"
+        self.read_only = False  # set by the window under a teacher's lock (MainWindow.set_pipeline_locked)
         self._model = PipelineModel(document, self)
         self._current = -1
         self._anchor = -1                       # the other end of a Shift-extended selection
@@ -371,7 +372,7 @@ class PipelineGraphView(QAbstractScrollArea):
         selected = self.selected_rows()
         self.wrap_action.setEnabled(bool(selected) and row < count
                                     and self._document.wrap_problem(selected[0], selected[-1]) is None)
-        if not self.isEnabled():  # locked by a run or a teacher: a new selection or report enables nothing
+        if not self.isEnabled() or self.read_only:  # locked: a new selection or report enables nothing
             for action in (self.delete_action, self.duplicate_action, self.connect_action, self.move_up_action,
                            self.move_down_action, self.wrap_action):
                 action.setEnabled(False)
@@ -410,6 +411,8 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def _push(self, make) -> bool:
         """Build a command and push it; a refused edit (ConfigError) is said, not pushed."""
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return False
         try:
             command = make()
         except ConfigError as exc:
@@ -435,6 +438,8 @@ class PipelineGraphView(QAbstractScrollArea):
             self._push(lambda: MoveLayerCommand(self._document, row, target))
 
     def insert_layer(self, row: int, class_name: str, config: dict) -> None:
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return
         self._undo_stack.push(InsertLayerCommand(self._document, row, class_name, config))
 
     def insertion_row(self) -> int:
@@ -474,6 +479,8 @@ class PipelineGraphView(QAbstractScrollArea):
     # --- connecting by dragging from an output port ------------------------------------------------
 
     def begin_connect(self, source: int) -> None:
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return
         self._connect_by_mouse = False
         self._connect_source = source
         self._connect_pos = self.output_port(source)
@@ -686,6 +693,8 @@ class PipelineGraphView(QAbstractScrollArea):
         self.viewport().update()
 
     def _on_context_menu_requested(self, pos: QPoint):
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return
         scene = self._to_scene(QPointF(pos))
         menu = QMenu(self)
         row = self.card_at(scene)
@@ -720,6 +729,8 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def handle_drop(self, mime: QMimeData, row: int) -> bool:
         """Insert or move the block a drag carries so that it lands at `row`. Returns True if accepted."""
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return False
         payload = self._payload(mime)
         if payload is None:
             return False
@@ -741,6 +752,8 @@ class PipelineGraphView(QAbstractScrollArea):
 
     def handle_drop_at(self, mime: QMimeData, target: DropTarget) -> bool:
         """A drop on an arrow inserts on that link, on a card after it, elsewhere at a row."""
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return False
         if target.kind == "row":
             return self.handle_drop(mime, target.value)
         payload = self._payload(mime)
@@ -774,6 +787,8 @@ class PipelineGraphView(QAbstractScrollArea):
         return DropTarget("row", len(self._document))
 
     def _start_card_drag(self, row: int) -> None:
+        if self.read_only:  # a teacher's lock: the blocks can be read, not edited
+            return
         drag = QDrag(self)
         drag.setMimeData(self.mime_data_for_row(row))
         rect = self.visualRect(self._model.index(row))
@@ -786,7 +801,7 @@ class PipelineGraphView(QAbstractScrollArea):
         drag.exec(Qt.DropAction.MoveAction | Qt.DropAction.CopyAction, Qt.DropAction.MoveAction)
 
     def dragEnterEvent(self, event):  # noqa: N802 - Qt override
-        if event.mimeData().hasFormat(MIME_TYPE):
+        if event.mimeData().hasFormat(MIME_TYPE) and not self.read_only:
             event.acceptProposedAction()
         else:
             event.ignore()

@@ -422,7 +422,12 @@ class MainWindow(QMainWindow):
         self.lock_banner.setVisible(locked)
         editable = not locked and not self.teacher_locked  # a run's end does not lift a teacher's lock
         for widget in (self.pipeline, self.palette_widget, self.inspector):
-            widget.setEnabled(editable)
+            widget.setEnabled(not locked)
+        # A teacher's lock keeps the blocks readable: select one, hover it, read its derivation.
+        self.palette_widget.setEnabled(editable)
+        self.pipeline.input_widget.setEnabled(editable)
+        self.pipeline.list_widget.read_only = not editable
+        self.inspector.form_host.setEnabled(editable)
         for action in self._editing_actions():
             action.setEnabled(editable)
         if editable:  # give the context-dependent actions their proper state back
