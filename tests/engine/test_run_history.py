@@ -139,9 +139,9 @@ def test_differing_settings_and_the_table():
     assert differing_settings([a]) == []
     columns, rows = run_table([a, b, c])
     keys = [col.key for col in columns]
-    assert keys[:3] == ["id", "started", "status"]
-    settings = [k for k in keys if k.startswith("settings.")]
-    assert settings[:2] == ["settings.learning_rate", "settings.batch_size"]  # what differs comes first
+    # what differs comes right after the run number, then the results
+    assert keys[:5] == ["id", "settings.learning_rate", "settings.batch_size", "dataset", "final.test_accuracy"]
+    assert keys[-1] == "settings.limit" and columns[-1].header == "training images"
     assert {col.key for col in columns if col.differs} == {"settings.learning_rate", "settings.batch_size",
                                                            "dataset"}
     assert rows[1][keys.index("settings.learning_rate")] == 0.003

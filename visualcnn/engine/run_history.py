@@ -451,31 +451,37 @@ class Column:
     differs: bool = False  # a setting (or the dataset) that is not the same in every run
 
 
+# Cause, then effect: after the run number come the settings that differ (run_table),
+# then how the run did, then where and when it ran, then the settings every run shares.
 SUMMARY_COLUMNS = (
-    ("id", "run", True), ("started", "started (UTC)", False), ("status", "status", False),
-    ("model", "model", False), ("params", "params", True), ("dataset", "dataset", False),
-    ("epochs", "epochs", True), ("duration", "seconds", True),
-    ("final.loss", "loss", True), ("final.accuracy", "accuracy", True), ("final.val_loss", "val loss", True),
-    ("final.val_accuracy", "val accuracy", True), ("best.val_accuracy", "best val accuracy", True),
-    ("final.test_loss", "test loss", True), ("final.test_accuracy", "test accuracy", True),
+    ("id", "run", True),
+    ("final.test_accuracy", "test accuracy", True), ("best.val_accuracy", "best val accuracy", True),
+    ("final.val_accuracy", "val accuracy", True), ("final.accuracy", "train accuracy", True),
+    ("final.test_loss", "test loss", True), ("final.val_loss", "val loss", True), ("final.loss", "train loss", True),
+    ("epochs", "epochs", True), ("duration", "seconds", True), ("status", "status", False),
+    ("dataset", "dataset", False), ("model", "model", False), ("params", "params", True),
+    ("started", "started (UTC)", False),
 )
+SETTING_HEADERS = {"loss": "loss function", "limit": "training images"}
 
 
 def run_table(records: list) -> tuple[list[Column], list[list]]:
-    """The columns and rows of the run table (window and CSV): the summary, then the
-    settings, those that differ between runs first. A column no run has a value for is
-    left out (no validation split: no val columns)."""
-    differ = set(differing_settings(records))
-    columns = []
+    """The columns and rows of the run table (window and CSV): the run number, the settings
+    that differ between runs (highlighted), the results, then the settings all runs share.
+    A column no run has a value for is left out (no validation split: no val columns)."""
+    differ = differing_settings(records)
+    summary = []
     for key, header, numeric in SUMMARY_COLUMNS:
-        if any(cell_value(r, key) is not None for r in records) or key == "id":
-            columns.append(Column(key, header, numeric, key in differ))
-    keys = setting_keys(records)
-    keys = [k for k in keys if k in differ] + [k for k in keys if k not in differ]
-    for key in keys:
+        if key == "id" or any(cell_value(r, key) is not None for r in records):
+            summary.append(Column(key, header, numeric, key in differ))
+    settings = []
+    for key in setting_keys(records):
         values = [setting_value(r, key) for r in records]
         numeric = all(_is_number(v) for v in values if v is not None)
-        columns.append(Column(f"settings.{key}", key.replace("_", " "), numeric, key in differ))
+        settings.append(Column(f"settings.{key}", SETTING_HEADERS.get(key, key.replace("_", " ")), numeric,
+                               key in differ))
+    columns = summary[:1] + [c for c in settings if c.differs] + [c for c in summary[1:] if c.differs] \
+        + [c for c in summary[1:] if not c.differs] + [c for c in settings if not c.differs]
     rows = [[cell_value(r, c.key) for c in columns] for r in records]
     return columns, rows
 
@@ -496,6 +502,12 @@ def cell_text(value, key: str = "") -> str:
         return ""
     if "accuracy" in key and _is_number(value):
         return f"{value:.2%}"
+    if key.startswith(("final.", "best.")) and _is_number(value):
+        return f"{value:.4f}"  # one column, one number of places: easier to compare down the column
+    if key == "params" and _is_number(value):
+        return f"{value:,}"
+    if key == "duration" and _is_number(value):
+        return f"{value:.1f}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

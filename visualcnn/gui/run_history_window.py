@@ -143,6 +143,10 @@ class RunHistoryWindow(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(False)  # the highlight colour must read as the only colour
         self.table.verticalHeader().hide()
+        line = self.table.fontMetrics().height()
+        self.table.verticalHeader().setDefaultSectionSize(int(line * 1.5))
+        # room for the header, four runs and the horizontal scroll bar before the charts take the rest
+        self.table.setMinimumHeight(int(line * 1.5) * 6 + self.table.horizontalScrollBar().sizeHint().height())
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.setSortingEnabled(True)
@@ -215,7 +219,7 @@ class RunHistoryWindow(QWidget):
             text = f"<b>{count} run{'s' if count != 1 else ''}.</b> Tick runs to overlay their curves below."
             if differing:
                 names = ", ".join(c.header for c in differing)
-                text += (f" <span style='background:{DIFFERS_BACKGROUND.name()}'>&nbsp;Highlighted&nbsp;</span>: "
+                text += (f" <span style='background:{DIFFERS_BACKGROUND.name()}'>&nbsp;Highlighted:&nbsp;</span> "
                          f"what differs between the runs ({names}).")
             self.heading.setText(text)
         self._filling = True
@@ -236,7 +240,7 @@ class RunHistoryWindow(QWidget):
             self.table.setHorizontalHeaderItem(col, header)
         for row, (record, values) in enumerate(zip(self._records, rows)):
             for col, (column, value) in enumerate(zip(self.columns, values)):
-                cell = _Cell(cell_text(value, column.key), value)
+                cell = _Cell(_started_text(value) if column.key == "started" else cell_text(value, column.key), value)
                 if column.numeric:
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if column.differs:
@@ -407,6 +411,16 @@ def _qt_svg(item) -> bytes:
     finally:
         painter.end()
     return bytes(buffer.data())
+
+
+def _started_text(started) -> str:
+    """"2026-11-30T12:36:12Z" as "30 Nov 12:36" (the CSV keeps the full time)."""
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(str(started), "%Y-%m-%dT%H:%M:%SZ").strftime("%d %b %H:%M")
+    except ValueError:
+        return str(started)
 
 
 def _swatch(colour: QColor) -> QIcon:
