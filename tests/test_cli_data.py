@@ -20,7 +20,8 @@ def run(*args):
 
 def small_cnn(path: Path, units=3, input_shape=(16, 16, 3), epochs=10) -> str:
     model = {"format": "visualcnn.model", "version": 1, "name": "small", "input_shape": list(input_shape),
-             "layers": [{"class_name": "Conv2D", "config": {"filters": 16, "kernel_size": [3, 3], "activation": "relu"}},
+             "layers": [{"class_name": "Conv2D",
+                         "config": {"filters": 16, "kernel_size": [3, 3], "activation": "relu"}},
                         {"class_name": "MaxPooling2D", "config": {"pool_size": [2, 2]}},
                         {"class_name": "Flatten", "config": {}},
                         {"class_name": "Dense", "config": {"units": units, "activation": "softmax"}}],
@@ -68,7 +69,8 @@ def test_a_model_that_does_not_fit_the_folder_is_refused_before_reading(shapes, 
     result = run("train", small_cnn(tmp_path / "m.json", units=10), "--data", str(shapes))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == ("error: cannot train this model on the folder 'shapes': the last layer Dense "
-                                     "'dense' has 10 outputs, but the folder 'shapes' has 3 classes: set its units to 3")
+                                     "'dense' has 10 outputs, but the folder 'shapes' has 3 classes: "
+                                     "set its units to 3")
     vector = {"format": "visualcnn.model", "version": 1, "name": "v", "input_shape": [768],
               "layers": [{"class_name": "Dense", "config": {"units": 3, "activation": "softmax"}}]}
     (tmp_path / "v.json").write_text(json.dumps(vector))

@@ -81,7 +81,8 @@ class DatasetSpec:
         test_split = data.get("test_split", DEFAULT_TEST_SPLIT)
         if (isinstance(test_split, bool) or not isinstance(test_split, (int, float))
                 or not 0.0 < float(test_split) <= 0.9):
-            raise ConfigError(f"dataset: test_split must be a fraction above 0 and at most 0.9, received {test_split!r}")
+            raise ConfigError("dataset: test_split must be a fraction above 0 and at most 0.9, "
+                              f"received {test_split!r}")
         interpolation = data.get("interpolation", DEFAULT_INTERPOLATION)
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"dataset: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
@@ -425,6 +426,7 @@ def _folder_key(folder: Path):
     return str(folder.resolve()), tuple(sorted(stamps))
 
 
-__all__ = ["DatasetSpec", "Dataset", "check_dataset_section", "spec_from_argument", "spec_for_project", "load_dataset_for",
+__all__ = ["DatasetSpec", "Dataset", "check_dataset_section", "spec_from_argument", "spec_for_project",
+           "load_dataset_for",
            "input_problem", "image_shape_for", "dataset_classes", "stratified_split", "LoadCancelled", "Skipped",
            "SOURCES", "SOURCE_LABELS"]

@@ -145,7 +145,8 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
     try:
         st = os.stat(root)
     except FileNotFoundError:
-        raise DatasetError(f"{shown}: no such folder; choose a folder with one sub-folder of images per class") from None
+        raise DatasetError(f"{shown}: no such folder; choose a folder with one sub-folder of images per class") \
+            from None
     except OSError as exc:
         raise DatasetError(f"{shown}: cannot open the folder ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
@@ -313,7 +314,9 @@ def memory_refusal(image_count: int, image_shape: tuple[int, int, int], where: s
         return None
     h, w, c = image_shape
     fits = max(0, allowed // max(1, folder_bytes(1, image_shape)))
-    instead = f"a smaller input shape or a folder with at most {fits:,} images" if fits >= 2 else "a smaller input shape"
+    instead = "a smaller input shape"
+    if fits >= 2:
+        instead += f" or a folder with at most {fits:,} images"
     return (f"{where}: {image_count:,} images at {h}x{w}x{c} need {format_bytes(need)} in memory, more than half "
             f"of the {format_bytes(free)} free; use {instead}")
 
