@@ -119,10 +119,11 @@ class TeacherBannerWidget(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        # A tool bar asks for sizeHint only: give it the wrapped height at this width.
+        # A tool bar does not ask for the height at a width: fix it to the wrapped text's height
+        # at this width (one line on a wide window, two or three on a narrow one).
         wanted = self.heightForWidth(event.size().width())
-        if wanted != self.minimumHeight():
-            self.setMinimumHeight(wanted)
+        if wanted != self.height():
+            self.setFixedHeight(wanted)
 
 
 class TeacherMode(QObject):
