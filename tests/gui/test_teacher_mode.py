@@ -138,3 +138,12 @@ def test_a_locked_pipeline_can_be_read_but_not_edited(qtbot, window, tmp_path, s
     window.teacher_mode.unlock_for_session()
     view.delete_current()
     assert len(document) == len(before["layers"]) - 1  # unlocked: the same call edits again
+
+
+def test_apply_locks_without_changing_the_project_until_another_loads(qtbot, seed_window, seed_path):
+    mode = seed_window.teacher_mode
+    mode.apply({"lock": ["pipeline"], "hide": ["summary"]})
+    assert mode.active and seed_window.teacher_locked and seed_window.summary_dock.isHidden()
+    assert seed_window.document.section("teacher") is None and not seed_window.is_modified
+    assert seed_window.load_preset(seed_path)  # a new project: its own (no) teacher settings hold
+    assert not mode.active and not seed_window.teacher_locked and not seed_window.summary_dock.isHidden()

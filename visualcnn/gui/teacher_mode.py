@@ -14,7 +14,8 @@ What the section means lives in engine/lessons/teacher.py; this file only draws 
   the section from check boxes) and "Unlock…" (for this session, or remove the section).
 
 The window follows its document: opening a project (or a lesson setting the section) applies
-the section; `apply(section)` applies one without writing it to the project.
+the section; `apply(section)` applies one without writing it to the project (until another
+project or lesson is loaded).
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class TeacherMode(QObject):
 
         self._build_menu()
         window.document.section_changed.connect(self._on_document_section_changed)
+        window.document.pipeline_reset.connect(self._on_document_pipeline_reset)
         window.train_panel.run_started.connect(self._on_run_state_changed)
         window.train_panel.run_finished.connect(self._on_run_state_changed)
         window.tabs.currentChanged.connect(lambda _index: self._apply_hidden())
@@ -193,8 +195,17 @@ class TeacherMode(QObject):
         self.unlocked_for_session = False  # a new project (or new locks) applies again
         self.apply(self.window.document.section("teacher"))
 
+    def _on_document_pipeline_reset(self) -> None:
+        # Another project (or lesson) replaced this one: its own section, or none, holds now,
+        # also when the earlier locks came from apply() rather than from the project.
+        self.unlocked_for_session = False
+        self.apply(self.window.document.section("teacher"))
+
     def apply(self, section) -> None:
-        """Apply a teacher section (dict as in a file, a TeacherSettings, or None = nothing)."""
+        """Apply a teacher section (dict as in a file, a TeacherSettings, or None = nothing).
+
+        The project is not changed: a lesson's locks applied this way are not saved with the
+        student's work (document.set_section("teacher", ...) applies and saves them)."""
         try:
             settings = section if isinstance(section, TeacherSettings) else teacher_settings(section)
         except ConfigError as exc:  # the file reader checked it already; never lock on a bad value
