@@ -286,3 +286,13 @@ def test_names_that_are_not_utf8_can_still_be_printed(tmp_path):
     images = read_image_folder(root, (2, 2, 1))
     assert images.class_names == ("blue", "caf\ufffd", "red")
     "\n".join(images.report.lines()).encode("utf-8")  # no lone surrogates left to fail a print
+
+
+def test_a_large_jpeg_decoded_at_reduced_scale_matches_the_full_decode(tmp_path):
+    y, x = np.mgrid[0:768, 0:1024]
+    photo = np.stack([np.sin(x / 90) * 120 + 128, np.cos(y / 60) * 120 + 128, (x + y) / 1800 * 255], -1)
+    Image.fromarray(photo.astype(np.uint8)).save(tmp_path / "photo.jpg", quality=90)
+    fast = decode_image(tmp_path / "photo.jpg", (48, 64, 3)).astype(int)
+    with Image.open(tmp_path / "photo.jpg") as image:
+        full = np.asarray(image.convert("RGB").resize((64, 48), Image.Resampling.BILINEAR)).astype(int)
+    assert fast.shape == full.shape and np.abs(fast - full).max() <= 3

@@ -355,6 +355,11 @@ def decode_image(path: str | os.PathLike, image_shape: tuple[int, int, int],
                 if width * height > MAX_IMAGE_PIXELS:
                     raise DatasetError(f"{width}x{height} pixels, more than the {MAX_IMAGE_PIXELS // 10**6} "
                                        "megapixel limit (a decompression bomb, or a photo to shrink first)")
+                if image.format in ("JPEG", "MPO") and width >= 4 * w and height >= 4 * h:
+                    # A phone photo is 12 megapixels: JPEG can decode at 1/2, 1/4 or 1/8 scale
+                    # directly (8x faster). Kept at twice the target or more, so the named
+                    # interpolation still does the final resize.
+                    image.draft("L" if c == 1 else "RGB", (2 * w, 2 * h))
                 image.load()  # decodes everything now: a truncated file fails here
                 return _pixels(image, (h, w, c), _resample(interpolation))
     except DatasetError:
