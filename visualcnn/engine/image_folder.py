@@ -160,7 +160,7 @@ def scan_image_folder(path: str | os.PathLike, *, max_classes: int = MAX_CLASSES
     skipped: list[Skipped] = []
     for entry in entries:
         if entry.name.startswith("."):
-            continue  # .DS_Store, .git: not part of the data (Keras lists them too, as non-images)
+            continue  # hidden: .DS_Store, .git, editors' files are not part of the data
         try:
             is_dir = entry.is_dir()  # follows a link, as a class folder may be one
         except OSError:
