@@ -61,7 +61,7 @@ PREDICT_ANSWERS = {
     ("08_batch_normalization", 3): "64", ("08_batch_normalization", 6): "21,882",
     ("09_depthwise_separable", 1): "18,496", ("09_depthwise_separable", 2): "2,230,272",
     ("09_depthwise_separable", 4): "2,400", ("09_depthwise_separable", 5): "282,656",
-    ("09_depthwise_separable", 6): "11x11x64",
+    ("09_depthwise_separable", 6): "11x11x64", ("09_depthwise_separable", 9): "73",
     ("10_residual_connections", 1): "37,450", ("10_residual_connections", 4): "14x14x16",
     ("10_residual_connections", 5): "37,450",
     ("11_choosing_the_loss", 2): "650",
@@ -279,6 +279,14 @@ def test_batch_norm_lesson_numbers():
     assert state_after("08_batch_normalization", 5).report().non_trainable_params * 2 == \
         sum(r.params for r in state_after("08_batch_normalization", 5).report().rows
             if r.layer.class_name == "BatchNormalization")
+
+
+def test_separable_lesson_first_layer_numbers():
+    before = state_at("09_depthwise_separable", 8)
+    after = state_after("09_depthwise_separable", 8)
+    assert row(before, "conv2d").params == 320 and row(after, "separable_conv2d").params == 73
+    assert 320 - 73 == 247 and before.report().total_params > 100_000
+    assert row(after, "separable_conv2d_1").params == 2_400  # the earlier one, renamed from the top
 
 
 def test_residual_lesson_blocks_keep_their_shape():
