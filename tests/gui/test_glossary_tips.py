@@ -104,3 +104,31 @@ def test_explain_works_on_a_chart_axis(seed_window):
     before = axis.toolTip()
     explain(axis, "accuracy")
     assert axis.toolTip() == before  # already there: nothing added twice
+
+
+def test_cards_explain_their_type_and_settings_words(window):
+    from visualcnn.gui.main_window import preset_paths
+
+    assert window.load_preset(next(p for p in preset_paths() if p.stem == "resnet_mnist"))
+    model = window.pipeline.list_widget.model()
+    tips = {window.document.entry(r).class_name + str(r): model.data(model.index(r), Qt.ItemDataRole.ToolTipRole)
+            for r in range(len(window.document))}
+    conv = next(t for k, t in tips.items() if k.startswith("Conv2D"))
+    assert has(conv, "convolution") and has(conv, "filter") and has(conv, "same")
+    strided = [model.data(model.index(r), Qt.ItemDataRole.ToolTipRole) for r in range(len(window.document))
+               if window.document.entry(r).config.get("strides") in (2, [2, 2], (2, 2))]
+    assert strided and all(has(t, "stride") for t in strided)
+    assert not has(tips["Conv2D0"], "stride")  # only where the card says "stride 2"
+    bn = next(t for k, t in tips.items() if k.startswith("BatchNormalization"))
+    assert has(bn, "batch normalization") and has(bn, "non-trainable parameters") and not has(bn, "momentum")
+
+
+def test_explain_menu_results_and_headings(seed_window):
+    assert has(seed_window.explain_action.toolTip(), "grad-cam")
+    assert has(seed_window.embedding_action.toolTip(), "embedding")
+    results = seed_window.train_panel.results
+    assert has(results.matrix.toolTip(), "confusion matrix") and has(results.summary.toolTip(), "test set")
+    from PySide6.QtWidgets import QLabel
+
+    heading = next(l for l in seed_window.train_panel.findChildren(QLabel) if "Filters (conv kernels)" in l.text())
+    assert has(heading.toolTip(), "filter") and has(heading.toolTip(), "kernel")

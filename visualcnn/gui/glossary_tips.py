@@ -14,6 +14,7 @@ helpers where they are built.
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from ..engine.glossary import lookup, term
@@ -89,10 +90,20 @@ def shape_terms(text: str) -> tuple[str, ...]:
     return ("None",) if "None" in text else ()
 
 
+# Words of a card's settings line that mean something else there (BatchNormalization's
+# momentum is its running averages' factor, not the optimizer's momentum).
+CARD_WORDS_SKIPPED = ("momentum",)
+
+
 def layer_terms(report) -> tuple[str, ...]:
-    """The words a layer's card or summary row shows: None in its shape, its receptive field,
-    MACs, and non-trainable parameters (BatchNormalization's moving statistics)."""
-    names = ["None", "receptive field"]
+    """The words a layer's card shows: its type (Conv2D: convolution), the words of its settings
+    line ("32 filters, 3x3, relu, valid, stride 2"), None in its shape, its receptive field, MACs,
+    and non-trainable parameters (BatchNormalization's moving statistics)."""
+    layer = report.layer
+    words = [layer.class_name] + re.split(r"[\s,·]+", layer.describe())
+    names = [w for w in words if w and not w[0].isdigit() and w not in CARD_WORDS_SKIPPED
+             and lookup(w) is not None]
+    names += ["None", "receptive field"]
     if report.macs:
         names.append("MACs")
     if report.params != report.trainable_params:
@@ -133,7 +144,7 @@ def _explain_plot(plot, title_terms, left_terms, bottom_terms) -> None:
 
 def install_glossary_tips(window) -> None:
     """Explain the fixed technical words of a MainWindow (once, when it is built)."""
-    from PySide6.QtWidgets import QFormLayout
+    from PySide6.QtWidgets import QFormLayout, QLabel
 
     from .draw_tab import ProbabilityBarsWidget
 
@@ -161,3 +172,17 @@ def install_glossary_tips(window) -> None:
 
     for bars in window.draw_panel.findChildren(ProbabilityBarsWidget):
         explain(bars, "softmax", "logits")
+
+    explain(controls.memory, "batch size", "parameters")
+    headings = {"Filters (conv kernels)": ("filter", "kernel"), "Feature maps of the probe image": ("feature map",)}
+    for label in window.train_panel.findChildren(QLabel):
+        shown = re.sub(r"<[^>]+>", "", label.text())  # headings are "<big><b>...</b></big>"
+        if shown in headings:
+            explain(label, *headings[shown])
+    results = window.train_panel.results
+    explain(results.summary, "test set", "accuracy")
+    explain(results.matrix, "confusion matrix")
+    for action, names in ((window.watch_slide_action, ("stride", "receptive field")),
+                          (window.explain_action, ("grad-cam", "saliency", "occlusion")),
+                          (window.filter_vis_action, ("filter",)), (window.embedding_action, ("embedding",))):
+        explain(action, *names)
