@@ -25,7 +25,8 @@ def test_train_button_locks_the_pipeline_and_the_weights_join_the_project(qtbot,
     assert seed_window.draw_panel.has_model()
     assert seed_window.document.training.batch_size == 64
     # the run is also recorded in the project's run history (gui/run_recording.py)
-    assert seed_window.unsaved_changes_text() == "The trained weights and the run history have unsaved changes."
+    assert seed_window.unsaved_changes_text() == ("The trained weights, the saved training state and the run history "
+                                                  "have unsaved changes.")
     seed_window.undo_stack.undo()  # "Train network" is an undoable edit
     assert seed_window.document.trained_weights is None
 

@@ -326,7 +326,11 @@ class SetTrainedWeightsCommand(QUndoCommand):
 TRAINING_LABELS = {"optimizer": "optimizer", "learning_rate": "learning rate", "batch_size": "batch size",
                    "epochs": "epochs", "validation_split": "validation split", "seed": "seed", "loss": "loss",
                    "momentum": "momentum", "nesterov": "Nesterov momentum",
-                   "schedule": "learning-rate schedule"}
+                   "schedule": "learning-rate schedule", "decay_rate": "decay factor", "decay_epochs": "decay period",
+                   "monitor": "watched quantity", "early_stopping": "early stopping",
+                   "patience": "early-stopping patience",
+                   "restore_best_weights": "restore best weights", "reduce_lr_on_plateau": "reduce on plateau",
+                   "reduce_lr_factor": "reduce-on-plateau factor", "reduce_lr_patience": "reduce-on-plateau patience"}
 
 
 class SetTrainingConfigCommand(QUndoCommand):

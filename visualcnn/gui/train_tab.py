@@ -39,6 +39,8 @@ from .commands import SetTrainingConfigCommand
 from .dataset_source import arrays_summary, cached_arrays, load_arrays, needs_input_shape, readiness_dataset, \
     forget_facts
 from .panels.curves import CurvesPanel
+from .panels.callback_controls import SchedulePreview
+from .continue_training import ContinueTraining
 from .cell_tracer import CellTracer, model_with_weights
 from .panels.feature_maps import FeatureMapsWidget, MapLayer, has_feature_maps
 from .panels.filters import FiltersPanel
@@ -148,6 +150,7 @@ class TrainTabWidget(QWidget):
         self._last_step = None
         self._pending_report = None
         self._pending_snapshot = None
+        self._prepared_run = self._run_config = None  # the run going on: its state is kept when it ends
         self._start_when_loaded = False  # Start was pressed while an image folder was being read
 
         self.controller = TrainingController(self)
@@ -165,6 +168,12 @@ class TrainTabWidget(QWidget):
         self._build_layout()
 
         self.controls.start_requested.connect(self._on_controls_start_requested)
+        # Callbacks and exact resume (gui/continue_training.py, gui/panels/callback_controls.py)
+        self.continuation = ContinueTraining(self)
+        self.schedule_preview = SchedulePreview(self.training_settings, self._planned_examples,
+                                                self.curves.show_planned_learning_rate, self)
+        self.controls.callbacks.continue_requested.connect(self.continue_training)
+        self.controls.train_images.valueChanged.connect(lambda _v: self.schedule_preview.refresh())
         self.controls.pause_requested.connect(self._on_controls_pause_requested)
         self.controls.resume_requested.connect(self._on_controls_resume_requested)
         self.controls.stop_requested.connect(self._on_controls_stop_requested)
@@ -251,6 +260,8 @@ class TrainTabWidget(QWidget):
         if not self._run_active:
             self._show_memory()
             self.controls.set_blocker(reason)
+            self.schedule_preview.refresh()  # the next run's learning rate, under the loss curve
+            self.continuation.refresh()
             if self.isVisible():
                 QTimer.singleShot(0, self._preview)
         return reason
@@ -453,8 +464,19 @@ class TrainTabWidget(QWidget):
         return readiness_problem(model.analyse(), self.training_settings(),
                                  dataset=readiness_dataset(self.dataset_spec()))
 
-    def start(self) -> bool:
-        """Start training with the current settings; False (and a message) when it cannot."""
+    def _planned_examples(self) -> int:
+        """Training images the next run would use (before the validation split)."""
+        data = self._data
+        count = self.controls.train_image_count()
+        return min(count, len(data.y_train)) if data is not None else count
+
+    def continue_training(self) -> bool:
+        """Continue the last run exactly where it stopped (the project's "resume" section)."""
+        return self.start(resume=True)
+
+    def start(self, resume: bool = False) -> bool:
+        """Start training with the current settings; False (and a message) when it cannot.
+        resume: continue the last run for the settings' epochs (gui/continue_training.py)."""
         if self.controller.running:
             return False
         reason = self.refresh_model_source()
@@ -475,11 +497,14 @@ class TrainTabWidget(QWidget):
         try:
             # The engine's recipe: checks (memory first, before any allocation), build,
             # compile, labels as the loss needs them, and the run with its batch count.
-            prepared = prepare_run(model, config, data, limit=count)
+            prepared = (self.continuation.prepare(model, config, data, count) if resume
+                        else prepare_run(model, config, data, limit=count))
         except ValueError as exc:  # MemoryLimitError included: one line saying what to reduce
-            self.controls.show_message(f"Cannot train: {exc}", "error")
-            self._post(f"Cannot train: {exc}")
+            verb = "continue" if resume else "train"
+            self.controls.show_message(f"Cannot {verb}: {exc}", "error")
+            self._post(f"Cannot {verb}: {exc}")
             return False
+        self._prepared_run, self._run_config = prepared.run, config
         spatial_input = tuple(model.input_shape) == (28, 28, 1)
         report = model.analyse()
         self._spatial = self._spatial_layers(model, report)
@@ -493,7 +518,7 @@ class TrainTabWidget(QWidget):
                                   validation_split=config.validation_split, seed=config.seed,
                                   probe=self.probe_picker.probe() if spatial_input else None, run=prepared.run)
         batches = prepared.steps_per_epoch
-        self.curves.begin_run(config.epochs)
+        self.curves.begin_run(prepared.initial_epoch + config.epochs)
         self.results.clear()
         self.lower_tabs.setCurrentIndex(0)
         self.controls.begin(config.epochs, batches)
@@ -509,6 +534,8 @@ class TrainTabWidget(QWidget):
         self.controller.start(request)
         self.run_started.emit()
         schedule = " (cosine decay to 0)" if config.schedule == "cosine" else ""
+        if prepared.initial_epoch or resume:
+            schedule += f", continued after epoch {prepared.initial_epoch}"
         self._post(f"Training started: {config.optimizer}, learning rate {config.learning_rate:g}{schedule}, "
                    f"batch {config.batch_size}, {config.epochs} epoch(s)")
         return True
@@ -700,8 +727,12 @@ class TrainTabWidget(QWidget):
                 step = self._last_step
                 where = f" at epoch {step.epoch}, batch {step.batch}" if step else ""
                 text = f"Stopped{where}: the weights so far are kept."
+            said = getattr(self._prepared_run, "messages", [])  # the callbacks' lines ("early stopping")
+            text = " ".join([text, *(f"{line}." for line in said)])
             self.controls.show_message(text, "ok")
             self._post(text)
+            self.continuation.keep(model, self._prepared_run, self._run_config)
+        self._prepared_run = None
         if self._error is not None and model is not None and model.built:
             # No final snapshot follows a failure; the thread has ended, so reading the model
             # here is safe: after a divergence this shows the last good weights.

@@ -22,6 +22,8 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .learning_rate_plot import LearningRatePlot
+
 REDRAW_MS = 250
 # Exponential moving average factor per training batch. The window receives only some
 # batches (progress is throttled), so a received point decays the average by SMOOTHING once
@@ -133,11 +135,18 @@ class CurvesPanel(QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.setMenuEnabled(False)
             plot.disableAutoRange()
+        # The learning rate under the loss (planned before a run, used during it; x linked) and
+        # the schedule and callbacks in words beside it (gui/panels/learning_rate_plot.py).
+        self.lr_plot = self._graphics.addPlot(row=1, col=0)
+        self.lr_plot.setXLink(self.loss_plot)
+        self.schedule_note = self._graphics.addLabel("", row=1, col=1, justify="left")
+        self.learning_rate = LearningRatePlot(self.lr_plot, self.schedule_note)
         # Both plots draw each run with the same colours and styles: one legend serves both.
         self.legend = pg.LegendItem(labelTextColor="#333", colCount=3, frame=False, verSpacing=-6)
-        self._graphics.addItem(self.legend, row=1, col=0, colspan=2)
-        self._graphics.ci.layout.setRowStretchFactor(0, 1)  # the plots take the height, the legend its lines
-        self._graphics.ci.layout.setRowStretchFactor(1, 0)
+        self._graphics.addItem(self.legend, row=2, col=0, colspan=2)
+        self._graphics.ci.layout.setRowStretchFactor(0, 3)  # the plots take the height, the legend its lines
+        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._graphics.ci.layout.setRowStretchFactor(2, 0)
         self._epochs = 1
         self._loss_top = 2.5
         self.loss_plot.setRange(xRange=(0, 1), yRange=(0, self._loss_top), padding=0.02)
@@ -181,6 +190,7 @@ class CurvesPanel(QWidget):
             plot.setLabel("left", label, **{"font-size": f"{size:.1f}pt"})
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setStyle(tickFont=tick)
+        self.learning_rate.apply_fonts(size, tick)
         self.legend.opts["labelTextSize"] = f"{size * 0.9:.1f}pt"
         self.legend.clear()  # re-added with the new text size
         self._refresh_legends()
@@ -223,6 +233,7 @@ class CurvesPanel(QWidget):
             run.set_faded(True)
         index = (self._runs[-1].index + 1) if self._runs else 1
         self._runs.append(_RunItem(index, self.loss_plot, self.accuracy_plot))
+        self.learning_rate.begin_run()
         self._refresh_legends()
         self._timer.start()
 
@@ -237,6 +248,7 @@ class CurvesPanel(QWidget):
         x = report.epoch - 1 + report.batch / report.batches
         step = (report.epoch - 1) * report.batches + report.batch
         self._runs[-1].add_step(x, report.batch_loss, report.batch_accuracy, step)
+        self.learning_rate.add(x, getattr(report, "learning_rate", None))
         self._dirty = True
 
     def add_epoch(self, report) -> None:
@@ -267,10 +279,19 @@ class CurvesPanel(QWidget):
             plot.addItem(line)
             run.markers.append(line)
 
+    def show_planned_learning_rate(self, x, rates, text: str = "") -> None:
+        """The next run's learning rate at every batch, drawn dashed under the loss before it
+        starts (gui/panels/callback_controls.py SchedulePreview); the axes make room for it."""
+        self.learning_rate.show_planned(x, rates, text)
+        if len(x) and not self._timer.isActive():
+            self._epochs = max(int(np.ceil(x[-1])), self._epochs if self._runs else 1)
+            self._fit_ranges()
+
     def clear(self) -> None:
         for run in self._runs:
             run.remove()
         self._runs.clear()
+        self.learning_rate.clear()
         self._refresh_legends()
         self._dirty = False
 
@@ -301,6 +322,7 @@ class CurvesPanel(QWidget):
             return
         self._dirty = False
         self._runs[-1].push()
+        self.learning_rate.push()
         self._fit_ranges()
 
     def _on_clear_button_clicked(self) -> None:

@@ -18,10 +18,12 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFor
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..dataset_picker import DatasetPicker
+from .callback_controls import CallbackControlsPanel
 from ...engine.training_config import DEFAULT_LEARNING_RATES, TrainingConfig
 
 OPTIMIZER_LABELS = (("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"))
-SCHEDULE_LABELS = (("constant", "Constant"), ("cosine", "Cosine decay"))
+SCHEDULE_LABELS = (("constant", "Constant"), ("step", "Step decay"), ("exponential", "Exponential decay"),
+                   ("cosine", "Cosine decay"))
 TRAIN_IMAGES = 60000
 
 BANNER_STYLES = {
@@ -72,10 +74,17 @@ class TrainingControlsPanel(QWidget):
         self.schedule = QComboBox()
         for key, label in SCHEDULE_LABELS:
             self.schedule.addItem(label, key)
-        self.schedule.setToolTip("Constant: the learning rate above for the whole run. Cosine decay: start at the "
+        self.schedule.setToolTip("Constant: the learning rate above for the whole run. Step / exponential decay: "
+                                 "multiply it by the decay factor every few epochs, at once or smoothly (Keras "
+                                 "PiecewiseConstantDecay / ExponentialDecay). Cosine decay: start at the "
                                  "learning rate above and lower it along half a cosine to 0 at the last batch "
                                  "(Keras CosineDecay): big steps early, fine steps at the end.")
         self.schedule.currentIndexChanged.connect(lambda _i: self.config_edited.emit("schedule"))
+        # Decay, EarlyStopping, ReduceLROnPlateau and Continue training (gui/panels/callback_controls.py)
+        self.callbacks = CallbackControlsPanel()
+        self.callbacks.config_edited.connect(self.config_edited)
+        self.schedule.currentIndexChanged.connect(
+            lambda _i: self.callbacks.show_schedule(self.schedule.currentData()))
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 65536)  # what a file may hold; the memory check says what fits
         self.batch_size.setValue(64)
@@ -130,6 +139,7 @@ class TrainingControlsPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
+        buttons.addWidget(self.callbacks.continue_button)
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.stop_button)
 
@@ -155,6 +165,7 @@ class TrainingControlsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
+        layout.addWidget(self.callbacks)
         layout.addWidget(self.memory)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -166,12 +177,14 @@ class TrainingControlsPanel(QWidget):
     # --- settings -----------------------------------------------------------------
 
     def config(self) -> TrainingConfig:
-        return TrainingConfig(optimizer=self.optimizer.currentData(), learning_rate=float(self.learning_rate.value()),
-                              loss=self._loss, batch_size=int(self.batch_size.value()),
-                              epochs=int(self.epochs.value()),
-                              validation_split=float(self.validation_split.value()), momentum=self._momentum,
-                              nesterov=self._nesterov, seed=int(self.seed.value()),
-                              schedule=self.schedule.currentData())
+        config = TrainingConfig(optimizer=self.optimizer.currentData(),
+                                learning_rate=float(self.learning_rate.value()),
+                                loss=self._loss, batch_size=int(self.batch_size.value()),
+                                epochs=int(self.epochs.value()),
+                                validation_split=float(self.validation_split.value()), momentum=self._momentum,
+                                nesterov=self._nesterov, seed=int(self.seed.value()),
+                                schedule=self.schedule.currentData())
+        return self.callbacks.apply_to(config)  # decay, early stopping, reduce on plateau
 
     def set_config(self, config: TrainingConfig) -> None:
         """Show these settings; emits nothing (the document is where they came from)."""
@@ -190,6 +203,7 @@ class TrainingControlsPanel(QWidget):
                 with QSignalBlocker(spin):
                     spin.setValue(value)
         self._momentum, self._nesterov, self._loss = config.momentum, config.nesterov, config.loss
+        self.callbacks.set_config(config)
 
     def dataset_name(self) -> str:
         return self.dataset.source_key()
@@ -220,6 +234,7 @@ class TrainingControlsPanel(QWidget):
         self._paused = False
         for widget in self._settings:
             widget.setEnabled(not running)
+        self.callbacks.set_running(running)
         self._sync_buttons()
 
     def set_paused(self, paused: bool) -> None:
