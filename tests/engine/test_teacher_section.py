@@ -101,3 +101,16 @@ def test_authoring_refuses_before_writing(tmp_path):
     with pytest.raises(LessonError):
         write_lesson(path, lesson, {"layers": []})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unlock_code_is_kept_as_its_digest_only():
+    from visualcnn.engine.lessons.teacher import code_digest
+
+    digest = code_digest("owl 42")
+    settings = teacher_settings({"lock": ["pipeline"], "unlock_code_sha256": digest})
+    assert settings.unlocks_with(" owl 42 ") and not settings.unlocks_with("owl") and not settings.unlocks_with("")
+    assert check_teacher_section(settings.to_section())["unlock_code_sha256"] == digest
+    assert "owl" not in json.dumps(settings.to_section())
+    assert teacher_settings({"lock": ["pipeline"]}).unlocks_with("")  # no code: anyone
+    problems = teacher_problems({"unlock_code_sha256": "owl 42"})
+    assert len(problems) == 1 and "64 hexadecimal digits" in problems[0]

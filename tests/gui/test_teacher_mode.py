@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtWidgets import QMessageBox
-
 from visualcnn.engine.model_io import load_model_file
 
 LOCKED = {"lock": ["pipeline", "settings"], "hide": ["palette", "draw", "explain"], "note": "Change nothing yet."}
@@ -75,11 +73,11 @@ def test_the_end_of_a_run_keeps_the_teachers_locks(qtbot, window, tmp_path, seed
 def test_the_teacher_unlocks_for_now_or_removes_the_locks(qtbot, window, tmp_path, seed_path):
     path = open_with_teacher(window, tmp_path, seed_path)
     mode = window.teacher_mode
-    box = mode.unlock_dialog()
-    box.button(QMessageBox.StandardButton.Cancel).click()
+    dialog = mode.unlock_dialog()
+    assert dialog.code.isHidden()  # no code set: anyone can unlock
+    dialog.buttons.button(dialog.buttons.StandardButton.Cancel).click()
     assert mode.active
-    box = mode.unlock_dialog()
-    next(b for b in box.buttons() if b.text() == "Unlock for Now").click()
+    mode.unlock_dialog().now_button.click()
     assert not mode.active and mode.toolbar.isHidden() and mode.unlocked_for_session
     assert not window.pipeline.list_widget.read_only and window.inspector.form_host.isEnabled()
     assert window.train_panel.controls.epochs.isEnabled()
@@ -88,12 +86,35 @@ def test_the_teacher_unlocks_for_now_or_removes_the_locks(qtbot, window, tmp_pat
     assert window.document.section("teacher") is not None and not window.is_modified  # still in the project
     # reopening locks again; removing takes the section out of the saved project
     assert window.open_file(path, confirm=False) and mode.active
-    box = mode.unlock_dialog()
-    next(b for b in box.buttons() if b.text() == "Remove the Locks").click()
+    mode.unlock_dialog().remove_button.click()
     assert not mode.active and window.document.section("teacher") is None and window.is_modified
     assert "teacher settings" in window.unsaved_changes_text()
     assert window.save_to(path)
     assert "teacher" not in load_model_file(path).sections
+
+
+def test_an_unlock_code_keeps_students_out(qtbot, seed_window):
+    mode = seed_window.teacher_mode
+    dialog = mode.lock_dialog()
+    dialog.choices.lock_boxes["pipeline"].setChecked(True)
+    dialog.choices.code.setText("owl 42")
+    dialog.accept()
+    section = seed_window.document.section("teacher")
+    assert len(section["unlock_code_sha256"]) == 64 and "owl" not in json.dumps(section)
+    unlock = mode.unlock_dialog()
+    assert not unlock.code.isHidden()
+    unlock.code.setText("owl")
+    unlock.now_button.click()
+    assert mode.active and unlock.isVisible()
+    assert unlock.message.text() == "That is not the unlock code: ask your teacher."
+    unlock.code.setText("owl 42")
+    unlock.now_button.click()
+    assert not mode.active and not unlock.isVisible()
+    # editing the locks again keeps the code unless a new one is typed
+    dialog = mode.lock_dialog()
+    dialog.choices.hide_boxes["draw"].setChecked(True)
+    dialog.accept()
+    assert seed_window.document.section("teacher")["unlock_code_sha256"] == section["unlock_code_sha256"]
 
 
 def test_lock_and_hide_dialog_writes_the_section(qtbot, seed_window):

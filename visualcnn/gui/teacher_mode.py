@@ -23,11 +23,11 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QMenu, QMessageBox, QPushButton, QSizePolicy, QToolBar, QVBoxLayout,
+                               QLineEdit, QMenu, QPushButton, QSizePolicy, QToolBar, QVBoxLayout,
                                QWidget)
 
 from ..engine.layers import ConfigError
-from ..engine.lessons.teacher import LOCKS, PANELS, TeacherSettings, banner_text, teacher_settings
+from ..engine.lessons.teacher import LOCKS, PANELS, TeacherSettings, banner_text, code_digest, teacher_settings
 
 BANNER_STYLE = ("QWidget#teacherBannerBody { background: #fff3cd; border-bottom: 1px solid #e5c96b; }"
                 "QLabel#teacherBannerText { color: #664d03; font-weight: bold; }")
@@ -75,8 +75,14 @@ class TeacherChoicesWidget(QWidget):
         self.note = QLineEdit(settings.note)
         self.note.setPlaceholderText("e.g. Change only the strides, then predict the output shape.")
         self.note.setToolTip("One sentence shown to the students in the yellow banner")
+        self._code_digest = settings.unlock_code_sha256
+        self.code = QLineEdit()
+        self.code.setEchoMode(QLineEdit.EchoMode.Password)
+        self.code.setPlaceholderText("unchanged (set)" if self._code_digest else "none: anyone can unlock")
+        self.code.setToolTip("Optional: Unlock then asks for this code. Only its digest is saved, never the code.")
         note_form = QFormLayout()
         note_form.addRow("Note for the students", self.note)
+        note_form.addRow("Unlock code", self.code)
         row = QHBoxLayout()
         row.addWidget(locks, 1)
         row.addWidget(hides, 1)
@@ -84,9 +90,11 @@ class TeacherChoicesWidget(QWidget):
         layout.addLayout(note_form)
 
     def settings(self) -> TeacherSettings:
+        typed = self.code.text().strip()
         return teacher_settings({"lock": [k for k, box in self.lock_boxes.items() if box.isChecked()],
                                  "hide": [k for k, box in self.hide_boxes.items() if box.isChecked()],
-                                 "note": self.note.text()})
+                                 "note": self.note.text(),
+                                 "unlock_code_sha256": code_digest(typed) if typed else self._code_digest})
 
 
 class TeacherBannerWidget(QWidget):
@@ -333,26 +341,14 @@ class TeacherMode(QObject):
     def remove_from_project(self) -> None:
         """Remove the section (the project is then modified; saving writes it without)."""
         self.window.document.set_section("teacher", None)
+        if self.active:  # the locks came from a lesson (apply), not from the project
+            self.apply(None)
         self.window.statusBar().showMessage("Teacher settings removed: save the project to keep it unlocked", 10000)
 
-    def unlock_dialog(self) -> QMessageBox:
-        box = QMessageBox(QMessageBox.Icon.Question, "Unlock",
-                          "This is for your teacher. Unlock for now: everything is editable and shown until this "
-                          "project is opened again. Remove the locks: the project is saved without them.",
-                          QMessageBox.StandardButton.Cancel, self.window)
-        box.setObjectName("teacherUnlockBox")
-        now = box.addButton("Unlock for Now", QMessageBox.ButtonRole.AcceptRole)
-        remove = box.addButton("Remove the Locks", QMessageBox.ButtonRole.DestructiveRole)
-
-        def _on_finished(_result):
-            if box.clickedButton() is now:
-                self.unlock_for_session()
-            elif box.clickedButton() is remove:
-                self.remove_from_project()
-
-        box.finished.connect(_on_finished)
-        box.open()
-        return box
+    def unlock_dialog(self) -> "UnlockDialog":
+        dialog = UnlockDialog(self)
+        dialog.open()
+        return dialog
 
     def save_as_lesson_dialog(self):
         from .save_as_lesson import SaveAsLessonDialog
@@ -360,6 +356,52 @@ class TeacherMode(QObject):
         dialog = SaveAsLessonDialog(self.window)
         dialog.open()
         return dialog
+
+
+class UnlockDialog(QDialog):
+    """Unlock for now (until the project is opened again) or remove the locks from the project;
+    asks for the unlock code when the teacher set one."""
+
+    def __init__(self, mode: TeacherMode):
+        super().__init__(mode.window)
+        self.setObjectName("teacherUnlockDialog")
+        self.setWindowTitle("Unlock")
+        self.mode = mode
+        layout = QVBoxLayout(self)
+        text = QLabel("This is for your teacher. Unlock for Now: everything can be edited and is shown until this "
+                      "project is opened again. Remove the Locks: the project is saved without them.")
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        self.code = QLineEdit()
+        self.code.setEchoMode(QLineEdit.EchoMode.Password)
+        self.code.setPlaceholderText("unlock code")
+        self.code.setVisible(bool(mode.settings.unlock_code_sha256))
+        layout.addWidget(self.code)
+        self.message = QLabel()
+        self.message.setStyleSheet("color: #8a0010; font-weight: bold;")
+        self.message.hide()
+        layout.addWidget(self.message)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.now_button = buttons.addButton("Unlock for Now", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.remove_button = buttons.addButton("Remove the Locks", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.now_button.clicked.connect(lambda: self._unlock(remove=False))
+        self.remove_button.clicked.connect(lambda: self._unlock(remove=True))
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout.addWidget(buttons)
+
+    def _unlock(self, remove: bool) -> None:
+        if not self.mode.settings.unlocks_with(self.code.text()):
+            self.message.setText("That is not the unlock code: ask your teacher.")
+            self.message.show()
+            self.code.selectAll()
+            self.code.setFocus()
+            return
+        if remove:
+            self.mode.remove_from_project()
+        else:
+            self.mode.unlock_for_session()
+        self.accept()
 
 
 LOCK_LINE = "Locked by your teacher."

@@ -10,14 +10,17 @@ and a lesson's front matter `teacher` table:
   press Train: a locked network is still trained and explored).
 - "hide": panels, tabs and menus taken off the screen (ids below).
 - "note": an optional sentence from the teacher, shown in the "Locked by your teacher" banner.
+- "unlock_code_sha256": optional; the window's Unlock asks for the code whose code_digest this is.
 
-The locks are classroom guidance, not security: the window has a menu action with which the
-teacher unlocks (for the session, or by removing the section from the project).
+The locks are classroom guidance, not security (a file can be edited): the window's Unlock lifts
+them for the session or removes the section; with a code, only who knows it does so there.
 This module only knows the form and the words; gui/teacher_mode.py applies it to the window.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +41,8 @@ PANELS = {
     "explain": "the Explain menu",
     "presets": "the Presets menu",
 }
-KEYS = ("lock", "hide", "note")
+KEYS = ("lock", "hide", "note", "unlock_code_sha256")
+CODE_SALT = "visualcnn teacher unlock code:"  # so the digest of a short code is not a common one
 NOTE_MAX = 300  # one or two sentences: the banner is one strip across the window
 
 
@@ -49,6 +53,11 @@ class TeacherSettings:
     lock: tuple[str, ...] = ()
     hide: tuple[str, ...] = ()
     note: str = ""
+    unlock_code_sha256: str = ""  # "" = anyone may unlock
+
+    def unlocks_with(self, code: str) -> bool:
+        """Does this code lift the locks? (always, when the teacher set no code)"""
+        return not self.unlock_code_sha256 or code_digest(code) == self.unlock_code_sha256
 
     @property
     def empty(self) -> bool:
@@ -69,7 +78,14 @@ class TeacherSettings:
             section["hide"] = list(self.hide)
         if self.note:
             section["note"] = self.note
+        if self.unlock_code_sha256:
+            section["unlock_code_sha256"] = self.unlock_code_sha256
         return section
+
+
+def code_digest(code: str) -> str:
+    """What a section stores for an unlock code (the code itself is never written)."""
+    return hashlib.sha256((CODE_SALT + code.strip()).encode("utf-8")).hexdigest()
 
 
 def _quoted(values) -> str:
@@ -110,6 +126,10 @@ def teacher_problems(value) -> list[str]:
         problems.append(f'"note" must be text, received {type(note).__name__}')
     elif len(note) > NOTE_MAX:
         problems.append(f'"note" is {len(note)} characters long; keep it under {NOTE_MAX} (it is one banner line)')
+    digest = value.get("unlock_code_sha256", "")
+    if not isinstance(digest, str) or (digest and not re.fullmatch(r"[0-9a-f]{64}", digest)):
+        problems.append('"unlock_code_sha256" must be 64 hexadecimal digits, as File ▸ Teacher ▸ Lock and Hide… '
+                        "writes it (leave it out for no code)")
     return problems
 
 
@@ -123,7 +143,8 @@ def teacher_settings(value) -> TeacherSettings:
         raise ConfigError("teacher settings: " + "; ".join(problems))
     return TeacherSettings(lock=_list_problems("lock", value.get("lock", []), LOCKS)[1],
                            hide=_list_problems("hide", value.get("hide", []), PANELS)[1],
-                           note=value.get("note", "").strip())
+                           note=value.get("note", "").strip(),
+                           unlock_code_sha256=value.get("unlock_code_sha256", ""))
 
 
 def check_teacher_section(value):
