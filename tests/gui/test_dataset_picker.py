@@ -57,11 +57,12 @@ def test_picking_a_folder_stores_the_section_and_shows_what_was_read(qtbot, rgb_
     assert rgb_window.train_status.text().startswith("Ready to train")
     # not digits: the Draw tab becomes Try it, and comes back with MNIST
     index = rgb_window.tabs.indexOf(rgb_window.draw_page)
-    assert rgb_window.tabs.tabText(index) == "Try it"
+    assert rgb_window.tabs.tabText(index) == "Try it" and rgb_window.tab_bar.tabText(index) == "Try it"
     assert rgb_window.draw_page.widget() is rgb_window.dataset_ui.try_it
     tab.controls.dataset._pick({"source": "mnist"})
     assert rgb_window.document.section("dataset") is None
-    assert rgb_window.tabs.tabText(index) == "Draw" and rgb_window.draw_page.widget() is rgb_window.draw_panel
+    assert rgb_window.tabs.tabText(index) == "Draw" and rgb_window.tab_bar.tabText(index) == "Draw"
+    assert rgb_window.draw_page.widget() is rgb_window.draw_panel
 
 
 def test_a_bad_folder_gets_one_clear_line_and_start_stays_off(qtbot, rgb_window, tmp_path):
@@ -95,8 +96,14 @@ def test_an_rgb_folder_trains_in_the_window_with_class_names_in_the_confusion_ma
     qtbot.waitUntil(lambda: tab.results._probabilities is not None, timeout=10_000)
     matrix = tab.results.matrix
     assert matrix.classes == len(CLASSES) and matrix.class_names == list(CLASSES)
-    ticks = matrix.plot.getAxis("bottom")._tickLevels[0]
-    assert [name for _, name in ticks] == list(CLASSES)
+    rows = [name for _, name in matrix.plot.getAxis("left")._tickLevels[0]]
+    assert all(row.startswith(name) for row, name in zip(rows, CLASSES)) and len(rows) == len(CLASSES)
+    columns = [name for _, name in matrix.plot.getAxis("bottom")._tickLevels[0]]
+    assert all(c == n or (c.endswith("…") and n.startswith(c[:-1])) or c == str(i)
+               for i, (c, n) in enumerate(zip(columns, CLASSES))), columns
+    matrix.resize(1600, 900)  # room for the whole names under the columns
+    qtbot.waitUntil(lambda: [n for _, n in matrix.plot.getAxis("bottom")._tickLevels[0]] == list(CLASSES),
+                    timeout=5_000)
     assert int(matrix.matrix.sum()) == len(tab.dataset().y_test)
     tab.results.show_cell(0, 0)
     if tab.results.gallery.count():
@@ -123,3 +130,23 @@ def test_the_browser_shows_every_class_with_its_counts(qtbot, rgb_window, shapes
         assert train + test == 10
     qtbot.waitUntil(lambda: not browser.mosaics[0].pixmap().isNull(), timeout=5_000)
     browser.close()
+
+
+def test_long_class_names_are_shortened_under_narrow_columns(qtbot):
+    from visualcnn.gui.panels.results import ConfusionMatrixWidget
+
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    matrix = ConfusionMatrixWidget()
+    qtbot.addWidget(matrix)
+    matrix.set_class_names(names)
+    matrix.resize(1800, 1000)
+    matrix.show()
+    qtbot.waitUntil(lambda: matrix.column_labels == names, timeout=5_000)
+    matrix.resize(260, 260)
+    qtbot.waitUntil(lambda: matrix.column_labels != names, timeout=5_000)
+    short = matrix.column_labels
+    assert len(set(short)) == len(names)  # still tell the columns apart
+    if short[0] == "0":  # not even two letters fit: numbers, and the rows say which is which
+        assert [n for _, n in matrix.plot.getAxis("left")._tickLevels[0]][0] == "T-shirt/top (0)"
+    else:
+        assert all(s == n or (s.endswith("…") and n.startswith(s[:-1])) for s, n in zip(short, names))

@@ -91,9 +91,18 @@ class AugmentationPreview(QGroupBox):
         side = QVBoxLayout()
         side.addWidget(self.note, 1)
         side.addWidget(self.reroll, 0, Qt.AlignmentFlag.AlignBottom)
-        layout = QHBoxLayout(self)
-        layout.addLayout(grid, 3)
-        layout.addLayout(side, 1)
+        self.body = QWidget()  # folded away by unticking the title (a short screen needs the pipeline's room)
+        body_layout = QHBoxLayout(self.body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addLayout(grid, 3)
+        body_layout.addLayout(side, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        layout.addWidget(self.body)
+        self.setCheckable(True)
+        self.setChecked(True)
+        self.setToolTip("Untick to fold the preview away")
+        self.toggled.connect(self._on_toggled)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -120,6 +129,8 @@ class AugmentationPreview(QGroupBox):
         self.setVisible(visible)
         if not visible:
             return
+        if not self.isChecked():
+            return  # folded: nothing to draw
         data = self._train_tab.request_dataset() if self._train_tab is not None else None
         shape = tuple(document.input_shape)
         signature = (tuple((layer.class_name, repr(layer.config)) for layer in chain), id(data), shape, self._seed,
@@ -167,6 +178,11 @@ class AugmentationPreview(QGroupBox):
 
     def _on_train_tab_dataset_loaded(self, _data) -> None:
         self._timer.start()
+
+    def _on_toggled(self, shown: bool) -> None:
+        self.body.setVisible(shown)
+        if shown:
+            self.refresh(force=True)
 
     def _on_reroll_clicked(self) -> None:
         self._seed += 1

@@ -89,9 +89,14 @@ class DatasetWindowUi(QObject):
         del current
         self.try_it_shown = want_try_it
         if index >= 0:
-            window.tabs.setTabText(index, TRY_IT_TITLE if want_try_it else DRAW_TITLE)
-            window.tabs.setTabToolTip(index, "Classify an image file with the trained network" if want_try_it
-                                      else "Draw a digit and see what every layer makes of it")
+            tip = ("Classify an image file with the trained network" if want_try_it
+                   else "Draw a digit and see what every layer makes of it")
+            bars = [window.tabs]
+            if getattr(window, "tab_bar", None) is not None:  # the pinned bar that mirrors the tabs (tab_strip.py)
+                bars.append(window.tab_bar)
+            for bar in bars:
+                bar.setTabText(index, TRY_IT_TITLE if want_try_it else DRAW_TITLE)
+                bar.setTabToolTip(index, tip)
 
     def _update_try_it_model(self) -> None:
         window = self.window()

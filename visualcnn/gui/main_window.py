@@ -42,6 +42,8 @@ from .train_tab import TrainTabWidget
 from .engine_warmup import EngineWarmup, follow
 from .teacher_mode import install_teacher_mode
 from .glossary_tips import install_glossary_tips
+from .dataset_window import install_dataset_ui
+from .dataset_source import readiness_dataset
 
 MAX_RECENT = 8
 CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
@@ -83,7 +85,8 @@ def train_blocker(document: PipelineDocument) -> str | None:
 def build_tab_problem(document: PipelineDocument) -> str | None:
     """What the Build tab's "Ready to train" line checks: the engine's readiness_problem, the
     same function the Train tab's refusal calls, so the two can never disagree."""
-    return train_blocker(document) or readiness_problem(document.report, document.training)
+    return train_blocker(document) or readiness_problem(document.report, document.training,
+                                                        dataset=readiness_dataset(document.section("dataset")))
 
 
 def scrollable(page: QWidget) -> QScrollArea:
@@ -198,6 +201,7 @@ class MainWindow(QMainWindow):
         self.undo_router = UndoShortcutRouter(self)  # Ctrl+Z reaches the undo stack from any field
         self.teacher_mode = install_teacher_mode(self)  # the project's "teacher" section (gui/teacher_mode.py)
         install_glossary_tips(self)  # the glossary's words on the window's technical terms
+        self.dataset_ui = install_dataset_ui(self)  # Try it, Dataset Browser, augmentation preview
         # A learning-rate edit during a run is pushed like any edit, and the stack then re-enables
         # its actions: keep them off while locked (undoing a pipeline edit mid-run would give the
         # run's weights to a pipeline they were not trained for).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
@@ -78,6 +78,7 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self._make_cells(classes)
         self.set_class_names([str(i) for i in range(classes)])
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        self.plot.vb.sigResized.connect(self._on_view_resized)
         self._apply_fonts()
 
     def _make_cells(self, classes: int) -> None:
@@ -125,8 +126,35 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
             self._make_cells(len(names))
             self._apply_fonts()
         self.class_names = names
-        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name) for i, name in enumerate(names)]])
-        self.plot.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(names)]])
+        self._fit_ticks()
+
+    def _fit_ticks(self) -> None:
+        """Class names under the columns only as long as a column is wide ("cir…", or the class
+        numbers, with the numbers then also on the rows): long names overlapped each other."""
+        names = getattr(self, "class_names", None)
+        if not names:
+            return
+        (x0, x1), _ = self.plot.vb.viewRange()
+        cell = self.plot.vb.width() / max(x1 - x0, 1e-9) if self.plot.vb.width() > 0 else 1e9
+        metrics = QFontMetrics(self.plot.getAxis("bottom").style.get("tickFont") or self.font())
+        room = cell - metrics.horizontalAdvance(" ")
+        columns, rows = names, names
+        if max(metrics.horizontalAdvance(n) for n in names) > room:
+            columns = None
+            for k in range(max(len(n) for n in names) - 1, 1, -1):
+                short = [n if len(n) <= k else n[:k] + "…" for n in names]
+                if len(set(short)) == len(short) and max(metrics.horizontalAdvance(n) for n in short) <= room:
+                    columns = short
+                    break
+            if columns is None:  # not even two letters fit: numbers, explained on the rows
+                columns = [str(i) for i in range(len(names))]
+                rows = [f"{name} ({i})" for i, name in enumerate(names)]
+        self.plot.getAxis("bottom").setTicks([[(i + 0.5, name) for i, name in enumerate(columns)]])
+        self.plot.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(rows)]])
+        self.column_labels = columns
+
+    def _on_view_resized(self, _view=None) -> None:
+        self._fit_ticks()
 
     def set_matrix(self, matrix: np.ndarray) -> None:
         self.matrix = np.asarray(matrix)
@@ -178,7 +206,7 @@ class DigitGalleryWidget(QListWidget):
         fm = self.fontMetrics()
         thumb = max(THUMB, 4 * fm.height())
         self.setIconSize(QSize(thumb, thumb))
-        widest = fm.horizontalAdvance(f"{self._widest_name}: 100%  ")
+        widest = fm.horizontalAdvance(f"true {self._widest_name}: 100%")
         self.setGridSize(QSize(max(thumb, widest) + fm.horizontalAdvance("mm"),
                                thumb + 4 * fm.height() + fm.height() // 2 + 8))
 
@@ -281,7 +309,8 @@ class ResultsPanel(QWidget):
         confidence = self._probabilities[wrong, self._predicted[wrong]]
         wrong = wrong[np.argsort(-confidence, kind="stable")]
         shown = min(wrong.size, GALLERY_LIMIT)
-        self.gallery_title.setText(f"<b>Misclassified test digits</b>: {wrong.size:,}"
+        things = "digits" if self._class_names == [str(i) for i in range(10)] else "images"
+        self.gallery_title.setText(f"<b>Misclassified test {things}</b>: {wrong.size:,}"
                                    + (f" (the {shown} most confident mistakes shown)" if wrong.size > shown else "")
                                    + ". Red: the top guess was wrong.")
         self.matrix.clear_selection()
