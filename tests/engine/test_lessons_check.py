@@ -79,7 +79,7 @@ def test_unreadable_files_are_one_line(tmp_path):
 def test_the_teacher_table_is_checked_by_its_owner_and_against_the_steps(tmp_path):
     text = GOOD.read_text().replace('glossary = ["stride", "padding", "parameters"]\n',
                                     'glossary = ["stride", "padding", "parameters"]\n'
-                                    'teacher = { lock = ["pipeline", "everything"], hide = ["train"] }\n')
+                                    'teacher = { lock = ["settings", "everything"], hide = ["train"] }\n')
     path = tmp_path / "teacher.md"
     path.write_text(text)
     problems = lesson_problems(path)
@@ -114,3 +114,14 @@ def test_an_explain_step_names_a_layer_its_view_can_show(tmp_path):
     path.write_text(text.replace('layer = "conv2d_1"\n```\nOpen', 'layer = "flatten"\n```\nOpen'))
     assert lesson_problems(path) == [f"{path}:60: step 6 'Where does it look?': the gradcam view needs a layer whose "
                                      "output is a feature map; 'flatten' is a Flatten"]
+
+
+def test_a_locked_pipeline_with_a_goal_to_edit_it_is_a_problem(tmp_path):
+    text = GOOD.read_text().replace('glossary = ["stride", "padding", "parameters"]\n',
+                                    'glossary = ["stride", "padding", "parameters"]\n'
+                                    'teacher = { lock = ["pipeline"] }\n')
+    path = tmp_path / "locked.md"
+    path.write_text(text)
+    assert lesson_problems(path) == [f"{path}:28: step 3 'Below 30,000 parameters': the teacher table locks the "
+                                     "pipeline, which the student must edit to reach this goal: remove 'pipeline' "
+                                     "from teacher.lock"]

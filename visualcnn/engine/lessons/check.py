@@ -181,18 +181,33 @@ def _glossary_problems(lesson: Lesson, lines: list[str]) -> list[Problem]:
 
 
 def _teacher_problems(lesson: Lesson) -> list[Problem]:
-    """Panels the teacher table hides that a step needs (a train step with the Train tab hidden
-    cannot be done)."""
+    """What the teacher table takes away that a step needs: a hidden Train tab for a train step,
+    a locked pipeline for a goal the student must reach by editing it, locked settings for a
+    goal on a setting. (The table's own form is the parser's: teacher.teacher_problems.)"""
     if lesson.teacher is None:
         return []
-    problems = []  # the table's own form is the parser's (teacher.teacher_problems)
-    hidden = lesson.teacher.get("hide", []) if isinstance(lesson.teacher.get("hide"), list) else []
+    problems = []
+
+    def listed(key: str) -> list:
+        value = lesson.teacher.get(key, [])
+        return value if isinstance(value, list) else []
+
+    hidden, locked = listed("hide"), listed("lock")
     needs = {"train": "train", "explain": "explain"}  # step kind -> the panel it needs
     for step in lesson.steps:
         panel = needs.get(step.kind)
         if panel in hidden:
             problems.append(Problem(step.line, f"the teacher table hides {panel!r}, which this {step.kind} step "
                                                "needs: remove it from teacher.hide", step))
+        if step.kind != "do":
+            continue
+        checks = {c.check for c in step.goal}
+        if "pipeline" in locked and checks - {"setting", *RUN_CHECKS}:
+            problems.append(Problem(step.line, "the teacher table locks the pipeline, which the student must edit "
+                                               "to reach this goal: remove 'pipeline' from teacher.lock", step))
+        if "settings" in locked and "setting" in checks:
+            problems.append(Problem(step.line, "the teacher table locks the settings, which the student must change "
+                                               "to reach this goal: remove 'settings' from teacher.lock", step))
     return problems
 
 
