@@ -168,3 +168,20 @@ def test_apply_locks_without_changing_the_project_until_another_loads(qtbot, see
     assert seed_window.document.section("teacher") is None and not seed_window.is_modified
     assert seed_window.load_preset(seed_path)  # a new project: its own (no) teacher settings hold
     assert not mode.active and not seed_window.teacher_locked and not seed_window.summary_dock.isHidden()
+
+
+def test_unlocking_the_settings_gives_each_widget_its_own_state_back(qtbot, seed_window):
+    from PySide6.QtWidgets import QCheckBox
+
+    controls = seed_window.train_panel.controls
+    controls.seed.setEnabled(False)  # as a setting that depends on another (a patience without its check)
+    marked = QCheckBox("an extra setting", seed_window.train_panel)
+    marked.setProperty("trainingSetting", True)  # outside the form: marked for the lock
+    mode = seed_window.teacher_mode
+    start = controls.start_button.isEnabled()
+    mode.apply({"lock": ["settings"]})
+    assert not controls.epochs.isEnabled() and not marked.isEnabled() and not controls.seed.isEnabled()
+    assert controls.start_button.isEnabled() == start  # Start is not a setting
+    mode.apply(None)
+    assert controls.epochs.isEnabled() and marked.isEnabled()
+    assert not controls.seed.isEnabled()  # it was off before the lock: it stays off

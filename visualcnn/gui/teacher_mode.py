@@ -143,7 +143,7 @@ class TeacherMode(QObject):
         self.window = window
         self.settings = TeacherSettings()   # what is in force now
         self.unlocked_for_session = False   # the teacher lifted the project's section until it changes
-        self._disabled_settings: list[QWidget] = []
+        self._disabled_settings: dict = {}  # widget -> enabled before the lock (what Unlock gives back)
         self._hidden_docks: list = []
 
         self.banner = TeacherBannerWidget()
@@ -234,24 +234,29 @@ class TeacherMode(QObject):
         for form in controls.findChildren(QFormLayout):
             for row in range(form.rowCount()):
                 item = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
-                if item is not None and item.widget() is not None:
+                # a field's buttons are actions (Continue training), not settings
+                if item is not None and item.widget() is not None and not isinstance(item.widget(), QPushButton):
                     widgets.append(item.widget())
         widgets += [w for w in self.window.train_panel.findChildren(QWidget) if w.property(SETTING_PROPERTY)]
         return list(dict.fromkeys(widgets))
 
     def _apply_settings_lock(self) -> None:
-        running = self.window.train_panel.is_running()
         if self.settings.locks("settings"):
-            self._disabled_settings = self._setting_widgets()
-            for widget in self._disabled_settings:
+            for widget in self._setting_widgets():
+                # Remember the state the form's own logic gave it (a run's start or end re-enables
+                # the form before the lock applies again; a patience box stays off without its check).
+                if widget.isEnabled() or widget not in self._disabled_settings:
+                    self._disabled_settings[widget] = widget.isEnabled()
                 widget.setEnabled(False)
                 widget.setToolTip(_with_lock_line(widget.toolTip()))
             return
+        # Lifted: each widget as it was, but during a run only the learning rate (as a run has it).
+        running = self.window.train_panel.is_running()
         learning_rate = self.window.train_panel.controls.learning_rate
-        for widget in self._disabled_settings:  # lifted: the state a run (or no run) gives them
-            widget.setEnabled(not running or widget is learning_rate)
+        for widget, enabled in self._disabled_settings.items():
+            widget.setEnabled(enabled and (not running or widget is learning_rate))
             widget.setToolTip(_without_lock_line(widget.toolTip()))
-        self._disabled_settings = []
+        self._disabled_settings = {}
 
     def _on_run_state_changed(self, *_args) -> None:
         # The run's own start/end toggles the settings form; the lock wins afterwards.
