@@ -33,11 +33,12 @@ LESSONS = {path.stem: path for path in bundled_lessons()}
 SLOW = pytest.mark.skipif(not os.environ.get("VISUALCNN_SLOW_LESSONS"),
                           reason="long training measurement; set VISUALCNN_SLOW_LESSONS=1")
 
-# Issue 14 item 3's list, one lesson each (the file stems fix the order of the Lessons panel).
+# Issue 14 item 3's list, one lesson each, and the learning rate (the file stems fix the order of the Lessons panel).
 EXPECTED_STEMS = [
     "01_filters", "02_stride_padding", "03_pooling", "04_parameters", "05_receptive_fields",
     "06_keras_mnist_cnn", "07_overfitting_dropout", "08_batch_normalization",
     "09_depthwise_separable", "10_residual_connections", "11_choosing_the_loss",
+    "12_learning_rate",  # one more than the list: the setting every run depends on
 ]
 
 # Every predict step's answer, as the engine gives it on the model at that step (after the
@@ -147,7 +148,7 @@ def choice(stem: str, number: int) -> str:
 
 # --- the files -----------------------------------------------------------------------------------
 
-def test_the_eleven_lessons_of_issue_14_are_bundled():
+def test_the_lessons_of_issue_14_are_bundled():
     assert [stem for stem in LESSONS if stem in EXPECTED_STEMS] == EXPECTED_STEMS
 
 
@@ -345,6 +346,23 @@ def test_loss_lesson_sparse_and_categorical_runs_are_identical():
         runs.append((state.training.loss, [r.loss for r in prepared.run if isinstance(r, EpochReport)]))
     assert [loss for loss, _ in runs] == ["sparse_categorical_crossentropy", "categorical_crossentropy"]
     assert runs[0][1] == runs[1][1]
+
+
+def test_learning_rate_lesson_trains_at_the_three_rates():
+    rates = [with_settings(state, step.settings).training.learning_rate
+             for step, state in states("12_learning_rate")[0] if step.kind == "train"]
+    assert rates == [0.001, 0.00001, 0.05]
+    assert steps_per_epoch(2_000, 64) == 32
+
+
+@SLOW
+def test_slow_learning_rate_runs():
+    default, default_acc, _ = train_step("12_learning_rate", 1)
+    assert [round(e.loss, 2) for e in default] == [1.80, 0.93] and round(default_acc * 100, 1) == 86.1
+    tiny, tiny_acc, _ = train_step("12_learning_rate", 3)
+    assert round(tiny[-1].loss, 2) == 2.30 and round(tiny_acc * 100) == 17
+    giant, giant_acc, _ = train_step("12_learning_rate", 5)
+    assert round(giant[0].loss, 2) == 2.73 and giant[0].loss > 2.30 and round(giant_acc * 100, 1) == 10.3
 
 
 @SLOW
