@@ -82,7 +82,8 @@ def test_the_planned_schedule_is_drawn_under_the_loss_before_the_run(tab):
     expected_x, expected = learning_rate_curve(tab.training_settings(), 4)  # 256 training images / 64
     assert x.tolist() == expected_x.tolist() and rates.tolist() == expected.tolist()
     assert rates[0] == pytest.approx(0.001) and rates[-1] == pytest.approx(0.00025)
-    assert "× 0.5 every 1 epoch" in tab.curves.schedule_note.text
+    assert "× 0.5 every 1 epoch (4 batches per epoch)" in tab.controls.callbacks.plan.text()
+    assert tab.curves.lr_plot.toolTip() == tab.controls.callbacks.plan.text()
     assert tab.curves.loss_plot.viewRange()[0][1] >= 3.0  # the axes make room for the planned epochs
     tab.controls.schedule.setCurrentIndex(tab.controls.schedule.findData("cosine"))
     assert tab.curves.learning_rate.planned_series()[1][-1] < 1e-4

@@ -171,7 +171,8 @@ class TrainTabWidget(QWidget):
         # Callbacks and exact resume (gui/continue_training.py, gui/panels/callback_controls.py)
         self.continuation = ContinueTraining(self)
         self.schedule_preview = SchedulePreview(self.training_settings, self._planned_examples,
-                                                self.curves.show_planned_learning_rate, self)
+                                                self.curves.show_planned_learning_rate,
+                                                self.controls.callbacks.plan.setText, self)
         self.controls.callbacks.continue_requested.connect(self.continue_training)
         self.controls.train_images.valueChanged.connect(lambda _v: self.schedule_preview.refresh())
         self.controls.pause_requested.connect(self._on_controls_pause_requested)

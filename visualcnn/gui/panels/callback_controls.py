@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QPushButton, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QWidget)
 
 from ...engine.schedules import learning_rate_curve
 from ...engine.training import steps_per_epoch
@@ -51,18 +51,18 @@ class CallbackControlsPanel(QWidget):
         self.decay_epochs.setSuffix(" epoch(s)")
         self.decay_epochs.setToolTip("The period: step decay drops the rate at the start of every period; "
                                      "exponential decay lowers it a little every batch, by the same factor per period")
-        self.early_stopping = QCheckBox("Stop")
+        self.early_stopping = QCheckBox()
         self.early_stopping.setToolTip("EarlyStopping: end the run when the watched quantity has not improved for "
                                        "'patience' epochs in a row")
         self.patience = QSpinBox()
         self.patience.setRange(0, 10_000)
         self.patience.setPrefix("after ")
-        self.patience.setSuffix(" flat")
+        self.patience.setSuffix(" flat epochs")
         self.patience.setToolTip("EarlyStopping(patience=...): epochs without improvement before stopping")
-        self.restore_best = QCheckBox("Keep best")
+        self.restore_best = QCheckBox("then go back to the best weights")
         self.restore_best.setToolTip("restore_best_weights=True: at the end, go back to the weights of the best "
                                      "epoch instead of keeping the last one")
-        self.reduce_lr = QCheckBox("Lower")
+        self.reduce_lr = QCheckBox()
         self.reduce_lr.setToolTip("ReduceLROnPlateau: multiply the learning rate by the factor when the watched "
                                   "quantity has not improved for 'patience' epochs (needs a constant schedule)")
         self.reduce_factor = QDoubleSpinBox()
@@ -81,7 +81,7 @@ class CallbackControlsPanel(QWidget):
             self.monitor.addItem(label, key)
         self.monitor.setToolTip("What early stopping and lowering the rate watch after every epoch (Keras's "
                                 "monitor=). Validation needs a validation split above 0.")
-        self.continue_button = QPushButton("Continue training")
+        self.continue_button = QPushButton("Continue")  # short: it shares a row with Start, Pause, Stop
         self.continue_button.setObjectName("continueButton")
         self.continue_button.setToolTip("Train more epochs from exactly where the last run stopped: the same "
                                         "weights as one longer run would give")
@@ -103,9 +103,15 @@ class CallbackControlsPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.decay_row = _row(self.decay_rate, self.decay_epochs)
         form.addRow("Decay", self.decay_row)
-        form.addRow("Early stop", _row(self.early_stopping, self.patience, self.restore_best))
-        form.addRow("On plateau", _row(self.reduce_lr, self.reduce_factor, self.reduce_patience))
+        form.addRow("Early stop", _row(self.early_stopping, self.patience))
+        form.addRow("", self.restore_best)
+        form.addRow("Rate on plateau", _row(self.reduce_lr, self.reduce_factor, self.reduce_patience))
         form.addRow("Watch", self.monitor)
+        # The next run in words (SchedulePreview): batches per epoch, what the callbacks will do.
+        self.plan = QLabel()
+        self.plan.setWordWrap(True)
+        self.plan.setStyleSheet("color: #555;")
+        form.addRow(self.plan)
         self._form = form
         self._running = False
         self._can_continue = False
@@ -184,9 +190,9 @@ class SchedulePreview(QObject):
     is going: settings(), examples() -> the config and training-image count the next run
     would use; draw(x, rates, text) shows them (CurvesPanel.show_planned_learning_rate)."""
 
-    def __init__(self, settings, examples, draw, parent: QObject | None = None):
+    def __init__(self, settings, examples, draw, say=None, parent: QObject | None = None):
         super().__init__(parent)
-        self._settings, self._examples, self._draw = settings, examples, draw
+        self._settings, self._examples, self._draw, self._say = settings, examples, draw, say
 
     def refresh(self) -> None:
         config = self._settings()
@@ -195,9 +201,12 @@ class SchedulePreview(QObject):
             steps = steps_per_epoch(examples, config.batch_size, config.validation_split)
             x, rates = learning_rate_curve(config, steps)
         except (ValueError, TypeError, ZeroDivisionError):  # settings being typed: nothing to plan yet
-            self._draw([], [], "")
-            return
-        self._draw(x, rates, describe(config, steps))
+            x, rates, text = [], [], ""
+        else:
+            text = describe(config, steps)
+        self._draw(x, rates, text)
+        if self._say is not None:
+            self._say(text)
 
 
 def describe(config: TrainingConfig, steps: int) -> str:
@@ -210,14 +219,14 @@ def describe(config: TrainingConfig, steps: int) -> str:
         "exponential": f"Learning rate {rate}, smoothly × {config.decay_rate:g} {every}",
         "cosine": f"Learning rate {rate} down to 0 along a cosine",
     }.get(config.schedule, config.schedule)
-    lines = [f"{schedule} ({steps:,} batches per epoch)"]
+    lines = [f"{schedule} ({steps:,} batches per epoch)."]
     watched = dict(MONITOR_LABELS).get(config.monitor, config.monitor)
     if config.early_stopping:
         lines.append(f"Stops after {config.patience} epoch(s) without a better {watched}"
-                     + (", back to the best weights" if config.restore_best_weights else ""))
+                     + (", then goes back to the best weights." if config.restore_best_weights else "."))
     if config.reduce_lr_on_plateau:
         lines.append(f"Rate × {config.reduce_lr_factor:g} after {config.reduce_lr_patience} flat epoch(s) "
-                     f"of {watched}")
+                     f"of {watched}.")
     return "\n".join(lines)
 
 

@@ -119,7 +119,7 @@ class CurvesPanel(QWidget):
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.setBackground("w")
         self.loss_plot = self._graphics.addPlot(row=0, col=0, title="Loss")
-        self.accuracy_plot = self._graphics.addPlot(row=0, col=1, title="Accuracy")
+        self.accuracy_plot = self._graphics.addPlot(row=0, col=1, rowspan=2, title="Accuracy")
         for plot, label in ((self.loss_plot, "loss (cross-entropy)"), (self.accuracy_plot, "accuracy")):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", label)
@@ -135,17 +135,16 @@ class CurvesPanel(QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.setMenuEnabled(False)
             plot.disableAutoRange()
-        # The learning rate under the loss (planned before a run, used during it; x linked) and
-        # the schedule and callbacks in words beside it (gui/panels/learning_rate_plot.py).
+        # The learning rate in a strip under the loss (planned before a run, used during it;
+        # x linked), beside the full-height accuracy (gui/panels/learning_rate_plot.py).
         self.lr_plot = self._graphics.addPlot(row=1, col=0)
         self.lr_plot.setXLink(self.loss_plot)
-        self.schedule_note = self._graphics.addLabel("", row=1, col=1, justify="left")
-        self.learning_rate = LearningRatePlot(self.lr_plot, self.schedule_note)
+        self.learning_rate = LearningRatePlot(self.lr_plot)
         # Both plots draw each run with the same colours and styles: one legend serves both.
         self.legend = pg.LegendItem(labelTextColor="#333", colCount=3, frame=False, verSpacing=-6)
         self._graphics.addItem(self.legend, row=2, col=0, colspan=2)
-        self._graphics.ci.layout.setRowStretchFactor(0, 3)  # the plots take the height, the legend its lines
-        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._graphics.ci.layout.setRowStretchFactor(0, 1)  # the plots take the height, the legend its lines
+        self._graphics.ci.layout.setRowStretchFactor(1, 0)  # the learning-rate strip: LearningRatePlot.fit_height
         self._graphics.ci.layout.setRowStretchFactor(2, 0)
         self._epochs = 1
         self._loss_top = 2.5
@@ -172,6 +171,10 @@ class CurvesPanel(QWidget):
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         self._apply_fonts()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.learning_rate.fit_height(self._graphics.height())
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)

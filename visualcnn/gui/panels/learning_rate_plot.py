@@ -1,10 +1,10 @@
 """The learning-rate strip under the loss curve (CurvesPanel owns the plot, this fills it).
 
 Before a run it shows the rate the next run will use at every batch (dashed: the plan,
-engine/schedules.py learning_rate_curve) and, beside it, the schedule and callbacks in
-words; during a run the rate the optimizer really used (solid: a schedule, the window's
-box or ReduceLROnPlateau move it). The x axis is linked to the loss plot's, so a drop in
-the rate sits exactly under the batches it affected.
+engine/schedules.py learning_rate_curve; the schedule and callbacks in words in its
+tooltip); during a run the rate the optimizer really used (solid: a schedule, the
+window's box or ReduceLROnPlateau move it). The x axis is linked to the loss plot's, so a
+drop in the rate sits exactly under the batches it affected.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from PySide6.QtWidgets import QGraphicsItem
 
 PLAN_COLOUR = "#888888"
 USED_COLOUR = "#e07b00"
+MIN_HEIGHT, MAX_HEIGHT = 45, 120  # pixels of the strip
+HEADROOM = 1.6  # the y axis reaches this times the highest rate
 
 
 class LearningRatePlot:
-    def __init__(self, plot: pg.PlotItem, note: pg.LabelItem):
+    def __init__(self, plot: pg.PlotItem):
         self.plot = plot
-        self.note = note
-        plot.setLabel("left", "learning rate")
         plot.showGrid(x=True, y=True, alpha=0.25)
         for axis in ("left", "bottom"):
             item = plot.getAxis(axis)
@@ -39,7 +39,12 @@ class LearningRatePlot:
         self._y: list[float] = []
         self._top = self._planned_top = 0.0
         self._dirty = False
-        self._text = ""
+        # The strip's name and key inside it, top right: an axis title would cost height it lacks.
+        self.caption = pg.TextItem(anchor=(1, 0))
+        self.caption.setHtml(f'<span style="color:#333">learning rate</span> <span style="color:{USED_COLOUR}">'
+                             f'━ used</span> <span style="color:{PLAN_COLOUR}">╍ planned</span>')
+        self.caption.setParentItem(plot.getViewBox())
+        plot.getViewBox().sigResized.connect(self._place_caption)
 
     # --- data ---------------------------------------------------------------------
 
@@ -48,8 +53,7 @@ class LearningRatePlot:
         x = np.asarray(x, float)
         rates = np.asarray(rates, float)
         self.planned.setData(x, rates)
-        self._text = text
-        self._set_note(text)
+        self.plot.setToolTip(text)
         self._planned_top = float(rates.max()) if rates.size else 0.0
         self._fit()
 
@@ -86,22 +90,29 @@ class LearningRatePlot:
 
     def _fit(self) -> None:
         """0 to a little above the highest rate planned or used; changed only when that moves."""
-        top = 1.1 * max(self._planned_top, max(self._y) if self._y else 0.0)
+        highest = max(self._planned_top, max(self._y) if self._y else 0.0)
+        top = HEADROOM * highest  # room above the curve for the caption
         if top > 0 and top != self._top:
             self._top = top
             self.plot.setYRange(0, top, padding=0)
+            # two ticks: a strip this low has no room for more (they overlapped)
+            self.plot.getAxis("left").setTicks([[(0.0, "0"), (highest, f"{highest:.3g}")], []])
 
-    def _set_note(self, text: str) -> None:
-        html = "<br>".join(text.splitlines())
-        self.note.setText(html, color="#333", size=getattr(self, "_note_size", "9pt"))
+    def fit_height(self, available: int) -> None:
+        """A strip, not a third chart: about a quarter of the charts' height, so the loss and
+        accuracy keep most of it however small the window."""
+        height = int(min(MAX_HEIGHT, max(MIN_HEIGHT, 0.25 * available)))
+        self.plot.setMaximumHeight(height)
+        self.plot.setMinimumHeight(height)
+
+    def _place_caption(self, *_args) -> None:
+        self.caption.setPos(self.plot.getViewBox().width(), 0)
 
     def apply_fonts(self, size: float, tick) -> None:
         """Axis text at the panel's (zoomed) font size, like the loss and accuracy plots."""
-        self.plot.setLabel("left", "learning rate", **{"font-size": f"{size:.1f}pt"})
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickFont=tick)
-        self._note_size = f"{size * 0.9:.1f}pt"
-        self._set_note(self._text)
+        self.caption.setFont(tick)
 
 
 __all__ = ["LearningRatePlot"]
