@@ -64,6 +64,7 @@ class TeacherChoicesWidget(QWidget):
             box.setChecked(settings.locks(key))
             locks_layout.addWidget(box)
             self.lock_boxes[key] = box
+        locks_layout.addStretch(1)  # the boxes at the top, beside the longer Hide list
         hides = QGroupBox("Hide")
         hides_layout = QVBoxLayout(hides)
         self.hide_boxes = {}
