@@ -82,3 +82,17 @@ def test_callback_settings_that_cannot_work_are_refused_in_one_line(tmp_path, ca
     assert main(["train", model, "--limit", "300", "--early-stopping", "2"]) == 2
     err = capsys.readouterr().err
     assert "needs validation data" in err and len(err.strip().splitlines()) == 1
+
+
+def test_checkpoint_writes_a_model_file_every_epoch(tmp_path, capsys):
+    from visualcnn.engine import load_model
+
+    model = _model_file(tmp_path)
+    pattern = str(tmp_path / "ckpt-{epoch:02d}.json")
+    result = _train(capsys, model, "--epochs", "2", *LIMIT, "--checkpoint", pattern, "--save", str(tmp_path / "s.json"))
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-01.json", "ckpt-02.json"]
+    last, saved = load_model(tmp_path / "ckpt-02.json"), load_model(tmp_path / "s.json")
+    assert all((a == b).all() for a, b in zip(last.get_weights(), saved.get_weights()))
+    assert result["epochs_done"] == 2
+    assert main(["train", model, "--limit", "300", "--checkpoint", pattern, "--checkpoint-best"]) == 2
+    assert "needs --validation-split" in capsys.readouterr().err
