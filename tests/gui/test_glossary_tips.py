@@ -132,3 +132,24 @@ def test_explain_menu_results_and_headings(seed_window):
 
     heading = next(l for l in seed_window.train_panel.findChildren(QLabel) if "Filters (conv kernels)" in l.text())
     assert has(heading.toolTip(), "filter") and has(heading.toolTip(), "kernel")
+
+
+def test_the_palette_explains_its_groups_and_layer_types(seed_window):
+    from html import unescape
+
+    from PySide6.QtWidgets import QTreeWidgetItemIterator
+
+    from visualcnn.gui.glossary_tips import FAMILY_TERMS
+
+    for names in FAMILY_TERMS.values():
+        for name in names:
+            assert term(name)
+    tips = {}
+    iterator = QTreeWidgetItemIterator(seed_window.palette_widget)
+    while iterator.value():
+        item = iterator.value()
+        tips[item.text(0)] = unescape(item.toolTip(0))
+        iterator += 1
+    assert has(tips["Regularisation"], "overfitting") and has(tips["Pooling"], "pooling")
+    assert tips["Conv2D"].startswith("<b>Conv2D</b>") and has(tips["Conv2D"].replace("</p>", " "), "convolution")
+    assert has(tips["BatchNormalization"].replace("</p>", " "), "batch normalization")

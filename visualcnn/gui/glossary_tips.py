@@ -70,6 +70,20 @@ def explained(text: str | None, *names: str) -> str:
     return "\n\n".join(parts)
 
 
+def explained_html(html_text: str, *names: str) -> str:
+    """For a rich-text tooltip (the palette's): the entries as paragraphs, which Qt wraps."""
+    from html import escape
+
+    seen, parts = set(), [html_text]
+    for name in names:
+        found = lookup(name)
+        if found is None or found in seen:
+            continue
+        seen.add(found)
+        parts.append(f"<p><b>{escape(name)}</b>: {escape(term(name))}</p>")
+    return "".join(parts)
+
+
 def explain(target, *names: str) -> None:
     """Add the glossary entries of `names` to the tooltip of a QWidget, QAction,
     QGraphicsItem (a chart's axis) or QTableWidgetItem."""
@@ -83,6 +97,25 @@ def arg_terms(arg) -> tuple[str, ...]:
     if arg.name in ARG_TERMS:
         return ARG_TERMS[arg.name]
     return (arg.name,) if lookup(arg.name) is not None else ()
+
+
+# The palette's groups (engine layer families) -> the glossary words that say what they are.
+FAMILY_TERMS = {
+    "augmentation": ("data augmentation",),
+    "convolution": ("convolution", "filter"),
+    "pooling": ("pooling",),
+    "activation": ("activation",),
+    "normalization": ("batch normalization",),
+    "regularisation": ("overfitting", "dropout"),
+    "merge": ("residual connection",),
+    "core": ("dense", "flatten"),
+    "reshaping": ("shape",),
+}
+
+
+def family_tip(family: str) -> str:
+    """The tooltip of a palette group's heading ("" for a family without words)."""
+    return explained("", *FAMILY_TERMS.get(family, ()))
 
 
 def shape_terms(text: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem
 from ..engine.layers import LAYER_CLASSES, Layer
 from .families import FAMILY_ORDER, OTHER_TITLE, family_colour, family_icon, family_title
 from .mime import MIME_TYPE, LayerPayload, encode_payload
+from .glossary_tips import explained_html, family_tip
 
 CLASS_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -73,12 +74,14 @@ class PaletteWidget(QTreeWidget):
             heading.setFlags(Qt.ItemFlag.ItemIsEnabled)
             heading.setFont(0, heading_font)
             heading.setForeground(0, family_colour(family))
+            heading.setToolTip(0, family_tip(family))  # what the group's word means (glossary)
             for cls in classes:
                 class_name = cls.class_name
                 item = QTreeWidgetItem(heading, [class_name])
                 item.setIcon(0, family_icon(cls.family))
                 item.setData(0, CLASS_ROLE, class_name)
-                item.setToolTip(0, f"<b>{class_name}</b><br>{cls.explanation}<br><i>{how_to_add(cls)}</i>")
+                tip = f"<b>{class_name}</b><br>{cls.explanation}<br><i>{how_to_add(cls)}</i>"
+                item.setToolTip(0, explained_html(tip, class_name))  # + the glossary's entry for its type
                 item.setStatusTip(0, cls.explanation)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                               | Qt.ItemFlag.ItemIsDragEnabled)
