@@ -82,6 +82,7 @@ def test_keep_saves_the_weights_so_far_then_closes(qtbot, slow_window, monkeypat
         assert "Stopping after this batch" in panel.controls.banner.text()
     saved = json.loads(path.read_text())
     assert "weights" in saved and saved["training"]["batch_size"] == 1024
+    assert [run["status"] for run in saved["runs"]] == ["stopped"]  # the run history is saved with them
     assert not window.is_modified
 
 

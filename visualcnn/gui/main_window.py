@@ -175,11 +175,13 @@ class MainWindow(QMainWindow):
         self.train_panel.bind_document(self.document, self.undo_stack)  # the settings are the document's
         self.training_requested.connect(self._on_training_requested)
         self.train_panel.run_started.connect(self._on_train_panel_run_started)
-        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         from .run_recording import RunHistoryRecorder
 
-        self.run_recorder = RunHistoryRecorder(self.train_panel, self.document, self)  # every run joins "runs"
+        # Every run joins the "runs" section. Made before the next line: Qt calls slots in the
+        # order they were connected, so the run is recorded before a close that waited for it saves.
+        self.run_recorder = RunHistoryRecorder(self.train_panel, self.document, self)
         self.run_history_window = None  # View ▸ Run History… (gui/run_history_window.py), made when first opened
+        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self.train_panel.message_posted.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.train_panel.controller.snapshot_taken.connect(self._on_training_snapshot_taken)
         self.document.pipeline_reset.connect(self._on_document_pipeline_reset)

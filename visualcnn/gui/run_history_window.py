@@ -13,6 +13,7 @@ The window follows the document: a run recorded while it is open appears at once
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -52,7 +53,11 @@ class RunCurvesPanel(CurvesPanel):
 
     def show_records(self, records: list[dict]) -> None:
         self.clear()
-        self._epochs = max([1] + [int(r.get("epochs") or 0) for r in records])
+        # the x axis spans the longest run; a continued run's epochs count on from where it resumed
+        ends = [int(r.get("epochs") or 0) for r in records]
+        ends += [math.ceil(max(r["steps"]["x"])) for r in records if (r.get("steps") or {}).get("x")]
+        ends += [max(r["curves"]["epoch"]) for r in records if (r.get("curves") or {}).get("epoch")]
+        self._epochs = max([1] + ends)
         for record in records:
             run = _RunItem(record["id"], self.loss_plot, self.accuracy_plot)
             self._runs.append(run)
