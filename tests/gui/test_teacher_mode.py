@@ -185,3 +185,18 @@ def test_unlocking_the_settings_gives_each_widget_its_own_state_back(qtbot, seed
     mode.apply(None)
     assert controls.epochs.isEnabled() and marked.isEnabled()
     assert not controls.seed.isEnabled()  # it was off before the lock: it stays off
+
+
+def test_docks_a_teacher_hid_come_back_at_the_next_start(qtbot, window, tmp_path, seed_path):
+    from visualcnn.gui.main_window import MainWindow
+
+    open_with_teacher(window, tmp_path, seed_path, {"lock": ["pipeline"], "hide": ["summary"]})
+    assert window.summary_dock.isHidden() and not window.teacher_mode.toolbar.isHidden()
+    window.undo_stack.setClean()
+    window.close()  # saves the layout: the summary hidden, the banner shown
+    again = MainWindow(settings=window.settings)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitUntil(lambda: not again.summary_dock.isHidden())
+    assert again.teacher_mode.toolbar.isHidden() and not again.teacher_mode.active
+    assert again.settings.value("teacher/hidden_docks", []) in ([], None, "")

@@ -32,6 +32,7 @@ from ..engine.lessons.teacher import LOCKS, PANELS, TeacherSettings, banner_text
 BANNER_STYLE = ("QWidget#teacherBannerBody { background: #fff3cd; border-bottom: 1px solid #e5c96b; }"
                 "QLabel#teacherBannerText { color: #664d03; font-weight: bold; }")
 SETTING_PROPERTY = "trainingSetting"  # widgets outside the settings form that a "settings" lock disables
+HIDDEN_DOCKS_KEY = "teacher/hidden_docks"  # QSettings: the docks hidden by a teacher (not by the user)
 # How the check boxes name each id (the banner's words, capitalised, with what they do).
 LOCK_LABELS = {"pipeline": "Lock the pipeline (layers, their settings, the input shape)",
                "settings": "Lock the training settings (Train still works)"}
@@ -132,7 +133,7 @@ class TeacherBannerWidget(QWidget):
         # A tool bar does not ask for the height at a width: fix it to the wrapped text's height
         # at this width (one line on a wide window, two or three on a narrow one).
         wanted = self.heightForWidth(event.size().width())
-        if wanted != self.height():
+        if wanted > 0 and wanted != self.height():
             self.setFixedHeight(wanted)
 
 
@@ -146,6 +147,8 @@ class TeacherMode(QObject):
         self.unlocked_for_session = False   # the teacher lifted the project's section until it changes
         self._disabled_settings: dict = {}  # widget -> enabled before the lock (what Unlock gives back)
         self._hidden_docks: list = []
+        names = window.settings.value(HIDDEN_DOCKS_KEY, []) or []  # read before the first apply rewrites it
+        self._hidden_at_last_close = [names] if isinstance(names, str) else list(names)
 
         self.banner = TeacherBannerWidget()
         self.banner.unlock_button.clicked.connect(self.unlock_dialog)
@@ -299,6 +302,20 @@ class TeacherMode(QObject):
         for key, action in self._menus().items():
             if action is not None:
                 action.setVisible(not self.settings.hides(key))
+        # The window saves its docks' visibility when it closes: remember which were the
+        # teacher's doing, so the next start (without the locks) shows them again.
+        w.settings.setValue(HIDDEN_DOCKS_KEY, [dock.objectName() for key, dock in self._docks().items()
+                                               if self.settings.hides(key)])
+
+    def _after_layout_restored(self) -> None:
+        """Once the window has restored the saved layout: docks a teacher hid when it was last
+        closed come back (their hiding was not the user's layout), and the banner shows only
+        while locks hold (the saved state remembers tool bars too)."""
+        for key, dock in self._docks().items():
+            if dock.objectName() in self._hidden_at_last_close and not self.settings.hides(key) and self.window.tabs.currentIndex() == 0:
+                dock.show()
+        self._apply_hidden()  # rewrites the key for the settings in force now
+        self.toolbar.setVisible(self.active)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
         if event.type() == QEvent.Type.Show:
@@ -425,4 +442,5 @@ def install_teacher_mode(window) -> TeacherMode:
     """Teacher mode for a MainWindow, following its document's "teacher" section."""
     mode = TeacherMode(window)
     mode.apply(window.document.section("teacher"))
+    QTimer.singleShot(0, mode._after_layout_restored)  # the window restores its saved layout after this
     return mode
