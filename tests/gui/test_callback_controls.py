@@ -97,9 +97,12 @@ def test_continue_training_gives_the_weights_of_one_longer_run(qtbot, tab):
     tab.controls.epochs.setValue(1)
     first = run(qtbot, tab, tab.start)
     assert tab.controls.callbacks.continue_button.isEnabled()
+    tab.controls.train_images.setValue(60000)  # as after reopening the project: Continue uses the run's count
+    tab.refresh_model_source()
     assert "Continue from epoch 2" in tab.controls.callbacks.continue_button.toolTip()
     continued = run(qtbot, tab, tab.continue_training)
     assert continued is not first  # a fresh network from the pipeline, given the saved weights
+    assert tab.controls.train_images.value() == 320
     assert all(np.array_equal(a, b) for a, b in zip(continued.get_weights(), straight.get_weights()))
     assert continued.optimizer.iterations == straight.optimizer.iterations == 8
     assert tab.curves.series("epoch_loss")[0].tolist() == [1.5]  # drawn after the first epoch

@@ -55,12 +55,21 @@ class ContinueTraining:
         if run.position.rng is None:  # stopped before its first batch: nothing to continue
             return
         section = resume_state.capture(model, run, config)
+        # the images the run used (before the validation split): Continue uses them again,
+        # also after the project is reopened and the tab's count is back to its default
+        section["images"] = int(run.train_examples + run.val_examples)
         document = self._document()
         if document is not None:
             document.set_section(SECTION, section)
         else:
             self._own = (section, encode_weights(model))
         self.refresh()
+
+    def restore_image_count(self) -> None:
+        """Show (and use) the image count of the run being continued."""
+        images = (self.section() or {}).get("images")
+        if isinstance(images, int) and images > 0:
+            self._tab.controls.train_images.setValue(images)
 
     def prepare(self, model, config, data, limit: int):
         """The continued run of `model` (fresh from the pipeline); ValueError says why not."""

@@ -473,6 +473,9 @@ class TrainTabWidget(QWidget):
 
     def continue_training(self) -> bool:
         """Continue the last run exactly where it stopped (the project's "resume" section)."""
+        if self.controller.running:
+            return False
+        self.continuation.restore_image_count()
         return self.start(resume=True)
 
     def start(self, resume: bool = False) -> bool:
