@@ -46,6 +46,7 @@ def test_picking_a_folder_stores_the_section_and_shows_what_was_read(qtbot, rgb_
     tab = rgb_window.train_panel
     tab.controls.dataset.choose_folder(shapes)
     assert rgb_window.document.section("dataset") == {"source": "folder", "path": str(shapes)}
+    assert tab.controls.dataset.source.currentText() == "Image folder: shapes"
     assert rgb_window.is_modified  # a changed section is a change of the project
     wait_for_data(qtbot, tab)
     data = tab.dataset()

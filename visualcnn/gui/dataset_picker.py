@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..engine.datasets import fashion_mnist_available
 
@@ -69,10 +68,6 @@ class DatasetPicker(QWidget):
                                    "as Keras's image_dataset_from_directory reads them",
                                 Qt.ItemDataRole.ToolTipRole)
         self.source.activated.connect(self._on_source_activated)
-        self.folder = QLabel("")
-        self.folder.setObjectName("datasetFolder")
-        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.folder.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.change_folder = QPushButton("Change…")
         self.change_folder.setToolTip("Choose another image folder")
         self.change_folder.clicked.connect(self.choose_folder_dialog)
@@ -85,18 +80,18 @@ class DatasetPicker(QWidget):
         self.report.setWordWrap(True)
         self.report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        top = QHBoxLayout()
-        top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.source, 1)
-        top.addWidget(self.browse)
+        # the settings column is narrow: the choice gets a row of its own, the buttons the next
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(12)
         folder_row = QHBoxLayout()
         folder_row.setContentsMargins(0, 0, 0, 0)
-        folder_row.addWidget(self.folder, 1)
+        folder_row.addStretch(1)
         folder_row.addWidget(self.change_folder)
+        folder_row.addWidget(self.browse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        layout.addLayout(top)
+        layout.addWidget(self.source)
         layout.addLayout(folder_row)
         layout.addWidget(self.report)
         self._show_spec()
@@ -168,9 +163,12 @@ class DatasetPicker(QWidget):
                 self.source.setCurrentIndex(index)
         path = self._spec.get("path", "")
         folder = source == "folder" or bool(path)
-        self.folder.setText(f"Folder: <b>{Path(path).name}</b>" if folder else "")
-        self.folder.setToolTip(path)
-        self.folder.setVisible(folder)
+        # the folder's name in the choice itself ("Image folder: shapes"): the column is narrow
+        self.source.setItemText(2, f"Image folder: {Path(path).name}" if source == "folder" else SOURCES[2][1])
+        if not self.fashion_installed:
+            self.source.setItemText(1, f"Fashion-MNIST: {Path(path).name}" if source == "fashion_mnist" and path
+                                    else "Fashion-MNIST (its folder…)")
+        self.source.setToolTip(path)
         self.change_folder.setVisible(folder)
 
     def _ask_folder(self, source: str) -> str:

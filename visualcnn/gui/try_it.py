@@ -129,7 +129,7 @@ class TryItWidget(QWidget):
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.test_button)
         buttons.addStretch(1)
-        image_box = QGroupBox("Your image, as the network gets it")
+        image_box = self.image_box = QGroupBox("Your image, as the network gets it")
         image_layout = QVBoxLayout(image_box)
         image_layout.addLayout(buttons)
         image_layout.addWidget(self.drop_hint)
@@ -231,7 +231,14 @@ class TryItWidget(QWidget):
         self.caption.setText(f"<span style='color:#8a0010'><b>{text}</b></span>")
 
     def _image_side(self) -> int:
-        return max(160, 11 * self.fontMetrics().height())
+        """At least 11 lines of text high (View ▸ Zoom), larger when the page has room."""
+        room = min(self.image_box.width() - 4 * self.fontMetrics().height(), self.height() // 2)
+        return max(160, 11 * self.fontMetrics().height(), room)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self.seen.width() != self._image_side():
+            self._fit_to_font()
 
     def _fit_to_font(self) -> None:
         side = self._image_side()
