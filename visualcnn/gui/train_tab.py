@@ -557,6 +557,11 @@ class TrainTabWidget(QWidget):
                                               data.y_test, data.class_names)
             self.results.clear()
             self.controls.dataset.set_report(getattr(data, "report_text", "") or arrays_summary(data), "ok")
+            spin = self.controls.train_images  # "Training images" up to what this dataset has
+            at_most = spin.value() >= spin.maximum()
+            spin.setMaximum(max(spin.minimum(), len(data.y_train)))
+            if at_most:
+                spin.setValue(spin.maximum())
             self.dataset_loaded.emit(data)
         return data
 
