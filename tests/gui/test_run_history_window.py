@@ -113,3 +113,29 @@ def test_a_stopped_run_is_recorded_as_stopped(qtbot, seed_window):
     record = blocker.args[0]
     assert record["status"] == "stopped" and "test_accuracy" not in record["final"]
     assert record["settings"]["epochs"] == 1000 and record["epochs"] < 1000
+
+
+def test_many_runs_tick_the_newest_and_redraw_only_what_changed(qtbot, doc):
+    from visualcnn.engine.run_history import add_run, record_from_reports
+    from visualcnn.engine.training import EpochReport, StepReport
+    from visualcnn.gui.run_history_window import SHOWN_AT_FIRST, RunHistoryWindow
+
+    reports = [StepReport(1, 1, b, 20, 1.0 / b, 0.5, 1.0 / b, 0.5, 1.0, b, 0.1, 0.1) for b in range(1, 21)]
+    reports.append(EpochReport(1, 1, 0.3, 0.9, None, None, 1.0, 1.0))
+    runs = []
+    for i in range(20):
+        runs = add_run(runs, record_from_reports(reports, {"learning_rate": 0.001 * (1 + i % 2)}, "MNIST"))
+    doc.set_section("runs", runs)
+    history = RunHistoryWindow(doc)
+    qtbot.addWidget(history)
+    assert history.curves.shown_runs() == list(range(21 - SHOWN_AT_FIRST, 21))
+    assert "the newest 8 are ticked" in history.heading.text()
+    items = {run.index: run.series["smooth_loss"].item for run in history.curves._runs}
+    history.set_shown(3, True)
+    history.set_shown(20, False)
+    assert history.curves.shown_runs() == [3] + list(range(21 - SHOWN_AT_FIRST, 20))
+    kept = {run.index: run.series["smooth_loss"].item for run in history.curves._runs}
+    assert all(kept[i] is items[i] for i in range(21 - SHOWN_AT_FIRST, 20))  # drawn once, not again
+    assert items[20].scene() is None  # the unticked run's curves left the chart
+    doc.set_section("runs", add_run(doc.section("runs"), runs[0]))  # a new run is ticked at once
+    assert history.curves.shown_runs()[-1] == 21 and history.row_ids()[-1] == 21

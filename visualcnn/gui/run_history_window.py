@@ -28,6 +28,7 @@ from .panels.curves import RUN_COLOURS, CurvesPanel, _RunItem
 
 DIFFERS_BACKGROUND = QColor("#fff1b8")  # a soft yellow: readable on a projector, not alarming
 MAX_LEGEND_RUNS = 12
+SHOWN_AT_FIRST = 8  # runs ticked when the window first lists them: the newest
 CHARTS = {"loss": "the loss chart", "accuracy": "the accuracy chart", "both": "both charts"}
 
 
@@ -52,35 +53,45 @@ class RunCurvesPanel(CurvesPanel):
         return self._graphics
 
     def show_records(self, records: list[dict]) -> None:
-        self.clear()
+        """Draw these runs. A run already drawn keeps its plot items (making a run's eight
+        items is the slow part: 50 runs redrawn from scratch took ~2 s), so ticking a run or
+        recording one only adds or removes what changed."""
+        drawn = {run.record_key: run for run in self._runs}
+        wanted = [_record_key(r) for r in records]
+        for key, run in drawn.items():
+            if key not in wanted:
+                run.remove()
+        self._runs = [drawn.get(key) or self._draw(record) for key, record in zip(wanted, records)]
         # the x axis spans the longest run; a continued run's epochs count on from where it resumed
         ends = [int(r.get("epochs") or 0) for r in records]
         ends += [math.ceil(max(r["steps"]["x"])) for r in records if (r.get("steps") or {}).get("x")]
         ends += [max(r["curves"]["epoch"]) for r in records if (r.get("curves") or {}).get("epoch")]
         self._epochs = max([1] + ends)
-        for record in records:
-            run = _RunItem(record["id"], self.loss_plot, self.accuracy_plot)
-            self._runs.append(run)
-            steps = record.get("steps") or {}
-            xs = steps.get("x", [])
-            batches = max(1, int(record.get("batches") or 1))
-            accuracies = steps.get("accuracy") or [None] * len(xs)
-            for x, loss, accuracy in zip(xs, steps.get("loss", []), accuracies):
-                if loss is not None:
-                    run.add_step(x, loss, accuracy, step=max(1, round(x * batches)))
-            curves = record.get("curves") or {}
-            for i, epoch in enumerate(curves.get("epoch", [])):
-                for kind in ("loss", "accuracy"):
-                    values = curves.get(kind)
-                    if values:
-                        run.series[f"epoch_{kind}"].append(epoch - 0.5, values[i])
-                    values = curves.get(f"val_{kind}")
-                    if values:
-                        run.series[f"val_{kind}"].append(float(epoch), values[i])
-            run.push()
         self._shown_epochs = None  # refit even when the epoch count is unchanged
         self._fit_ranges()
         self._refresh_legends()
+
+    def _draw(self, record: dict) -> _RunItem:
+        run = _RunItem(record["id"], self.loss_plot, self.accuracy_plot)
+        run.record_key = _record_key(record)
+        steps = record.get("steps") or {}
+        xs = steps.get("x", [])
+        batches = max(1, int(record.get("batches") or 1))
+        accuracies = steps.get("accuracy") or [None] * len(xs)
+        for x, loss, accuracy in zip(xs, steps.get("loss", []), accuracies):
+            if loss is not None:
+                run.add_step(x, loss, accuracy, step=max(1, round(x * batches)))
+        curves = record.get("curves") or {}
+        for i, epoch in enumerate(curves.get("epoch", [])):
+            for kind in ("loss", "accuracy"):
+                values = curves.get(kind)
+                if values:
+                    run.series[f"epoch_{kind}"].append(epoch - 0.5, values[i])
+                values = curves.get(f"val_{kind}")
+                if values:
+                    run.series[f"val_{kind}"].append(float(epoch), values[i])
+        run.push()
+        return run
 
     def shown_runs(self) -> list[int]:
         return [run.index for run in self._runs]
@@ -89,6 +100,11 @@ class RunCurvesPanel(CurvesPanel):
         self.legend.clear()
         for run in self._runs[:MAX_LEGEND_RUNS]:
             self.legend.addItem(run.series["smooth_loss"].item, f"run {run.index}")
+
+
+def _record_key(record: dict) -> tuple:
+    """Which run a drawing shows: run numbers repeat from one project to the next."""
+    return record["id"], record.get("started"), record.get("duration")
 
 
 class _Cell(QTableWidgetItem):
@@ -137,7 +153,8 @@ class RunHistoryWindow(QWidget):
         self.setWindowTitle("Run history")
         self._document, self._undo_stack = document, undo_stack
         self._records: list[dict] = []
-        self._hidden: set[int] = set()  # runs the user unticked
+        self._hidden: set[int] = set()  # runs not drawn (unticked)
+        self._seen: set[tuple] = set()  # runs already shown in the table (_record_key)
         self._filling = False
         self.columns = []
 
@@ -214,6 +231,15 @@ class RunHistoryWindow(QWidget):
         self._records = list(self._document.section("runs") or [])
         ids = {r["id"] for r in self._records}
         self._hidden &= ids
+        # A run seen for the first time is ticked when it is among the newest: fifty runs
+        # overlaid are a tangle (and slow to draw); older ones are a tick away.
+        newest = set(sorted(ids)[-SHOWN_AT_FIRST:])
+        for record in self._records:
+            key = _record_key(record)
+            if key not in self._seen:
+                self._seen.add(key)
+                if record["id"] not in newest:
+                    self._hidden.add(record["id"])
         self.columns, rows = run_table(self._records)
         differing = [c for c in self.columns if c.differs]
         count = len(self._records)
@@ -221,7 +247,8 @@ class RunHistoryWindow(QWidget):
             self.heading.setText("No runs yet: every run of the Train tab (and of <code>visualcnn train --save</code>) "
                                  "is recorded here.")
         else:
-            text = f"<b>{count} run{'s' if count != 1 else ''}.</b> Tick runs to overlay their curves below."
+            text = f"<b>{count} run{'s' if count != 1 else ''}.</b> Tick runs to overlay their curves below"
+            text += f" (the newest {SHOWN_AT_FIRST} are ticked)." if count > SHOWN_AT_FIRST else "."
             if differing:
                 names = ", ".join(c.header for c in differing)
                 text += (f" <span style='background:{DIFFERS_BACKGROUND.name()}'>&nbsp;Highlighted:&nbsp;</span> "
