@@ -114,6 +114,10 @@ def test_resume_refuses_other_weights_other_data_and_a_damaged_section():
     del damaged["optimizer"]
     with pytest.raises(ConfigError, match='"resume": optimizer is missing'):
         check_resume_section(damaged)
+    for damaged in (dict(section, callbacks={"EarlyStopping": {"wait": "x"}}), dict(section, layer_generators=[]),
+                    dict(section, optimizer=dict(section["optimizer"], iterations="7"))):
+        with pytest.raises(ValueError, match="damaged; start a new run"):
+            losses(prepare_run(reopened, CONFIG, mnist_like(), resume=damaged).run)
     tampered = dict(section, data_order=dict(section["data_order"], state={"state": "1", "inc": "3"}))
     with pytest.raises(ValueError, match="did not reach the saved state"):
         losses(prepare_run(reopened, CONFIG, mnist_like(), resume=tampered).run)

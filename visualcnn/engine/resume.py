@@ -187,6 +187,8 @@ def restore_optimizer(optimizer, section: dict) -> None:
     """Slots, step count and learning rate from the section; the optimizer must be built
     for the model's weights (compile after build)."""
     state = section["optimizer"]
+    if not isinstance(state.get("slots", {}), dict) or not isinstance(state.get("iterations"), int):
+        raise ResumeError("resume: the optimizer's saved state is damaged; start a new run")
     if optimizer._params is None:
         raise ResumeError("resume: the optimizer is not built for the model's weights yet")
     for name, entries in state.get("slots", {}).items():
@@ -202,8 +204,11 @@ def restore_optimizer(optimizer, section: dict) -> None:
 
 
 def restore_layer_generators(model, section: dict) -> None:
+    saved = section.get("layer_generators", {})
+    if not isinstance(saved, dict):
+        raise ResumeError("resume: the random layers' saved state is damaged; start a new run")
     for layer in model.layers:
-        state = section.get("layer_generators", {}).get(layer.name)
+        state = saved.get(layer.name)
         if state is not None and isinstance(getattr(layer, "_rng", None), np.random.Generator):
             _set_rng_state(layer._rng, state)
 
@@ -217,10 +222,16 @@ def check_data_order(rng: np.random.Generator, section: dict) -> None:
 
 def restore_callbacks(callbacks, section: dict) -> None:
     states = section.get("callbacks", {})
+    if not isinstance(states, dict):
+        raise ResumeError("resume: the callbacks' saved state is damaged; start a new run")
     for cb in callbacks:
         state = states.get(type(cb).__name__)
         if state:
-            cb.set_state(state)
+            try:
+                cb.set_state(state)
+            except (KeyError, TypeError, ValueError, ConfigError):
+                raise ResumeError(f"resume: the saved state of {type(cb).__name__} is damaged; start a new "
+                                  "run") from None
 
 
 __all__ = ["capture", "check_resume_section", "problem", "restore_optimizer", "restore_layer_generators",
