@@ -121,7 +121,9 @@ def test_the_browser_shows_every_class_with_its_counts(qtbot, rgb_window, shapes
     tab = rgb_window.train_panel
     tab.controls.dataset.choose_folder(shapes)
     wait_for_data(qtbot, tab)
-    browser = rgb_window.dataset_ui.open_browser()
+    rgb_window.dataset_ui.browser_action.trigger()  # View ▸ Dataset Browser…
+    browser = rgb_window.train_panel.dataset_browser
+    assert browser.isVisible()
     qtbot.waitUntil(lambda: len(browser.class_labels) == len(CLASSES), timeout=10_000)
     data = tab.dataset()
     for index, (name, label) in enumerate(zip(CLASSES, browser.class_labels)):
@@ -151,3 +153,18 @@ def test_long_class_names_are_shortened_under_narrow_columns(qtbot):
         assert [n for _, n in matrix.plot.getAxis("left")._tickLevels[0]][0] == "T-shirt/top (0)"
     else:
         assert all(s == n or (s.endswith("…") and n.startswith(s[:-1])) for s, n in zip(short, names))
+
+
+def test_closing_the_window_while_a_folder_is_read_is_safe(qtbot, rgb_window, shapes, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(shapes, tmp_path / "copy")  # not read yet in this process
+    tab = rgb_window.train_panel
+    tab.controls.dataset.choose_folder(folder)
+    assert tab.dataset() is None  # read in the background: not there yet when the window closes
+    rgb_window.undo_stack.setClean()
+    rgb_window.document.set_section("dataset", None)  # nothing unsaved: the close does not ask
+    rgb_window._baseline = type(rgb_window._baseline).of(rgb_window.document)
+    rgb_window.close()
+    qtbot.waitUntil(lambda: not tab.dataset_loader.busy, timeout=30_000)
+    qtbot.wait(50)  # the loader's signal reaches a closed window: nothing happens
