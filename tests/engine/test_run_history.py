@@ -154,3 +154,20 @@ def test_csv_has_a_row_per_run_and_no_formulas():
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 2 and rows[1]["settings.learning_rate"] == "0.01"
     assert rows[1]["dataset"].startswith("'=") and rows[0]["final.test_accuracy"] == "0.9"
+
+
+def test_a_changing_learning_rate_is_kept_per_point_a_constant_one_is_not():
+    def run(rates):
+        out = []
+        for b, rate in enumerate(rates, start=1):
+            out.append(StepReport(1, 1, b, len(rates), 1.0, 0.5, 1.0, 0.5, 1.0, b, 0.1, 0.1, learning_rate=rate))
+        return record_from_reports(out, {"learning_rate": 0.1}, "MNIST")
+
+    assert "learning_rate" not in run([0.1] * 30)["steps"]
+    stepped = run([0.1] * 2000 + [0.01] * 2000)  # a step schedule over 4,000 batches
+    rates = stepped["steps"]["learning_rate"]
+    assert len(rates) == len(stepped["steps"]["x"]) <= MAX_STEP_POINTS
+    assert set(rates) == {0.1, 0.01} and rates == sorted(rates, reverse=True)  # the step stays a step
+    drop = rates.index(0.01)
+    assert stepped["steps"]["x"][drop - 1] <= 0.5 < stepped["steps"]["x"][drop]
+    check_runs_section([dict(stepped)])

@@ -68,6 +68,10 @@ def test_three_runs_are_recorded_and_compared(qtbot, seed_window, tmp_path):
     x, y = history.curves.series("epoch_loss", run=0)
     assert list(x) == [0.5] and y[0] == pytest.approx(runs[0]["final"]["loss"])
     assert history.curves.legend_labels() == ["run 1", "run 3"]
+    # each run's learning rate in the strip under the loss, in its colour (flat: no schedule)
+    rates = [run.lr_item.getData()[1] for run in history.curves._runs]
+    assert [list(r) for r in rates] == [[0.001, 0.001], [0.001, 0.001]]
+    assert history.curves._runs[0].lr_item.opts["pen"].color().name() == "#1f77b4"
 
     # CSV: one row per run, the table's columns
     path = tmp_path / "runs.csv"

@@ -9,7 +9,7 @@ A record says what was trained and how it went, so a class can compare runs side
      "final": {"loss": 0.21, "accuracy": 0.94, "val_loss": ..., "test_accuracy": 0.95},
      "best": {"loss": 0.21, "accuracy": 0.94, ...},
      "curves": {"epoch": [1, 2], "loss": [..], "accuracy": [..], "val_loss": [..], "val_accuracy": [..]},
-     "steps": {"x": [0.03, ...], "loss": [...], "accuracy": [...]}}
+     "steps": {"x": [0.03, ...], "loss": [...], "accuracy": [...], "learning_rate": [...]}}
 
 Records stay small whatever the run's length: the per-step curve keeps at most
 MAX_STEP_POINTS points (each the mean of the batches it stands for), the per-epoch curves
@@ -47,7 +47,7 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_ac
 # Lower is better for losses; higher for accuracies (what "best" means per metric).
 LOWER_IS_BETTER = {"loss", "val_loss", "test_loss"}
 CURVE_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-STEP_KEYS = ("x", "loss", "accuracy")
+STEP_KEYS = ("x", "loss", "accuracy", "learning_rate")
 FIELDS = ("id", "started", "source", "status", "model", "params", "dataset", "settings", "duration", "epochs",
           "batches", "final", "best", "curves", "steps")
 REQUIRED = ("id", "started", "settings", "dataset", "duration", "epochs")
@@ -68,7 +68,9 @@ def _round(value):
 class _StepCurve:
     """A bounded, evenly down-sampled per-step curve: each kept point is the mean of the
     `stride` batches before it; when the points reach MAX_STEP_POINTS, neighbours merge in
-    pairs and the stride doubles, so any run length ends with MAX/2..MAX points."""
+    pairs and the stride doubles, so any run length ends with MAX/2..MAX points. The
+    learning rate is the one in force at each kept point's batch (a schedule's steps stay
+    sharp), kept only when it changed during the run (else the settings say it)."""
 
     def __init__(self, limit: int = MAX_STEP_POINTS):
         self.limit = max(2, limit)
@@ -76,16 +78,19 @@ class _StepCurve:
         self.x: list[float] = []
         self.loss: list[float | None] = []
         self.accuracy: list[float | None] = []
+        self.learning_rate: list[float | None] = []
         self._bucket = self._empty_bucket()
 
     @staticmethod
     def _empty_bucket():
-        return {"n": 0, "x": 0.0, "loss": 0.0, "loss_n": 0, "acc": 0.0, "acc_n": 0}
+        return {"n": 0, "x": 0.0, "loss": 0.0, "loss_n": 0, "acc": 0.0, "acc_n": 0, "lr": None}
 
-    def add(self, x: float, loss: float | None, accuracy: float | None) -> None:
+    def add(self, x: float, loss: float | None, accuracy: float | None, learning_rate: float | None = None) -> None:
         b = self._bucket
         b["n"] += 1
         b["x"] = x
+        if learning_rate is not None and math.isfinite(learning_rate):
+            b["lr"] = learning_rate
         if loss is not None and math.isfinite(loss):
             b["loss"] += loss
             b["loss_n"] += 1
@@ -102,6 +107,7 @@ class _StepCurve:
         self.x.append(b["x"])
         self.loss.append(b["loss"] / b["loss_n"] if b["loss_n"] else None)
         self.accuracy.append(b["acc"] / b["acc_n"] if b["acc_n"] else None)
+        self.learning_rate.append(b["lr"])
         self._bucket = self._empty_bucket()
         if len(self.x) >= self.limit:
             self._halve()
@@ -117,7 +123,10 @@ class _StepCurve:
                 merged.append(values[-1])
             return merged
 
-        self.x = [self.x[i + 1] if i + 1 < len(self.x) else self.x[i] for i in range(0, len(self.x), 2)]
+        def later(values):
+            return [values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+
+        self.x, self.learning_rate = later(self.x), later(self.learning_rate)
         self.loss, self.accuracy = pairs(self.loss), pairs(self.accuracy)
         self.stride *= 2
 
@@ -126,6 +135,8 @@ class _StepCurve:
         data = {"x": [round(x, 4) for x in self.x], "loss": [_round(v) for v in self.loss]}
         if any(v is not None for v in self.accuracy):
             data["accuracy"] = [_round(v) for v in self.accuracy]
+        if len({v for v in self.learning_rate if v is not None}) > 1:
+            data["learning_rate"] = [_round(v) for v in self.learning_rate]
         return data
 
 
@@ -159,7 +170,7 @@ class RunRecorder:
         if hasattr(report, "batch") and hasattr(report, "batches"):
             self.batches = int(report.batches)
             x = report.epoch - 1 + report.batch / report.batches
-            self._steps.add(x, report.batch_loss, report.batch_accuracy)
+            self._steps.add(x, report.batch_loss, report.batch_accuracy, getattr(report, "learning_rate", None))
         elif hasattr(report, "val_loss") and hasattr(report, "epoch"):
             for key, value in (("epoch", report.epoch), ("loss", report.loss), ("accuracy", report.accuracy),
                                ("val_loss", report.val_loss), ("val_accuracy", report.val_accuracy)):

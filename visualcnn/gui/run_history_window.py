@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QBuffer, QIODevice, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPixmap, QUndoCommand
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from ..engine.model_io import write_bytes_atomic, write_text_atomic
 from ..engine.run_history import cell_text, run_table, runs_to_csv
 from .panels.curves import RUN_COLOURS, CurvesPanel, _RunItem
+from .panels.learning_rate_plot import HEADROOM
 
 DIFFERS_BACKGROUND = QColor("#fff1b8")  # a soft yellow: readable on a projector, not alarming
 MAX_LEGEND_RUNS = 12
@@ -47,6 +49,12 @@ class RunCurvesPanel(CurvesPanel):
         self.clear_button.hide()
         for label in self.findChildren(QLabel):
             label.setText("thin: the recorded batches · thick: smoothed · dots: epoch mean · dashed: validation")
+        # The learning-rate strip shows each run's rate in the run's colour (not planned / used).
+        self.lr_plot = getattr(self, "lr_plot", None)
+        if self.lr_plot is not None:
+            self.learning_rate.caption.setHtml('<span style="color:#333">learning rate</span>')
+            self.lr_plot.setToolTip("The learning rate each run used: flat unless a schedule or "
+                                    "ReduceLROnPlateau moved it")
 
     @property
     def graphics(self) -> pg.GraphicsLayoutWidget:
@@ -61,6 +69,8 @@ class RunCurvesPanel(CurvesPanel):
         for key, run in drawn.items():
             if key not in wanted:
                 run.remove()
+                if run.lr_item is not None:
+                    self.lr_plot.removeItem(run.lr_item)
         self._runs = [drawn.get(key) or self._draw(record) for key, record in zip(wanted, records)]
         # the x axis spans the longest run; a continued run's epochs count on from where it resumed
         ends = [int(r.get("epochs") or 0) for r in records]
@@ -69,7 +79,18 @@ class RunCurvesPanel(CurvesPanel):
         self._epochs = max([1] + ends)
         self._shown_epochs = None  # refit even when the epoch count is unchanged
         self._fit_ranges()
+        self._fit_learning_rates()
         self._refresh_legends()
+
+    def _fit_learning_rates(self) -> None:
+        """0 to a little above the highest rate drawn, two ticks (as the Train tab's strip)."""
+        tops = [float(np.nanmax(run.lr_item.getData()[1])) for run in self._runs
+                if run.lr_item is not None and run.lr_item.getData()[1] is not None]
+        if self.lr_plot is None or not tops:
+            return
+        highest = max(tops)
+        self.lr_plot.setYRange(0, HEADROOM * highest, padding=0)
+        self.lr_plot.getAxis("left").setTicks([[(0.0, "0"), (highest, f"{highest:.3g}")], []])
 
     def _draw(self, record: dict) -> _RunItem:
         run = _RunItem(record["id"], self.loss_plot, self.accuracy_plot)
@@ -91,7 +112,26 @@ class RunCurvesPanel(CurvesPanel):
                 if values:
                     run.series[f"val_{kind}"].append(float(epoch), values[i])
         run.push()
+        run.lr_item = self._draw_learning_rate(record, run.index)
         return run
+
+    def _draw_learning_rate(self, record: dict, index: int):
+        """The run's rate per recorded point, or its setting as a flat line when it never moved."""
+        if self.lr_plot is None:
+            return None
+        steps = record.get("steps") or {}
+        xs, rates = steps.get("x", []), steps.get("learning_rate")
+        if rates:
+            points = [(x, r) for x, r in zip(xs, rates) if r is not None]
+        else:
+            rate = (record.get("settings") or {}).get("learning_rate")
+            end = max(xs) if xs else float(record.get("epochs") or 1)
+            points = [(0.0, rate), (end, rate)] if isinstance(rate, (int, float)) and rate > 0 else []
+        if not points:
+            return None
+        x, y = zip(*points)
+        return self.lr_plot.plot(np.asarray(x, float), np.asarray(y, float), antialias=False,
+                                 pen=pg.mkPen(run_colour(index), width=2))
 
     def shown_runs(self) -> list[int]:
         return [run.index for run in self._runs]
