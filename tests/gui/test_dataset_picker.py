@@ -110,6 +110,8 @@ def test_an_rgb_folder_trains_in_the_window_with_class_names_in_the_confusion_ma
     if tab.results.gallery.count():
         assert tab.results.gallery.item(0).text().startswith("true circle")
     assert rgb_window.document.trained_weights is not None
+    maps = tab.feature_maps._layers  # the colour probe's feature maps, as for a digit
+    assert [layer.name for layer in maps][:2] == ["conv2d", "max_pooling2d"] and maps[0].maps.shape == (14, 14, 4)
     # Try it classifies with the trained weights and the class names
     try_it = rgb_window.dataset_ui.try_it
     qtbot.waitUntil(try_it.has_model, timeout=10_000)

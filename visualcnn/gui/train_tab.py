@@ -382,9 +382,8 @@ class TrainTabWidget(QWidget):
         """Once the test digits are there, the untrained preview gets its probe's feature maps."""
         image = self.probe_picker.probe()
         if not self._run_active and self._model is not None and self._model.built and image is not None \
-                and self._spatial:
-            self._show_maps(self._model.activations(np.asarray(image, np.float32).reshape(1, 28, 28, 1)),
-                            first_only=True)
+                and self._spatial and probe_batch(image, self._model) is not None:
+            self._show_maps(self._model.activations(probe_batch(image, self._model)), first_only=True)
 
     def _preview(self) -> None:
         """Before training: the untrained network's filters and feature maps (random weights).
@@ -434,14 +433,15 @@ class TrainTabWidget(QWidget):
         """Filters and probe feature maps straight from a model no thread is training."""
         self.filters.set_weights({layer.name: [np.array(w) for w in layer.weights] for layer in model.layers})
         probe = self.probe_picker.probe()
-        if probe is not None and self._spatial:
-            self._show_maps(model.activations(probe.reshape(1, 28, 28, 1)), first_only=True)
+        if probe is not None and self._spatial and probe_batch(probe, model) is not None:
+            self._show_maps(model.activations(probe_batch(probe, model)), first_only=True)
         else:
             self.feature_maps.set_layers([])
 
     @staticmethod
     def _spatial_layers(model, report) -> list:
-        if tuple(model.input_shape) != (28, 28, 1):
+        shape = tuple(model.input_shape)
+        if len(shape) != 3 or shape[2] not in (1, 3):  # maps of images only: a 28x28 digit, a colour photo
             return []
         return [(row.name, row.layer.class_name, row.inference.field) for row in report.rows
                 if row.inference is not None and has_feature_maps(row.output_shape)]
@@ -509,7 +509,8 @@ class TrainTabWidget(QWidget):
             self._post(f"Cannot {verb}: {exc}")
             return False
         self._prepared_run, self._run_config = prepared.run, config
-        spatial_input = tuple(model.input_shape) == (28, 28, 1)
+        probe = self.probe_picker.probe()
+        spatial_input = bool(self._spatial_layers(model, model.analyse())) and probe_batch(probe, model) is not None
         report = model.analyse()
         self._spatial = self._spatial_layers(model, report)
         self._model = model
@@ -520,7 +521,7 @@ class TrainTabWidget(QWidget):
         request = TrainingRequest(model, None, None, prepared.x_test, data.y_test,
                                   batch_size=config.batch_size, epochs=config.epochs,
                                   validation_split=config.validation_split, seed=config.seed,
-                                  probe=self.probe_picker.probe() if spatial_input else None, run=prepared.run)
+                                  probe=probe if spatial_input else None, run=prepared.run)
         batches = prepared.steps_per_epoch
         self.curves.begin_run(prepared.initial_epoch + config.epochs)
         self.results.clear()
@@ -669,11 +670,11 @@ class TrainTabWidget(QWidget):
 
     def _on_probe_picker_probe_changed(self, image) -> None:
         if self.controller.running:
-            if self._spatial:  # the run's feature maps are of 28x28 grey probes only
+            if self._spatial and probe_batch(image, self._model) is not None:  # the model's input size only
                 self.controller.set_probe(image)
-        elif self._model is not None and self._model.built and image is not None and self._spatial:
-            self._show_maps(self._model.activations(np.asarray(image, np.float32).reshape(1, 28, 28, 1)),
-                            first_only=True)
+        elif self._model is not None and self._model.built and self._spatial \
+                and probe_batch(image, self._model) is not None:
+            self._show_maps(self._model.activations(probe_batch(image, self._model)), first_only=True)
 
     # --- slots: worker ------------------------------------------------------------
 
@@ -808,6 +809,16 @@ class TrainTabWidget(QWidget):
 
     def _post(self, text: str) -> None:
         self.message_posted.emit(text)
+
+
+def probe_batch(image, model):
+    """The probe as a batch of one for the model's input, or None when it is not that size
+    (a 28x28 digit pinned from the Draw tab while the model takes 32x32 colour images)."""
+    if image is None or model is None:
+        return None
+    image = np.asarray(image, np.float32)
+    shape = tuple(model.input_shape)
+    return image.reshape((1, *shape)) if image.size == int(np.prod(shape)) else None
 
 
 def _heading(text: str) -> QLabel:

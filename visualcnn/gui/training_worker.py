@@ -222,7 +222,7 @@ class TrainingWorker(QObject):
         probe, activations = self._probe, None
         self._probe_changed = False
         if probe is not None:
-            outputs = model.activations(probe.reshape(1, *probe.shape, 1))
+            outputs = model.activations(probe.reshape((1, *model.input_shape)))  # a (28, 28) digit or (h, w, 3)
             activations = {name: np.array(value[0], copy=True) for name, value in outputs.items()}
         return TrainingSnapshot(self._step, epoch, batch, weights, probe, activations)
 
