@@ -62,7 +62,7 @@ def weights_nbytes(model_or_weights) -> int:
                    for w in getattr(layer, "weights", [])))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: weights are arrays
 class Moment:
     """The weights after `batch` batches of epoch `epoch` (epoch 0, batch 0: before training)."""
 
@@ -262,12 +262,11 @@ class SnapshotStore:
 # --- replay ------------------------------------------------------------------------------
 
 def model_at(model, moment: Moment):
-    """A separate model with the structure of `model` and the weights of `moment`.
-
-    Never the model a run trains: evaluating a moment must not disturb the run."""
+    """A separate model with the structure of `model` (a model, or its to_json() text) and
+    the weights of `moment`. Never the model a run trains: replaying must not disturb it."""
     from .model_io import model_from_json
 
-    clone = model_from_json(model.to_json())
+    clone = model_from_json(model if isinstance(model, str) else model.to_json())
     clone.set_weights([np.array(w) for layer in clone.layers for w in moment.weights.get(layer.name, [])])
     return clone
 

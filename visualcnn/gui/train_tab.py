@@ -48,6 +48,7 @@ from .panels.probe import ProbePickerPanel
 from .panels.results import ResultsPanel
 from .panels.training_controls import TrainingControlsPanel
 from .training_worker import TrainingController, TrainingRequest
+from .time_machine_panel import TimeMachine
 from .zoom import width_in_em
 from .engine_warmup import TrainStatus
 
@@ -164,6 +165,7 @@ class TrainTabWidget(QWidget):
         self.feature_maps.set_cell_handler(self.trace_cell)
         self._shown_snapshot = None  # the run's snapshot whose maps are on screen
         self.results = ResultsPanel()
+        self.time_machine = TimeMachine(self)  # replays filters, maps and results at a kept moment
         self.train_status = TrainStatus(self.controls)  # "Preparing the engine..." until kernels are ready
         self._build_layout()
 
@@ -238,10 +240,17 @@ class TrainTabWidget(QWidget):
         self.lower_tabs.setDocumentMode(True)
         self.lower_tabs.addTab(live, "Filters and feature maps")
         self.lower_tabs.addTab(self.results, "Test results")
+        self.lower_tabs.addTab(self.time_machine.view, "Time machine")
+        lower = QWidget()  # the time machine's slider above the panels it replays
+        lower_layout = QVBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.setSpacing(0)
+        lower_layout.addWidget(self.time_machine.bar)
+        lower_layout.addWidget(self.lower_tabs, 1)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.curves)
-        right.addWidget(self.lower_tabs)
+        right.addWidget(lower)
         right.setStretchFactor(0, 2)
         right.setStretchFactor(1, 3)
         layout = QHBoxLayout(self)
@@ -313,6 +322,7 @@ class TrainTabWidget(QWidget):
     def shutdown(self) -> None:
         """Stop the run and wait for the worker thread (the end of its current batch)."""
         self._apply_timer.stop()
+        self.time_machine.shutdown()
         self.controller.shutdown()
         if self._run_active:
             self._end_run(completed=False)
@@ -521,7 +531,8 @@ class TrainTabWidget(QWidget):
         request = TrainingRequest(model, None, None, prepared.x_test, data.y_test,
                                   batch_size=config.batch_size, epochs=config.epochs,
                                   validation_split=config.validation_split, seed=config.seed,
-                                  probe=probe if spatial_input else None, run=prepared.run)
+                                  probe=probe if spatial_input else None, run=prepared.run,
+                                  moments=self.time_machine.begin_run(model, prepared, data, fresh=not resume))
         batches = prepared.steps_per_epoch
         self.curves.begin_run(prepared.initial_epoch + config.epochs)
         self.results.clear()
@@ -692,6 +703,7 @@ class TrainTabWidget(QWidget):
                        f"validation accuracy {report.val_accuracy:.2%}")
 
     def _on_controller_snapshot_taken(self, snapshot) -> None:
+        self.time_machine.offer(snapshot)  # the planned moments are kept, before the newest-only coalescing
         self._pending_snapshot = snapshot
         self._schedule()
 
@@ -742,6 +754,7 @@ class TrainTabWidget(QWidget):
             self.controls.show_message(text, "ok")
             self._post(text)
             self.continuation.keep(model, self._prepared_run, self._run_config)
+        self.time_machine.end_run(model, self._prepared_run, failed=self._error is not None)
         self._prepared_run = None
         if self._error is not None and model is not None and model.built:
             # No final snapshot follows a failure; the thread has ended, so reading the model

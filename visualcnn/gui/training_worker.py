@@ -65,6 +65,7 @@ class TrainingRequest:
     seed: int = 0
     probe: np.ndarray | None = None  # (28, 28) image whose feature maps are shown live
     run: object | None = None  # an engine TrainingRun generator, already set up
+    moments: object | None = None  # engine.time_machine.SnapshotPlan: steps snapshotted for the time machine
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ class TrainingWorker(QObject):
                         if last_of_epoch or now - last_progress >= PROGRESS_INTERVAL:
                             self.progressed.emit(report)
                             last_progress = now
-                        if self._probe_changed or now - last_snapshot >= SNAPSHOT_INTERVAL:
+                        planned = req.moments is not None and req.moments.wants(report.epoch, report.batch)
+                        if planned or self._probe_changed or now - last_snapshot >= SNAPSHOT_INTERVAL:
                             self.snapshot_taken.emit(self._snapshot(report.epoch, report.batch))
                             last_snapshot = time.perf_counter()
                     elif isinstance(report, EpochReport):

@@ -1,0 +1,360 @@
+"""The Train tab's time machine (issue 15 item 6): a slider over the moments a run kept
+(engine/time_machine.py) that replays, at the chosen moment, the filters and the probe's
+feature maps (in the Train tab's own panels), and in its own tab the confusion matrix, the
+probe digit's probabilities and its saliency.
+
+    machine = TimeMachine(train_tab)          # the tab's filters, maps and probe are replayed
+    plan = machine.begin_run(model, prepared, data, fresh=True)  # before the worker starts
+    TrainingRequest(..., moments=plan)        # the worker snapshots exactly those steps
+    machine.offer(snapshot)                   # every TrainingSnapshot, in the GUI thread
+    machine.end_run(model, prepared.run)      # the thread has ended: the slider wakes up
+
+The moments are kept in the window's thread only; the worker hands over copies. The
+confusion matrix of a moment is computed in the background (ExplainRunner: a separate
+model with that moment's weights, serial kernels) and cached per moment; the probe (one
+image) is quick enough to redo on the GUI thread when the slider moves. The slider works
+between runs; during a run it fills up and waits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from ..engine.time_machine import (Moment, SnapshotStore, evaluate_moment, probe_moment, weights_nbytes,
+                                   weights_of)
+from .draw_tab import ProbabilityBarsWidget, rgb_pixmap, saliency_rgb
+from .explain_worker import ExplainRunner
+from .panels.results import ConfusionMatrixWidget
+
+EMPTY_HINT = ("Train a network: the time machine keeps its weights before training, during the first epoch "
+              "and after every epoch, and this slider replays them.")
+
+
+class MomentMatrix(ConfusionMatrixWidget):
+    """The confusion matrix of one moment (not clickable: no gallery behind it)."""
+
+    def _apply_fonts(self) -> None:
+        super()._apply_fonts()
+        self.plot.setTitle("Confusion matrix at this moment", size=f"{self.font().pointSizeF() * 1.1:.1f}pt",
+                           color="#333")
+
+
+class TimeMachineBar(QWidget):
+    """The slider strip above the Train tab's lower panels."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setPageStep(1)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.slider.setTickInterval(1)
+        self.slider.setToolTip("Drag to see the network at an earlier moment of training")
+        self.moment = QLabel(EMPTY_HINT)
+        self.moment.setWordWrap(True)
+        self.latest = QPushButton("Latest")
+        self.latest.setToolTip("Back to the last moment kept (the network as training left it)")
+        self.usage = QLabel("")
+        self.usage.setStyleSheet("color: #555;")
+        self.usage.setWordWrap(True)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(QLabel("<b>Time machine</b>"))
+        top.addWidget(self.slider, 3)
+        top.addWidget(self.latest)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(1)
+        layout.addLayout(top)
+        layout.addWidget(self.moment)
+        layout.addWidget(self.usage)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+
+class TimeMachineView(QWidget):
+    """The "Time machine" tab: the moment's confusion matrix and the probe seen at that moment."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.summary = QLabel(EMPTY_HINT)
+        self.summary.setWordWrap(True)
+        self.matrix = MomentMatrix()
+        self.digit_caption = QLabel("")
+        self.digit_caption.setWordWrap(True)
+        self.answer = QLabel("")
+        self.answer.setWordWrap(True)
+        self.saliency = QLabel()
+        self.saliency.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.saliency.setStyleSheet("background: black; color: #aaa;")
+        self.saliency.setWordWrap(True)
+        self.bars = ProbabilityBarsWidget([str(i) for i in range(10)])
+        self.bars.setMinimumHeight(120)
+        probe = QGroupBox("The probe digit at this moment")
+        column = QVBoxLayout(probe)
+        row = QHBoxLayout()
+        row.addWidget(self.saliency, 0, Qt.AlignmentFlag.AlignTop)
+        words = QVBoxLayout()
+        words.addWidget(self.answer)
+        words.addWidget(self.digit_caption)
+        words.addStretch(1)
+        row.addLayout(words, 1)
+        column.addLayout(row)
+        column.addWidget(self.bars, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.matrix)
+        split.addWidget(probe)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(split, 1)
+        self._fit_to_font()
+
+    def _fit_to_font(self) -> None:
+        side = max(112, 8 * self.fontMetrics().height())
+        self.saliency.setFixedSize(side, side)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == event.Type.FontChange:
+            self._fit_to_font()
+
+    def set_class_names(self, names) -> None:
+        names = [str(n) for n in names]
+        self.matrix.set_class_names(names)
+        if len(names) != len(self.bars._bars.opts["x"]):
+            old = self.bars
+            self.bars = ProbabilityBarsWidget(names)
+            self.bars.setMinimumHeight(120)
+            old.parentWidget().layout().replaceWidget(old, self.bars)
+            old.deleteLater()
+        else:
+            self.bars.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
+
+
+class TimeMachine(QObject):
+    """The moments of this session's runs and their replay in the Train tab."""
+
+    moment_shown = Signal(object)  # the Moment now on screen
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        self._tab = tab  # the Train tab: its filters, feature maps and probe picker are replayed
+        self.store = SnapshotStore()
+        self.plan = None
+        self.bar = TimeMachineBar()
+        self.view = TimeMachineView()
+        self.runner = ExplainRunner(self)
+        self._structure: str | None = None  # the run's model as JSON: moments are replayed on copies
+        self._batches = 0
+        self._x_test = self._y_test = None
+        self._class_names = [str(i) for i in range(10)]
+        self._evaluations: dict = {}  # moment key -> MomentEvaluation (cached per moment)
+        self._recording = False
+        self._shown: Moment | None = None
+        self._waiting: list = []  # moments whose confusion matrix is still to compute
+        self.bar.slider.valueChanged.connect(self._on_slider_value_changed)
+        self.bar.latest.clicked.connect(self.show_latest)
+        self.runner.finished.connect(self._on_runner_finished)
+        self.runner.failed.connect(self._on_runner_failed)
+        tab.probe_picker.probe_changed.connect(self._on_probe_changed)
+        self._refresh_bar()
+
+    # --- a run ------------------------------------------------------------------------
+
+    def begin_run(self, model, prepared, data, fresh: bool = True):
+        """Plan the run's moments before it starts (the model is built, no thread runs yet).
+        Returns the SnapshotPlan for the worker, or None when nothing can be kept."""
+        self.runner.cancel()
+        self._waiting = []
+        snapshot_bytes = weights_nbytes(model)
+        first = prepared.initial_epoch + 1
+        last = prepared.initial_epoch + prepared.config.epochs
+        structure = model.to_json()
+        if not fresh and structure != self._structure:
+            fresh = True  # another network: a new timeline
+        if fresh:
+            self._evaluations = {}
+        self._structure = structure
+        self._batches = prepared.steps_per_epoch
+        self._x_test = np.asarray(prepared.x_test)
+        self._y_test = np.asarray(data.y_test)
+        self._class_names = [str(n) for n in data.class_names]
+        self.view.set_class_names(self._class_names)
+        self.plan = self.store.plan_run(self._batches, first, last, snapshot_bytes, fresh=fresh)
+        self._evaluations = {k: v for k, v in self._evaluations.items() if self.store.find(k) is not None}
+        if self.plan.wants(0, 0):
+            self.store.add(Moment(0, 0, self._batches, weights_of(model)))
+        self._recording = True
+        self._shown = None
+        self._refresh_bar()
+        return self.plan if self.plan.points else None
+
+    def offer(self, snapshot) -> None:
+        """A TrainingSnapshot from the worker: kept when it is one of the planned moments."""
+        if self._recording and self.plan is not None and self.plan.wants(snapshot.epoch, snapshot.batch) \
+                and self.store.find((snapshot.epoch, snapshot.batch)) is None:
+            self.store.add(Moment(snapshot.epoch, snapshot.batch, self._batches, snapshot.weights))
+            self._refresh_bar()
+
+    def end_run(self, model=None, run=None, failed: bool = False) -> None:
+        """The run ended (its thread too). A run stopped between planned moments keeps where it
+        stopped as one more moment, so Latest is the network training left. After a failure
+        (divergence) nothing is added and the tab keeps showing the last good weights."""
+        self._recording = False
+        position = getattr(run, "position", None)
+        if failed:
+            self._refresh_bar()
+            if self.store.moments:
+                self.bar.moment.setText("The run failed: the slider replays the moments kept before it did.")
+            return
+        if model is not None and getattr(model, "built", False) and position is not None and self.store.moments \
+                and position.batch > 0:
+            stopped = Moment(position.epoch + 1, position.batch, self._batches, weights_of(model))
+            if self.store.find(stopped.key) is None and self.store.nbytes + stopped.nbytes <= self.store.cap_bytes:
+                self.store.add(stopped)
+        self._refresh_bar()
+        if self.store.moments:
+            self.show_latest()
+            for moment in reversed(self.store.moments):  # evaluated in the background, newest first
+                self._evaluate(moment)
+
+    # --- the slider -------------------------------------------------------------------
+
+    def _refresh_bar(self) -> None:
+        count = len(self.store.moments)
+        bar = self.bar
+        bar.slider.blockSignals(True)
+        bar.slider.setRange(0, max(0, count - 1))
+        bar.slider.blockSignals(False)
+        usable = count > 0 and not self._recording
+        bar.slider.setEnabled(usable)
+        bar.latest.setEnabled(usable)
+        note = self.plan.note if self.plan is not None and self.plan.note else ""
+        bar.usage.setText(" ".join(t for t in (self.store.usage_text() if count else "", note) if t))
+        if self._recording:
+            bar.moment.setText(f"Recording: {count} moment{'s' if count != 1 else ''} kept so far "
+                               f"(before training, inside the first epoch, after every epoch); the slider "
+                               f"replays them when the run ends.")
+        elif not count:
+            bar.moment.setText(EMPTY_HINT)
+
+    def show_latest(self) -> None:
+        if self.store.moments:
+            last = len(self.store.moments) - 1
+            if self.bar.slider.value() != last:
+                self.bar.slider.setValue(last)
+            else:
+                self.show_moment(last)
+
+    def _on_slider_value_changed(self, index: int) -> None:
+        if not self._recording:
+            self.show_moment(index)
+
+    def show_moment(self, index: int) -> Moment | None:
+        """Replay moment `index` (0 = the first kept) in the filters, the maps and this tab."""
+        if not 0 <= index < len(self.store.moments) or self._structure is None:
+            return None
+        moment = self.store.moments[index]
+        self._shown = moment
+        last = index == len(self.store.moments) - 1
+        self.bar.moment.setText(f"<b>Showing the network {moment.label}</b> (step {moment.step:,}; "
+                                f"moment {index + 1} of {len(self.store.moments)}"
+                                f"{', the latest' if last else ''}): the filters, the feature maps, the "
+                                f"confusion matrix and the probe's answer are those of this moment.")
+        self._tab.filters.set_weights(moment.weights)
+        self._show_probe(moment)
+        evaluation = self._evaluations.get(moment.key)
+        if evaluation is not None:
+            self._show_evaluation(moment, evaluation)
+        else:
+            self.view.summary.setText(f"<big>{moment.label.capitalize()}:</big> evaluating on the first "
+                                      f"{min(len(self._y_test), 2000):,} test images…")
+            self._evaluate(moment)
+        self.moment_shown.emit(moment)
+        return moment
+
+    def _on_probe_changed(self, _image) -> None:
+        if self._shown is not None and not self._recording:
+            self._show_probe(self._shown)
+
+    def _show_probe(self, moment: Moment) -> None:
+        tab = self._tab
+        image = tab.probe_picker.probe()
+        shape = tuple(tab._model.input_shape) if getattr(tab, "_model", None) is not None else None
+        if image is None or shape is None or np.asarray(image).size != int(np.prod(shape)):
+            self.view.saliency.setText("no probe image")
+            self.view.answer.setText("")
+            self.view.bars.set_probabilities(None)
+            return
+        seen = probe_moment(self._structure, moment, image)
+        if tab._spatial:
+            tab._show_maps(seen.activations, first_only=True)
+        probabilities = seen.probabilities
+        top = int(np.argmax(probabilities))
+        name = self._class_names[top] if top < len(self._class_names) else str(top)
+        label = tab.probe_picker.probe_label()
+        truth = "" if label is None else f" (it is a {self._class_names[label]})"
+        self.view.answer.setText(f"<big>Says <b>{name}</b>, {probabilities[top]:.0%} sure</big>{truth}")
+        what = "your drawn digit" if label is None else "the probe test digit"
+        self.view.digit_caption.setText(f"Saliency of {what}: the pixels that most change the top score "
+                                        f"(yellow = most). Pick the probe in the Probe image box; pin a drawn "
+                                        f"digit with the Draw tab's 'Use as training probe'.")
+        grey = np.asarray(image, np.float32)
+        grey = grey if grey.ndim == 2 else grey.reshape(shape).mean(axis=-1)
+        side = self.view.saliency.width()
+        self.view.saliency.setPixmap(rgb_pixmap(saliency_rgb(grey, seen.saliency.reshape(grey.shape)), side))
+        self.view.bars.set_probabilities(probabilities)
+
+    # --- the confusion matrix, in the background ------------------------------------------
+
+    def _evaluate(self, moment: Moment) -> None:
+        """Queue a moment's evaluation; one job at a time, the moment on screen first."""
+        if moment.key not in self._evaluations and moment not in self._waiting:
+            self._waiting.append(moment)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.runner.is_busy() or self._structure is None:
+            return
+        self._waiting = [m for m in self._waiting if m.key not in self._evaluations
+                         and self.store.find(m.key) is m]
+        if not self._waiting:
+            return
+        moment = self._shown if self._shown in self._waiting else self._waiting[0]
+        self._waiting.remove(moment)
+        structure, x, y, classes = self._structure, self._x_test, self._y_test, len(self._class_names)
+
+        def job(_progress, _cancel):
+            return moment.key, evaluate_moment(structure, moment, x, y, classes)
+
+        self.runner.submit(f"moment {moment.epoch},{moment.batch}", job)
+
+    def _on_runner_finished(self, _key: str, result) -> None:
+        key, evaluation = result
+        self._evaluations[key] = evaluation
+        if self._shown is not None and self._shown.key == key:
+            self._show_evaluation(self._shown, evaluation)
+        self._pump()
+
+    def _on_runner_failed(self, _key: str, message: str) -> None:
+        self.view.summary.setText(f"The confusion matrix at this moment could not be computed: {message}")
+        self._pump()
+
+    def evaluation(self, moment: Moment):
+        """The cached evaluation of a moment, or None (not computed yet)."""
+        return self._evaluations.get(moment.key)
+
+    def _show_evaluation(self, moment: Moment, evaluation) -> None:
+        right = int(np.trace(evaluation.matrix))
+        self.view.summary.setText(f"<big><b>{moment.label.capitalize()}: accuracy {evaluation.accuracy:.1%}</b> "
+                                  f"on {evaluation.subset_text}</big> ({right:,} right, "
+                                  f"{evaluation.count - right:,} wrong) · loss {evaluation.loss:.3f}")
+        self.view.matrix.set_matrix(evaluation.matrix)
+
+    def shutdown(self) -> None:
+        self.runner.stop()
