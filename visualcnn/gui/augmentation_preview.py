@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from .dataset_browser import class_mosaic, rgb_pixmap
 
-COUNT = 10  # images in the strip
+COUNT = 10  # images in the strip when its width is not known yet
+MAX_COUNT = 32
 REFRESH_MS = 150  # settings typed in the inspector: redraw once they pause
 
 
@@ -74,6 +75,8 @@ class AugmentationPreview(QGroupBox):
         self.augmented.setObjectName("augmentedStrip")
         for label in (self.originals, self.augmented):
             label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            # the strip takes the width it is given (then holds as many images as fit), never forces it
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #555;")
@@ -133,8 +136,9 @@ class AugmentationPreview(QGroupBox):
             return  # folded: nothing to draw
         data = self._train_tab.request_dataset() if self._train_tab is not None else None
         shape = tuple(document.input_shape)
+        count = self.fitting_count()
         signature = (tuple((layer.class_name, repr(layer.config)) for layer in chain), id(data), shape, self._seed,
-                     self.thumb_side())
+                     self.thumb_side(), count)
         if signature == self._signature and not force:
             return
         self._signature = signature
@@ -150,7 +154,7 @@ class AugmentationPreview(QGroupBox):
             self._clear(f"The dataset's images are {image} but the model's input is {'x'.join(map(str, shape))}: "
                         "change one of them to preview the augmentation.")
             return
-        images = sample_images(data.x_train, data.y_train)
+        images = sample_images(data.x_train, data.y_train, count)
         try:
             augmented = augment(chain, images, self._seed)
         except Exception as exc:  # noqa: BLE001 - a layer with a setting it refuses: say so, keep the window
@@ -162,6 +166,19 @@ class AugmentationPreview(QGroupBox):
         names = ", ".join(layer.name for layer in chain)
         self.note.setText(f"Through {names}, with new random numbers every time; when predicting they "
                           "pass images unchanged.")
+
+    def fitting_count(self) -> int:
+        """As many images as the strip's width holds (a wide screen shows more of them)."""
+        width = self.augmented.width()
+        if width <= 0 or not self.augmented.isVisible():
+            return COUNT
+        from .dataset_browser import GAP
+
+        return max(4, min(MAX_COUNT, width // (self.thumb_side() + GAP)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._timer.start()
 
     def _clear(self, text: str) -> None:
         self.originals.clear()
