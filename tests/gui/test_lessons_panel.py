@@ -210,3 +210,15 @@ def test_the_welcome_shows_once_and_opens_lesson_1(window, panel, lesson_path):
     assert panel.lesson is not None and panel.lesson.id == "01_small" and panel.index == 0
     assert window.lessons_dock.isVisible()
     assert maybe_show_welcome(window) is None  # the first launch only
+
+
+def test_a_lessons_teacher_settings_open_with_it_and_are_no_unsaved_change(window, panel, lesson_path, dialogs):
+    text = LESSON.replace('model = "seed_cnn"\n', 'model = "seed_cnn"\nteacher = { hide = ["draw"] }\n')
+    taught = lesson_path.with_name("02_taught.md")
+    taught.write_text(text)
+    assert panel.open_lesson(taught)
+    assert window.document.section("teacher") == {"hide": ["draw"]}
+    assert not window.is_modified
+    assert panel.open_lesson(lesson_path)  # no "unsaved changes" question on the way
+    assert not [d for d in dialogs if d[0] == "question"]
+    assert window.document.section("teacher") is None

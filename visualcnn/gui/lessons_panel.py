@@ -255,18 +255,17 @@ class LessonsPanel(QWidget):
         count = len(lesson.steps)
         start = self.progress.step(lesson.id) if step is None else step
         start = max(0, min(start, count - 1)) if count else 0
-        if not self.window.load_preset(model_path):  # asks about unsaved work first
+        sections = self._teacher_section(lesson)
+        if not self.window.load_preset(model_path, sections=sections):  # asks about unsaved work first
             return False
         try:
             for earlier in lesson.steps[:start]:  # the edits the earlier steps made, in order
                 apply_silently(self.document, self._step_actions(earlier))
         except ConfigError:
             start = 0  # a lesson edited since: start it again rather than show a broken step
-            self.window.load_preset(model_path)
+            self.window.load_preset(model_path, sections=sections)
         if restart:
             self.progress.reset(lesson.id)
-        if lesson.teacher:
-            self._apply_teacher(lesson.teacher)
         self.window.tabs.setCurrentIndex(0)
         self.lesson = lesson
         self.title_label.setText(f"<big><b>{html.escape(lesson.title)}</b></big>")
@@ -278,13 +277,19 @@ class LessonsPanel(QWidget):
                                             "project.", 10000)
         return True
 
-    def _apply_teacher(self, teacher) -> None:
-        try:
-            from ..engine.lessons.teacher import check_teacher_section
+    def _teacher_section(self, lesson) -> dict | None:
+        """The lesson's teacher settings as the project's "teacher" section (gui/teacher_mode.py
+        applies it: hidden panels, locks, the banner); opened with the model, so they are part of
+        the lesson's project, not an unsaved change."""
+        if not lesson.teacher:
+            return None
+        from ..engine.lessons.teacher import check_teacher_section
 
-            self.document.set_section("teacher", check_teacher_section(teacher))
-        except (ConfigError, KeyError) as exc:
-            self._tell(f"The lesson's teacher settings were not applied: {exc}")
+        try:
+            return {"teacher": check_teacher_section(lesson.teacher)}
+        except ConfigError as exc:  # `lesson check` names it; the lesson still opens
+            self.window.statusBar().showMessage(f"The lesson's teacher settings were not applied: {exc}", 10000)
+            return None
 
     @staticmethod
     def _step_actions(step) -> tuple:

@@ -630,12 +630,14 @@ class MainWindow(QMainWindow):
         self.file_opened.emit(str(path))
         return True
 
-    def load_preset(self, path) -> bool:
+    def load_preset(self, path, sections: dict | None = None) -> bool:
         if not self._confirm_discard():
             return False
         path = Path(path)
         try:
             model_file = load_model_file(path)
+            if sections:  # a lesson's teacher section opens with its model, not as an unsaved change
+                model_file.sections.update(sections)
             check_window_size(model_file)
         except ConfigError as exc:
             self._show_error("Cannot open preset", str(exc))
