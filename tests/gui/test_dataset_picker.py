@@ -170,3 +170,20 @@ def test_closing_the_window_while_a_folder_is_read_is_safe(qtbot, rgb_window, sh
     rgb_window.close()
     qtbot.waitUntil(lambda: not tab.dataset_loader.busy, timeout=30_000)
     qtbot.wait(50)  # the loader's signal reaches a closed window: nothing happens
+
+
+def test_skipped_files_are_named_in_the_report_and_the_browser(qtbot, rgb_window, shapes, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(shapes, tmp_path / "with_bad_files")
+    (folder / "star" / "empty.png").write_bytes(b"")
+    tab = rgb_window.train_panel
+    tab.controls.dataset.choose_folder(folder)
+    wait_for_data(qtbot, tab)
+    assert "1 file(s) skipped" in tab.controls.dataset.report.text()
+    tab.controls.dataset.browse.click()
+    browser = tab.dataset_browser
+    assert browser.report.isVisibleTo(browser)
+    text = browser.report.toPlainText().splitlines()
+    assert text[0] == "1 file(s) skipped:" and text[1].startswith("  skipped star/empty.png: ")
+    browser.close()

@@ -103,8 +103,8 @@ class DatasetBrowser(QDialog):
                            "images and its first training images, as the network gets them (resized to its input).")
         lines = list(getattr(data, "report_lines", ()) or ())
         skipped = list(getattr(data, "skipped", ()) or ())
-        if skipped:
-            lines = lines or [f"{len(skipped)} file(s) skipped:"] + skipped
+        if skipped:  # what was skipped first (the reason to look), then the engine's whole report
+            lines = [f"{len(skipped)} file(s) skipped:"] + [f"  {line}" for line in skipped] + [""] + lines
         self.report.setPlainText("\n".join(lines))
         self.report.setVisible(bool(skipped))
         self.report.setMaximumHeight(6 * self.fontMetrics().height())
