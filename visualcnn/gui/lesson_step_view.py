@@ -124,11 +124,13 @@ class LessonStepView(QWidget):
         self.reveal_button.setObjectName("lessonReveal")
         self.reveal_button.clicked.connect(self.reveal_requested)
         self.predict_box = QWidget()
-        row = QHBoxLayout(self.predict_box)
-        row.setContentsMargins(0, 0, 0, 0)
+        rows = QVBoxLayout(self.predict_box)
+        rows.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
         row.addWidget(self.answer_field, 1)
         row.addWidget(self.check_button)
-        row.addWidget(self.reveal_button)
+        rows.addLayout(row)
+        rows.addWidget(self.reveal_button, 0, Qt.AlignmentFlag.AlignLeft)  # the way out, below: not beside Check
 
         # train
         self.settings_label = _note("lessonTrainSettings")

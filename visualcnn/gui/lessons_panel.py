@@ -578,9 +578,8 @@ class LessonsPanel(QWidget):
         controls = self.window.train_panel.controls
         limit = self._train_limit(step.settings)
         controls.train_images.setValue(controls.train_images.maximum() if limit is None else int(limit))
-        dataset = step.settings.get("dataset")
-        if isinstance(dataset, str) and controls.dataset.findData(dataset) >= 0:
-            controls.dataset.setCurrentIndex(controls.dataset.findData(dataset))
+        if "dataset" in step.settings and not self._use_dataset(step.settings["dataset"]):
+            return False
         self.window.tabs.setCurrentWidget(self.window.train_page)
         self._train_started_for = self.index
         if not self.window.train_panel.start():
@@ -590,6 +589,21 @@ class LessonsPanel(QWidget):
         self.view.train_button.setEnabled(False)
         self.view.set_feedback("Training… watch the curves in the Train tab; the question opens when the run ends.",
                                None)
+        return True
+
+    def _use_dataset(self, dataset) -> bool:
+        """A train step's data set ("mnist", "fashion_mnist" or a dataset section) as the project's
+        "dataset" section, as the Train tab's picker stores a choice (MNIST: none)."""
+        from ..engine.dataset_spec import check_dataset_section
+
+        spec = dict(dataset) if isinstance(dataset, dict) else {"source": str(dataset)}
+        try:
+            value = None if spec.get("source") == "mnist" and len(spec) == 1 else check_dataset_section(spec)
+        except ValueError as exc:
+            self._tell(f"This step's data set cannot be used: {exc}")
+            return False
+        if self.document.section("dataset") != value:
+            self.document.set_section("dataset", value)
         return True
 
     def _on_train_panel_run_started(self) -> None:
