@@ -222,3 +222,14 @@ def test_a_lessons_teacher_settings_open_with_it_and_are_no_unsaved_change(windo
     assert panel.open_lesson(lesson_path)  # no "unsaved changes" question on the way
     assert not [d for d in dialogs if d[0] == "question"]
     assert window.document.section("teacher") is None
+
+
+def test_a_train_step_counts_a_run_started_from_the_build_tab(qtbot, window, panel, lesson_path):
+    assert panel.open_lesson(lesson_path, step=3)
+    window.train_panel.controls.train_images.setValue(200)
+    with qtbot.waitSignal(window.train_panel.run_finished, timeout=120_000):
+        window.train_button.click()
+    assert panel.view.choice_box.isEnabled()
+    panel.view.choose(1)
+    panel.view.answer_button.click()
+    assert panel.is_done()

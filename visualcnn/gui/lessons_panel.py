@@ -608,6 +608,12 @@ class LessonsPanel(QWidget):
 
     def _on_train_panel_run_started(self) -> None:
         self._pending_results = None
+        step = self.step
+        if step is not None and step.kind == "train" and self.stack.currentIndex() == 1:
+            # Started from the Train tab or the Build tab's Train button, not the step's own button:
+            # it counts as this step's run all the same (the student chose the settings).
+            self._train_started_for = self.index
+            self.view.train_button.setEnabled(False)
 
     def _on_controller_evaluated(self, results) -> None:
         self._pending_results = results
