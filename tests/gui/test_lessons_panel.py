@@ -233,3 +233,22 @@ def test_a_train_step_counts_a_run_started_from_the_build_tab(qtbot, window, pan
     panel.view.choose(1)
     panel.view.answer_button.click()
     assert panel.is_done()
+
+
+def test_help_glossary_and_a_finished_lessons_words(window, panel, lesson_path):
+    from visualcnn.engine.glossary import term
+
+    window.glossary_action.trigger()
+    dialog = window._glossary_dialog
+    assert dialog.isVisible() and term("stride") in dialog.text.toPlainText()
+    dialog.filter.setText("receptive")
+    assert "receptive field" in dialog.text.toPlainText() and term("epoch") not in dialog.text.toPlainText()
+    dialog.close()
+
+    taught = lesson_path.with_name("03_words.md")
+    taught.write_text(LESSON.replace('model = "seed_cnn"\n', 'model = "seed_cnn"\nglossary = ["stride", "padding"]\n')
+                      .split("\n## Normalise it")[0])
+    assert panel.open_lesson(taught)
+    panel.next_button.click()  # the only step: a read step
+    assert panel.progress.finished("03_words", 1)
+    assert term("stride") in panel.view.text.toPlainText() and term("padding") in panel.view.text.toPlainText()

@@ -433,12 +433,22 @@ class LessonsPanel(QWidget):
         if self.progress.finished(lesson.id, len(lesson.steps)):
             self.view.set_feedback(f"{MARK_OK} Lesson complete: every step done. Pick the next lesson in the list.",
                                    True)
+            self._show_lesson_words(lesson)
             self.lesson_finished.emit(lesson.id)
         else:
             missing = [str(i + 1) for i in range(len(lesson.steps)) if not self.is_done(i)]
             self.view.set_feedback(f"Lesson ended with step{'s' if len(missing) > 1 else ''} "
                                    f"{', '.join(missing)} not done yet: go back to finish them.", None)
         self.refresh_list()
+
+    def _show_lesson_words(self, lesson) -> None:
+        """The words this lesson introduced, from the glossary, in place of the last step's text."""
+        from .glossary_window import lesson_words_markdown
+
+        words = lesson_words_markdown(lesson.glossary)
+        if words:
+            self.view.text.set_markdown(f"**{lesson.title}: complete.** The words it introduced:\n\n{words}\n\n"
+                                        "Help ▸ Glossary has every word.", lesson.folder)
 
     def previous_step(self) -> None:
         if self.index > 0:
@@ -727,6 +737,7 @@ class LessonsPanel(QWidget):
 
 def install_lessons(window) -> LessonsPanel:
     """The Lessons dock (hidden until a lesson opens), its View menu entry and the Help menu."""
+    from .glossary_window import open_glossary
     from .welcome import show_welcome
 
     panel = LessonsPanel(window)
@@ -753,6 +764,9 @@ def install_lessons(window) -> LessonsPanel:
     window.lessons_action.triggered.connect(lambda _=False: (panel.show_list(), panel.show_dock()))
     window.welcome_action = help_menu.addAction("&Welcome…")
     window.welcome_action.triggered.connect(lambda _=False: show_welcome(window))
+    window.glossary_action = help_menu.addAction("&Glossary…")
+    window.glossary_action.setStatusTip("Every technical word on screen, in one or two plain sentences")
+    window.glossary_action.triggered.connect(lambda _=False: open_glossary(window))
     help_menu.addSeparator()
     about = help_menu.addAction("&About VisualCNN")
     about.triggered.connect(lambda _=False: QMessageBox.about(
