@@ -252,3 +252,15 @@ def test_help_glossary_and_a_finished_lessons_words(window, panel, lesson_path):
     panel.next_button.click()  # the only step: a read step
     assert panel.progress.finished("03_words", 1)
     assert term("stride") in panel.view.text.toPlainText() and term("padding") in panel.view.text.toPlainText()
+
+
+def test_the_end_of_a_lesson_offers_the_next_one(window, panel, lesson_path, monkeypatch):
+    first = lesson_path.with_name("00_first.md")
+    first.write_text(LESSON.split("\n## Normalise it")[0])  # one read step
+    monkeypatch.setattr(panel, "lesson_paths", lambda: [first, lesson_path])
+    assert panel.open_lesson(first)
+    panel.next_button.click()
+    assert "Lesson complete" in panel.view.feedback.text() and panel.next_button.text() == "Next lesson ▶"
+    assert "✔ finished" in panel.lesson_list.item(0).text()
+    panel.next_button.click()
+    assert panel.lesson.id == "01_small" and panel.index == 0

@@ -406,7 +406,9 @@ class LessonsPanel(QWidget):
         font = self.next_button.font()
         font.setBold(self.is_done())  # the way on, once this step is done
         self.next_button.setFont(font)
-        if last:
+        if self._state.get("ended"):
+            pass  # "Next lesson ▶" / "All lessons" stays
+        elif last:
             self.next_button.setText("Finish ✔" if self.is_done() or step.kind == "read" else "Finish")
         else:
             self.next_button.setText("Next ▶" if self.is_done() or step.kind == "read" else "Skip ▶")
@@ -424,6 +426,13 @@ class LessonsPanel(QWidget):
         step = self.step
         if step is None:
             return
+        if self._state.get("ended"):  # the button became "Next lesson ▶"
+            following = self.following_lesson()
+            if following is not None:
+                self.open_lesson(following)
+            else:
+                self.show_list()
+            return
         if step.kind == "read":
             self.complete()
         if self.index + 1 < len(self.lesson.steps):
@@ -431,15 +440,24 @@ class LessonsPanel(QWidget):
             return
         lesson = self.lesson
         if self.progress.finished(lesson.id, len(lesson.steps)):
-            self.view.set_feedback(f"{MARK_OK} Lesson complete: every step done. Pick the next lesson in the list.",
-                                   True)
+            self.view.set_feedback(f"{MARK_OK} Lesson complete: every step done.", True)
             self._show_lesson_words(lesson)
             self.lesson_finished.emit(lesson.id)
         else:
             missing = [str(i + 1) for i in range(len(lesson.steps)) if not self.is_done(i)]
             self.view.set_feedback(f"Lesson ended with step{'s' if len(missing) > 1 else ''} "
                                    f"{', '.join(missing)} not done yet: go back to finish them.", None)
+        self._state["ended"] = True
+        self.next_button.setText("Next lesson ▶" if self.following_lesson() is not None else "All lessons")
         self.refresh_list()
+
+    def following_lesson(self) -> Path | None:
+        """The bundled lesson after the open one (None: it is the last, or not bundled)."""
+        paths = [Path(p).resolve() for p in self.lesson_paths()]
+        here = self.lesson.path.resolve() if self.lesson is not None and self.lesson.path else None
+        if here in paths and paths.index(here) + 1 < len(paths):
+            return paths[paths.index(here) + 1]
+        return None
 
     def _show_lesson_words(self, lesson) -> None:
         """The words this lesson introduced, from the glossary, in place of the last step's text."""
