@@ -63,6 +63,8 @@ def test_the_trained_weights_go_with_the_model_when_asked(qtbot, seed_window, tm
 
 
 def test_a_missing_summary_or_a_step_heading_in_the_text_writes_nothing(qtbot, seed_window, tmp_path):
+    tmp_path = tmp_path / "lessons"  # (the window's settings file is in tmp_path)
+    tmp_path.mkdir()
     dialog = seed_window.teacher_mode.save_as_lesson_dialog()
     fill(dialog, tmp_path / "x.md", summary="  ")
     assert not dialog.save() and dialog.isVisible()

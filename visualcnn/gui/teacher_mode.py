@@ -20,6 +20,7 @@ project or lesson is loaded).
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -151,7 +152,7 @@ class TeacherMode(QObject):
         self._hidden_at_last_close = [names] if isinstance(names, str) else list(names)
 
         self.banner = TeacherBannerWidget()
-        self.banner.unlock_button.clicked.connect(self.unlock_dialog)
+        self.banner.unlock_button.clicked.connect(lambda _=False: self.unlock_dialog())
         self.toolbar = QToolBar("Teacher")
         self.toolbar.setObjectName("teacherBanner")
         self.toolbar.setMovable(False)
@@ -177,7 +178,7 @@ class TeacherMode(QObject):
 
     def _build_menu(self) -> None:
         file_menu = menu_of(self.window.save_as_action)
-        actions = file_menu.actions()
+        actions = file_menu.actions() if file_menu is not None else []
         after = actions[actions.index(self.window.save_as_action) + 1] if file_menu is not None else None
         self.save_as_lesson_action = QAction("Save as &Lesson…", self.window)
         self.save_as_lesson_action.setStatusTip("Write a lesson file from this project, its model beside it, "
@@ -258,6 +259,8 @@ class TeacherMode(QObject):
         running = self.window.train_panel.is_running()
         learning_rate = self.window.train_panel.controls.learning_rate
         for widget, enabled in self._disabled_settings.items():
+            if not shiboken6.isValid(widget):  # a panel rebuilt its widgets meanwhile
+                continue
             widget.setEnabled(enabled and (not running or widget is learning_rate))
             widget.setToolTip(_without_lock_line(widget.toolTip()))
         self._disabled_settings = {}
@@ -304,8 +307,9 @@ class TeacherMode(QObject):
                 action.setVisible(not self.settings.hides(key))
         # The window saves its docks' visibility when it closes: remember which were the
         # teacher's doing, so the next start (without the locks) shows them again.
-        w.settings.setValue(HIDDEN_DOCKS_KEY, [dock.objectName() for key, dock in self._docks().items()
-                                               if self.settings.hides(key)])
+        hidden = [dock.objectName() for key, dock in self._docks().items() if self.settings.hides(key)]
+        if hidden or w.settings.contains(HIDDEN_DOCKS_KEY):  # nothing written for a class without a teacher
+            w.settings.setValue(HIDDEN_DOCKS_KEY, hidden)
 
     def _after_layout_restored(self) -> None:
         """Once the window has restored the saved layout: docks a teacher hid when it was last
