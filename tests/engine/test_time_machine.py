@@ -70,6 +70,8 @@ def test_the_store_never_passes_its_cap_and_a_continued_run_makes_room():
     # a fresh run starts a new timeline
     store.plan_run(10, 1, 1, 400, fresh=True)
     assert len(store) == 0
+    # continuing a run of a reopened project: a new timeline without a start (the weights are trained)
+    assert store.plan_run(10, 2, 3, 400, fresh=True, with_start=False).points == ((2, 10), (3, 10))
 
 
 def tiny_model():

@@ -49,6 +49,8 @@ def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(
 
     machine.bar.slider.setValue(3)  # after epoch 1
     assert "after epoch 1" in machine.bar.moment.text()
+    # the moment is marked on the loss curve: x is in epochs (1.0 = the end of epoch 1)
+    assert machine._lines[0].isVisible() and machine._lines[0].value() == 1.0
     first_filters = shown_filters(panel)
     first_matrix = wait_for_matrix(qtbot, machine, moments[3])
     machine.bar.slider.setValue(5)  # after epoch 3

@@ -209,9 +209,10 @@ class SnapshotStore:
         return next((m for m in self.moments if m.key == tuple(key)), None)
 
     def plan_run(self, batches: int, first_epoch: int, last_epoch: int, snapshot_bytes: int,
-                 fresh: bool = True) -> SnapshotPlan:
+                 fresh: bool = True, with_start: bool | None = None) -> SnapshotPlan:
         """A fresh run empties the timeline; a continued one appends, making room first by
-        thinning the old moments when the new epoch ends would not fit."""
+        thinning the old moments when the new epoch ends would not fit. with_start (default:
+        fresh): the weights before the run are the untrained ones, worth a moment."""
         if fresh:
             self.clear()
         elif self.moments and self.moments[-1].nbytes != snapshot_bytes:
@@ -219,7 +220,7 @@ class SnapshotStore:
         new = last_epoch - first_epoch + 1
         self._make_room(new * max(1, int(snapshot_bytes)))
         return plan_snapshots(batches, first_epoch, last_epoch, snapshot_bytes, self.cap_bytes - self.nbytes,
-                              with_start=fresh or not self.moments)
+                              with_start=fresh if with_start is None else with_start)
 
     def _make_room(self, wanted: int) -> None:
         """Drop old moments until `wanted` more bytes fit: inner points first (least telling

@@ -19,6 +19,7 @@ between runs; during a run it fills up and waits.
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSplitter,
                                QVBoxLayout, QWidget)
@@ -31,6 +32,9 @@ from .panels.results import ConfusionMatrixWidget
 
 EMPTY_HINT = ("Train a network: the time machine keeps its weights before training, during the first epoch "
               "and after every epoch, and this slider replays them.")
+SLIDER_TIP = ("Drag to see the network at an earlier moment of training: the filters, the feature maps, and in "
+              "the Time machine tab the confusion matrix and the probe's answer and saliency are those of that "
+              "moment. The red line on the curves marks it.")
 
 
 class MomentMatrix(ConfusionMatrixWidget):
@@ -43,7 +47,8 @@ class MomentMatrix(ConfusionMatrixWidget):
 
 
 class TimeMachineBar(QWidget):
-    """The slider strip above the Train tab's lower panels."""
+    """The slider strip above the Train tab's lower panels: one line (the curves above need
+    the height on a 720-line projector); a second line only when memory thinned the moments."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -52,24 +57,27 @@ class TimeMachineBar(QWidget):
         self.slider.setPageStep(1)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.slider.setTickInterval(1)
-        self.slider.setToolTip("Drag to see the network at an earlier moment of training")
-        self.moment = QLabel(EMPTY_HINT)
-        self.moment.setWordWrap(True)
+        self.slider.setToolTip(SLIDER_TIP)
+        self.moment = QLabel("")
+        self.moment.setToolTip(EMPTY_HINT)
         self.latest = QPushButton("Latest")
         self.latest.setToolTip("Back to the last moment kept (the network as training left it)")
         self.usage = QLabel("")
         self.usage.setStyleSheet("color: #555;")
         self.usage.setWordWrap(True)
+        self.usage.hide()
+        title = QLabel("<b>Time machine</b>")
+        title.setToolTip(EMPTY_HINT)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(QLabel("<b>Time machine</b>"))
+        top.addWidget(title)
         top.addWidget(self.slider, 3)
+        top.addWidget(self.moment, 2)
         top.addWidget(self.latest)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(1)
         layout.addLayout(top)
-        layout.addWidget(self.moment)
         layout.addWidget(self.usage)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
@@ -157,6 +165,7 @@ class TimeMachine(QObject):
         self._recording = False
         self._shown: Moment | None = None
         self._waiting: list = []  # moments whose confusion matrix is still to compute
+        self._lines: list = []  # the moment's vertical line on the loss and accuracy curves
         self.bar.slider.valueChanged.connect(self._on_slider_value_changed)
         self.bar.latest.clicked.connect(self.show_latest)
         self.runner.finished.connect(self._on_runner_finished)
@@ -175,6 +184,7 @@ class TimeMachine(QObject):
         first = prepared.initial_epoch + 1
         last = prepared.initial_epoch + prepared.config.epochs
         structure = model.to_json()
+        resume = not fresh
         if not fresh and structure != self._structure:
             fresh = True  # another network: a new timeline
         if fresh:
@@ -185,12 +195,16 @@ class TimeMachine(QObject):
         self._y_test = np.asarray(data.y_test)
         self._class_names = [str(n) for n in data.class_names]
         self.view.set_class_names(self._class_names)
-        self.plan = self.store.plan_run(self._batches, first, last, snapshot_bytes, fresh=fresh)
+        # the start is a moment only when the run begins from untrained weights (not a continuation,
+        # even one that opens a new timeline because the project was reopened)
+        self.plan = self.store.plan_run(self._batches, first, last, snapshot_bytes, fresh=fresh,
+                                        with_start=not resume)
         self._evaluations = {k: v for k, v in self._evaluations.items() if self.store.find(k) is not None}
         if self.plan.wants(0, 0):
             self.store.add(Moment(0, 0, self._batches, weights_of(model)))
         self._recording = True
         self._shown = None
+        self._mark_curves(None)
         self._refresh_bar()
         return self.plan if self.plan.points else None
 
@@ -235,13 +249,15 @@ class TimeMachine(QObject):
         bar.slider.setEnabled(usable)
         bar.latest.setEnabled(usable)
         note = self.plan.note if self.plan is not None and self.plan.note else ""
-        bar.usage.setText(" ".join(t for t in (self.store.usage_text() if count else "", note) if t))
+        bar.usage.setText(note)
+        bar.usage.setVisible(bool(note))
+        usage = f"Kept: {self.store.usage_text()}." if count else ""
+        bar.slider.setToolTip(f"{SLIDER_TIP} {usage}".strip())
+        bar.moment.setToolTip(f"{EMPTY_HINT} {usage}".strip())
         if self._recording:
-            bar.moment.setText(f"Recording: {count} moment{'s' if count != 1 else ''} kept so far "
-                               f"(before training, inside the first epoch, after every epoch); the slider "
-                               f"replays them when the run ends.")
+            bar.moment.setText(f"recording: {count} moment{'s' if count != 1 else ''} so far")
         elif not count:
-            bar.moment.setText(EMPTY_HINT)
+            bar.moment.setText("train to record moments")
 
     def show_latest(self) -> None:
         if self.store.moments:
@@ -262,11 +278,13 @@ class TimeMachine(QObject):
         moment = self.store.moments[index]
         self._shown = moment
         last = index == len(self.store.moments) - 1
-        self.bar.moment.setText(f"<b>Showing the network {moment.label}</b> (step {moment.step:,}; "
-                                f"moment {index + 1} of {len(self.store.moments)}"
-                                f"{', the latest' if last else ''}): the filters, the feature maps, the "
-                                f"confusion matrix and the probe's answer are those of this moment.")
+        name = ("before training" if moment.epoch == 0 else f"after epoch {moment.epoch}" if moment.is_epoch_end
+                else f"epoch {moment.epoch}, batch {moment.batch:,}")
+        self.bar.moment.setText(f"<b>{name}</b> "
+                                f"(step {moment.step:,}, {index + 1} of {len(self.store.moments)}"
+                                f"{', latest' if last else ''})")
         self._tab.filters.set_weights(moment.weights)
+        self._mark_curves(moment)
         self._show_probe(moment)
         evaluation = self._evaluations.get(moment.key)
         if evaluation is not None:
@@ -277,6 +295,23 @@ class TimeMachine(QObject):
             self._evaluate(moment)
         self.moment_shown.emit(moment)
         return moment
+
+    def _mark_curves(self, moment: Moment | None) -> None:
+        """A vertical line on the loss and accuracy curves where the moment shown was taken
+        (their x axis is in epochs: 1.5 is half-way through epoch 2); None hides it."""
+        curves = getattr(self._tab, "curves", None)
+        if curves is None:
+            return
+        if not self._lines:
+            for plot in (curves.loss_plot, curves.accuracy_plot):
+                line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=2))
+                line.setZValue(20)
+                plot.addItem(line, ignoreBounds=True)
+                self._lines.append(line)
+        for line in self._lines:
+            line.setVisible(moment is not None)
+            if moment is not None:
+                line.setPos(0.0 if moment.epoch == 0 else moment.epoch - 1 + moment.batch / moment.batches)
 
     def _on_probe_changed(self, _image) -> None:
         if self._shown is not None and not self._recording:
@@ -300,10 +335,11 @@ class TimeMachine(QObject):
         label = tab.probe_picker.probe_label()
         truth = "" if label is None else f" (it is a {self._class_names[label]})"
         self.view.answer.setText(f"<big>Says <b>{name}</b>, {probabilities[top]:.0%} sure</big>{truth}")
-        what = "your drawn digit" if label is None else "the probe test digit"
-        self.view.digit_caption.setText(f"Saliency of {what}: the pixels that most change the top score "
-                                        f"(yellow = most). Pick the probe in the Probe image box; pin a drawn "
-                                        f"digit with the Draw tab's 'Use as training probe'.")
+        what = "Your drawn digit" if label is None else "The probe test digit"
+        self.view.digit_caption.setText(f"{what}; yellow: the pixels that most change the top score "
+                                        f"(saliency).")
+        self.view.digit_caption.setToolTip("Pick the probe in the Probe image box; pin a drawn digit with the "
+                                           "Draw tab's 'Use as training probe'.")
         grey = np.asarray(image, np.float32)
         grey = grey if grey.ndim == 2 else grey.reshape(shape).mean(axis=-1)
         side = self.view.saliency.width()
