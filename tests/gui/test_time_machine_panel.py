@@ -33,7 +33,7 @@ def wait_for_matrix(qtbot, machine, moment):
     return machine.view.matrix.matrix.copy()
 
 
-def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(qtbot, seed_window):
+def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(qtbot, seed_window, seed_path):
     window = seed_window
     panel = window.train_panel
     machine = panel.time_machine
@@ -79,3 +79,12 @@ def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(
     settings(window, 1)
     run(qtbot, window, panel.start)
     assert [m.short_label for m in machine.store.moments] == ["start", "batch 1", "batch 2", "epoch 1"]
+    assert "pipeline changed" not in machine.bar.moment.text()
+    # an edit of the pipeline is said (the slider replays the last run's network)
+    document = window.document
+    index = next(i for i, entry in enumerate(document.entries) if entry.class_name == "Conv2D")
+    assert document.set_layer_config(index, {**document.entries[index].config, "filters": 8})
+    assert "pipeline changed" in machine.bar.moment.text()
+    # another project: an empty timeline
+    assert window.load_preset(seed_path)
+    assert len(machine.store) == 0 and not machine.bar.slider.isEnabled()

@@ -295,10 +295,12 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
 
 
 def evaluate_moment(model, moment: Moment, x_test: np.ndarray, y_test: np.ndarray, classes: int | None = None,
-                    images: int = EVALUATION_IMAGES, batch_size: int = 500) -> MomentEvaluation:
+                    images: int = EVALUATION_IMAGES, batch_size: int = 500,
+                    total: int | None = None) -> MomentEvaluation:
     """The confusion matrix, accuracy and loss of `moment` on the first `images` test images
-    (the same images for every moment, so moments compare)."""
-    total = len(y_test)
+    (the same images for every moment, so moments compare). total: the size of the whole
+    test set when x_test / y_test are already its first images (for the words)."""
+    total = len(y_test) if total is None else max(int(total), len(y_test))
     count = min(int(images), total)
     labels = np.asarray(y_test[:count], np.int64)
     probabilities = model_at(model, moment).predict(x_test[:count], batch_size=batch_size)

@@ -24,8 +24,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSplitter,
                                QVBoxLayout, QWidget)
 
-from ..engine.time_machine import (Moment, SnapshotStore, evaluate_moment, probe_moment, weights_nbytes,
-                                   weights_of)
+from ..engine.time_machine import (EVALUATION_IMAGES, Moment, SnapshotStore, evaluate_moment, probe_moment,
+                                   weights_nbytes, weights_of)
 from .draw_tab import ProbabilityBarsWidget, rgb_pixmap, saliency_rgb
 from .explain_worker import ExplainRunner
 from .panels.results import ConfusionMatrixWidget
@@ -160,6 +160,7 @@ class TimeMachine(QObject):
         self._structure: str | None = None  # the run's model as JSON: moments are replayed on copies
         self._batches = 0
         self._x_test = self._y_test = None
+        self._test_total = 0
         self._class_names = [str(i) for i in range(10)]
         self._evaluations: dict = {}  # moment key -> MomentEvaluation (cached per moment)
         self._recording = False
@@ -180,6 +181,7 @@ class TimeMachine(QObject):
         Returns the SnapshotPlan for the worker, or None when nothing can be kept."""
         self.runner.cancel()
         self._waiting = []
+        self._watch_document()
         snapshot_bytes = weights_nbytes(model)
         first = prepared.initial_epoch + 1
         last = prepared.initial_epoch + prepared.config.epochs
@@ -191,8 +193,10 @@ class TimeMachine(QObject):
             self._evaluations = {}
         self._structure = structure
         self._batches = prepared.steps_per_epoch
-        self._x_test = np.asarray(prepared.x_test)
-        self._y_test = np.asarray(data.y_test)
+        # only the images a moment is evaluated on: not the whole test set alive after the run
+        self._x_test = np.array(prepared.x_test[:EVALUATION_IMAGES])
+        self._y_test = np.array(data.y_test[:EVALUATION_IMAGES])
+        self._test_total = len(data.y_test)
         self._class_names = [str(n) for n in data.class_names]
         self.view.set_class_names(self._class_names)
         # the start is a moment only when the run begins from untrained weights (not a continuation,
@@ -207,6 +211,42 @@ class TimeMachine(QObject):
         self._mark_curves(None)
         self._refresh_bar()
         return self.plan if self.plan.points else None
+
+    def _watch_document(self) -> None:
+        """Once bound: another project or preset starts an empty timeline; an edit of the
+        pipeline is said on the bar (the slider still replays the last run's network)."""
+        document = getattr(self._tab, "_document", None)
+        if document is None or document is getattr(self, "_document", None):
+            return
+        self._document = document
+        document.pipeline_reset.connect(self.clear)
+        document.report_updated.connect(self._on_document_report_updated)
+
+    def _on_document_report_updated(self, _report) -> None:
+        if self._recording or not self.store.moments:
+            return
+        try:
+            now = self._tab._model_source().to_json()
+        except Exception:  # noqa: BLE001 - a pipeline with an error is a changed one
+            now = None
+        if now != self._structure:
+            self.bar.moment.setText("<b>the pipeline changed</b>: the slider replays the last run's network")
+
+    def clear(self) -> None:
+        """Forget every moment (another project): the slider waits for the next run."""
+        if self._recording:
+            return
+        self.runner.cancel()
+        self.store.clear()
+        self.plan, self._shown, self._waiting, self._evaluations = None, None, [], {}
+        self._mark_curves(None)
+        self._refresh_bar()
+        self.view.summary.setText(EMPTY_HINT)
+        self.view.matrix.set_matrix(np.zeros((self.view.matrix.classes,) * 2, np.int64))
+        self.view.answer.setText("")
+        self.view.digit_caption.setText("")
+        self.view.saliency.clear()
+        self.view.bars.set_probabilities(None)
 
     def offer(self, snapshot) -> None:
         """A TrainingSnapshot from the worker: kept when it is one of the planned moments."""
@@ -291,7 +331,7 @@ class TimeMachine(QObject):
             self._show_evaluation(moment, evaluation)
         else:
             self.view.summary.setText(f"<big>{moment.label.capitalize()}:</big> evaluating on the first "
-                                      f"{min(len(self._y_test), 2000):,} test images…")
+                                      f"{len(self._y_test):,} test images…")
             self._evaluate(moment)
         self.moment_shown.emit(moment)
         return moment
@@ -364,9 +404,10 @@ class TimeMachine(QObject):
         moment = self._shown if self._shown in self._waiting else self._waiting[0]
         self._waiting.remove(moment)
         structure, x, y, classes = self._structure, self._x_test, self._y_test, len(self._class_names)
+        total = self._test_total
 
         def job(_progress, _cancel):
-            return moment.key, evaluate_moment(structure, moment, x, y, classes)
+            return moment.key, evaluate_moment(structure, moment, x, y, classes, total=total)
 
         self.runner.submit(f"moment {moment.epoch},{moment.batch}", job)
 
