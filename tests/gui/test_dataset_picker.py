@@ -187,3 +187,20 @@ def test_skipped_files_are_named_in_the_report_and_the_browser(qtbot, rgb_window
     text = browser.report.toPlainText().splitlines()
     assert text[0] == "1 file(s) skipped:" and text[1].startswith("  skipped star/empty.png: ")
     browser.close()
+
+
+def test_a_folders_resize_and_test_share_are_its_section_settings(qtbot, rgb_window, shapes):
+    tab = rgb_window.train_panel
+    picker = tab.controls.dataset
+    assert not picker.settings_row.isVisibleTo(picker)  # MNIST has none
+    picker.choose_folder(shapes)
+    wait_for_data(qtbot, tab)
+    assert picker.settings_row.isVisibleTo(picker)
+    picker.test_split.setValue(0.5)
+    assert rgb_window.document.section("dataset") == {"source": "folder", "path": str(shapes), "test_split": 0.5}
+    qtbot.waitUntil(lambda: tab.dataset() is not None and len(tab.dataset().y_test) == 20, timeout=30_000)
+    picker.interpolation.setCurrentIndex(picker.interpolation.findData("nearest"))
+    picker.interpolation.activated.emit(picker.interpolation.currentIndex())
+    assert rgb_window.document.section("dataset")["interpolation"] == "nearest"
+    picker.test_split.setValue(0.2)  # the default again: left out of the section
+    assert "test_split" not in rgb_window.document.section("dataset")

@@ -16,9 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                               QWidget)
 
+from ..engine.dataset_spec import DEFAULT_TEST_SPLIT
 from ..engine.datasets import fashion_mnist_available
+from ..engine.image_folder import DEFAULT_INTERPOLATION, INTERPOLATIONS
 
 MNIST_SPEC = {"source": "mnist"}
 SOURCES = (("mnist", "MNIST digits (bundled)"), ("fashion_mnist", "Fashion-MNIST"), ("folder", "Image folder…"))
@@ -75,6 +78,31 @@ class DatasetPicker(QWidget):
         self.browse.setObjectName("datasetBrowse")
         self.browse.setToolTip("See the images of every class, with their counts")
         self.browse.clicked.connect(self.browse_requested)
+        # a folder's own settings (engine/dataset_spec.py): how images are resized, the share held out for testing
+        self.interpolation = QComboBox()
+        for name in INTERPOLATIONS:
+            self.interpolation.addItem(name, name)
+        self.interpolation.setToolTip("How each image is resized to the model's input (Keras's interpolation; "
+                                      "bilinear is its default, nearest keeps hard pixel edges, area averages)")
+        self.interpolation.activated.connect(lambda _i: self._set_folder_setting(
+            "interpolation", self.interpolation.currentData(), DEFAULT_INTERPOLATION))
+        self.test_split = QDoubleSpinBox()
+        self.test_split.setRange(0.05, 0.9)
+        self.test_split.setSingleStep(0.05)
+        self.test_split.setDecimals(2)
+        self.test_split.setKeyboardTracking(False)
+        self.test_split.setToolTip("The share of each class's images held out as test images (the confusion matrix "
+                                   "and test accuracy are measured on them; a folder with train/ and test/ "
+                                   "sub-folders uses those instead)")
+        self.test_split.valueChanged.connect(lambda v: self._set_folder_setting("test_split", round(float(v), 4),
+                                                                                DEFAULT_TEST_SPLIT))
+        self.settings_row = QWidget()
+        settings = QHBoxLayout(self.settings_row)
+        settings.setContentsMargins(0, 0, 0, 0)
+        settings.addWidget(QLabel("resize"))
+        settings.addWidget(self.interpolation, 1)
+        settings.addWidget(QLabel("test"))
+        settings.addWidget(self.test_split)
         self.report = QLabel("")
         self.report.setObjectName("datasetReport")
         self.report.setWordWrap(True)
@@ -93,6 +121,7 @@ class DatasetPicker(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.source)
         layout.addLayout(folder_row)
+        layout.addWidget(self.settings_row)
         layout.addWidget(self.report)
         self._show_spec()
 
@@ -170,6 +199,19 @@ class DatasetPicker(QWidget):
                                     else "Fashion-MNIST (its folder…)")
         self.source.setToolTip(path)
         self.change_folder.setVisible(folder)
+        self.settings_row.setVisible(source == "folder")
+        with QSignalBlocker(self.interpolation), QSignalBlocker(self.test_split):
+            self.interpolation.setCurrentIndex(max(0, self.interpolation.findData(
+                self._spec.get("interpolation", DEFAULT_INTERPOLATION))))
+            self.test_split.setValue(float(self._spec.get("test_split", DEFAULT_TEST_SPLIT)))
+
+    def _set_folder_setting(self, key: str, value, default) -> None:
+        spec = dict(self._spec)
+        if value == default:
+            spec.pop(key, None)  # the section keeps only what differs from the defaults
+        else:
+            spec[key] = value
+        self._pick(spec)
 
     def _ask_folder(self, source: str) -> str:
         title = ("Image folder: one sub-folder per class" if source == "folder"
