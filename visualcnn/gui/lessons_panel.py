@@ -309,8 +309,15 @@ class LessonsPanel(QWidget):
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
         if dock is not None:
+            was_hidden = dock.isHidden()
             dock.show()
             dock.raise_()
+            if was_hidden and not dock.isFloating():
+                # The right column narrower than the inspector's own default: the Train tab beside
+                # a lesson needs the room (its page asks for ~1,100 px).
+                em = self.fontMetrics().horizontalAdvance("m")
+                self.window.resizeDocks([dock], [min(30 * em, int(0.3 * self.window.width()))],
+                                        Qt.Orientation.Horizontal)
 
     # --- steps --------------------------------------------------------------------------
 
