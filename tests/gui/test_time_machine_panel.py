@@ -57,6 +57,11 @@ def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(
     last_filters = shown_filters(panel)
     last_matrix = wait_for_matrix(qtbot, machine, moments[5])
     assert not np.array_equal(first_filters, last_filters)
+    # one colour scale for every moment: the largest |weight| of any moment, rounded up
+    kernels = [m.weights["conv2d"][0] for m in moments]
+    level = panel.filters.colour_bar.levels()[1]
+    assert max(float(np.abs(k).max()) for k in kernels) <= level
+    assert "same at every moment" in panel.filters.title.text()
 
     # the matrix on screen is an evaluation with that moment's weights, here recomputed
     data = panel.dataset()

@@ -5,10 +5,12 @@ Which moments (plan_snapshots):
   - before training (epoch 0): the random filters and a near-uniform guess, the baseline
     every later moment is compared with;
   - inside the FIRST epoch, after 1, 10, 50 and 200 batches and half-way: on MNIST most of
-    the learning happens here (the seed CNN: ~10% -> ~60% by batch 50, ~90% by 200, measured in
-    the report of the commit that added this file). After 1 batch the filters have barely moved
-    (one step changes little); 10 and 50 catch the loss's steep fall and the first stroke
-    detectors; 200 and mid-epoch show the curve flattening;
+    the learning happens here. Measured in the window (seed CNN, Adam 0.001, batch 64, all
+    60,000 images, accuracy on the first 2,000 test images): start 10.7%, batch 1 18.4%,
+    batch 10 58.0%, batch 50 84.8%, batch 200 93.5%, mid-epoch (469) 96.0%, epoch 1 97.2%,
+    epoch 2 98.1%, epoch 3 98.5%. So: one step changes little (the filters barely move);
+    10 and 50 catch the steep fall of the loss and the first stroke detectors; 200 and
+    mid-epoch show the curve flattening;
   - at the end of EVERY epoch: the slow gains (and, on small data, overfitting) afterwards.
 Later epochs get no in-epoch points: little visible changes inside them.
 
@@ -19,9 +21,10 @@ the start always stay while anything fits). A continued run (Continue training) 
 its epochs to the same timeline; if the cap is reached, the older in-epoch points and
 every other old epoch end make room. The store never holds more than its cap.
 
-Not saved with the project: a moment is a full copy of the weights (the seed CNN's nine
-moments are ~0.2 MB each in memory, several times that as JSON text), and the timeline is a
-replay of this session's runs; the project keeps the final weights and the run history.
+Not saved with the project: a moment is a full copy of the weights (the seed CNN's: 476 KiB
+each, 4.2 MiB for the nine moments of a 3-epoch run; its project file with the weights is
+0.65 MB, so it would grow ~9-fold), and the timeline is a replay of this session's runs; the
+project keeps the final weights, the resume state and the run history.
 
     plan = store.plan_run(batches=938, first_epoch=1, last_epoch=3, snapshot_bytes=weights_nbytes(model))
     if plan.wants(epoch, batch): store.add(Moment(epoch, batch, 938, weights_of(model)))

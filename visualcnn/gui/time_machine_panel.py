@@ -29,6 +29,7 @@ from ..engine.time_machine import (EVALUATION_IMAGES, Moment, SnapshotStore, eva
 from .draw_tab import ProbabilityBarsWidget, rgb_pixmap, saliency_rgb
 from .explain_worker import ExplainRunner
 from .panels.results import ConfusionMatrixWidget
+from .panels.tiling import nice_ceiling
 
 EMPTY_HINT = ("Train a network: the time machine keeps its weights before training, during the first epoch "
               "and after every epoch, and this slider replays them.")
@@ -209,6 +210,7 @@ class TimeMachine(QObject):
         self._recording = True
         self._shown = None
         self._mark_curves(None)
+        self._tab.filters.set_fixed_levels(None)  # live filters scale themselves
         self._refresh_bar()
         return self.plan if self.plan.points else None
 
@@ -230,6 +232,9 @@ class TimeMachine(QObject):
         except Exception:  # noqa: BLE001 - a pipeline with an error is a changed one
             now = None
         if now != self._structure:
+            self._shown = None
+            self._mark_curves(None)
+            self._tab.filters.set_fixed_levels(None)
             self.bar.moment.setText("<b>the pipeline changed</b>: the slider replays the last run's network")
 
     def clear(self) -> None:
@@ -240,6 +245,7 @@ class TimeMachine(QObject):
         self.store.clear()
         self.plan, self._shown, self._waiting, self._evaluations = None, None, [], {}
         self._mark_curves(None)
+        self._tab.filters.set_fixed_levels(None)
         self._refresh_bar()
         self.view.summary.setText(EMPTY_HINT)
         self.view.matrix.set_matrix(np.zeros((self.view.matrix.classes,) * 2, np.int64))
@@ -323,6 +329,7 @@ class TimeMachine(QObject):
         self.bar.moment.setText(f"<b>{name}</b> "
                                 f"(step {moment.step:,}, {index + 1} of {len(self.store.moments)}"
                                 f"{', latest' if last else ''})")
+        self._tab.filters.set_fixed_levels(self._filter_levels())  # one colour scale for every moment
         self._tab.filters.set_weights(moment.weights)
         self._mark_curves(moment)
         self._show_probe(moment)
@@ -335,6 +342,16 @@ class TimeMachine(QObject):
             self._evaluate(moment)
         self.moment_shown.emit(moment)
         return moment
+
+    def _filter_levels(self) -> dict:
+        """Each conv layer's colour range over all the moments (its largest |weight|, rounded up
+        nicely): with one scale, filters that grow stronger look stronger."""
+        levels = {}
+        for moment in self.store.moments:
+            for name, arrays in moment.weights.items():
+                if arrays and getattr(arrays[0], "ndim", 0) == 4 and arrays[0].size:
+                    levels[name] = max(levels.get(name, 0.0), float(np.abs(arrays[0]).max()))
+        return {name: nice_ceiling(level) for name, level in levels.items() if level > 0}
 
     def _mark_curves(self, moment: Moment | None) -> None:
         """A vertical line on the loss and accuracy curves where the moment shown was taken

@@ -29,6 +29,7 @@ class FiltersPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         self._level: float | None = None
+        self._fixed_levels: dict = {}  # layer name -> colour range kept fixed (the time machine's moments)
         super().__init__(parent)
         self._kernels: dict[str, np.ndarray] = {}  # conv layer name -> (kh, kw, c_in, c_out)
         self._shown: np.ndarray | None = None  # (kh, kw, c_out) currently drawn
@@ -106,6 +107,12 @@ class FiltersPanel(QWidget):
     def clear(self) -> None:
         self.set_weights({})
 
+    def set_fixed_levels(self, levels: dict | None) -> None:
+        """Layer name -> colour range (+-level) to keep whatever the weights shown, so moments of
+        one run compare on one scale (gui/time_machine_panel.py); None: each set is scaled alone."""
+        self._fixed_levels = dict(levels or {})
+        self._redraw()
+
     def current_kernel(self) -> np.ndarray | None:
         return self._kernels.get(self.layer_combo.currentText())
 
@@ -149,7 +156,7 @@ class FiltersPanel(QWidget):
         self._shown = shown
         self._columns = grid_columns(c_out, aspect=self._room_aspect() * kh / max(kw, 1))
         mosaic = tile(shown, self._columns)
-        level = nice_ceiling(symmetric_level(mosaic))
+        level = self._fixed_levels.get(self.layer_combo.currentText()) or nice_ceiling(symmetric_level(mosaic))
         self.image.setImage(mosaic, autoLevels=False, levels=(-level, level))
         if level != self._level:
             # Relabelling the colour bar relayouts and repaints the whole plot (measured up to
@@ -158,7 +165,8 @@ class FiltersPanel(QWidget):
             self.colour_bar.setLevels((-level, level))
             self._level = level
         self.title.setText(f"<b>{self.layer_combo.currentText()}</b>: {c_out} filters of {kh}x{kw}, {which}; "
-                           f"colour range +-{level:.3g}")
+                           f"colour range +-{level:.3g}"
+                           f"{' (the same at every moment)' if self._fixed_levels else ''}")
 
     def _room_aspect(self) -> float:
         """Width / height of the room the mosaic has (the colour bar takes its column):
