@@ -13,6 +13,8 @@ A tab without a document (tests, benchmarks) keeps the state and weights itself.
 
 from __future__ import annotations
 
+import weakref
+
 from ..engine import resume as resume_state
 from ..engine.model_io import decode_weights, encode_weights
 from ..engine.recipe import prepare_run
@@ -22,12 +24,19 @@ SECTION = "resume"
 
 class ContinueTraining:
     def __init__(self, tab):
-        self._tab = tab
+        # Held weakly: a reference back to the tab would keep a dropped tab for the cyclic
+        # collector, which may free it inside its own paint event (see gui/cell_tracer.py).
+        self._tab_ref = weakref.ref(tab)
         self._own: tuple[dict, dict] | None = None  # (section, encoded weights) of an unbound tab
         self._watched = None
 
+    @property
+    def _tab(self):
+        return self._tab_ref()
+
     def _document(self):
-        document = self._tab._document
+        tab = self._tab
+        document = tab._document if tab is not None else None
         if document is not None and document is not self._watched:
             # The window gives the document the run's weights after the run ends (and Undo
             # takes them back): Continue follows them and the saved state.
@@ -86,6 +95,8 @@ class ContinueTraining:
 
     def refresh(self) -> None:
         """Continue is offered when a saved state and trained weights are both there."""
+        if self._tab is None:  # the tab is gone; the document's signal outlived it
+            return
         section = self.section()
         can = section is not None and self._weights() is not None
         why = "" if can else ("Train once first: Continue goes on from the end of a run" if section is None else

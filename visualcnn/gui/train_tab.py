@@ -176,7 +176,7 @@ class TrainTabWidget(QWidget):
                                                 self.curves.show_planned_learning_rate,
                                                 self.controls.callbacks.plan.setText, self)
         self.controls.callbacks.continue_requested.connect(self.continue_training)
-        self.controls.train_images.valueChanged.connect(lambda _v: self.schedule_preview.refresh())
+        self.controls.train_images.valueChanged.connect(self.schedule_preview.on_value_changed)
         self.controls.pause_requested.connect(self._on_controls_pause_requested)
         self.controls.resume_requested.connect(self._on_controls_resume_requested)
         self.controls.stop_requested.connect(self._on_controls_stop_requested)

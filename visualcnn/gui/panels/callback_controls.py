@@ -16,6 +16,7 @@ SchedulePreview draws the learning rate the next run will use, step by step
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
@@ -192,21 +193,31 @@ class SchedulePreview(QObject):
 
     def __init__(self, settings, examples, draw, say=None, parent: QObject | None = None):
         super().__init__(parent)
-        self._settings, self._examples, self._draw, self._say = settings, examples, draw, say
+        # Bound methods held weakly: the tab owns this object, a strong reference back would
+        # be a cycle left to the garbage collector (see gui/cell_tracer.py).
+        self._settings, self._examples, self._draw, self._say = (_weak(f) for f in (settings, examples, draw, say))
+
+    def on_value_changed(self, _value) -> None:
+        """A slot for a widget's valueChanged (the training-image count)."""
+        self.refresh()
 
     def refresh(self) -> None:
-        config = self._settings()
+        settings, examples, draw, say = (ref() if ref is not None else None for ref in
+                                         (self._settings, self._examples, self._draw, self._say))
+        if settings is None or examples is None or draw is None:
+            return
+        config = settings()
         try:
-            examples = max(1, int(self._examples()))
-            steps = steps_per_epoch(examples, config.batch_size, config.validation_split)
+            images = max(1, int(examples()))
+            steps = steps_per_epoch(images, config.batch_size, config.validation_split)
             x, rates = learning_rate_curve(config, steps)
         except (ValueError, TypeError, ZeroDivisionError):  # settings being typed: nothing to plan yet
             x, rates, text = [], [], ""
         else:
             text = describe(config, steps)
-        self._draw(x, rates, text)
-        if self._say is not None:
-            self._say(text)
+        draw(x, rates, text)
+        if say is not None:
+            say(text)
 
 
 def describe(config: TrainingConfig, steps: int) -> str:
@@ -228,6 +239,15 @@ def describe(config: TrainingConfig, steps: int) -> str:
         lines.append(f"Rate × {config.reduce_lr_factor:g} after {config.reduce_lr_patience} flat epoch(s) "
                      f"of {watched}.")
     return "\n".join(lines)
+
+
+def _weak(fn):
+    """A weak reference to a bound method (or a plain callable kept as it is)."""
+    if fn is None:
+        return None
+    if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
+        return weakref.WeakMethod(fn)
+    return lambda: fn
 
 
 def _row(*widgets) -> QWidget:
