@@ -79,7 +79,12 @@ class LessonTextBrowser(QTextBrowser):
             self.set_markdown(self._markdown, self._folder)  # pictures refitted to the new width
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(320, 260)
+        # Small: the panel's scroll area sizes its page from the preferred heights, and the step's
+        # controls and feedback must fit first; with room to spare the text takes all of it.
+        return QSize(320, 8 * self.fontMetrics().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(160, 4 * self.fontMetrics().height())  # a few lines at least; the panel scrolls
 
 
 def _note(object_name: str) -> QLabel:

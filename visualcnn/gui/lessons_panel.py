@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
-                               QPushButton, QStackedWidget, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QStackedWidget, QVBoxLayout, QWidget)
 
 from ..engine.layers import ConfigError
 from ..engine.lessons import format as lesson_format
@@ -164,10 +164,21 @@ class LessonsPanel(QWidget):
         nav.addWidget(self.back_button)
         nav.addStretch(1)
         nav.addWidget(self.next_button)
+        # The step scrolls when the dock is short (1024x768 with the inspector below it): its
+        # feedback and derivation must never run under the next dock; Back / Next stay in view.
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(self.title_label)
+        inner.addWidget(self.step_label)
+        inner.addWidget(self.view, 1)
+        self.body_scroll = QScrollArea()
+        self.body_scroll.setWidgetResizable(True)
+        self.body_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.body_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.body_scroll.setWidget(body)
         layout.addLayout(top)
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.step_label)
-        layout.addWidget(self.view, 1)
+        layout.addWidget(self.body_scroll, 1)
         layout.addLayout(nav)
 
         self.view.show_me_requested.connect(self.show_me)
@@ -318,6 +329,12 @@ class LessonsPanel(QWidget):
                 em = self.fontMetrics().horizontalAdvance("m")
                 self.window.resizeDocks([dock], [min(30 * em, int(0.3 * self.window.width()))],
                                         Qt.Orientation.Horizontal)
+                inspector = self.window.inspector_dock
+                if inspector.isVisible() and not inspector.isFloating():
+                    # the lesson is read first: it gets most of the column, the inspector the rest
+                    height = self.window.height()
+                    self.window.resizeDocks([dock, inspector], [int(0.62 * height), int(0.38 * height)],
+                                            Qt.Orientation.Vertical)
 
     # --- steps --------------------------------------------------------------------------
 
@@ -557,6 +574,7 @@ class LessonsPanel(QWidget):
             return None
         self._state["attempts"] = self._state.get("attempts", 0) + 1
         self.view.set_feedback(result.feedback, result.correct)
+        self._scroll_to_feedback()
         if result.correct:
             self._reveal(result.derivation)
         return result.correct
@@ -575,6 +593,7 @@ class LessonsPanel(QWidget):
             return
         self.view.set_feedback(f"The answer: {answer.sentence}.", None)
         self._reveal(answer.derivation)
+        self._scroll_to_feedback()
 
     def _reveal(self, derivation) -> None:
         step = self.step
@@ -682,6 +701,7 @@ class LessonsPanel(QWidget):
         else:
             text = f"{MARK_NOT} Not quite: look at the Train tab again and try another answer."
         self.view.set_feedback(text, correct)
+        self._scroll_to_feedback()
         return correct
 
     # --- explain steps ------------------------------------------------------------------
@@ -754,6 +774,14 @@ class LessonsPanel(QWidget):
             self.view.set_feedback(f"{MARK_OK} {VIEW_NAMES.get(step.view, step.view)} is open.", True)
 
     # --- messages -----------------------------------------------------------------------
+
+    def _scroll_to_feedback(self) -> None:
+        """Bring the newest words (the derivation, else the feedback) into view in a short dock."""
+        def scroll() -> None:
+            bar = self.body_scroll.verticalScrollBar()
+            bar.setValue(bar.maximum())  # they sit at the bottom of the step, above the hints
+
+        QTimer.singleShot(50, scroll)  # after the layout has made room for them
 
     def _tell(self, text: str) -> None:
         self.view.set_feedback(text, False)
