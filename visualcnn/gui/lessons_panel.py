@@ -169,8 +169,6 @@ class LessonsPanel(QWidget):
         body = QWidget()
         inner = QVBoxLayout(body)
         inner.setContentsMargins(0, 0, 0, 0)
-        inner.addWidget(self.title_label)
-        inner.addWidget(self.step_label)
         inner.addWidget(self.view, 1)
         self.body_scroll = QScrollArea()
         self.body_scroll.setWidgetResizable(True)
@@ -178,6 +176,8 @@ class LessonsPanel(QWidget):
         self.body_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.body_scroll.setWidget(body)
         layout.addLayout(top)
+        layout.addWidget(self.title_label)  # where the student is stays in view when the step scrolls
+        layout.addWidget(self.step_label)
         layout.addWidget(self.body_scroll, 1)
         layout.addLayout(nav)
 
@@ -777,9 +777,11 @@ class LessonsPanel(QWidget):
 
     def _scroll_to_feedback(self) -> None:
         """Bring the newest words (the derivation, else the feedback) into view in a short dock."""
-        def scroll() -> None:
-            bar = self.body_scroll.verticalScrollBar()
-            bar.setValue(bar.maximum())  # they sit at the bottom of the step, above the hints
+        def scroll() -> None:  # as little as needed: the question above stays in view when it can
+            for label in (self.view.derivation, self.view.feedback):
+                if label.isVisible():
+                    self.body_scroll.ensureWidgetVisible(label, 0, 4)
+                    return
 
         QTimer.singleShot(50, scroll)  # after the layout has made room for them
 
