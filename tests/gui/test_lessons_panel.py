@@ -264,3 +264,15 @@ def test_the_end_of_a_lesson_offers_the_next_one(window, panel, lesson_path, mon
     assert "✔ finished" in panel.lesson_list.item(0).text()
     panel.next_button.click()
     assert panel.lesson.id == "01_small" and panel.index == 0
+
+
+def test_start_over_forgets_the_progress_of_one_lesson(window, panel, lesson_path):
+    assert panel.open_lesson(lesson_path)
+    panel.next_button.click()
+    panel.show_list()
+    assert panel.open_button.text() == "Continue lesson"
+    window.undo_stack.setClean()
+    panel.restart_button.click()
+    assert panel.lesson.id == "01_small" and panel.index == 0 and not panel.progress.done("01_small")
+    panel.show_list()
+    assert "not started" in panel.lesson_list.item(0).text() and panel.open_button.text() == "Open lesson"

@@ -231,7 +231,10 @@ class LessonsPanel(QWidget):
         item = self.lesson_list.item(row) if row >= 0 else None
         summary = item.data(Qt.ItemDataRole.UserRole + 1) if item is not None else None
         self.summary_label.setText(summary or "")
-        self.open_button.setEnabled(bool(item and item.data(Qt.ItemDataRole.UserRole)))
+        path = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        self.open_button.setEnabled(bool(path))
+        started = bool(path) and (self.progress.step(Path(path).stem) > 0 or bool(self.progress.done(Path(path).stem)))
+        self.open_button.setText("Continue lesson" if started else "Open lesson")
 
     def _selected_path(self) -> Path | None:
         item = self.lesson_list.currentItem()
