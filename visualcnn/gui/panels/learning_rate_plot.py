@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QGraphicsItem
 
 PLAN_COLOUR = "#888888"
 USED_COLOUR = "#e07b00"
-MIN_HEIGHT, MAX_HEIGHT = 45, 120  # pixels of the strip
+MIN_HEIGHT, MAX_HEIGHT = 36, 100  # pixels of the strip
+SHARE = 0.2  # of the charts' height
 HEADROOM = 1.6  # the y axis reaches this times the highest rate
 
 
@@ -33,6 +34,9 @@ class LearningRatePlot:
         plot.setMouseEnabled(x=False, y=False)
         plot.setMenuEnabled(False)
         plot.disableAutoRange()
+        # The epochs are read on the loss plot right above (x linked): numbers here would
+        # only cost the strip height it lacks in a small window.
+        plot.getAxis("bottom").setStyle(showValues=False)
         self.planned = plot.plot(pen=pg.mkPen(PLAN_COLOUR, width=2, style=Qt.PenStyle.DashLine), antialias=False)
         self.used = plot.plot(pen=pg.mkPen(USED_COLOUR, width=2), antialias=False)
         self._x: list[float] = []
@@ -99,9 +103,9 @@ class LearningRatePlot:
             self.plot.getAxis("left").setTicks([[(0.0, "0"), (highest, f"{highest:.3g}")], []])
 
     def fit_height(self, available: int) -> None:
-        """A strip, not a third chart: about a quarter of the charts' height, so the loss and
-        accuracy keep most of it however small the window."""
-        height = int(min(MAX_HEIGHT, max(MIN_HEIGHT, 0.25 * available)))
+        """A strip, not a third chart: a fifth of the charts' height, so the loss and accuracy
+        keep most of it however small the window."""
+        height = int(min(MAX_HEIGHT, max(MIN_HEIGHT, SHARE * available)))
         self.plot.setMaximumHeight(height)
         self.plot.setMinimumHeight(height)
 
