@@ -276,3 +276,20 @@ def test_start_over_forgets_the_progress_of_one_lesson(window, panel, lesson_pat
     assert panel.lesson.id == "01_small" and panel.index == 0 and not panel.progress.done("01_small")
     panel.show_list()
     assert "not started" in panel.lesson_list.item(0).text() and panel.open_button.text() == "Open lesson"
+
+
+def test_a_read_steps_picture_is_fitted_to_the_panel(window, panel, lesson_path):
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QImage, QTextDocument
+
+    (lesson_path.parent / "pictures").mkdir()
+    wide = QImage(1200, 300, QImage.Format.Format_RGB32)
+    wide.fill(0x336699)
+    assert wide.save(str(lesson_path.parent / "pictures" / "wide.png"))
+    pictured = lesson_path.with_name("04_picture.md")
+    pictured.write_text(LESSON.replace('kind = "read"\n', 'kind = "read"\nimage = "pictures/wide.png"\n'))
+    assert panel.open_lesson(pictured)
+    browser = panel.view.text
+    image = browser.document().resource(QTextDocument.ResourceType.ImageResource.value, QUrl("pictures/wide.png"))
+    assert isinstance(image, QImage) and not image.isNull()
+    assert image.width() <= browser.viewport().width() < 1200

@@ -59,7 +59,7 @@ class LessonTextBrowser(QTextBrowser):
         self.setMarkdown(text)
 
     def loadResource(self, kind: int, url: QUrl):  # noqa: N802 - Qt override
-        if kind == QTextDocument.ResourceType.ImageResource.value and self._folder is not None:
+        if getattr(kind, "value", kind) == QTextDocument.ResourceType.ImageResource.value and self._folder is not None:
             name = url.toLocalFile() or url.path() or url.toString()
             path = Path(name) if Path(name).is_absolute() else self._folder / name
             image = QImage(str(path))
