@@ -187,6 +187,7 @@ def test_the_recipe_is_in_the_script():
 
 def _script_helpers(fallback="None"):
     source = ("import gzip, math, struct, sys\nfrom pathlib import Path\nimport numpy as np\n"
+              + script_parts.recipe_source(TrainingConfig(), (28, 28, 1))  # NUM_CLASSES, as in every script
               + script_parts.mnist_loader_source(fallback, "the fallback") + script_parts.preprocess_source())
     namespace = {}
     exec(compile(source, "script_parts", "exec"), namespace)

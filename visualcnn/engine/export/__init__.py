@@ -58,12 +58,14 @@ def problems(model, format: str) -> list[str]:
     return list(_module(format).problems(model))
 
 
-def export(model, path: str | os.PathLike, format: str, training: TrainingConfig | None = None) -> Path:
+def export(model, path: str | os.PathLike, format: str, training: TrainingConfig | None = None,
+           dataset=None) -> Path:
     """Write `model` (built or not; weights go along when built) to `path` as `format`.
 
     training: the recipe the scripts reproduce (default: the model's compile settings, else
     TrainingConfig()). Raises ExportError naming the layer and the reason when the format
-    cannot express the model; nothing is written then.
+    cannot express the model; nothing is written then. dataset: the project's "dataset"
+    section (None: MNIST), which the training scripts read.
     """
     module = _module(format)
     found = module.problems(model)
@@ -71,8 +73,16 @@ def export(model, path: str | os.PathLike, format: str, training: TrainingConfig
         raise ExportError(f"cannot export to {format}: " + "; ".join(found))
     if training is None:
         training = model.training_config() or TrainingConfig()
+    from ..callbacks import callbacks_problem
+
+    problem = callbacks_problem(training)
+    if problem:  # the engine refuses this recipe too; a script would fail or do something else
+        raise ExportError(f"cannot export the training recipe: {problem}")
     path = Path(path)
-    module.write(model, path, training)
+    if format in ("keras-code", "pytorch"):
+        module.write(model, path, training, dataset=dataset)
+    else:
+        module.write(model, path, training)
     return path
 
 

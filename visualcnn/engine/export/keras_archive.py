@@ -33,7 +33,8 @@ from .files import write_bytes_atomic
 
 # The Keras release whose file layout this writes (metadata.json's keras_version).
 KERAS_VERSION = "3.15.1"
-# The recipe trains on MNIST's 60,000 training images: a cosine schedule's steps come from it.
+# MNIST and Fashion-MNIST have 60,000 training images: a schedule's steps come from it when
+# the model holds no schedule of its own (an image folder passes its own count).
 MNIST_TRAIN_IMAGES = 60_000
 
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
@@ -234,21 +235,25 @@ def _optimizer(model, training: TrainingConfig) -> dict:
             "registered_name": None}
 
 
-def _learning_rate(model, training: TrainingConfig):
-    if training.schedule != "cosine":
+def _learning_rate(model, training: TrainingConfig, train_images: int = MNIST_TRAIN_IMAGES):
+    """The rate in Keras's form: a number, or the schedule serialized as Keras does
+    (keras.optimizers.schedules.ExponentialDecay / PiecewiseConstantDecay / CosineDecay with
+    their own arguments, so Keras computes the engine's rate at every step). The schedule
+    the model was trained with when it is the recipe's kind (its exact steps), else the
+    recipe's schedule over train_images training images (engine/schedules.py recipe_schedule)."""
+    if training.schedule == "constant":
         return training.learning_rate
+    from ..schedules import recipe_schedule
     from ..training import steps_per_epoch
 
+    kinds = {"cosine": "CosineDecay", "exponential": "ExponentialDecay", "step": "PiecewiseConstantDecay"}
     own = _matching_optimizer(model, training)
-    scheduled = getattr(own, "schedule", None) if own is not None else None
-    if scheduled is not None and type(scheduled).__name__ == "CosineDecay":
-        steps = int(scheduled.decay_steps)
-    else:
-        steps = steps_per_epoch(MNIST_TRAIN_IMAGES, training.batch_size, training.validation_split) * training.epochs
-    return {"module": "keras.optimizers.schedules", "class_name": "CosineDecay",
-            "config": {"initial_learning_rate": training.learning_rate, "decay_steps": max(1, steps),
-                       "alpha": 0.0, "name": "CosineDecay", "warmup_target": None, "warmup_steps": 0},
-            "registered_name": None}
+    schedule = getattr(own, "schedule", None) if own is not None else None
+    if schedule is None or type(schedule).__name__ != kinds[training.schedule]:
+        per_epoch = steps_per_epoch(train_images, training.batch_size, training.validation_split)
+        schedule = recipe_schedule(training, per_epoch, per_epoch * training.epochs)
+    return {"module": "keras.optimizers.schedules", "class_name": type(schedule).__name__,
+            "config": schedule.get_config(), "registered_name": None}
 
 
 def _matching_optimizer(model, training: TrainingConfig):
@@ -281,7 +286,7 @@ def optimizer_variables(model, training: TrainingConfig) -> list[np.ndarray]:
         return np.asarray(arrays[k], np.float32).reshape(shape).copy()
 
     values: list[np.ndarray] = [np.array(int(own.iterations) if own is not None else 0, np.int32)]
-    if training.schedule != "cosine":
+    if training.schedule == "constant":  # a scheduled rate is no variable of its own in Keras
         values.append(np.array(training.learning_rate, np.float32))
     if training.optimizer == "adam":
         for k in order:

@@ -32,7 +32,8 @@ from ..layers import LAYER_CLASSES
 from ..model import Sequential
 from ..training_config import TrainingConfig
 from .files import write_bytes_atomic, write_text_atomic
-from .script_parts import (arguments_source, literal, mnist_loader_source, preprocess_source, recipe_source)
+from .script_parts import (arguments_source, folder_loader_source, literal, mnist_loader_source, pil_folder_source,
+                           preprocess_source, recipe_source, step_schedule_source)
 
 # Argument kinds Keras takes as tuples (our configs hold them as JSON lists).
 _TUPLE_KINDS = ("pair", "optional_pair", "int_tuple", "padding_2d", "factor")
@@ -64,10 +65,14 @@ def weights_path(path: str | Path) -> Path:
     return path.with_name(f"{stem}.weights.h5")
 
 
-def write(model, path: Path, training: TrainingConfig | None) -> None:
+def write(model, path: Path, training: TrainingConfig | None, dataset=None) -> None:
     """The script at path and, for a built model, its weights beside it (weights first: a
-    script never names a weights file that is not there)."""
+    script never names a weights file that is not there). dataset: the project's "dataset"
+    section (None: MNIST)."""
+    from .script_data import script_data
+
     training = training or TrainingConfig()
+    data = script_data(model, dataset)  # refuses before anything is written
     path = Path(path)
     weights = weights_path(path) if model.built else None
     if weights is not None:
@@ -75,36 +80,43 @@ def write(model, path: Path, training: TrainingConfig | None) -> None:
 
         # the layout follows the Keras model the script builds (a Functional one has an InputLayer entry)
         write_bytes_atomic(weights, write_weights_h5(model, functional=not _sequential(model)))
-    write_text_atomic(path, script(model, training, path.name, weights.name if weights is not None else None))
+    write_text_atomic(path, script(model, training, path.name, weights.name if weights is not None else None, data))
 
 
 # --- the script ---------------------------------------------------------------------------
 
-def script(model, training: TrainingConfig, script_name: str = "model.py", weights_name: str | None = None) -> str:
+def script(model, training: TrainingConfig, script_name: str = "model.py", weights_name: str | None = None,
+           data=None) -> str:
     """The whole script's text. script_name: its own file name (for the header's examples);
-    weights_name: the weights file beside it (None: no weights)."""
+    weights_name: the weights file beside it (None: no weights); data: script_data.ScriptData
+    (None: MNIST)."""
+    from .script_data import script_data
+
+    data = data or script_data(model, None)
     report = model.analyse()
     parts = [
-        _header(model, training, report, script_name, weights_name),
+        _header(model, training, report, script_name, weights_name, data),
         _IMPORTS,
         _CHOOSE_BACKEND,
         "import keras  # noqa: E402  (after the backend is chosen)\nfrom keras import layers  # noqa: E402\n",
-        recipe_source(training, model.input_shape)
+        recipe_source(training, model.input_shape, data)
         + ("# The weights VisualCNN trained, saved beside this script (Keras's .weights.h5 layout).\n"
            f"WEIGHTS_FILE = Path(__file__).resolve().parent / {literal(weights_name)}\n" if weights_name else
            "# The model was not trained in VisualCNN when it was exported: there are no weights to load.\n"
            "WEIGHTS_FILE = None\n"),
         _build_source(model),
+        *([step_schedule_source()] if training.schedule == "step" else []),
         _optimizer_source(training),
-        mnist_loader_source("keras.datasets.mnist.load_data()", "keras.datasets.mnist"),
+        *([_callbacks_source(training)] if training.early_stopping or training.reduce_lr_on_plateau else []),
+        *_loader_sources(data),
         preprocess_source(),
         arguments_source(),
-        _main_source(model),
+        _main_source(model, training, data),
     ]
     return "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 
-def _header(model, training: TrainingConfig, report, script_name: str, weights_name: str | None) -> str:
+def _header(model, training: TrainingConfig, report, script_name: str, weights_name: str | None, data) -> str:
     kind = "Sequential" if _sequential(model) else "Functional"
     count = len(model.layers)
     params = report.total_params
@@ -113,7 +125,17 @@ def _header(model, training: TrainingConfig, report, script_name: str, weights_n
         optimizer = f"SGD (momentum {training.momentum:g}{', Nesterov' if training.nesterov else ''})"
     else:
         optimizer = _OPTIMIZER_CLASSES[training.optimizer]
-    schedule = " with cosine decay to 0" if training.schedule == "cosine" else ""
+    schedule = {"constant": "", "cosine": " with cosine decay to 0",
+                "step": f" times {training.decay_rate:g} every {training.decay_epochs} epoch(s) (step schedule)",
+                "exponential": f" times {training.decay_rate:g} every {training.decay_epochs} epoch(s), step by step "
+                               "(exponential decay)"}[training.schedule]
+    callbacks = []
+    if training.early_stopping:
+        callbacks.append(f"early stopping on {training.monitor} (patience {training.patience}"
+                         f"{', best weights restored' if training.restore_best_weights else ''})")
+    if training.reduce_lr_on_plateau:
+        callbacks.append(f"the rate times {training.reduce_lr_factor:g} when {training.monitor} stalls for "
+                         f"{training.reduce_lr_patience} epochs")
     epochs = f"{training.epochs} epoch{'s' if training.epochs != 1 else ''}"
     validation = (f", the last {training.validation_split:.0%} of the training images validating"
                   if training.validation_split else "")
@@ -124,8 +146,8 @@ def _header(model, training: TrainingConfig, report, script_name: str, weights_n
              f"{params:,} parameter{'s' if params != 1 else ''}) with the Keras API: the same layer names, "
              f"output shapes and parameter counts as VisualCNN's summary. {weights} The training recipe is "
              f"VisualCNN's: {optimizer}, learning rate {training.learning_rate:g}{schedule}, {training.loss}, "
-             f"batch size {training.batch_size}, {epochs}{validation}, seed {training.seed}; MNIST images "
-             "as pixels/255.")
+             f"batch size {training.batch_size}, {epochs}{validation}, seed {training.seed}"
+             + "".join(f", {c}" for c in callbacks) + f"; {data.label} images as pixels/255.")
     runs = [(f"KERAS_BACKEND=torch {me}", "train from fresh weights with the recipe, then test")]
     if weights_name:
         runs += [(f"{me} --no-train", "only test the weights VisualCNN trained"),
@@ -136,8 +158,7 @@ def _header(model, training: TrainingConfig, report, script_name: str, weights_n
     width = max(len(command) for command, _ in runs) + 3
     paragraphs = [
         "Without KERAS_BACKEND the script takes Keras's configured backend, or the first of jax, torch "
-        "and tensorflow that is installed. MNIST is read from the IDX files in --data (VisualCNN's own "
-        "copy by default), else downloaded by keras.datasets.mnist.",
+        "and tensorflow that is installed. " + _data_words(data),
         "On a GPU: nothing to change. Keras runs on the GPU its backend sees (install a CUDA build of "
         "jax, torch or tensorflow; choose the GPU with CUDA_VISIBLE_DEVICES=0).",
         "On several GPUs: with the JAX backend, --data-parallel splits every batch across all of them "
@@ -289,23 +310,96 @@ def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+def _data_words(data) -> str:
+    if data.source == "mnist":
+        return ("MNIST is read from the IDX files in --data (VisualCNN's own copy by default), else downloaded "
+                "by keras.datasets.mnist.")
+    if data.source == "fashion_mnist":
+        return ("Fashion-MNIST is read from the IDX files in --data (where VisualCNN read it), else downloaded "
+                "by keras.datasets.fashion_mnist.")
+    return ("The images are read from the class folders in --data (where VisualCNN read them) with "
+            "keras.utils.image_dataset_from_directory when TensorFlow is installed, else with Pillow as "
+            "VisualCNN reads them.")
+
+
+def _loader_sources(data) -> list[str]:
+    if data.source == "mnist":
+        return [mnist_loader_source("keras.datasets.mnist.load_data()", "keras.datasets.mnist")]
+    if data.source == "fashion_mnist":
+        return [mnist_loader_source("keras.datasets.fashion_mnist.load_data()", "keras.datasets.fashion_mnist",
+                                    "Fashion-MNIST")]
+    return [folder_loader_source(), pil_folder_source().replace("def read_images(folder):", "def pil_images(folder):")
+            .replace("read_images(", "keras_images("), _KERAS_FOLDER]
+
+
+_KERAS_FOLDER = '''\
+def keras_images(folder):
+    """(images, labels) of one folder in the class layout, read by
+    keras.utils.image_dataset_from_directory (which needs TensorFlow's tf.data) in
+    VisualCNN's order and classes; without TensorFlow, read with Pillow as VisualCNN does.
+    Keras resizes without Pillow's antialiasing: shrunk images differ slightly."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return pil_images(folder)
+    channels = INPUT_SHAPE[2] if len(INPUT_SHAPE) == 3 else 1
+    data = keras.utils.image_dataset_from_directory(
+        folder, labels="inferred", label_mode="int", class_names=CLASS_NAMES,
+        color_mode="grayscale" if channels == 1 else "rgb", batch_size=None, image_size=INPUT_SHAPE[:2],
+        shuffle=False, interpolation=INTERPOLATION)
+    images, labels = zip(*((np.asarray(x), int(y)) for x, y in data.as_numpy_iterator()))
+    # float pixels in [0, 255] after resizing: rounded back to bytes, as the files hold them
+    return np.clip(np.rint(np.stack(images)), 0, 255).astype(np.uint8), np.array(labels, np.int64)
+'''
+
+
 def _optimizer_source(training: TrainingConfig) -> str:
     if training.optimizer == "sgd":
         make = "keras.optimizers.SGD(learning_rate=learning_rate, momentum=MOMENTUM, nesterov=NESTEROV)"
     else:
         make = f"keras.optimizers.{_OPTIMIZER_CLASSES[training.optimizer]}(learning_rate=learning_rate)"
+    rate = {
+        "constant": ("The recipe's optimizer at the constant rate LEARNING_RATE.", "LEARNING_RATE"),
+        "cosine": ("The recipe's optimizer. The rate decays from LEARNING_RATE to 0 along half a cosine over\n"
+                   "    all total_steps updates of the run (keras.optimizers.schedules.CosineDecay).",
+                   "keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(1, total_steps))"),
+        "exponential": ("The recipe's optimizer. The rate is multiplied by DECAY_RATE every DECAY_EPOCHS epochs,\n"
+                        "    a little at every step (keras.optimizers.schedules.ExponentialDecay).",
+                        "keras.optimizers.schedules.ExponentialDecay(\n"
+                        "        LEARNING_RATE, decay_steps=max(1, DECAY_EPOCHS * steps_per_epoch), "
+                        "decay_rate=DECAY_RATE)"),
+        "step": ("The recipe's optimizer. The rate drops to DECAY_RATE times itself at the start of every\n"
+                 "    DECAY_EPOCHS-th epoch (keras.optimizers.schedules.PiecewiseConstantDecay).",
+                 "keras.optimizers.schedules.PiecewiseConstantDecay(\n"
+                 "        *step_schedule(steps_per_epoch, total_steps))"),
+    }[training.schedule]
     return f'''\
-def make_optimizer(total_steps):
-    """The recipe's optimizer. "cosine" decays the rate from LEARNING_RATE to 0 over all
-    total_steps updates of the run (keras.optimizers.schedules.CosineDecay)."""
-    learning_rate = LEARNING_RATE
-    if SCHEDULE == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(1, total_steps))
+def make_optimizer(steps_per_epoch, total_steps):
+    """{rate[0]}"""
+    learning_rate = {rate[1]}
     return {make}
 '''
 
 
-def _main_source(model) -> str:
+def _callbacks_source(training: TrainingConfig) -> str:
+    made = []
+    if training.early_stopping:
+        made.append("keras.callbacks.EarlyStopping(monitor=MONITOR, patience=EARLY_STOPPING_PATIENCE,\n"
+                    "                                      restore_best_weights=RESTORE_BEST_WEIGHTS)")
+    if training.reduce_lr_on_plateau:
+        made.append("keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, factor=REDUCE_LR_FACTOR,\n"
+                    "                                          patience=REDUCE_LR_PATIENCE, min_lr=MIN_LR)")
+    items = "".join(f"        {m},\n" for m in made)
+    return f'''\
+def make_callbacks():
+    """The recipe's callbacks, with VisualCNN's arguments (the rest are Keras's defaults,
+    VisualCNN's too: min_delta 0 for EarlyStopping, 1e-4 and cooldown 0 for ReduceLROnPlateau)."""
+    return [
+{items}    ]
+'''
+
+
+def _main_source(model, training: TrainingConfig, data) -> str:
+    load = "load_folder(args.data)" if data.source == "folder" else "load_mnist(args.data)"
+    callbacks = ", callbacks=make_callbacks()" if training.early_stopping or training.reduce_lr_on_plateau else ""
     return f'''\
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -332,7 +426,7 @@ def main(argv=None):
         print(f"data parallel over {{len(devices)}} devices: {{', '.join(map(str, devices))}}")
 
     keras.utils.set_random_seed(args.seed)  # weights, shuffling and dropout: the same run every time
-    (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
+    (x_train, y_train), (x_test, y_test) = {load}
     if args.limit:
         x_train, y_train, x_test, y_test = (a[:args.limit] for a in (x_train, y_train, x_test, y_test))
     x_train, x_test = prepare_images(x_train, INPUT_SHAPE), prepare_images(x_test, INPUT_SHAPE)
@@ -344,11 +438,11 @@ def main(argv=None):
         model.compile(loss=LOSS, metrics=["accuracy"])  # evaluate() needs the loss and the metric
         print(f"testing the weights in {{args.weights}}")
     else:
-        steps = training_steps(len(x_train), args.batch_size, args.epochs, VALIDATION_SPLIT)
-        model.compile(optimizer=make_optimizer(steps), loss=LOSS, metrics=["accuracy"])
+        per_epoch = steps_per_epoch(len(x_train), args.batch_size, VALIDATION_SPLIT)
+        model.compile(optimizer=make_optimizer(per_epoch, per_epoch * args.epochs), loss=LOSS, metrics=["accuracy"])
         # validation_split takes the LAST fraction of the images, before shuffling (as VisualCNN)
         model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                  validation_split=VALIDATION_SPLIT, shuffle=True)
+                  validation_split=VALIDATION_SPLIT, shuffle=True{callbacks})
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     print(f"test accuracy: {{accuracy:.2%}} (loss {{loss:.4f}}) on {{len(x_test):,}} test images")
     if args.save:

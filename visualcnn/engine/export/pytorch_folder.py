@@ -259,11 +259,14 @@ def fresh_weights(model, seed: int) -> list[dict]:
     return [_keras_weights(layer) for layer in clone.layers]
 
 
-def write(model, path: Path, training) -> None:
+def write(model, path: Path, training, dataset=None) -> None:
+    """dataset: the project's "dataset" section (None: MNIST), which train.py reads."""
     from safetensors.numpy import save
 
+    from .script_data import script_data
     from .torch_train_script import readme_text, train_script
 
+    data = script_data(model, dataset)  # refuses before anything is written
     initial = state_arrays(model, fresh_weights(model, training.seed))
     trained = state_arrays(model) if model.built else initial
     source = module_source(model, docstring=_docstring(model, trained is initial))
@@ -271,7 +274,7 @@ def write(model, path: Path, training) -> None:
         "model.py": source.source,
         "weights.safetensors": save(trained, metadata={"format": "pt", "source": "VisualCNN"}),
         "initial.safetensors": save(initial, metadata={"format": "pt", "source": "VisualCNN"}),
-        "train.py": train_script(model, training, source),
+        "train.py": train_script(model, training, source, data),
         "README.md": readme_text(model, training, source, trained=model.built),
     }
     write_folder_atomic(path, files)

@@ -37,7 +37,7 @@ from ..recipe import ONE_HOT_LOSSES
 from ..training_config import TrainingConfig
 
 __all__ = ["default_data_dir", "mnist_loader_source", "preprocess_source", "recipe_source", "arguments_source",
-           "one_hot_labels", "literal"]
+           "one_hot_labels", "literal", "step_schedule_source", "folder_loader_source", "pil_folder_source"]
 
 
 def literal(value) -> str:
@@ -67,13 +67,14 @@ def one_hot_labels(loss: str) -> bool:
     return loss in ONE_HOT_LOSSES
 
 
-def mnist_loader_source(fallback: str, fallback_name: str) -> str:
+def mnist_loader_source(fallback: str, fallback_name: str, label: str = "MNIST") -> str:
     """load_mnist(folder) and its helpers. fallback: an expression returning
     ((x_train, y_train), (x_test, y_test)) as uint8 arrays when the IDX files cannot be
     read (e.g. "keras.datasets.mnist.load_data()"); fallback_name names it in the message
-    ("keras.datasets.mnist"). Imports: gzip, struct, sys, Path (pathlib), np (numpy)."""
+    ("keras.datasets.mnist"); label: "MNIST" or "Fashion-MNIST" (the same four file names).
+    Imports: gzip, struct, sys, Path (pathlib), np (numpy)."""
     files = ",\n    ".join(f'"{name}"' for name in IDX_FILE_NAMES)
-    return f'''\
+    text = f'''\
 # MNIST's four files, in keras.datasets.mnist.load_data() order. The .gz files are what
 # VisualCNN ships; unpacked copies (the same names without .gz) work too.
 MNIST_FILES = (
@@ -129,6 +130,105 @@ def load_mnist(folder):
         sys.exit(f"MNIST: the download failed too ({{exc}}). Put the four files "
                  f"{{', '.join(MNIST_FILES)}} in a folder and pass it with --data FOLDER.")
 '''
+    if label == "MNIST":
+        return text
+    # Fashion-MNIST is published in MNIST's format, under the same four file names
+    return (text.replace("MNIST's four files", f"{label}'s four files (MNIST's names)")
+            .replace('print(f"MNIST:', f'print(f"{label}:').replace('sys.exit(f"MNIST:', f'sys.exit(f"{label}:')
+            .replace("downloading MNIST", f"downloading {label}").replace('"""MNIST from', f'"""{label} from'))
+
+
+def folder_loader_source() -> str:
+    """class_files(folder) and split_test(labels): the image folder's files in VisualCNN's
+    order (per class in CLASS_NAMES order, names sorted, files before sub-folders, hidden
+    names skipped) and its stratified test split. Imports: os, Path (pathlib), np (numpy)."""
+    return '''\
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def class_files(folder):
+    """(paths, labels): every image file below each class folder, in VisualCNN's order."""
+    paths, labels = [], []
+    for label, name in enumerate(CLASS_NAMES):
+        stack = [Path(folder) / name]
+        if not stack[0].is_dir():
+            sys.exit(f"{folder}: the class folder {name!r} is missing (the classes are {', '.join(CLASS_NAMES)})")
+        while stack:
+            entries = sorted(os.scandir(stack.pop()), key=lambda e: e.name)
+            found = [Path(e.path) for e in entries if not e.name.startswith(".") and not e.is_dir()
+                     and e.name.lower().endswith(IMAGE_SUFFIXES)]
+            paths += found
+            labels += [label] * len(found)
+            stack += reversed([Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()])
+    return paths, np.array(labels, np.int64)
+
+
+def has_own_test_set(folder):
+    """A folder holding only train/ and test/ (each in the class layout) is its own split."""
+    names = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    return names == ["test", "train"]
+
+
+def split_test(labels):
+    """(train indices, test indices): TEST_SPLIT of each class held out (at least one of a
+    class with two or more images), drawn with DATA_SEED: VisualCNN's stratified split."""
+    rng = np.random.default_rng(DATA_SEED)
+    train, test = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(members) * TEST_SPLIT))
+        n_test = min(max(n_test, 1), len(members) - 1) if len(members) >= 2 else 0
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+'''
+
+
+def pil_folder_source() -> str:
+    """load_folder(folder) with Pillow (PyTorch's train.py: no torchvision needed), the
+    images decoded and resized as VisualCNN does. Needs folder_loader_source(). Imports:
+    sys, Path, np."""
+    return '''\
+def read_image(path):
+    """One image as uint8 (height, width, channels), as VisualCNN reads it: alpha dropped,
+    grey or RGB by INPUT_SHAPE's channels, resized with Pillow's INTERPOLATION filter."""
+    from PIL import Image
+
+    height, width, channels = (*INPUT_SHAPE[:2], INPUT_SHAPE[2] if len(INPUT_SHAPE) == 3 else 1)
+    filters = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
+               "bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX}
+    with Image.open(path) as image:
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA").convert("RGB")
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (width, height):
+            image = image.resize((width, height), resample=filters[INTERPOLATION])
+        return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+
+
+def read_images(folder):
+    """(images, labels) of one folder in the class layout; unreadable files are skipped and named."""
+    paths, labels = class_files(folder)
+    images, kept = [], []
+    for path, label in zip(paths, labels):
+        try:
+            images.append(read_image(path))
+            kept.append(label)
+        except (OSError, ValueError) as exc:
+            print(f"skipped {path}: {exc}")
+    if not images:
+        sys.exit(f"{folder}: no readable images in the class folders {', '.join(CLASS_NAMES)}")
+    return np.stack(images), np.array(kept, np.int64)
+
+
+def load_folder(folder):
+    """((x_train, y_train), (x_test, y_test)) as uint8 images and class numbers."""
+    if has_own_test_set(folder):
+        return read_images(Path(folder) / "train"), read_images(Path(folder) / "test")
+    x, y = read_images(folder)
+    train, test = split_test(y)
+    return (x[train], y[train]), (x[test], y[test])
+'''
 
 
 def preprocess_source() -> str:
@@ -143,12 +243,12 @@ def prepare_images(images, input_shape):
 
 
 def prepare_labels(labels, one_hot):
-    """Digits 0..9 as the loss wants them: integers (sparse losses) or one-hot float32
-    rows (categorical cross-entropy, mean squared error)."""
+    """Class numbers as the loss wants them: integers (sparse losses) or one-hot float32
+    rows of NUM_CLASSES (categorical cross-entropy, mean squared error)."""
     labels = np.asarray(labels).astype(np.int64)
     if not one_hot:
         return labels
-    return np.eye(10, dtype=np.float32)[labels]
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
 def train_count(n, validation_split):
@@ -165,23 +265,41 @@ def split_validation(x, y, validation_split):
     return (x[:n], y[:n]), (x[n:], y[n:])
 
 
+def steps_per_epoch(n, batch_size, validation_split):
+    """Optimizer steps in one epoch: one per batch, the last batch possibly smaller."""
+    return math.ceil(train_count(n, validation_split) / batch_size)
+
+
 def training_steps(n, batch_size, epochs, validation_split):
-    """Optimizer steps of the whole run (what a cosine schedule decays over): one per
-    batch, the last batch of an epoch possibly smaller."""
-    return math.ceil(train_count(n, validation_split) / batch_size) * epochs
+    """Optimizer steps of the whole run (what a cosine schedule decays over)."""
+    return steps_per_epoch(n, batch_size, validation_split) * epochs
 '''
 
 
-def recipe_source(training: TrainingConfig, input_shape: tuple) -> str:
-    """The recipe as constants, each with a comment. Imports: none."""
-    schedule = {"constant": "the learning rate stays the same throughout",
-                "cosine": "cosine decay from LEARNING_RATE to 0 over all the run's steps"}[training.schedule]
+_SCHEDULE_WORDS = {
+    "constant": "the learning rate stays the same throughout",
+    "cosine": "cosine decay from LEARNING_RATE to 0 over all the run's steps",
+    "step": "times DECAY_RATE at the start of every DECAY_EPOCHS-th epoch, at once",
+    "exponential": "times DECAY_RATE every DECAY_EPOCHS epochs, a little at every step",
+}
+
+
+def recipe_source(training: TrainingConfig, input_shape: tuple, data=None) -> str:
+    """The recipe as constants, each with a comment. data: script_data.ScriptData (None:
+    MNIST with 10 classes). Imports: none."""
+    if data is None:
+        from .script_data import ScriptData
+
+        data = ScriptData("mnist", default_data_dir(), tuple(str(d) for d in range(10)), 10)
     lines = [
         "# The training recipe, as VisualCNN ran it (the model's Train settings).",
         f"OPTIMIZER = {literal(training.optimizer)}",
         f"LEARNING_RATE = {literal(float(training.learning_rate))}",
-        f"SCHEDULE = {literal(training.schedule)}  # {schedule}",
+        f"SCHEDULE = {literal(training.schedule)}  # {_SCHEDULE_WORDS[training.schedule]}",
     ]
+    if training.schedule in ("step", "exponential"):
+        lines += [f"DECAY_RATE = {literal(float(training.decay_rate))}",
+                  f"DECAY_EPOCHS = {literal(int(training.decay_epochs))}"]
     if training.optimizer == "sgd":
         lines += [f"MOMENTUM = {literal(float(training.momentum))}",
                   f"NESTEROV = {literal(bool(training.nesterov))}"]
@@ -192,12 +310,58 @@ def recipe_source(training: TrainingConfig, input_shape: tuple) -> str:
         f"VALIDATION_SPLIT = {literal(float(training.validation_split))}"
         "  # the LAST fraction of the training images validates",
         f"SEED = {literal(int(training.seed))}  # weights, shuffling and dropout",
-        f"INPUT_SHAPE = {literal(tuple(int(d) for d in input_shape))}  # one image as the model takes it",
-        f"ONE_HOT_LABELS = {literal(one_hot_labels(training.loss))}  # labels as one-hot rows, not digits",
-        "# MNIST's IDX files: VisualCNN's own copy on the machine that exported this script.",
-        f"DATA_DIR = {literal(default_data_dir())}",
     ]
+    if training.early_stopping or training.reduce_lr_on_plateau:
+        lines += ["# Callbacks (Keras's EarlyStopping / ReduceLROnPlateau), watching MONITOR after every epoch.",
+                  f"MONITOR = {literal(training.monitor)}"]
+    if training.early_stopping:
+        lines += [f"EARLY_STOPPING_PATIENCE = {literal(int(training.patience))}"
+                  "  # stop after this many epochs without improvement",
+                  f"RESTORE_BEST_WEIGHTS = {literal(bool(training.restore_best_weights))}"
+                  "  # end with the best epoch's weights"]
+    if training.reduce_lr_on_plateau:
+        lines += [f"REDUCE_LR_FACTOR = {literal(float(training.reduce_lr_factor))}  # the rate is multiplied by this",
+                  f"REDUCE_LR_PATIENCE = {literal(int(training.reduce_lr_patience))}"
+                  "  # ... after this many epochs without improvement",
+                  f"MIN_LR = {literal(float(training.min_lr))}  # never below this"]
+    lines += [
+        f"INPUT_SHAPE = {literal(tuple(int(d) for d in input_shape))}  # one image as the model takes it",
+        f"NUM_CLASSES = {literal(int(data.num_classes))}  # the model's outputs",
+        f"CLASS_NAMES = {literal(list(data.class_names))}",
+        f"ONE_HOT_LABELS = {literal(one_hot_labels(training.loss))}  # labels as one-hot rows, not class numbers",
+    ]
+    if data.source == "folder":
+        lines += [
+            "# The image folder (one sub-folder per class, named as in CLASS_NAMES), on the machine",
+            "# that exported this script. TEST_SPLIT of each class is held out for testing, drawn",
+            "# with DATA_SEED (VisualCNN's rule), unless the folder holds train/ and test/ folders.",
+            f"DATA_DIR = {literal(data.data_dir)}",
+            f"TEST_SPLIT = {literal(float(data.test_split))}",
+            f"DATA_SEED = {literal(int(data.seed))}",
+            f"INTERPOLATION = {literal(data.interpolation)}  # how images are resized to INPUT_SHAPE",
+        ]
+    else:
+        what = "MNIST's IDX files: VisualCNN's own copy" if data.source == "mnist" else "Fashion-MNIST's IDX files"
+        lines += [f"# {what} on the machine that exported this script.", f"DATA_DIR = {literal(data.data_dir)}"]
     return "\n".join(lines) + "\n"
+
+
+def step_schedule_source() -> str:
+    """step_schedule(steps_per_epoch, total_steps) -> (boundaries, values): Keras's
+    PiecewiseConstantDecay arguments for the "step" schedule. Imports: np (numpy)."""
+    return '''\
+def step_schedule(steps_per_epoch, total_steps):
+    """The "step" schedule as keras.optimizers.schedules.PiecewiseConstantDecay's
+    (boundaries, values), VisualCNN's rule: the rate is LEARNING_RATE * DECAY_RATE**k in
+    the k-th period of DECAY_EPOCHS epochs. A boundary is the LAST step of a period
+    (Keras's rule: step <= boundary keeps the value before it). float32, as Keras computes."""
+    period = max(1, DECAY_EPOCHS * steps_per_epoch)
+    drops = max(0, (max(1, total_steps) - 1) // period)
+    boundaries = [k * period - 1 for k in range(1, drops + 1)]
+    values = [float(np.float32(LEARNING_RATE) * np.power(np.float32(DECAY_RATE), np.float32(k)))
+              for k in range(drops + 1)]
+    return boundaries, values
+'''
 
 
 def arguments_source() -> str:

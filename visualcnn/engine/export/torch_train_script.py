@@ -91,21 +91,67 @@ def loss_and_scores(model, x, y):
 '''
 
 
-def train_script(model, training, source) -> str:
-    """train.py for the exported model (source: pytorch_folder.ModuleSource)."""
-    schedule = ('''\
-def make_schedule(optimizer, total_steps):
-    """Keras's CosineDecay(learning_rate, decay_steps=total_steps): the rate falls from
-    LEARNING_RATE to 0 along half a cosine over the whole run, one step per batch."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-''' if training.schedule == "cosine" else '''\
-def make_schedule(optimizer, total_steps):
-    """The recipe keeps the learning rate constant."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-''')
+_RATES = {
+    "constant": ("The recipe keeps the learning rate at LEARNING_RATE.", "    return LEARNING_RATE\n"),
+    "cosine": ("Keras's CosineDecay(LEARNING_RATE, decay_steps=total_steps): half a cosine from\n"
+               "    LEARNING_RATE down to 0 over the whole run, in float32 as Keras computes it.",
+               "    f32 = np.float32\n"
+               "    done = f32(min(step, max(1, total_steps))) / f32(max(1, total_steps))\n"
+               "    return float(f32(LEARNING_RATE) * (f32(0.5) * (f32(1.0) + np.cos(f32(math.pi) * done))))\n"),
+    "exponential": ("Keras's ExponentialDecay(LEARNING_RATE, decay_steps=DECAY_EPOCHS epochs, DECAY_RATE):\n"
+                    "    LEARNING_RATE * DECAY_RATE ** (step / decay_steps), in float32 as Keras computes it.",
+                    "    decay_steps = np.float32(max(1, DECAY_EPOCHS * steps_per_epoch))\n"
+                    "    return float(np.float32(LEARNING_RATE) * np.power(np.float32(DECAY_RATE), "
+                    "np.float32(step) / decay_steps))\n"),
+    "step": ("Keras's PiecewiseConstantDecay(*step_schedule(...)): values[k] while step is at most\n"
+             "    boundaries[k], the last value after the last boundary.",
+             "    boundaries, values = step_schedule(steps_per_epoch, total_steps)\n"
+             "    for boundary, value in zip(boundaries, values):\n"
+             "        if step <= boundary:\n"
+             "            return value\n"
+             "    return values[-1]\n"),
+}
+
+
+def _schedule_source(training) -> str:
+    words, body = _RATES[training.schedule]
+    text = f'''\
+def learning_rate_at(step, steps_per_epoch, total_steps):
+    """The rate of the step-th update (counted from 0 over the whole run). {words}"""
+{body}
+
+def set_learning_rate(optimizer, rate):
+    """The rate every parameter group uses from the next optimizer.step() on."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+'''
+    return (script_parts.step_schedule_source() + "\n\n" + text) if training.schedule == "step" else text
+
+
+def _data_sources(data) -> list[str]:
+    if data.source == "folder":
+        return [script_parts.folder_loader_source(), script_parts.pil_folder_source()]
+    if data.source == "fashion_mnist":
+        return [script_parts.mnist_loader_source("fashion_from_torchvision()", "torchvision", "Fashion-MNIST"),
+                _TORCHVISION.replace("mnist_from_torchvision", "fashion_from_torchvision")
+                .replace("import MNIST", "import FashionMNIST").replace("MNIST(root", "FashionMNIST(root")
+                .replace('"mnist_download"', '"fashion_mnist_download"').replace('"""MNIST through', '"""Fashion-MNIST through')]
+    return [script_parts.mnist_loader_source("mnist_from_torchvision()", "torchvision"), _TORCHVISION]
+
+
+def train_script(model, training, source, data=None) -> str:
+    """train.py for the exported model (source: pytorch_folder.ModuleSource; data:
+    script_data.ScriptData, None: MNIST)."""
+    from .script_data import script_data
+
+    data = data or script_data(model, None)
+    callbacks = []
+    if training.early_stopping:
+        callbacks.append(_EARLY_STOPPING)
+    if training.reduce_lr_on_plateau:
+        callbacks.append(_REDUCE_LR)
     parts = [
-        f'''"""Train {model.name} on MNIST with PyTorch: the recipe VisualCNN exported.
+        f'''"""Train {model.name} on {data.label} with PyTorch: the recipe VisualCNN exported.
 
     python train.py                        # on the GPU when there is one, else the CPU
     python train.py --device cpu --epochs 3 --save trained.safetensors
@@ -141,18 +187,115 @@ from model import {source.class_name}
 
 HERE = Path(__file__).resolve().parent
 ''',
-        script_parts.recipe_source(training, model.input_shape),
-        script_parts.mnist_loader_source("mnist_from_torchvision()", "torchvision"),
-        _TORCHVISION,
+        script_parts.recipe_source(training, model.input_shape, data),
+        *_data_sources(data),
         script_parts.preprocess_source(),
         script_parts.arguments_source(),
         _OPTIMIZERS[training.optimizer],
-        schedule,
+        _schedule_source(training),
+        *callbacks,
         _loss_source(training.loss, source.has_final_softmax),
-        _MAIN.replace("{class_name}", source.class_name),
+        _MAIN.replace("{class_name}", source.class_name)
+        .replace("load_mnist(args.data)", "load_folder(args.data)" if data.source == "folder" else "load_mnist(args.data)")
+        .replace("    callbacks = []\n", "    callbacks = [" + ", ".join(
+            (["EarlyStopping(MONITOR, EARLY_STOPPING_PATIENCE, RESTORE_BEST_WEIGHTS)"] if training.early_stopping
+             else []) + (["ReduceLROnPlateau(MONITOR, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, MIN_LR)"]
+                         if training.reduce_lr_on_plateau else [])) + "]\n"),
     ]
     return "\n\n".join(p.strip("\n") + "\n" for p in parts)
 
+
+_EARLY_STOPPING = '''\
+class EarlyStopping:
+    """keras.callbacks.EarlyStopping(monitor, patience, restore_best_weights) with Keras's
+    rules (min_delta 0, no baseline): stop when `monitor` has not improved for `patience`
+    epochs; with restore_best_weights, end with the weights of the best epoch."""
+
+    def __init__(self, monitor, patience, restore_best_weights, min_delta=0.0):
+        self.monitor, self.patience, self.restore_best_weights = monitor, patience, restore_best_weights
+        self.min_delta = abs(min_delta)
+        self.lower_is_better = monitor.removeprefix("val_") == "loss"  # Keras's mode="auto"
+        self.best, self.best_epoch, self.best_weights, self.wait = None, 0, None, 0
+
+    def improved(self, value):
+        if self.best is None:
+            return True
+        if self.lower_is_better:
+            return value + self.min_delta < self.best
+        return value - self.min_delta > self.best
+
+    def end_of_epoch(self, epoch, logs, net, optimizer, say):
+        """True when training should stop."""
+        value = logs.get(self.monitor)
+        if value is None:
+            say(f"EarlyStopping: {self.monitor} is not logged (no validation split?); ignored")
+            return False
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = copy_weights(net), epoch  # the first epoch is the best so far
+        self.wait += 1
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = copy_weights(net)
+            return False
+        if self.wait >= self.patience and epoch > 0:
+            say(f"epoch {epoch + 1}: early stopping ({self.monitor} did not improve for {self.wait} epochs)")
+            return True
+        return False
+
+    def end_of_training(self, net, say):
+        if self.restore_best_weights and self.best_weights is not None:
+            say(f"restoring the weights of the best epoch: {self.best_epoch + 1}")
+            net.load_state_dict(self.best_weights)
+
+
+def copy_weights(net):
+    """Every weight and buffer (BatchNorm's moving statistics too, as Keras's get_weights)."""
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+'''
+
+_REDUCE_LR = '''\
+class ReduceLROnPlateau:
+    """keras.callbacks.ReduceLROnPlateau(monitor, factor, patience, min_lr) with Keras's
+    rules: when `monitor` has not improved by min_delta (1e-4) for `patience` epochs,
+    multiply the rate by factor (never below min_lr), then wait `cooldown` epochs (0)."""
+
+    def __init__(self, monitor, factor, patience, min_lr, min_delta=1e-4, cooldown=0):
+        self.monitor, self.factor, self.patience, self.min_lr = monitor, factor, patience, min_lr
+        self.min_delta, self.cooldown = abs(min_delta), cooldown
+        self.lower_is_better = monitor.removeprefix("val_") == "loss"
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def improved(self, value):
+        if self.best is None:
+            return True
+        if self.lower_is_better:
+            return value + self.min_delta < self.best
+        return value - self.min_delta > self.best
+
+    def end_of_epoch(self, epoch, logs, net, optimizer, say):
+        value = logs.get(self.monitor)
+        if value is None:
+            say(f"ReduceLROnPlateau: {self.monitor} is not logged (no validation split?); ignored")
+            return False
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            old = optimizer.param_groups[0]["lr"]
+            if self.wait >= self.patience and old > np.float32(self.min_lr):
+                new = float(np.float32(max(old * self.factor, self.min_lr)))  # Keras keeps the rate in float32
+                set_learning_rate(optimizer, new)
+                say(f"epoch {epoch + 1}: ReduceLROnPlateau reducing the learning rate to {new:.6g}")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+        return False
+
+    def end_of_training(self, net, say):
+        pass
+'''
 
 _MAIN = '''\
 def channels_first(x):
@@ -242,8 +385,11 @@ def main(argv=None):
     # whole batches of indices: one tensor index per batch, no per-image collation
     loader = DataLoader(data, sampler=BatchSampler(sampler, per_process, drop_last=False), batch_size=None)
     optimizer = make_optimizer(model.parameters(), LEARNING_RATE)
-    total_steps = len(loader) * args.epochs
-    schedule = make_schedule(optimizer, total_steps)
+    # the recipe's step count (VisualCNN's and Keras's batching), whatever the process count
+    per_epoch = steps_per_epoch(len(x) + (len(validation[0]) if validation else 0), args.batch_size, VALIDATION_SPLIT)
+    total_steps = per_epoch * args.epochs
+    callbacks = []
+    step = 0
     say(f"{len(x)} training images" + (f", {len(validation[0])} validation" if validation else "")
         + f", {len(x_test)} test; batch {args.batch_size}"
         + (f" ({per_process} per process x {world} processes)" if world > 1 else "")
@@ -260,17 +406,25 @@ def main(argv=None):
             optimizer.zero_grad(set_to_none=True)
             loss, scores = loss_and_scores(model, xb, yb)
             loss.backward()
+            if SCHEDULE != "constant":  # the schedule's rate for this very step, as Keras's optimizer takes it
+                set_learning_rate(optimizer, learning_rate_at(step, per_epoch, total_steps))
             optimizer.step()
-            schedule.step()
+            step += 1
             seen += torch.tensor([float(loss.detach()) * len(xb), correct(scores.detach(), yb), len(xb)], dtype=torch.float64)
         if world > 1:
             dist.all_reduce(seen)  # every process's share of the epoch
-        line = (f"epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - began:.1f}s - "
-                f"loss: {seen[0] / seen[2]:.4f} - accuracy: {seen[1] / seen[2]:.4f}")
-        if validation is not None and main_process:
-            val_loss, val_accuracy = evaluate(net, *validation, device)
-            line += f" - val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}"
-        say(line)
+        logs = {"loss": float(seen[0] / seen[2]), "accuracy": float(seen[1] / seen[2])}
+        if validation is not None:  # every process: the callbacks must decide alike
+            logs["val_loss"], logs["val_accuracy"] = evaluate(net, *validation, device)
+        say(f"epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - began:.1f}s - "
+            + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()) + f" - learning_rate: {optimizer.param_groups[0]['lr']:.6g}")
+        stop = False
+        for callback in callbacks:
+            stop = callback.end_of_epoch(epoch, logs, net, optimizer, say) or stop
+        if stop:
+            break
+    for callback in callbacks:
+        callback.end_of_training(net, say)
 
     if main_process:
         test_loss, test_accuracy = evaluate(net, x_test, y_test, device)

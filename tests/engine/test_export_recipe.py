@@ -1,0 +1,205 @@
+"""Every export carries the whole training recipe: each schedule's per-step rates (the
+.keras compile_config, the Keras script, PyTorch's train.py) equal the engine's
+learning_rate_curve; the callbacks follow Keras's rules; the data set is the project's."""
+
+import ast
+import math
+import types
+
+import numpy as np
+import pytest
+
+from visualcnn.engine import callbacks as engine_callbacks
+from visualcnn.engine import schedules
+from visualcnn.engine.export import ExportError, export
+from visualcnn.engine.export import keras_archive, keras_code, pytorch_folder
+from visualcnn.engine.export.script_data import script_data
+from visualcnn.engine.export.torch_train_script import train_script
+from visualcnn.engine.model_io import load_model_file
+from visualcnn.engine.schedules import learning_rate_curve
+from visualcnn.engine.training_config import TrainingConfig
+
+SCHEDULES = ("constant", "cosine", "step", "exponential")
+
+
+@pytest.fixture(scope="module")
+def model():
+    from pathlib import Path
+
+    import visualcnn
+
+    preset = Path(visualcnn.__file__).resolve().parent.parent / "resources" / "presets" / "seed_cnn.json"
+    return load_model_file(preset).model
+
+
+def _recipe(schedule, **more):
+    return TrainingConfig(schedule=schedule, learning_rate=0.01, decay_rate=0.3, decay_epochs=2, epochs=5, **more)
+
+
+def _namespace(source: str, names: set[str], extra: dict) -> dict:
+    """The script's constants and the named functions, executed without running the script."""
+    tree = ast.parse(source)
+    keep = [node for node in tree.body
+            if (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets))
+            or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names)]
+    from pathlib import Path
+
+    space = {"np": np, "math": math, "Path": Path, "__file__": "script.py", **extra}
+    exec(compile(ast.Module(keep, []), "<script>", "exec"), space)
+    return space
+
+
+def _engine_rates(training, per_epoch):
+    x, rates = learning_rate_curve(training, per_epoch, max_points=10**6)
+    return np.rint(x * per_epoch).astype(int) - 1, rates
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_pytorch_train_py_uses_the_engine_rate_at_every_step(model, schedule):
+    training = _recipe(schedule)
+    source = pytorch_folder.module_source(model)
+    space = _namespace(train_script(model, training, source), {"learning_rate_at", "step_schedule"}, {})
+    per_epoch = 7
+    steps, rates = _engine_rates(training, per_epoch)
+    got = [space["learning_rate_at"](int(s), per_epoch, per_epoch * training.epochs) for s in steps]
+    assert got == [float(r) for r in rates]  # bit for bit
+    if schedule != "constant":
+        assert len(set(got)) > 1
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_keras_script_builds_kerass_schedule_with_the_engine_rates(model, schedule):
+    training = _recipe(schedule)
+    # keras.optimizers.schedules.X stands in as the engine's X: the same arguments, Keras's formulas
+    fake = types.SimpleNamespace(optimizers=types.SimpleNamespace(
+        schedules=schedules, Adam=lambda learning_rate: learning_rate))
+    space = _namespace(keras_code.script(model, training), {"make_optimizer", "step_schedule"}, {"keras": fake})
+    per_epoch = 7
+    rate = space["make_optimizer"](per_epoch, per_epoch * training.epochs)
+    steps, rates = _engine_rates(training, per_epoch)
+    got = [rate if isinstance(rate, float) else rate(int(s)) for s in steps]
+    assert got == [float(r) for r in rates]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_keras_archive_compile_config_holds_the_schedule(model, schedule):
+    training = _recipe(schedule, batch_size=6000)  # 10 steps an epoch over MNIST's 60,000 images
+    rate = keras_archive.compile_config(model, training)["optimizer"]["config"]["learning_rate"]
+    steps, rates = _engine_rates(training, 10)
+    if schedule == "constant":
+        assert rate == 0.01
+        return
+    assert rate["module"] == "keras.optimizers.schedules"
+    made = getattr(schedules, rate["class_name"]).from_config(rate["config"])
+    assert [made(int(s)) for s in steps] == [float(r) for r in rates]
+
+
+def test_reduce_on_plateau_with_a_schedule_is_refused_in_one_line(model, tmp_path):
+    training = _recipe("step", reduce_lr_on_plateau=True, monitor="loss")
+    with pytest.raises(ExportError, match="use one or the other"):
+        export(model, tmp_path / "x.py", "keras-code", training)
+    assert not (tmp_path / "x.py").exists()
+
+
+def test_keras_script_passes_the_callbacks_with_the_recipes_arguments(model):
+    training = _recipe("constant", early_stopping=True, patience=4, restore_best_weights=True,
+                       reduce_lr_on_plateau=True, reduce_lr_factor=0.5, reduce_lr_patience=1, min_lr=1e-4,
+                       monitor="val_accuracy", validation_split=0.1)
+    made = {}
+    fake = types.SimpleNamespace(callbacks=types.SimpleNamespace(
+        EarlyStopping=lambda **kw: made.setdefault("EarlyStopping", kw),
+        ReduceLROnPlateau=lambda **kw: made.setdefault("ReduceLROnPlateau", kw)))
+    text = keras_code.script(model, training)
+    _namespace(text, {"make_callbacks"}, {"keras": fake})["make_callbacks"]()
+    assert made == {"EarlyStopping": {"monitor": "val_accuracy", "patience": 4, "restore_best_weights": True},
+                    "ReduceLROnPlateau": {"monitor": "val_accuracy", "factor": 0.5, "patience": 1, "min_lr": 1e-4}}
+    assert "callbacks=make_callbacks()" in text
+
+
+class _Net:
+    """A stand-in network: its 'weights' are the epoch they were taken at."""
+
+    def __init__(self):
+        self.epoch, self.loaded = 0, None
+
+    def state_dict(self):
+        import torch
+
+        return {"w": torch.tensor(float(self.epoch))}
+
+    def load_state_dict(self, state):
+        self.loaded = float(state["w"])
+
+
+@pytest.mark.parametrize("monitor,values", [
+    ("val_loss", [1.0, 0.8, 0.81, 0.79, 0.85, 0.9, 0.95]),
+    ("val_accuracy", [0.5, 0.6, 0.6, 0.59, 0.7, 0.69, 0.68, 0.67]),
+])
+def test_pytorch_early_stopping_stops_and_restores_as_the_engine(model, monitor, values):
+    training = _recipe("constant", early_stopping=True, patience=2, restore_best_weights=True, monitor=monitor,
+                       validation_split=0.1)
+    space = _namespace(train_script(model, training, pytorch_folder.module_source(model)),
+                       {"EarlyStopping", "copy_weights"}, {})
+    ours = space["EarlyStopping"](monitor, 2, True)
+    net = _Net()
+    stopped = None
+    for epoch, value in enumerate(values):
+        net.epoch = epoch
+        if ours.end_of_epoch(epoch, {monitor: value}, net, None, lambda *a: None):
+            stopped = epoch
+            break
+    ours.end_of_training(net, lambda *a: None)
+    # the engine's EarlyStopping on the same numbers
+    engine = engine_callbacks.EarlyStopping(monitor=monitor, patience=2, restore_best_weights=True)
+    engine.model = types.SimpleNamespace(stop_training=False, get_weights=lambda: engine_epoch[0],
+                                         set_weights=lambda w: restored.append(w))
+    engine_epoch, restored, engine_stop = [0], [], None
+    engine.on_train_begin()
+    for epoch, value in enumerate(values):
+        engine_epoch[0] = epoch
+        engine.on_epoch_end(epoch, {monitor: value})
+        if engine.model.stop_training:
+            engine_stop = epoch
+            break
+    engine.on_train_end()
+    assert stopped == engine_stop is not None
+    assert net.loaded == restored[-1]
+
+
+def test_pytorch_reduce_on_plateau_gives_the_engines_rates(model):
+    training = _recipe("constant", reduce_lr_on_plateau=True, reduce_lr_factor=0.5, reduce_lr_patience=1,
+                       min_lr=0.002, monitor="loss")
+    space = _namespace(train_script(model, training, pytorch_folder.module_source(model)),
+                       {"ReduceLROnPlateau", "set_learning_rate"}, {})
+    optimizer = types.SimpleNamespace(param_groups=[{"lr": 0.01}])
+    ours = space["ReduceLROnPlateau"]("loss", 0.5, 1, 0.002)
+    engine = engine_callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_lr=0.002)
+    engine_optimizer = types.SimpleNamespace(learning_rate=0.01)
+    engine.model = types.SimpleNamespace(optimizer=engine_optimizer)
+    engine.on_train_begin()
+    losses = [1.0, 0.99995, 1.2, 0.5, 0.6, 0.7, 0.8, 0.9]
+    for epoch, loss in enumerate(losses):
+        ours.end_of_epoch(epoch, {"loss": loss}, None, optimizer, lambda *a: None)
+        engine.on_epoch_end(epoch, {"loss": loss})
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(float(np.float32(engine_optimizer.learning_rate)))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.002)
+
+
+def test_fashion_mnist_project_exports_scripts_that_read_fashion_mnist(model):
+    data = script_data(model, {"source": "fashion_mnist", "path": "/data/fashion"})
+    text = keras_code.script(model, TrainingConfig(), data=data)
+    assert 'DATA_DIR = "/data/fashion"' in text and '"T-shirt/top"' in text
+    assert "keras.datasets.fashion_mnist.load_data()" in text
+    torch_text = train_script(model, TrainingConfig(), pytorch_folder.module_source(model), data)
+    assert "FashionMNIST(root" in torch_text and "NUM_CLASSES = 10" in torch_text
+    ast.parse(text), ast.parse(torch_text)
+
+
+def test_a_data_set_with_more_classes_than_outputs_is_refused(model, tmp_path):
+    from PIL import Image
+
+    for k in range(12):
+        (tmp_path / "shapes" / f"class_{k:02d}").mkdir(parents=True)
+        Image.new("L", (4, 4), k * 20).save(tmp_path / "shapes" / f"class_{k:02d}" / "a.png")
+    with pytest.raises(ExportError, match="has 12 classes but the model outputs 10"):
+        script_data(model, {"source": "folder", "path": str(tmp_path / "shapes")})
