@@ -47,6 +47,10 @@ def test_the_slider_replays_the_filters_and_the_confusion_matrix_of_each_moment(
     assert all(np.array_equal(a, b) for a, b in zip(model_at(model.to_json(), moments[-1]).get_weights(),
                                                     model.get_weights()))
 
+    # the confusion matrices are computed only while the Time machine tab is in view
+    assert machine.evaluation(moments[-1]) is None and not machine.runner.is_busy()
+    panel.lower_tabs.setCurrentWidget(machine.view)
+    window.tabs.setCurrentWidget(window.train_page)
     machine.bar.slider.setValue(3)  # after epoch 1
     assert "after epoch 1" in machine.bar.moment.text()
     # the moment is marked on the loss curve: x is in epochs (1.0 = the end of epoch 1)

@@ -298,15 +298,22 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
 
 
 def evaluate_moment(model, moment: Moment, x_test: np.ndarray, y_test: np.ndarray, classes: int | None = None,
-                    images: int = EVALUATION_IMAGES, batch_size: int = 500,
-                    total: int | None = None) -> MomentEvaluation:
+                    images: int = EVALUATION_IMAGES, batch_size: int = 250,
+                    total: int | None = None, cancel=None) -> MomentEvaluation | None:
     """The confusion matrix, accuracy and loss of `moment` on the first `images` test images
     (the same images for every moment, so moments compare). total: the size of the whole
-    test set when x_test / y_test are already its first images (for the words)."""
+    test set when x_test / y_test are already its first images (for the words). cancel: a
+    threading.Event read between batches (None returned when set: the window is closing)."""
+    count = min(int(images), len(y_test))
     total = len(y_test) if total is None else max(int(total), len(y_test))
-    count = min(int(images), total)
     labels = np.asarray(y_test[:count], np.int64)
-    probabilities = model_at(model, moment).predict(x_test[:count], batch_size=batch_size)
+    clone = model_at(model, moment)
+    parts = []
+    for start in range(0, count, batch_size):
+        if cancel is not None and cancel.is_set():
+            return None
+        parts.append(clone.predict(x_test[start:start + batch_size], batch_size=batch_size))
+    probabilities = np.concatenate(parts)
     classes = int(classes or probabilities.shape[1])
     predicted = probabilities.argmax(axis=1)
     picked = np.clip(probabilities[np.arange(count), labels], 1e-7, 1.0)

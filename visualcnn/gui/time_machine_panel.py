@@ -86,6 +86,8 @@ class TimeMachineBar(QWidget):
 class TimeMachineView(QWidget):
     """The "Time machine" tab: the moment's confusion matrix and the probe seen at that moment."""
 
+    shown = Signal()  # the tab came into view: its confusion matrices are computed only then
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.summary = QLabel(EMPTY_HINT)
@@ -132,6 +134,10 @@ class TimeMachineView(QWidget):
         if event.type() == event.Type.FontChange:
             self._fit_to_font()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self.shown.emit()
+
     def set_class_names(self, names) -> None:
         names = [str(n) for n in names]
         self.matrix.set_class_names(names)
@@ -170,6 +176,7 @@ class TimeMachine(QObject):
         self._lines: list = []  # the moment's vertical line on the loss and accuracy curves
         self.bar.slider.valueChanged.connect(self._on_slider_value_changed)
         self.bar.latest.clicked.connect(self.show_latest)
+        self.view.shown.connect(self._pump)
         self.runner.finished.connect(self._on_runner_finished)
         self.runner.failed.connect(self._on_runner_failed)
         tab.probe_picker.probe_changed.connect(self._on_probe_changed)
@@ -412,7 +419,9 @@ class TimeMachine(QObject):
         self._pump()
 
     def _pump(self) -> None:
-        if self.runner.is_busy() or self._structure is None:
+        """Start the next evaluation: only while the Time machine tab is in view (no work for
+        a student who never looks, and none started while the window closes)."""
+        if self.runner.is_busy() or self._structure is None or not self.view.isVisible():
             return
         self._waiting = [m for m in self._waiting if m.key not in self._evaluations
                          and self.store.find(m.key) is m]
@@ -423,13 +432,15 @@ class TimeMachine(QObject):
         structure, x, y, classes = self._structure, self._x_test, self._y_test, len(self._class_names)
         total = self._test_total
 
-        def job(_progress, _cancel):
-            return moment.key, evaluate_moment(structure, moment, x, y, classes, total=total)
+        def job(_progress, cancel):
+            return moment.key, evaluate_moment(structure, moment, x, y, classes, total=total, cancel=cancel)
 
         self.runner.submit(f"moment {moment.epoch},{moment.batch}", job)
 
     def _on_runner_finished(self, _key: str, result) -> None:
         key, evaluation = result
+        if evaluation is None:  # cancelled between batches
+            return
         self._evaluations[key] = evaluation
         if self._shown is not None and self._shown.key == key:
             self._show_evaluation(self._shown, evaluation)
