@@ -312,7 +312,7 @@ def evaluate_moment(model, moment: Moment, x_test: np.ndarray, y_test: np.ndarra
     for start in range(0, count, batch_size):
         if cancel is not None and cancel.is_set():
             return None
-        parts.append(clone.predict(x_test[start:start + batch_size], batch_size=batch_size))
+        parts.append(clone.predict(x_test[start:min(start + batch_size, count)], batch_size=batch_size))
     probabilities = np.concatenate(parts)
     classes = int(classes or probabilities.shape[1])
     predicted = probabilities.argmax(axis=1)
