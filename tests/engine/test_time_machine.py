@@ -1,6 +1,8 @@
 """engine/time_machine.py: the snapshot plan, the store's memory cap, and a moment restored
 into a model gives exactly the weights the run had at that moment."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,9 @@ def test_restoring_a_moment_gives_exactly_the_weights_of_that_moment():
     assert first.count == 50 and first.total == 64 and "first 50 of the 64" in first.subset_text
     assert first.matrix.sum() == 50
     assert np.array_equal(first.matrix.diagonal().sum(), (probabilities.argmax(1) == y_test[:50]).sum())
+    cancelled = threading.Event()
+    cancelled.set()  # the window is closing: nothing is predicted, nothing returned
+    assert evaluate_moment(model.to_json(), store.moments[0], x, y_test, images=50, cancel=cancelled) is None
     probe = probe_moment(model, store.moments[-1], x[0, ..., 0])
     assert probe.probabilities.shape == (10,) and probe.saliency.shape == (28, 28)
     assert np.allclose(probe.probabilities, model.predict(x[:1])[0], atol=1e-6)
