@@ -203,3 +203,50 @@ def test_a_data_set_with_more_classes_than_outputs_is_refused(model, tmp_path):
         Image.new("L", (4, 4), k * 20).save(tmp_path / "shapes" / f"class_{k:02d}" / "a.png")
     with pytest.raises(ExportError, match="has 12 classes but the model outputs 10"):
         script_data(model, {"source": "folder", "path": str(tmp_path / "shapes")})
+
+
+def test_train_py_reads_an_image_folder_exactly_as_the_engine(tmp_path):
+    """Pillow loading in train.py: the same images, resized alike, the same stratified test split."""
+    import torch
+    from PIL import Image
+
+    from visualcnn.engine.dataset_spec import DatasetSpec, load_dataset_for
+    from visualcnn.engine.model_io import model_from_json
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog", "emu"):
+        (tmp_path / "pets" / name / "more").mkdir(parents=True)
+        for k in range(7):
+            where = tmp_path / "pets" / name / ("more" if k % 3 == 0 else "") / f"{k}.png"
+            Image.fromarray(rng.integers(0, 255, (13, 17, 3), dtype=np.uint8)).save(where)
+    (tmp_path / "pets" / "dog" / "notes.txt").write_text("not an image")
+    net = model_from_json('{"format": "visualcnn.model", "version": 1, "name": "pets", "input_shape": [8, 8, 3],'
+                          ' "layers": [{"class_name": "Flatten", "config": {}},'
+                          ' {"class_name": "Dense", "config": {"units": 3, "activation": "softmax"}}]}')
+    section = {"source": "folder", "path": str(tmp_path / "pets"), "test_split": 0.3, "interpolation": "bicubic"}
+    text = train_script(net, TrainingConfig(), pytorch_folder.module_source(net), script_data(net, section))
+    assert 'CLASS_NAMES = ["cat", "dog", "emu"]' in text and "NUM_CLASSES = 3" in text
+    space = _namespace(text, {"load_folder", "read_images", "read_image", "class_files", "has_own_test_set",
+                              "split_test"}, {"os": __import__("os"), "sys": __import__("sys"), "torch": torch})
+    (x, y), (x_test, y_test) = space["load_folder"](str(tmp_path / "pets"))
+    data = load_dataset_for(DatasetSpec.from_dict(section), (8, 8, 3))
+    assert x.shape == (15, 8, 8, 3) and x_test.shape == (6, 8, 8, 3)
+    for ours, engine in ((x, data.x_train), (y, data.y_train), (x_test, data.x_test), (y_test, data.y_test)):
+        np.testing.assert_array_equal(ours, engine)
+
+
+def test_keras_archive_counts_an_image_folders_training_images(model, tmp_path):
+    from PIL import Image
+
+    from visualcnn.engine.export.script_data import training_image_count
+
+    for k, name in enumerate(("a", "b")):
+        (tmp_path / "two" / name).mkdir(parents=True)
+        for i in range(10 + k):
+            Image.new("L", (4, 4), i).save(tmp_path / "two" / name / f"{i}.png")
+    section = {"source": "folder", "path": str(tmp_path / "two"), "test_split": 0.25}
+    assert training_image_count(section) == (10 - 2) + (11 - 3)  # round(2.5) = 2, round(2.75) = 3 held out
+    assert training_image_count(None) == 60_000
+    training = _recipe("exponential", batch_size=4)
+    rate = keras_archive.compile_config(model, training, 16)["optimizer"]["config"]["learning_rate"]
+    assert rate["config"]["decay_steps"] == 2 * 4  # DECAY_EPOCHS epochs of ceil(16 / 4) steps

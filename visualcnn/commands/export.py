@@ -89,6 +89,16 @@ def read_model(path: str):
     return model, model_file.training, True
 
 
+def dataset_of(path: str):
+    """The model file's "dataset" section as a spec (a relative folder taken beside the
+    file), or None: the training scripts read that data."""
+    from ..engine import load_model_file
+    from ..engine.dataset_spec import spec_for_project
+
+    section = load_model_file(path).sections.get("dataset")
+    return spec_for_project(section, path) if section else None
+
+
 def run(args) -> int:
     from ..engine.export import export, problems
 
@@ -102,7 +112,7 @@ def run(args) -> int:
         for line in found:
             print(f"  {line}", file=sys.stderr)
         return 2
-    written = export(model, args.output, format, training=training)
+    written = export(model, args.output, format, training=training, dataset=dataset_of(args.model))
     if not trained:  # said once the export is there: a failed write has only its own line
         print(f"note: {Path(args.model).name} holds no trained weights: the export has the architecture with freshly "
               f"initialised weights (train it first: visualcnn train MODEL --save trained.json)", file=sys.stderr)

@@ -57,6 +57,7 @@ class ExportDialog(QDialog):
         self.setObjectName("exportDialog")
         self.setWindowTitle("Export model")
         self.model, self.training, self.trained = model, training, trained
+        self.dataset = None  # the project's "dataset" section (a DatasetSpec), which the training scripts read
         self.stem = safe_stem(name)
         self.folder = Path(folder) if folder is not None else Path.home()
         self.problems = {format: format_problems(model, format) for format in FORMATS}
@@ -238,7 +239,7 @@ class ExportDialog(QDialog):
                               f"use {path.with_suffix('.keras').name}")
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            written = export(self.model, path, format, training=self.training)
+            written = export(self.model, path, format, training=self.training, dataset=self.dataset)
         except (ValueError, OSError) as exc:  # ExportError/ConfigError are ValueErrors
             return self._fail(_one_line(exc))
         finally:

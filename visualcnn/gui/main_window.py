@@ -665,6 +665,10 @@ class MainWindow(QMainWindow):
         folder = source.parent if source is not None else Path.home()
         name = self.path.stem if self.path is not None else self.document.name
         dialog = ExportDialog(model, self.document.training, trained, name, folder, self)
+        if self.document.section("dataset"):  # the scripts read the project's data (a relative path: beside it)
+            from ..engine.dataset_spec import spec_for_project
+
+            dialog.dataset = spec_for_project(self.document.section("dataset"), self.path)
         dialog.exported.connect(lambda _format, path: self.statusBar().showMessage(f"Exported to {path}", 10000))
         dialog.open()
         return dialog

@@ -79,7 +79,7 @@ def export(model, path: str | os.PathLike, format: str, training: TrainingConfig
     if problem:  # the engine refuses this recipe too; a script would fail or do something else
         raise ExportError(f"cannot export the training recipe: {problem}")
     path = Path(path)
-    if format in ("keras-code", "pytorch"):
+    if format in ("keras", "keras-code", "pytorch"):
         module.write(model, path, training, dataset=dataset)
     else:
         module.write(model, path, training)

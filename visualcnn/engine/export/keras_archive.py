@@ -34,7 +34,7 @@ from .files import write_bytes_atomic
 # The Keras release whose file layout this writes (metadata.json's keras_version).
 KERAS_VERSION = "3.15.1"
 # MNIST and Fashion-MNIST have 60,000 training images: a schedule's steps come from it when
-# the model holds no schedule of its own (an image folder passes its own count).
+# the model holds no schedule of its own (an image folder's count is passed in).
 MNIST_TRAIN_IMAGES = 60_000
 
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
@@ -74,24 +74,33 @@ def problems(model) -> list[str]:
     return found
 
 
-def write(model, path: Path, training: TrainingConfig | None) -> None:
+def write(model, path: Path, training: TrainingConfig | None, dataset=None) -> None:
     """Write `model` as a .keras file at `path` (atomically). An unbuilt model is built
     first, so the file always carries weights (freshly initialised ones then); a built
-    (trained) model also carries the recipe as Keras's compile_config."""
+    (trained) model also carries the recipe as Keras's compile_config. dataset: the
+    project's "dataset" section (None: MNIST): a schedule's steps count its training images."""
     trained = model.built
     if not trained:
         model.build()
-    write_bytes_atomic(path, archive_bytes(model, training if trained else None))
+    train_images = MNIST_TRAIN_IMAGES
+    if trained and dataset and training is not None and training.schedule != "constant":
+        from .script_data import training_image_count
+
+        try:
+            train_images = training_image_count(dataset)
+        except Exception as exc:  # the folder is gone: the schedule's steps cannot be known
+            raise ExportError(f"cannot export the learning-rate schedule: the image folder cannot be read ({exc})") from None
+    write_bytes_atomic(path, archive_bytes(model, training if trained else None, train_images))
 
 
-def archive_bytes(model, training: TrainingConfig | None) -> bytes:
+def archive_bytes(model, training: TrainingConfig | None, train_images: int = MNIST_TRAIN_IMAGES) -> bytes:
     """The .keras zip of a built model; with `training`, compiled with that recipe."""
     from ..keras_weights_h5 import write_weights_h5
 
     data = serialize_model(model)
     optimizer = None
     if training is not None:
-        data["compile_config"] = compile_config(model, training)
+        data["compile_config"] = compile_config(model, training, train_images)
         optimizer = (training.optimizer, optimizer_variables(model, training))
     weights = write_weights_h5(model, optimizer=optimizer)
     metadata = {"keras_version": KERAS_VERSION,
@@ -210,16 +219,17 @@ def keras_initializer(spec) -> dict:
 
 # --- compile_config and the optimizer's variables ---------------------------------------
 
-def compile_config(model, training: TrainingConfig) -> dict:
-    """Keras's get_compile_config() for the recipe: model.compile(optimizer, loss, metrics)."""
-    return {"optimizer": _optimizer(model, training), "loss": training.loss, "loss_weights": None,
+def compile_config(model, training: TrainingConfig, train_images: int = MNIST_TRAIN_IMAGES) -> dict:
+    """Keras's get_compile_config() for the recipe: model.compile(optimizer, loss, metrics).
+    train_images: the data set's training images (a schedule's steps per epoch come from it)."""
+    return {"optimizer": _optimizer(model, training, train_images), "loss": training.loss, "loss_weights": None,
             "metrics": ["accuracy"], "weighted_metrics": None, "run_eagerly": False,
             "steps_per_execution": 1, "jit_compile": False}
 
 
-def _optimizer(model, training: TrainingConfig) -> dict:
+def _optimizer(model, training: TrainingConfig, train_images: int = MNIST_TRAIN_IMAGES) -> dict:
     name = training.optimizer
-    config: dict = {"name": name, "learning_rate": _learning_rate(model, training)}
+    config: dict = {"name": name, "learning_rate": _learning_rate(model, training, train_images)}
     if name == "adam":
         config.update(beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)
     elif name == "sgd":

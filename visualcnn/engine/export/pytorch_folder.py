@@ -275,7 +275,7 @@ def write(model, path: Path, training, dataset=None) -> None:
         "weights.safetensors": save(trained, metadata={"format": "pt", "source": "VisualCNN"}),
         "initial.safetensors": save(initial, metadata={"format": "pt", "source": "VisualCNN"}),
         "train.py": train_script(model, training, source, data),
-        "README.md": readme_text(model, training, source, trained=model.built),
+        "README.md": readme_text(model, training, source, trained=model.built, data=data),
     }
     write_folder_atomic(path, files)
 

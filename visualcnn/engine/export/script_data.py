@@ -85,4 +85,24 @@ def script_data(model, section=None) -> ScriptData:
                       int(spec.seed), image_shape_for(model.input_shape) if spec.source == "folder" else None)
 
 
-__all__ = ["ScriptData", "script_data", "model_classes"]
+def training_image_count(section) -> int:
+    """How many training images (before the validation split) the project's data set has:
+    60,000 for MNIST and Fashion-MNIST; for a folder, its files less the test split taken
+    per class as dataset_spec.stratified_split takes it (files counted, none decoded)."""
+    spec = DatasetSpec.from_dict(section) if section else DatasetSpec()
+    if spec.source != "folder":
+        return 60_000
+    from ..dataset_spec import _split_folders
+    from ..image_folder import scan_image_folder
+
+    root = Path(spec.path).expanduser()
+    if _split_folders(root):
+        return len(scan_image_folder(root / "train").files)
+    total = 0
+    for n in scan_image_folder(root).counts():
+        n_test = min(max(int(round(n * spec.test_split)), 1), n - 1) if n >= 2 else 0
+        total += n - n_test
+    return total
+
+
+__all__ = ["ScriptData", "script_data", "model_classes", "training_image_count"]

@@ -192,7 +192,10 @@ def pil_folder_source() -> str:
 def read_image(path):
     """One image as uint8 (height, width, channels), as VisualCNN reads it: alpha dropped,
     grey or RGB by INPUT_SHAPE's channels, resized with Pillow's INTERPOLATION filter."""
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        sys.exit("reading the image folder needs Pillow: pip install pillow")
 
     height, width, channels = (*INPUT_SHAPE[:2], INPUT_SHAPE[2] if len(INPUT_SHAPE) == 3 else 1)
     filters = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
@@ -372,7 +375,7 @@ def arguments_source() -> str:
 def add_recipe_arguments(parser):
     """The options both VisualCNN training scripts take; defaults are the exported recipe."""
     parser.add_argument("--data", default=DATA_DIR, metavar="DIR",
-                        help="folder with MNIST's IDX .gz files (default: %(default)s)")
+                        help="the training data: the IDX files' folder, or the image folder (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=EPOCHS,
                         help="passes over the training images (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,

@@ -2,7 +2,9 @@
 
 train.py reproduces VisualCNN's recipe with PyTorch's own tools: the optimizer with
 Keras's settings (Adam and RMSprop epsilon 1e-7, RMSprop rho 0.9 with Keras's
-sqrt(v + epsilon)), the cosine schedule over all the run's steps, cross-entropy from the
+sqrt(v + epsilon)), the learning-rate schedule with Keras's rate at every step (constant,
+step, exponential, cosine), EarlyStopping and ReduceLROnPlateau with Keras's rules, the
+project's data (MNIST, Fashion-MNIST or an image folder read with Pillow), cross-entropy from the
 scores before the final softmax, the validation split as Keras takes it (the last
 fraction), the seed; on CPU or GPU, and under `torchrun --nproc_per_node N` with
 DistributedDataParallel (gloo on CPU, nccl on GPUs; a DistributedSampler shares out the
@@ -444,7 +446,7 @@ if __name__ == "__main__":
 '''
 
 
-def readme_text(model, training, source, trained: bool) -> str:
+def readme_text(model, training, source, trained: bool, data=None) -> str:
     """README.md of the folder: load, predict, train, torchrun."""
     shape = tuple(int(d) for d in model.input_shape)
     images = f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {', '.join(map(str, shape))})"
@@ -473,6 +475,15 @@ model = load_model()
 with torch.no_grad():
     probabilities = model(torch.zeros(5, {', '.join(map(str, shape))}))
 ```""")
+    from .script_data import script_data
+
+    data = data or script_data(model, None)
+    if data.source == "folder":
+        data_words = ("The images are read from the class folders in `--data` (default: the folder VisualCNN\n"
+                      "trained on) with Pillow (`pip install pillow`), resized as VisualCNN resizes them.")
+    else:
+        data_words = (f"{data.label} is read from the IDX files in `--data` (default: where VisualCNN read it on "
+                      "the machine\nthat exported this folder), else downloaded with torchvision when it is installed.")
     return f"""# {model.name} for PyTorch
 
 Exported from VisualCNN. The folder holds:
@@ -481,7 +492,7 @@ Exported from VisualCNN. The folder holds:
   `load_model()` returns it with the weights in `weights.safetensors`, in eval mode.
 - `weights.safetensors`: {weights}.
 - `initial.safetensors`: the weights VisualCNN starts training from (the recipe's seed), where `train.py` starts.
-- `train.py`: the training recipe ({training.optimizer}, learning rate {training.learning_rate:g}{", cosine schedule" if training.schedule == "cosine" else ""},
+- `train.py`: the training recipe ({training.optimizer}, learning rate {training.learning_rate:g}{"" if training.schedule == "constant" else f", {training.schedule} schedule"}{", early stopping" if training.early_stopping else ""}{", reduce-on-plateau" if training.reduce_lr_on_plateau else ""},
   batch {training.batch_size}, {training.epochs} epoch{"s" if training.epochs != 1 else ""}, {training.loss}).
 
 Needs `torch`, `numpy` and `safetensors` (`pip install torch numpy safetensors`).
@@ -501,8 +512,7 @@ python train.py --device cpu --epochs 3 --save trained.safetensors
 python train.py --limit 2000 --epochs 1          # a quick check on 2,000 images
 ```
 
-MNIST is read from the IDX files in `--data` (default: VisualCNN's own copy on the machine
-that exported this folder), else downloaded with torchvision when it is installed.
+{data_words}
 `--from-trained` continues from `weights.safetensors`. Load saved weights with
 `load_model("trained.safetensors")`.
 
