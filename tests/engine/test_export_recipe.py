@@ -250,3 +250,28 @@ def test_keras_archive_counts_an_image_folders_training_images(model, tmp_path):
     training = _recipe("exponential", batch_size=4)
     rate = keras_archive.compile_config(model, training, 16)["optimizer"]["config"]["learning_rate"]
     assert rate["config"]["decay_steps"] == 2 * 4  # DECAY_EPOCHS epochs of ceil(16 / 4) steps
+
+
+def test_visualcnn_export_reads_the_projects_dataset_section(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    import visualcnn
+    from visualcnn.cli import main
+
+    preset = Path(visualcnn.__file__).resolve().parent.parent / "resources" / "presets" / "seed_cnn.json"
+    project = json.loads(preset.read_text())
+    project["dataset"] = {"source": "fashion_mnist", "path": "fashion"}  # relative: beside the project file
+    project["training"].update(schedule="exponential", decay_rate=0.8)
+    (tmp_path / "p.json").write_text(json.dumps(project))
+    assert main(["export", str(tmp_path / "p.json"), "-o", str(tmp_path / "p.py")]) == 0
+    text = (tmp_path / "p.py").read_text()
+    assert f"DATA_DIR = {json.dumps(str((tmp_path / 'fashion').resolve()))}" in text
+    assert "keras.optimizers.schedules.ExponentialDecay(" in text and "DECAY_RATE = 0.8" in text
+    capsys.readouterr()
+    project["dataset"] = {"source": "folder", "path": "nowhere"}
+    (tmp_path / "q.json").write_text(json.dumps(project))
+    assert main(["export", str(tmp_path / "q.json"), "-o", str(tmp_path / "q.py")]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "the image folder cannot be read" in error[0]
+    assert not (tmp_path / "q.py").exists()
