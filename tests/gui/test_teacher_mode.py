@@ -200,3 +200,12 @@ def test_docks_a_teacher_hid_come_back_at_the_next_start(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: not again.summary_dock.isHidden())
     assert again.teacher_mode.toolbar.isHidden() and not again.teacher_mode.active
     assert again.settings.value("teacher/hidden_docks", []) in ([], None, "")
+
+
+def test_hiding_the_train_tab_hides_the_build_tabs_train_line(qtbot, seed_window):
+    seed_window.show()
+    assert seed_window.train_status.isVisible()
+    seed_window.teacher_mode.apply({"hide": ["train"]})
+    assert not seed_window.train_button.isVisible() and not seed_window.train_status.isVisible()
+    seed_window.teacher_mode.apply(None)
+    assert seed_window.train_button.isVisible() and seed_window.train_status.isVisible()

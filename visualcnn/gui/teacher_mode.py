@@ -302,6 +302,8 @@ class TeacherMode(QObject):
             w.tabs.setTabVisible(index, not hidden)
             w.tab_bar.setTabVisible(index, not hidden)
         w.train_button.setVisible(not self.settings.hides("train"))
+        # "Ready to train" / "Cannot train: ..." speaks of a tab the student cannot open.
+        w.train_status.setVisible(not self.settings.hides("train"))
         for key, action in self._menus().items():
             if action is not None:
                 action.setVisible(not self.settings.hides(key))
