@@ -17,8 +17,8 @@ from . import __version__
 SUBCOMMANDS = {
     "gui": ("visualcnn.commands.gui", "open the builder window (the default)"),
     "summary": ("visualcnn.commands.summary", "print a model file's Keras summary table"),
-    "train": ("visualcnn.commands.train", "train a model file on MNIST"),
-    "evaluate": ("visualcnn.commands.evaluate", "evaluate a saved, trained model on the MNIST test set"),
+    "train": ("visualcnn.commands.train", "train a model file on MNIST, Fashion-MNIST or a folder of your images"),
+    "evaluate": ("visualcnn.commands.evaluate", "evaluate a saved, trained model on its test set (MNIST unless --data or the file names another)"),
     "export": ("visualcnn.commands.export", "write a model as a Keras file or script, a PyTorch folder or ONNX"),
     "bench": ("visualcnn.commands.bench", "measure training and prediction speed"),
     "lesson": ("visualcnn.commands.lesson", "check lesson files, list the bundled lessons"),
