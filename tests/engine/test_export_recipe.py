@@ -275,3 +275,21 @@ def test_visualcnn_export_reads_the_projects_dataset_section(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "the image folder cannot be read" in error[0]
     assert not (tmp_path / "q.py").exists()
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_real_keras_computes_the_engine_rates_from_the_archive_and_the_script(model, schedule):
+    keras = pytest.importorskip("keras")
+    training = _recipe(schedule, batch_size=6000)
+    steps, rates = _engine_rates(training, 10)
+    optimizers = [keras.optimizers.deserialize(keras_archive.compile_config(model, training)["optimizer"])]
+    space = _namespace(keras_code.script(model, training), {"make_optimizer", "step_schedule"}, {"keras": keras})
+    optimizers.append(space["make_optimizer"](10, 10 * training.epochs))
+    for optimizer in optimizers:
+        rate = optimizer._learning_rate
+        got = np.array([keras.ops.convert_to_numpy(rate(int(s)) if callable(rate) else rate) for s in steps])
+        assert got.dtype == np.float32
+        # Keras computes in float32 on its backend (its own cos and pow): the engine's rate to
+        # within two float32 roundings at every step; the step schedule exactly
+        ulps = np.abs(got.astype(np.float64) - rates) / np.spacing(rates.astype(np.float32)).astype(np.float64)
+        assert ulps.max() <= (0 if schedule == "step" else 2)
