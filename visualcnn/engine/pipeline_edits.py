@@ -1,4 +1,9 @@
-"""The document's pipeline as a graph of nodes, and the edits of it (pure: no Qt).
+"""A pipeline as a graph of nodes, and the edits of it (pure: no Qt).
+
+The one home of the pipeline's edits and of how blocks are named: the window's document
+(gui/document.py) and the lesson checker's replay of Show me / change
+(engine/lessons/simulate.py) both edit through these functions, so a block gets the same
+name in both and a later lesson step can refer to it.
 
 PipelineDocument stores entries in topological order, each naming the blocks that feed
 it (`inbound`, empty = "the entry before"). An edit is easier and safer to state on
@@ -21,8 +26,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..engine.layers import LAYER_CLASSES, ConfigError, snake_case
-from ..engine.model import unique_name
+from .layers import LAYER_CLASSES, ConfigError, snake_case
+from .model import unique_name
 
 INPUT = "input"  # the key of the model input among a node's sources
 
@@ -161,6 +166,20 @@ def name_new_blocks(nodes: Sequence[Node], names_in_use: Sequence[str]) -> list[
             node = node.with_config({"name": name, **node.config})
         out.append(node)
     return out
+
+
+def edited_entries(nodes: Sequence[Node], names_in_use: Sequence[str],
+                   input_name: str) -> tuple[list[Node], list[LayerEntry]]:
+    """The nodes an edit produced and their entries, named by the rule both the window and
+    the lesson checker follow: in a plain stack every block is named from the top as
+    Sequential.add names them; in a graph a new, unnamed block gets a name no block has
+    (an automatic one such as conv2d_1 would take the name of a block further down,
+    renaming it and the links naming it). `names_in_use`: the names before the edit."""
+    entries = canonical_entries(nodes, input_name)
+    if any(entry.inbound for entry in entries):
+        nodes = name_new_blocks(nodes, names_in_use)
+        entries = canonical_entries(nodes, input_name)
+    return list(nodes), entries
 
 
 def row_key(nodes: Sequence[Node], row: int):
@@ -401,8 +420,8 @@ def _projection(input_shape, output_shape, first_name: str, last_name: str) -> d
     output channels, strides = the size reduction (each must be exact)."""
     where = f"the selection ('{first_name}' to '{last_name}') turns {tuple(input_shape)} into {tuple(output_shape)}"
     if len(input_shape) != 4 or len(output_shape) != 4:
-        raise EditRefused(f"{where}; a skip with a projection needs image-shaped (height, width, channels) "
-                          "input and output: leave Flatten and Dense out of the selection")
+        raise EditRefused(f"{where}; a skip with a projection needs image-shaped input and output (height, width, "
+                          "channels): leave Flatten and Dense out of the selection")
     strides = []
     for size_in, size_out in zip(input_shape[1:3], output_shape[1:3]):
         stride = -(-size_in // size_out)  # a 1x1 kernel gives ceil(size / stride) outputs
@@ -488,6 +507,7 @@ def plan_steps(current: Sequence[LayerEntry], target_nodes: Sequence[Node],
     return steps
 
 
-__all__ = ["LayerEntry", "Node", "EditRefused", "INPUT", "layer_names", "graph_of", "canonical_entries",
-           "source_indices", "plan_steps", "name_new_blocks", "insert_after", "remove", "set_config", "connect",
-           "check_connect", "disconnect", "insert_merge", "move", "wrap_residual", "straight_run", "is_merge"]
+__all__ = ["LayerEntry", "Node", "NewKey", "Missing", "EditRefused", "INPUT", "layer_names", "graph_of",
+           "canonical_entries", "source_indices", "plan_steps", "name_new_blocks", "edited_entries", "insert_after",
+           "remove", "set_config", "connect", "check_connect", "disconnect", "insert_merge", "move", "wrap_residual",
+           "straight_run", "is_merge"]

@@ -21,7 +21,7 @@ and the edit's undo brings them back.
 The pipeline is a graph: each entry names the blocks feeding it (`LayerEntry.inbound`,
 empty = the entry before it), entries stay in topological order and the last is the
 output. A plain stack has no inbound names at all and behaves as it always did. Every
-structural edit is worked out on nodes (document_graph.py) and applied as row-level steps
+structural edit is worked out on nodes (engine/pipeline_edits.py) and applied as row-level steps
 (remove, move, insert, set), each emitting its usual signal; the steps and their inverses
 are kept in `last_edit` so an undo restores the exact entries, links and names.
 
@@ -45,8 +45,8 @@ from ..engine.model import model_from_graph
 from ..engine.model_io import FORMAT, VERSION, ModelFile, read_model_file
 from ..engine.project_sections import SECTIONS
 from ..engine.training_config import TrainingConfig
-from . import document_graph as graph
-from .document_graph import EditRefused, LayerEntry, layer_names
+from ..engine import pipeline_edits as edits
+from ..engine.pipeline_edits import EditRefused, LayerEntry, layer_names
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)
 DEFAULT_NAME = "sequential"
@@ -152,7 +152,7 @@ class PipelineDocument(QObject):
         self._entries: list[LayerEntry] = []
         self._input_name = DEFAULT_INPUT_NAME
         self._names: list[str] = []
-        self._nodes: list[graph.Node] = []
+        self._nodes: list[edits.Node] = []
         self._inbound: tuple[tuple[int, ...], ...] = ()
         self.last_edit: Edit | None = None  # the steps of the last edit (None: it changed nothing)
         self.name = DEFAULT_NAME
@@ -233,20 +233,20 @@ class PipelineDocument(QObject):
 
     def straight_run(self, row: int) -> tuple[int, int]:
         """The rows (first, last) a block can be moved between: its chain of single-input blocks."""
-        return graph.straight_run(self._nodes, row)
+        return edits.straight_run(self._nodes, row)
 
     def connect_problem(self, source: int, target: int) -> str | None:
-        return self._problem(graph.check_connect, self._nodes, self._names, source, target, self._input_name)
+        return self._problem(edits.check_connect, self._nodes, self._names, source, target, self._input_name)
 
     def disconnect_problem(self, source: int, target: int) -> str | None:
-        return self._problem(graph.disconnect, self._nodes, self._names, source, target, self._input_name)
+        return self._problem(edits.disconnect, self._nodes, self._names, source, target, self._input_name)
 
     def merge_problem(self, source: int, target: int, class_name: str) -> str | None:
-        return self._problem(graph.insert_merge, self._nodes, self._names, source, target, class_name, {},
+        return self._problem(edits.insert_merge, self._nodes, self._names, source, target, class_name, {},
                              self._input_name)
 
     def move_problem(self, source: int, target: int) -> str | None:
-        return self._problem(graph.move, self._nodes, self._names, source, max(0, min(target, len(self) - 1)))
+        return self._problem(edits.move, self._nodes, self._names, source, max(0, min(target, len(self) - 1)))
 
     def wrap_problem(self, first: int, last: int) -> str | None:
         return self._problem(self._wrapped, first, last)
@@ -404,7 +404,7 @@ class PipelineDocument(QObject):
     def insert_after(self, row: int, class_name: str, config: dict | None = None) -> int:
         """A new block fed by `row` (-1: the input) right after it, taking over its consumers."""
         self._check_class(class_name)
-        nodes, key = graph.insert_after(self._nodes, row, class_name, dict(config or {}))
+        nodes, key = edits.insert_after(self._nodes, row, class_name, dict(config or {}))
         index = self._index_of(nodes, key)
         self._apply(nodes, lambda: f"a {class_name} block was added as {self._name_at(index)}")
         return index
@@ -412,7 +412,7 @@ class PipelineDocument(QObject):
     def remove_layer(self, index: int) -> LayerEntry:
         """Delete a block; its consumers take its input."""
         name, entry = self._name_at(index), self._entries[index].copy()
-        self._apply(graph.remove(self._nodes, index), f"{name} was removed")
+        self._apply(edits.remove(self._nodes, index), f"{name} was removed")
         return entry
 
     def set_layer_config(self, index: int, config: dict) -> bool:
@@ -423,7 +423,7 @@ class PipelineDocument(QObject):
             return False
         name = self._name_at(index)
         changed = sorted(k for k in set(old.config) | set(config) if old.config.get(k) != config.get(k))
-        return self._apply(graph.set_config(self._nodes, index, dict(config)),
+        return self._apply(edits.set_config(self._nodes, index, dict(config)),
                            f"{name}'s {' and '.join(changed) or 'settings'} changed")
 
     def move_layer(self, source: int, target: int) -> bool:
@@ -433,25 +433,25 @@ class PipelineDocument(QObject):
             self.last_edit = None
             return False
         name = self._name_at(source)
-        return self._apply(graph.move(self._nodes, self._names, source, target), f"{name} was moved",
+        return self._apply(edits.move(self._nodes, self._names, source, target), f"{name} was moved",
                            moving=(source,))
 
     def connect(self, source: int, target: int) -> bool:
         """Feed target with source's output (a merge gains an input; another block's input is
         replaced); rows are reordered when source comes after target."""
         src, dst = self._source_name(source), self._name_at(target)
-        nodes = graph.connect(self._nodes, self._names, source, target, self._input_name)
+        nodes = edits.connect(self._nodes, self._names, source, target, self._input_name)
         return self._apply(nodes, f"'{src}' was connected to '{dst}'", detail=True)
 
     def disconnect(self, source: int, target: int) -> bool:
         src, dst = self._source_name(source), self._name_at(target)
-        nodes = graph.disconnect(self._nodes, self._names, source, target, self._input_name)
+        nodes = edits.disconnect(self._nodes, self._names, source, target, self._input_name)
         return self._apply(nodes, f"'{src}' no longer feeds '{dst}'", detail=True)
 
     def insert_merge(self, source: int, target: int, class_name: str, config: dict | None = None) -> int:
         """A block on the link source -> target only (a merge's first input; any class); its row."""
         self._check_class(class_name)
-        nodes, key = graph.insert_merge(self._nodes, self._names, source, target, class_name,
+        nodes, key = edits.insert_merge(self._nodes, self._names, source, target, class_name,
                                         dict(config or {}), self._input_name)
         index = self._index_of(nodes, key)
         self._apply(nodes, lambda: f"a {class_name} block was added as {self._name_at(index)}", detail=True)
@@ -472,7 +472,7 @@ class PipelineDocument(QObject):
         rows = self._report.rows
         shape_in = rows[first].input_shape if 0 <= first < len(rows) else None
         shape_out = rows[last].output_shape if 0 <= last < len(rows) else None
-        return graph.wrap_residual(self._nodes, self._names, first, last, shape_in, shape_out, self._input_name)
+        return edits.wrap_residual(self._nodes, self._names, first, last, shape_in, shape_out, self._input_name)
 
     @staticmethod
     def _check_class(class_name: str) -> None:
@@ -500,13 +500,8 @@ class PipelineDocument(QObject):
         cause: why weights would be dropped (a callable is read after the edit, when the new
         block has its name); detail: add which weight changed shape (for links, whose effect
         on a Dense far below is not obvious)."""
-        target = graph.canonical_entries(nodes, self._input_name)
-        if any(entry.inbound for entry in target):
-            # In a graph a new block gets a name no block has: an automatic one (conv2d_1) would
-            # take the name of a block further down, renaming it and the links naming it.
-            nodes = graph.name_new_blocks(nodes, self._names)
-            target = graph.canonical_entries(nodes, self._input_name)
-        steps = graph.plan_steps(self._entries, nodes, target, moving)
+        nodes, target = edits.edited_entries(nodes, self._names, self._input_name)
+        steps = edits.plan_steps(self._entries, nodes, target, moving)
         if not steps:
             self.last_edit = None
             return False
@@ -559,7 +554,7 @@ class PipelineDocument(QObject):
         self._input_name = input_name or DEFAULT_INPUT_NAME
         entries = [e.copy() for e in entries]
         # Canonical form (inbound only where needed, referenced names pinned), as edits keep it.
-        self._entries = graph.canonical_entries(graph.graph_of(entries, layer_names(entries), self._input_name),
+        self._entries = edits.canonical_entries(edits.graph_of(entries, layer_names(entries), self._input_name),
                                                 self._input_name)
         self._weights = None
         self.last_edit = None
@@ -581,8 +576,8 @@ class PipelineDocument(QObject):
 
     def _reanalyse(self) -> None:
         self._names = layer_names(self._entries)
-        self._nodes = graph.graph_of(self._entries, self._names, self._input_name)
-        self._inbound = graph.source_indices(self._nodes)
+        self._nodes = edits.graph_of(self._entries, self._names, self._input_name)
+        self._inbound = edits.source_indices(self._nodes)
         self._layers = build_layers(self._entries, self._names)
         self._report = analyse_graph(self._input_shape, self._layers, self._inbound, self._input_name)
 

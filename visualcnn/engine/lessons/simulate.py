@@ -3,9 +3,10 @@
 The window edits a PipelineDocument (gui/document.py); the checker and the grader have no
 window, so they replay the same edits here on plain data: the input shape, the layer
 entries (class_name, config, inbound names: the document's LayerEntry form) and the
-training settings. Each action follows the document's edit of the same name
-(gui/document_graph.py: insert_after, remove, set_config, wrap_residual), including how
-blocks are named, because a later step refers to what earlier actions made by name:
+training settings. Each action is the document's edit of the same name, through the same
+functions (engine/pipeline_edits.py: insert_after, remove, set_config, wrap_residual,
+edited_entries), so blocks are named alike, because a later step refers to what earlier
+actions made by name:
 
 - in a plain stack every block is named from the top as Sequential.add names them: a
   block's config name when no block above took it, else the next free name. A Conv2D
@@ -24,13 +25,13 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from .. import pipeline_edits as edits
 from ..analysis import PipelineReport, analyse_graph, check_input_shape
-from ..layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config, snake_case
-from ..model import unique_name
+from ..layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config
+from ..pipeline_edits import EditRefused, LayerEntry, layer_names
 from ..training_config import TrainingConfig
 from .format import Action
 
-INPUT = "input"  # a node's source that is the model input
 DEFAULT_INPUT_NAME = "input_layer"
 
 
@@ -38,17 +39,9 @@ class ActionError(ConfigError):
     """An action that cannot be performed on the model as it stands (one line)."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One block, as the document holds it: class name, config (engine JSON) and the names of
-    the blocks feeding it (empty: the entry before it, or the input for the first)."""
-
-    class_name: str
-    config: dict = field(default_factory=dict)
-    inbound: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        object.__setattr__(self, "inbound", tuple(self.inbound))
+# One block, as the document holds it: class name, config (engine JSON) and the names of the
+# blocks feeding it (empty: the entry before it, or the input for the first).
+Entry = LayerEntry
 
 
 @dataclass(frozen=True)
@@ -88,8 +81,7 @@ class ModelState:
     def inbound(self) -> tuple[tuple[int, ...], ...]:
         """Row indices feeding each row (-1: the input; a missing name points past the end, which
         the analysis reports as a block that does not exist)."""
-        return tuple(tuple(-1 if s == INPUT else (s if isinstance(s, int) else len(self.entries))
-                           for s in node.sources) for node in self._nodes())
+        return edits.source_indices(self._nodes())
 
     def report(self) -> PipelineReport:
         """The engine's analysis: shapes, parameters with derivations, receptive fields, MACs."""
@@ -118,24 +110,12 @@ class ModelState:
         model_file = load_model_file(path)
         return cls.from_model(model_file.model, model_file.training)
 
-    def _nodes(self) -> list["_Node"]:
-        names = self.names
-        row_of = {name: row for row, name in enumerate(names)}
-        nodes = []
-        for row, entry in enumerate(self.entries):
-            if not entry.inbound:
-                sources = (row - 1 if row else INPUT,)
-            else:
-                sources = tuple(INPUT if n == self.input_name else row_of.get(n, _Missing(n)) for n in entry.inbound)
-            nodes.append(_Node(row, entry.class_name, entry.config, sources))
-        return nodes
+    def _nodes(self) -> list[edits.Node]:
+        return edits.graph_of(self.entries, self.names, self.input_name)
 
-    def _with_nodes(self, nodes: list["_Node"]) -> "ModelState":
+    def _with_nodes(self, nodes: list[edits.Node]) -> "ModelState":
         """The state whose entries are `nodes` in order, named and linked as the document does."""
-        entries = _canonical(nodes, self.input_name)
-        if any(e.inbound for e in entries):
-            nodes = _name_new_blocks(nodes, self.names)
-            entries = _canonical(nodes, self.input_name)
+        _, entries = edits.edited_entries(nodes, self.names, self.input_name)
         return replace(self, entries=tuple(entries))
 
 
@@ -182,18 +162,15 @@ def apply_action(model, action: Action) -> ModelState:
     nodes = state._nodes()
     if kind == "set_config":
         row = state.row_named(args["layer"])
-        nodes[row] = nodes[row].with_config(merged_config(nodes[row].config, args["config"]))
-        return state._with_nodes(nodes)
+        return state._with_nodes(edits.set_config(nodes, row, merged_config(nodes[row].config, args["config"])))
     if kind == "insert_after":
         if args["class"] not in LAYER_CLASSES:
             raise ActionError(f"unknown layer class {args['class']!r}")
         row = -1 if args["layer"] == state.input_name else state.row_named(args["layer"])
-        key, source = _NewKey(), (INPUT if row == -1 else nodes[row].key)
-        out = [n.with_sources(key if s == source else s for s in n.sources) for n in nodes]
-        out.insert(row + 1, _Node(key, args["class"], copy.deepcopy(args.get("config") or {}), (source,)))
+        out, _ = edits.insert_after(nodes, row, args["class"], args.get("config") or {})
         return state._with_nodes(out)
     if kind == "remove":
-        return state._with_nodes(_remove(nodes, state.row_named(args["layer"])))
+        return state._with_nodes(edits.remove(nodes, state.row_named(args["layer"])))
     if kind == "set_training":
         try:
             return replace(state, training=merged_training(state.training, args["settings"]))
@@ -217,136 +194,16 @@ def apply_actions(model, actions: Sequence[Action]) -> ModelState:
     return state
 
 
-# --- the document's graph edits, on nodes (gui/document_graph.py does the same for the window) ---
+# --- wrap_residual: the document's edit, with the lesson checker's messages ---------------------
 
 
-class _NewKey:
-    """Identity of a block an action adds."""
-
-
-@dataclass(frozen=True)
-class _Missing:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Node:
-    key: Any  # the row before the edit, or a _NewKey
-    class_name: str
-    config: dict
-    sources: tuple
-
-    def with_sources(self, sources) -> "_Node":
-        return _Node(self.key, self.class_name, self.config, tuple(sources))
-
-    def with_config(self, config: dict) -> "_Node":
-        return _Node(self.key, self.class_name, config, self.sources)
-
-
-def layer_names(entries: Sequence) -> list[str]:
-    """Each entry's layer name as Sequential.add names them: its config's name when set and not
-    taken by an earlier entry, else the next free snake_case name."""
-    names: list[str] = []
-    taken: set[str] = set()
-    counters: dict[str, int] = {}
-    for entry in entries:
-        name = entry.config.get("name")
-        if not isinstance(name, str) or not name or name in taken:
-            name = unique_name(snake_case(entry.class_name), taken, counters)
-        taken.add(name)
-        names.append(name)
-    return names
-
-
-def _is_merge(class_name: str) -> bool:
-    return bool(getattr(LAYER_CLASSES.get(class_name), "merge", False))
-
-
-def _canonical(nodes: Sequence[_Node], input_name: str) -> list[Entry]:
-    """Entries for the nodes in order: inbound only where a block is not fed by the one before,
-    and every block named in an inbound carries its name in its config."""
-    names = layer_names(nodes)
-    row_of = {node.key: row for row, node in enumerate(nodes)}
-    referenced: set[int] = set()
-    inbounds = []
-    for row, node in enumerate(nodes):
-        default = (nodes[row - 1].key if row else INPUT,)
-        if node.sources == default:
-            inbounds.append(())
-            continue
-        written = []
-        for source in node.sources:
-            if source == INPUT:
-                written.append(input_name)
-            elif isinstance(source, _Missing):
-                written.append(source.name)
-            else:
-                written.append(names[row_of[source]])
-                referenced.add(row_of[source])
-        inbounds.append(tuple(written))
-    entries = []
-    for row, node in enumerate(nodes):
-        config = node.config
-        if row in referenced and config.get("name") != names[row]:
-            config = {"name": names[row], **{k: v for k, v in config.items() if k != "name"}}
-        entries.append(Entry(node.class_name, config, inbounds[row]))
-    return entries
-
-
-def _name_new_blocks(nodes: Sequence[_Node], names_in_use: Sequence[str]) -> list[_Node]:
-    taken = set(names_in_use) | {n.config["name"] for n in nodes if isinstance(n.config.get("name"), str)}
-    out = []
-    for node in nodes:
-        if isinstance(node.key, _NewKey) and not node.config.get("name"):
-            name = unique_name(snake_case(node.class_name), taken)
-            taken.add(name)
-            node = node.with_config({"name": name, **node.config})
-        out.append(node)
-    return out
-
-
-def _remove(nodes: list[_Node], row: int) -> list[_Node]:
-    gone = nodes[row]
-    out = []
-    for node in nodes:
-        if node is gone:
-            continue
-        if gone.key in node.sources:
-            if _is_merge(node.class_name):
-                sources = [t for s in node.sources for t in (gone.sources if s == gone.key else (s,))]
-                node = node.with_sources(dict.fromkeys(sources))
-            else:
-                node = node.with_sources(gone.sources[0] if s == gone.key else s for s in node.sources)
-        out.append(node)
-    return out
-
-
-def _straight_run(nodes: Sequence[_Node], row: int) -> tuple[int, int]:
-    consumers: dict = {}
-    for r, node in enumerate(nodes):
-        for s in dict.fromkeys(node.sources):
-            consumers.setdefault(s, []).append(r)
-
-    def linked(upper: int) -> bool:
-        below = nodes[upper + 1]
-        return (len(nodes[upper].sources) == 1 and below.sources == (nodes[upper].key,)
-                and consumers.get(nodes[upper].key) == [upper + 1])
-
-    if len(nodes[row].sources) != 1:
-        return row, row
-    first = last = row
-    while first > 0 and len(nodes[first - 1].sources) == 1 and linked(first - 1):
-        first -= 1
-    while last + 1 < len(nodes) and linked(last):
-        last += 1
-    return first, last
-
-
-def _wrap_residual(state: ModelState, nodes: list[_Node], first: int, last: int) -> ModelState:
-    """Keras's residual block around rows first..last: Add(main path, skip) then Activation relu,
-    with a 1x1 Conv2D projection on the skip when the shapes differ."""
+def _wrap_residual(state: ModelState, nodes: list[edits.Node], first: int, last: int) -> ModelState:
+    """Keras's residual block around rows first..last (edits.wrap_residual: Add(main path, skip)
+    then Activation relu, a 1x1 Conv2D projection on the skip when the shapes differ). The
+    selection is checked here first so a lesson's author reads the layer names, not the
+    window's 'select a straight run'."""
     first, last = min(first, last), max(first, last)
-    run_first, run_last = _straight_run(nodes, first)
+    run_first, run_last = edits.straight_run(nodes, first)
     names = state.names
     if len(nodes[first].sources) != 1 or not run_first <= last <= run_last:
         raise ActionError(f"wrap_residual needs consecutive layers on one path from '{names[first]}' to "
@@ -356,35 +213,11 @@ def _wrap_residual(state: ModelState, nodes: list[_Node], first: int, last: int)
     if shape_in is None or shape_out is None:
         raise ActionError(f"wrap_residual: the shapes of '{names[first]}' to '{names[last]}' are unknown "
                           "(an earlier layer has an error)")
-    skip = nodes[first].sources[0]
-    new_nodes = []
-    if tuple(shape_in) != tuple(shape_out):
-        projection = _projection(shape_in, shape_out, names[first], names[last])
-        key = _NewKey()
-        new_nodes.append(_Node(key, "Conv2D", projection, (skip,)))
-        skip = key
-    add_key, relu_key = _NewKey(), _NewKey()
-    new_nodes.append(_Node(add_key, "Add", {}, (nodes[last].key, skip)))
-    new_nodes.append(_Node(relu_key, "Activation", {"activation": "relu"}, (add_key,)))
-    tail = nodes[last].key
-    after = [n.with_sources(relu_key if s == tail else s for s in n.sources) for n in nodes[last + 1:]]
-    return state._with_nodes([*nodes[:last + 1], *new_nodes, *after])
-
-
-def _projection(shape_in, shape_out, first_name: str, last_name: str) -> dict:
-    where = f"wrap_residual: '{first_name}' to '{last_name}' turns {tuple(shape_in)} into {tuple(shape_out)}"
-    if len(shape_in) != 4 or len(shape_out) != 4:
-        raise ActionError(f"{where}; a projected skip needs image-shaped input and output")
-    strides = []
-    for size_in, size_out in zip(shape_in[1:3], shape_out[1:3]):
-        stride = -(-size_in // size_out)
-        if stride < 1 or -(-size_in // stride) != size_out:
-            raise ActionError(f"{where}; no 1x1 convolution stride maps {size_in} to {size_out} on the skip")
-        strides.append(stride)
-    config: dict = {"filters": int(shape_out[3]), "kernel_size": 1}
-    if strides != [1, 1]:
-        config["strides"] = strides[0] if strides[0] == strides[1] else strides
-    return config
+    try:
+        out, _ = edits.wrap_residual(nodes, names, first, last, shape_in, shape_out, state.input_name)
+    except EditRefused as exc:
+        raise ActionError(f"wrap_residual: {exc}") from None
+    return state._with_nodes(out)
 
 
 class _Rejected(Layer):
@@ -393,7 +226,7 @@ class _Rejected(Layer):
     def __init__(self, class_name: str, name: str, message: str):
         super().__init__(name=name)
         self.class_name = class_name
-        self.merge = _is_merge(class_name)
+        self.merge = edits.is_merge(class_name)
         self.message = message
 
     def infer(self, input_shape, field=None, **kwargs):  # noqa: ARG002 - Layer.infer's signature
