@@ -29,13 +29,18 @@ from ..engine.time_machine import (EVALUATION_IMAGES, Moment, SnapshotStore, eva
 from .draw_tab import ProbabilityBarsWidget, rgb_pixmap, saliency_rgb
 from .explain_worker import ExplainRunner
 from .panels.results import ConfusionMatrixWidget
-from .panels.tiling import nice_ceiling
 
 EMPTY_HINT = ("Train a network: the time machine keeps its weights before training, during the first epoch "
               "and after every epoch, and this slider replays them.")
 SLIDER_TIP = ("Drag to see the network at an earlier moment of training: the filters, the feature maps, and in "
               "the Time machine tab the confusion matrix and the probe's answer and saliency are those of that "
               "moment. The red line on the curves marks it.")
+
+
+def round_up(value: float, digits: int = 2) -> float:
+    """value rounded up to `digits` significant digits (0.5432 -> 0.55)."""
+    step = 10.0 ** (np.floor(np.log10(value)) - (digits - 1))
+    return float(np.ceil(value / step - 1e-9) * step)
 
 
 class MomentMatrix(ConfusionMatrixWidget):
@@ -351,14 +356,16 @@ class TimeMachine(QObject):
         return moment
 
     def _filter_levels(self) -> dict:
-        """Each conv layer's colour range over all the moments (its largest |weight|, rounded up
-        nicely): with one scale, filters that grow stronger look stronger."""
+        """Each conv layer's colour range over all the moments (its largest |weight|, rounded up):
+        with one scale, filters that grow stronger look stronger."""
         levels = {}
         for moment in self.store.moments:
             for name, arrays in moment.weights.items():
                 if arrays and getattr(arrays[0], "ndim", 0) == 4 and arrays[0].size:
                     levels[name] = max(levels.get(name, 0.0), float(np.abs(arrays[0]).max()))
-        return {name: nice_ceiling(level) for name, level in levels.items() if level > 0}
+        # two significant digits, rounded up: a 'nice' 1.0 for weights of at most 0.55 left the
+        # filters pale at every moment
+        return {name: round_up(level) for name, level in levels.items() if level > 0}
 
     def _mark_curves(self, moment: Moment | None) -> None:
         """A vertical line on the loss and accuracy curves where the moment shown was taken
