@@ -47,6 +47,7 @@ from ..engine.project_sections import SECTIONS
 from ..engine.training_config import TrainingConfig
 from ..engine import pipeline_edits as edits
 from ..engine.pipeline_edits import EditRefused, LayerEntry, layer_names
+from ..engine.pipeline_layers import RejectedLayer, build_layers, entries_from_model, entry_from_layer
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)
 DEFAULT_NAME = "sequential"
@@ -62,43 +63,6 @@ class Edit:
     cause: str
 
 
-class RejectedLayer(Layer):
-    """Stands in for a layer whose config its class rejected; inference fails with that message."""
-
-    def __init__(self, class_name: str, name: str | None, message: str):
-        super().__init__(name=name)
-        self.class_name = class_name
-        cls = LAYER_CLASSES.get(class_name)
-        self.family = cls.family if cls else "core"
-        self.merge = bool(getattr(cls, "merge", False))  # the analysis checks its inputs as a merge's
-        self.explanation = cls.explanation if cls else ""
-        self.message = message
-
-    def infer(self, input_shape, field=None):  # noqa: ARG002 - same signature as Layer.infer
-        raise ConfigError(self.message)
-
-    def describe(self) -> str:
-        return "invalid settings"
-
-
-def build_layers(entries: Sequence[LayerEntry], names: Sequence[str] | None = None) -> list[Layer]:
-    """Engine layers for the entries, named as Sequential.add would (conv2d, conv2d_1, ...).
-
-    Never raises: a rejected config becomes a RejectedLayer carrying the engine's message.
-    """
-    layers: list[Layer] = []
-    for entry, name in zip(entries, layer_names(entries) if names is None else names):
-        config = {**entry.config, "name": name}
-        try:
-            layer = layer_from_config(entry.class_name, config)
-        except ConfigError as exc:
-            layer = RejectedLayer(entry.class_name, name, str(exc))
-        except TypeError as exc:  # a positional/keyword clash the class reports as TypeError
-            layer = RejectedLayer(entry.class_name, name, f"{entry.class_name} '{name}': {exc}")
-        layers.append(layer)
-    return layers
-
-
 def weight_shapes(report: PipelineReport) -> tuple | None:
     """What trained weights must fit: every weight array's layer type, name and shape, in
     order (as the engine's weight_layout), and the names of the layers holding them (saved
@@ -111,23 +75,6 @@ def weight_shapes(report: PipelineReport) -> tuple | None:
     layout = tuple((row.layer.class_name, spec.name, tuple(spec.shape))
                    for row in report.rows for spec in row.inference.weights)
     return layout, tuple(row.name for row in report.rows if row.inference.weights)
-
-
-def entry_from_layer(layer: Layer, inbound: tuple[str, ...] = ()) -> LayerEntry:
-    """A compact document entry for an engine layer (defaults dropped, as files store them)."""
-    return LayerEntry(layer.class_name, layer.get_config(compact=True), inbound)
-
-
-def entries_from_model(model) -> list[LayerEntry]:
-    """Entries for an engine model (Sequential or graph Model), inbound written only where a
-    layer is not fed by the one before it."""
-    layers = list(model.layers)
-    entries = []
-    for i, (layer, sources) in enumerate(zip(layers, model.inbound)):
-        sources = tuple(sources)
-        names = () if sources == (i - 1,) else tuple(model.input_name if j == -1 else layers[j].name for j in sources)
-        entries.append(entry_from_layer(layer, names))
-    return entries
 
 
 class PipelineDocument(QObject):

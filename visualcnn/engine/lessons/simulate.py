@@ -27,8 +27,9 @@ from typing import Any, Sequence
 
 from .. import pipeline_edits as edits
 from ..analysis import PipelineReport, analyse_graph, check_input_shape
-from ..layers import LAYER_CLASSES, ConfigError, Layer, layer_from_config
+from ..layers import LAYER_CLASSES, ConfigError, Layer
 from ..pipeline_edits import EditRefused, LayerEntry, layer_names
+from ..pipeline_layers import build_layers, entries_from_model
 from ..training_config import TrainingConfig
 from .format import Action
 
@@ -70,13 +71,7 @@ class ModelState:
     def layers(self) -> list[Layer]:
         """Engine layers named as the document names them; a config the class rejects becomes a
         layer whose inference fails with the engine's message (the window shows it red)."""
-        layers = []
-        for entry, name in zip(self.entries, self.names):
-            try:
-                layers.append(layer_from_config(entry.class_name, {**entry.config, "name": name}))
-            except (ConfigError, TypeError) as exc:
-                layers.append(_Rejected(entry.class_name, name, str(exc)))
-        return layers
+        return build_layers(self.entries, self.names)
 
     def inbound(self) -> tuple[tuple[int, ...], ...]:
         """Row indices feeding each row (-1: the input; a missing name points past the end, which
@@ -92,16 +87,9 @@ class ModelState:
     @classmethod
     def from_model(cls, model, training: TrainingConfig | None = None) -> "ModelState":
         """The state of an engine model (Sequential or graph Model), as the document loads it."""
-        layers = list(model.layers)
-        inbound = getattr(model, "inbound", None) or tuple((i - 1,) for i in range(len(layers)))
         input_name = getattr(model, "input_name", None) or DEFAULT_INPUT_NAME
-        entries = []
-        for i, (layer, sources) in enumerate(zip(layers, inbound)):
-            sources = tuple(sources)
-            names = () if sources == (i - 1,) else tuple(input_name if j == -1 else layers[j].name for j in sources)
-            entries.append(Entry(layer.class_name, layer.get_config(compact=True), names))
-        return cls(tuple(model.input_shape), tuple(entries), training or TrainingConfig(), input_name,
-                   getattr(model, "name", "sequential"))
+        return cls(tuple(model.input_shape), tuple(entries_from_model(model)), training or TrainingConfig(),
+                   input_name, getattr(model, "name", "sequential"))
 
     @classmethod
     def from_file(cls, path) -> "ModelState":
@@ -218,19 +206,6 @@ def _wrap_residual(state: ModelState, nodes: list[edits.Node], first: int, last:
     except EditRefused as exc:
         raise ActionError(f"wrap_residual: {exc}") from None
     return state._with_nodes(out)
-
-
-class _Rejected(Layer):
-    """A block whose config its class rejected: inference fails with that message."""
-
-    def __init__(self, class_name: str, name: str, message: str):
-        super().__init__(name=name)
-        self.class_name = class_name
-        self.merge = edits.is_merge(class_name)
-        self.message = message
-
-    def infer(self, input_shape, field=None, **kwargs):  # noqa: ARG002 - Layer.infer's signature
-        raise ConfigError(self.message)
 
 
 __all__ = ["ModelState", "Entry", "ActionError", "state_of", "apply_action", "apply_actions", "merged_config",
