@@ -334,5 +334,6 @@ class DrawTabWidget(QWidget):
             value = outputs.get(layer.name)
             field = self._fields.get(layer.name)
             if value is not None and has_feature_maps(value.shape) and field is not None:
-                layers.append(MapLayer(layer.name, layer.class_name, value[0], field.size, field.jump, field.start))
+                layers.append(MapLayer(layer.name, layer.class_name, value[0], field.size, field.jump, field.start,
+                                       self._model.input_shape))
         self._maps.set_layers(layers)

@@ -44,6 +44,7 @@ from .teacher_mode import install_teacher_mode
 from .glossary_tips import install_glossary_tips
 from .dataset_window import install_dataset_ui
 from .dataset_source import readiness_dataset
+from .dataset_picker import spec_title
 
 MAX_RECENT = 8
 CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
@@ -189,6 +190,7 @@ class MainWindow(QMainWindow):
         # the batch size and optimizer move the memory estimate the Build tab's status line shows
         self.document.training_changed.connect(lambda _config: self._on_document_report_updated(self.document.report))
         self.document.section_changed.connect(lambda _key: self._update_title())
+        self.document.section_changed.connect(self._on_document_section_changed_train_tooltip)
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
         self.undo_stack.cleanChanged.connect(self._update_title)
         # Compile the engine's kernels for this pipeline in the background (first run only).
@@ -514,11 +516,19 @@ class MainWindow(QMainWindow):
                     f"{memory.batch_size}" if memory is not None else "")
             self.train_status.setText(f"Ready to train: {report.total_params:,} parameters, "
                                       f"output {format_shape(report.output_shape)}{peak}")
-            self.train_button.setToolTip("Train this network on MNIST")
+            self.train_button.setToolTip(self._train_tooltip())
         else:
             self.train_status.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")
             self.train_status.setText(f"Cannot train: {reason}")
             self.train_button.setToolTip(f"Cannot train: {reason}")
+
+    def _train_tooltip(self) -> str:
+        """The Build tab's Train button names the project's data ("the image folder 'shapes'")."""
+        return f"Train this network on {spec_title(self.document.section('dataset'))}"
+
+    def _on_document_section_changed_train_tooltip(self, key: str) -> None:
+        if key == "dataset" and self.train_button.toolTip().startswith("Train this network on "):
+            self.train_button.setToolTip(self._train_tooltip())
 
     def _update_title(self):
         if self.path is not None:

@@ -789,7 +789,7 @@ class TrainTabWidget(QWidget):
             maps = np.asarray(maps[0] if first_only else maps)
             if maps.ndim == 3:
                 layers.append(MapLayer(name, class_name, maps, tuple(field.size), tuple(field.jump),
-                                       tuple(field.start)))
+                                       tuple(field.start), getattr(self._model, "input_shape", None)))
         self.feature_maps.set_layers(layers)
 
     def _probe_model(self):

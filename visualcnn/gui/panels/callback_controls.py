@@ -20,8 +20,9 @@ import weakref
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QWidget)
+                               QSpinBox, QVBoxLayout, QWidget)
 
+from .collapsible import CollapsibleSection
 from ...engine.schedules import learning_rate_curve
 from ...engine.training import steps_per_epoch
 from ...engine.training_config import TrainingConfig
@@ -99,20 +100,32 @@ class CallbackControlsPanel(QWidget):
             widget.toggled.connect(lambda _on, key=key: self._edited(key))
         self.monitor.currentIndexChanged.connect(lambda _i: self._edited("monitor"))
 
-        form = QFormLayout(self)
+        # Rarely used: folded under one header that says what they will do (gui/panels/collapsible.py),
+        # so the everyday settings fit a 1024x768 projector's column; rows too wide wrap their field
+        # under the label instead of widening the column.
+        self.details = QWidget()
+        form = QFormLayout(self.details)
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.decay_row = _row(self.decay_rate, self.decay_epochs)
-        form.addRow("Decay", self.decay_row)
-        form.addRow("Early stop", _row(self.early_stopping, self.patience))
+        form.addRow(_label("Decay", self.decay_rate.toolTip()), self.decay_row)
+        form.addRow(_label("Early stop", self.early_stopping.toolTip()), _row(self.early_stopping, self.patience))
         form.addRow("", self.restore_best)
-        form.addRow("Rate on plateau", _row(self.reduce_lr, self.reduce_factor, self.reduce_patience))
-        form.addRow("Watch", self.monitor)
-        # The next run in words (SchedulePreview): batches per epoch, what the callbacks will do.
+        form.addRow(_label("Lower rate", self.reduce_lr.toolTip()),
+                    _row(self.reduce_lr, self.reduce_factor, self.reduce_patience))
+        form.addRow(_label("Watch", self.monitor.toolTip()), self.monitor)
+        self.section = CollapsibleSection("Callbacks", self.details)
+        self.section.setObjectName("callbacksSection")
+        # The next run in words (SchedulePreview): batches per epoch, what the callbacks will do;
+        # outside the fold, so it is read even when the callbacks are folded away.
         self.plan = QLabel()
         self.plan.setWordWrap(True)
         self.plan.setStyleSheet("color: #555;")
-        form.addRow(self.plan)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.section)
+        outer.addWidget(self.plan)
         self._form = form
         self._running = False
         self._can_continue = False
@@ -148,10 +161,14 @@ class CallbackControlsPanel(QWidget):
             with QSignalBlocker(self.monitor):
                 self.monitor.setCurrentIndex(index)
         self.show_schedule(config.schedule)
+        if config.early_stopping or config.reduce_lr_on_plateau:
+            self.section.set_expanded(True)  # a project that uses them shows them
 
     def show_schedule(self, schedule: str) -> None:
         """The decay row matters only to the step and exponential schedules."""
         self._schedule = schedule
+        if schedule in ("step", "exponential"):
+            self.section.set_expanded(True)  # its decay row is what the student sets next
         self._sync()
 
     # --- state --------------------------------------------------------------------
@@ -180,6 +197,8 @@ class CallbackControlsPanel(QWidget):
         self.reduce_factor.setEnabled(idle and self.reduce_lr.isChecked())
         self.reduce_patience.setEnabled(idle and self.reduce_lr.isChecked())
         self.continue_button.setEnabled(idle and self._can_continue)
+        self.section.set_summary(callbacks_summary(self.early_stopping.isChecked(), self.patience.value(),
+                                                   self.reduce_lr.isChecked(), decays))
 
     def _edited(self, key: str) -> None:
         self._sync()
@@ -241,6 +260,25 @@ def describe(config: TrainingConfig, steps: int) -> str:
     return "\n".join(lines)
 
 
+def callbacks_summary(early_stopping: bool, patience: int, reduce_lr: bool, decays: bool) -> str:
+    """The folded section's header: what the callbacks will do, in a few words."""
+    parts = []
+    if early_stopping:
+        parts.append(f"stop after {patience} flat")
+    if reduce_lr:
+        parts.append("lower rate on plateau")
+    if decays:
+        parts.append("decay")
+    return ", ".join(parts) if parts else "off"
+
+
+def _label(text: str, tip: str) -> QLabel:
+    """A short form label carrying the long explanation as its tooltip."""
+    label = QLabel(text)
+    label.setToolTip(tip)
+    return label
+
+
 def _weak(fn):
     """A weak reference to a bound method (or a plain callable kept as it is)."""
     if fn is None:
@@ -259,4 +297,4 @@ def _row(*widgets) -> QWidget:
     return row
 
 
-__all__ = ["CallbackControlsPanel", "SchedulePreview", "describe", "FIELDS"]
+__all__ = ["CallbackControlsPanel", "SchedulePreview", "describe", "callbacks_summary", "FIELDS"]

@@ -3,7 +3,8 @@
 One pyqtgraph ViewBox + ImageItem per layer, created when the set of layers changes and
 afterwards only setImage'd (pyqtgraph examples' rule: create once, then update data).
 Hovering a cell says which channel and position it is, its value, and which input
-pixels it sees (its receptive field on the 28x28 image); clicking it opens the map enlarged,
+pixels it sees (its receptive field on the model's input image, e.g. 28x28x1 or 32x32x3);
+clicking it opens the map enlarged,
 or, when the owner set a cell handler (set_cell_handler), traces that cell (gui/trace_panel.py).
 """
 
@@ -39,6 +40,21 @@ class MapLayer:
     field_size: tuple  # receptive field (rows, cols) in input pixels
     field_jump: tuple  # input pixels between neighbouring outputs
     field_start: tuple = (0.0, 0.0)  # input coordinate of output (0, 0)'s field centre
+    input_shape: tuple | None = None  # the model's input (H, W, C): the fields are clipped to it
+
+
+def input_words(input_shape) -> str:
+    """'the 32x32x3 input' (the model's own size, an image folder's RGB too); 'the input' if unknown."""
+    if not input_shape:
+        return "the input"
+    return "the " + "x".join(str(int(n)) for n in input_shape) + " input"
+
+
+def field_image_shape(layer: MapLayer) -> tuple[int, int]:
+    """The input's (rows, cols) a field is clipped to; unknown: not clipped (the field's own extent)."""
+    if layer.input_shape:
+        return int(layer.input_shape[0]), int(layer.input_shape[1])
+    return 10**9, 10**9
 
 
 def field_window(layer: MapLayer, y: int, x: int, image_shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -270,10 +286,10 @@ class FeatureMapsWidget(QWidget):
         found = self.tile_at(scene_pos)
         if found is not None:
             layer, channel, y, x = found
-            top, left, bottom, right = field_window(layer, y, x, (28, 28))
+            top, left, bottom, right = field_window(layer, y, x, field_image_shape(layer))
             value = float(layer.maps[y, x, channel])
             text = (f"{layer.name}, channel {channel}, position ({y}, {x}): value {value:.3f}. "
-                    f"It sees input rows {top}-{bottom - 1}, columns {left}-{right - 1} "
+                    f"It sees rows {top}-{bottom - 1}, columns {left}-{right - 1} of {input_words(layer.input_shape)} "
                     f"(receptive field {int(layer.field_size[0])}x{int(layer.field_size[1])}). {self._click_hint()}")
         self._hover.setText(text or self._idle_hint())
         self.cell_hovered.emit(text)
@@ -302,7 +318,8 @@ class FeatureMapsWidget(QWidget):
         self._dialog.set_tile(
             layer.maps[:, :, channel], f"{layer.name} ({layer.class_name}), channel {channel}",
             f"Feature map {channel} of {self._total.get(layer.name, layer.maps.shape[2])}: each square is one output "
-            f"value; each sees a {int(layer.field_size[0])}x{int(layer.field_size[1])} patch of the 28x28 input "
+            f"value; each sees a {int(layer.field_size[0])}x{int(layer.field_size[1])} patch of "
+            f"{input_words(layer.input_shape)} "
             "(its receptive field). Bright = strong response.")
         self._dialog.show()
         self._dialog.raise_()
@@ -311,4 +328,5 @@ class FeatureMapsWidget(QWidget):
 
 
 def replace_maps(layer: MapLayer, maps: np.ndarray) -> MapLayer:
-    return MapLayer(layer.name, layer.class_name, maps, layer.field_size, layer.field_jump, layer.field_start)
+    return MapLayer(layer.name, layer.class_name, maps, layer.field_size, layer.field_jump, layer.field_start,
+                    layer.input_shape)

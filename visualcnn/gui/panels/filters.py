@@ -129,7 +129,7 @@ class FiltersPanel(QWidget):
         with QSignalBlocker(self.channel_combo):
             self.channel_combo.clear()
             if c_in == 1:
-                self.channel_combo.addItem("0 (the grey image)", 0)
+                self.channel_combo.addItem("0 (grey)", 0)  # short: the box is narrow at 1024x768
             else:
                 for c in range(c_in):
                     self.channel_combo.addItem(f"{c}", c)

@@ -38,7 +38,7 @@ class ProbePickerPanel(QWidget):
         self.use_test.hide()
         layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Feature maps of test digit #"), 0, 0)
+        layout.addWidget(QLabel("Feature maps of test image #"), 0, 0)  # digits, clothes or shapes
         layout.addWidget(self.index, 0, 1)
         layout.addWidget(self.thumbnail, 1, 0, 2, 1, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.caption, 1, 1)

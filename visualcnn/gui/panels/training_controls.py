@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFor
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..dataset_picker import DatasetPicker
+from ..zoom import width_in_em
 from .callback_controls import CallbackControlsPanel
 from ...engine.training_config import DEFAULT_LEARNING_RATES, TrainingConfig
 
@@ -116,6 +117,8 @@ class TrainingControlsPanel(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # A field too wide for a projector's narrow column goes under its label, not past the edge.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Dataset", self.dataset)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Learning rate", self.learning_rate)
@@ -137,6 +140,11 @@ class TrainingControlsPanel(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.clicked.connect(self.stop_requested)
+        # Four buttons share the column's width: they may shrink to their text (in ems, so zoom
+        # keeps them readable) below the style's 80 px, or Stop is cut at 1024x768.
+        for button, ems in ((self.start_button, 4.5), (self.callbacks.continue_button, 6.5),
+                            (self.pause_button, 6), (self.stop_button, 4.5)):
+            width_in_em(button, ems)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.callbacks.continue_button)
