@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from ..engine.analysis import LayerReport
 from ..engine.memory import LayerMemory, format_bytes
 from ..engine.shapes import format_shape
+from .answer_mask import MASK, hidden_line, masked_derivation
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR, family_colour, paint_family_badge
 from .glossary_tips import explained, layer_terms
 
@@ -98,8 +99,12 @@ def memory_texts(memory: LayerMemory | None, batch_size: int | None = None) -> t
     return activation, weights
 
 
-def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | None = None) -> dict:
-    """Everything a card shows, as plain strings (also used by tests and accessibility)."""
+def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | None = None,
+                hidden: frozenset = frozenset()) -> dict:
+    """Everything a card shows, as plain strings (also used by tests and accessibility).
+
+    hidden: the quantities a lesson's predict step asks about this block right now
+    (gui/answer_mask.py): shown as "?" until the student has answered."""
     layer = report.layer
     activation_mem, weight_mem = memory_texts(memory)
     if report.status == "ok":
@@ -118,6 +123,15 @@ def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | Non
         activation_mem = ""
     # multiply-adds per image (issue 13): beside the params when the card has room, in full in the tooltip
     macs = f"{short_count(report.macs)} MACs" if report.status == "ok" and report.macs else ""
+    if report.status == "ok" and hidden:
+        if "output_shape" in hidden:
+            shape, activation_mem = MASK, ""  # the output's bytes multiply the shape out
+        if "params" in hidden:
+            params = f"{MASK} params"
+        if "receptive_field" in hidden:
+            note = f"receptive field {MASK}"
+        if "macs" in hidden:
+            macs = f"{MASK} MACs"
     return {"title": report.name, "class_name": layer.class_name, "settings": layer.describe(),
             "shape": shape, "params": params, "note": note, "error": error, "activation_memory": activation_mem,
             "macs": macs}
@@ -131,20 +145,25 @@ def measured_line(forward_ms: float, backward_ms: float, batch_size: int) -> str
 
 
 def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | None = None,
-                  batch_size: int | None = None, measured: tuple[float, float, int] | None = None) -> str:
+                  batch_size: int | None = None, measured: tuple[float, float, int] | None = None,
+                  hidden: frozenset = frozenset()) -> str:
     """The card's tooltip: the derivation, what the receptive field means, the memory.
 
-    measured: (forward ms, backward ms, batch size) of this block in the last run, if any."""
+    measured: (forward ms, backward ms, batch size) of this block in the last run, if any.
+    hidden: as block_texts (their lines become "... = ?")."""
     if report.inference is None:
         return report.error or "shape unknown until the red block above is fixed"
     lines = list(report.inference.derivation)
     lines += [f"{report.inference.macs_line} per image", f"{report.inference.activation_line} per image"]
+    lines = masked_derivation(lines, hidden)
     if measured is not None:
         lines.append(measured_line(*measured))
     explanation = field_explanation(report, image_shape)
+    if "receptive_field" in hidden:
+        explanation = hidden_line("receptive field")
     if explanation:
         lines += ["", explanation]
-    if memory is not None and batch_size:
+    if memory is not None and batch_size and not hidden & {"output_shape", "params"}:
         lines += ["", f"Memory at batch {batch_size} (float32): weights {format_bytes(memory.weight_bytes)}, "
                       f"output {format_bytes(memory.activation_bytes)}"]
     return explained("\n".join(lines), *layer_terms(report))  # the card's words, from the glossary
@@ -376,7 +395,7 @@ class CardPainter:
         y += title_h
 
         shape = texts["shape"]
-        if report.status == "ok" and report.output_shape is not None:
+        if report.status == "ok" and report.output_shape is not None and shape != MASK:
             dims = [str(d) for d in report.output_shape[1:]]
             shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"  # the batch is in the tooltip
         mono = QFont(mono)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 from ..engine.memory import LayerMemory
+from .answer_mask import answer_mask
 from .document import PipelineDocument
 from .graph_card import block_texts, block_tooltip
 from .memory_texts import document_memory
@@ -33,6 +34,9 @@ class PipelineModel(QAbstractListModel):
         self._memory = None
         self._memory_report = None
         document.training_changed.connect(self._on_document_training_changed)
+        # a lesson's predict step hides (or gives back) one quantity of one block
+        self._mask = answer_mask(document)
+        self._mask.changed.connect(lambda: self._on_document_report_updated(self._document.report))
 
     def memory(self, row: int) -> LayerMemory | None:
         """Row's memory at the document's batch size (estimated once per report)."""
@@ -62,17 +66,18 @@ class PipelineModel(QAbstractListModel):
         if role == REPORT_ROLE:
             return report
         image = self._document.report.input_shape
+        hidden = self._mask.quantities(report.name)
         if role == MEMORY_ROLE:
-            return block_texts(report, image, self.memory(index.row()))
+            return block_texts(report, image, self.memory(index.row()), hidden)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            t = block_texts(report, image, self.memory(index.row()))
+            t = block_texts(report, image, self.memory(index.row()), hidden)
             return (f"{t['title']} ({t['class_name']}): {t['settings']}; {t['shape']}; {t['params']} "
                     f"{t['note']}{t['error']}")
         if role == Qt.ItemDataRole.ToolTipRole:
             timings = self._document.layer_timings
             ms = timings.layers.get(report.name) if timings is not None else None
             measured = None if ms is None else (*ms, timings.batch_size)
-            return block_tooltip(report, image, self.memory(index.row()), self.batch_size(), measured)
+            return block_tooltip(report, image, self.memory(index.row()), self.batch_size(), measured, hidden)
         return None
 
     def flags(self, index):

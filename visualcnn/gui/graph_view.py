@@ -25,6 +25,7 @@ from PySide6.QtGui import (QAction, QColor, QCursor, QDrag, QKeySequence, QPaint
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QMenu, QToolTip
 
 from ..engine.layers import LAYER_CLASSES, ConfigError
+from .answer_mask import answer_mask
 from .commands import (ConnectCommand, DisconnectCommand, InsertAfterCommand, InsertLayerCommand, InsertOnLinkCommand,
                        MoveLayerCommand, RemoveLayerCommand, WrapResidualCommand, duplicate_layer_command)
 from .document import PipelineDocument
@@ -136,6 +137,7 @@ class PipelineGraphView(QAbstractScrollArea):
         document.pipeline_reset.connect(self._on_document_pipeline_reset)
         document.report_updated.connect(self._on_document_report_updated)
         document.training_changed.connect(lambda _config: self.viewport().update())
+        answer_mask(document).changed.connect(self.viewport().update)  # a lesson's "?" comes and goes
 
         self.delete_action = self._action("&Delete Block", QKeySequence.StandardKey.Delete, self.delete_current)
         self.duplicate_action = self._action("D&uplicate Block", QKeySequence("Ctrl+D"), self.duplicate_current)

@@ -22,6 +22,7 @@ from ..engine.analysis import LayerReport, describe_field
 from ..engine.layers import ACTIVATIONS, LAYER_CLASSES, Arg, ConfigError
 from ..engine.layers.arguments import INITIALIZERS, normalise, to_json
 from ..engine.shapes import format_shape
+from .answer_mask import MASK_TIP, answer_mask, hidden_line, masked_derivation
 from .commands import SetLayerConfigCommand
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, family_colour, family_icon, family_title
@@ -422,9 +423,10 @@ def make_editor(arg: Arg) -> ArgEditor:
     return TextEditor(arg)  # factor, int_tuple, padding_2d, axis_list, optional_* and any new kind
 
 
-def derivation_lines(report: LayerReport, image_shape=None) -> list[str]:
+def derivation_lines(report: LayerReport, image_shape=None, hidden: frozenset = frozenset()) -> list[str]:
     """The worked derivation a student reads: input, each formula with numbers, receptive field
-    (and what it means when the block is not a sliding window, or the field outgrows the image)."""
+    (and what it means when the block is not a sliding window, or the field outgrows the image).
+    hidden: the quantities a lesson's predict step asks about this block (gui/answer_mask.py)."""
     lines = []
     if len(report.input_shapes) > 1:  # a merge: every input, not only the first
         lines += [f"input {k} = {'unknown' if shape is None else format_shape(shape)}"
@@ -432,8 +434,10 @@ def derivation_lines(report: LayerReport, image_shape=None) -> list[str]:
     elif report.input_shape is not None:
         lines.append(f"input shape = {format_shape(report.input_shape)}")
     if report.inference is not None:
-        lines += list(report.inference.derivation)
-        if len(report.input_shape or ()) == 4 or report.inference.field.size != (1, 1):
+        lines += masked_derivation(report.inference.derivation, hidden)
+        if "receptive_field" in hidden:
+            lines.append(hidden_line("receptive field"))
+        elif len(report.input_shape or ()) == 4 or report.inference.field.size != (1, 1):
             lines.append(describe_field(report.inference))
             explanation = field_explanation(report, image_shape)
             if explanation:
@@ -452,6 +456,8 @@ class InspectorWidget(QWidget):
         self.setObjectName("inspector")
         self._document = document
         self._undo_stack = undo_stack
+        self._mask = answer_mask(document)  # a lesson's predict step hides its answer here too
+        self._mask.changed.connect(lambda: self._show_report(self._document.report) if self._row >= 0 else None)
         self._row = -1
         self._class_name: str | None = None
         self.editors: dict[str, ArgEditor] = {}
@@ -617,8 +623,10 @@ class InspectorWidget(QWidget):
             self.error_label.setText("The shape coming into this block is unknown until the red block above "
                                      "is fixed.")
         self.error_label.setVisible(row.status != "ok")
-        lines = derivation_lines(row, report.input_shape)
+        hidden = self._mask.quantities(row.name)
+        lines = derivation_lines(row, report.input_shape, hidden)
         self.derivation.setText("\n".join(lines) if lines else "—")
+        self.derivation.setToolTip(MASK_TIP if hidden else "")
 
     # --- binding -----------------------------------------------------------------
 

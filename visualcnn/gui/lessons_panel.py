@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QL
 
 from ..engine.layers import ConfigError
 from ..engine.lessons import format as lesson_format
+from .answer_mask import answer_mask
 from .commands import SetTrainingConfigCommand
 from .lesson_actions import apply_silently, perform_actions, training_with
 from .lesson_progress import LessonProgress
@@ -93,6 +94,11 @@ class LessonsPanel(QWidget):
         self._view_timer = QTimer(self)
         self._view_timer.setInterval(VIEW_POLL_MS)
         self._view_timer.timeout.connect(self._check_view_opened)
+
+        self.answer_mask = answer_mask(self.document)  # the views' "?" while a prediction is awaited
+        # another project opened over the lesson's: its numbers are no lesson's answer (opening a
+        # lesson resets the document first, then shows its step, which masks again)
+        self.document.pipeline_reset.connect(self.answer_mask.clear)
 
         for signal in (self.document.report_updated, self.document.training_changed, self.document.weights_changed):
             signal.connect(self._on_document_changed)
@@ -226,6 +232,7 @@ class LessonsPanel(QWidget):
         self._view_timer.stop()
         self.refresh_list()
         self.stack.setCurrentIndex(0)
+        self.update_answer_mask()
 
     def _on_lesson_list_current_row_changed(self, row: int) -> None:
         item = self.lesson_list.item(row) if row >= 0 else None
@@ -385,6 +392,7 @@ class LessonsPanel(QWidget):
             self._view_timer.start()
         self._focus_layer(step)
         self._refresh_step()
+        self.update_answer_mask()
         self.step_shown.emit(index)
 
     def _focus_layer(self, step) -> None:
@@ -475,6 +483,7 @@ class LessonsPanel(QWidget):
             self.view.set_feedback(f"Lesson ended with step{'s' if len(missing) > 1 else ''} "
                                    f"{', '.join(missing)} not done yet: go back to finish them.", None)
         self._state["ended"] = True
+        self.update_answer_mask()
         self.next_button.setText("Next lesson ▶" if self.following_lesson() is not None else "All lessons")
         self.refresh_list()
 
@@ -559,6 +568,21 @@ class LessonsPanel(QWidget):
 
     # --- predict steps ------------------------------------------------------------------
 
+    def update_answer_mask(self) -> None:
+        """Hide the asked quantity in the card, Summary and Inspector while a predict step about
+        the model as it stands is on screen and unanswered (gui/answer_mask.py); give it back
+        when it is answered, revealed, skipped or left, or the lesson or its dock is closed.
+        A step with a change asks about the model AFTER it: the numbers on screen are not the
+        answer then, so nothing is hidden."""
+        step = self.step
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        waiting = (step is not None and step.kind == "predict" and not step.change
+                   and self.stack.currentIndex() == 1 and not (dock is not None and dock.isHidden())
+                   and not self._state.get("revealed") and not self._state.get("ended") and not self.is_done())
+        self.answer_mask.set_pairs({(step.layer, step.quantity)} if waiting else ())
+
     def submit_prediction(self, typed: str) -> bool | None:
         """Grade the typed answer: True right (the answer, its derivation, then the change),
         False wrong (try again, or Show the answer), None not understood (how to write it)."""
@@ -601,6 +625,7 @@ class LessonsPanel(QWidget):
     def _reveal(self, derivation) -> None:
         step = self.step
         self._state["revealed"] = True
+        self.update_answer_mask()  # the numbers come back with the answer
         self.view.set_derivation("\n".join(derivation) if not isinstance(derivation, str) else derivation)
         self.view.set_predict_locked(True)
         if step.change:
@@ -810,6 +835,8 @@ def install_lessons(window) -> LessonsPanel:
     # stays when Train or Draw hides the builder's docks.
     window.splitDockWidget(dock, window.inspector_dock, Qt.Orientation.Vertical)
     dock.hide()
+    # closing the dock closes the lesson for the views: a hidden question hides no number
+    dock.visibilityChanged.connect(lambda _visible: panel.update_answer_mask())
     window.lessons_dock = dock
     view_menu = next((a.menu() for a in window.menuBar().actions() if a.menu() and a.text() == "&View"), None)
     if view_menu is not None:

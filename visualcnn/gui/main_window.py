@@ -45,6 +45,7 @@ from .glossary_tips import install_glossary_tips
 from .dataset_window import install_dataset_ui
 from .dataset_source import readiness_dataset
 from .dataset_picker import spec_title
+from .answer_mask import MASK, answer_mask
 
 MAX_RECENT = 8
 CLOSE_WAIT_MS = 1500  # a close waits this long for the current batch, then hides and waits in the background
@@ -189,6 +190,7 @@ class MainWindow(QMainWindow):
         self.document.weights_dropped.connect(self._on_document_weights_dropped)
         # the batch size and optimizer move the memory estimate the Build tab's status line shows
         self.document.training_changed.connect(lambda _config: self._on_document_report_updated(self.document.report))
+        answer_mask(self.document).changed.connect(lambda: self._on_document_report_updated(self.document.report))
         self.document.section_changed.connect(lambda _key: self._update_title())
         self.document.section_changed.connect(self._on_document_section_changed_train_tooltip)
         self.draw_panel.probe_pinned.connect(self._on_draw_panel_probe_pinned)
@@ -514,8 +516,13 @@ class MainWindow(QMainWindow):
             memory = document_memory(self.document)
             peak = (f"; training needs about {format_bytes(memory.training_peak_bytes)} at batch "
                     f"{memory.batch_size}" if memory is not None else "")
-            self.train_status.setText(f"Ready to train: {report.total_params:,} parameters, "
-                                      f"output {format_shape(report.output_shape)}{peak}")
+            total, output = f"{report.total_params:,}", format_shape(report.output_shape)
+            mask = answer_mask(self.document)  # a lesson's predict step may be asking for one of them
+            if mask.hides_totals():
+                total = MASK
+            if report.rows and mask.masked(report.rows[-1].name, "output_shape"):
+                output = MASK
+            self.train_status.setText(f"Ready to train: {total} parameters, output {output}{peak}")
             self.train_button.setToolTip(self._train_tooltip())
         else:
             self.train_status.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")

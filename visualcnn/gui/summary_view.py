@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..engine.summary import connected_to, cost_lines, render_summary, summary_rows, totals_lines, wide_line_length
+from .answer_mask import MASK, MASK_TIP, answer_mask
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .glossary_tips import explain_summary, explained, summary_cell_terms
@@ -74,6 +75,8 @@ class SummaryWidget(QWidget):
         layout.addWidget(self.memory)
         document.report_updated.connect(self._on_document_report_updated)
         document.training_changed.connect(lambda *_: self._show_memory())
+        self._mask = answer_mask(document)  # a lesson's predict step hides its answer here too
+        self._mask.changed.connect(lambda: self._on_document_report_updated(self._document.report))
         self._on_document_report_updated(document.report)
 
     def text(self) -> str:
@@ -101,7 +104,7 @@ class SummaryWidget(QWidget):
                 self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.setRowCount(len(rows))
         for r, (row, layer_report) in enumerate(zip(rows, report.rows)):
-            values = (f"{row.name} ({row.class_name})", row.output_shape, row.params)
+            values = (f"{row.name} ({row.class_name})", *_masked_cells(self._mask, row, layer_report))
             if graph:
                 values += (connected_to(report, r, keras_suffix=False),)  # "Copy as text" keeps Keras's [0][0]
             for c, value in enumerate(values):
@@ -117,9 +120,18 @@ class SummaryWidget(QWidget):
                           else QColor(UNKNOWN_COLOUR) if layer_report.status == "unknown" else None)
                 item.setForeground(colour if colour is not None else self.palette().text())
                 tip = layer_report.error or (value if c in (0, 3) else _cost_tip(layer_report))
+                if value == MASK or (c == 2 and self._mask.masked(layer_report.name, "macs")):
+                    tip = MASK_TIP
                 item.setToolTip(explained(tip, *summary_cell_terms(c, layer_report)))  # None, Param #: glossary
-        self.totals.setText("\n".join(line.strip() for line in totals_lines(report)))
-        self.costs.setText("\n".join(line.strip() for line in cost_lines(report)) if report.ok else "")
+        totals = [line.strip() for line in totals_lines(report)]
+        if self._mask.hides_totals():  # the total minus the other rows would be the answer
+            totals = [f"{line.split(':')[0]}: {MASK}" for line in totals]
+        self.totals.setText("\n".join(totals))
+        self.totals.setToolTip(MASK_TIP if self._mask.hides_totals() else "")
+        costs = [line.strip() for line in cost_lines(report)] if report.ok else []
+        if costs and self._mask.hides_total_macs():
+            costs[0] = f"Total MACs: {MASK} per image"
+        self.costs.setText("\n".join(costs))
         explain_summary(self)  # the headers are remade when a graph adds "Connected to"
         self._show_memory()
 
@@ -141,6 +153,13 @@ class SummaryWidget(QWidget):
         self.memory.setToolTip("Weights, their gradients and optimizer state, plus every layer's activations "
                                "and their gradients for one batch, as float32. Change the batch size in the "
                                "Train tab.")
+
+
+def _masked_cells(mask, row, layer_report) -> tuple[str, str]:
+    """(Output Shape, Param #) of a row, "?" where a lesson's predict step asks for it."""
+    shape = MASK if mask.masked(layer_report.name, "output_shape") and layer_report.status == "ok" else row.output_shape
+    params = MASK if mask.masked(layer_report.name, "params") and layer_report.status == "ok" else row.params
+    return shape, params
 
 
 def _cost_tip(layer_report) -> str:
