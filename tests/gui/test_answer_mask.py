@@ -52,6 +52,8 @@ def test_output_shape_is_hidden_until_answered_right(window, panel):
     derivation = window.inspector.derivation.text()
     assert "output shape = ?" in derivation and "100" not in derivation and "params = 2*2*1*16 + 16 = 80" in derivation
     assert window.inspector.derivation.toolTip() == MASK_TIP
+    costs = window.summary.costs.text()  # for one layer, its MACs and output bytes multiply the shape out
+    assert "Total MACs: ?" in costs and "Activation memory: ?" in costs and "640,000" not in costs
 
     panel.view.answer_field.setText("50x50x16")  # wrong
     panel.view.check_button.click()
@@ -65,6 +67,7 @@ def test_output_shape_is_hidden_until_answered_right(window, panel):
     assert summary_row(window, layer)[1] == "(None, 100, 100, 16)"
     assert "output shape = (None, 100, 100, 16)" in window.inspector.derivation.text()
     assert not window.inspector.derivation.toolTip()
+    assert "Total MACs: 640,000" in window.summary.costs.text()
 
 
 def test_params_hide_the_row_the_card_and_every_total_until_show_the_answer(window, panel):
@@ -76,6 +79,7 @@ def test_params_hide_the_row_the_card_and_every_total_until_show_the_answer(wind
     assert summary_row(window, layer)[2] == MASK
     totals = window.summary.totals.text()
     assert "Total params: ?" in totals and "80" not in totals
+    assert "Training peak" in window.summary.memory.text() and "weights" not in window.summary.memory.text()
     assert "params = ?" in window.inspector.derivation.text()
     assert "= 80" not in window.inspector.derivation.text()
 
@@ -83,6 +87,7 @@ def test_params_hide_the_row_the_card_and_every_total_until_show_the_answer(wind
     assert card(window, layer)[0]["params"].startswith("80 params")
     assert summary_row(window, layer)[2] == "80"
     assert "Total params: 80" in window.summary.totals.text()
+    assert "(weights 320 B)" in window.summary.memory.text()
 
 
 def test_skipping_leaving_and_closing_give_the_numbers_back(window, panel):

@@ -17,7 +17,9 @@ What each quantity hides (the views read it through AnswerMask.masked / hides_*)
   output_shape L   L's shape on its card (and the bytes of its output beside it), L's Output
                    Shape in the Summary, the shape lines of L's derivation (card tooltip and
                    Inspector) and its MACs / activation lines, which multiply the shape out;
-                   the status line's "output" when L is the last layer
+                   the status line's "output" when L is the last layer, and the Summary's
+                   Total MACs and activation memory lines (for a one-layer model they are
+                   L's shape multiplied out)
   params L         L's params on its card (and the weights' bytes), its Param # in the
                    Summary, the "params = ..." line of its derivation, and the totals (Summary
                    and status line): the total minus the other rows is the answer by one
@@ -73,7 +75,12 @@ class AnswerMask(QObject):
         return any(q in ("params", "total_params") for _name, q in self._pairs)
 
     def hides_total_macs(self) -> bool:
-        return any(q == "macs" for _name, q in self._pairs)
+        """The Summary's Total MACs: a layer's MACs are its output's sizes multiplied out too."""
+        return any(q in ("macs", "output_shape") for _name, q in self._pairs)
+
+    def hides_total_activations(self) -> bool:
+        """The Summary's activation memory: every output's h*w*c * 4 bytes, summed."""
+        return any(q == "output_shape" for _name, q in self._pairs)
 
 
 def answer_mask(document: QObject) -> AnswerMask:

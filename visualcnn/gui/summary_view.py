@@ -18,7 +18,7 @@ from .answer_mask import MASK, MASK_TIP, answer_mask
 from .document import PipelineDocument
 from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .glossary_tips import explain_summary, explained, summary_cell_terms
-from .memory_texts import document_memory, peak_text
+from .memory_texts import document_memory, format_bytes, peak_text
 
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
 CONNECTED_HEADER = "Connected to"  # the fourth column, shown only for a graph (as Keras does)
@@ -131,6 +131,8 @@ class SummaryWidget(QWidget):
         costs = [line.strip() for line in cost_lines(report)] if report.ok else []
         if costs and self._mask.hides_total_macs():
             costs[0] = f"Total MACs: {MASK} per image"
+        if costs and self._mask.hides_total_activations():
+            costs[1] = f"Activation memory: {MASK} per image"
         self.costs.setText("\n".join(costs))
         explain_summary(self)  # the headers are remade when a graph adds "Connected to"
         self._show_memory()
@@ -143,6 +145,8 @@ class SummaryWidget(QWidget):
             self.memory.setToolTip("")
             return
         text, problem = peak_text(estimate)
+        if self._mask.hides_totals():  # the weights' bytes are the total parameters times 4
+            text = text.replace(f" (weights {format_bytes(estimate.weight_bytes)})", "")
         self.memory_problem = problem
         if problem:
             self.memory.setStyleSheet(f"color: {ERROR_COLOUR}; font-weight: bold;")
