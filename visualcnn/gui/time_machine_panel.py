@@ -18,6 +18,8 @@ between runs; during a run it fills up and waits.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
@@ -163,7 +165,10 @@ class TimeMachine(QObject):
 
     def __init__(self, tab):
         super().__init__(tab)
-        self._tab = tab  # the Train tab: its filters, feature maps and probe picker are replayed
+        # The Train tab, whose filters, feature maps and probe picker are replayed. Weakly: the
+        # tab keeps this object, and a strong reference back would be a cycle that only the
+        # garbage collector frees, at any moment, even inside the tab's paint event.
+        self._tab_ref = weakref.ref(tab)
         self.store = SnapshotStore()
         self.plan = None
         self.bar = TimeMachineBar()
@@ -186,6 +191,10 @@ class TimeMachine(QObject):
         self.runner.failed.connect(self._on_runner_failed)
         tab.probe_picker.probe_changed.connect(self._on_probe_changed)
         self._refresh_bar()
+
+    @property
+    def _tab(self):
+        return self._tab_ref()
 
     # --- a run ------------------------------------------------------------------------
 
