@@ -182,3 +182,15 @@ def test_the_build_tabs_train_button_names_the_projects_data(qtbot, window, shap
     window.document.load_text(tiny_rgb_model())  # the folder's 2 classes
     window.document.set_section("dataset", {"source": "folder", "path": str(shapes)})
     assert window.train_button.toolTip() == "Train this network on the image folder 'shapes'"
+
+
+def test_the_curves_keep_most_of_half_the_right_column_at_1280x720(qtbot, window):
+    """The loss plot shares its height with the learning-rate strip and, after a run, the legend:
+    at 2:3 it was ~20 px tall at 1280x720. The panels below scroll; the curves do not."""
+    from PySide6.QtWidgets import QSplitter
+
+    tab = show_train_tab(qtbot, window, (1280, 720))
+    splitter = tab.curves.parentWidget()
+    assert isinstance(splitter, QSplitter)
+    curves, lower = splitter.sizes()
+    assert curves >= 0.75 * lower, (curves, lower)  # 2:3 gave 226 : 419 px

@@ -251,8 +251,10 @@ class TrainTabWidget(QWidget):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.curves)
         right.addWidget(lower)
-        right.setStretchFactor(0, 2)
-        right.setStretchFactor(1, 3)
+        # Half the height each: at 1280x720 a 2:3 share left the loss plot ~20 px tall after a run
+        # (its legend and the learning-rate strip take their lines first); the panels below scroll.
+        right.setStretchFactor(0, 1)
+        right.setStretchFactor(1, 1)
         layout = QHBoxLayout(self)
         layout.addWidget(scroll)
         layout.addWidget(right, 1)
