@@ -44,7 +44,7 @@ class LearningRatePlot:
         self._top = self._planned_top = 0.0
         self._dirty = False
         # The strip's name and key inside it, top right: an axis title would cost height it lacks.
-        self.caption = pg.TextItem(anchor=(1, 0), fill=pg.mkBrush(255, 255, 255, 225))  # readable over the curve
+        self.caption = pg.TextItem(anchor=(1, 0))
         self.caption.setHtml(f'<span style="color:#333">learning rate</span> <span style="color:{USED_COLOUR}">'
                              f'━ used</span> <span style="color:{PLAN_COLOUR}">╍ planned</span>')
         self.caption.setParentItem(plot.getViewBox())
