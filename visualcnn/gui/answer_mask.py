@@ -38,7 +38,6 @@ from PySide6.QtCore import QObject, Signal
 
 MASK = "?"
 MASK_TIP = "Predict it in the Lessons panel first: it shows again once you have answered."
-TOTAL = None  # the layer of a total_params pair
 
 
 class AnswerMask(QObject):
@@ -126,4 +125,4 @@ def masked_derivation(lines, quantities) -> list[str]:
     return out
 
 
-__all__ = ["AnswerMask", "answer_mask", "hidden_line", "masked_derivation", "MASK", "MASK_TIP", "TOTAL"]
+__all__ = ["AnswerMask", "answer_mask", "hidden_line", "masked_derivation", "MASK", "MASK_TIP"]
