@@ -209,3 +209,21 @@ def test_hiding_the_train_tab_hides_the_build_tabs_train_line(qtbot, seed_window
     assert not seed_window.train_button.isVisible() and not seed_window.train_status.isVisible()
     seed_window.teacher_mode.apply(None)
     assert seed_window.train_button.isVisible() and seed_window.train_status.isVisible()
+
+
+def test_the_banner_text_and_button_fit_inside_the_bar_when_it_wraps(qtbot, seed_window):
+    seed_window.resize(1000, 700)
+    seed_window.show()
+    qtbot.waitExposed(seed_window)
+    note = "A long note for the class that needs more than one line at this width. " * 3
+    seed_window.teacher_mode.apply({"lock": ["pipeline"], "hide": ["draw", "explain"], "note": note})
+    banner = seed_window.teacher_mode.banner
+
+    def fits():
+        return (banner.text.geometry().bottom() < banner.height()
+                and banner.unlock_button.geometry().top() >= 0
+                and banner.unlock_button.geometry().bottom() < banner.height()
+                and seed_window.teacher_mode.toolbar.height() >= banner.height())
+
+    qtbot.waitUntil(fits)
+    assert banner.text.heightForWidth(banner.text.width()) > banner.text.fontMetrics().height()  # it wraps

@@ -31,7 +31,7 @@ from ..engine.layers import ConfigError
 from ..engine.lessons.teacher import LOCKS, PANELS, TeacherSettings, banner_text, code_digest, teacher_settings
 
 BANNER_STYLE = ("QWidget#teacherBannerBody { background: #fff3cd; border-bottom: 1px solid #e5c96b; }"
-                "QLabel#teacherBannerText { color: #664d03; font-weight: bold; }")
+                "QLabel#teacherBannerText { color: #664d03; }")
 SETTING_PROPERTY = "trainingSetting"  # widgets outside the settings form that a "settings" lock disables
 HIDDEN_DOCKS_KEY = "teacher/hidden_docks"  # QSettings: the docks hidden by a teacher (not by the user)
 # How the check boxes name each id (the banner's words, capitalised, with what they do).
@@ -114,6 +114,11 @@ class TeacherBannerWidget(QWidget):
         self.text = QLabel()
         self.text.setObjectName("teacherBannerText")
         self.text.setWordWrap(True)
+        # Bold through the font, not the style sheet: the label's heightForWidth measures with
+        # its font, and a style-sheet weight made it measure one line where two were drawn.
+        bold = self.text.font()
+        bold.setBold(True)
+        self.text.setFont(bold)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.text, 1)
         self.unlock_button = QPushButton("Unlock (teacher)…")
@@ -131,11 +136,26 @@ class TeacherBannerWidget(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
+        self._fit_height(event.size().width())
+
+    def event(self, event) -> bool:
+        # New text (another lesson's note) or the bold style sheet taking effect changes the
+        # wrapped height without a resize: refit then too, else a two-line text sat clipped
+        # in a one-line bar (measured before polish, in the normal weight, it fitted one line).
+        if event.type() == QEvent.Type.LayoutRequest:
+            self._fit_height(self.width())
+        return super().event(event)
+
+    def _fit_height(self, width: int) -> None:
         # A tool bar does not ask for the height at a width: fix it to the wrapped text's height
         # at this width (one line on a wide window, two or three on a narrow one).
-        wanted = self.heightForWidth(event.size().width())
+        self.text.ensurePolished()
+        wanted = self.heightForWidth(width)
         if wanted > 0 and wanted != self.height():
             self.setFixedHeight(wanted)
+        # Lay the label and button out in the height now in force: a label laid out while the
+        # bar was narrower kept that taller box and drew its lines centred below the bar's edge.
+        self.layout().setGeometry(self.rect())
 
 
 class TeacherMode(QObject):
