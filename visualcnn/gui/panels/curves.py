@@ -20,8 +20,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .chart_style import style_chart
 from .learning_rate_plot import LearningRatePlot
 
 REDRAW_MS = 250
@@ -123,18 +124,7 @@ class CurvesPanel(QWidget):
         for plot, label in ((self.loss_plot, "loss (cross-entropy)"), (self.accuracy_plot, "accuracy")):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", label)
-            plot.showGrid(x=True, y=True, alpha=0.25)
-            for axis in ("left", "bottom"):
-                item = plot.getAxis(axis)
-                item.setTextPen("#222")
-                item.setPen("#666")
-                item.enableAutoSIPrefix(False)
-                # Axis text and grid are the costliest part of a repaint (measured: most of it);
-                # the ranges change rarely (see _fit_ranges), so a cached pixmap is reused.
-                item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.setMenuEnabled(False)
-            plot.disableAutoRange()
+            style_chart(plot)  # ranges: see _fit_ranges
         # The learning rate in a strip under the loss (planned before a run, used during it;
         # x linked), beside the full-height accuracy (gui/panels/learning_rate_plot.py).
         self.lr_plot = self._graphics.addPlot(row=1, col=0)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGraphicsItem
+
+from .chart_style import style_chart
 
 PLAN_COLOUR = "#888888"
 USED_COLOUR = "#e07b00"
@@ -24,16 +25,7 @@ HEADROOM = 1.6  # the y axis reaches this times the highest rate
 class LearningRatePlot:
     def __init__(self, plot: pg.PlotItem):
         self.plot = plot
-        plot.showGrid(x=True, y=True, alpha=0.25)
-        for axis in ("left", "bottom"):
-            item = plot.getAxis(axis)
-            item.setTextPen("#222")
-            item.setPen("#666")
-            item.enableAutoSIPrefix(False)
-            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        plot.setMouseEnabled(x=False, y=False)
-        plot.setMenuEnabled(False)
-        plot.disableAutoRange()
+        style_chart(plot)
         # The epochs are read on the loss plot right above (x linked): numbers here would
         # only cost the strip height it lacks in a small window.
         plot.getAxis("bottom").setStyle(showValues=False)
