@@ -59,6 +59,7 @@ def test_output_shape_is_hidden_until_answered_right(window, panel):
     panel.view.check_button.click()
     assert "✘" in panel.view.feedback.text()
     assert card(window, layer)[0]["shape"] == MASK and summary_row(window, layer)[1] == MASK
+    assert not window.summary.copy_button.isEnabled()  # Keras's whole table would paste the answer
 
     panel.view.answer_field.setText("100x100x16")
     panel.view.check_button.click()
@@ -68,6 +69,7 @@ def test_output_shape_is_hidden_until_answered_right(window, panel):
     assert "output shape = (None, 100, 100, 16)" in window.inspector.derivation.text()
     assert not window.inspector.derivation.toolTip()
     assert "Total MACs: 640,000" in window.summary.costs.text()
+    assert window.summary.copy_button.isEnabled()
 
 
 def test_params_hide_the_row_the_card_and_every_total_until_show_the_answer(window, panel):

@@ -20,6 +20,8 @@ from .families import ERROR_COLOUR, UNKNOWN_COLOUR
 from .glossary_tips import explain_summary, explained, summary_cell_terms
 from .memory_texts import document_memory, format_bytes, peak_text
 
+COPY_TIP = "Copy the table exactly as Keras's model.summary() prints it"
+
 HEADERS = ("Layer (type)", "Output Shape", "Param #")
 CONNECTED_HEADER = "Connected to"  # the fourth column, shown only for a graph (as Keras does)
 
@@ -36,7 +38,7 @@ class SummaryWidget(QWidget):
         self.title = QLabel()
         top.addWidget(self.title, 1)
         self.copy_button = QPushButton("Copy as text")
-        self.copy_button.setToolTip("Copy the table exactly as Keras's model.summary() prints it")
+        self.copy_button.setToolTip(COPY_TIP)
         self.copy_button.clicked.connect(self._on_copy_button_clicked)
         top.addWidget(self.copy_button)
         layout.addLayout(top)
@@ -93,6 +95,11 @@ class SummaryWidget(QWidget):
 
     def _on_document_report_updated(self, report):
         self.title.setText(f'Model: "{self._document.name}"')
+        # The copied text is Keras's whole table: while a predict step hides a number it would
+        # paste the answer, so it waits for the answer too.
+        hidden = bool(self._mask.pairs)
+        self.copy_button.setEnabled(not hidden)
+        self.copy_button.setToolTip(MASK_TIP if hidden else COPY_TIP)
         rows = summary_rows(report)
         # A branching graph gets Keras's "Connected to" column; rows stay in the builder's
         # order (the cards'), so a red row here is the red card there.
