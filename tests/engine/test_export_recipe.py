@@ -139,7 +139,7 @@ def test_pytorch_early_stopping_stops_and_restores_as_the_engine(model, monitor,
     training = _recipe("constant", early_stopping=True, patience=2, restore_best_weights=True, monitor=monitor,
                        validation_split=0.1)
     space = _namespace(train_script(model, training, pytorch_folder.module_source(model)),
-                       {"EarlyStopping", "copy_weights"}, {})
+                       {"Watcher", "EarlyStopping", "copy_weights"}, {})
     ours = space["EarlyStopping"](monitor, 2, True)
     net = _Net()
     stopped = None
@@ -170,7 +170,7 @@ def test_pytorch_reduce_on_plateau_gives_the_engines_rates(model):
     training = _recipe("constant", reduce_lr_on_plateau=True, reduce_lr_factor=0.5, reduce_lr_patience=1,
                        min_lr=0.002, monitor="loss")
     space = _namespace(train_script(model, training, pytorch_folder.module_source(model)),
-                       {"ReduceLROnPlateau", "set_learning_rate"}, {})
+                       {"Watcher", "ReduceLROnPlateau", "set_learning_rate"}, {})
     optimizer = types.SimpleNamespace(param_groups=[{"lr": 0.01}])
     ours = space["ReduceLROnPlateau"]("loss", 0.5, 1, 0.002)
     engine = engine_callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_lr=0.002)

@@ -148,6 +148,8 @@ def train_script(model, training, source, data=None) -> str:
 
     data = data or script_data(model, None)
     callbacks = []
+    if training.early_stopping or training.reduce_lr_on_plateau:
+        callbacks.append(_WATCHER)  # what both callbacks share: has the watched value improved?
     if training.early_stopping:
         callbacks.append(_EARLY_STOPPING)
     if training.reduce_lr_on_plateau:
@@ -207,17 +209,15 @@ HERE = Path(__file__).resolve().parent
     return "\n\n".join(p.strip("\n") + "\n" for p in parts)
 
 
-_EARLY_STOPPING = '''\
-class EarlyStopping:
-    """keras.callbacks.EarlyStopping(monitor, patience, restore_best_weights) with Keras's
-    rules (min_delta 0, no baseline): stop when `monitor` has not improved for `patience`
-    epochs; with restore_best_weights, end with the weights of the best epoch."""
+_WATCHER = '''\
+class Watcher:
+    """Keras's monitor rule (mode="auto"): a loss improves by going down, an accuracy up, by
+    more than min_delta; the first value always counts as an improvement."""
 
-    def __init__(self, monitor, patience, restore_best_weights, min_delta=0.0):
-        self.monitor, self.patience, self.restore_best_weights = monitor, patience, restore_best_weights
-        self.min_delta = abs(min_delta)
-        self.lower_is_better = monitor.removeprefix("val_") == "loss"  # Keras's mode="auto"
-        self.best, self.best_epoch, self.best_weights, self.wait = None, 0, None, 0
+    def __init__(self, monitor, min_delta):
+        self.monitor, self.min_delta = monitor, abs(min_delta)
+        self.lower_is_better = monitor.removeprefix("val_") == "loss"
+        self.best = None
 
     def improved(self, value):
         if self.best is None:
@@ -225,6 +225,18 @@ class EarlyStopping:
         if self.lower_is_better:
             return value + self.min_delta < self.best
         return value - self.min_delta > self.best
+'''
+
+_EARLY_STOPPING = '''\
+class EarlyStopping(Watcher):
+    """keras.callbacks.EarlyStopping(monitor, patience, restore_best_weights) with Keras's
+    rules (min_delta 0, no baseline): stop when `monitor` has not improved for `patience`
+    epochs; with restore_best_weights, end with the weights of the best epoch."""
+
+    def __init__(self, monitor, patience, restore_best_weights, min_delta=0.0):
+        super().__init__(monitor, min_delta)
+        self.patience, self.restore_best_weights = patience, restore_best_weights
+        self.best_epoch, self.best_weights, self.wait = 0, None, 0
 
     def end_of_epoch(self, epoch, logs, net, optimizer, say):
         """True when training should stop."""
@@ -257,23 +269,15 @@ def copy_weights(net):
 '''
 
 _REDUCE_LR = '''\
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(Watcher):
     """keras.callbacks.ReduceLROnPlateau(monitor, factor, patience, min_lr) with Keras's
     rules: when `monitor` has not improved by min_delta (1e-4) for `patience` epochs,
     multiply the rate by factor (never below min_lr), then wait `cooldown` epochs (0)."""
 
     def __init__(self, monitor, factor, patience, min_lr, min_delta=1e-4, cooldown=0):
-        self.monitor, self.factor, self.patience, self.min_lr = monitor, factor, patience, min_lr
-        self.min_delta, self.cooldown = abs(min_delta), cooldown
-        self.lower_is_better = monitor.removeprefix("val_") == "loss"
-        self.best, self.wait, self.cooldown_counter = None, 0, 0
-
-    def improved(self, value):
-        if self.best is None:
-            return True
-        if self.lower_is_better:
-            return value + self.min_delta < self.best
-        return value - self.min_delta > self.best
+        super().__init__(monitor, min_delta)
+        self.factor, self.patience, self.min_lr, self.cooldown = factor, patience, min_lr, cooldown
+        self.wait, self.cooldown_counter = 0, 0
 
     def end_of_epoch(self, epoch, logs, net, optimizer, say):
         value = logs.get(self.monitor)
