@@ -265,7 +265,7 @@ def first_convs(row, rng, n):
 
             def tbwd():
                 return tg.conv2d_weight(tx, tk.shape, tdy, padding=pad), tdy.sum((0, 2, 3))
-        names = [None, "direct", "few_channel_3x3", "single_channel_plane", "winograd"]
+        names = [None, "direct", "few_channel_3x3", "single_channel_plane", "winograd", "winograd4"]
         names += ["im2col_sgemm"] if K.blas.available() else ["im2col_matmul"]
         for force in names:
             try:
@@ -276,7 +276,7 @@ def first_convs(row, rng, n):
                 continue
             if force == "single_channel_plane" and (c != 1 or kshape[:2] == (3, 3)):
                 continue
-            if force in ("few_channel_3x3", "winograd") and (c > 4) != (force == "winograd"):
+            if force in ("few_channel_3x3", "winograd", "winograd4") and (c > 4) != force.startswith("winograd"):
                 continue
             ws = K.Workspace()
             label = force or f"planner: {plan.forward_strategy.name}"

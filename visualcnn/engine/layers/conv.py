@@ -65,7 +65,9 @@ class _ConvBase(Layer):
         """Per worker thread (kernels/conv): an im2col chunk of at least one image (about
         512 rows), a padded input image and the weight-gradient partial sums; or, where the
         planner picks Winograd (3x3, unit strides, >= 16 channels), its transformed
-        kernels and about 256 tiles of transformed inputs and outputs per thread."""
+        kernels (16 positions of F(2x2, 3x3) and 36 of F(4x4, 3x3), each for the forward
+        and the input gradient) and about 4,096 tile positions of transformed inputs and
+        outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4))."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
@@ -75,7 +77,7 @@ class _ConvBase(Layer):
             tw = dw * -(-ow // (2 * dw))
             tiles = max(1, 256 // tw) * tw
             pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
-            return 32 * c * co + threads * (16 * tiles * (2 * c + 3 * co) + 16 * c * co + pads)
+            return 104 * c * co + threads * (16 * tiles * (3 * c + 3 * co) + 16 * c * co + pads)
         return threads * (max(512, oh * ow) * k + padded + k * co + co)
 
     def _out(self, ctx, name, n):
@@ -142,7 +144,8 @@ class Conv2D(_ConvBase):
     def _setup(self, rng) -> None:
         super()._setup(rng)
         # the kernel strategy for each op, chosen once (kernels/conv/planner.py)
-        self.plan = kernels().plan_conv(self.weights[0].shape, **self._geom)
+        self.plan = kernels().plan_conv(self.weights[0].shape, **self._geom,
+                                        input_hw=self.built_input_shape[1:3], output_hw=self.built_output_shape[1:3])
 
     def forward(self, x, ctx, training=False):
         z = self._out(ctx, "z", x.shape[0])

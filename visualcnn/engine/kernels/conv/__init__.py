@@ -1,12 +1,15 @@
 """Conv2D kernels (NHWC, float32, Keras kernel layout (KH, KW, C_in, C_out)), one module
 per strategy and a planner that picks one per layer at setup:
 
-* ``planner``: ``plan_conv(kernel_shape, strides, dilation, pad)`` -> ``ConvPlan`` with
+* ``planner``: ``plan_conv(kernel_shape, strides, dilation, pad, input_hw=, output_hw=)``
+  -> ``ConvPlan`` with
   ``forward`` / ``backward_input`` / ``backward_kernel`` / ``kernels()``; the order in
   which strategies are tried and why;
 * ``few_channel``: 3x3 kernels on C <= 4 input channels (first convs: grey, RGB);
 * ``single_channel``: C = 1 with other kernel sizes, unit strides (LeNet-5's 5x5);
 * ``winograd``: F(2x2, 3x3) for 3x3 unit-stride convs on >= 16 channels (all three ops);
+* ``winograd4``: F(4x4, 3x3), the forward and input gradient of those convs (no
+  dilation) where 4x4 tiles fill the map;
 * ``im2col_gemm``: im2col + numpy's sgemm inside one parallel region (every other conv,
   and the input gradient of the two above), or ``np.matmul`` without the sgemm symbol;
 * ``direct``: no scratch, any shape: the reference, never picked automatically;
@@ -19,7 +22,8 @@ padding. The drivers below keep the old call signatures; they look the plan up p
 (cached), so a layer that holds its plan skips only that look-up.
 """
 
-from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, planner, single_channel, transpose, winograd
+from visualcnn.engine.kernels.conv import (direct, few_channel, im2col_gemm, planner, single_channel, transpose, winograd,
+                                           winograd4)
 from visualcnn.engine.kernels.conv._shared import bias_act_rows, bias_act_rows_serial, bias_grad, reduce_partials, relu_backward
 from visualcnn.engine.kernels.conv.direct import *  # noqa: F401,F403
 from visualcnn.engine.kernels.conv.few_channel import *  # noqa: F401,F403
@@ -28,6 +32,7 @@ from visualcnn.engine.kernels.conv.planner import ConvPlan, plan_conv
 from visualcnn.engine.kernels.conv.single_channel import *  # noqa: F401,F403
 from visualcnn.engine.kernels.conv.transpose import *  # noqa: F401,F403
 from visualcnn.engine.kernels.conv.winograd import *  # noqa: F401,F403
+from visualcnn.engine.kernels.conv.winograd4 import *  # noqa: F401,F403
 
 __all__ = [
     "conv2d_forward",
@@ -42,7 +47,7 @@ __all__ = [
     "relu_backward",
 ]
 __all__ += direct.__all__ + few_channel.__all__ + im2col_gemm.__all__ + single_channel.__all__
-__all__ += transpose.__all__ + winograd.__all__
+__all__ += transpose.__all__ + winograd.__all__ + winograd4.__all__
 
 
 def conv2d_forward(x, kernel, bias, out, strides=(1, 1), dilation=(1, 1), pad=(0, 0),

@@ -13,6 +13,8 @@ This is the only place a strategy is chosen. In order:
    three ops (the bulk of every 3x3 CNN after its first layer), except the forward of
    a single image with at most 256 output positions, which takes ``im2col_gemm``
    (``ConvPlan.single_image_strategy``: the per-call kernel transform dominates there);
+   when the layer's sizes are given and its 4x4 tiles fill the map (no dilation;
+   ``winograd4.applies``), the forward and the input gradient take ``winograd4``;
 4. ``im2col_gemm``: everything else, and the input gradient of 1 and 2 (the first conv
    of a network, where they apply, never needs one). With numpy's ``cblas_sgemm``
    found: the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
@@ -32,14 +34,14 @@ from dataclasses import dataclass
 
 from visualcnn.engine.kernels import blas as _blas
 from visualcnn.engine.kernels._common import NO_BIAS
-from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel, winograd
+from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel, winograd, winograd4
 
 __all__ = ["ConvPlan", "plan_conv", "STRATEGIES"]
 
 STRATEGIES = {
     s.name: s for s in (direct.DIRECT, few_channel.FEW_CHANNEL_3X3,
-                        single_channel.SINGLE_CHANNEL_PLANE, winograd.WINOGRAD, im2col_gemm.SGEMM_REGION,
-                        im2col_gemm.NUMPY_MATMUL)
+                        single_channel.SINGLE_CHANNEL_PLANE, winograd.WINOGRAD, winograd4.WINOGRAD4,
+                        im2col_gemm.SGEMM_REGION, im2col_gemm.NUMPY_MATMUL)
 }
 
 
@@ -116,23 +118,31 @@ class ConvPlan:
                 f"weight gradient {self.kernel_strategy.name} ({self.reason})")
 
 
-def plan_conv(kernel_shape, strides=(1, 1), dilation=(1, 1), pad=(0, 0), force=None) -> ConvPlan:
+def plan_conv(kernel_shape, strides=(1, 1), dilation=(1, 1), pad=(0, 0), force=None, input_hw=None,
+              output_hw=None) -> ConvPlan:
     """The plan for a conv with this kernel shape (KH, KW, C, CO) and geometry.
 
+    input_hw / output_hw: the layer's spatial sizes, when known (a layer knows them at
+    setup); they choose between the Winograd tile sizes, which depend on how well the
+    tiles fill the output (and the input, for the input gradient). Without them the plan
+    is one that fits every size.
     force: a strategy name from ``STRATEGIES`` to use for every op it implements (tests
     and benchmarks compare strategies with it)."""
+    sizes = None if input_hw is None or output_hw is None else (tuple(input_hw), tuple(output_hw))
     return _plan(tuple(int(v) for v in kernel_shape), tuple(strides), tuple(dilation), tuple(pad),
-                 force, _blas.SGEMM is not None)
+                 force, _blas.SGEMM is not None, sizes)
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
+def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm, sizes):
     gemm = im2col_gemm.SGEMM_REGION if has_sgemm else im2col_gemm.NUMPY_MATMUL
     if force is not None:
         s = STRATEGIES[force]
         if s is im2col_gemm.SGEMM_REGION and not has_sgemm:
             raise ValueError("plan_conv: force='im2col_sgemm' but numpy's cblas_sgemm was not found")
         kernel_s = s if hasattr(s, "backward_kernel") else gemm
+        if s is winograd4.WINOGRAD4:
+            kernel_s = winograd.WINOGRAD
         if s is few_channel.FEW_CHANNEL_3X3 and not few_channel.applies_to_kernel_gradient(kernel_shape, strides):
             kernel_s = gemm
         input_s = s if hasattr(s, "backward_input") else gemm
@@ -145,10 +155,17 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm):
         main = single_channel.SINGLE_CHANNEL_PLANE
         reason = f"{KH}x{KW} kernel on 1 input channel, unit strides"
     elif has_sgemm and winograd.applies(kernel_shape, strides):
+        forward_s = input_s = winograd.WINOGRAD
         reason = f"3x3 kernel, unit strides, {C} channels: 2.25x fewer multiplies"
+        if sizes is not None:
+            if winograd4.applies(kernel_shape, strides, dilation, sizes[1]):
+                forward_s = winograd4.WINOGRAD4
+            if winograd4.applies(kernel_shape, strides, dilation, sizes[0]):
+                input_s = winograd4.WINOGRAD4
+            if winograd4.WINOGRAD4 in (forward_s, input_s):
+                reason += "; 4x4 tiles where they fill the map: 4x fewer"
         single = gemm if gemm is im2col_gemm.SGEMM_REGION else None
-        return ConvPlan(kernel_shape, strides, dilation, pad, winograd.WINOGRAD, winograd.WINOGRAD,
-                        winograd.WINOGRAD, reason, single)
+        return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, winograd.WINOGRAD, reason, single)
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"

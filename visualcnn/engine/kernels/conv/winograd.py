@@ -341,7 +341,7 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
         call_address(fns[1], pad, V, row, ty0, ty1, TW, dh, dw, tin)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
-    for xi in range(16):
+    for xi in range(V.shape[0]):  # 16 transform positions here, 36 in F(4x4, 3x3)
         gemm(101, 111, 111, row, CO, C, np.float32(1.0), V[xi].ctypes.data, C,
              U[xi].ctypes.data, CO, np.float32(0.0), M[xi].ctypes.data, CO)
     row = 0
@@ -356,10 +356,11 @@ def _forward_chunk(fns, gemm, x, U, bias, out, pad, V, M, tin, tout, dh, dw, pad
 
 
 def winograd_forward(fn, fns, gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pad_top, pad_left,
-                     relu, rows):
-    """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw).
+                     relu, rows, TH, TW):
+    """out (N, OH, OW, CO) = [relu](conv3x3(x) + bias), unit strides, dilation (dh, dw);
+    TH x TW tiles per image (the scheme's ``tiles_along``).
 
-    fn: ``fnptr.address`` of ``_forward_chunk`` for these arguments (``_run_forward``).
+    fn: ``fnptr.address`` of ``_forward_chunk`` for these arguments (``run_forward``).
     U (16, C, CO) from ``winograd_kernel_transform``; bias (CO,) must be present. Scratch
     per numba worker: pads (T, HP, WP, C), Vs (T, 16, rows*TW, C), Ms (T, 16, rows*TW,
     CO), tins (T, 4, 4, C), touts (T, 2, 4, CO). prange over chunks of ``rows`` tile
@@ -367,10 +368,7 @@ def winograd_forward(fn, fns, gemm, x, U, bias, out, pads, Vs, Ms, tins, touts, 
     transform its input tiles, then 16 sgemms, then the output transform (see the
     module docstring).
     """
-    N = x.shape[0]
-    TH = (out.shape[1] + 2 * dh - 1) // (2 * dh) * dh
-    TW = (out.shape[2] + 2 * dw - 1) // (2 * dw) * dw
-    total = N * TH
+    total = x.shape[0] * TH
     # the prange body is one call through an address: the chunk is compiled once, on its
     # own (called directly, numba re-optimised its code inside this region and its twin:
     # 12-14 s of compile on a fresh install; inline, 22 s)
@@ -502,27 +500,52 @@ def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
                 grad_kernel[r, 2, ci, co] = h * (y1 + y2) + y3
 
 
-def _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
+class TileScheme:
+    """How one Winograd size cuts the output into tiles: F(2x2, 3x3) here, F(4x4, 3x3) in
+    ``winograd4``. Both share the forward region and chunk above; a scheme brings its
+    transforms (same signatures as ``_pad_image``, ``_input_tiles``, ``_output_tiles``),
+    its tile counts and its scratch shapes."""
+
+    def __init__(self, positions, tile, pad_image, input_tiles, output_tiles, tiles_along, padded_extent,
+                 rows_per_chunk):
+        self.positions = positions  # transform positions per tile: (tile + 2) ** 2
+        self.tile = tile  # outputs per tile along each axis
+        self.pad_image = pad_image
+        self.input_tiles = input_tiles
+        self.output_tiles = output_tiles
+        self.tiles_along = tiles_along
+        self.padded_extent = padded_extent
+        self.rows_per_chunk = rows_per_chunk
+
+
+F2 = TileScheme(16, 2, _pad_image, _input_tiles, _output_tiles, tiles_along, padded_extent,
+                lambda TW, total_rows: tile_rows_per_chunk(TW))
+
+
+def run_forward(scheme, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
+    """out = [relu](conv3x3(x) with the transformed kernel U + bias) by ``scheme``; the
+    scratch is named ``prefix`` + ... in ws (the input gradient keeps its own)."""
     N, OH, OW, CO = out.shape
     C = x.shape[3]
     dh, dw, pt, pl, relu = int(dh), int(dw), int(pt), int(pl), bool(relu)
-    TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
-    rows = tile_rows_per_chunk(TW)
+    TH, TW = scheme.tiles_along(OH, dh), scheme.tiles_along(OW, dw)
+    rows = scheme.rows_per_chunk(TW, N * TH)
     get = getter(ws)
     slots = scratch_slots()
     if bias.shape[0] == 0:
         bias = get(prefix + "zero_bias", (CO,))
         bias[:] = 0.0
-    pads = get(prefix + "pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C))
-    Vs, Ms = get(prefix + "V", (slots, 16, rows * TW, C)), get(prefix + "M", (slots, 16, rows * TW, CO))
-    tins, touts = get(prefix + "tin", (slots, 4, 4, C)), get(prefix + "tout", (slots, 2, 4, CO))
-    fns = (_fnptr.address(_pad_image, x, 0, pads[0], pt, pl, 0, 0, dh),
-           _fnptr.address(_input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
-           _fnptr.address(_output_tiles, Ms[0], out, 0, 0, 0, 0, 0, dh, dw, bias, relu, touts[0]))
+    P, t = scheme.positions, scheme.tile + 2
+    pads = get(prefix + "pad", (slots, scheme.padded_extent(TH, dh), scheme.padded_extent(TW, dw), C))
+    Vs, Ms = get(prefix + "V", (slots, P, rows * TW, C)), get(prefix + "M", (slots, P, rows * TW, CO))
+    tins, touts = get(prefix + "tin", (slots, t, t, C)), get(prefix + "tout", (slots, scheme.tile, t, CO))
+    fns = (_fnptr.address(scheme.pad_image, x, 0, pads[0], pt, pl, 0, 0, dh),
+           _fnptr.address(scheme.input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
+           _fnptr.address(scheme.output_tiles, Ms[0], out, 0, 0, 0, 0, 0, dh, dw, bias, relu, touts[0]))
     fn = _fnptr.address_calling(fns, _forward_chunk, fns, _blas.SGEMM, x, U, bias, out, pads[0], Vs[0], Ms[0],
                                 tins[0], touts[0], dh, dw, pt, pl, relu, 0, 0, TH, TW)
     _fnptr.run(pick(FORWARD, serial), fn, fns, _blas.SGEMM, x, U, bias, out, pads, Vs, Ms, tins, touts, dh, dw, pt,
-               pl, relu, rows)
+               pl, relu, rows, TH, TW)
 
 
 class Winograd:
@@ -538,7 +561,7 @@ class Winograd:
         U = get("wino_U", (16, kernel.shape[2], kernel.shape[3]))
         winograd_kernel_transform(kernel, U, False, get("wino_g", (3, 3, kernel.shape[3])),
                                   get("wino_r", (6, kernel.shape[3])))
-        _run_forward(x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, "wino_")
+        run_forward(F2, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, "wino_")
 
     @staticmethod
     def backward_input(dy, kernel, dx, geo, ws, serial):
@@ -548,7 +571,7 @@ class Winograd:
         U = get("wino_Ut", (16, kernel.shape[3], kernel.shape[2]))
         winograd_kernel_transform(kernel, U, True, get("wino_gt", (3, 3, kernel.shape[2])),
                                   get("wino_rt", (6, kernel.shape[2])))
-        _run_forward(dy, U, NO_BIAS, dx, dh, dw, 2 * dh - pt, 2 * dw - pl, False, ws, serial, "wino_dx_")
+        run_forward(F2, dy, U, NO_BIAS, dx, dh, dw, 2 * dh - pt, 2 * dw - pl, False, ws, serial, "wino_dx_")
 
     @staticmethod
     def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):

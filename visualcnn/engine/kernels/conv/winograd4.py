@@ -1,0 +1,296 @@
+"""Winograd F(4x4, 3x3): the forward and the input gradient of 3x3 convolutions with unit
+strides and no dilation, where its bigger tiles fit the output (``applies``).
+
+Strategy: as ``winograd`` (F(2x2, 3x3)), whose forward region and chunk it shares, with
+4x4 output tiles read from 6x6 input tiles: per tile and transform position xi (36 of
+them) one matrix product M[xi] (tiles, CO) = V[xi] (tiles, C) @ U[xi] (C, CO). That is
+36 multiplies per 16 outputs per (ci, co): 4x fewer than im2col's 144, and 1.78x fewer
+than F(2x2, 3x3)'s 64. The transforms are those of Lavin & Gray (2016), points
+0, +-1, +-2 and infinity:
+
+    B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    G   = [[1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6],
+           [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
+    A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+           [0, 1, -1, 8, -8, 1]]
+
+The weight gradient stays with F(2x2, 3x3): it sums V^T D over every tile of the batch,
+and the larger coefficients of this size would grow its rounding error with the sum.
+
+Why (measured, batch 64, the GEMMs are 75-85 % of a Winograd conv's time, so fewer
+multiplies is what pays): see ``applies`` for where the bigger tiles lose; numerics:
+relative error against the float64 reference about 4x that of F(2x2, 3x3) (the
+well-known cost of the larger points), far inside the tests' 1e-4.
+"""
+
+import numpy as np
+from numba import njit
+
+from visualcnn.engine.kernels import blas as _blas
+from visualcnn.engine.kernels._common import FAST, NO_BIAS
+from visualcnn.engine.kernels.conv import winograd as _w
+from visualcnn.engine.kernels.conv._shared import getter, pick, scratch_slots
+
+__all__ = ["winograd4_kernel_transform", "WINO4_TILES"]
+
+# Tiles per chunk: V and M of a chunk (36 * tiles * channels floats each) stay in L2,
+# about the bytes of F(2x2, 3x3)'s 256 tiles.
+WINO4_TILES = 112
+
+
+def multiplies(out_h, out_w):
+    """Transform-position products per (ci, co) for an out_h x out_w output: F(4x4, 3x3)
+    and F(2x2, 3x3), the partial tiles at the edges counted whole."""
+    return 36 * (-(-out_h // 4)) * (-(-out_w // 4)), 16 * (-(-out_h // 2)) * (-(-out_w // 2))
+
+
+def applies(kernel_shape, strides, dilation, output_hw=None):
+    """3x3, unit strides and dilation, enough channels for the GEMMs (as ``winograd``),
+    and, when the output size is known, at least 1.25x fewer multiplies than F(2x2, 3x3):
+    a 14x14 output fills 4x4 tiles to 77 % (1.36x fewer, it pays); a 5x5 or 6x6 output
+    fills them to 39-56 % (no fewer multiplies, and the transforms cost more)."""
+    if tuple(dilation) != (1, 1) or not _w.applies(kernel_shape, strides):
+        return False
+    if output_hw is None:
+        return True
+    big, small = multiplies(*output_hw)
+    return big * 1.25 <= small
+
+
+def tiles_along(out_size, d):
+    return -(-out_size // 4)
+
+
+def padded_extent(tiles, d):
+    return 4 * tiles + 2
+
+
+def tile_rows_per_chunk(TW, total_rows):
+    """Tile rows per parallel chunk: at most about ``WINO4_TILES`` tiles, and the chunks
+    a multiple of the workers, so none waits for another's last chunk. Measured: a 7x7
+    map in 112-tile chunks made 3 chunks of 64 images, and 2 threads ran them no faster
+    than one (2.9 against 3.3 ms); in 4 chunks 2.3 ms. The count depends on the machine's
+    workers, not the live thread count (the results do not depend on it either way)."""
+    chunks = -(-total_rows // max(1, WINO4_TILES // TW))
+    slots = scratch_slots()
+    chunks = -(-chunks // slots) * slots
+    return max(1, -(-total_rows // chunks))
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _gmul(s0, s1, s2, d0, d1, d2, d3, d4, d5):
+    """(d0 .. d5) = G (s0, s1, s2) along one axis of the kernel; one loop per output (one
+    store stream each, so each vectorises)."""
+    B = s0.shape[0]
+    q = np.float32(0.25)
+    s6 = np.float32(1.0 / 6.0)
+    s12 = np.float32(1.0 / 12.0)
+    s24 = np.float32(1.0 / 24.0)
+    for b in range(B):
+        d0[b] = q * s0[b]
+    for b in range(B):
+        d1[b] = -s6 * (s0[b] + s1[b] + s2[b])
+    for b in range(B):
+        d2[b] = -s6 * (s0[b] - s1[b] + s2[b])
+    for b in range(B):
+        d3[b] = s24 * s0[b] + s12 * s1[b] + s6 * s2[b]
+    for b in range(B):
+        d4[b] = s24 * s0[b] - s12 * s1[b] + s6 * s2[b]
+    for b in range(B):
+        d5[b] = s2[b]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def winograd4_kernel_transform(kernel, U, flip, gbuf, r):
+    """U (36, C, CO) = G g G^T for every (ci, co) of kernel (3, 3, C, CO); with ``flip``,
+    U (36, CO, C) of the kernel rotated by 180 degrees with its channels swapped (the
+    kernel of the input gradient). gbuf (3, 3, B) and r (18, B) scratch, B = U.shape[2]."""
+    C = kernel.shape[2]
+    CO = kernel.shape[3]
+    for a in range(CO if flip else C):
+        if flip:
+            for ky in range(3):
+                for kx in range(3):
+                    for ci in range(C):
+                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, a]
+        else:
+            for ky in range(3):
+                for kx in range(3):
+                    for co in range(CO):
+                        gbuf[ky, kx, co] = kernel[ky, kx, a, co]
+        for kx in range(3):  # r[3 i + kx] = (G g)[i, kx]
+            _gmul(gbuf[0, kx], gbuf[1, kx], gbuf[2, kx], r[kx], r[3 + kx], r[6 + kx], r[9 + kx], r[12 + kx],
+                  r[15 + kx])
+        for i in range(6):  # U[6 i + j] = ((G g) G^T)[i, j]
+            _gmul(r[3 * i], r[3 * i + 1], r[3 * i + 2], U[6 * i, a], U[6 * i + 1, a], U[6 * i + 2, a],
+                  U[6 * i + 3, a], U[6 * i + 4, a], U[6 * i + 5, a])
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _pad_image(x, n, xp, pad_top, pad_left, ty0, ty1, dh):
+    """The padded rows of image n that tile rows [ty0, ty1) read (4 ty0 .. 4 ty1 + 1),
+    into xp (HP, WP, C) (padded row py = image row py - pad_top; zero outside the image).
+    dh is always 1 here (the signature is ``winograd._pad_image``'s)."""
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    WP = xp.shape[1]
+    for py in range(4 * ty0, min(4 * ty1 + 2, xp.shape[0])):
+        dst = xp[py]
+        iy = py - pad_top
+        if iy < 0 or iy >= H:
+            dst[:, :] = 0.0
+            continue
+        src = x[n, iy]
+        for px in range(WP):
+            ix = px - pad_left
+            if ix < 0 or ix >= W:
+                for ci in range(C):
+                    dst[px, ci] = 0.0
+            else:
+                for ci in range(C):
+                    dst[px, ci] = src[ix, ci]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _input_tiles(xp, V, row0, ty0, ty1, TW, dh, dw, tmp):
+    """V[xi, row0 + (ty - ty0)*TW + tx, :] = (B^T d B)[xi] of the 6x6 input tiles of tile
+    rows [ty0, ty1) of the padded image xp; tmp (6, 6, C) holds B^T d of one tile (in
+    L1). Vectorised over the channels, as ``winograd._input_tiles``."""
+    C = xp.shape[2]
+    f4 = np.float32(4.0)
+    f5 = np.float32(5.0)
+    f2 = np.float32(2.0)
+    for ty in range(ty0, ty1):
+        y0 = 4 * ty
+        for tx in range(TW):
+            x0 = 4 * tx
+            row = row0 + (ty - ty0) * TW + tx
+            for c in range(6):  # column c of B^T d
+                xc = x0 + c
+                for ci in range(C):
+                    d0 = xp[y0, xc, ci]
+                    d1 = xp[y0 + 1, xc, ci]
+                    d2 = xp[y0 + 2, xc, ci]
+                    d3 = xp[y0 + 3, xc, ci]
+                    d4 = xp[y0 + 4, xc, ci]
+                    d5 = xp[y0 + 5, xc, ci]
+                    tmp[0, c, ci] = f4 * d0 - f5 * d2 + d4
+                    tmp[1, c, ci] = d3 + d4 - f4 * (d1 + d2)
+                    tmp[2, c, ci] = d4 - d3 + f4 * (d1 - d2)
+                    tmp[3, c, ci] = d4 - d2 + f2 * (d3 - d1)
+                    tmp[4, c, ci] = d4 - d2 + f2 * (d1 - d3)
+                    tmp[5, c, ci] = f4 * d1 - f5 * d3 + d5
+            for r in range(6):  # row r of (B^T d) B
+                for ci in range(C):
+                    d0 = tmp[r, 0, ci]
+                    d1 = tmp[r, 1, ci]
+                    d2 = tmp[r, 2, ci]
+                    d3 = tmp[r, 3, ci]
+                    d4 = tmp[r, 4, ci]
+                    d5 = tmp[r, 5, ci]
+                    V[6 * r, row, ci] = f4 * d0 - f5 * d2 + d4
+                    V[6 * r + 1, row, ci] = d3 + d4 - f4 * (d1 + d2)
+                    V[6 * r + 2, row, ci] = d4 - d3 + f4 * (d1 - d2)
+                    V[6 * r + 3, row, ci] = d4 - d2 + f2 * (d3 - d1)
+                    V[6 * r + 4, row, ci] = d4 - d2 + f2 * (d1 - d3)
+                    V[6 * r + 5, row, ci] = f4 * d1 - f5 * d3 + d5
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
+    """out[n] positions of the 4x4 tiles in tile rows [ty0, ty1) = [relu]((A^T M A) +
+    bias); tmp (4, 6, CO) holds A^T M of one tile; each output row (A^T M)[r] A is then
+    written one loop per output column (one store stream each), skipping the columns and
+    rows of a partial tile that fall outside the output."""
+    OH = out.shape[1]
+    OW = out.shape[2]
+    CO = out.shape[3]
+    f2 = np.float32(2.0)
+    f4 = np.float32(4.0)
+    f8 = np.float32(8.0)
+    for ty in range(ty0, ty1):
+        y0 = 4 * ty
+        for tx in range(TW):
+            x0 = 4 * tx
+            row = row0 + (ty - ty0) * TW + tx
+            for c in range(6):  # column c of A^T M
+                for co in range(CO):
+                    m0 = M[c, row, co]
+                    m1 = M[6 + c, row, co]
+                    m2 = M[12 + c, row, co]
+                    m3 = M[18 + c, row, co]
+                    m4 = M[24 + c, row, co]
+                    m5 = M[30 + c, row, co]
+                    s12 = m1 + m2
+                    d12 = m1 - m2
+                    s34 = m3 + m4
+                    d34 = m3 - m4
+                    tmp[0, c, co] = m0 + s12 + s34
+                    tmp[1, c, co] = d12 + f2 * d34
+                    tmp[2, c, co] = s12 + f4 * s34
+                    tmp[3, c, co] = d12 + f8 * d34 + m5
+            for r in range(4):  # output row y0 + r = (A^T M)[r] A
+                oy = y0 + r
+                if oy >= OH:
+                    break
+                t = tmp[r]
+                dst = out[n, oy]
+                for co in range(CO):
+                    t0 = t[0, co]
+                    s12 = t[1, co] + t[2, co]
+                    s34 = t[3, co] + t[4, co]
+                    v = t0 + s12 + s34 + bias[co]
+                    dst[x0, co] = max(v, np.float32(0.0)) if relu else v
+                if x0 + 1 < OW:
+                    for co in range(CO):
+                        v = t[1, co] - t[2, co] + f2 * (t[3, co] - t[4, co]) + bias[co]
+                        dst[x0 + 1, co] = max(v, np.float32(0.0)) if relu else v
+                if x0 + 2 < OW:
+                    for co in range(CO):
+                        v = t[1, co] + t[2, co] + f4 * (t[3, co] + t[4, co]) + bias[co]
+                        dst[x0 + 2, co] = max(v, np.float32(0.0)) if relu else v
+                if x0 + 3 < OW:
+                    for co in range(CO):
+                        v = t[1, co] - t[2, co] + f8 * (t[3, co] - t[4, co]) + t[5, co] + bias[co]
+                        dst[x0 + 3, co] = max(v, np.float32(0.0)) if relu else v
+
+
+F4 = _w.TileScheme(36, 4, _pad_image, _input_tiles, _output_tiles, tiles_along, padded_extent,
+                   tile_rows_per_chunk)
+
+
+class Winograd4:
+    """F(4x4, 3x3) as the planner holds it: forward and input gradient (the weight
+    gradient is ``winograd.WINOGRAD``'s)."""
+
+    name = "winograd4"
+
+    @staticmethod
+    def forward(x, kernel, bias, out, geo, relu, ws, serial):
+        _blas.ensure_single_threaded()
+        sh, sw, dh, dw, pt, pl = geo
+        get = getter(ws)
+        U = get("wino4_U", (36, kernel.shape[2], kernel.shape[3]))
+        winograd4_kernel_transform(kernel, U, False, get("wino4_g", (3, 3, kernel.shape[3])),
+                                   get("wino4_r", (18, kernel.shape[3])))
+        _w.run_forward(F4, x, U, bias, out, 1, 1, pt, pl, relu, ws, serial, "wino4_")
+
+    @staticmethod
+    def backward_input(dy, kernel, dx, geo, ws, serial):
+        _blas.ensure_single_threaded()
+        sh, sw, dh, dw, pt, pl = geo
+        get = getter(ws)
+        U = get("wino4_Ut", (36, kernel.shape[3], kernel.shape[2]))
+        winograd4_kernel_transform(kernel, U, True, get("wino4_gt", (3, 3, kernel.shape[2])),
+                                   get("wino4_rt", (18, kernel.shape[2])))
+        _w.run_forward(F4, dy, U, NO_BIAS, dx, 1, 1, 2 - pt, 2 - pl, False, ws, serial, "wino4_dx_")
+
+    @staticmethod
+    def kernels(op, serial):
+        return [winograd4_kernel_transform, _pad_image, _input_tiles, _output_tiles, _w._forward_chunk,
+                pick(_w.FORWARD, serial)]
+
+
+WINOGRAD4 = Winograd4()
