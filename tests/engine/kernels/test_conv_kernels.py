@@ -57,6 +57,8 @@ def strategies(case):
         names.append("single_channel_plane")
     if (KH, KW) == (3, 3) and (sh, sw) == (1, 1) and K.blas.available():
         names.append("winograd")  # forced below its channel threshold too: the maths holds
+        if case[9:11] == (1, 1):
+            names.append("winograd4")
     return names
 
 
@@ -82,6 +84,21 @@ def test_planner_picks_the_specialised_strategies():
     assert K.plan_conv((5, 5, 32, 64)).forward_strategy.name == gemm
     assert K.plan_conv((3, 3, 5, 64)).forward_strategy.name == gemm
     assert K.plan_conv((3, 3, 1, 32)).input_strategy.name == gemm  # the only one with an input gradient
+    if K.blas.available():  # with the layer's sizes: 4x4 tiles where they fill the map
+        same28 = K.plan_conv((3, 3, 32, 32), pad=(1, 1), input_hw=(28, 28), output_hw=(28, 28))
+        assert (same28.forward_strategy.name, same28.input_strategy.name, same28.kernel_strategy.name) == (
+            "winograd4", "winograd4", "winograd4")
+        cifar = K.plan_conv((3, 3, 32, 64), input_hw=(15, 15), output_hw=(13, 13))
+        assert (cifar.forward_strategy.name, cifar.input_strategy.name, cifar.kernel_strategy.name) == (
+            "winograd4", "winograd4", "winograd")  # 13x13 in 4x4 tiles: 1.36x, too little for a gradient
+        seed = K.plan_conv((3, 3, 32, 64), input_hw=(13, 13), output_hw=(11, 11))  # 9 tiles x 2,048: too little work
+        assert (seed.forward_strategy.name, seed.input_strategy.name, seed.kernel_strategy.name) == ("winograd",) * 3
+        small = K.plan_conv((3, 3, 64, 128), input_hw=(7, 7), output_hw=(5, 5))  # 4x4 tiles 39 % full
+        assert (small.forward_strategy.name, small.input_strategy.name, small.kernel_strategy.name) == (
+            "winograd", "winograd4", "winograd")
+        dilated = K.plan_conv((3, 3, 32, 64), dilation=(2, 2), input_hw=(28, 28), output_hw=(24, 24))
+        assert dilated.forward_strategy.name == dilated.input_strategy.name == "winograd"
+        assert K.plan_conv((3, 3, 32, 64)).forward_strategy.name == "winograd"  # sizes unknown
     plan = K.plan_conv((3, 3, 3, 32))
     region, region_serial = few_channel.FORWARD
     assert plan.kernels(training=False, serial=True) == [few_channel._fwd_image, region_serial]

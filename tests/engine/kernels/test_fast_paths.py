@@ -11,7 +11,7 @@ import pytest
 
 from visualcnn.engine import kernels as K
 from visualcnn.engine.kernels import blas
-from visualcnn.engine.kernels.conv import few_channel, im2col_gemm, single_channel, winograd
+from visualcnn.engine.kernels.conv import few_channel, im2col_gemm, single_channel, winograd, winograd4
 
 # (N, H, W, C, CO, KH, KW, sh, sw, dh, dw, padding)
 GEMM_CASES = [
@@ -283,6 +283,72 @@ def test_winograd_in_chunks_that_split_and_join_images(case, tiles, monkeypatch)
     plan.backward_kernel(x, dy, gk, gb, ws=ws)
     np.testing.assert_allclose(gk, ex_dw, **tol(N * oh * ow))
     np.testing.assert_allclose(gb, ex_db, **tol(N * oh * ow))
+
+
+WINO4_CASES = [  # 3x3, unit strides, no dilation
+    (5, 13, 13, 32, 64, 3, 3, 1, 1, 1, 1, "valid"),   # the seed conv2: 11x11, partial 4x4 tiles
+    (3, 28, 28, 32, 32, 3, 3, 1, 1, 1, 1, "same"),    # whole tiles
+    (2, 14, 13, 16, 20, 3, 3, 1, 1, 1, 1, "same"),    # 14x13: partial rows and columns
+    (1, 7, 7, 128, 24, 3, 3, 1, 1, 1, 1, "same"),     # one image, 2x2 tiles
+    (2, 5, 6, 16, 9, 3, 3, 1, 1, 1, 1, "valid"),      # a 3x4 output: one tile row
+]
+
+
+@needs_blas
+@pytest.mark.parametrize("case", WINO4_CASES, ids=ids(WINO4_CASES))
+@pytest.mark.parametrize("tiles", [1, 5, 112])
+def test_winograd4_forward_and_input_gradient_in_any_chunking(case, tiles, monkeypatch):
+    """1 tile per chunk: one tile row per chunk at most; 5: chunks that end inside one
+    image and start inside the next; 112: several images per chunk (the weight gradient
+    sums its chunks in groups: any chunking gives the same sum within rounding)."""
+    monkeypatch.setattr(winograd4, "WINO4_TILES", tiles)
+    x, w, b, dy, (oh, ow), pads = data(case, seed=12)
+    N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
+    forced = K.plan_conv(w.shape, (sh, sw), (dh, dw), (pads[0], pads[2]), force="winograd4")
+    expect = np.maximum(ref.conv2d(x, w, b, (sh, sw), (dh, dw), pads, (oh, ow)), 0)
+    ex_dx, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (sh, sw), (dh, dw), pads)
+    ws = K.Workspace()
+    for serial in (False, True):
+        out = np.full((N, oh, ow, CO), np.nan, np.float32)
+        forced.forward(x, w, b, out, relu=True, ws=ws, serial=serial)
+        np.testing.assert_allclose(out, expect, err_msg=f"forward serial={serial}", **tol(9 * C))
+        out[:] = np.nan
+        forced.forward(x, w, None, out, relu=False, ws=ws, serial=serial)
+        np.testing.assert_allclose(out, ref.conv2d(x, w, None, (sh, sw), (dh, dw), pads, (oh, ow)),
+                                   err_msg=f"forward, no bias, no relu, serial={serial}", **tol(9 * C))
+        dx = np.full_like(x, np.nan)
+        forced.backward_input(dy, w, dx, ws=ws, serial=serial)
+        np.testing.assert_allclose(dx, ex_dx, err_msg=f"dx serial={serial}", **tol(9 * CO))
+    for _ in range(2):  # the second call reuses the partial sums: they must be cleared
+        gk, gb = np.full_like(w, np.nan), np.full(CO, np.nan, np.float32)
+        forced.backward_kernel(x, dy, gk, gb, ws=ws)
+        np.testing.assert_allclose(gk, ex_dw, **tol(N * oh * ow))
+        np.testing.assert_allclose(gb, ex_db, **tol(N * oh * ow))
+    gk = np.full_like(w, np.nan)
+    forced.backward_kernel(x, dy, gk, None, ws=ws)
+    np.testing.assert_allclose(gk, ex_dw, err_msg="no bias", **tol(N * oh * ow))
+
+
+@needs_blas
+def test_winograd4_takes_the_maps_its_tiles_fill():
+    assert winograd4.applies((3, 3, 32, 32), (1, 1), (1, 1), (28, 28))  # 1.78x fewer multiplies
+    assert winograd4.applies((3, 3, 64, 64), (1, 1), (1, 1), (14, 14))  # 1.36x
+    assert not winograd4.applies((3, 3, 64, 64), (1, 1), (1, 1), (5, 5))  # none fewer
+    assert not winograd4.applies((3, 3, 64, 64), (1, 1), (1, 1), (6, 6))
+    assert not winograd4.applies((3, 3, 64, 64), (1, 1), (2, 2), (28, 28))  # dilation: F(2x2)
+    assert not winograd4.applies((3, 3, 8, 64), (1, 1), (1, 1), (28, 28))  # too few channels
+    assert not winograd4.applies((3, 3, 32, 32), (1, 1), (1, 1), (14, 14))  # 16 tiles x 1,024: too little work
+    assert winograd4.multiplies(11, 11) == (36 * 9, 16 * 36)
+    plan = K.plan_conv((3, 3, 64, 64), pad=(1, 1), input_hw=(14, 14), output_hw=(14, 14))
+    assert (plan.forward_strategy.name, plan.input_strategy.name, plan.kernel_strategy.name) == (
+        "winograd4", "winograd", "winograd")  # the gradients want 1.5x fewer: 14x14 gives 1.36x
+
+
+def test_winograd4_chunks_are_a_multiple_of_the_workers(monkeypatch):
+    monkeypatch.setattr(winograd4, "scratch_slots", lambda: 2)
+    # a 7x7 map, batch 64: 128 tile rows of 2 tiles; 56 rows per chunk would make 3 chunks
+    rows = winograd4.tile_rows_per_chunk(2, 128)
+    assert -(-128 // rows) % 2 == 0 and rows * 2 <= winograd4.WINO4_TILES
 
 
 def test_workspace_reuses_views_and_drops_them_when_a_buffer_grows():

@@ -14,7 +14,8 @@ This is the only place a strategy is chosen. In order:
    a single image with at most 256 output positions, which takes ``im2col_gemm``
    (``ConvPlan.single_image_strategy``: the per-call kernel transform dominates there);
    when the layer's sizes are given and its 4x4 tiles fill the map (no dilation;
-   ``winograd4.applies``), the forward and the input gradient take ``winograd4``;
+   ``winograd4.applies``), ``winograd4`` takes the forward and the weight gradient
+   (which tile the output) and the input gradient (which tiles the input);
 4. ``im2col_gemm``: everything else, and the input gradient of 1 and 2 (the first conv
    of a network, where they apply, never needs one). With numpy's ``cblas_sgemm``
    found: the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
@@ -141,8 +142,6 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm, sizes):
         if s is im2col_gemm.SGEMM_REGION and not has_sgemm:
             raise ValueError("plan_conv: force='im2col_sgemm' but numpy's cblas_sgemm was not found")
         kernel_s = s if hasattr(s, "backward_kernel") else gemm
-        if s is winograd4.WINOGRAD4:
-            kernel_s = winograd.WINOGRAD
         if s is few_channel.FEW_CHANNEL_3X3 and not few_channel.applies_to_kernel_gradient(kernel_shape, strides):
             kernel_s = gemm
         input_s = s if hasattr(s, "backward_input") else gemm
@@ -155,17 +154,20 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm, sizes):
         main = single_channel.SINGLE_CHANNEL_PLANE
         reason = f"{KH}x{KW} kernel on 1 input channel, unit strides"
     elif has_sgemm and winograd.applies(kernel_shape, strides):
-        forward_s = input_s = winograd.WINOGRAD
+        # the forward and the weight gradient tile the output, the input gradient the input
+        forward_s = input_s = kernel_s = winograd.WINOGRAD
         reason = f"3x3 kernel, unit strides, {C} channels: 2.25x fewer multiplies"
         if sizes is not None:
             if winograd4.applies(kernel_shape, strides, dilation, sizes[1]):
                 forward_s = winograd4.WINOGRAD4
-            if winograd4.applies(kernel_shape, strides, dilation, sizes[0]):
+            if winograd4.applies(kernel_shape, strides, dilation, sizes[0], winograd4.MIN_GAIN_GRADIENT):
                 input_s = winograd4.WINOGRAD4
-            if winograd4.WINOGRAD4 in (forward_s, input_s):
+            if winograd4.applies(kernel_shape, strides, dilation, sizes[1], winograd4.MIN_GAIN_GRADIENT):
+                kernel_s = winograd4.WINOGRAD4
+            if winograd4.WINOGRAD4 in (forward_s, input_s, kernel_s):
                 reason += "; 4x4 tiles where they fill the map: 4x fewer"
         single = gemm if gemm is im2col_gemm.SGEMM_REGION else None
-        return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, winograd.WINOGRAD, reason, single)
+        return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, kernel_s, reason, single)
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"

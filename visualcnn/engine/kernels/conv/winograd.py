@@ -48,7 +48,6 @@ from visualcnn.engine.kernels.conv._shared import getter, pick, scratch_slots
 __all__ = [
     "winograd_forward",
     "winograd_forward_serial",
-    "winograd_backward_kernel",
     "winograd_kernel_transform",
     "MIN_CHANNELS",
     "MIN_FILTERS",
@@ -280,8 +279,7 @@ def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _grad_tiles(dy, n, D, row0, ty0, ty1, TW, dh, dw, zero):
     """D[xi, row0 + tile, :] = (A dY A^T)[xi] of the 2x2 tiles of dy[n] in tile rows
-    [ty0, ty1) (positions
-    beyond the output read ``zero``, a (1, 1, CO) block of zeros)."""
+    [ty0, ty1) (positions beyond the output read ``zero``, a (1, 1, CO) block of zeros)."""
     OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
@@ -383,11 +381,12 @@ winograd_forward, winograd_forward_serial = FORWARD
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh, dw, pad_top, pad_left,
-                           R0, R1, TH, TW):
-    """dU (16, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1).
-    fns: the addresses of ``_pad_image``, ``_input_tiles`` and ``_grad_tiles`` for these
-    arguments."""
+def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, gtmp, dU, bsum, dh, dw, pad_top, pad_left, R0, R1,
+                           TH, TW, m):
+    """dU (P, C, CO) += V^T @ D and bsum (CO,) += dy over global tile rows [R0, R1).
+    fns: the addresses of the scheme's ``_pad_image``, ``_input_tiles`` and
+    ``_grad_tiles`` for these arguments; m outputs per tile along an axis (2 or 4), P
+    transform positions (V.shape[0]); gtmp the grad-tile transform's scratch."""
     C = x.shape[3]
     OH = dy.shape[1]
     OW = dy.shape[2]
@@ -400,26 +399,27 @@ def _backward_kernel_chunk(fns, gemm, x, dy, pad, V, D, tin, zero, dU, bsum, dh,
         ty1 = min(TH, ty0 + (R1 - r))
         call_address(fns[0], x, n, pad, pad_top, pad_left, ty0, ty1, dh)
         call_address(fns[1], pad, V, row, ty0, ty1, TW, dh, dw, tin)
-        call_address(fns[2], dy, n, D, row, ty0, ty1, TW, dh, dw, zero)
+        call_address(fns[2], dy, n, D, row, ty0, ty1, TW, dh, dw, gtmp)
         row += (ty1 - ty0) * TW
         r += ty1 - ty0
         if bsum.shape[0] > 0:
             # the dy rows of these tile rows (each output row belongs to one tile row)
             for ty in range(ty0, ty1):
-                y0 = _origin(ty, dh)
-                for oy in (y0, y0 + dh):
+                y0 = (ty // dh) * m * dh + ty % dh
+                for k in range(m):
+                    oy = y0 + k * dh
                     if oy < OH:
                         for ox in range(OW):
                             for co in range(CO):
                                 bsum[co] += dy[n, oy, ox, co]
-    for xi in range(16):
+    for xi in range(V.shape[0]):
         gemm(101, 112, 111, C, CO, row, np.float32(1.0), V[xi].ctypes.data, C,
              D[xi].ctypes.data, CO, np.float32(1.0), dU[xi].ctypes.data, CO)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, dh, dw, pad_top,
-                            pad_left, rows, TH, TW):
+def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, gtmps, partial, bpartial, dh, dw, pad_top,
+                            pad_left, rows, TH, TW, m):
     """prange over the partial-sum groups: group g adds its chunks, in order, into
     partial[g] / bpartial[g], in the scratch of the worker running it."""
     total = x.shape[0] * TH
@@ -428,42 +428,53 @@ def _backward_kernel_region(fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, part
     for g in prange(G):
         t = numba.get_thread_id()
         for c in range(g * chunks // G, (g + 1) * chunks // G):
-            call_address(fn, fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], zero, partial[g], bpartial[g], dh,
-                         dw, pad_top, pad_left, np.int64(c * rows), np.int64(min(total, c * rows + rows)), TH, TW)
+            call_address(fn, fns, gemm, x, dy, pads[t], Vs[t], Ds[t], tins[t], gtmps[t], partial[g], bpartial[g],
+                         dh, dw, pad_top, pad_left, np.int64(c * rows), np.int64(min(total, c * rows + rows)), TH,
+                         TW, m)
 
 
-def winograd_backward_kernel(gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bpartial, grad_kernel, grad_bias,
-                             y, dh, dw, pad_top, pad_left, rows):
-    """grad_kernel (3, 3, C, CO) = G^T dU G with dU (16, C, CO) = sum over all tiles of
-    V[xi]^T @ (A dY A^T)[xi], and grad_bias (CO,) (if non-empty) = sum of dy. The chunks
-    of ``winograd_forward`` are cut into G = partial.shape[0] groups
-    (``reduction_groups``: fixed by the shapes, not by the live thread count, so the sums
-    are bit-identical however many threads run); prange over the groups, each summing
-    into partial[g] / bpartial[g] in the scratch slot of its worker; then the groups' sum
-    in order and the transform (``_kernel_gradient``, y (3, 4, CO) its scratch)."""
-    dh, dw, pad_top, pad_left, rows = int(dh), int(dw), int(pad_top), int(pad_left), int(rows)
-    TH = (dy.shape[1] + 2 * dh - 1) // (2 * dh) * dh
-    TW = (dy.shape[2] + 2 * dw - 1) // (2 * dw) * dw
+def run_backward_kernel(scheme, x, dy, grad_kernel, grad_bias, dh, dw, pt, pl, ws, prefix):
+    """grad_kernel (3, 3, C, CO) = G^T dU G with dU (P, C, CO) = sum over all tiles of
+    V[xi]^T @ (A dY A^T)[xi], and grad_bias (CO,) (if non-empty) = sum of dy, by
+    ``scheme``. The forward's chunks are cut into G = ``reduction_groups`` groups (fixed
+    by the shapes, not by the live thread count, so the sums are bit-identical however
+    many threads run); prange over the groups, each summing into its own partial sums in
+    the scratch slot of its worker; then the groups' sum in order and the transform
+    (``scheme.kernel_gradient``)."""
+    _blas.ensure_single_threaded()
+    N, OH, OW, CO = dy.shape
+    C = x.shape[3]
+    dh, dw, pt, pl = int(dh), int(dw), int(pt), int(pl)
+    TH, TW = scheme.tiles_along(OH, dh), scheme.tiles_along(OW, dw)
+    rows = scheme.rows_per_chunk(TW, N * TH)
+    get = getter(ws)
+    slots = scratch_slots()
+    P, t = scheme.positions, scheme.tile + 2
+    groups = reduction_groups(-(-N * TH // rows))
+    partial = get(prefix + "dU", (groups, P, C, CO))
     partial[...] = 0.0
-    bias_sums = bpartial[:, :grad_bias.shape[0]]
+    bias_sums = get(prefix + "bpartial", (groups, CO))[:, :grad_bias.shape[0]]
     bias_sums[...] = 0.0
-    fns = (_fnptr.address(_pad_image, x, 0, pads[0], pad_top, pad_left, 0, 0, dh),
-           _fnptr.address(_input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
-           _fnptr.address(_grad_tiles, dy, 0, Ds[0], 0, 0, 0, 0, dh, dw, zero))
-    fn = _fnptr.address_calling(fns, _backward_kernel_chunk, fns, gemm, x, dy, pads[0], Vs[0], Ds[0], tins[0],
-                                zero, partial[0], bias_sums[0], dh, dw, pad_top, pad_left, 0, 0, TH, TW)
-    _fnptr.run(_backward_kernel_region, fn, fns, gemm, x, dy, pads, Vs, Ds, tins, zero, partial, bias_sums, dh, dw,
-               pad_top, pad_left, rows, TH, TW)
-    _kernel_gradient(partial, bias_sums, grad_kernel, grad_bias, y)
+    pads = get(prefix + "pad", (slots, scheme.padded_extent(TH, dh), scheme.padded_extent(TW, dw), C))
+    Vs, Ds = get(prefix + "V", (slots, P, rows * TW, C)), get(prefix + "D", (slots, P, rows * TW, CO))
+    tins = get(prefix + "tin", (slots, t, t, C))
+    gtmps = get(prefix + "gtmp", (slots, *scheme.grad_scratch, CO))
+    gtmps[...] = 0.0  # F(2x2) reads it as the zeros beyond the map
+    m = np.int64(scheme.tile)
+    fns = (_fnptr.address(scheme.pad_image, x, 0, pads[0], pt, pl, 0, 0, dh),
+           _fnptr.address(scheme.input_tiles, pads[0], Vs[0], 0, 0, 0, 0, dh, dw, tins[0]),
+           _fnptr.address(scheme.grad_tiles, dy, 0, Ds[0], 0, 0, 0, 0, dh, dw, gtmps[0]))
+    fn = _fnptr.address_calling(fns, _backward_kernel_chunk, fns, _blas.SGEMM, x, dy, pads[0], Vs[0], Ds[0], tins[0],
+                                gtmps[0], partial[0], bias_sums[0], dh, dw, pt, pl, 0, 0, TH, TW, m)
+    _fnptr.run(_backward_kernel_region, fn, fns, _blas.SGEMM, x, dy, pads, Vs, Ds, tins, gtmps, partial, bias_sums,
+               dh, dw, pt, pl, rows, TH, TW, m)
+    scheme.kernel_gradient(partial, bias_sums, grad_kernel, grad_bias, get(prefix + "y", (3, t, CO)))
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
-    """dU = partial[0] += partial[1:] and grad_bias = the sum of bpartial's rows (when
-    non-empty), in group order; then grad_kernel (3, 3, C, CO) = G^T dU G for every
-    (ci, co); dU (16, C, CO); y (3, 4, CO) scratch. G^T X (3 x 4) has rows
-    X0 + (X1 + X2)/2, (X1 - X2)/2, (X1 + X2)/2 + X3 (X_i the rows of X); the same again
-    along the columns. Vectorised over co."""
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def sum_groups(partial, bpartial, grad_bias):
+    """partial[0] += partial[1:] and grad_bias = the sum of bpartial's rows (when
+    non-empty), in group order (so the result does not depend on the threads)."""
     G = partial.shape[0]
     p0 = partial[0].reshape(-1)
     for g in range(1, G):
@@ -475,6 +486,15 @@ def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
         for g in range(G):
             s += bpartial[g, co]
         grad_bias[co] = s
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
+    """dU = the groups' sum (``sum_groups``), then grad_kernel (3, 3, C, CO) = G^T dU G
+    for every (ci, co); dU (16, C, CO); y (3, 4, CO) scratch. G^T X (3 x 4) has rows
+    X0 + (X1 + X2)/2, (X1 - X2)/2, (X1 + X2)/2 + X3 (X_i the rows of X); the same again
+    along the columns. Vectorised over co."""
+    sum_groups(partial, bpartial, grad_bias)
     dU = partial[0]
     C = dU.shape[1]
     CO = dU.shape[2]
@@ -502,24 +522,35 @@ def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
 
 class TileScheme:
     """How one Winograd size cuts the output into tiles: F(2x2, 3x3) here, F(4x4, 3x3) in
-    ``winograd4``. Both share the forward region and chunk above; a scheme brings its
-    transforms (same signatures as ``_pad_image``, ``_input_tiles``, ``_output_tiles``),
-    its tile counts and its scratch shapes."""
+    ``winograd4``. Both share the regions and chunks above; a scheme brings its transforms
+    (with the signatures of ``_pad_image``, ``_input_tiles``, ``_output_tiles``,
+    ``_grad_tiles`` and ``_kernel_gradient``), its tile counts and its scratch shapes."""
 
-    def __init__(self, positions, tile, pad_image, input_tiles, output_tiles, tiles_along, padded_extent,
-                 rows_per_chunk):
+    def __init__(self, positions, tile, pad_image, input_tiles, output_tiles, grad_tiles, grad_scratch,
+                 kernel_gradient, tiles_along, padded_extent, rows_per_chunk):
         self.positions = positions  # transform positions per tile: (tile + 2) ** 2
         self.tile = tile  # outputs per tile along each axis
         self.pad_image = pad_image
         self.input_tiles = input_tiles
         self.output_tiles = output_tiles
+        self.grad_tiles = grad_tiles
+        self.grad_scratch = grad_scratch  # per-worker scratch of grad_tiles: (a, b) x CO
+        self.kernel_gradient = kernel_gradient
         self.tiles_along = tiles_along
         self.padded_extent = padded_extent
-        self.rows_per_chunk = rows_per_chunk
+        self.rows_per_chunk = rows_per_chunk  # (TW, N * TH) -> tile rows per chunk
+
+    def kernels(self, op):
+        """The numba dispatchers ``run_forward`` ("forward") or ``run_backward_kernel``
+        ("backward_kernel") calls for this scheme, besides the region."""
+        if op == "forward":
+            return [self.pad_image, self.input_tiles, self.output_tiles, _forward_chunk]
+        return [self.pad_image, self.input_tiles, self.grad_tiles, _backward_kernel_chunk, _backward_kernel_region,
+                self.kernel_gradient]
 
 
-F2 = TileScheme(16, 2, _pad_image, _input_tiles, _output_tiles, tiles_along, padded_extent,
-                lambda TW, total_rows: tile_rows_per_chunk(TW))
+F2 = TileScheme(16, 2, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (1, 1), _kernel_gradient, tiles_along,
+                padded_extent, lambda TW, total_rows: tile_rows_per_chunk(TW))
 
 
 def run_forward(scheme, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefix):
@@ -575,31 +606,14 @@ class Winograd:
 
     @staticmethod
     def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
-        _blas.ensure_single_threaded()
         sh, sw, dh, dw, pt, pl = geo
-        N, OH, OW, CO = dy.shape
-        C = x.shape[3]
-        TH, TW = tiles_along(OH, dh), tiles_along(OW, dw)
-        rows = tile_rows_per_chunk(TW)
-        get = getter(ws)
-        slots = scratch_slots()
-        zero = get("wino_zero", (1, 1, CO))
-        zero[:] = 0.0
-        groups = reduction_groups(-(-N * TH // rows))
-        partial = get("wino_dU", (groups, 16, C, CO))
-        winograd_backward_kernel(
-            _blas.SGEMM, x, dy, get("wino_pad", (slots, padded_extent(TH, dh), padded_extent(TW, dw), C)),
-            get("wino_V", (slots, 16, rows * TW, C)), get("wino_D", (slots, 16, rows * TW, CO)),
-            get("wino_tin", (slots, 4, 4, C)), zero, partial, get("wino_bpartial", (groups, CO)), grad_kernel,
-            grad_bias, get("wino_y", (3, 4, CO)), dh, dw, pt, pl, rows)
+        run_backward_kernel(F2, x, dy, grad_kernel, grad_bias, dh, dw, pt, pl, ws, "wino_")
 
     @staticmethod
     def kernels(op, serial):
         if op in ("forward", "backward_input"):
-            return [winograd_kernel_transform, _pad_image, _input_tiles, _output_tiles, _forward_chunk,
-                    pick(FORWARD, serial)]
-        return [_pad_image, _input_tiles, _grad_tiles, _backward_kernel_chunk, _backward_kernel_region,
-                _kernel_gradient]
+            return [winograd_kernel_transform, *F2.kernels("forward"), pick(FORWARD, serial)]
+        return F2.kernels("backward_kernel")
 
 
 WINOGRAD = Winograd()

@@ -45,17 +45,33 @@ def multiplies(out_h, out_w):
     return 36 * (-(-out_h // 4)) * (-(-out_w // 4)), 16 * (-(-out_h // 2)) * (-(-out_w // 2))
 
 
-def applies(kernel_shape, strides, dilation, output_hw=None):
+# When the 4x4 tiles are used (measured in training steps of the benchmark networks,
+# batch 64, 2 threads, each op switched on its own):
+# * how many times fewer multiplies than F(2x2, 3x3) they must give on the map. Forward:
+#   a 14x14 map fills 4x4 tiles to 77 % (1.36x fewer; 14x14x64 -> 64: 2.43 against
+#   2.75 ms); a 5x5 or 6x6 one to 39-56 % (none fewer). The two gradients need 1.5x: the
+#   seed CNN's input gradient on its 13x13 map (1.36x) ran slower with them.
+# * enough work per image, 4x4 tiles x C x CO: below about 24,000 the fixed costs per
+#   tile and per GEMM call eat the saving. Slower or no faster: 14x14x32 -> 32 (16 tiles:
+#   16,384), 14x14x16 -> 24 (6,144), the seed's 11x11x32 -> 64 weight gradient (9 tiles:
+#   18,432). Faster: 28x28x32 -> 32 (50,176; 10-20 %), 7x7x64 -> 128 (4 tiles: 32,768;
+#   22 %), 7x7x128 -> 128, 14x14x64 -> 64.
+MIN_GAIN = 1.25
+MIN_GAIN_GRADIENT = 1.5
+MIN_WORK_PER_IMAGE = 24_000
+
+
+def applies(kernel_shape, strides, dilation, map_hw=None, min_gain=MIN_GAIN):
     """3x3, unit strides and dilation, enough channels for the GEMMs (as ``winograd``),
-    and, when the output size is known, at least 1.25x fewer multiplies than F(2x2, 3x3):
-    a 14x14 output fills 4x4 tiles to 77 % (1.36x fewer, it pays); a 5x5 or 6x6 output
-    fills them to 39-56 % (no fewer multiplies, and the transforms cost more)."""
+    and, when the size of the map the op tiles is known, at least ``min_gain`` times
+    fewer multiplies than F(2x2, 3x3) on it and ``MIN_WORK_PER_IMAGE``."""
     if tuple(dilation) != (1, 1) or not _w.applies(kernel_shape, strides):
         return False
-    if output_hw is None:
+    if map_hw is None:
         return True
-    big, small = multiplies(*output_hw)
-    return big * 1.25 <= small
+    big, small = multiplies(*map_hw)
+    work = (big // 36) * kernel_shape[2] * kernel_shape[3]
+    return big * min_gain <= small and work >= MIN_WORK_PER_IMAGE
 
 
 def tiles_along(out_size, d):
@@ -257,8 +273,113 @@ def _output_tiles(M, out, n, row0, ty0, ty1, TW, dh, dw, bias, relu, tmp):
                         dst[x0 + 3, co] = max(v, np.float32(0.0)) if relu else v
 
 
-F4 = _w.TileScheme(36, 4, _pad_image, _input_tiles, _output_tiles, tiles_along, padded_extent,
-                   tile_rows_per_chunk)
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _grad_tiles(dy, n, D, row0, ty0, ty1, TW, dh, dw, tmp):
+    """D[xi, row0 + tile, :] = (A dY A^T)[xi] of the 4x4 tiles of dy[n] in tile rows
+    [ty0, ty1); tmp (10, 4, CO): rows 0-3 the dY tile (zeros beyond the output), rows
+    4-9 A dY. A = [[1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8],
+    [1, -2, 4, -8], [0, 0, 0, 1]] (A^T of the forward)."""
+    OH = dy.shape[1]
+    OW = dy.shape[2]
+    CO = dy.shape[3]
+    f2 = np.float32(2.0)
+    f4 = np.float32(4.0)
+    f8 = np.float32(8.0)
+    for ty in range(ty0, ty1):
+        y0 = 4 * ty
+        for tx in range(TW):
+            x0 = 4 * tx
+            row = row0 + (ty - ty0) * TW + tx
+            for r in range(4):
+                for c in range(4):
+                    dst = tmp[r, c]
+                    if y0 + r < OH and x0 + c < OW:
+                        src = dy[n, y0 + r, x0 + c]
+                        for co in range(CO):
+                            dst[co] = src[co]
+                    else:
+                        for co in range(CO):
+                            dst[co] = 0.0
+            for c in range(4):  # column c of A dY
+                for co in range(CO):
+                    d0 = tmp[0, c, co]
+                    d1 = tmp[1, c, co]
+                    d2 = tmp[2, c, co]
+                    d3 = tmp[3, c, co]
+                    s02 = d0 + d2
+                    s13 = d1 + d3
+                    q02 = d0 + f4 * d2
+                    q13 = f2 * d1 + f8 * d3
+                    tmp[4, c, co] = d0
+                    tmp[5, c, co] = s02 + s13
+                    tmp[6, c, co] = s02 - s13
+                    tmp[7, c, co] = q02 + q13
+                    tmp[8, c, co] = q02 - q13
+                    tmp[9, c, co] = d3
+            for i in range(6):  # row i of (A dY) A^T
+                for co in range(CO):
+                    d0 = tmp[4 + i, 0, co]
+                    d1 = tmp[4 + i, 1, co]
+                    d2 = tmp[4 + i, 2, co]
+                    d3 = tmp[4 + i, 3, co]
+                    s02 = d0 + d2
+                    s13 = d1 + d3
+                    q02 = d0 + f4 * d2
+                    q13 = f2 * d1 + f8 * d3
+                    D[6 * i, row, co] = d0
+                    D[6 * i + 1, row, co] = s02 + s13
+                    D[6 * i + 2, row, co] = s02 - s13
+                    D[6 * i + 3, row, co] = q02 + q13
+                    D[6 * i + 4, row, co] = q02 - q13
+                    D[6 * i + 5, row, co] = d3
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
+    """dU = the groups' sum (``winograd.sum_groups``), then grad_kernel (3, 3, C, CO) =
+    G^T dU G for every (ci, co); dU (36, C, CO); y (3, 6, CO) scratch. G^T X (3 x 6) has
+    rows X0/4 - (X1 + X2)/6 + (X3 + X4)/24, (X2 - X1)/6 + (X3 - X4)/12 and
+    (X3 + X4)/6 - (X1 + X2)/6 + X5 (X_i the rows of X); the same again along the
+    columns. Vectorised over co."""
+    _w.sum_groups(partial, bpartial, grad_bias)
+    dU = partial[0]
+    C = dU.shape[1]
+    CO = dU.shape[2]
+    q = np.float32(0.25)
+    s6 = np.float32(1.0 / 6.0)
+    s12 = np.float32(1.0 / 12.0)
+    s24 = np.float32(1.0 / 24.0)
+    for ci in range(C):
+        for j in range(6):
+            for co in range(CO):
+                x0 = dU[j, ci, co]
+                x1 = dU[6 + j, ci, co]
+                x2 = dU[12 + j, ci, co]
+                x3 = dU[18 + j, ci, co]
+                x4 = dU[24 + j, ci, co]
+                x5 = dU[30 + j, ci, co]
+                a12 = x1 + x2
+                a34 = x3 + x4
+                y[0, j, co] = q * x0 - s6 * a12 + s24 * a34
+                y[1, j, co] = s6 * (x2 - x1) + s12 * (x3 - x4)
+                y[2, j, co] = s6 * (a34 - a12) + x5
+        for r in range(3):
+            for co in range(CO):
+                x0 = y[r, 0, co]
+                x1 = y[r, 1, co]
+                x2 = y[r, 2, co]
+                x3 = y[r, 3, co]
+                x4 = y[r, 4, co]
+                x5 = y[r, 5, co]
+                a12 = x1 + x2
+                a34 = x3 + x4
+                grad_kernel[r, 0, ci, co] = q * x0 - s6 * a12 + s24 * a34
+                grad_kernel[r, 1, ci, co] = s6 * (x2 - x1) + s12 * (x3 - x4)
+                grad_kernel[r, 2, ci, co] = s6 * (a34 - a12) + x5
+
+
+F4 = _w.TileScheme(36, 4, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (10, 4), _kernel_gradient,
+                   tiles_along, padded_extent, tile_rows_per_chunk)
 
 
 class Winograd4:
@@ -288,9 +409,15 @@ class Winograd4:
         _w.run_forward(F4, dy, U, NO_BIAS, dx, 1, 1, 2 - pt, 2 - pl, False, ws, serial, "wino4_dx_")
 
     @staticmethod
+    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
+        sh, sw, dh, dw, pt, pl = geo
+        _w.run_backward_kernel(F4, x, dy, grad_kernel, grad_bias, 1, 1, pt, pl, ws, "wino4_")
+
+    @staticmethod
     def kernels(op, serial):
-        return [winograd4_kernel_transform, _pad_image, _input_tiles, _output_tiles, _w._forward_chunk,
-                pick(_w.FORWARD, serial)]
+        if op in ("forward", "backward_input"):
+            return [winograd4_kernel_transform, *F4.kernels("forward"), pick(_w.FORWARD, serial)]
+        return F4.kernels("backward_kernel")
 
 
 WINOGRAD4 = Winograd4()
