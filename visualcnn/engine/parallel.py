@@ -325,7 +325,8 @@ class ThreadGovernor:
     other waits, and 2 threads ran the seed CNN slower than 1 (measured 2,191 against
     3,825 images/s on 2 cores). Which count is fastest depends on the load right now, so
     it is measured: every candidate (all threads, one fewer, half, one) runs
-    ``probe_steps`` steps, interleaved, and the fastest per image (median) is kept; and the choice is re-measured
+    ``probe_steps`` steps, interleaved, and the fastest per image (median) is kept, with
+    ties going to fewer threads (``_settle``); and the choice is re-measured
     every ``recheck_every`` steps, or sooner when steps become 30 % slower than when it
     was made (load arrived). On a quiet machine the cost is the few probe steps on fewer
     threads: about 1-2 % of a run.
@@ -400,12 +401,21 @@ class ThreadGovernor:
         if self._since_choice >= self.recheck_every or slower:
             self._start_probe()
 
+    # More threads must be this much faster per image to be chosen over fewer.
+    MORE_THREADS_GAIN = 0.05
+
     def _settle(self):
         medians = {t: _median(v) for t, v in self._samples.items() if v}
-        # Ties go to more threads: fewer only when clearly (3 %) faster per image.
-        best = self.max_threads
-        for t in sorted(medians, reverse=True):
-            if medians[t] < 0.97 * medians[best]:
+        # Ties go to FEWER threads: more only when clearly (5 %) faster per image. Under
+        # one competing busy process, 2 threads ran the seed CNN at the speed of 1 (6,496
+        # against 6,429-6,542 images/s: the second worker's share of the cores is lost
+        # waiting at the end of each parallel region), so a tie that went to 2 threads
+        # gave 0.96-1.01x the 1-thread speed, and took a core the other program could
+        # use. On a quiet machine 2 threads are 1.6-1.8x faster and always win.
+        ordered = sorted(medians)
+        best = ordered[0]
+        for t in ordered[1:]:
+            if medians[t] < (1.0 - self.MORE_THREADS_GAIN) * medians[best]:
                 best = t
         self._use(best)
         self.choices.append((self._steps, best))
