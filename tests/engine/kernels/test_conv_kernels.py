@@ -99,6 +99,8 @@ def test_planner_picks_the_specialised_strategies():
         dilated = K.plan_conv((3, 3, 32, 64), dilation=(2, 2), input_hw=(28, 28), output_hw=(24, 24))
         assert dilated.forward_strategy.name == dilated.input_strategy.name == "winograd"
         assert K.plan_conv((3, 3, 32, 64)).forward_strategy.name == "winograd"  # sizes unknown
+        assert same28.single_image_large_strategy.name == "winograd"  # one image: F(2x2)'s cheaper transform
+        assert K.plan_conv((3, 3, 32, 64)).single_image_large_strategy is None
     plan = K.plan_conv((3, 3, 3, 32))
     region, region_serial = few_channel.FORWARD
     assert plan.kernels(training=False, serial=True) == [few_channel._fwd_image, region_serial]
@@ -134,6 +136,25 @@ def test_single_image_small_output_takes_im2col_and_matches(monkeypatch, hw, pad
     plan.forward(two, w, b, out2, relu=True, ws=K.Workspace(), serial=serial)
     assert used == ["winograd"]
     np.testing.assert_allclose(out2[1], out[0], **tol(9 * 32))
+
+
+@pytest.mark.skipif(not K.blas.available(), reason="no cblas_sgemm: Winograd is not planned")
+@pytest.mark.parametrize("serial", [False, True])
+def test_single_big_image_takes_2x2_tiles_where_batches_take_4x4(monkeypatch, serial):
+    rng = np.random.default_rng(4)
+    x, w, b = rand(rng, 1, 28, 28, 32), rand(rng, 3, 3, 32, 32), rand(rng, 32)
+    plan = K.plan_conv(w.shape, pad=(1, 1), input_hw=(28, 28), output_hw=(28, 28))
+    used = []
+    for s in (plan.forward_strategy, plan.single_image_large_strategy):
+        monkeypatch.setattr(s, "forward", (lambda f, name: lambda *a: (used.append(name), f(*a)))(s.forward, s.name))
+    expect = np.maximum(ref.conv2d(x, w, b, (1, 1), (1, 1), (1, 1, 1, 1), (28, 28)), 0.0)
+    out = np.full((1, 28, 28, 32), np.nan, np.float32)
+    plan.forward(x, w, b, out, relu=True, ws=K.Workspace(), serial=serial)
+    out3 = np.full((3, 28, 28, 32), np.nan, np.float32)
+    plan.forward(np.concatenate([x, x, x]), w, b, out3, relu=True, ws=K.Workspace(), serial=serial)
+    assert used == ["winograd", "winograd4"]
+    np.testing.assert_allclose(out, expect, **tol(9 * 32))
+    np.testing.assert_allclose(out3[2], expect[0], **tol(9 * 32))
 
 
 # ------------------------------------------------------------------ padding helpers

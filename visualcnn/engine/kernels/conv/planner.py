@@ -15,7 +15,9 @@ This is the only place a strategy is chosen. In order:
    (``ConvPlan.single_image_strategy``: the per-call kernel transform dominates there);
    when the layer's sizes are given and its 4x4 tiles fill the map (no dilation;
    ``winograd4.applies``), ``winograd4`` takes the forward and the weight gradient
-   (which tile the output) and the input gradient (which tiles the input);
+   (which tile the output) and the input gradient (which tiles the input), except the
+   forward of a single bigger image, which stays with ``winograd``
+   (``ConvPlan.single_image_large_strategy``);
 4. ``im2col_gemm``: everything else, and the input gradient of 1 and 2 (the first conv
    of a network, where they apply, never needs one). With numpy's ``cblas_sgemm``
    found: the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
@@ -72,6 +74,11 @@ class ConvPlan:
     # outputs 0.037 / 0.042 ms Winograd against 0.030 / 0.039 ms im2col + sgemm; at
     # 28x28 (32 -> 32) Winograd stays ahead (0.072 against 0.100 ms).
     single_image_strategy: object = None
+    # forward of ONE image with a bigger output, when the batch forward is F(4x4, 3x3):
+    # its kernel transform (36 positions) costs 3.5x F(2x2)'s (0.032 against 0.009 ms for
+    # 32 -> 32 channels), more than the 4x4 tiles save on one image (the Conv-BN-ReLU
+    # network's single-image latency went from 0.148 to 0.174 ms), so F(2x2) takes it.
+    single_image_large_strategy: object = None
 
     SINGLE_IMAGE_MAX_POSITIONS = 256
 
@@ -83,9 +90,11 @@ class ConvPlan:
     def forward(self, x, kernel, bias, out, relu=False, ws=None, serial=None):
         """out (N, OH, OW, CO) = [relu](conv2d(x, kernel) + bias); bias (CO,) or None."""
         strategy = self.forward_strategy
-        if (self.single_image_strategy is not None and out.shape[0] == 1
-                and out.shape[1] * out.shape[2] <= self.SINGLE_IMAGE_MAX_POSITIONS):
-            strategy = self.single_image_strategy
+        if out.shape[0] == 1:
+            if out.shape[1] * out.shape[2] <= self.SINGLE_IMAGE_MAX_POSITIONS:
+                strategy = self.single_image_strategy or strategy
+            else:
+                strategy = self.single_image_large_strategy or strategy
         strategy.forward(x, kernel, NO_BIAS if bias is None else bias, out, self.geo,
                                       relu, ws, serial)
 
@@ -98,13 +107,25 @@ class ConvPlan:
         self.kernel_strategy.backward_kernel(x, dy, grad_kernel, NO_BIAS if grad_bias is None
                                              else grad_bias, self.geo, ws)
 
+    @property
+    def takes_pooled_gradient(self):
+        """Whether ``backward_kernel_pooled`` runs here (the few-channel weight gradient)."""
+        return hasattr(self.kernel_strategy, "backward_kernel_pooled")
+
+    def backward_kernel_pooled(self, x, pooled, grad_kernel, grad_bias, ws=None):
+        """``backward_kernel`` of a relu conv from the gradient of the max pool after it:
+        pooled = (dy, argmax, y, z_shape) of the pool (``MaxPooling2D.pooled_gradient``)."""
+        self.kernel_strategy.backward_kernel_pooled(x, pooled, grad_kernel, NO_BIAS if grad_bias is None
+                                                    else grad_bias, self.geo, ws)
+
     def kernels(self, training=True, need_dx=True, serial=False):
         """The numba dispatchers this plan calls: forward (the ``serial`` twin when
         serial), plus, when training, the weight gradient and (need_dx) the input
         gradient. For warm-up: compiling these compiles everything the layer runs."""
         out = list(self.forward_strategy.kernels("forward", bool(serial) and not training))
-        if self.single_image_strategy is not None:
-            out += self.single_image_strategy.kernels("forward", bool(serial) and not training)
+        for single in (self.single_image_strategy, self.single_image_large_strategy):
+            if single is not None:
+                out += single.kernels("forward", bool(serial) and not training)
         if training:
             out += self.kernel_strategy.kernels("backward_kernel", False)
             if need_dx:
@@ -167,7 +188,9 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm, sizes):
             if winograd4.WINOGRAD4 in (forward_s, input_s, kernel_s):
                 reason += "; 4x4 tiles where they fill the map: 4x fewer"
         single = gemm if gemm is im2col_gemm.SGEMM_REGION else None
-        return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, kernel_s, reason, single)
+        single_large = winograd.WINOGRAD if forward_s is winograd4.WINOGRAD4 else None
+        return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, kernel_s, reason, single,
+                        single_large)
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"
