@@ -298,7 +298,13 @@ def measure_latency(model, repeats: int = 200, warmup: int = 20, serial: bool | 
 
 
 class _LayerTimer:
-    """Wraps every layer's forward/backward (instance attributes, removed afterwards)."""
+    """Wraps every layer's forward/backward (instance attributes, removed afterwards).
+
+    A first conv that takes its weight gradient from the max pool after it
+    (``Conv2D.backward_from_pool``) does the pool's backward and its own in one call:
+    that call counts as the conv's backward, and the pool's backward is then 0."""
+
+    BACKWARD = ("backward", "backward_from_pool")
 
     def __init__(self, model):
         self.model = model
@@ -309,12 +315,14 @@ class _LayerTimer:
     def __enter__(self):
         for i, layer in enumerate(self.model.layers):
             layer.forward = self._wrap(layer.forward, self.fwd[i])
-            layer.backward = self._wrap(layer.backward, self.bwd[i])
+            for name in self.BACKWARD:
+                if hasattr(layer, name):
+                    setattr(layer, name, self._wrap(getattr(layer, name), self.bwd[i]))
         return self
 
     def __exit__(self, *exc):
         for layer in self.model.layers:
-            for name in ("forward", "backward"):
+            for name in ("forward", *self.BACKWARD):
                 layer.__dict__.pop(name, None)
 
     def _wrap(self, fn, sink):

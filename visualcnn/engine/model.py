@@ -469,6 +469,11 @@ class Model:
         # input gradient itself is wanted (saliency).
         stop = 0 if need_input_grad else _first_trainable(self.layers)
         for i in range(last, stop - 1, -1):
+            if i == stop + 1 and not need_input_grad:
+                pooled = _pool_to_first_conv(self.layers[stop], self.layers[i], dy, ctxs[i])
+                if pooled is not None:  # the pool's backward and the conv's, in one pass
+                    self.layers[stop].backward_from_pool(pooled, ctxs[stop])
+                    return None
             dy = self.layers[i].backward(dy, ctxs[i], need_dx=need_input_grad or i > stop,
                                          skip_activation=fused and i == last)
         return dy
@@ -916,6 +921,17 @@ def model_from_graph(name: str, input_shape, layers, inbound, input_name: str = 
     model._init_state(name, 0)
     model._set_graph(input_shape, list(layers), inbound, input_name)
     return model
+
+
+def _pool_to_first_conv(conv, pool, dy, pool_ctx):
+    """The pool's gradient for ``conv.backward_from_pool`` when ``pool`` is a max pool
+    right after ``conv``, the first layer with weights (no gradient wanted below it),
+    whose relu output it pooled (the seed CNN's conv -> pool); else None."""
+    takes = getattr(conv, "takes_pooled_gradient", None)
+    give = getattr(pool, "pooled_gradient", None)
+    if takes is None or give is None or not takes():
+        return None
+    return give(dy, pool_ctx)
 
 
 def _first_trainable(layers: list) -> int:

@@ -5,7 +5,7 @@ the hand-off must really happen (or really not, when a layer sits in between).""
 import numpy as np
 import pytest
 
-from visualcnn.engine import Sequential, layers as L, parallel
+from visualcnn.engine import Sequential, layers as L, model as model_module, parallel
 from visualcnn.engine.layers import relu_handoff
 
 
@@ -29,8 +29,12 @@ def _model(between=None, input_shape=(12, 12, 3)):
     return m
 
 
-def _gradients(model, x, y, enabled, monkeypatch):
+def _gradients(model, x, y, enabled, monkeypatch, pooled=False):
+    """pooled: let a first conv take its weight gradient from the pool's gradient
+    (``Conv2D.backward_from_pool``); off, the pool and the conv run their own backward."""
     monkeypatch.setattr(relu_handoff, "ENABLED", enabled)
+    if not pooled:
+        monkeypatch.setattr(model_module, "_pool_to_first_conv", lambda *args: None)
     skipped = []
     conv = model.layers[0]
     original = type(conv)._activation_backward
@@ -80,3 +84,54 @@ def test_handoff_through_a_pass_through_layer_is_still_exact(monkeypatch):
     assert skipped == [True]
     for a, b in zip(grads_on, grads_off):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("input_shape,pooled", [((12, 12, 3), True), ((11, 13, 1), True), ((10, 10, 16), False)])
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("pool", [{}, {"pool_size": 3, "strides": 2}, {"padding": "same"}],
+                         ids=["2x2", "3x3-stride-2-overlapping", "2x2-same"])
+def test_first_conv_takes_its_gradient_from_the_pool_bit_for_bit(monkeypatch, input_shape, pooled, use_bias, pool):
+    """A first conv on few channels (C <= 4) with a fused relu, right before a max pool:
+    one pass rebuilds each image's gradient in cache (few_channel.backward_kernel_pooled)
+    instead of the pool's backward and the conv's, for any window (overlapping, padded);
+    the same sums in the same order. With
+    16 channels (another strategy) the ordinary passes run."""
+    rng = np.random.default_rng(3)
+    layers = [L.Input(input_shape), L.Conv2D(8, 3, activation="relu", padding="same", use_bias=use_bias),
+              L.MaxPooling2D(**{"pool_size": 2, **pool}), L.Flatten(), L.Dense(5, activation="softmax")]
+    model = Sequential(layers)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.build()
+    x = rng.standard_normal((7, *input_shape)).astype(np.float32)
+    y = rng.integers(0, 5, 7)
+    calls = []
+    original = L.Conv2D.backward_from_pool
+    monkeypatch.setattr(L.Conv2D, "backward_from_pool", lambda self, *a: (calls.append(1), original(self, *a)))
+    loss_fused, grads_fused, _ = _gradients(model, x, y, True, monkeypatch, pooled=True)
+    assert len(calls) == (1 if pooled else 0)
+    loss_plain, grads_plain, _ = _gradients(model, x, y, True, monkeypatch)
+    assert loss_fused == loss_plain
+    for a, b in zip(grads_fused, grads_plain):
+        assert np.array_equal(a, b)
+    assert all(np.abs(g).max() > 0 for g in grads_fused)
+
+
+def test_no_pooled_gradient_below_the_first_conv_or_without_relu(monkeypatch):
+    """The pooled path only replaces a backward whose input gradient nobody needs (not a
+    second conv's) and whose relu the pool can apply (not a tanh conv's)."""
+    calls = []
+    original = L.Conv2D.backward_from_pool
+    monkeypatch.setattr(L.Conv2D, "backward_from_pool", lambda self, *a: (calls.append(1), original(self, *a)))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 5, 3)
+    second = Sequential([L.Input((12, 12, 1)), L.Conv2D(4, 3, activation="relu", padding="same"),
+                         L.Conv2D(4, 3, activation="relu", padding="same"), L.MaxPooling2D(2), L.Flatten(),
+                         L.Dense(5, activation="softmax")])
+    tanh = Sequential([L.Input((12, 12, 1)), L.Conv2D(4, 3, activation="tanh", padding="same"), L.MaxPooling2D(2),
+                       L.Flatten(), L.Dense(5, activation="softmax")])
+    for m in (second, tanh):
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        m.build()
+        m.compute_gradients(x, y)
+    assert calls == []

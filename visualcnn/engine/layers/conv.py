@@ -173,6 +173,21 @@ class Conv2D(_ConvBase):
         self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
         return dx
 
+    def takes_pooled_gradient(self) -> bool:
+        """Whether ``backward_from_pool`` can stand in for a max pool's backward and this
+        layer's own (with no input gradient): a relu fused into the conv and a weight
+        gradient that reads the pool's gradient (few input channels: a first conv)."""
+        return self._fused_relu and self.plan.takes_pooled_gradient
+
+    def backward_from_pool(self, pooled, ctx) -> None:
+        """The weight gradients from the gradient of the MaxPooling2D right after this
+        layer (``MaxPooling2D.pooled_gradient``), the layer below needing no gradient:
+        bit-identical to the pool's backward followed by ``backward(need_dx=False)``,
+        without the batch-sized gradient between them (layers/relu_handoff.py)."""
+        x, kernel = ctx.saved["x"], self.weights[0]
+        grad_bias = ctx.grad("bias", (kernel.shape[3],)) if self.config["use_bias"] else None
+        self.plan.backward_kernel_pooled(x, pooled, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
+
     def describe(self):
         return ", ".join([f"{self.config['filters']} filters"] + self._settings())
 

@@ -90,6 +90,15 @@ class MaxPooling2D(_Pooling2D):
         ctx.saved["relu_y"] = y if relu_handoff.is_relu_output(x) else None
         return y
 
+    def pooled_gradient(self, dy, ctx):
+        """(dy, argmax, y, x_shape): what a relu conv just before needs to take its
+        weight gradient straight from this pool's output gradient (Conv2D
+        ``backward_from_pool``), or None when the input did not come from a fused relu."""
+        relu_y = ctx.saved["relu_y"]
+        if relu_y is None:
+            return None
+        return dy, ctx.saved["argmax"], relu_y, ctx.saved["x_shape"]
+
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
         if not need_dx:
             return None
