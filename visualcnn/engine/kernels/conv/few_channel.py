@@ -279,10 +279,10 @@ def _bwdk_row(acc, r0, r1, r2, dy, nd, oy, dw):
         ox += 1
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
-    """acc (C, 9, CO) += the weight gradient of image n; bacc (CO,) += its bias gradient
-    (skipped when empty)."""
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _bwdk_rows(x, n, dy, nd, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
+    """acc (C, 9, CO) += the weight gradient of input image x[n] with output gradient
+    dy[nd]; bacc (CO,) += its bias gradient (skipped when empty)."""
     C = x.shape[3]
     OH = dy.shape[1]
     OW = dy.shape[2]
@@ -292,14 +292,21 @@ def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
     for oy in range(OH):
         if do_bias:
             for ox in range(OW):
-                g = dy[n, oy, ox]
+                g = dy[nd, oy, ox]
                 for co in range(CO):
                     bacc[co] += g[co]
         for ci in range(C):
             r0 = xp[ci, oy * sh]
             r1 = xp[ci, oy * sh + dh]
             r2 = xp[ci, oy * sh + 2 * dh]
-            _bwdk_row(acc[ci], r0, r1, r2, dy, n, oy, dw)
+            _bwdk_row(acc[ci], r0, r1, r2, dy, nd, oy, dw)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
+    """acc (C, 9, CO) += the weight gradient of image n; bacc (CO,) += its bias gradient
+    (skipped when empty)."""
+    _bwdk_rows(x, n, dy, n, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -333,23 +340,7 @@ def _bwdk_image_pooled(x, dyp, argmax, yp, dz, xp, acc, bacc, n, sh, dh, dw, pad
         a = an[i]
         if a >= 0 and yn[i] > 0.0:
             dzn[a] += dyn[i]
-    C = x.shape[3]
-    OH = dz.shape[1]
-    OW = dz.shape[2]
-    CO = dz.shape[3]
-    _pad_planes(x, n, xp, pad_top, pad_left)
-    do_bias = bacc.shape[0] > 0
-    for oy in range(OH):
-        if do_bias:
-            for ox in range(OW):
-                g = dz[0, oy, ox]
-                for co in range(CO):
-                    bacc[co] += g[co]
-        for ci in range(C):
-            r0 = xp[ci, oy * sh]
-            r1 = xp[ci, oy * sh + dh]
-            r2 = xp[ci, oy * sh + 2 * dh]
-            _bwdk_row(acc[ci], r0, r1, r2, dz, 0, oy, dw)
+    _bwdk_rows(x, n, dz, 0, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True)

@@ -168,17 +168,24 @@ def _pad_image(x, n, xp, pad_top, pad_left, ty0, ty1, dh):
     """The padded rows of image n that tile rows [ty0, ty1) read, into xp (HP, WP, C)
     (padded row py = image row py - pad_top; zero outside the image). Only that band:
     a chunk may hold a few tile rows of a big image."""
-    H = x.shape[1]
-    W = x.shape[2]
-    C = x.shape[3]
-    WP = xp.shape[1]
     p0 = xp.shape[0]
     p1 = 0
     for ty in range(ty0, min(ty1, ty0 + dh)):  # the first tile row of each residue class
         p0 = min(p0, _origin(ty, dh))
     for ty in range(max(ty0, ty1 - dh), ty1):  # the last one of each
         p1 = max(p1, _origin(ty, dh) + 3 * dh + 1)
-    for py in range(p0, min(p1, xp.shape[0])):
+    pad_rows(x, n, xp, pad_top, pad_left, p0, min(p1, xp.shape[0]))
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def pad_rows(x, n, xp, pad_top, pad_left, p0, p1):
+    """xp[py] for the padded rows [p0, p1) of image n: padded row py = image row
+    py - pad_top, column px = image column px - pad_left, zero outside the image."""
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    WP = xp.shape[1]
+    for py in range(p0, p1):
         dst = xp[py]
         iy = py - pad_top
         if iy < 0 or iy >= H:

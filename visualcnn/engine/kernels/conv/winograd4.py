@@ -148,25 +148,7 @@ def _pad_image(x, n, xp, pad_top, pad_left, ty0, ty1, dh):
     """The padded rows of image n that tile rows [ty0, ty1) read (4 ty0 .. 4 ty1 + 1),
     into xp (HP, WP, C) (padded row py = image row py - pad_top; zero outside the image).
     dh is always 1 here (the signature is ``winograd._pad_image``'s)."""
-    H = x.shape[1]
-    W = x.shape[2]
-    C = x.shape[3]
-    WP = xp.shape[1]
-    for py in range(4 * ty0, min(4 * ty1 + 2, xp.shape[0])):
-        dst = xp[py]
-        iy = py - pad_top
-        if iy < 0 or iy >= H:
-            dst[:, :] = 0.0
-            continue
-        src = x[n, iy]
-        for px in range(WP):
-            ix = px - pad_left
-            if ix < 0 or ix >= W:
-                for ci in range(C):
-                    dst[px, ci] = 0.0
-            else:
-                for ci in range(C):
-                    dst[px, ci] = src[ix, ci]
+    _w.pad_rows(x, n, xp, pad_top, pad_left, 4 * ty0, min(4 * ty1 + 2, xp.shape[0]))
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
