@@ -48,6 +48,10 @@ def test_a_run_in_the_window_measures_every_layer_and_an_edit_drops_the_figures(
     assert forward > 0 and backward > 0 and batch == 32
     for r in range(len(document)):
         assert measured(view.card_tooltip(r)) is not None, document.names[r]
+    # the seed CNN's first conv takes its weight gradient straight from the pool after it
+    pool = document.names.index("max_pooling2d")
+    assert timings.backward_in == {"max_pooling2d": "conv2d"}
+    assert "(its backward runs inside conv2d's, in one pass)" in view.card_tooltip(pool)
 
     config = dict(document.entry(conv).config, filters=document.entry(conv).config["filters"] * 2)
     seed_window.undo_stack.push(SetLayerConfigCommand(document, conv, config))

@@ -46,6 +46,9 @@ class LayerCost:
     class_name: str
     forward_ms: float
     backward_ms: float
+    # the layer whose backward pass also did this one's (a max pool after a first conv:
+    # ``Conv2D.backward_from_pool``); backward_ms is then 0 and counted there
+    backward_in: str = ""
 
     @property
     def total_ms(self) -> float:
@@ -310,27 +313,37 @@ class _LayerTimer:
         self.model = model
         self.fwd = [[] for _ in model.layers]
         self.bwd = [[] for _ in model.layers]
+        self.pooled = [[] for _ in model.layers]  # backward_from_pool calls (also in bwd)
         self.active = False
 
     def __enter__(self):
         for i, layer in enumerate(self.model.layers):
             layer.forward = self._wrap(layer.forward, self.fwd[i])
-            for name in self.BACKWARD:
-                if hasattr(layer, name):
-                    setattr(layer, name, self._wrap(getattr(layer, name), self.bwd[i]))
+            layer.backward = self._wrap(layer.backward, self.bwd[i])
+            if hasattr(layer, "backward_from_pool"):
+                layer.backward_from_pool = self._wrap(layer.backward_from_pool, self.bwd[i], self.pooled[i])
         return self
+
+    def backward_in(self, i: int) -> str:
+        """The layer that did layer i's backward: the conv just before a pool whose
+        gradient it took (Sequential: the pool is the next layer)."""
+        if i > 0 and self.pooled[i - 1] and not self.bwd[i]:
+            return self.model.layers[i - 1].name
+        return ""
 
     def __exit__(self, *exc):
         for layer in self.model.layers:
             for name in ("forward", *self.BACKWARD):
                 layer.__dict__.pop(name, None)
 
-    def _wrap(self, fn, sink):
+    def _wrap(self, fn, sink, also=None):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             if self.active:
                 sink.append(time.perf_counter() - t0)
+                if also is not None:
+                    also.append(sink[-1])
             return out
         return timed
 
@@ -362,8 +375,8 @@ def _layer_costs(model, batch_size, steps, warmup, threads, clone):
         timer.active = True
         step_times = _train_steps(m, x, y, batch_size)
         timer.active = False
-    costs = [LayerCost(layer.name, layer.class_name, _median_ms(f), _median_ms(b))
-             for layer, f, b in zip(m.layers, timer.fwd, timer.bwd)]
+    costs = [LayerCost(layer.name, layer.class_name, _median_ms(f), _median_ms(b), timer.backward_in(i))
+             for i, (layer, f, b) in enumerate(zip(m.layers, timer.fwd, timer.bwd))]
     other = _median_ms(step_times) - sum(c.total_ms for c in costs)
     return costs, max(other, 0.0)
 

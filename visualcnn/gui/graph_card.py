@@ -137,19 +137,25 @@ def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | Non
             "macs": macs}
 
 
-def measured_line(forward_ms: float, backward_ms: float, batch_size: int) -> str:
+def measured_line(forward_ms: float, backward_ms: float, batch_size: int, backward_in: str = "") -> str:
     """The last run's measured time of a block (issue 13), e.g. 'measured after the last run:
-    forward 1.08 ms, backward 2.82 ms per batch of 64'."""
-    return (f"measured after the last run: forward {forward_ms:.3g} ms, backward {backward_ms:.3g} ms "
+    forward 1.08 ms, backward 2.82 ms per batch of 64'. backward_in: the block whose
+    backward also did this one's (a max pool right after a first conv), said so, since a
+    bare 0 ms would read as a pool that costs nothing to train through."""
+    line = (f"measured after the last run: forward {forward_ms:.3g} ms, backward {backward_ms:.3g} ms "
             f"per batch of {batch_size}")
+    if backward_in:
+        line += f" (its backward runs inside {backward_in}'s, in one pass)"
+    return line
 
 
 def block_tooltip(report: LayerReport, image_shape=None, memory: LayerMemory | None = None,
-                  batch_size: int | None = None, measured: tuple[float, float, int] | None = None,
+                  batch_size: int | None = None, measured: tuple | None = None,
                   hidden: frozenset = frozenset()) -> str:
     """The card's tooltip: the derivation, what the receptive field means, the memory.
 
-    measured: (forward ms, backward ms, batch size) of this block in the last run, if any.
+    measured: (forward ms, backward ms, batch size[, block whose backward did this one's]) of
+    this block in the last run, if any.
     hidden: as block_texts (their lines become "... = ?")."""
     if report.inference is None:
         return report.error or "shape unknown until the red block above is fixed"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -87,6 +87,7 @@ class LayerTimings:
 
     batch_size: int
     layers: dict  # layer name -> (forward ms, backward ms)
+    backward_in: dict = field(default_factory=dict)  # layer name -> the layer whose backward did its own
 
 
 TIMING_STEPS = 3  # timed batches after the run (median); one warm-up batch before them
@@ -238,7 +239,8 @@ class TrainingWorker(QObject):
             costs = layer_costs(req.model, batch_size=req.batch_size, steps=TIMING_STEPS, warmup=1)
         except Exception:  # noqa: BLE001 - see above
             return None
-        return LayerTimings(req.batch_size, {c.name: (c.forward_ms, c.backward_ms) for c in costs})
+        return LayerTimings(req.batch_size, {c.name: (c.forward_ms, c.backward_ms) for c in costs},
+                            {c.name: c.backward_in for c in costs if c.backward_in})
 
     def _evaluate(self) -> TestResults:
         req = self._request
