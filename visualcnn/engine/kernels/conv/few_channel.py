@@ -279,8 +279,8 @@ def _bwdk_row(acc, r0, r1, r2, dy, nd, oy, dw):
         ox += 1
 
 
-@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
-def _bwdk_rows(x, n, dy, nd, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _bwdk_image(x, dy, xp, acc, bacc, n, nd, sh, dh, dw, pad_top, pad_left):
     """acc (C, 9, CO) += the weight gradient of input image x[n] with output gradient
     dy[nd]; bacc (CO,) += its bias gradient (skipped when empty)."""
     C = x.shape[3]
@@ -302,13 +302,6 @@ def _bwdk_rows(x, n, dy, nd, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
             _bwdk_row(acc[ci], r0, r1, r2, dy, nd, oy, dw)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _bwdk_image(x, dy, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
-    """acc (C, 9, CO) += the weight gradient of image n; bacc (CO,) += its bias gradient
-    (skipped when empty)."""
-    _bwdk_rows(x, n, dy, n, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
-
-
 @njit(parallel=True, nogil=True, cache=True)
 def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     """acc[g] / bacc[g] (zeroed by the caller) += the gradients of the images of group g
@@ -319,18 +312,15 @@ def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), sh, dh, dw, pad_top, pad_left)
+            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(n), sh, dh, dw, pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _bwdk_image_pooled(x, dyp, argmax, yp, dz, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
-    """``_bwdk_image`` of image n with its output gradient rebuilt from the max pool after
-    the conv, in dz (1, OH, OW, CO), a per-worker scratch: dz[0] = the pool's backward of
-    image n (dyp (N, PH, PW, CO) scattered to the argmax cells where the pool's output yp
-    > 0, relu's derivative as in ``pooling.maxpool2d_backward``). Same additions in the
-    same order as the pool's backward and then ``_bwdk_image``: bit-identical results,
-    with dz in the worker's cache instead of a whole batch's gradient in memory. (Writing
-    2x2 windows densely instead of zeroing and scattering measured no faster.)"""
+def _unpool_image(dyp, argmax, yp, dz, n):
+    """dz[0] = the max pool's backward of image n: dyp (N, PH, PW, CO) scattered to the
+    argmax cells where the pool's output yp > 0 (relu's derivative), zero elsewhere; the
+    same additions in the same order as ``pooling.maxpool2d_backward``. (Writing 2x2
+    windows densely instead of zeroing and scattering measured no faster.)"""
     dzn = dz[0].reshape(-1)
     dzn[:] = 0.0
     an = argmax[n].reshape(-1)
@@ -340,19 +330,30 @@ def _bwdk_image_pooled(x, dyp, argmax, yp, dz, xp, acc, bacc, n, sh, dh, dw, pad
         a = an[i]
         if a >= 0 and yn[i] > 0.0:
             dzn[a] += dyn[i]
-    _bwdk_rows(x, n, dz, 0, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
+
+
+@njit(nogil=True, cache=True)
+def _bwdk_image_pooled(fns, x, dyp, argmax, yp, dz, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
+    """``_bwdk_image`` of image n with its output gradient rebuilt from the max pool after
+    the conv, in dz (1, OH, OW, CO), a per-worker scratch (``_unpool_image``): the same
+    values as the pool's backward, so bit-identical results, with dz in the worker's cache
+    instead of a whole batch's gradient in memory. fns: the addresses of
+    ``_unpool_image`` and ``_bwdk_image`` (called, not linked in: ``_bwdk_image`` is
+    compiled once for both paths)."""
+    call_address(fns[0], dyp, argmax, yp, dz, n)
+    call_address(fns[1], x, dz, xp, acc, bacc, n, np.int64(0), sh, dh, dw, pad_top, pad_left)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials_pooled(fn, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
+def _bwdk_partials_pooled(fn, fns, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
     """``_bwdk_partials`` with ``_bwdk_image_pooled`` (its address fn) per image."""
     G = acc.shape[0]
     N = dyp.shape[0]
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, x, dyp, argmax, yp, dzs[t], xp[t], acc[g], bacc[g], np.int64(n), sh, dh, dw, pad_top,
-                         pad_left)
+            call_address(fn, fns, x, dyp, argmax, yp, dzs[t], xp[t], acc[g], bacc[g], np.int64(n), sh, dh, dw,
+                         pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -389,7 +390,7 @@ def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, 
     sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
     acc[...] = 0.0
     bacc[...] = 0.0
-    fn = _fnptr.address(_bwdk_image, x, dy, xp[0], acc[0], bacc[0], 0, sh, dh, dw, pad_top, pad_left)
+    fn = _fnptr.address(_bwdk_image, x, dy, xp[0], acc[0], bacc[0], 0, 0, sh, dh, dw, pad_top, pad_left)
     _fnptr.run(_bwdk_partials, fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
@@ -443,9 +444,11 @@ class FewChannel3x3:
         bacc[...] = 0.0
         xp = get("planes", (slots, *padded_planes_shape(x.shape, OH, OW, *geo)))
         dzs = get("pooled_dz", (slots, 1, OH, OW, CO))
-        fn = _fnptr.address(_bwdk_image_pooled, x, dyp, argmax, yp, dzs[0], xp[0], acc[0], bacc[0], 0, sh, dh, dw,
-                            pt, pl)
-        _fnptr.run(_bwdk_partials_pooled, fn, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pt, pl)
+        fns = (_fnptr.address(_unpool_image, dyp, argmax, yp, dzs[0], 0),
+               _fnptr.address(_bwdk_image, x, dzs[0], xp[0], acc[0], bacc[0], 0, 0, sh, dh, dw, pt, pl))
+        fn = _fnptr.address_calling(fns, _bwdk_image_pooled, fns, x, dyp, argmax, yp, dzs[0], xp[0], acc[0],
+                                    bacc[0], 0, sh, dh, dw, pt, pl)
+        _fnptr.run(_bwdk_partials_pooled, fn, fns, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pt, pl)
         _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
     @staticmethod
@@ -453,7 +456,7 @@ class FewChannel3x3:
         if op == "forward":
             return [_fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
         if op == "backward_kernel_pooled":
-            return [_bwdk_image_pooled, _bwdk_partials_pooled, _sum_groups]
+            return [_unpool_image, _bwdk_image, _bwdk_image_pooled, _bwdk_partials_pooled, _sum_groups]
         return [_bwdk_image, _bwdk_partials, _sum_groups]
 
 
