@@ -115,8 +115,15 @@ def test_helper_processes_share_the_compiling_and_leave_nothing_behind(tmp_path)
             return p
         __import__("subprocess").Popen = popen
         events = []
+        at_dry_run = []
+        real_needed = w.kernels_needed
+        def needed(*a, **k):
+            at_dry_run.append(len(started))
+            return real_needed(*a, **k)
+        w.kernels_needed = needed
         w.warm_up(m, progress=lambda d, t: events.append((d, t)), jobs=2)
-        print(json.dumps({"events": events, "left": len(w.kernels_needed(m)),
+        w.kernels_needed = real_needed
+        print(json.dumps({"events": events, "left": len(w.kernels_needed(m)), "at_dry_run": at_dry_run,
                           "helpers": [p.poll() is not None for p in started]}))
     """)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), TMPDIR=str(tmp))
@@ -126,8 +133,16 @@ def test_helper_processes_share_the_compiling_and_leave_nothing_behind(tmp_path)
     total = out["events"][0][1]
     assert out["events"][-1] == [total, total] and out["left"] == 0
     assert out["helpers"] and all(out["helpers"])  # a helper was started, and has ended
+    # on an empty cache the helper starts before this process's dry run, to overlap it
+    assert out["at_dry_run"] == [1]
     assert list(tmp.iterdir()) == []
     assert any(cache.rglob("*.nbi"))
+    # the cache is warm now: nothing to compile, and no helper started at all
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    out = json.loads(again.stdout.strip().splitlines()[-1])
+    assert out["helpers"] == [] and out["at_dry_run"] == [0] and out["left"] == 0
+    assert list(tmp.iterdir()) == []
 
 
 def test_command_line_warm_up_skips_the_windows_inference_kernels():
