@@ -150,17 +150,25 @@ def winograd_kernel_transform(kernel, U, flip, gbuf, r):
     CO = kernel.shape[3]
     h = np.float32(0.5)
     for a in range(CO if flip else C):  # one call site: _transform_rows is inlined
-        if flip:
-            for ky in range(3):
-                for kx in range(3):
-                    for ci in range(C):
-                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, a]
-        else:
-            for ky in range(3):
-                for kx in range(3):
-                    for co in range(CO):
-                        gbuf[ky, kx, co] = kernel[ky, kx, a, co]
+        gather_taps(kernel, a, flip, gbuf)
         _transform_rows(gbuf, U, a, h, r)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def gather_taps(kernel, a, flip, gbuf):
+    """gbuf (3, 3, B) = the taps of input channel a for every output channel of kernel
+    (3, 3, C, CO), contiguous; with ``flip``, of output channel a for every input channel,
+    the kernel rotated by 180 degrees (the input gradient's kernel)."""
+    if flip:
+        for ky in range(3):
+            for kx in range(3):
+                for ci in range(kernel.shape[2]):
+                    gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, a]
+    else:
+        for ky in range(3):
+            for kx in range(3):
+                for co in range(kernel.shape[3]):
+                    gbuf[ky, kx, co] = kernel[ky, kx, a, co]
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)

@@ -125,16 +125,7 @@ def winograd4_kernel_transform(kernel, U, flip, gbuf, r):
     C = kernel.shape[2]
     CO = kernel.shape[3]
     for a in range(CO if flip else C):
-        if flip:
-            for ky in range(3):
-                for kx in range(3):
-                    for ci in range(C):
-                        gbuf[ky, kx, ci] = kernel[2 - ky, 2 - kx, ci, a]
-        else:
-            for ky in range(3):
-                for kx in range(3):
-                    for co in range(CO):
-                        gbuf[ky, kx, co] = kernel[ky, kx, a, co]
+        _w.gather_taps(kernel, a, flip, gbuf)
         for kx in range(3):  # r[3 i + kx] = (G g)[i, kx]
             _gmul(gbuf[0, kx], gbuf[1, kx], gbuf[2, kx], r[kx], r[3 + kx], r[6 + kx], r[9 + kx], r[12 + kx],
                   r[15 + kx])
