@@ -27,6 +27,7 @@ training thread that needs a kernel the warm-up is compiling simply waits for it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -269,22 +270,11 @@ def _warm_up_locked(model, progress, cancelled, batch_size, jobs, window) -> Non
     # engine, their own dry run: about 2 s) overlaps this process's dry run instead of
     # following it. Measured, `visualcnn train seed_cnn` with an empty cache, 2 cores,
     # runs alternated: 7.1-7.7 s over a warm cache against 7.4-8.6 s before.
-    early = (_start_helpers(model, batch_size, jobs, window)
-             if jobs > 1 and _cache_enabled() and _cache_looks_cold() else None)
-    if early is None:
+    if jobs > 1 and _cache_enabled() and _cache_looks_cold():
+        with _helper_processes(model, batch_size, jobs, window) as early:
+            _warm_up_with(model, progress, cancelled, batch_size, jobs, window, early)
+    else:
         _warm_up_with(model, progress, cancelled, batch_size, jobs, window, None)
-        return
-    import atexit
-
-    def stop_early():  # also at exit: a daemon thread (the window's) ends without its finally
-        _stop_helpers(*early)
-
-    atexit.register(stop_early)
-    try:
-        _warm_up_with(model, progress, cancelled, batch_size, jobs, window, early)
-    finally:
-        stop_early()
-        atexit.unregister(stop_early)
 
 
 def _warm_up_with(model, progress, cancelled, batch_size, jobs, window, early) -> None:
@@ -399,10 +389,15 @@ def _model_from_spec(spec: dict):
     return model
 
 
-def _start_helpers(model, batch_size, jobs, window):
+@contextlib.contextmanager
+def _helper_processes(model, batch_size, jobs, window):
     """(directory, helpers): ``jobs - 1`` helper processes compiling the kernels of
-    ``model`` (written to directory/model.json for them) into the on-disk cache."""
+    ``model`` (written to directory/model.json for them) into the on-disk cache; killed,
+    and the directory removed, on leaving the block, and at exit (a daemon thread, the
+    window's warm-up, ends without reaching its finally blocks)."""
+    import atexit
     import json
+    import shutil
     import subprocess
     import sys
     import tempfile
@@ -412,31 +407,34 @@ def _start_helpers(model, batch_size, jobs, window):
     with open(spec_path, "w") as f:
         json.dump({**_model_spec(model, batch_size), "window": window}, f)
     helpers = []
-    for _ in range(jobs - 1):
-        try:
-            helpers.append(subprocess.Popen(
-                [sys.executable, "-m", "visualcnn.engine.warmup", "--helper", directory],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True))  # its own session: Ctrl-C in a terminal reaches the parent only
-        except OSError:
-            break
-    return directory, helpers
 
+    def stop():
+        for helper in helpers:
+            if helper.poll() is None:
+                helper.kill()
+                helper.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
-def _stop_helpers(directory, helpers) -> None:
-    import shutil
-
-    for helper in helpers:
-        if helper.poll() is None:
-            helper.kill()
-            helper.wait()
-    shutil.rmtree(directory, ignore_errors=True)
+    atexit.register(stop)
+    try:
+        for _ in range(jobs - 1):
+            try:
+                helpers.append(subprocess.Popen(
+                    [sys.executable, "-m", "visualcnn.engine.warmup", "--helper", directory],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True))  # its own session: Ctrl-C in a terminal reaches the parent only
+            except OSError:
+                break
+        yield directory, helpers
+    finally:
+        stop()
+        atexit.unregister(stop)
 
 
 def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, total=None, window=True,
                     early=None) -> None:
     """Compile ``uses`` here and in ``jobs - 1`` helper processes at once (``early``: the
-    (directory, helpers) already started by ``_start_helpers``).
+    (directory, helpers) of ``_helper_processes`` already running; else started here).
 
     Each process claims one function at a time (an O_EXCL file in a private temporary
     directory) and compiles all its specialisations; this process walks the list from
@@ -445,52 +443,48 @@ def _shared_compile(model, uses, batch_size, jobs, progress, cancelled, done=0, 
     failed or died is compiled here. Helpers are killed when the work is cancelled or
     this process exits (they are started with their stdin/stdout/stderr closed, and
     ignore Ctrl-C: the parent decides)."""
-    import atexit
+    if early is None:
+        with _helper_processes(model, batch_size, jobs, window) as started:
+            _compile_shared(uses, started, progress, cancelled, done, total)
+    else:
+        _compile_shared(uses, early, progress, cancelled, done, total)
+
+
+def _compile_shared(uses, helper_processes, progress, cancelled, done, total) -> None:
     import time
 
-    directory, helpers = early if early is not None else _start_helpers(model, batch_size, jobs, window)
-
-    def stop_helpers():
-        # Also run at exit: a daemon thread (the window's warm-up) is stopped without
-        # reaching its finally blocks when the program ends.
-        _stop_helpers(directory, helpers)
-
-    atexit.register(stop_helpers)
+    directory, helpers = helper_processes
     total = len(uses) if total is None else total
     keys = [kernel_key(u) for u in uses]
-    try:
-        waiting = []
-        for use, key in zip(uses, keys):
+    waiting = []
+    for use, key in zip(uses, keys):
+        if cancelled():
+            return
+        if use.is_compiled():
+            pass
+        elif _claim(directory, key):
+            try:
+                use.compile()
+            finally:
+                _mark(directory, key, "done")
+        elif _state(directory, key) is None:
+            waiting.append((use, key))
+            continue
+        elif not use.is_compiled():
+            use.compile()  # from the disk cache the helper filled
+        done += 1
+        if progress:
+            progress(done, total)
+    for use, key in waiting:
+        while _state(directory, key) is None and any(h.poll() is None for h in helpers):
             if cancelled():
                 return
-            if use.is_compiled():
-                pass
-            elif _claim(directory, key):
-                try:
-                    use.compile()
-                finally:
-                    _mark(directory, key, "done")
-            elif _state(directory, key) is None:
-                waiting.append((use, key))
-                continue
-            elif not use.is_compiled():
-                use.compile()  # from the disk cache the helper filled
-            done += 1
-            if progress:
-                progress(done, total)
-        for use, key in waiting:
-            while _state(directory, key) is None and any(h.poll() is None for h in helpers):
-                if cancelled():
-                    return
-                time.sleep(0.02)
-            if not use.is_compiled():
-                use.compile()  # the helper's result from the disk cache, or compiled here
-            done += 1
-            if progress:
-                progress(done, total)
-    finally:
-        stop_helpers()
-        atexit.unregister(stop_helpers)
+            time.sleep(0.02)
+        if not use.is_compiled():
+            use.compile()  # the helper's result from the disk cache, or compiled here
+        done += 1
+        if progress:
+            progress(done, total)
 
 
 def _helper_main(directory: str) -> int:

@@ -67,7 +67,9 @@ class _ConvBase(Layer):
         planner picks Winograd (3x3, unit strides, >= 16 channels), its transformed
         kernels (16 positions of F(2x2, 3x3) and 36 of F(4x4, 3x3), each for the forward
         and the input gradient) and about 4,096 tile positions of transformed inputs and
-        outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4))."""
+        outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4)).
+        A relu first conv on few channels before a max pool also rebuilds one image's
+        output gradient per thread from the pool's (``backward_from_pool``)."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
@@ -78,7 +80,8 @@ class _ConvBase(Layer):
             tiles = max(1, 256 // tw) * tw
             pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
             return 104 * c * co + threads * (16 * tiles * (3 * c + 3 * co) + 16 * c * co + pads)
-        return threads * (max(512, oh * ow) * k + padded + k * co + co)
+        pooled = oh * ow * co if (kh, kw) == (3, 3) and c <= 4 else 0
+        return threads * (max(512, oh * ow) * k + padded + k * co + co + pooled)
 
     def _out(self, ctx, name, n):
         return ctx.buf(name, (n, *self.built_output_shape[1:]))

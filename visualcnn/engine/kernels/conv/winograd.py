@@ -541,10 +541,10 @@ class TileScheme:
     (with the signatures of ``_pad_image``, ``_input_tiles``, ``_output_tiles``,
     ``_grad_tiles`` and ``_kernel_gradient``), its tile counts and its scratch shapes."""
 
-    def __init__(self, positions, tile, pad_image, input_tiles, output_tiles, grad_tiles, grad_scratch,
-                 kernel_gradient, tiles_along, padded_extent, rows_per_chunk):
-        self.positions = positions  # transform positions per tile: (tile + 2) ** 2
+    def __init__(self, tile, pad_image, input_tiles, output_tiles, grad_tiles, grad_scratch, kernel_gradient,
+                 tiles_along, padded_extent, rows_per_chunk):
         self.tile = tile  # outputs per tile along each axis
+        self.positions = (tile + 2) ** 2  # transform positions per tile (a 3x3 kernel)
         self.pad_image = pad_image
         self.input_tiles = input_tiles
         self.output_tiles = output_tiles
@@ -564,7 +564,7 @@ class TileScheme:
                 self.kernel_gradient]
 
 
-F2 = TileScheme(16, 2, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (1, 1), _kernel_gradient, tiles_along,
+F2 = TileScheme(2, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (1, 1), _kernel_gradient, tiles_along,
                 padded_extent, lambda TW, total_rows: tile_rows_per_chunk(TW))
 
 

@@ -351,7 +351,7 @@ def _kernel_gradient(partial, bpartial, grad_kernel, grad_bias, y):
                 grad_kernel[r, 2, ci, co] = s6 * (a34 - a12) + x5
 
 
-F4 = _w.TileScheme(36, 4, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (10, 4), _kernel_gradient,
+F4 = _w.TileScheme(4, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (10, 4), _kernel_gradient,
                    tiles_along, padded_extent, tile_rows_per_chunk)
 
 
