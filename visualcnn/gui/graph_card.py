@@ -144,8 +144,8 @@ def measured_line(forward_ms: float, backward_ms: float, batch_size: int, backwa
     bare 0 ms would read as a pool that costs nothing to train through."""
     line = (f"measured after the last run: forward {forward_ms:.3g} ms, backward {backward_ms:.3g} ms "
             f"per batch of {batch_size}")
-    if backward_in:
-        line += f" (its backward runs inside {backward_in}'s, in one pass)"
+    if backward_in:  # on its own line: the tooltip keeps the width of its other lines
+        line += f"\n(its backward runs inside {backward_in}'s, in one pass)"
     return line
 
 
