@@ -47,13 +47,17 @@ def test_layer_costs_one_row_per_layer_and_model_untouched():
     assert [c.name for c in costs] == [layer.name for layer in model.layers]
     assert [c.class_name for c in costs] == [layer.class_name for layer in model.layers]
     for c in costs:
-        assert c.forward_ms > 0 and c.backward_ms >= 0
+        assert (c.forward_ms > 0) != bool(c.forward_in) and c.backward_ms >= 0
         assert c.total_ms == pytest.approx(c.forward_ms + c.backward_ms)
     # the first layer's backward runs too (weight gradients), just without an input grad;
     # here in one pass with the max pool after it, which says so
     assert costs[0].backward_ms > 0
     assert costs[1].backward_in == costs[0].name and costs[1].backward_ms == 0
     assert all(c.backward_in == "" for i, c in enumerate(costs) if i != 1)
+    # and, the pool being 2x2, the forward too
+    assert costs[0].forward_ms > 0
+    assert costs[1].forward_in == costs[0].name and costs[1].forward_ms == 0
+    assert all(c.forward_in == "" for i, c in enumerate(costs) if i != 1)
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
     # the timing wrappers are gone from the layers again
@@ -79,7 +83,7 @@ def test_benchmark_result_fields_and_dict():
     d = result.to_dict()
     json.dumps(d)
     assert [row["name"] for row in d["layers"]] == [layer.name for layer in model.layers]
-    assert set(d["layers"][0]) == {"name", "class_name", "forward_ms", "backward_ms", "backward_in"}
+    assert set(d["layers"][0]) == {"name", "class_name", "forward_ms", "backward_ms", "backward_in", "forward_in"}
     assert d["epoch_seconds_measured"] is None
     assert not model.built  # measured on a copy: the model itself was never even built
 

@@ -189,3 +189,34 @@ def test_evaluate_activations_and_saliency_check_their_batch(monkeypatch):
         with pytest.raises(MemoryLimitError, match="available"):
             call()
     assert m.evaluate(x[:4], y[:4], batch_size=512, verbose=0) is not None
+
+
+@pytest.mark.parametrize("conv, pool, image", [
+    (dict(filters=8, kernel_size=3, activation="relu"), dict(pool_size=2), (28, 28, 1)),          # the seed CNN
+    (dict(filters=8, kernel_size=3, activation="relu"), dict(pool_size=2), (27, 27, 3)),          # odd: 25x25
+    (dict(filters=8, kernel_size=3, activation="relu", padding="same"), dict(pool_size=2, padding="same"),
+     (11, 12, 1)),                                                                                   # padded pool
+    (dict(filters=8, kernel_size=3, activation="relu"), dict(pool_size=3, strides=2), (20, 20, 1)),
+    (dict(filters=8, kernel_size=3, activation="relu", strides=(1, 2)), dict(pool_size=2), (20, 20, 1)),
+    (dict(filters=8, kernel_size=3, activation="relu"), dict(pool_size=2), (20, 20, 5)),          # 5 channels
+    (dict(filters=8, kernel_size=5, activation="relu"), dict(pool_size=2), (20, 20, 1)),
+    (dict(filters=8, kernel_size=3, activation="tanh"), dict(pool_size=2), (20, 20, 1)),
+])
+def test_estimate_knows_when_the_first_conv_runs_the_pool(conv, pool, image):
+    """The estimate decides from shapes, before anything is built, what the built layers
+    decide from their kernel plan: the same answer both ways, and training then allocates
+    neither the conv's output (forward) nor the pool's input gradient (backward)."""
+    m = Sequential([L.Input(shape=image), L.Conv2D(**conv), L.MaxPooling2D(**pool), L.Flatten(), L.Dense(3)])
+    report = m.analyse()
+    first = report.rows[0]
+    expected = first.layer.pool_takes_over(first.input_shape, first.inference.output_shape, m.layers[1])
+    m.compile(optimizer="sgd", loss="mse")
+    m.build()
+    conv_layer, pool_layer = m.layers[0], m.layers[1]
+    built = (conv_layer.takes_pooled_forward(pool_layer), conv_layer.takes_pooled_gradient())
+    assert expected == built
+    rng = np.random.default_rng(1)
+    m.train_on_batch(rng.standard_normal((2, *image)).astype(np.float32), rng.standard_normal((2, 3)))
+    conv_buffers = m._train_ctxs[0].ws._buffers
+    assert ("layer.z" in conv_buffers) == (not built[0])
+    assert ("layer.dx" in m._train_ctxs[1].ws._buffers) == (not built[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from visualcnn.gui.commands import SetLayerConfigCommand
+from visualcnn.gui import graph_card
 from visualcnn.gui.graph_card import block_tooltip
 
 MEASURED = re.compile(r"measured after the last run: forward ([0-9.e+-]+) ms, backward ([0-9.e+-]+) ms "
@@ -48,10 +49,12 @@ def test_a_run_in_the_window_measures_every_layer_and_an_edit_drops_the_figures(
     assert forward > 0 and backward > 0 and batch == 32
     for r in range(len(document)):
         assert measured(view.card_tooltip(r)) is not None, document.names[r]
-    # the seed CNN's first conv takes its weight gradient straight from the pool after it
+    # the seed CNN's first conv runs the 2x2 pool after it inside its own forward and
+    # takes its weight gradient straight from the pool's gradient
     pool = document.names.index("max_pooling2d")
     assert timings.backward_in == {"max_pooling2d": "conv2d"}
-    assert "(its backward runs inside conv2d's, in one pass)" in view.card_tooltip(pool)
+    assert timings.forward_in == {"max_pooling2d": "conv2d"}
+    assert "(its forward and backward run inside conv2d's, in one pass each)" in view.card_tooltip(pool)
 
     config = dict(document.entry(conv).config, filters=document.entry(conv).config["filters"] * 2)
     seed_window.undo_stack.push(SetLayerConfigCommand(document, conv, config))
@@ -59,3 +62,11 @@ def test_a_run_in_the_window_measures_every_layer_and_an_edit_drops_the_figures(
     assert all(measured(view.card_tooltip(r)) is None for r in range(len(document)))
     seed_window.undo_stack.undo()  # back to the structure they were measured on
     assert measured(view.card_tooltip(conv)) == (forward, backward, 32)
+
+
+def test_a_pool_run_inside_the_conv_before_it_says_which_passes():
+    both = graph_card.measured_line(0.0, 0.0, 64, backward_in="conv2d", forward_in="conv2d")
+    assert both.endswith("\n(its forward and backward run inside conv2d's, in one pass each)")
+    backward_only = graph_card.measured_line(0.05, 0.0, 64, backward_in="conv2d")  # a 3x3 / stride 2 pool
+    assert backward_only.endswith("\n(its backward runs inside conv2d's, in one pass)")
+    assert "\n" not in graph_card.measured_line(0.05, 0.1, 64)

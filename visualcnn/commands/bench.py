@@ -91,8 +91,9 @@ def format_report(result) -> str:
     lines.append("")
     lines.append(f"{'layer':{width}s}  {'type':18s} {'forward ms':>10s} {'backward ms':>11s}")
     for c in result.layers:
+        forward = f"in {c.forward_in}" if c.forward_in else f"{c.forward_ms:.3f}"
         backward = f"in {c.backward_in}" if c.backward_in else f"{c.backward_ms:.3f}"
-        lines.append(f"{c.name:{width}s}  {c.class_name:18s} {c.forward_ms:10.3f} {backward:>11s}")
+        lines.append(f"{c.name:{width}s}  {c.class_name:18s} {forward:>10s} {backward:>11s}")
     total_f = sum(c.forward_ms for c in result.layers)
     total_b = sum(c.backward_ms for c in result.layers)
     lines.append(f"{'all layers':{width}s}  {'':18s} {total_f:10.3f} {total_b:11.3f}")

@@ -49,6 +49,8 @@ class LayerCost:
     # the layer whose backward pass also did this one's (a max pool after a first conv:
     # ``Conv2D.backward_from_pool``); backward_ms is then 0 and counted there
     backward_in: str = ""
+    # the same for the forward (a 2x2 max pool after it: ``Conv2D.forward_into_pool``)
+    forward_in: str = ""
 
     @property
     def total_ms(self) -> float:
@@ -305,35 +307,47 @@ class _LayerTimer:
 
     A first conv that takes its weight gradient from the max pool after it
     (``Conv2D.backward_from_pool``) does the pool's backward and its own in one call:
-    that call counts as the conv's backward, and the pool's backward is then 0."""
+    that call counts as the conv's backward, and the pool's backward is then 0. The same
+    for the forward of a 2x2 pool (``Conv2D.forward_into_pool``)."""
 
+    FORWARD = ("forward", "forward_into_pool")
     BACKWARD = ("backward", "backward_from_pool")
 
     def __init__(self, model):
         self.model = model
         self.fwd = [[] for _ in model.layers]
         self.bwd = [[] for _ in model.layers]
+        self.pooled_fwd = [[] for _ in model.layers]  # forward_into_pool calls (also in fwd)
         self.pooled = [[] for _ in model.layers]  # backward_from_pool calls (also in bwd)
         self.active = False
 
     def __enter__(self):
         for i, layer in enumerate(self.model.layers):
-            layer.forward = self._wrap(layer.forward, self.fwd[i])
-            layer.backward = self._wrap(layer.backward, self.bwd[i])
-            if hasattr(layer, "backward_from_pool"):
-                layer.backward_from_pool = self._wrap(layer.backward_from_pool, self.bwd[i], self.pooled[i])
+            for names, sink, fused in ((self.FORWARD, self.fwd[i], self.pooled_fwd[i]),
+                                       (self.BACKWARD, self.bwd[i], self.pooled[i])):
+                own, with_pool = names
+                setattr(layer, own, self._wrap(getattr(layer, own), sink))
+                if hasattr(layer, with_pool):
+                    setattr(layer, with_pool, self._wrap(getattr(layer, with_pool), sink, fused))
         return self
 
     def backward_in(self, i: int) -> str:
         """The layer that did layer i's backward: the conv just before a pool whose
         gradient it took (Sequential: the pool is the next layer)."""
-        if i > 0 and self.pooled[i - 1] and not self.bwd[i]:
+        return self._done_by(i, self.pooled, self.bwd)
+
+    def forward_in(self, i: int) -> str:
+        """The layer that did layer i's forward (the conv just before a 2x2 pool)."""
+        return self._done_by(i, self.pooled_fwd, self.fwd)
+
+    def _done_by(self, i, fused, own):
+        if i > 0 and fused[i - 1] and not own[i]:
             return self.model.layers[i - 1].name
         return ""
 
     def __exit__(self, *exc):
         for layer in self.model.layers:
-            for name in ("forward", *self.BACKWARD):
+            for name in (*self.FORWARD, *self.BACKWARD):
                 layer.__dict__.pop(name, None)
 
     def _wrap(self, fn, sink, also=None):
@@ -375,7 +389,8 @@ def _layer_costs(model, batch_size, steps, warmup, threads, clone):
         timer.active = True
         step_times = _train_steps(m, x, y, batch_size)
         timer.active = False
-    costs = [LayerCost(layer.name, layer.class_name, _median_ms(f), _median_ms(b), timer.backward_in(i))
+    costs = [LayerCost(layer.name, layer.class_name, _median_ms(f), _median_ms(b), timer.backward_in(i),
+                       timer.forward_in(i))
              for i, (layer, f, b) in enumerate(zip(m.layers, timer.fwd, timer.bwd))]
     other = _median_ms(step_times) - sum(c.total_ms for c in costs)
     return costs, max(other, 0.0)

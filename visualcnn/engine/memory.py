@@ -146,6 +146,22 @@ def _relu_handed_off(layer, following) -> bool:
             and layer.config.get("activation") == "relu" and following.class_name == "MaxPooling2D")
 
 
+def _first_conv_pool(report, follower) -> tuple[int, bool, bool] | None:
+    """(row, forward, backward) of a first conv (the first row with trainable weights) that
+    runs the max pool after it inside its own passes in a training step (model._first_conv_pool,
+    Conv2D.pool_takes_over), or None."""
+    for i, row in enumerate(report.rows):
+        if row.inference is None:
+            return None
+        if any(spec.trainable for spec in row.inference.weights):
+            takes = getattr(row.layer, "pool_takes_over", None)
+            if takes is None or follower[i] is None:
+                return None
+            forward, backward = takes(row.input_shape, row.inference.output_shape, follower[i])
+            return (i, forward, backward) if backward else None
+    return None
+
+
 def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
                     threads: int | None = None) -> MemoryEstimate:
     """Price every layer of a PipelineReport at batch_size (rows with an error count 0)."""
@@ -157,6 +173,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
     producer = None
     sole_producer, sole_follower = _sole_links(report)
+    first = _first_conv_pool(report, sole_follower)
     consumers: dict[int, int] = {}
     for ins in report.inbound:
         for j in set(ins):
@@ -183,6 +200,10 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
                 infer_values = layer.buffer_values(in_shape, out_shape, False)
             if _relu_handed_off(layer, sole_follower[i]):
                 train_values -= out_values  # no dz: the pool applies relu' (layers/relu_handoff.py)
+            if first is not None and i == first[0] and first[1]:
+                train_values -= out_values  # no output: the conv hands the pool its windows
+            if first is not None and i == first[0] + 1 and first[2]:
+                train_values -= math.prod(in_shape[1:])  # no dx: the conv reads the pool's gradient
         if consumers.get(i, 0) > 1:
             # a fork: the gradients of its consumers are summed in a buffer of its own
             train_values += out_values

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .analysis import PipelineReport, analyse_graph, check_input_shape, is_linear, linear_inbound
-from .layers import ConfigError, InputLayer, Layer, snake_case
+from .layers import ConfigError, InputLayer, Layer, relu_handoff, snake_case
 from . import graph_run
 from .graph_run import make_plan
 from .summary import render_summary
@@ -419,8 +419,20 @@ class Model:
         fused = _relu_fusions(self.layers) if collect is None else ()
         if arenas is not None:
             return self._forward_streaming(x, ctxs, fused, arenas)
+        # a training step's first conv -> max pool in one pass (the backward then takes the
+        # pooled path too: _backward); not when every layer's own output is wanted
+        first = _first_conv_pool(self.layers) if training and collect is None else None
+        if first is not None and not self.layers[first].takes_pooled_forward(self.layers[first + 1]):
+            first = None
+        skip = -1
         for i, (layer, ctx) in enumerate(zip(self.layers, ctxs)):
             ctx.fuse_relu = i in fused
+            if i == skip:
+                continue
+            if i == first:
+                x = layer.forward_into_pool(x, ctx, self.layers[i + 1], ctxs[i + 1])
+                skip = i + 1
+                continue
             x = layer.forward(x, ctx, training)
             if collect is not None:
                 collect.append(x)
@@ -468,9 +480,10 @@ class Model:
         # the MLP's first Dense: its dx was a third of the backward's FLOPs), unless the
         # input gradient itself is wanted (saliency).
         stop = 0 if need_input_grad else _first_trainable(self.layers)
+        first = None if need_input_grad else _first_conv_pool(self.layers)
         for i in range(last, stop - 1, -1):
-            if i == stop + 1 and not need_input_grad:
-                pooled = _pool_to_first_conv(self.layers[stop], self.layers[i], dy, ctxs[i])
+            if i == stop + 1 and first is not None:
+                pooled = self.layers[i].pooled_gradient(dy, ctxs[i])
                 if pooled is not None:  # the pool's backward and the conv's, in one pass
                     self.layers[stop].backward_from_pool(pooled, ctxs[stop])
                     return None
@@ -923,15 +936,19 @@ def model_from_graph(name: str, input_shape, layers, inbound, input_name: str = 
     return model
 
 
-def _pool_to_first_conv(conv, pool, dy, pool_ctx):
-    """The pool's gradient for ``conv.backward_from_pool`` when ``pool`` is a max pool
-    right after ``conv``, the first layer with weights (no gradient wanted below it),
-    whose relu output it pooled (the seed CNN's conv -> pool); else None."""
-    takes = getattr(conv, "takes_pooled_gradient", None)
-    give = getattr(pool, "pooled_gradient", None)
-    if takes is None or give is None or not takes():
+def _first_conv_pool(layers: list) -> int | None:
+    """Index of the first layer with weights when it is a relu conv that can take its
+    weight gradient from the max pool right after it (no gradient is wanted below it):
+    the seed CNN's conv -> pool. A training step then runs the two layers' backward in one
+    pass (``Conv2D.backward_from_pool``) and, for a 2x2 pool, their forward too
+    (``Conv2D.forward_into_pool``). None otherwise, or with the relu hand-off off."""
+    stop = _first_trainable(layers)
+    if stop + 1 >= len(layers) or not relu_handoff.ENABLED:
         return None
-    return give(dy, pool_ctx)
+    takes = getattr(layers[stop], "takes_pooled_gradient", None)
+    if takes is None or not hasattr(layers[stop + 1], "pooled_gradient") or not takes():
+        return None
+    return stop
 
 
 def _first_trainable(layers: list) -> int:

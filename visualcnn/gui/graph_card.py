@@ -137,15 +137,21 @@ def block_texts(report: LayerReport, image_shape=None, memory: LayerMemory | Non
             "macs": macs}
 
 
-def measured_line(forward_ms: float, backward_ms: float, batch_size: int, backward_in: str = "") -> str:
+def measured_line(forward_ms: float, backward_ms: float, batch_size: int, backward_in: str = "",
+                  forward_in: str = "") -> str:
     """The last run's measured time of a block (issue 13), e.g. 'measured after the last run:
-    forward 1.08 ms, backward 2.82 ms per batch of 64'. backward_in: the block whose
-    backward also did this one's (a max pool right after a first conv), said so, since a
-    bare 0 ms would read as a pool that costs nothing to train through."""
+    forward 1.08 ms, backward 2.82 ms per batch of 64'. backward_in / forward_in: the block
+    whose pass also did this one's (a max pool right after a first conv), said so, since a
+    bare 0 ms would read as a pool that costs nothing."""
     line = (f"measured after the last run: forward {forward_ms:.3g} ms, backward {backward_ms:.3g} ms "
             f"per batch of {batch_size}")
-    if backward_in:  # on its own line: the tooltip keeps the width of its other lines
-        line += f"\n(its backward runs inside {backward_in}'s, in one pass)"
+    # on its own line: the tooltip keeps the width of its other lines
+    if backward_in and forward_in == backward_in:
+        line += f"\n(its forward and backward run inside {backward_in}'s, in one pass each)"
+    elif backward_in or forward_in:
+        passes = [f"its {what} runs inside {name}'s" for what, name in (("forward", forward_in),
+                                                                        ("backward", backward_in)) if name]
+        line += f"\n({'; '.join(passes)}, in one pass)"
     return line
 
 

@@ -76,7 +76,8 @@ class PipelineModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             timings = self._document.layer_timings
             ms = timings.layers.get(report.name) if timings is not None else None
-            measured = None if ms is None else (*ms, timings.batch_size, timings.backward_in.get(report.name, ""))
+            measured = None if ms is None else (*ms, timings.batch_size, timings.backward_in.get(report.name, ""),
+                                                timings.forward_in.get(report.name, ""))
             return block_tooltip(report, image, self.memory(index.row()), self.batch_size(), measured, hidden)
         return None
 

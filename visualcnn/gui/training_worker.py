@@ -88,6 +88,7 @@ class LayerTimings:
     batch_size: int
     layers: dict  # layer name -> (forward ms, backward ms)
     backward_in: dict = field(default_factory=dict)  # layer name -> the layer whose backward did its own
+    forward_in: dict = field(default_factory=dict)  # the same for the forward
 
 
 TIMING_STEPS = 3  # timed batches after the run (median); one warm-up batch before them
@@ -240,7 +241,8 @@ class TrainingWorker(QObject):
         except Exception:  # noqa: BLE001 - see above
             return None
         return LayerTimings(req.batch_size, {c.name: (c.forward_ms, c.backward_ms) for c in costs},
-                            {c.name: c.backward_in for c in costs if c.backward_in})
+                            {c.name: c.backward_in for c in costs if c.backward_in},
+                            {c.name: c.forward_in for c in costs if c.forward_in})
 
     def _evaluate(self) -> TestResults:
         req = self._request

@@ -165,6 +165,34 @@ def test_few_channel_forward_kernels(case, relu, with_bias):
 
 
 @pytest.mark.parametrize("case", FEW_CASES, ids=ids(FEW_CASES))
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_few_channel_conv_into_a_max_pool_is_the_two_passes_bit_for_bit(case, with_bias):
+    """forward_pooled: relu(conv) pooled 2x2 / stride 2 without storing the conv output
+    gives the pool's output and winners exactly as the conv's forward and then
+    maxpool2d_forward do, for any conv geometry, odd sizes (a last row or column no
+    window reads) included, on the workers and on the calling thread."""
+    x, w, b, _, (oh, ow), pads = data(case, seed=6)
+    N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
+    b = b if with_bias else None
+    plan = K.plan_conv(w.shape, (sh, sw), (dh, dw), (pads[0], pads[2]))
+    assert plan.takes_pooled_forward
+    z = np.empty((N, oh, ow, CO), np.float32)
+    plan.forward(x, w, b, z, relu=True, serial=True)
+    ph, pw = oh // 2, ow // 2
+    expect_y = np.empty((N, ph, pw, CO), np.float32)
+    expect_arg = np.empty((N, ph, pw, CO), np.int32)
+    K.maxpool2d_forward(z, expect_y, expect_arg, 2, 2, 2, 2, 0, 0)
+    for serial in (False, True):
+        for ws in (None, K.Workspace()):
+            y = np.full((N, ph, pw, CO), np.nan, np.float32)
+            arg = np.full((N, ph, pw, CO), -7, np.int32)
+            plan.forward_pooled(x, w, b, z.shape, y, arg, ws=ws, serial=serial)
+            assert np.array_equal(y, expect_y), f"serial={serial}"
+            assert np.array_equal(arg, expect_arg), f"serial={serial}"
+    assert (expect_y > 0).any() and (expect_y == 0).any()  # relu cut some windows, not all
+
+
+@pytest.mark.parametrize("case", FEW_CASES, ids=ids(FEW_CASES))
 def test_few_channel_weight_gradient_kernels(case):
     x, w, _, dy, (oh, ow), pads = data(case, seed=5)
     N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
@@ -373,3 +401,9 @@ def test_workspace_reuses_views_and_drops_them_when_a_buffer_grows():
     assert len(ws._views) <= Workspace.MAX_VIEWS
     ws.clear()
     assert ws.get("z", (2, 3)) is not again
+
+
+def test_the_layers_know_the_few_channel_width_the_kernels_take():
+    from visualcnn.engine.layers import conv as conv_layers
+
+    assert conv_layers.FEW_CHANNELS == few_channel.MAX_CHANNELS

@@ -34,7 +34,7 @@ def _gradients(model, x, y, enabled, monkeypatch, pooled=False):
     (``Conv2D.backward_from_pool``); off, the pool and the conv run their own backward."""
     monkeypatch.setattr(relu_handoff, "ENABLED", enabled)
     if not pooled:
-        monkeypatch.setattr(model_module, "_pool_to_first_conv", lambda *args: None)
+        monkeypatch.setattr(model_module, "_first_conv_pool", lambda layers: None)
     skipped = []
     conv = model.layers[0]
     original = type(conv)._activation_backward
@@ -104,11 +104,17 @@ def test_first_conv_takes_its_gradient_from_the_pool_bit_for_bit(monkeypatch, in
     model.build()
     x = rng.standard_normal((7, *input_shape)).astype(np.float32)
     y = rng.integers(0, 5, 7)
-    calls = []
+    calls, forward_calls = [], []
     original = L.Conv2D.backward_from_pool
+    original_forward = L.Conv2D.forward_into_pool
     monkeypatch.setattr(L.Conv2D, "backward_from_pool", lambda self, *a: (calls.append(1), original(self, *a)))
+    monkeypatch.setattr(L.Conv2D, "forward_into_pool",
+                        lambda self, *a: (forward_calls.append(1), original_forward(self, *a))[1])
     loss_fused, grads_fused, _ = _gradients(model, x, y, True, monkeypatch, pooled=True)
     assert len(calls) == (1 if pooled else 0)
+    # the forward too, where every 2x2 window lies inside the conv output
+    whole_windows = pool == {} or (pool == {"padding": "same"} and input_shape[0] % 2 == input_shape[1] % 2 == 0)
+    assert len(forward_calls) == (1 if pooled and whole_windows else 0)
     loss_plain, grads_plain, _ = _gradients(model, x, y, True, monkeypatch)
     assert loss_fused == loss_plain
     for a, b in zip(grads_fused, grads_plain):

@@ -55,6 +55,29 @@ def _maxpool_row(x, out, argmax, n, oy, PH, PW, sh, sw, pad_top, pad_left):
 
 
 @njit(nogil=True, cache=True, inline="always")
+def max_of_2x2(a, b, c, d, o, ar, base, row):
+    """o[ch] = the largest of a[ch], b[ch] (right of a), c[ch] (below a), d[ch], and ar[ch]
+    the flat index of the first cell holding it: base + ch for a, + C for b, + row for c,
+    + row + C for d (row: the values in one input row). Strict >: the first of equal
+    maxima wins, and a NaN in the first cell stays."""
+    C = o.shape[0]
+    for ch in range(C):
+        m = a[ch]
+        k = base + ch
+        if b[ch] > m:
+            m = b[ch]
+            k = base + C + ch
+        if c[ch] > m:
+            m = c[ch]
+            k = base + row + ch
+        if d[ch] > m:
+            m = d[ch]
+            k = base + row + C + ch
+        o[ch] = m
+        ar[ch] = k
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _maxpool_row_2x2(x, out, argmax, n, oy):
     """The common 2x2 / stride 2 / unpadded window: the four candidates of each output
     are compared in registers (one pass over the channels, no read-modify-write of
@@ -70,27 +93,7 @@ def _maxpool_row_2x2(x, out, argmax, n, oy):
     arow = argmax[n, oy]
     for ox in range(OW):
         ix = 2 * ox
-        a = r0[ix]
-        b = r0[ix + 1]
-        c = r1[ix]
-        d = r1[ix + 1]
-        o = orow[ox]
-        ar = arow[ox]
-        base = (iy * W + ix) * C
-        for ch in range(C):
-            m = a[ch]
-            k = base + ch
-            if b[ch] > m:
-                m = b[ch]
-                k = base + C + ch
-            if c[ch] > m:
-                m = c[ch]
-                k = base + W * C + ch
-            if d[ch] > m:
-                m = d[ch]
-                k = base + W * C + C + ch
-            o[ch] = m
-            ar[ch] = k
+        max_of_2x2(r0[ix], r0[ix + 1], r1[ix], r1[ix + 1], orow[ox], arow[ox], (iy * W + ix) * C, W * C)
 
 
 # Output rows per call through an address: all of them on the calling thread (a single

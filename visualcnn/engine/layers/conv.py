@@ -14,6 +14,9 @@ DILATION = Arg("dilation_rate", "pair", (1, 1), minimum=1, doc="spacing between 
 ACTIVATION = Arg("activation", "activation", "linear", doc="function applied to every output")
 USE_BIAS = Arg("use_bias", "bool", True, doc="add one learned offset per output channel")
 BIAS_INIT = Arg("bias_initializer", "initializer", "zeros")
+# the widest input the few-channel kernels take (kernels/conv/few_channel.MAX_CHANNELS,
+# which imports numba; this module must not)
+FEW_CHANNELS = 4
 FILTERS = Arg("filters", "int", minimum=1, doc="number of filters = output channels")
 DEPTH_MULTIPLIER = Arg("depth_multiplier", "int", 1, minimum=1, doc="filters per input channel")
 
@@ -69,7 +72,8 @@ class _ConvBase(Layer):
         and the input gradient) and about 4,096 tile positions of transformed inputs and
         outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4)).
         A relu first conv on few channels before a max pool also rebuilds one image's
-        output gradient per thread from the pool's (``backward_from_pool``)."""
+        output gradient per thread from the pool's (``backward_from_pool``) and, for a 2x2
+        pool, computes two output rows per thread to pool (``forward_into_pool``)."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
@@ -80,7 +84,7 @@ class _ConvBase(Layer):
             tiles = max(1, 256 // tw) * tw
             pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
             return 104 * c * co + threads * (16 * tiles * (3 * c + 3 * co) + 16 * c * co + pads)
-        pooled = oh * ow * co if (kh, kw) == (3, 3) and c <= 4 else 0
+        pooled = (oh + 2) * ow * co if (kh, kw) == (3, 3) and c <= FEW_CHANNELS else 0
         return threads * (max(512, oh * ow) * k + padded + k * co + co + pooled)
 
     def _out(self, ctx, name, n):
@@ -175,6 +179,39 @@ class Conv2D(_ConvBase):
         dx = ctx.buf("dx", x.shape)
         self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
         return dx
+
+    def pool_takes_over(self, input_shape, output_shape, pool) -> tuple[bool, bool]:
+        """(forward, backward): whether a training step runs ``pool`` (the layer right after
+        this one, this being the first with weights) inside this layer's forward
+        (``forward_into_pool``) and backward (``backward_from_pool``). From the config and
+        shapes only, for the memory estimate before anything is built; the same decision as
+        ``takes_pooled_forward`` / ``takes_pooled_gradient`` on the built layer, where the
+        plan decides (tests/engine/test_memory.py checks that they agree)."""
+        kh, kw = self.config["kernel_size"]
+        backward = (pool.class_name == "MaxPooling2D" and self.config["activation"] == "relu"
+                    and (kh, kw) == (3, 3) and input_shape[3] <= FEW_CHANNELS and self.config["strides"][1] == 1)
+        return backward and pool.halves_without_padding(output_shape), backward
+
+    def takes_pooled_forward(self, pool) -> bool:
+        """Whether ``forward_into_pool`` can stand in for this layer's forward and ``pool``'s
+        (a MaxPooling2D right after it): a first conv that takes its gradient from the
+        pool (``takes_pooled_gradient``) and a 2x2 / stride 2 pool without padding."""
+        return (self.takes_pooled_gradient() and self.plan.takes_pooled_forward
+                and pool.halves_without_padding(self.built_output_shape))
+
+    def forward_into_pool(self, x, ctx, pool, pool_ctx):
+        """The max pool's output of relu(conv(x)), its forward state recorded for its
+        backward (``pooled_gradient``), without this layer's own output: bit-identical to
+        ``forward`` then ``pool.forward`` (``kernels/conv/few_channel._fwd_pool_image``).
+        Only ahead of ``backward_from_pool``, which needs no more than x and the pool's
+        state."""
+        ctx.saved["x"] = x
+        conv_shape = (x.shape[0], *self.built_output_shape[1:])
+        y, argmax = pool.fused_outputs(pool_ctx, x.shape[0])
+        self.plan.forward_pooled(x, self.weights[0], self._bias(), conv_shape, y, argmax, ws=ctx.ws,
+                                 serial=False)
+        pool.record_fused_forward(pool_ctx, conv_shape, y, argmax)
+        return y
 
     def takes_pooled_gradient(self) -> bool:
         """Whether ``backward_from_pool`` can stand in for a max pool's backward and this

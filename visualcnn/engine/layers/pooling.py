@@ -90,6 +90,23 @@ class MaxPooling2D(_Pooling2D):
         ctx.saved["relu_y"] = y if relu_handoff.is_relu_output(x) else None
         return y
 
+    def halves_without_padding(self, input_shape) -> bool:
+        """2x2 windows at stride 2 that all lie inside the input (``Conv2D.forward_into_pool``
+        computes only these): "valid", or "same" on an even size (no padding then). From the
+        config and the input shape only: the memory estimate asks before anything is built."""
+        c = self.config
+        even = input_shape[1] % 2 == 0 and input_shape[2] % 2 == 0
+        return (tuple(c["pool_size"]) == (2, 2) and tuple(self._strides()) == (2, 2)
+                and (c["padding"] == "valid" or even))
+
+    def fused_outputs(self, ctx, n):
+        """The output and argmax buffers ``forward`` would fill, for a conv that fills them."""
+        return self._out(ctx, "y", n), self._out(ctx, "argmax", n, np.int32)
+
+    def record_fused_forward(self, ctx, x_shape, y, argmax):
+        """What ``forward`` saves for the backward, after a relu conv filled y and argmax."""
+        ctx.saved["x_shape"], ctx.saved["argmax"], ctx.saved["relu_y"] = tuple(x_shape), argmax, y
+
     def pooled_gradient(self, dy, ctx):
         """(dy, argmax, y, x_shape): what a relu conv just before needs to take its
         weight gradient straight from this pool's output gradient (Conv2D

@@ -30,6 +30,7 @@ from visualcnn.engine.kernels import fnptr as _fnptr
 from visualcnn.engine.kernels._common import FAST, reduction_groups, twins
 from visualcnn.engine.kernels.conv._shared import getter, pick, resolve, scratch_slots
 from visualcnn.engine.kernels.fnptr import call_address
+from visualcnn.engine.kernels.pooling import max_of_2x2
 
 __all__ = [
     "conv2d_forward_3x3few",
@@ -122,28 +123,33 @@ def _taps(orow, ox, wc, bias, r0, r1, r2, c0, dw, first, relu):
                      + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co])
 
 
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _conv_row(orow, xp, wt, bias, oy, width, sh, sw, dh, dw, relu):
+    """orow[:width] (width, CO) = [relu](bias + the taps of output row oy), from the padded
+    planes xp. Loop order ci, ox, co: the row views are made once per (oy, ci), not per
+    pixel (measured: views per pixel cost more than the seed conv1's FMAs), and the output
+    row stays in L1 across the channels."""
+    C = xp.shape[0]
+    for ci in range(C):
+        r0 = xp[ci, oy * sh]
+        r1 = xp[ci, oy * sh + dh]
+        r2 = xp[ci, oy * sh + 2 * dh]
+        wc = wt[ci]
+        first = ci == 0
+        last_relu = relu and ci == C - 1
+        for ox in range(width):
+            _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _fwd_image(x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
     """out[n] = [relu](conv(x[n]) + bias); wt (C, 9, CO) the kernel channel-major (one
     contiguous (9, CO) block per channel); bias (CO,) always present (zeros if none)."""
-    C = x.shape[3]
     OH = out.shape[1]
     OW = out.shape[2]
     _pad_planes(x, n, xp, pad_top, pad_left)
-    # loop order oy, ci, ox, co: the row views are made once per (oy, ci), not per
-    # pixel (measured: views per pixel cost more than the seed conv1's FMAs), and the
-    # output row (OW*CO floats) stays in L1 across the channels
     for oy in range(OH):
-        orow = out[n, oy]
-        for ci in range(C):
-            r0 = xp[ci, oy * sh]
-            r1 = xp[ci, oy * sh + dh]
-            r2 = xp[ci, oy * sh + 2 * dh]
-            wc = wt[ci]
-            first = ci == 0
-            last_relu = relu and ci == C - 1
-            for ox in range(OW):
-                _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
+        _conv_row(out[n, oy], xp, wt, bias, oy, OW, sh, sw, dh, dw, relu)
 
 
 def _fwd_region(fn, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
@@ -161,6 +167,40 @@ def _forward(serial, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, re
     geo, relu = (int(sh), int(sw), int(dh), int(dw), int(pad_top), int(pad_left)), bool(relu)
     fn = _fnptr.address(_fwd_image, x, xp[0], wt, bias, out, 0, *geo, relu)
     _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, x, xp, wt, bias, out, *geo, relu)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _fwd_pool_image(x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top, pad_left):
+    """y[n], argmax[n] = the 2x2 / stride 2 max pool of relu(conv(x[n]) + bias), the conv
+    computed two rows at a time into rows (2, OW, CO), a worker's scratch, and never
+    stored: the same row loops as ``_fwd_image`` and the same comparisons as
+    ``pooling._maxpool_row_2x2`` (first of equal maxima wins; argmax the flat index into
+    the conv's (OH, OW, CO) output), so bit-identical to the two passes. Conv rows and
+    columns past 2*PH, 2*PW (an odd size) are never pooled, so never computed."""
+    PH = y.shape[1]
+    PW = y.shape[2]
+    CO = y.shape[3]
+    OW = rows.shape[1]
+    _pad_planes(x, n, xp, pad_top, pad_left)
+    for ph in range(PH):
+        for half in range(2):
+            _conv_row(rows[half], xp, wt, bias, 2 * ph + half, 2 * PW, sh, sw, dh, dw, True)
+        yrow = y[n, ph]
+        arow = argmax[n, ph]
+        for pw in range(PW):
+            ix = 2 * pw
+            max_of_2x2(rows[0, ix], rows[0, ix + 1], rows[1, ix], rows[1, ix + 1], yrow[pw], arow[pw],
+                       (2 * ph * OW + ix) * CO, OW * CO)
+
+
+def _fwd_pool_region(fn, x, xp, wt, bias, rows, y, argmax, sh, sw, dh, dw, pad_top, pad_left):
+    """prange over images, each ``_fwd_pool_image`` called through its address fn."""
+    for n in prange(y.shape[0]):
+        t = numba.get_thread_id()
+        call_address(fn, x, xp[t], wt, bias, rows[t], y, argmax, np.int64(n), sh, sw, dh, dw, pad_top, pad_left)
+
+
+FORWARD_POOLED = twins(_fwd_pool_region)
 
 
 def conv2d_forward_3x3few(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
@@ -413,6 +453,26 @@ class FewChannel3x3:
         _forward(resolve(serial), x, xp, wt, bias, out, *geo, relu)
 
     @staticmethod
+    def forward_pooled(x, kernel, bias, conv_shape, y, argmax, geo, ws, serial):
+        """y, argmax (N, PH, PW, CO) = the 2x2 / stride 2 max pool of relu(conv(x) + bias)
+        and its winners, as ``maxpool2d_forward`` gives them for the conv output shaped
+        conv_shape (N, OH, OW, CO), without that output (``_fwd_pool_image``): measured on
+        the seed CNN, its 5.5 MB write and the pool's read of it go."""
+        N, OH, OW, CO = conv_shape
+        get = getter(ws)
+        if bias.shape[0] == 0:
+            bias = get("zero_bias", (CO,))
+            bias[:] = 0.0
+        slots = scratch_slots()
+        xp = get("planes", (slots, *padded_planes_shape(x.shape, OH, OW, *geo)))
+        rows = get("pool_rows", (slots, 2, OW, CO))
+        wt = get("kernel_t", (x.shape[3], 9, CO))
+        channel_major(kernel, wt)
+        geo = tuple(int(v) for v in geo)
+        fn = _fnptr.address(_fwd_pool_image, x, xp[0], wt, bias, rows[0], y, argmax, 0, *geo)
+        _fnptr.run(pick(FORWARD_POOLED, serial), fn, x, xp, wt, bias, rows, y, argmax, *geo)
+
+    @staticmethod
     def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
         N, OH, OW, CO = dy.shape
         C = x.shape[3]
@@ -455,6 +515,8 @@ class FewChannel3x3:
     def kernels(op, serial):
         if op == "forward":
             return [_fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
+        if op == "forward_pooled":
+            return [_fwd_pool_image, pick(FORWARD_POOLED, serial)]
         if op == "backward_kernel_pooled":
             return [_unpool_image, _bwdk_image, _bwdk_image_pooled, _bwdk_partials_pooled, _sum_groups]
         return [_bwdk_image, _bwdk_partials, _sum_groups]

@@ -108,6 +108,18 @@ class ConvPlan:
                                              else grad_bias, self.geo, ws)
 
     @property
+    def takes_pooled_forward(self):
+        """Whether ``forward_pooled`` runs here (the few-channel forward)."""
+        return hasattr(self.forward_strategy, "forward_pooled")
+
+    def forward_pooled(self, x, kernel, bias, conv_shape, y, argmax, ws=None, serial=None):
+        """The 2x2 / stride 2 max pool of relu(conv(x) + bias) into y and argmax, the conv's
+        output (shaped conv_shape) never stored: what ``forward(relu=True)`` and then
+        ``maxpool2d_forward`` give, bit for bit."""
+        self.forward_strategy.forward_pooled(x, kernel, NO_BIAS if bias is None else bias, conv_shape, y,
+                                             argmax, self.geo, ws, serial)
+
+    @property
     def takes_pooled_gradient(self):
         """Whether ``backward_kernel_pooled`` runs here (the few-channel weight gradient)."""
         return hasattr(self.kernel_strategy, "backward_kernel_pooled")
@@ -127,6 +139,8 @@ class ConvPlan:
             if single is not None:
                 out += single.kernels("forward", bool(serial) and not training)
         if training:
+            if self.takes_pooled_forward:
+                out += self.forward_strategy.kernels("forward_pooled", False)
             out += self.kernel_strategy.kernels("backward_kernel", False)
             if need_dx:
                 out += self.input_strategy.kernels("backward_input", False)
