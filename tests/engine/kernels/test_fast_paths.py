@@ -197,15 +197,16 @@ def test_few_channel_weight_gradient_kernels(case):
     x, w, _, dy, (oh, ow), pads = data(case, seed=5)
     N, H, W, C, CO, KH, KW, sh, sw, dh, dw, _ = case
     _, ex_dw, ex_db = ref.conv2d_grads(x, w, dy, (sh, sw), (dh, dw), pads)
-    shape = few_channel.padded_planes_shape(x.shape, oh, ow, sh, sw, dh, dw, pads[0], pads[2])
+    shapes = few_channel.gradient_scratch_shapes(x.shape, oh, ow, CO, sh, sw, dh, dw, pads[0], pads[2])
     t = tol(N * oh * ow)
     for T in (1, 2, 3):
         if sw != 1:  # the planner sends these to im2col (test_conv_kernels covers them)
             assert not few_channel.applies_to_kernel_gradient(w.shape, (sh, sw))
             break
         gk, gb = np.full_like(w, np.nan), np.full(CO, np.nan, np.float32)
+        planes, rows, dz = (np.full((T, *shape), np.nan, np.float32) for shape in shapes)  # no stale zeros
         K.conv2d_backward_kernel_3x3few(
-            x, dy, gk, gb, np.full((T, *shape), np.nan, np.float32), np.empty((T, C, 9, CO), np.float32),
+            x, dy, gk, gb, planes, rows, dz, np.empty((T, C, 9, CO), np.float32),
             np.empty((T, CO), np.float32), sh, dh, dw, pads[0], pads[2])
         np.testing.assert_allclose(gk, ex_dw, err_msg=f"T={T}", **t)
         np.testing.assert_allclose(gb, ex_db, err_msg=f"T={T}", **t)

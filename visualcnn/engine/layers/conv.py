@@ -71,9 +71,11 @@ class _ConvBase(Layer):
         kernels (16 positions of F(2x2, 3x3) and 36 of F(4x4, 3x3), each for the forward
         and the input gradient) and about 4,096 tile positions of transformed inputs and
         outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4)).
-        A relu first conv on few channels before a max pool also rebuilds one image's
-        output gradient per thread from the pool's (``backward_from_pool``) and, for a 2x2
-        pool, computes two output rows per thread to pool (``forward_into_pool``)."""
+        A 3x3 conv on few channels (a first conv) takes its weight gradient from one
+        image's output gradient per thread, channel-major in rows of the padded width,
+        plus three gathered input rows; before a max pool it also maps the pool's winners
+        into that layout once per batch (``backward_from_pool``) and, for a 2x2 pool,
+        computes two output rows per thread to pool (``forward_into_pool``)."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
@@ -84,8 +86,11 @@ class _ConvBase(Layer):
             tiles = max(1, 256 // tw) * tw
             pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
             return 104 * c * co + threads * (16 * tiles * (3 * c + 3 * co) + 16 * c * co + pads)
-        pooled = (oh + 2) * ow * co if (kh, kw) == (3, 3) and c <= FEW_CHANNELS else 0
-        return threads * (max(512, oh * ow) * k + padded + k * co + co + pooled)
+        im2col = max(512, oh * ow) * k + padded + k * co + co  # also a few-channel conv's input gradient
+        if (kh, kw) == (3, 3) and c <= FEW_CHANNELS:
+            wp = w + (kw - 1) * dw
+            return threads * (im2col + (co + 3) * oh * wp + 2 * ow * co) + oh * ow * co
+        return threads * im2col
 
     def _out(self, ctx, name, n):
         return ctx.buf(name, (n, *self.built_output_shape[1:]))

@@ -37,7 +37,7 @@ def getter(ws):
     """ws.get, or a fresh allocation per call when the caller keeps no Workspace."""
     if ws is not None:
         return ws.get
-    return lambda name, shape: np.empty(shape, np.float32)
+    return lambda name, shape, dtype=np.float32: np.empty(shape, dtype)
 
 
 def threads_of(ws):

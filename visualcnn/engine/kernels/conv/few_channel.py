@@ -6,10 +6,10 @@ scratch xp (C, HP, WP) so no tap needs a bounds check. Forward: per output pixel
 input channel the 9 input values are loaded as scalars (broadcast) and ONE loop over
 the output channels does 9 FMAs per channel (+ the bias on the first channel, the relu
 on the last): 9 kernel loads and one read-modify-write of the output row per 9 FMAs.
-Weight gradient: per group of 4 output pixels along a row and per input channel, 36
-input scalars and 4 rows of dy, then ONE loop over the output channels updates all 9
-taps' accumulators (4 dy loads + 9 accumulator loads / stores per 36 FMAs), into
-partial sums per fixed group of images (``reduction_groups``) summed at the end.
+Weight gradient (``_bwdk_planes``): per image, the output gradient channel-major with
+rows as wide as the padded input, so each (input channel, output channel) is 9 dot
+products over one contiguous range (one load of dz per 9 FMAs, the sums in registers),
+into partial sums per fixed group of images (``reduction_groups``) summed at the end.
 
 Why (measured, batch 64, one core, thread CPU time): with K = 9*C < 32 the im2col +
 sgemm strategy spends its time in the unfold and in an sgemm whose k-loop is too short.
@@ -17,9 +17,11 @@ CIFAR-shaped first conv 32x32x3 -> 32: forward 1.67 ms against 3.50 (im2col + sg
 weight gradient 2.5 against 3.8; 32x32x3 -> 64 "same": 3.2 / 4.1 against 5.4 / 6.4;
 the seed CNN's conv1 28x28x1 -> 32: forward 0.40-0.50 ms against 1.50, weight gradient
 0.72-0.79 against 1.50 (the single-channel-only kernel it replaces: 0.44 / 0.55, so
-the seed CNN's weight gradient lost about 0.2 ms for one kernel serving C = 1..4). With
-a column stride the weight gradient goes to im2col (see ``_bwdk_row``). The input
-gradient of a first conv is never needed, so that op goes through im2col + sgemm.
+the seed CNN's weight gradient lost about 0.2 ms for one kernel serving C = 1..4; the
+dot-product form since: 0.73 ms for the whole batch, 0.39 on two threads). With a
+column stride the weight gradient goes to im2col (the dot products need the taps of a
+row one column apart). The input gradient of a first conv is never needed, so that op
+goes through im2col + sgemm.
 """
 
 import numba
@@ -220,180 +222,155 @@ def conv2d_forward_3x3few_serial(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, 
     _forward(True, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
-def _bwdk_row(acc, r0, r1, r2, dy, nd, oy, dw):
-    """acc (9, CO) += the weight gradient of one input channel from output row oy of
-    image nd (column stride 1); r0, r1, r2 the three padded input rows it reads.
-
-    Per group of 4 output pixels: 36 input scalars and 4 rows of dy, then ONE loop over
-    the output channels updates all 9 taps' accumulators (4 dy loads + 9 accumulator
-    loads / stores per 36 FMAs). The loads are r[ox + j + k*dw]: 3 row pointers and 3
-    loop-invariant offsets. With a column stride (r[(ox + j)*sw + k*dw], 36 invariant
-    offsets, or one strided view per tap) it measured 1.5x slower, so strided convs take
-    their weight gradient from im2col + sgemm instead."""
-    OW = dy.shape[2]
-    CO = dy.shape[3]
-    ox = 0
-    while ox + 4 <= OW:
-        x00_0 = r0[ox]
-        x01_0 = r0[ox + 1 * dw]
-        x02_0 = r0[ox + 2 * dw]
-        x10_0 = r1[ox]
-        x11_0 = r1[ox + 1 * dw]
-        x12_0 = r1[ox + 2 * dw]
-        x20_0 = r2[ox]
-        x21_0 = r2[ox + 1 * dw]
-        x22_0 = r2[ox + 2 * dw]
-        x00_1 = r0[ox + 1]
-        x01_1 = r0[ox + 1 + 1 * dw]
-        x02_1 = r0[ox + 1 + 2 * dw]
-        x10_1 = r1[ox + 1]
-        x11_1 = r1[ox + 1 + 1 * dw]
-        x12_1 = r1[ox + 1 + 2 * dw]
-        x20_1 = r2[ox + 1]
-        x21_1 = r2[ox + 1 + 1 * dw]
-        x22_1 = r2[ox + 1 + 2 * dw]
-        x00_2 = r0[ox + 2]
-        x01_2 = r0[ox + 2 + 1 * dw]
-        x02_2 = r0[ox + 2 + 2 * dw]
-        x10_2 = r1[ox + 2]
-        x11_2 = r1[ox + 2 + 1 * dw]
-        x12_2 = r1[ox + 2 + 2 * dw]
-        x20_2 = r2[ox + 2]
-        x21_2 = r2[ox + 2 + 1 * dw]
-        x22_2 = r2[ox + 2 + 2 * dw]
-        x00_3 = r0[ox + 3]
-        x01_3 = r0[ox + 3 + 1 * dw]
-        x02_3 = r0[ox + 3 + 2 * dw]
-        x10_3 = r1[ox + 3]
-        x11_3 = r1[ox + 3 + 1 * dw]
-        x12_3 = r1[ox + 3 + 2 * dw]
-        x20_3 = r2[ox + 3]
-        x21_3 = r2[ox + 3 + 1 * dw]
-        x22_3 = r2[ox + 3 + 2 * dw]
-        g0 = dy[nd, oy, ox]
-        g1 = dy[nd, oy, ox + 1]
-        g2 = dy[nd, oy, ox + 2]
-        g3 = dy[nd, oy, ox + 3]
-        for co in range(CO):
-            acc[0, co] += (x00_0 * g0[co] + x00_1 * g1[co] + x00_2 * g2[co]
-                            + x00_3 * g3[co])
-            acc[1, co] += (x01_0 * g0[co] + x01_1 * g1[co] + x01_2 * g2[co]
-                            + x01_3 * g3[co])
-            acc[2, co] += (x02_0 * g0[co] + x02_1 * g1[co] + x02_2 * g2[co]
-                            + x02_3 * g3[co])
-            acc[3, co] += (x10_0 * g0[co] + x10_1 * g1[co] + x10_2 * g2[co]
-                            + x10_3 * g3[co])
-            acc[4, co] += (x11_0 * g0[co] + x11_1 * g1[co] + x11_2 * g2[co]
-                            + x11_3 * g3[co])
-            acc[5, co] += (x12_0 * g0[co] + x12_1 * g1[co] + x12_2 * g2[co]
-                            + x12_3 * g3[co])
-            acc[6, co] += (x20_0 * g0[co] + x20_1 * g1[co] + x20_2 * g2[co]
-                            + x20_3 * g3[co])
-            acc[7, co] += (x21_0 * g0[co] + x21_1 * g1[co] + x21_2 * g2[co]
-                            + x21_3 * g3[co])
-            acc[8, co] += (x22_0 * g0[co] + x22_1 * g1[co] + x22_2 * g2[co]
-                            + x22_3 * g3[co])
-        ox += 4
-    while ox < OW:
-        x00_0 = r0[ox]
-        x01_0 = r0[ox + 1 * dw]
-        x02_0 = r0[ox + 2 * dw]
-        x10_0 = r1[ox]
-        x11_0 = r1[ox + 1 * dw]
-        x12_0 = r1[ox + 2 * dw]
-        x20_0 = r2[ox]
-        x21_0 = r2[ox + 1 * dw]
-        x22_0 = r2[ox + 2 * dw]
-        g0 = dy[nd, oy, ox]
-        for co in range(CO):
-            acc[0, co] += x00_0 * g0[co]
-            acc[1, co] += x01_0 * g0[co]
-            acc[2, co] += x02_0 * g0[co]
-            acc[3, co] += x10_0 * g0[co]
-            acc[4, co] += x11_0 * g0[co]
-            acc[5, co] += x12_0 * g0[co]
-            acc[6, co] += x20_0 * g0[co]
-            acc[7, co] += x21_0 * g0[co]
-            acc[8, co] += x22_0 * g0[co]
-        ox += 1
-
-
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _bwdk_image(x, dy, xp, acc, bacc, n, nd, sh, dh, dw, pad_top, pad_left):
-    """acc (C, 9, CO) += the weight gradient of input image x[n] with output gradient
-    dy[nd]; bacc (CO,) += its bias gradient (skipped when empty)."""
-    C = x.shape[3]
+def _bwdk_planes(xp, rows, dz, acc, bacc, OH, sh, dh, dw):
+    """acc (C, 9, CO) += the weight gradient of one image and bacc (CO,) its bias
+    gradient (skipped when empty), from its padded planes xp (C, HP, WP) and its output
+    gradient dz (CO, OH*WP) channel-major, rows of WP with zeros past the OW real columns.
+
+    Why this layout: with output pixel p = oy*WP + ox, the input value tap (ky, kx) reads
+    is X_ky[p + kx*dw], X_ky the plane's rows ky*dh, ky*dh + sh, ... laid end to end (for
+    unit row stride the plane itself from row ky*dh: a view), so each (channel, output
+    channel) is 9 dot products over ONE contiguous range, summed in registers with one
+    load of dz per 9 FMAs. The zero columns make the rows' ends contribute nothing.
+    Measured, seed conv1 (28x28x1 -> 32, batch 64, one thread): 0.30 ms against 0.70 for
+    the per-pixel loop over output channels it replaces. rows (3, OH*WP): scratch for
+    the gathered rows of a strided conv."""
+    C = xp.shape[0]
+    WP = xp.shape[2]
+    CO = dz.shape[0]
+    L = OH * WP - 2 * dw  # the last 2*dw positions are zero columns (WP >= OW + 2*dw)
+    for ci in range(C):
+        if sh == 1:
+            plane = xp[ci].reshape(-1)
+            X0 = plane[0:]
+            X1 = plane[dh * WP:]
+            X2 = plane[2 * dh * WP:]
+        else:
+            for oy in range(OH):
+                for ky in range(3):
+                    rows[ky, oy * WP:(oy + 1) * WP] = xp[ci, oy * sh + ky * dh]
+            X0 = rows[0][0:]
+            X1 = rows[1][0:]
+            X2 = rows[2][0:]
+        # one view per tap, each indexed from 0: the loop index is then provably
+        # non-negative and LLVM vectorises (an offset index kept numba's wraparound check)
+        x0 = X0[0:]
+        x1 = X0[dw:]
+        x2 = X0[2 * dw:]
+        x3 = X1[0:]
+        x4 = X1[dw:]
+        x5 = X1[2 * dw:]
+        x6 = X2[0:]
+        x7 = X2[dw:]
+        x8 = X2[2 * dw:]
+        a = acc[ci]
+        for co in range(CO):
+            d = dz[co]
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = np.float32(0.0)
+            for p in range(L):
+                g = d[p]
+                s0 += x0[p] * g
+                s1 += x1[p] * g
+                s2 += x2[p] * g
+                s3 += x3[p] * g
+                s4 += x4[p] * g
+                s5 += x5[p] * g
+                s6 += x6[p] * g
+                s7 += x7[p] * g
+                s8 += x8[p] * g
+            a[0, co] += s0
+            a[1, co] += s1
+            a[2, co] += s2
+            a[3, co] += s3
+            a[4, co] += s4
+            a[5, co] += s5
+            a[6, co] += s6
+            a[7, co] += s7
+            a[8, co] += s8
+    if bacc.shape[0] > 0:
+        for co in range(CO):
+            d = dz[co]
+            s = np.float32(0.0)
+            for p in range(L):
+                s += d[p]
+            bacc[co] += s
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _channel_major_image(dy, n, dz, WP):
+    """dz (CO, OH*WP)[co, oy*WP + ox] = dy[n, oy, ox, co], zero past column OW."""
     OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
-    _pad_planes(x, n, xp, pad_top, pad_left)
-    do_bias = bacc.shape[0] > 0
     for oy in range(OH):
-        if do_bias:
-            for ox in range(OW):
-                g = dy[nd, oy, ox]
-                for co in range(CO):
-                    bacc[co] += g[co]
-        for ci in range(C):
-            r0 = xp[ci, oy * sh]
-            r1 = xp[ci, oy * sh + dh]
-            r2 = xp[ci, oy * sh + 2 * dh]
-            _bwdk_row(acc[ci], r0, r1, r2, dy, nd, oy, dw)
+        for ox in range(OW):
+            g = dy[n, oy, ox]
+            for co in range(CO):
+                dz[co, oy * WP + ox] = g[co]
+        for co in range(CO):
+            for ox in range(OW, WP):
+                dz[co, oy * WP + ox] = 0.0
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials(fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
+def _bwdk_partials(fn, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left):
     """acc[g] / bacc[g] (zeroed by the caller) += the gradients of the images of group g
     (G = acc.shape[0] contiguous groups of images, each summed in order: the grouping is
-    the work's, not the live thread count's); fn the address of ``_bwdk_image``."""
+    the work's, not the live thread count's); per image its planes and its dy made
+    channel-major in the worker's scratch, then ``_bwdk_planes`` (its address fn)."""
     G = acc.shape[0]
     N = dy.shape[0]
+    OH = dy.shape[1]
+    WP = xp.shape[3]
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, x, dy, xp[t], acc[g], bacc[g], np.int64(n), np.int64(n), sh, dh, dw, pad_top, pad_left)
+            _pad_planes(x, n, xp[t], pad_top, pad_left)
+            _channel_major_image(dy, n, dz[t], WP)
+            call_address(fn, xp[t], rows[t], dz[t], acc[g], bacc[g], OH, sh, dh, dw)
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def _unpool_image(dyp, argmax, yp, dz, n):
-    """dz[0] = the max pool's backward of image n: dyp (N, PH, PW, CO) scattered to the
-    argmax cells where the pool's output yp > 0 (relu's derivative), zero elsewhere; the
-    same additions in the same order as ``pooling.maxpool2d_backward``. (Writing 2x2
-    windows densely instead of zeroing and scattering measured no faster.)"""
-    dzn = dz[0].reshape(-1)
-    dzn[:] = 0.0
+@njit(nogil=True, cache=True)
+def channel_major_positions(where, OH, OW, CO, WP):
+    """where[(iy*OW + ix)*CO + c] = c*OH*WP + iy*WP + ix: a max pool's argmax (a flat index
+    into the conv output (OH, OW, CO)) to the position in the channel-major gradient."""
+    for iy in range(OH):
+        for ix in range(OW):
+            for c in range(CO):
+                where[(iy * OW + ix) * CO + c] = c * OH * WP + iy * WP + ix
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _unpool_image(dyp, argmax, yp, where, dz, n):
+    """dz (CO, OH*WP) = the max pool's backward of image n, channel-major: dyp (N, PH, PW,
+    CO) scattered to the argmax cells where the pool's output yp > 0 (relu's derivative),
+    zero elsewhere; the same additions in the same order as ``pooling.maxpool2d_backward``."""
+    flat = dz.reshape(-1)
+    flat[:] = 0.0
     an = argmax[n].reshape(-1)
     dyn = dyp[n].reshape(-1)
     yn = yp[n].reshape(-1)
     for i in range(an.shape[0]):
         a = an[i]
         if a >= 0 and yn[i] > 0.0:
-            dzn[a] += dyn[i]
-
-
-@njit(nogil=True, cache=True)
-def _bwdk_image_pooled(fns, x, dyp, argmax, yp, dz, xp, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
-    """``_bwdk_image`` of image n with its output gradient rebuilt from the max pool after
-    the conv, in dz (1, OH, OW, CO), a per-worker scratch (``_unpool_image``): the same
-    values as the pool's backward, so bit-identical results, with dz in the worker's cache
-    instead of a whole batch's gradient in memory. fns: the addresses of
-    ``_unpool_image`` and ``_bwdk_image`` (called, not linked in: ``_bwdk_image`` is
-    compiled once for both paths)."""
-    call_address(fns[0], dyp, argmax, yp, dz, n)
-    call_address(fns[1], x, dz, xp, acc, bacc, n, np.int64(0), sh, dh, dw, pad_top, pad_left)
+            flat[where[a]] += dyn[i]
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials_pooled(fn, fns, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pad_top, pad_left):
-    """``_bwdk_partials`` with ``_bwdk_image_pooled`` (its address fn) per image."""
+def _bwdk_partials_pooled(fn, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh, dw, pad_top,
+                          pad_left):
+    """``_bwdk_partials`` with each image's output gradient rebuilt from the max pool after
+    the conv (``_unpool_image``): the same values as the pool's backward, so bit-identical
+    results, with the gradient in the worker's cache instead of a whole batch's in memory."""
     G = acc.shape[0]
     N = dyp.shape[0]
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, fns, x, dyp, argmax, yp, dzs[t], xp[t], acc[g], bacc[g], np.int64(n), sh, dh, dw,
-                         pad_top, pad_left)
+            _pad_planes(x, n, xp[t], pad_top, pad_left)
+            _unpool_image(dyp, argmax, yp, where, dz[t], n)
+            call_address(fn, xp[t], rows[t], dz[t], acc[g], bacc[g], OH, sh, dh, dw)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -419,19 +396,31 @@ def _sum_groups(acc, bacc, grad_kernel, grad_bias):
         grad_bias[co] = s
 
 
-def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, acc, bacc, sh, dh, dw,
+def gradient_scratch_shapes(x_shape, OH, OW, CO, sh, sw, dh, dw, pad_top, pad_left):
+    """Per worker: the padded planes (C, HP, WP), the gathered rows of a strided conv
+    (3, OH*WP) and the channel-major output gradient (CO, OH*WP) ``_bwdk_planes`` reads."""
+    planes = padded_planes_shape(x_shape, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
+    return planes, (3, OH * planes[2]), (CO, OH * planes[2])
+
+
+def _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw):
+    return _fnptr.address(_bwdk_planes, xp[0], rows[0], dz[0], acc[0], bacc[0], 0, sh, dh, dw)
+
+
+def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, rows, dz, acc, bacc, sh, dh, dw,
                                   pad_top, pad_left):
     """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4,
     column stride 1 (``applies_to_kernel_gradient``).
 
-    xp (T, C, HP, WP) scratch per numba worker, acc (G, C, 9, CO), bacc (G, CO or 0)
-    partial sums of G groups of images (``reduction_groups(N)``). prange over the groups
-    (loop order in ``_bwdk_image``), then the groups summed in order."""
+    xp, rows, dz: scratch per numba worker (T, ...) shaped by ``gradient_scratch_shapes``;
+    acc (G, C, 9, CO), bacc (G, CO or 0) partial sums of G groups of images
+    (``reduction_groups(N)``). prange over the groups (``_bwdk_partials``), then the
+    groups summed in order."""
     sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
     acc[...] = 0.0
     bacc[...] = 0.0
-    fn = _fnptr.address(_bwdk_image, x, dy, xp[0], acc[0], bacc[0], 0, 0, sh, dh, dw, pad_top, pad_left)
-    _fnptr.run(_bwdk_partials, fn, x, dy, xp, acc, bacc, sh, dh, dw, pad_top, pad_left)
+    fn = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
+    _fnptr.run(_bwdk_partials, fn, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
 
@@ -478,10 +467,12 @@ class FewChannel3x3:
         C = x.shape[3]
         G = reduction_groups(N)
         get = getter(ws)
+        slots = scratch_slots()
+        planes, rows, dz = gradient_scratch_shapes(x.shape, OH, OW, CO, *geo)
         conv2d_backward_kernel_3x3few(
-            x, dy, grad_kernel, grad_bias,
-            get("planes", (scratch_slots(), *padded_planes_shape(x.shape, OH, OW, *geo))),
-            get("acc", (G, C, 9, CO)), get("bacc", (G, grad_bias.shape[0])), geo[0], *geo[2:])
+            x, dy, grad_kernel, grad_bias, get("planes", (slots, *planes)), get("grad_rows", (slots, *rows)),
+            get("grad_dz", (slots, *dz)), get("acc", (G, C, 9, CO)), get("bacc", (G, grad_bias.shape[0])), geo[0],
+            *geo[2:])
 
     @staticmethod
     def backward_kernel_pooled(x, pooled, grad_kernel, grad_bias, geo, ws):
@@ -489,9 +480,9 @@ class FewChannel3x3:
         from the pool's gradient: pooled = (dyp, argmax, yp, z_shape), the pool's output
         gradient, winners and output, and the shape of the conv output it pooled
         (``MaxPooling2D.pooled_gradient``). The conv's own output gradient is rebuilt image
-        by image in the worker's cache (``_bwdk_image_pooled``): measured on the seed CNN,
-        the pool's backward (a zeroed 5.5 MB gradient and its scatter, 0.41 ms) and the
-        re-read of it by this kernel go."""
+        by image in the worker's cache (``_bwdk_partials_pooled``): measured on the seed
+        CNN, the pool's backward (a zeroed 5.5 MB gradient and its scatter, 0.41 ms) and
+        the re-read of it by this kernel go."""
         dyp, argmax, yp, z_shape = pooled
         N, OH, OW, CO = z_shape
         C = x.shape[3]
@@ -502,13 +493,13 @@ class FewChannel3x3:
         acc, bacc = get("acc", (G, C, 9, CO)), get("bacc", (G, grad_bias.shape[0]))
         acc[...] = 0.0
         bacc[...] = 0.0
-        xp = get("planes", (slots, *padded_planes_shape(x.shape, OH, OW, *geo)))
-        dzs = get("pooled_dz", (slots, 1, OH, OW, CO))
-        fns = (_fnptr.address(_unpool_image, dyp, argmax, yp, dzs[0], 0),
-               _fnptr.address(_bwdk_image, x, dzs[0], xp[0], acc[0], bacc[0], 0, 0, sh, dh, dw, pt, pl))
-        fn = _fnptr.address_calling(fns, _bwdk_image_pooled, fns, x, dyp, argmax, yp, dzs[0], xp[0], acc[0],
-                                    bacc[0], 0, sh, dh, dw, pt, pl)
-        _fnptr.run(_bwdk_partials_pooled, fn, fns, x, dyp, argmax, yp, dzs, xp, acc, bacc, sh, dh, dw, pt, pl)
+        planes, rows, dz = gradient_scratch_shapes(x.shape, OH, OW, CO, *geo)
+        xp, rows, dz = get("planes", (slots, *planes)), get("grad_rows", (slots, *rows)), get("grad_dz", (slots, *dz))
+        where = get("pooled_where", (OH * OW * CO,), np.int32)
+        channel_major_positions(where, OH, OW, CO, planes[2])
+        fn = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
+        _fnptr.run(_bwdk_partials_pooled, fn, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh, dw,
+                   pt, pl)
         _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
     @staticmethod
@@ -518,8 +509,8 @@ class FewChannel3x3:
         if op == "forward_pooled":
             return [_fwd_pool_image, pick(FORWARD_POOLED, serial)]
         if op == "backward_kernel_pooled":
-            return [_unpool_image, _bwdk_image, _bwdk_image_pooled, _bwdk_partials_pooled, _sum_groups]
-        return [_bwdk_image, _bwdk_partials, _sum_groups]
+            return [channel_major_positions, _bwdk_planes, _bwdk_partials_pooled, _sum_groups]
+        return [_bwdk_planes, _bwdk_partials, _sum_groups]
 
 
 FEW_CHANNEL_3X3 = FewChannel3x3()
