@@ -468,3 +468,45 @@ def test_a_call_error_names_unnamed_inputs_by_position():
     with pytest.raises(ConfigError, match=r"^Add 'join': inputs must have the same shape: 'input 1' gives "
                                           r"\(None, 6, 6, 4\) but 'wide' gives \(None, 8, 8, 4\)"):
         L.Add(name="join")([L.Conv2D(4, 3)(inputs), L.Conv2D(4, 1, name="wide")(inputs)])
+
+
+def test_a_graphs_first_conv_runs_the_pool_after_it_bit_for_bit(monkeypatch):
+    """Input -> Conv2D(relu) -> MaxPooling2D -> two branches (the Inception stem): the conv
+    runs the pool's forward and backward inside its own (graph_run.pooled_convs), with
+    the same gradients, bit for bit, as the passes one by one; a conv whose input needs
+    a gradient (the branches') does not."""
+    from visualcnn.engine import graph_run
+
+    inputs = Input(shape=(12, 12, 1))
+    s = L.MaxPooling2D(name="pool")(L.Conv2D(6, 3, activation="relu", name="stem")(inputs))
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(s)
+    b = L.MaxPooling2D(name="b_pool")(L.Conv2D(4, 1, activation="relu", name="b")(s))
+    out = L.Dense(3, activation="softmax", name="out")(
+        L.Flatten()(L.Concatenate()([L.MaxPooling2D()(a), b])))
+    model = Model(inputs, out)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.build(seed=2)
+    assert model._plan.pooled == {model.layers.index(model.get_layer("stem")): model.layers.index(
+        model.get_layer("pool"))}
+    calls = []
+    for name in ("forward_into_pool", "backward_from_pool"):
+        original = getattr(L.Conv2D, name)
+        monkeypatch.setattr(L.Conv2D, name, lambda self, *a, _o=original, _n=name: (
+            calls.append((self.name, _n)), _o(self, *a))[1])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    loss, grads = model.compute_gradients(x, y)
+    assert calls == [("stem", "forward_into_pool"), ("stem", "backward_from_pool")]
+    monkeypatch.setattr(graph_run, "takes_pool", lambda conv, pool: False)
+    plain_loss, plain = model.compute_gradients(x, y)
+    assert len(calls) == 2 and loss == plain_loss
+    for g, p in zip(grads, plain):
+        assert np.array_equal(g, p)
+    # the per-layer times say where the pool's passes went
+    from visualcnn.engine import benchmark
+
+    monkeypatch.undo()
+    costs = {c.name: c for c in benchmark.layer_costs(model, batch_size=4, steps=1, warmup=1)}
+    assert costs["pool"].forward_in == costs["pool"].backward_in == "stem"
+    assert costs["b_pool"].forward_in == costs["b_pool"].backward_in == ""

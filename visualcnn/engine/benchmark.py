@@ -333,7 +333,7 @@ class _LayerTimer:
 
     def backward_in(self, i: int) -> str:
         """The layer that did layer i's backward: the conv just before a pool whose
-        gradient it took (Sequential: the pool is the next layer)."""
+        gradient it took."""
         return self._done_by(i, self.pooled, self.bwd)
 
     def forward_in(self, i: int) -> str:
@@ -341,8 +341,12 @@ class _LayerTimer:
         return self._done_by(i, self.pooled_fwd, self.fwd)
 
     def _done_by(self, i, fused, own):
-        if i > 0 and fused[i - 1] and not own[i]:
-            return self.model.layers[i - 1].name
+        plan = getattr(self.model, "_plan", None)
+        for j, calls in enumerate(fused):
+            # the pool a conv ran: the next layer (Sequential), or the graph plan's pair
+            pool = (plan.pooled or {}).get(j) if plan is not None else j + 1
+            if calls and pool == i and not own[i]:
+                return self.model.layers[j].name
         return ""
 
     def __exit__(self, *exc):

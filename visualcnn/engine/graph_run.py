@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .layers import relu_handoff
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -35,6 +37,7 @@ class Plan:
     needs_grad: tuple[bool, ...]  # a trainable weight at or above this layer: its output gradient is used
     fused: frozenset = frozenset()  # relu_fusions (a single image's predict need not redo them)
     folds: dict | None = None  # bn_folds
+    pooled: dict | None = None  # pooled_convs
 
 
 def make_plan(layers, inbound) -> Plan:
@@ -54,7 +57,31 @@ def make_plan(layers, inbound) -> Plan:
                 tuple(max(c) if c else i for i, c in enumerate(consumers)),
                 tuple(bool(getattr(layer, "merge", False)) for layer in layers), tuple(needs))
     # built layers: a BatchNormalization folds only once both it and its conv are built
-    return replace(plan, fused=relu_fusions(layers, plan), folds=bn_folds(layers, plan))
+    return replace(plan, fused=relu_fusions(layers, plan), folds=bn_folds(layers, plan),
+                   pooled=pooled_convs(layers, plan))
+
+
+def takes_pool(conv, pool) -> bool:
+    """Whether a training step can run the max pool ``pool``, the only reader of ``conv``'s
+    output, inside ``conv``'s backward (``Conv2D.backward_from_pool``: a relu conv on few
+    channels) when nothing needs conv's input gradient; its forward too where
+    ``conv.takes_pooled_forward(pool)``. Not with the relu hand-off off (tests compare)."""
+    takes = getattr(conv, "takes_pooled_gradient", None)
+    return (relu_handoff.ENABLED and takes is not None and hasattr(pool, "pooled_gradient")
+            and bool(takes()))
+
+
+def pooled_convs(layers, plan: Plan) -> dict:
+    """{index of a conv that reads no layer needing a gradient: the max pool that is its
+    only consumer and reads only it} (a network's first conv -> pool; ``takes_pool``
+    decides, at run time, whether the pair runs as one)."""
+    pairs = {}
+    for i, layer in enumerate(layers):
+        users = plan.consumers[i]
+        if (len(users) == 1 and len(plan.inbound[users[0]]) == 1
+                and not any(j >= 0 and plan.needs_grad[j] for j in plan.inbound[i])):
+            pairs[i] = users[0]
+    return pairs
 
 
 def relu_fusions(layers, plan: Plan) -> frozenset:
@@ -93,9 +120,20 @@ def forward(layers, plan: Plan, x, ctxs, training: bool, collect: list | None = 
     """The output of the last layer; every layer's output appended to `collect` when
     given (then nothing is fused: each layer's own output is wanted)."""
     fused = plan.fused if collect is None else ()
+    # a training step's first conv -> max pool in one pass (backward() then takes the
+    # pooled path too); not when every layer's own output is wanted
+    pooled = plan.pooled if training and collect is None and plan.pooled else {}
     outs: list = [None] * len(layers)
+    done = set()
     for i, (layer, ctx) in enumerate(zip(layers, ctxs)):
         ctx.fuse_relu = i in fused
+        if i in done:
+            continue
+        p = pooled.get(i)
+        if p is not None and takes_pool(layer, layers[p]) and layer.takes_pooled_forward(layers[p]):
+            outs[p] = layer.forward_into_pool(_inputs(plan, i, x, outs), ctx, layers[p], ctxs[p])
+            done.add(p)
+            continue
         outs[i] = layer.forward(_inputs(plan, i, x, outs), ctx, training)
         if collect is not None:
             collect.append(outs[i])
@@ -164,10 +202,20 @@ def backward(layers, plan: Plan, dy, ctxs, fused_last: bool, need_input_grad: bo
     input_grad = None
     input_owned = False
     needs = plan.needs_grad
+    # a pool's backward done inside the conv before it (see forward())
+    pools = {} if need_input_grad or not plan.pooled else {p: c for c, p in plan.pooled.items()
+                                                          if takes_pool(layers[c], layers[p])}
     for i in range(last, -1, -1):
         g = grads[i]
         if g is None or not (need_input_grad or needs[i]):
             continue
+        c = pools.get(i)
+        if c is not None:
+            from_pool = layers[i].pooled_gradient(g, ctxs[i])
+            if from_pool is not None:  # the pool's backward and the conv's, in one pass
+                layers[c].backward_from_pool(from_pool, ctxs[c])
+                grads[i] = None
+                continue
         ins = plan.inbound[i]
         need_dx = need_input_grad or any(j >= 0 and needs[j] for j in ins)
         out = layers[i].backward(g, ctxs[i], need_dx=need_dx, skip_activation=fused_last and i == last)

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .analysis import PipelineReport, analyse_graph, check_input_shape, is_linear, linear_inbound
-from .layers import ConfigError, InputLayer, Layer, relu_handoff, snake_case
+from .layers import ConfigError, InputLayer, Layer, snake_case
 from . import graph_run
 from .graph_run import make_plan
 from .summary import render_summary
@@ -943,10 +943,7 @@ def _first_conv_pool(layers: list) -> int | None:
     pass (``Conv2D.backward_from_pool``) and, for a 2x2 pool, their forward too
     (``Conv2D.forward_into_pool``). None otherwise, or with the relu hand-off off."""
     stop = _first_trainable(layers)
-    if stop + 1 >= len(layers) or not relu_handoff.ENABLED:
-        return None
-    takes = getattr(layers[stop], "takes_pooled_gradient", None)
-    if takes is None or not hasattr(layers[stop + 1], "pooled_gradient") or not takes():
+    if stop + 1 >= len(layers) or not graph_run.takes_pool(layers[stop], layers[stop + 1]):
         return None
     return stop
 
