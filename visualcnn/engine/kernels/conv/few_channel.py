@@ -125,12 +125,13 @@ def _taps(orow, ox, wc, bias, r0, r1, r2, c0, dw, first, relu):
                      + x20 * wc[6, co] + x21 * wc[7, co] + x22 * wc[8, co])
 
 
-@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+@njit(nogil=True, cache=True, fastmath=FAST)
 def _conv_row(orow, xp, wt, bias, oy, width, sh, sw, dh, dw, relu):
     """orow[:width] (width, CO) = [relu](bias + the taps of output row oy), from the padded
     planes xp. Loop order ci, ox, co: the row views are made once per (oy, ci), not per
     pixel (measured: views per pixel cost more than the seed conv1's FMAs), and the output
-    row stays in L1 across the channels."""
+    row stays in L1 across the channels. Compiled once and called through its address by
+    the plain and the pooling forward (inlined in both, their compile took 0.9 s more)."""
     C = xp.shape[0]
     for ci in range(C):
         r0 = xp[ci, oy * sh]
@@ -144,41 +145,48 @@ def _conv_row(orow, xp, wt, bias, oy, width, sh, sw, dh, dw, relu):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _fwd_image(x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
+def _fwd_image(row, x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
     """out[n] = [relu](conv(x[n]) + bias); wt (C, 9, CO) the kernel channel-major (one
-    contiguous (9, CO) block per channel); bias (CO,) always present (zeros if none)."""
+    contiguous (9, CO) block per channel); bias (CO,) always present (zeros if none);
+    row: the address of ``_conv_row``."""
     OH = out.shape[1]
     OW = out.shape[2]
     _pad_planes(x, n, xp, pad_top, pad_left)
     for oy in range(OH):
-        _conv_row(out[n, oy], xp, wt, bias, oy, OW, sh, sw, dh, dw, relu)
+        call_address(row, out[n, oy], xp, wt, bias, np.int64(oy), OW, sh, sw, dh, dw, relu)
 
 
-def _fwd_region(fn, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+def _fwd_region(fn, row, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     """prange over images, each ``_fwd_image`` called through its address fn (not
     linked in: the region and its serial twin compile in a fraction of a second)."""
     for n in prange(out.shape[0]):
-        call_address(fn, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), sh, sw, dh, dw, pad_top, pad_left,
-                     relu)
+        call_address(fn, row, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), sh, sw, dh, dw, pad_top,
+                     pad_left, relu)
 
 
 FORWARD = twins(_fwd_region)
 
 
+def _row_address(out, xp, wt, bias, sh, sw, dh, dw, relu):
+    return _fnptr.address(_conv_row, out[0, 0], xp[0], wt, bias, 0, out.shape[2], sh, sw, dh, dw, relu)
+
+
 def _forward(serial, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     geo, relu = (int(sh), int(sw), int(dh), int(dw), int(pad_top), int(pad_left)), bool(relu)
-    fn = _fnptr.address(_fwd_image, x, xp[0], wt, bias, out, 0, *geo, relu)
-    _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, x, xp, wt, bias, out, *geo, relu)
+    row = _row_address(out, xp, wt, bias, *geo[:4], relu)
+    fn = _fnptr.address_calling((row,), _fwd_image, row, x, xp[0], wt, bias, out, 0, *geo, relu)
+    _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, row, x, xp, wt, bias, out, *geo, relu)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _fwd_pool_image(x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top, pad_left):
+def _fwd_pool_image(row, x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top, pad_left, relu):
     """y[n], argmax[n] = the 2x2 / stride 2 max pool of relu(conv(x[n]) + bias), the conv
     computed two rows at a time into rows (2, OW, CO), a worker's scratch, and never
     stored: the same row loops as ``_fwd_image`` and the same comparisons as
     ``pooling._maxpool_row_2x2`` (first of equal maxima wins; argmax the flat index into
     the conv's (OH, OW, CO) output), so bit-identical to the two passes. Conv rows and
-    columns past 2*PH, 2*PW (an odd size) are never pooled, so never computed."""
+    columns past 2*PH, 2*PW (an odd size) are never pooled, so never computed. relu: True
+    (an argument, typed like the plain forward's, for the row function both call)."""
     PH = y.shape[1]
     PW = y.shape[2]
     CO = y.shape[3]
@@ -186,7 +194,8 @@ def _fwd_pool_image(x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top
     _pad_planes(x, n, xp, pad_top, pad_left)
     for ph in range(PH):
         for half in range(2):
-            _conv_row(rows[half], xp, wt, bias, 2 * ph + half, 2 * PW, sh, sw, dh, dw, True)
+            call_address(row, rows[half], xp, wt, bias, np.int64(2 * ph + half), np.int64(2 * PW), sh, sw, dh, dw,
+                         relu)
         yrow = y[n, ph]
         arow = argmax[n, ph]
         for pw in range(PW):
@@ -195,11 +204,12 @@ def _fwd_pool_image(x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top
                        (2 * ph * OW + ix) * CO, OW * CO)
 
 
-def _fwd_pool_region(fn, x, xp, wt, bias, rows, y, argmax, sh, sw, dh, dw, pad_top, pad_left):
+def _fwd_pool_region(fn, row, x, xp, wt, bias, rows, y, argmax, sh, sw, dh, dw, pad_top, pad_left, relu):
     """prange over images, each ``_fwd_pool_image`` called through its address fn."""
     for n in prange(y.shape[0]):
         t = numba.get_thread_id()
-        call_address(fn, x, xp[t], wt, bias, rows[t], y, argmax, np.int64(n), sh, sw, dh, dw, pad_top, pad_left)
+        call_address(fn, row, x, xp[t], wt, bias, rows[t], y, argmax, np.int64(n), sh, sw, dh, dw, pad_top, pad_left,
+                     relu)
 
 
 FORWARD_POOLED = twins(_fwd_pool_region)
@@ -246,10 +256,13 @@ def _bwdk_planes(xp, rows, dz, acc, bacc, OH, sh, dh, dw):
             X0 = plane[0:]
             X1 = plane[dh * WP:]
             X2 = plane[2 * dh * WP:]
-        else:
+        else:  # explicit loops: a slice assignment here tripled this kernel's compile time
             for oy in range(OH):
                 for ky in range(3):
-                    rows[ky, oy * WP:(oy + 1) * WP] = xp[ci, oy * sh + ky * dh]
+                    src = xp[ci, oy * sh + ky * dh]
+                    dst = rows[ky]
+                    for ix in range(WP):
+                        dst[oy * WP + ix] = src[ix]
             X0 = rows[0][0:]
             X1 = rows[1][0:]
             X2 = rows[2][0:]
@@ -313,22 +326,28 @@ def _channel_major_image(dy, n, dz, WP):
                 dz[co, oy * WP + ox] = 0.0
 
 
+@njit(nogil=True, cache=True)
+def _plain_image(fn, x, dy, xp, rows, dz, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
+    """acc / bacc += the gradients of image n: its planes and its dy made channel-major in
+    the worker's scratch, then ``_bwdk_planes`` (its address fn)."""
+    _pad_planes(x, n, xp, pad_top, pad_left)
+    _channel_major_image(dy, n, dz, xp.shape[2])
+    call_address(fn, xp, rows, dz, acc, bacc, np.int64(dy.shape[1]), sh, dh, dw)
+
+
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials(fn, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left):
+def _bwdk_partials(fn, fn_planes, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left):
     """acc[g] / bacc[g] (zeroed by the caller) += the gradients of the images of group g
     (G = acc.shape[0] contiguous groups of images, each summed in order: the grouping is
-    the work's, not the live thread count's); per image its planes and its dy made
-    channel-major in the worker's scratch, then ``_bwdk_planes`` (its address fn)."""
+    the work's, not the live thread count's), image by image (``_plain_image``, its
+    address fn; the region stays a few lines of LLVM)."""
     G = acc.shape[0]
     N = dy.shape[0]
-    OH = dy.shape[1]
-    WP = xp.shape[3]
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            _pad_planes(x, n, xp[t], pad_top, pad_left)
-            _channel_major_image(dy, n, dz[t], WP)
-            call_address(fn, xp[t], rows[t], dz[t], acc[g], bacc[g], OH, sh, dh, dw)
+            call_address(fn, fn_planes, x, dy, xp[t], rows[t], dz[t], acc[g], bacc[g], np.int64(n), sh, dh, dw,
+                         pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True)
@@ -342,12 +361,13 @@ def channel_major_positions(where, OH, OW, CO, WP):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _unpool_image(dyp, argmax, yp, where, dz, n):
+def _unpool(dyp, argmax, yp, where, dz, n):
     """dz (CO, OH*WP) = the max pool's backward of image n, channel-major: dyp (N, PH, PW,
     CO) scattered to the argmax cells where the pool's output yp > 0 (relu's derivative),
     zero elsewhere; the same additions in the same order as ``pooling.maxpool2d_backward``."""
     flat = dz.reshape(-1)
-    flat[:] = 0.0
+    for i in range(flat.shape[0]):
+        flat[i] = 0.0
     an = argmax[n].reshape(-1)
     dyn = dyp[n].reshape(-1)
     yn = yp[n].reshape(-1)
@@ -357,20 +377,27 @@ def _unpool_image(dyp, argmax, yp, where, dz, n):
             flat[where[a]] += dyn[i]
 
 
+@njit(nogil=True, cache=True)
+def _pooled_image(fn, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, n, OH, sh, dh, dw, pad_top, pad_left):
+    """``_plain_image`` with the output gradient rebuilt from the max pool after the conv
+    (``_unpool``): the same values as the pool's backward, so bit-identical results, with
+    the gradient in the worker's cache instead of a whole batch's in memory."""
+    _pad_planes(x, n, xp, pad_top, pad_left)
+    _unpool(dyp, argmax, yp, where, dz, n)
+    call_address(fn, xp, rows, dz, acc, bacc, OH, sh, dh, dw)
+
+
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials_pooled(fn, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh, dw, pad_top,
-                          pad_left):
-    """``_bwdk_partials`` with each image's output gradient rebuilt from the max pool after
-    the conv (``_unpool_image``): the same values as the pool's backward, so bit-identical
-    results, with the gradient in the worker's cache instead of a whole batch's in memory."""
+def _bwdk_partials_pooled(fn, fn_planes, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh, dw,
+                          pad_top, pad_left):
+    """``_bwdk_partials`` with ``_pooled_image`` (its address fn) per image."""
     G = acc.shape[0]
     N = dyp.shape[0]
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            _pad_planes(x, n, xp[t], pad_top, pad_left)
-            _unpool_image(dyp, argmax, yp, where, dz[t], n)
-            call_address(fn, xp[t], rows[t], dz[t], acc[g], bacc[g], OH, sh, dh, dw)
+            call_address(fn, fn_planes, x, dyp, argmax, yp, where, xp[t], rows[t], dz[t], acc[g], bacc[g],
+                         np.int64(n), OH, sh, dh, dw, pad_top, pad_left)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
@@ -419,8 +446,10 @@ def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, rows, dz, a
     sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
     acc[...] = 0.0
     bacc[...] = 0.0
-    fn = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
-    _fnptr.run(_bwdk_partials, fn, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left)
+    planes = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
+    fn = _fnptr.address_calling((planes,), _plain_image, planes, x, dy, xp[0], rows[0], dz[0], acc[0], bacc[0], 0, sh,
+                                dh, dw, pad_top, pad_left)
+    _fnptr.run(_bwdk_partials, fn, planes, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
 
@@ -458,8 +487,10 @@ class FewChannel3x3:
         wt = get("kernel_t", (x.shape[3], 9, CO))
         channel_major(kernel, wt)
         geo = tuple(int(v) for v in geo)
-        fn = _fnptr.address(_fwd_pool_image, x, xp[0], wt, bias, rows[0], y, argmax, 0, *geo)
-        _fnptr.run(pick(FORWARD_POOLED, serial), fn, x, xp, wt, bias, rows, y, argmax, *geo)
+        row = _row_address(rows, xp, wt, bias, *geo[:4], True)
+        fn = _fnptr.address_calling((row,), _fwd_pool_image, row, x, xp[0], wt, bias, rows[0], y, argmax, 0, *geo,
+                                    True)
+        _fnptr.run(pick(FORWARD_POOLED, serial), fn, row, x, xp, wt, bias, rows, y, argmax, *geo, True)
 
     @staticmethod
     def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
@@ -497,20 +528,22 @@ class FewChannel3x3:
         xp, rows, dz = get("planes", (slots, *planes)), get("grad_rows", (slots, *rows)), get("grad_dz", (slots, *dz))
         where = get("pooled_where", (OH * OW * CO,), np.int32)
         channel_major_positions(where, OH, OW, CO, planes[2])
-        fn = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
-        _fnptr.run(_bwdk_partials_pooled, fn, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh, dw,
-                   pt, pl)
+        planes = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
+        fn = _fnptr.address_calling((planes,), _pooled_image, planes, x, dyp, argmax, yp, where, xp[0], rows[0], dz[0],
+                                    acc[0], bacc[0], 0, OH, sh, dh, dw, pt, pl)
+        _fnptr.run(_bwdk_partials_pooled, fn, planes, x, dyp, argmax, yp, where, xp, rows, dz, acc, bacc, OH, sh, dh,
+                   dw, pt, pl)
         _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
     @staticmethod
     def kernels(op, serial):
         if op == "forward":
-            return [_fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
+            return [_conv_row, _fwd_image, pick(FORWARD, serial)]  # the region twin and what it calls
         if op == "forward_pooled":
-            return [_fwd_pool_image, pick(FORWARD_POOLED, serial)]
+            return [_conv_row, _fwd_pool_image, pick(FORWARD_POOLED, serial)]
         if op == "backward_kernel_pooled":
-            return [channel_major_positions, _bwdk_planes, _bwdk_partials_pooled, _sum_groups]
-        return [_bwdk_planes, _bwdk_partials, _sum_groups]
+            return [channel_major_positions, _bwdk_planes, _pooled_image, _bwdk_partials_pooled, _sum_groups]
+        return [_bwdk_planes, _plain_image, _bwdk_partials, _sum_groups]
 
 
 FEW_CHANNEL_3X3 = FewChannel3x3()
