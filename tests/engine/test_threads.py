@@ -248,3 +248,16 @@ def test_weights_are_bit_identical_whatever_the_live_thread_count(four_by_four_t
     assert all(not np.array_equal(a, b) for a, b in zip(one, start)), "training left a weight unchanged"
     for i, (a, b) in enumerate(zip(one, two)):
         assert np.array_equal(a, b), f"weight {i} differs between 1 and 2 threads: max {np.abs(a - b).max()}"
+
+
+def test_governor_counts_the_slow_steps_a_busy_machine_gives_more_threads():
+    """Under load, most 2-thread steps are as fast as 1-thread ones but some wait a time
+    slice for a descheduled worker: by the median 2 threads win, by the time they take
+    (the mean) they lose, and the time is what the run pays."""
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    two = iter([5.9, 5.9, 12.0, 5.9, 5.9] * 2)
+    try:
+        _feed(g, lambda t: (next(two) if t == 2 else 6.25) / 1000 / 64, 11)
+        assert g.choices and g.choices[-1][1] == 1 and g.threads == 1
+    finally:
+        g.close()
