@@ -373,11 +373,18 @@ def test_winograd4_takes_the_maps_its_tiles_fill():
         "winograd4", "winograd", "winograd")  # the gradients want 1.5x fewer: 14x14 gives 1.36x
 
 
-def test_winograd4_chunks_are_a_multiple_of_the_workers(monkeypatch):
-    monkeypatch.setattr(winograd4, "scratch_slots", lambda: 2)
-    # a 7x7 map, batch 64: 128 tile rows of 2 tiles; 56 rows per chunk would make 3 chunks
+@pytest.mark.parametrize("workers", [2, 3])
+def test_winograd_chunks_are_a_multiple_of_the_workers(monkeypatch, workers):
+    monkeypatch.setattr(winograd, "scratch_slots", lambda: workers)
+    # F(4x4), a 7x7 map, batch 64: 128 tile rows of 2 tiles; 56 rows per chunk would make 3
     rows = winograd4.tile_rows_per_chunk(2, 128)
-    assert -(-128 // rows) % 2 == 0 and rows * 2 <= winograd4.WINO4_TILES
+    assert -(-128 // rows) % workers == 0 and rows * 2 <= winograd4.WINO4_TILES
+    # F(2x2), the seed CNN's 11x11 map: 384 tile rows of 6; 42 rows per chunk made 9 full
+    # chunks and one of 6 rows
+    rows = winograd.tile_rows_per_chunk(6, 384)
+    chunks = -(-384 // rows)
+    assert chunks % workers == 0 and rows * 6 <= winograd.WINO_TILES
+    assert chunks * rows - 384 < chunks  # the last chunk is nearly full
 
 
 def test_workspace_reuses_views_and_drops_them_when_a_buffer_grows():

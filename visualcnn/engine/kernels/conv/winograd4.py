@@ -83,15 +83,10 @@ def padded_extent(tiles, d):
 
 
 def tile_rows_per_chunk(TW, total_rows):
-    """Tile rows per parallel chunk: at most about ``WINO4_TILES`` tiles, and the chunks
-    a multiple of the workers, so none waits for another's last chunk. Measured: a 7x7
-    map in 112-tile chunks made 3 chunks of 64 images, and 2 threads ran them no faster
-    than one (2.9 against 3.3 ms); in 4 chunks 2.3 ms. The count depends on the machine's
-    workers, not the live thread count (the results do not depend on it either way)."""
-    chunks = -(-total_rows // max(1, WINO4_TILES // TW))
-    slots = scratch_slots()
-    chunks = -(-chunks // slots) * slots
-    return max(1, -(-total_rows // chunks))
+    """``winograd.balanced_rows`` of about ``WINO4_TILES`` tiles. Measured: a 7x7 map in
+    112-tile chunks made 3 chunks of 64 images, and 2 threads ran them no faster than one
+    (2.9 against 3.3 ms); in 4 chunks 2.3 ms."""
+    return _w.balanced_rows(TW, total_rows, WINO4_TILES)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST, inline="always")
