@@ -607,41 +607,51 @@ def run_forward(scheme, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, prefi
                pl, relu, rows, TH, TW)
 
 
-class Winograd:
-    """The Winograd strategy as the planner holds it (all three ops)."""
+class WinogradStrategy:
+    """A Winograd tile size as the planner holds it (all three ops): ``WINOGRAD`` (F(2x2,
+    3x3)) here, ``winograd4.WINOGRAD4`` there. The kernel transform writes
+    ``scheme.positions`` matrices, with ``transform_rows`` rows of per-channel scratch;
+    the scratch is named ``prefix`` + ... in the workspace."""
 
-    name = "winograd"
+    def __init__(self, name, scheme, kernel_transform, transform_rows, prefix):
+        self.name = name
+        self.scheme = scheme
+        self.kernel_transform = kernel_transform
+        self.transform_rows = transform_rows
+        self.prefix = prefix
 
-    @staticmethod
-    def forward(x, kernel, bias, out, geo, relu, ws, serial):
+    def _transformed(self, kernel, flip, ws):
+        """U = G g G^T of kernel, or (flip) of the input gradient's kernel."""
+        get = getter(ws)
+        C, CO = kernel.shape[2], kernel.shape[3]
+        a, b = (CO, C) if flip else (C, CO)
+        t = "t" if flip else ""
+        U = get(f"{self.prefix}U{t}", (self.scheme.positions, a, b))
+        self.kernel_transform(kernel, U, flip, get(f"{self.prefix}g{t}", (3, 3, b)),
+                              get(f"{self.prefix}r{t}", (self.transform_rows, b)))
+        return U
+
+    def forward(self, x, kernel, bias, out, geo, relu, ws, serial):
         _blas.ensure_single_threaded()
         sh, sw, dh, dw, pt, pl = geo
-        get = getter(ws)
-        U = get("wino_U", (16, kernel.shape[2], kernel.shape[3]))
-        winograd_kernel_transform(kernel, U, False, get("wino_g", (3, 3, kernel.shape[3])),
-                                  get("wino_r", (6, kernel.shape[3])))
-        run_forward(F2, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, "wino_")
+        U = self._transformed(kernel, False, ws)
+        run_forward(self.scheme, x, U, bias, out, dh, dw, pt, pl, relu, ws, serial, self.prefix)
 
-    @staticmethod
-    def backward_input(dy, kernel, dx, geo, ws, serial):
+    def backward_input(self, dy, kernel, dx, geo, ws, serial):
         _blas.ensure_single_threaded()
         sh, sw, dh, dw, pt, pl = geo
-        get = getter(ws)
-        U = get("wino_Ut", (16, kernel.shape[3], kernel.shape[2]))
-        winograd_kernel_transform(kernel, U, True, get("wino_gt", (3, 3, kernel.shape[2])),
-                                  get("wino_rt", (6, kernel.shape[2])))
-        run_forward(F2, dy, U, NO_BIAS, dx, dh, dw, 2 * dh - pt, 2 * dw - pl, False, ws, serial, "wino_dx_")
+        U = self._transformed(kernel, True, ws)
+        run_forward(self.scheme, dy, U, NO_BIAS, dx, dh, dw, 2 * dh - pt, 2 * dw - pl, False, ws, serial,
+                    self.prefix + "dx_")
 
-    @staticmethod
-    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
+    def backward_kernel(self, x, dy, grad_kernel, grad_bias, geo, ws):
         sh, sw, dh, dw, pt, pl = geo
-        run_backward_kernel(F2, x, dy, grad_kernel, grad_bias, dh, dw, pt, pl, ws, "wino_")
+        run_backward_kernel(self.scheme, x, dy, grad_kernel, grad_bias, dh, dw, pt, pl, ws, self.prefix)
 
-    @staticmethod
-    def kernels(op, serial):
+    def kernels(self, op, serial):
         if op in ("forward", "backward_input"):
-            return [winograd_kernel_transform, *F2.kernels("forward"), pick(FORWARD, serial)]
-        return F2.kernels("backward_kernel")
+            return [self.kernel_transform, *self.scheme.kernels("forward"), pick(FORWARD, serial)]
+        return self.scheme.kernels("backward_kernel")
 
 
-WINOGRAD = Winograd()
+WINOGRAD = WinogradStrategy("winograd", F2, winograd_kernel_transform, 6, "wino_")

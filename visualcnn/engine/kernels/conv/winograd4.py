@@ -27,10 +27,8 @@ the forward and 4.4e-6 in the weight gradient, against 3e-7 and 6e-7 for F(2x2, 
 import numpy as np
 from numba import njit
 
-from visualcnn.engine.kernels import blas as _blas
-from visualcnn.engine.kernels._common import FAST, NO_BIAS
+from visualcnn.engine.kernels._common import FAST
 from visualcnn.engine.kernels.conv import winograd as _w
-from visualcnn.engine.kernels.conv._shared import getter, pick, scratch_slots
 
 __all__ = ["winograd4_kernel_transform", "WINO4_TILES"]
 
@@ -350,42 +348,5 @@ F4 = _w.TileScheme(4, _pad_image, _input_tiles, _output_tiles, _grad_tiles, (10,
                    tiles_along, padded_extent, tile_rows_per_chunk)
 
 
-class Winograd4:
-    """F(4x4, 3x3) as the planner holds it: forward and input gradient (the weight
-    gradient is ``winograd.WINOGRAD``'s)."""
-
-    name = "winograd4"
-
-    @staticmethod
-    def forward(x, kernel, bias, out, geo, relu, ws, serial):
-        _blas.ensure_single_threaded()
-        sh, sw, dh, dw, pt, pl = geo
-        get = getter(ws)
-        U = get("wino4_U", (36, kernel.shape[2], kernel.shape[3]))
-        winograd4_kernel_transform(kernel, U, False, get("wino4_g", (3, 3, kernel.shape[3])),
-                                   get("wino4_r", (18, kernel.shape[3])))
-        _w.run_forward(F4, x, U, bias, out, 1, 1, pt, pl, relu, ws, serial, "wino4_")
-
-    @staticmethod
-    def backward_input(dy, kernel, dx, geo, ws, serial):
-        _blas.ensure_single_threaded()
-        sh, sw, dh, dw, pt, pl = geo
-        get = getter(ws)
-        U = get("wino4_Ut", (36, kernel.shape[3], kernel.shape[2]))
-        winograd4_kernel_transform(kernel, U, True, get("wino4_gt", (3, 3, kernel.shape[2])),
-                                   get("wino4_rt", (18, kernel.shape[2])))
-        _w.run_forward(F4, dy, U, NO_BIAS, dx, 1, 1, 2 - pt, 2 - pl, False, ws, serial, "wino4_dx_")
-
-    @staticmethod
-    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
-        sh, sw, dh, dw, pt, pl = geo
-        _w.run_backward_kernel(F4, x, dy, grad_kernel, grad_bias, 1, 1, pt, pl, ws, "wino4_")
-
-    @staticmethod
-    def kernels(op, serial):
-        if op in ("forward", "backward_input"):
-            return [winograd4_kernel_transform, *F4.kernels("forward"), pick(_w.FORWARD, serial)]
-        return F4.kernels("backward_kernel")
-
-
-WINOGRAD4 = Winograd4()
+# no dilation: the planner sends none here (tiles_along and the transforms take none)
+WINOGRAD4 = _w.WinogradStrategy("winograd4", F4, winograd4_kernel_transform, 18, "wino4_")
