@@ -20,6 +20,9 @@ GEMM_CASES = [
     (4, 12, 12, 1, 6, 5, 5, 1, 1, 1, 1, "same"),      # LeNet-5 conv1: C = 1 unfold path
     (3, 10, 11, 3, 7, 3, 2, 1, 2, 2, 1, "same"),      # C = 3, dilation, mixed stride
     (2, 7, 7, 2, 4, 2, 2, 2, 2, 1, 2, "valid"),       # dw = 2: per-tap unfold copy
+    (2, 6, 7, 6, 16, 5, 5, 1, 1, 1, 1, "same"),       # C >= 4, unit strides: runs, clipped at borders
+    (2, 4, 3, 5, 4, 5, 5, 1, 1, 1, 1, "same"),        # image narrower than the kernel
+    (2, 10, 10, 6, 16, 5, 5, 1, 1, 1, 1, "valid"),    # LeNet-5 conv2
 ]
 FEW_CASES = [  # 3x3 kernels on C <= 4
     (3, 12, 11, 1, 32, 3, 3, 1, 1, 1, 1, "valid"),    # the seed conv1

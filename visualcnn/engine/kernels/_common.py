@@ -14,6 +14,11 @@ FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 NO_BIAS = np.zeros(0, dtype=np.float32)
 
+# A computed flat index, written ``a[U(base + j)]`` where it is known to be >= 0: numba
+# wraps a negative signed index around (a[-1] is the last element), and that check on
+# every access stops LLVM from vectorising the loop; an unsigned index has none.
+U = np.uint64
+
 
 # Work splits that change rounding (partial sums, sgemm block sizes) are fixed for the
 # process, never the live thread count (the ThreadGovernor changes that during a run),

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from visualcnn.engine.kernels import blas as _blas
-from visualcnn.engine.kernels._common import FAST, gather_index, reduction_groups, twins
+from visualcnn.engine.kernels._common import FAST, U, gather_index, reduction_groups, twins
 from visualcnn.engine.kernels.conv._shared import (
     BIAS_ACT_ROWS,
     BIAS_GRAD_KERNELS,
@@ -74,7 +74,18 @@ def gemm_images_per_chunk(pixels_per_image):
 
 @njit(nogil=True, cache=True)
 def _im2col_row(x, cols, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OW, row0):
-    """cols[row0 : row0 + OW] = the receptive fields of output row oy of image n."""
+    """cols[row0 : row0 + OW] = the receptive fields of output row oy of image n.
+
+    With unit column dilation a pixel's KW taps of one kernel row are one contiguous run
+    of KW*C values of x (NHWC), copied as one loop over flat unsigned indices: a signed
+    computed index keeps numba's negative-index wraparound in the loop, which stops LLVM
+    from vectorising it, and a loop per tap over C values is too short to vectorise.
+    Measured (batch 64, one core): LeNet-5's conv2 (14x14x6, 5x5) 0.48 -> 0.17 ms, a
+    3x3 conv on 32 channels 0.21 -> 0.16. 1x1 kernels and dilated columns keep the
+    per-tap loop (the run form measured 1.5x and 1.1x slower there)."""
+    if dw == 1 and KW > 1:
+        _im2col_row_runs(x, cols, n, oy, KH, KW, sh, sw, dh, pad_top, pad_left, OW, row0)
+        return
     H = x.shape[1]
     W = x.shape[2]
     C = x.shape[3]
@@ -91,6 +102,44 @@ def _im2col_row(x, cols, n, oy, KH, KW, sh, sw, dh, dw, pad_top, pad_left, OW, r
                 else:
                     for ci in range(C):
                         crow[base + ci] = x[n, iy, ix, ci]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _im2col_row_runs(x, cols, n, oy, KH, KW, sh, sw, dh, pad_top, pad_left, OW, row0):
+    """``_im2col_row`` for unit column dilation: one run of KW*C values per kernel row
+    where the pixel's taps are all inside the image, per-tap runs of C at the borders."""
+    H = x.shape[1]
+    W = x.shape[2]
+    C = x.shape[3]
+    K = cols.shape[1]
+    KC = KW * C
+    xf = x.reshape(x.size)
+    cf = cols.reshape(cols.size)
+    for ox in range(OW):
+        ix0 = ox * sw - pad_left
+        inside = ix0 >= 0 and ix0 + KW <= W
+        d_pix = (row0 + ox) * K
+        for ky in range(KH):
+            iy = oy * sh - pad_top + ky * dh
+            d = d_pix + ky * KC
+            if iy < 0 or iy >= H:
+                for j in range(KC):
+                    cf[U(d + j)] = 0.0
+            elif inside:
+                src = ((n * H + iy) * W + ix0) * C
+                for j in range(KC):
+                    cf[U(d + j)] = xf[U(src + j)]
+            else:
+                for kx in range(KW):
+                    ix = ix0 + kx
+                    dk = d + kx * C
+                    if ix < 0 or ix >= W:
+                        for ci in range(C):
+                            cf[U(dk + ci)] = 0.0
+                    else:
+                        src = ((n * H + iy) * W + ix) * C
+                        for ci in range(C):
+                            cf[U(dk + ci)] = xf[U(src + ci)]
 
 
 def im2col(x, cols, n0, n1, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
@@ -114,11 +163,15 @@ im2col, im2col_serial = IM2COL
 def _col2im_image_row(dcols, dx, n, iy, n_base, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
                       pad_left):
     """dx[n, iy] (overwritten) = the sum of the dcols entries that came from that input
-    row; dcols rows are numbered from image n_base. Loops ky, kx, ix, ci."""
+    row; dcols rows are numbered from image n_base. Loops ky, kx, ix, ci; with unit
+    column stride and dilation ``_col2im_row_runs``."""
     W = dx.shape[2]
     C = dx.shape[3]
     dxrow = dx[n, iy]
     dxrow[:, :] = 0.0
+    if sw == 1 and dw == 1:
+        _col2im_row_runs(dcols, dxrow, n - n_base, iy, KH, KW, OH, OW, sh, dh, pad_top, pad_left)
+        return
     for ky in range(KH):
         oy = gather_index(iy, pad_top, ky, dh, sh, OH)
         if oy < 0:
@@ -132,6 +185,37 @@ def _col2im_image_row(dcols, dx, n, iy, n_base, KH, KW, OH, OW, sh, sw, dh, dw, 
                 crow = dcols[((n - n_base) * OH + oy) * OW + ox]
                 for ci in range(C):
                     dxrow[ix, ci] += crow[base + ci]
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _col2im_row_runs(dcols, dxrow, image, iy, KH, KW, OH, OW, sh, dh, pad_top, pad_left):
+    """dxrow (W, C), zeroed, += the dcols entries of input row iy, unit column stride and
+    dilation: per kernel row and output pixel, its kernel row's taps inside the image are
+    one run of values in both dcols and dx (a flat loop over unsigned indices, as in
+    ``_im2col_row_runs``). The pixels are walked right to left, so each dx value receives
+    its terms in (ky, kx) order, as in the per-tap loop: the same sums, bit for bit.
+    Measured, LeNet-5's conv2 input gradient (batch 64, one core): col2im 0.56 -> 0.30 ms."""
+    W = dxrow.shape[0]
+    C = dxrow.shape[1]
+    K = dcols.shape[1]
+    KC = KW * C
+    df = dxrow.reshape(W * C)
+    cf = dcols.reshape(dcols.size)
+    for ky in range(KH):
+        oy = gather_index(iy, pad_top, ky, dh, sh, OH)
+        if oy < 0:
+            continue
+        first = (image * OH + oy) * OW
+        for ox in range(OW - 1, -1, -1):
+            ix0 = ox - pad_left
+            k0 = max(0, -ix0)
+            k1 = min(KW, W - ix0)
+            if k0 >= k1:
+                continue
+            src = (first + ox) * K + ky * KC + k0 * C
+            dst = (ix0 + k0) * C
+            for j in range((k1 - k0) * C):
+                df[U(dst + j)] += cf[U(src + j)]
 
 
 def col2im(dcols, dx, KH, KW, OH, OW, sh, sw, dh, dw, pad_top, pad_left):
@@ -203,11 +287,11 @@ def _unfold_image(x, n, pad, buf, row0, KH, KW, OH, OW, sh, sw, dh, dw, pad_top,
                 d0 = d_pix + ky * KC
                 if dw == 1:
                     for j in range(KC):
-                        dst[d0 + j] = src[s0 + j]
+                        dst[U(d0 + j)] = src[U(s0 + j)]
                 else:
                     for kx in range(KW):
                         for ci in range(C):
-                            dst[d0 + kx * C + ci] = src[s0 + kx * dw * C + ci]
+                            dst[U(d0 + kx * C + ci)] = src[U(s0 + kx * dw * C + ci)]
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
