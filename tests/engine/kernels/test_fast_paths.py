@@ -243,6 +243,8 @@ PLANE_CASES = [  # C = 1, unit strides, not 3x3
     (2, 11, 9, 1, 20, 2, 3, 1, 1, 2, 1, "valid"),     # dilation, CO > 16
     (2, 8, 9, 1, 4, 4, 4, 1, 1, 1, 2, "same"),        # even kernel, odd padding
     (1, 6, 7, 1, 3, 1, 1, 1, 1, 1, 1, "valid"),       # 1x1
+    (2, 12, 11, 1, 5, 3, 7, 1, 1, 1, 2, "same"),      # a row wider than one group of TAPS
+    (1, 9, 10, 1, 7, 6, 6, 1, 1, 1, 1, "valid"),      # TAPS + 1 columns
 ]
 
 

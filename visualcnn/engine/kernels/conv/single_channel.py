@@ -6,13 +6,16 @@ over in the channel axes, so these kernels vectorise over output positions inste
 With unit strides, output position p = oy*WP + ox of the zero-padded image plane (row
 pitch WP) reads input p + ky*dh*WP + kx*dw for tap (ky, kx), so per output channel and
 tap the whole image is ONE contiguous multiply-add over OH*WP positions (the columns
-ox >= OW of each row are computed and ignored). The channel-major planes are
+ox >= OW of each row are computed and ignored); up to ``TAPS`` taps of a kernel row go
+in one pass (the forward reads and writes the plane once per pass, the weight gradient
+loads the output gradient once for TAPS dot products). The channel-major planes are
 interleaved into NHWC at the end (forward) or from NHWC at the start (weight gradient).
 
 Why (measured, LeNet-5 conv1 28x28x1 -> 6 "same", batch 64): the replicated direct
 kernel took 4.5 ms forward, im2col + sgemm (K = 25, CO = 6: a GEMM far too thin for
 sgemm) about 2 ms; the plane kernels run it well under 1 ms (benchmarks/bench_kernels.py
-"lenet conv1"). The input gradient of a first conv is never needed, so that op goes
+"lenet conv1"). A pass per tap took 0.49 ms forward and 0.50 ms weight gradient on one
+core, a pass per TAPS taps 0.33-0.35 and 0.36. The input gradient of a first conv is never needed, so that op goes
 through im2col + sgemm.
 """
 
@@ -52,6 +55,38 @@ def _pad_plane(x, n, xpf, HP, WP, pad_top, pad_left):
             xpf[row + ix] = x[n, iy, ix, 0]
 
 
+# Taps of one kernel row summed per pass over a plane (a whole LeNet-5 5x5 row): each
+# pass reads TAPS shifted views and the plane once, instead of one read-modify-write of
+# the plane per tap (see the module docstring for the measurements).
+TAPS = 5
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _tap_views(xpf, ky, kx0, KW, L, dh, dw, WP):
+    """Views of the padded plane for the up-to-TAPS taps (ky, kx0 ...), each L long from
+    its tap's offset; a tap past the kernel's width gets the first tap's view (and a
+    weight of 0, ``_tap_weights``)."""
+    base = ky * dh * WP + kx0 * dw
+    s0 = xpf[base:base + L]
+    s1 = xpf[base + dw:base + dw + L] if kx0 + 1 < KW else s0
+    s2 = xpf[base + 2 * dw:base + 2 * dw + L] if kx0 + 2 < KW else s0
+    s3 = xpf[base + 3 * dw:base + 3 * dw + L] if kx0 + 3 < KW else s0
+    s4 = xpf[base + 4 * dw:base + 4 * dw + L] if kx0 + 4 < KW else s0
+    return s0, s1, s2, s3, s4
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _tap_weights(kernel, ky, kx0, co):
+    """The weights of output channel co for the taps of ``_tap_views`` (0 past the width)."""
+    KW = kernel.shape[1]
+    zero = np.float32(0.0)
+    return (kernel[ky, kx0, 0, co],
+            kernel[ky, kx0 + 1, 0, co] if kx0 + 1 < KW else zero,
+            kernel[ky, kx0 + 2, 0, co] if kx0 + 2 < KW else zero,
+            kernel[ky, kx0 + 3, 0, co] if kx0 + 3 < KW else zero,
+            kernel[ky, kx0 + 4, 0, co] if kx0 + 4 < KW else zero)
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _fwd_plane_image(x, kernel, bias, out, n, xpf, planes, HP, WP, dh, dw, pad_top,
                      pad_left, relu):
@@ -69,19 +104,18 @@ def _fwd_plane_image(x, kernel, bias, out, n, xpf, planes, HP, WP, dh, dw, pad_t
         for j in range(L):
             pl_[j] = b
         for ky in range(KH):
-            for kx in range(KW):
-                off = ky * dh * WP + kx * dw
-                src = xpf[off:off + L]
-                wv = kernel[ky, kx, 0, co]
+            for kx0 in range(0, KW, TAPS):
+                s0, s1, s2, s3, s4 = _tap_views(xpf, ky, kx0, KW, L, dh, dw, WP)
+                w0, w1, w2, w3, w4 = _tap_weights(kernel, ky, kx0, co)
                 for j in range(L):
-                    pl_[j] += wv * src[j]
+                    pl_[j] = pl_[j] + w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j] + w4 * s4[j]
+    zero = np.float32(0.0)
     for oy in range(OH):
         for ox in range(OW):
-            o = out[n, oy, ox]
             j = oy * WP + ox
             for co in range(CO):
                 v = planes[co, j]
-                o[co] = max(v, np.float32(0.0)) if relu else v
+                out[n, oy, ox, co] = max(v, zero) if relu else v
 
 
 def conv2d_forward_plane(x, kernel, bias, out, xpf, planes, HP, WP, dh, dw, pad_top, pad_left,
@@ -124,10 +158,9 @@ def _bwdk_plane_partials(x, dy, xpf, planes, acc, bacc, HP, WP, dh, dw, pad_top,
             _pad_plane(x, n, xp_t, HP, WP, pad_top, pad_left)
             for oy in range(OH):
                 for ox in range(OW):
-                    g = dy[n, oy, ox]
                     j = oy * WP + ox
                     for co in range(CO):
-                        g_t[co, j] = g[co]
+                        g_t[co, j] = dy[n, oy, ox, co]
             for co in range(CO):
                 gp = g_t[co]
                 if do_bias:
@@ -136,13 +169,26 @@ def _bwdk_plane_partials(x, dy, xpf, planes, acc, bacc, HP, WP, dh, dw, pad_top,
                         sb += gp[j]
                     bacc[t, co] += sb
                 for ky in range(KH):
-                    for kx in range(KW):
-                        off = ky * dh * WP + kx * dw
-                        src = xp_t[off:off + L]
-                        sacc = np.float32(0.0)
+                    for kx0 in range(0, KW, TAPS):
+                        # up to TAPS dot products in one pass: one load of the gradient each
+                        s0, s1, s2, s3, s4 = _tap_views(xp_t, ky, kx0, KW, L, dh, dw, WP)
+                        a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
                         for j in range(L):
-                            sacc += src[j] * gp[j]
-                        acc[t, ky, kx, co] += sacc
+                            g = gp[j]
+                            a0 += s0[j] * g
+                            a1 += s1[j] * g
+                            a2 += s2[j] * g
+                            a3 += s3[j] * g
+                            a4 += s4[j] * g
+                        acc[t, ky, kx0, co] += a0
+                        if kx0 + 1 < KW:
+                            acc[t, ky, kx0 + 1, co] += a1
+                        if kx0 + 2 < KW:
+                            acc[t, ky, kx0 + 2, co] += a2
+                        if kx0 + 3 < KW:
+                            acc[t, ky, kx0 + 3, co] += a3
+                        if kx0 + 4 < KW:
+                            acc[t, ky, kx0 + 4, co] += a4
 
 
 def conv2d_backward_kernel_plane(x, dy, grad_kernel, grad_bias, xpf, planes, acc, bacc, HP,
