@@ -258,14 +258,13 @@ def _grad_tiles(dy, n, D, row0, ty0, ty1, TW, dh, dw, tmp):
             row = row0 + (ty - ty0) * TW + tx
             for r in range(4):
                 for c in range(4):
-                    dst = tmp[r, c]
+                    # plain indexing: a view per position cost more than its copy
                     if y0 + r < OH and x0 + c < OW:
-                        src = dy[n, y0 + r, x0 + c]
                         for co in range(CO):
-                            dst[co] = src[co]
+                            tmp[r, c, co] = dy[n, y0 + r, x0 + c, co]
                     else:
                         for co in range(CO):
-                            dst[co] = 0.0
+                            tmp[r, c, co] = 0.0
             for c in range(4):  # column c of A dY
                 for co in range(CO):
                     d0 = tmp[0, c, co]
