@@ -220,3 +220,28 @@ def test_estimate_knows_when_the_first_conv_runs_the_pool(conv, pool, image):
     conv_buffers = m._train_ctxs[0].ws._buffers
     assert ("layer.z" in conv_buffers) == (not built[0])
     assert ("layer.dx" in m._train_ctxs[1].ws._buffers) == (not built[1])
+
+
+@pytest.mark.parametrize("conv, image, follower", [
+    (dict(filters=8, kernel_size=3, activation="relu"), (20, 20, 1), "conv"),                   # masked
+    (dict(filters=8, kernel_size=3, activation="relu", padding="same"), (11, 12, 3), "conv"),  # masked
+    (dict(filters=8, kernel_size=3, activation="relu", strides=(1, 2)), (20, 20, 1), "conv"),  # sgemm gradient
+    (dict(filters=8, kernel_size=3, activation="relu"), (20, 20, 5), "conv"),                   # 5 channels
+    (dict(filters=8, kernel_size=3, activation="tanh"), (20, 20, 1), "conv"),
+    (dict(filters=8, kernel_size=3, activation="relu"), (20, 20, 1), "pool"),                   # the pool's job
+])
+def test_estimate_knows_when_the_first_conv_masks_its_relu(conv, image, follower):
+    """Shapes only (the estimate) and the built plan agree on whether a first conv's weight
+    gradient applies its relu's derivative; training then allocates no dz for it."""
+    after = L.Conv2D(4, 3) if follower == "conv" else L.MaxPooling2D(2)
+    m = Sequential([L.Input(shape=image), L.Conv2D(**conv), after, L.Flatten(), L.Dense(3)])
+    report = m.analyse()
+    first = report.rows[0]
+    expected = first.layer.relu_masked_in_gradient(first.input_shape)
+    m.compile(optimizer="sgd", loss="mse")
+    m.build()
+    assert m.layers[0].masks_relu_in_gradient() == expected
+    rng = np.random.default_rng(2)
+    m.train_on_batch(rng.standard_normal((2, *image)).astype(np.float32), rng.standard_normal((2, 3)))
+    with_dz = "layer.dz" in m._train_ctxs[0].ws._buffers
+    assert with_dz == (follower == "conv" and not expected)  # after a pool, the pool applies relu' instead

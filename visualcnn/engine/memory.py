@@ -162,6 +162,21 @@ def _first_conv_pool(report, follower) -> tuple[int, bool, bool] | None:
     return None
 
 
+def _first_conv_masks_relu(report, follower) -> int | None:
+    """The row of a first conv (the first row with trainable weights) whose weight
+    gradient applies its relu's derivative itself (Conv2D.masks_relu_in_gradient), with no
+    max pool after it to do so: it never allocates its relu's gradient. None otherwise."""
+    for i, row in enumerate(report.rows):
+        if row.inference is None:
+            return None
+        if any(spec.trainable for spec in row.inference.weights):
+            masks = getattr(row.layer, "relu_masked_in_gradient", None)
+            if masks is None or _relu_handed_off(row.layer, follower[i]) or not masks(row.input_shape):
+                return None
+            return i
+    return None
+
+
 def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
                     threads: int | None = None) -> MemoryEstimate:
     """Price every layer of a PipelineReport at batch_size (rows with an error count 0)."""
@@ -174,6 +189,7 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     producer = None
     sole_producer, sole_follower = _sole_links(report)
     first = _first_conv_pool(report, sole_follower)
+    masked = _first_conv_masks_relu(report, sole_follower)
     consumers: dict[int, int] = {}
     for ins in report.inbound:
         for j in set(ins):
@@ -198,8 +214,9 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
             else:
                 train_values = layer.buffer_values(in_shape, out_shape, True)
                 infer_values = layer.buffer_values(in_shape, out_shape, False)
-            if _relu_handed_off(layer, sole_follower[i]):
-                train_values -= out_values  # no dz: the pool applies relu' (layers/relu_handoff.py)
+            if _relu_handed_off(layer, sole_follower[i]) or i == masked:
+                # no dz: the pool applies relu' (layers/relu_handoff.py), or the weight gradient
+                train_values -= out_values
             if first is not None and i == first[0] and first[1]:
                 train_values -= out_values  # no output: the conv hands the pool its windows
             if first is not None and i == first[0] + 1 and first[2]:

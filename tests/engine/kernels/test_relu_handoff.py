@@ -29,18 +29,24 @@ def _model(between=None, input_shape=(12, 12, 3)):
     return m
 
 
-def _gradients(model, x, y, enabled, monkeypatch, pooled=False):
+def _gradients(model, x, y, enabled, monkeypatch, pooled=False, masked=False):
     """pooled: let a first conv take its weight gradient from the pool's gradient
-    (``Conv2D.backward_from_pool``); off, the pool and the conv run their own backward."""
+    (``Conv2D.backward_from_pool``); off, the pool and the conv run their own backward.
+    masked: let a first conv apply its relu's derivative inside its weight gradient
+    (``Conv2D.masks_relu_in_gradient``); off, it runs its relu backward pass, which the
+    hand-off tests watch."""
     monkeypatch.setattr(relu_handoff, "ENABLED", enabled)
     if not pooled:
         monkeypatch.setattr(model_module, "_first_conv_pool", lambda layers: None)
     skipped = []
     conv = model.layers[0]
+    if not masked:
+        monkeypatch.setattr(type(conv), "masks_relu_in_gradient", lambda self, *a: False)
     original = type(conv)._activation_backward
 
     def spy(self, dy, ctx, skip):
-        skipped.append(relu_handoff.relu_already_applied(dy))
+        if self is conv:
+            skipped.append(relu_handoff.relu_already_applied(dy))
         return original(self, dy, ctx, skip)
 
     monkeypatch.setattr(type(conv), "_activation_backward", spy)
@@ -141,3 +147,37 @@ def test_no_pooled_gradient_below_the_first_conv_or_without_relu(monkeypatch):
         m.build()
         m.compute_gradients(x, y)
     assert calls == []
+
+
+@pytest.mark.parametrize("input_shape,strides", [((12, 12, 3), 1), ((11, 13, 1), 1), ((13, 12, 2), (2, 1))])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_first_conv_masks_its_relu_in_the_weight_gradient_bit_for_bit(monkeypatch, input_shape, strides, use_bias):
+    """A few-channel first conv not followed by a max pool: its weight gradient applies
+    relu's derivative as it reads dy, with no relu pass; the same gradients, bit for bit."""
+    rng = np.random.default_rng(4)
+    m = Sequential([L.Input(input_shape), L.Conv2D(8, 3, strides=strides, activation="relu", use_bias=use_bias),
+                    L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(5, activation="softmax")])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    m.build()
+    x = rng.standard_normal((5, *input_shape)).astype(np.float32)
+    y = rng.integers(0, 5, 5)
+    assert m.layers[0].masks_relu_in_gradient()
+    loss_masked, grads_masked, relu_passes = _gradients(m, x, y, True, monkeypatch, masked=True)
+    loss_plain, grads_plain, plain_passes = _gradients(m, x, y, True, monkeypatch)
+    assert relu_passes == [] and plain_passes == [False]  # masked: the conv ran no relu backward
+    assert loss_masked == loss_plain
+    for a, b in zip(grads_masked, grads_plain):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(grads_masked[0]).max() > 0
+
+
+def test_no_relu_mask_without_relu_or_a_few_channel_weight_gradient():
+    def first_conv(input_shape, **config):
+        m = Sequential([L.Input(input_shape), L.Conv2D(4, 3, **config), L.Flatten(), L.Dense(2)])
+        m.build()
+        return m.layers[0]
+
+    assert first_conv((10, 10, 3), activation="relu").masks_relu_in_gradient()
+    assert not first_conv((10, 10, 3), activation="tanh").masks_relu_in_gradient()
+    assert not first_conv((10, 10, 8), activation="relu").masks_relu_in_gradient()  # im2col weight gradient
+    assert not first_conv((10, 10, 3), activation="relu", strides=(1, 2)).masks_relu_in_gradient()  # column stride

@@ -175,15 +175,30 @@ class Conv2D(_ConvBase):
         return self._activate(z, ctx)
 
     def backward(self, dy, ctx, need_dx=True, skip_activation=False):
-        dz = self._activation_backward(dy, ctx, skip_activation)
         x, kernel = ctx.saved["x"], self.weights[0]
         grad_bias = ctx.grad("bias", (kernel.shape[3],)) if self.config["use_bias"] else None
+        if not need_dx and self.masks_relu_in_gradient(dy, skip_activation):
+            # a first conv: relu's derivative applied as the weight gradient reads dy,
+            # instead of a pass of its own over the layer's largest gradient
+            self.plan.backward_kernel(x, dy, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws,
+                                      relu_out=ctx.saved["y"])
+            return None
+        dz = self._activation_backward(dy, ctx, skip_activation)
         self.plan.backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
         if not need_dx:
             return None
         dx = ctx.buf("dx", x.shape)
         self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
         return dx
+
+    def masks_relu_in_gradient(self, dy=None, skip_activation=False) -> bool:
+        """Whether, without an input gradient, the weight gradient applies this layer's
+        relu derivative itself (a few-channel kernel: ``ConvPlan.takes_relu_output``), so
+        no relu backward pass and no buffer for its result. With dy, also that the relu
+        is still to be applied (not by a max pool after it: layers/relu_handoff.py)."""
+        if not (self._fused_relu and self.plan.takes_relu_output):
+            return False
+        return dy is None or not (skip_activation or relu_handoff.relu_already_applied(dy))
 
     def pool_takes_over(self, input_shape, output_shape, pool) -> tuple[bool, bool]:
         """(forward, backward): whether a training step runs ``pool`` (the layer right after
@@ -192,10 +207,17 @@ class Conv2D(_ConvBase):
         shapes only, for the memory estimate before anything is built; the same decision as
         ``takes_pooled_forward`` / ``takes_pooled_gradient`` on the built layer, where the
         plan decides (tests/engine/test_memory.py checks that they agree)."""
-        kh, kw = self.config["kernel_size"]
-        backward = (pool.class_name == "MaxPooling2D" and self.config["activation"] == "relu"
-                    and (kh, kw) == (3, 3) and input_shape[3] <= FEW_CHANNELS and self.config["strides"][1] == 1)
+        backward = pool.class_name == "MaxPooling2D" and self.relu_masked_in_gradient(input_shape)
         return backward and pool.halves_without_padding(output_shape), backward
+
+    def relu_masked_in_gradient(self, input_shape) -> bool:
+        """``masks_relu_in_gradient`` from the config and shapes only, for the memory
+        estimate before anything is built: a relu and a 3x3 kernel on few channels with
+        column stride 1, whose weight gradient the few-channel kernel takes (the same
+        decision as the built plan's; tests/engine/test_memory.py checks that they agree)."""
+        kh, kw = self.config["kernel_size"]
+        return (self.config["activation"] == "relu" and (kh, kw) == (3, 3) and input_shape[3] <= FEW_CHANNELS
+                and self.config["strides"][1] == 1)
 
     def takes_pooled_forward(self, pool) -> bool:
         """Whether ``forward_into_pool`` can stand in for this layer's forward and ``pool``'s

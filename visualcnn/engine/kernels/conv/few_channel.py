@@ -43,6 +43,9 @@ __all__ = [
     "MAX_CHANNELS",
 ]
 
+# relu_out of a weight gradient whose dy needs no relu mask
+_NO_RELU = np.zeros((0, 0, 0, 0), np.float32)
+
 # The widest input this strategy takes (RGBA). Above it the im2col reduction is long
 # enough (K >= 45) for sgemm.
 MAX_CHANNELS = 4
@@ -430,32 +433,47 @@ def _bwdk_planes(xp, rows, dz, acc, bacc, OH, sh, dh, dw):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _channel_major_image(dy, n, dz, WP):
-    """dz (CO, OH*WP)[co, oy*WP + ox] = dy[n, oy, ox, co], zero past column OW."""
+def _channel_major_image(dy, y, n, dz, WP, tmp):
+    """dz (CO, OH*WP)[co, oy*WP + ox] = dy[n, oy, ox, co], zero past column OW; times
+    relu's derivative (y[n, oy, ox, co] > 0, y the relu's output) unless y is empty: the
+    relu backward a first conv would otherwise run as a pass of its own over dy. The
+    mask goes through tmp (>= CO values), one pixel at a time, so that it vectorises: in
+    the loop of strided stores into dz it compiled to a branch per value (measured 15x
+    slower)."""
     OH = dy.shape[1]
     OW = dy.shape[2]
     CO = dy.shape[3]
+    zero = np.float32(0.0)
+    masked = y.shape[0] > 0
     for oy in range(OH):
         for ox in range(OW):
-            g = dy[n, oy, ox]
-            for co in range(CO):
-                dz[co, oy * WP + ox] = g[co]
+            p = oy * WP + ox
+            if masked:
+                for co in range(CO):
+                    v = dy[n, oy, ox, co]
+                    tmp[co] = v if y[n, oy, ox, co] > zero else zero
+                for co in range(CO):
+                    dz[co, p] = tmp[co]
+            else:
+                for co in range(CO):
+                    dz[co, p] = dy[n, oy, ox, co]
         for co in range(CO):
             for ox in range(OW, WP):
                 dz[co, oy * WP + ox] = 0.0
 
 
 @njit(nogil=True, cache=True)
-def _plain_image(fn, x, dy, xp, rows, dz, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
+def _plain_image(fn, x, dy, y, xp, rows, dz, acc, bacc, n, sh, dh, dw, pad_top, pad_left):
     """acc / bacc += the gradients of image n: its planes and its dy made channel-major in
-    the worker's scratch, then ``_bwdk_planes`` (its address fn)."""
+    the worker's scratch (masked by relu's derivative when y is not empty), then
+    ``_bwdk_planes`` (its address fn)."""
     _pad_planes(x, n, xp, pad_top, pad_left)
-    _channel_major_image(dy, n, dz, xp.shape[2])
+    _channel_major_image(dy, y, n, dz, xp.shape[2], rows[0])  # rows: free until _bwdk_planes
     call_address(fn, xp, rows, dz, acc, bacc, np.int64(dy.shape[1]), sh, dh, dw)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _bwdk_partials(fn, fn_planes, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left):
+def _bwdk_partials(fn, fn_planes, x, dy, y, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left):
     """acc[g] / bacc[g] (zeroed by the caller) += the gradients of the images of group g
     (G = acc.shape[0] contiguous groups of images, each summed in order: the grouping is
     the work's, not the live thread count's), image by image (``_plain_image``, its
@@ -465,7 +483,7 @@ def _bwdk_partials(fn, fn_planes, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pa
     for g in prange(G):
         t = numba.get_thread_id()
         for n in range((N * g) // G, (N * (g + 1)) // G):
-            call_address(fn, fn_planes, x, dy, xp[t], rows[t], dz[t], acc[g], bacc[g], np.int64(n), sh, dh, dw,
+            call_address(fn, fn_planes, x, dy, y, xp[t], rows[t], dz[t], acc[g], bacc[g], np.int64(n), sh, dh, dw,
                          pad_top, pad_left)
 
 
@@ -544,9 +562,10 @@ def _sum_groups(acc, bacc, grad_kernel, grad_bias):
 
 def gradient_scratch_shapes(x_shape, OH, OW, CO, sh, sw, dh, dw, pad_top, pad_left):
     """Per worker: the padded planes (C, HP, WP), the gathered rows of a strided conv
-    (3, OH*WP) and the channel-major output gradient (CO, OH*WP) ``_bwdk_planes`` reads."""
+    (3, OH*WP; before them, at least CO values for ``_channel_major_image``'s mask) and
+    the channel-major output gradient (CO, OH*WP) ``_bwdk_planes`` reads."""
     planes = padded_planes_shape(x_shape, OH, OW, sh, sw, dh, dw, pad_top, pad_left)
-    return planes, (3, OH * planes[2]), (CO, OH * planes[2])
+    return planes, (3, max(OH * planes[2], CO)), (CO, OH * planes[2])
 
 
 def _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw):
@@ -554,9 +573,10 @@ def _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw):
 
 
 def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, rows, dz, acc, bacc, sh, dh, dw,
-                                  pad_top, pad_left):
+                                  pad_top, pad_left, relu_out=None):
     """grad_kernel (3, 3, C, CO) and grad_bias (CO,) (skipped when empty), C <= 4,
-    column stride 1 (``applies_to_kernel_gradient``).
+    column stride 1 (``applies_to_kernel_gradient``); dy the gradient of the conv's
+    output, or, with relu_out (the relu's output), of its relu's output.
 
     xp, rows, dz: scratch per numba worker (T, ...) shaped by ``gradient_scratch_shapes``;
     acc (G, C, 9, CO), bacc (G, CO or 0) partial sums of G groups of images
@@ -565,10 +585,11 @@ def conv2d_backward_kernel_3x3few(x, dy, grad_kernel, grad_bias, xp, rows, dz, a
     sh, dh, dw, pad_top, pad_left = int(sh), int(dh), int(dw), int(pad_top), int(pad_left)
     acc[...] = 0.0
     bacc[...] = 0.0
+    y = _NO_RELU if relu_out is None else relu_out
     planes = _planes_address(xp, rows, dz, acc, bacc, sh, dh, dw)
-    fn = _fnptr.address_calling((planes,), _plain_image, planes, x, dy, xp[0], rows[0], dz[0], acc[0], bacc[0], 0, sh,
-                                dh, dw, pad_top, pad_left)
-    _fnptr.run(_bwdk_partials, fn, planes, x, dy, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left)
+    fn = _fnptr.address_calling((planes,), _plain_image, planes, x, dy, y, xp[0], rows[0], dz[0], acc[0], bacc[0], 0,
+                                sh, dh, dw, pad_top, pad_left)
+    _fnptr.run(_bwdk_partials, fn, planes, x, dy, y, xp, rows, dz, acc, bacc, sh, dh, dw, pad_top, pad_left)
     _sum_groups(acc, bacc, grad_kernel, grad_bias)
 
 
@@ -612,8 +633,11 @@ class FewChannel3x3:
                                     *geo, True)
         _fnptr.run(pick(FORWARD_POOLED, serial), fn, row, pair, x, xp, wt, bias, rows, y, argmax, *geo, True)
 
+    # the weight gradient applies a relu's derivative as it reads dy (``_channel_major_image``)
+    takes_relu_output = True
+
     @staticmethod
-    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws):
+    def backward_kernel(x, dy, grad_kernel, grad_bias, geo, ws, relu_out=None):
         N, OH, OW, CO = dy.shape
         C = x.shape[3]
         G = reduction_groups(N)
@@ -623,7 +647,7 @@ class FewChannel3x3:
         conv2d_backward_kernel_3x3few(
             x, dy, grad_kernel, grad_bias, get("planes", (slots, *planes)), get("grad_rows", (slots, *rows)),
             get("grad_dz", (slots, *dz)), get("acc", (G, C, 9, CO)), get("bacc", (G, grad_bias.shape[0])), geo[0],
-            *geo[2:])
+            *geo[2:], relu_out)
 
     @staticmethod
     def backward_kernel_pooled(x, pooled, grad_kernel, grad_bias, geo, ws):

@@ -102,10 +102,20 @@ class ConvPlan:
         """dx (N, H, W, C) = d(loss)/d(x) for dy (N, OH, OW, CO); fully overwritten."""
         self.input_strategy.backward_input(dy, kernel, dx, self.geo, ws, serial)
 
-    def backward_kernel(self, x, dy, grad_kernel, grad_bias, ws=None):
-        """grad_kernel (KH, KW, C, CO) and grad_bias (CO,) (or None), overwritten."""
-        self.kernel_strategy.backward_kernel(x, dy, grad_kernel, NO_BIAS if grad_bias is None
-                                             else grad_bias, self.geo, ws)
+    def backward_kernel(self, x, dy, grad_kernel, grad_bias, ws=None, relu_out=None):
+        """grad_kernel (KH, KW, C, CO) and grad_bias (CO,) (or None), overwritten. With
+        relu_out (only where ``takes_relu_output``), dy is the gradient of relu(conv) and
+        the kernel applies relu's derivative as it reads it."""
+        bias = NO_BIAS if grad_bias is None else grad_bias
+        if relu_out is None:
+            self.kernel_strategy.backward_kernel(x, dy, grad_kernel, bias, self.geo, ws)
+        else:
+            self.kernel_strategy.backward_kernel(x, dy, grad_kernel, bias, self.geo, ws, relu_out=relu_out)
+
+    @property
+    def takes_relu_output(self):
+        """Whether ``backward_kernel`` takes relu_out (the few-channel weight gradient)."""
+        return getattr(self.kernel_strategy, "takes_relu_output", False)
 
     @property
     def takes_pooled_forward(self):
