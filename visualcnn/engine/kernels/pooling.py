@@ -131,8 +131,7 @@ def _maxpool_driver(serial, name, doc):
     # runs on every call, single-image predictions included: kept to a few operations.
     # The geometry goes to the region and the row function unchanged (same types).
     def forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-        fast = (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
-                and 2 * out.shape[1] <= x.shape[1] and 2 * out.shape[2] <= x.shape[2])  # no bottom/right pad
+        fast = halves_without_padding(x.shape, out.shape, PH, PW, sh, sw, pad_top, pad_left)
         fn = _fnptr.address(_maxpool_rows, x, out, argmax, 0, 0, PH, PW, sh, sw, pad_top, pad_left, fast)
         rows = out.shape[0] * out.shape[1]
         _fnptr.run(region, fn, x, out, argmax, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top,
@@ -227,21 +226,50 @@ def _avgpool_row(x, out, n, oy, PH, PW, sh, sw, pad_top, pad_left):
             orow[ox, c] *= inv
 
 
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _avgpool_row_2x2(x, out, n, oy):
+    """The common 2x2 / stride 2 / unpadded window: the four cells summed in registers
+    in ``_avgpool_row``'s order, then times 1/4 (no zeroing and read-modify-write of
+    ``out`` per cell, no division per window). Measured, LeNet-5's first pool (28x28x6,
+    batch 64, ``visualcnn bench``, three alternated runs): forward 0.147-0.149 ->
+    0.054-0.057 ms, backward (``_avgpool_backward``'s fast form) 0.128-0.129 ->
+    0.041-0.043 ms."""
+    OW = out.shape[2]
+    C = out.shape[3]
+    iy = 2 * oy
+    quarter = np.float32(0.25)
+    for ox in range(OW):
+        ix = 2 * ox
+        for c in range(C):
+            out[n, oy, ox, c] = (x[n, iy, ix, c] + x[n, iy, ix + 1, c] + x[n, iy + 1, ix, c]
+                                 + x[n, iy + 1, ix + 1, c]) * quarter
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _avgpool_rows(x, out, r0, r1, PH, PW, sh, sw, pad_top, pad_left):
+def _avgpool_rows(x, out, r0, r1, PH, PW, sh, sw, pad_top, pad_left, fast):
     """Output rows [r0, r1) of the N*OH rows."""
     OH = out.shape[1]
     for r in range(r0, r1):
-        _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
+        if fast:
+            _avgpool_row_2x2(x, out, r // OH, r % OH)
+        else:
+            _avgpool_row(x, out, r // OH, r % OH, PH, PW, sh, sw, pad_top, pad_left)
 
 
-def _avgpool_region(fn, x, out, step, PH, PW, sh, sw, pad_top, pad_left):
+def halves_without_padding(x_shape, out_shape, PH, PW, sh, sw, pad_top, pad_left):
+    """2x2 windows at stride 2 that all lie inside the input (no padding on any side):
+    the pools' fast rows."""
+    return (PH == 2 and PW == 2 and sh == 2 and sw == 2 and pad_top == 0 and pad_left == 0
+            and 2 * out_shape[1] <= x_shape[1] and 2 * out_shape[2] <= x_shape[2])
+
+
+def _avgpool_region(fn, x, out, step, PH, PW, sh, sw, pad_top, pad_left, fast):
     """prange over blocks of ``step`` output rows, ``_avgpool_rows`` called through its
     address."""
     rows = out.shape[0] * out.shape[1]
     for b in prange((rows + step - 1) // step):
         call_address(fn, x, out, np.int64(b * step), np.int64(min(rows, b * step + step)), PH, PW, sh, sw, pad_top,
-                     pad_left)
+                     pad_left, fast)
 
 
 AVGPOOL_FORWARD = twins(_avgpool_region)
@@ -251,9 +279,11 @@ def _avgpool_driver(serial, name, doc):
     region = AVGPOOL_FORWARD[1] if serial else AVGPOOL_FORWARD[0]
 
     def forward(x, out, PH, PW, sh, sw, pad_top, pad_left):
-        fn = _fnptr.address(_avgpool_rows, x, out, 0, 0, PH, PW, sh, sw, pad_top, pad_left)
+        fast = halves_without_padding(x.shape, out.shape, PH, PW, sh, sw, pad_top, pad_left)
+        fn = _fnptr.address(_avgpool_rows, x, out, 0, 0, PH, PW, sh, sw, pad_top, pad_left, fast)
         rows = out.shape[0] * out.shape[1]
-        _fnptr.run(region, fn, x, out, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top, pad_left)
+        _fnptr.run(region, fn, x, out, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top, pad_left,
+                   fast)
 
     forward.__name__ = forward.__qualname__ = name
     forward.__doc__ = doc
@@ -271,9 +301,11 @@ avgpool2d_forward_serial = _avgpool_driver(True, "avgpool2d_forward_serial",
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
-def avgpool2d_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left):
+def _avgpool_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left, fast):
     """dx (N, H, W, C) from dy (N, OH, OW, C): each output spreads dy / count over its
-    real cells. dx fully overwritten; prange over N (windows overlap only in-image)."""
+    real cells. dx fully overwritten; prange over N (windows overlap only in-image).
+    fast (``halves_without_padding``): each cell of the 2x2 windows gets dy / 4 written
+    once (the windows are disjoint; rows and columns past them are zeroed)."""
     N = dy.shape[0]
     OH = dy.shape[1]
     OW = dy.shape[2]
@@ -282,6 +314,21 @@ def avgpool2d_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left):
     W = dx.shape[2]
     for n in prange(N):
         dxn = dx[n]
+        if fast:
+            quarter = np.float32(0.25)
+            for oy in range(OH):
+                for r in range(2):
+                    for ox in range(OW):
+                        for c in range(C):
+                            v = dy[n, oy, ox, c] * quarter
+                            dxn[2 * oy + r, 2 * ox, c] = v
+                            dxn[2 * oy + r, 2 * ox + 1, c] = v
+                    for ix in range(2 * OW, W):
+                        for c in range(C):
+                            dxn[2 * oy + r, ix, c] = 0.0
+            for iy in range(2 * OH, H):
+                dxn[iy, :, :] = 0.0
+            continue
         dxn[:, :, :] = 0.0
         for oy in range(OH):
             y0 = max(oy * sh - pad_top, 0)
@@ -298,3 +345,10 @@ def avgpool2d_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left):
                     for ix in range(x0, x1):
                         for c in range(C):
                             dxn[iy, ix, c] += g[c] * inv
+
+
+def avgpool2d_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left):
+    """dx (N, H, W, C) from dy (N, OH, OW, C) of an average pool; dx fully overwritten
+    (``_avgpool_backward``)."""
+    fast = halves_without_padding(dx.shape, dy.shape, PH, PW, sh, sw, pad_top, pad_left)
+    _avgpool_backward(dy, dx, PH, PW, sh, sw, pad_top, pad_left, fast)
