@@ -104,6 +104,7 @@ def test_planner_picks_the_specialised_strategies():
     plan = K.plan_conv((3, 3, 3, 32))
     region, region_serial = few_channel.FORWARD
     assert plan.kernels(training=False, serial=True) == [few_channel._conv_row, few_channel._conv_row_pair,
+                                                        few_channel._conv_row_pair_more,
                                                         few_channel._fwd_image, region_serial]
     training = plan.kernels(training=True, need_dx=False)
     assert region in training and region_serial not in training

@@ -147,101 +147,98 @@ def _conv_row(orow, xp, wt, bias, oy, width, sh, sw, dh, dw, relu):
             _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _pair_rows(xp, ci, oy, s):
+    """The four input rows of channel ci that output rows oy, oy + 1 read."""
+    return xp[ci, oy * s], xp[ci, oy * s + s], xp[ci, oy * s + 2 * s], xp[ci, oy * s + 3 * s]
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _conv_row_pair(dst, r, xp, wt, bias, oy, width, s, relu):
+def _conv_row_pair(dst, r, xp, wt, bias, oy, width, s, relu, more):
     """dst[r], dst[r + 1] (width, CO) = [relu](bias + the taps of output rows oy, oy + 1)
     for unit column stride and dilation and a row stride equal to the row dilation s
-    (``pairs_rows``): the two rows read the four input rows oy*s + {0, 1, 2, 3}*s.
+    (``pairs_rows``): the two rows read the four input rows oy*s + {0, 1, 2, 3}*s. This
+    function takes the first input channel; the others are added by
+    ``_conv_row_pair_more`` (its address ``more``; 0 for one channel, so a grey image's
+    conv compiles half the loops).
 
     Why: per output pixel ``_conv_row`` loads its 9 inputs, reloads the 9 weight vectors
     and enters the channel loop; with 32 filters that loop is two vector iterations, so
     the per-pixel work cost as much as the FMAs. Here each weight load serves two rows,
     each input is loaded once (the 3x4 window slides one column per step, the values
     carried in registers), and the channel loop runs half as often. Measured on the seed
-    CNN's conv1 (28x28x1 -> 32, batch 64, one core): 0.30 ms against 0.54. The four
-    loop variants are chosen outside the loops (a branch inside stops LLVM from
-    vectorising, as in ``_taps``); the sums are written in ``_taps``' order."""
+    CNN's conv1 (28x28x1 -> 32, batch 64, one core): 0.30 ms against 0.54. The loop
+    variants are chosen outside the loops (a branch inside stops LLVM from vectorising,
+    as in ``_taps``); the sums are written in ``_taps``' order."""
     C = xp.shape[0]
     CO = dst.shape[2]
     zero = np.float32(0.0)
-    for ci in range(C):
-        r0 = xp[ci, oy * s]
-        r1 = xp[ci, oy * s + s]
-        r2 = xp[ci, oy * s + 2 * s]
-        r3 = xp[ci, oy * s + 3 * s]
-        wc = wt[ci]
-        first = ci == 0
-        last_relu = relu and ci == C - 1
-        x00 = r0[0]
-        x01 = r0[1]
-        x10 = r1[0]
-        x11 = r1[1]
-        x20 = r2[0]
-        x21 = r2[1]
-        x30 = r3[0]
-        x31 = r3[1]
-        if first and last_relu:
-            for ox in range(width):
-                x02 = r0[ox + 2]
-                x12 = r1[ox + 2]
-                x22 = r2[ox + 2]
-                x32 = r3[ox + 2]
-                for co in range(CO):
-                    w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                    w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                    w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                    b = bias[co]
-                    dst[r, ox, co] = max(b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
-                                         + x20 * w6 + x21 * w7 + x22 * w8, zero)
-                    dst[r + 1, ox, co] = max(b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
-                                             + x30 * w6 + x31 * w7 + x32 * w8, zero)
-                x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
-        elif first:
-            for ox in range(width):
-                x02 = r0[ox + 2]
-                x12 = r1[ox + 2]
-                x22 = r2[ox + 2]
-                x32 = r3[ox + 2]
-                for co in range(CO):
-                    w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                    w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                    w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                    b = bias[co]
-                    dst[r, ox, co] = (b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
-                                      + x20 * w6 + x21 * w7 + x22 * w8)
-                    dst[r + 1, ox, co] = (b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
-                                          + x30 * w6 + x31 * w7 + x32 * w8)
-                x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
-        elif last_relu:
-            for ox in range(width):
-                x02 = r0[ox + 2]
-                x12 = r1[ox + 2]
-                x22 = r2[ox + 2]
-                x32 = r3[ox + 2]
-                for co in range(CO):
-                    w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                    w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                    w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                    dst[r, ox, co] = max(dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
-                                         + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8, zero)
-                    dst[r + 1, ox, co] = max(dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
-                                             + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8, zero)
-                x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
-        else:
-            for ox in range(width):
-                x02 = r0[ox + 2]
-                x12 = r1[ox + 2]
-                x22 = r2[ox + 2]
-                x32 = r3[ox + 2]
-                for co in range(CO):
-                    w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                    w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                    w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                    dst[r, ox, co] = (dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
-                                      + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8)
-                    dst[r + 1, ox, co] = (dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
-                                          + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8)
-                x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+    r0, r1, r2, r3 = _pair_rows(xp, 0, oy, s)
+    wc = wt[0]
+    x00, x01, x10, x11, x20, x21, x30, x31 = r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]
+    if relu and C == 1:
+        for ox in range(width):
+            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
+            for co in range(CO):
+                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
+                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
+                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
+                b = bias[co]
+                dst[r, ox, co] = max(b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
+                                     + x20 * w6 + x21 * w7 + x22 * w8, zero)
+                dst[r + 1, ox, co] = max(b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
+                                         + x30 * w6 + x31 * w7 + x32 * w8, zero)
+            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+    else:
+        for ox in range(width):
+            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
+            for co in range(CO):
+                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
+                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
+                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
+                b = bias[co]
+                dst[r, ox, co] = (b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
+                                  + x20 * w6 + x21 * w7 + x22 * w8)
+                dst[r + 1, ox, co] = (b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
+                                      + x30 * w6 + x31 * w7 + x32 * w8)
+            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+    for ci in range(1, C):
+        call_address(more, dst, r, xp, wt, ci, oy, width, s, relu and ci == C - 1)
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _conv_row_pair_more(dst, r, xp, wt, ci, oy, width, s, relu):
+    """``_conv_row_pair`` for input channel ci > 0: its taps added to dst[r], dst[r + 1],
+    then relu when asked (the last channel)."""
+    CO = dst.shape[2]
+    zero = np.float32(0.0)
+    r0, r1, r2, r3 = _pair_rows(xp, ci, oy, s)
+    wc = wt[ci]
+    x00, x01, x10, x11, x20, x21, x30, x31 = r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]
+    if relu:
+        for ox in range(width):
+            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
+            for co in range(CO):
+                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
+                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
+                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
+                dst[r, ox, co] = max(dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
+                                     + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8, zero)
+                dst[r + 1, ox, co] = max(dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
+                                         + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8, zero)
+            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+    else:
+        for ox in range(width):
+            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
+            for co in range(CO):
+                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
+                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
+                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
+                dst[r, ox, co] = (dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
+                                  + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8)
+                dst[r + 1, ox, co] = (dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
+                                      + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8)
+            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
 
 
 def pairs_rows(sh, sw, dh, dw):
@@ -250,11 +247,11 @@ def pairs_rows(sh, sw, dh, dw):
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _fwd_image(row, pair, x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
+def _fwd_image(row, pair, more, x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_left, relu):
     """out[n] = [relu](conv(x[n]) + bias); wt (C, 9, CO) the kernel channel-major (one
     contiguous (9, CO) block per channel); bias (CO,) always present (zeros if none);
-    row, pair: the addresses of ``_conv_row`` and ``_conv_row_pair`` (0 when the
-    geometry does not pair rows: ``pairs_rows``)."""
+    row, pair, more: the addresses of ``_conv_row``, ``_conv_row_pair`` and
+    ``_conv_row_pair_more`` (``_row_addresses``; 0 for one not called)."""
     OH = out.shape[1]
     OW = out.shape[2]
     _pad_planes(x, n, xp, pad_top, pad_left)
@@ -263,41 +260,57 @@ def _fwd_image(row, pair, x, xp, wt, bias, out, n, sh, sw, dh, dw, pad_top, pad_
         out_n = out[n]
         done = OH - OH % 2
         for oy in range(0, done, 2):
-            call_address(pair, out_n, np.int64(oy), xp, wt, bias, np.int64(oy), OW, sh, relu)
+            call_address(pair, out_n, np.int64(oy), xp, wt, bias, np.int64(oy), OW, sh, relu, more)
     for oy in range(done, OH):
         call_address(row, out[n, oy], xp, wt, bias, np.int64(oy), OW, sh, sw, dh, dw, relu)
 
 
-def _fwd_region(fn, row, pair, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
+def _fwd_region(fn, row, pair, more, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     """prange over images, each ``_fwd_image`` called through its address fn (not
     linked in: the region and its serial twin compile in a fraction of a second)."""
     for n in prange(out.shape[0]):
-        call_address(fn, row, pair, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), sh, sw, dh, dw,
-                     pad_top, pad_left, relu)
+        call_address(fn, row, pair, more, x, xp[numba.get_thread_id()], wt, bias, out, np.int64(n), sh, sw, dh,
+                     dw, pad_top, pad_left, relu)
 
 
 FORWARD = twins(_fwd_region)
 
 
-def _row_addresses(dst, xp, wt, bias, sh, sw, dh, dw, relu):
-    """(row, pair): the addresses of ``_conv_row`` and, where the geometry pairs rows,
-    ``_conv_row_pair`` (else 0), for a destination dst (rows, OW, CO)."""
-    row = _fnptr.address(_conv_row, dst[0], xp[0], wt, bias, 0, dst.shape[1], sh, sw, dh, dw, relu)
-    if not pairs_rows(sh, sw, dh, dw):
-        return row, 0
-    return row, _fnptr.address(_conv_row_pair, dst, 0, xp[0], wt, bias, 0, dst.shape[1], sh, relu)
+def _row_addresses(dst, xp, wt, bias, sh, sw, dh, dw, relu, odd_rows):
+    """(row, pair, more): the addresses of ``_conv_row``, ``_conv_row_pair`` and
+    ``_conv_row_pair_more`` for a destination dst (rows, OW, CO), each 0 when not called:
+    paired rows (``pairs_rows``) need the single-row function only for an odd last row,
+    and one input channel needs no ``more`` (not compiling them saved 0.6 s and 0.4 s of
+    the seed CNN's first run)."""
+    paired = pairs_rows(sh, sw, dh, dw)
+    row = pair = more = 0
+    if odd_rows or not paired:
+        row = _fnptr.address(_conv_row, dst[0], xp[0], wt, bias, 0, dst.shape[1], sh, sw, dh, dw, relu)
+    if paired and xp.shape[1] > 1:
+        more = _fnptr.address(_conv_row_pair_more, dst, 0, xp[0], wt, 1, 0, dst.shape[1], sh, relu)
+    if paired:
+        pair = _fnptr.address_calling((more,) if xp.shape[1] > 1 else (), _conv_row_pair, dst, 0, xp[0], wt, bias,
+                                      0, dst.shape[1], sh, relu, more)
+    return row, pair, more
+
+
+def _callees(row, pair, sh, sw, dh, dw, odd_rows):
+    """The addresses ``_row_addresses`` was asked for (``fnptr.address_calling``)."""
+    paired = pairs_rows(sh, sw, dh, dw)
+    return ((row,) if odd_rows or not paired else ()) + ((pair,) if paired else ())
 
 
 def _forward(serial, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     geo, relu = (int(sh), int(sw), int(dh), int(dw), int(pad_top), int(pad_left)), bool(relu)
-    row, pair = _row_addresses(out[0], xp, wt, bias, *geo[:4], relu)
-    callees = (row, pair) if pairs_rows(*geo[:4]) else (row,)
-    fn = _fnptr.address_calling(callees, _fwd_image, row, pair, x, xp[0], wt, bias, out, 0, *geo, relu)
-    _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, row, pair, x, xp, wt, bias, out, *geo, relu)
+    odd = out.shape[1] % 2 == 1
+    row, pair, more = _row_addresses(out[0], xp, wt, bias, *geo[:4], relu, odd)
+    callees = _callees(row, pair, *geo[:4], odd)
+    fn = _fnptr.address_calling(callees, _fwd_image, row, pair, more, x, xp[0], wt, bias, out, 0, *geo, relu)
+    _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, row, pair, more, x, xp, wt, bias, out, *geo, relu)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _fwd_pool_image(row, pair, x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top, pad_left,
+def _fwd_pool_image(row, pair, more, x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, dw, pad_top, pad_left,
                     relu):
     """y[n], argmax[n] = the 2x2 / stride 2 max pool of relu(conv(x[n]) + bias), the conv
     computed two rows at a time into rows (2, OW, CO), a worker's scratch, and never
@@ -313,7 +326,8 @@ def _fwd_pool_image(row, pair, x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, 
     _pad_planes(x, n, xp, pad_top, pad_left)
     for ph in range(PH):
         if pair != 0:
-            call_address(pair, rows, np.int64(0), xp, wt, bias, np.int64(2 * ph), np.int64(2 * PW), sh, relu)
+            call_address(pair, rows, np.int64(0), xp, wt, bias, np.int64(2 * ph), np.int64(2 * PW), sh, relu,
+                         more)
         else:
             for half in range(2):
                 call_address(row, rows[half], xp, wt, bias, np.int64(2 * ph + half), np.int64(2 * PW), sh, sw, dh,
@@ -326,12 +340,13 @@ def _fwd_pool_image(row, pair, x, xp, wt, bias, rows, y, argmax, n, sh, sw, dh, 
                        (2 * ph * OW + ix) * CO, OW * CO)
 
 
-def _fwd_pool_region(fn, row, pair, x, xp, wt, bias, rows, y, argmax, sh, sw, dh, dw, pad_top, pad_left, relu):
+def _fwd_pool_region(fn, row, pair, more, x, xp, wt, bias, rows, y, argmax, sh, sw, dh, dw, pad_top, pad_left,
+                     relu):
     """prange over images, each ``_fwd_pool_image`` called through its address fn."""
     for n in prange(y.shape[0]):
         t = numba.get_thread_id()
-        call_address(fn, row, pair, x, xp[t], wt, bias, rows[t], y, argmax, np.int64(n), sh, sw, dh, dw, pad_top,
-                     pad_left, relu)
+        call_address(fn, row, pair, more, x, xp[t], wt, bias, rows[t], y, argmax, np.int64(n), sh, sw, dh, dw,
+                     pad_top, pad_left, relu)
 
 
 FORWARD_POOLED = twins(_fwd_pool_region)
@@ -627,11 +642,11 @@ class FewChannel3x3:
         wt = get("kernel_t", (x.shape[3], 9, CO))
         channel_major(kernel, wt)
         geo = tuple(int(v) for v in geo)
-        row, pair = _row_addresses(rows[0], xp, wt, bias, *geo[:4], True)
-        callees = (row, pair) if pairs_rows(*geo[:4]) else (row,)
-        fn = _fnptr.address_calling(callees, _fwd_pool_image, row, pair, x, xp[0], wt, bias, rows[0], y, argmax, 0,
-                                    *geo, True)
-        _fnptr.run(pick(FORWARD_POOLED, serial), fn, row, pair, x, xp, wt, bias, rows, y, argmax, *geo, True)
+        row, pair, more = _row_addresses(rows[0], xp, wt, bias, *geo[:4], True, False)  # pools pairs of rows only
+        callees = _callees(row, pair, *geo[:4], False)
+        fn = _fnptr.address_calling(callees, _fwd_pool_image, row, pair, more, x, xp[0], wt, bias, rows[0], y, argmax,
+                                    0, *geo, True)
+        _fnptr.run(pick(FORWARD_POOLED, serial), fn, row, pair, more, x, xp, wt, bias, rows, y, argmax, *geo, True)
 
     # the weight gradient applies a relu's derivative as it reads dy (``_channel_major_image``)
     takes_relu_output = True
@@ -682,9 +697,9 @@ class FewChannel3x3:
     @staticmethod
     def kernels(op, serial):
         if op == "forward":  # the region twin and what it calls
-            return [_conv_row, _conv_row_pair, _fwd_image, pick(FORWARD, serial)]
+            return [_conv_row, _conv_row_pair, _conv_row_pair_more, _fwd_image, pick(FORWARD, serial)]
         if op == "forward_pooled":
-            return [_conv_row, _conv_row_pair, _fwd_pool_image, pick(FORWARD_POOLED, serial)]
+            return [_conv_row, _conv_row_pair, _conv_row_pair_more, _fwd_pool_image, pick(FORWARD_POOLED, serial)]
         if op == "backward_kernel_pooled":
             return [channel_major_positions, _bwdk_planes, _pooled_image, _bwdk_partials_pooled, _sum_groups]
         return [_bwdk_planes, _plain_image, _bwdk_partials, _sum_groups]
