@@ -147,98 +147,67 @@ def _conv_row(orow, xp, wt, bias, oy, width, sh, sw, dh, dw, relu):
             _taps(orow, ox, wc, bias, r0, r1, r2, ox * sw, dw, first, last_relu)
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _pair_rows(xp, ci, oy, s):
-    """The four input rows of channel ci that output rows oy, oy + 1 read."""
-    return xp[ci, oy * s], xp[ci, oy * s + s], xp[ci, oy * s + 2 * s], xp[ci, oy * s + 3 * s]
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _pair_channel(dst, r, xp, wt, bias, ci, oy, width, s, from_bias, relu):
+    """dst[r], dst[r + 1] (width, CO) = [relu]((bias if from_bias else themselves) + the
+    taps of input channel ci for output rows oy, oy + 1, which read the four input rows
+    oy*s + {0, 1, 2, 3}*s. Inlined with constant flags, so each caller's loop has no
+    branch left (one inside the channel loop stops LLVM from vectorising, as in
+    ``_taps``); the sums are written in ``_taps``' order."""
+    CO = dst.shape[2]
+    zero = np.float32(0.0)
+    r0 = xp[ci, oy * s]
+    r1 = xp[ci, oy * s + s]
+    r2 = xp[ci, oy * s + 2 * s]
+    r3 = xp[ci, oy * s + 3 * s]
+    wc = wt[ci]
+    x00, x01, x10, x11, x20, x21, x30, x31 = r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]
+    for ox in range(width):
+        x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
+        for co in range(CO):
+            w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
+            w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
+            w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
+            a = bias[co] if from_bias else dst[r, ox, co]
+            b = bias[co] if from_bias else dst[r + 1, ox, co]
+            v = a + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8
+            u = b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8
+            dst[r, ox, co] = max(v, zero) if relu else v
+            dst[r + 1, ox, co] = max(u, zero) if relu else u
+        x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _conv_row_pair(dst, r, xp, wt, bias, oy, width, s, relu, more):
     """dst[r], dst[r + 1] (width, CO) = [relu](bias + the taps of output rows oy, oy + 1)
     for unit column stride and dilation and a row stride equal to the row dilation s
-    (``pairs_rows``): the two rows read the four input rows oy*s + {0, 1, 2, 3}*s. This
-    function takes the first input channel; the others are added by
-    ``_conv_row_pair_more`` (its address ``more``; 0 for one channel, so a grey image's
-    conv compiles half the loops).
+    (``pairs_rows``). This function takes the first input channel; the others are added
+    by ``_conv_row_pair_more`` (its address ``more``; 0 for one channel, so a grey
+    image's conv compiles half the loops).
 
     Why: per output pixel ``_conv_row`` loads its 9 inputs, reloads the 9 weight vectors
     and enters the channel loop; with 32 filters that loop is two vector iterations, so
     the per-pixel work cost as much as the FMAs. Here each weight load serves two rows,
     each input is loaded once (the 3x4 window slides one column per step, the values
     carried in registers), and the channel loop runs half as often. Measured on the seed
-    CNN's conv1 (28x28x1 -> 32, batch 64, one core): 0.30 ms against 0.54. The loop
-    variants are chosen outside the loops (a branch inside stops LLVM from vectorising,
-    as in ``_taps``); the sums are written in ``_taps``' order."""
+    CNN's conv1 (28x28x1 -> 32, batch 64, one core): 0.30 ms against 0.54."""
     C = xp.shape[0]
-    CO = dst.shape[2]
-    zero = np.float32(0.0)
-    r0, r1, r2, r3 = _pair_rows(xp, 0, oy, s)
-    wc = wt[0]
-    x00, x01, x10, x11, x20, x21, x30, x31 = r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]
     if relu and C == 1:
-        for ox in range(width):
-            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
-            for co in range(CO):
-                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                b = bias[co]
-                dst[r, ox, co] = max(b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
-                                     + x20 * w6 + x21 * w7 + x22 * w8, zero)
-                dst[r + 1, ox, co] = max(b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
-                                         + x30 * w6 + x31 * w7 + x32 * w8, zero)
-            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+        _pair_channel(dst, r, xp, wt, bias, 0, oy, width, s, True, True)
     else:
-        for ox in range(width):
-            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
-            for co in range(CO):
-                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                b = bias[co]
-                dst[r, ox, co] = (b + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4 + x12 * w5
-                                  + x20 * w6 + x21 * w7 + x22 * w8)
-                dst[r + 1, ox, co] = (b + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3 + x21 * w4 + x22 * w5
-                                      + x30 * w6 + x31 * w7 + x32 * w8)
-            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+        _pair_channel(dst, r, xp, wt, bias, 0, oy, width, s, True, False)
     for ci in range(1, C):
-        call_address(more, dst, r, xp, wt, ci, oy, width, s, relu and ci == C - 1)
+        call_address(more, dst, r, xp, wt, bias, ci, oy, width, s, relu and ci == C - 1)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def _conv_row_pair_more(dst, r, xp, wt, ci, oy, width, s, relu):
+def _conv_row_pair_more(dst, r, xp, wt, bias, ci, oy, width, s, relu):
     """``_conv_row_pair`` for input channel ci > 0: its taps added to dst[r], dst[r + 1],
     then relu when asked (the last channel)."""
-    CO = dst.shape[2]
-    zero = np.float32(0.0)
-    r0, r1, r2, r3 = _pair_rows(xp, ci, oy, s)
-    wc = wt[ci]
-    x00, x01, x10, x11, x20, x21, x30, x31 = r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]
     if relu:
-        for ox in range(width):
-            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
-            for co in range(CO):
-                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                dst[r, ox, co] = max(dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
-                                     + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8, zero)
-                dst[r + 1, ox, co] = max(dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
-                                         + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8, zero)
-            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+        _pair_channel(dst, r, xp, wt, bias, ci, oy, width, s, False, True)
     else:
-        for ox in range(width):
-            x02, x12, x22, x32 = r0[ox + 2], r1[ox + 2], r2[ox + 2], r3[ox + 2]
-            for co in range(CO):
-                w0, w1, w2 = wc[0, co], wc[1, co], wc[2, co]
-                w3, w4, w5 = wc[3, co], wc[4, co], wc[5, co]
-                w6, w7, w8 = wc[6, co], wc[7, co], wc[8, co]
-                dst[r, ox, co] = (dst[r, ox, co] + x00 * w0 + x01 * w1 + x02 * w2 + x10 * w3 + x11 * w4
-                                  + x12 * w5 + x20 * w6 + x21 * w7 + x22 * w8)
-                dst[r + 1, ox, co] = (dst[r + 1, ox, co] + x10 * w0 + x11 * w1 + x12 * w2 + x20 * w3
-                                      + x21 * w4 + x22 * w5 + x30 * w6 + x31 * w7 + x32 * w8)
-            x00, x01, x10, x11, x20, x21, x30, x31 = x01, x02, x11, x12, x21, x22, x31, x32
+        _pair_channel(dst, r, xp, wt, bias, ci, oy, width, s, False, False)
 
 
 def pairs_rows(sh, sw, dh, dw):
@@ -287,7 +256,7 @@ def _row_addresses(dst, xp, wt, bias, sh, sw, dh, dw, relu, odd_rows):
     if odd_rows or not paired:
         row = _fnptr.address(_conv_row, dst[0], xp[0], wt, bias, 0, dst.shape[1], sh, sw, dh, dw, relu)
     if paired and xp.shape[1] > 1:
-        more = _fnptr.address(_conv_row_pair_more, dst, 0, xp[0], wt, 1, 0, dst.shape[1], sh, relu)
+        more = _fnptr.address(_conv_row_pair_more, dst, 0, xp[0], wt, bias, 1, 0, dst.shape[1], sh, relu)
     if paired:
         pair = _fnptr.address_calling((more,) if xp.shape[1] > 1 else (), _conv_row_pair, dst, 0, xp[0], wt, bias,
                                       0, dst.shape[1], sh, relu, more)
