@@ -146,35 +146,40 @@ def _relu_handed_off(layer, following) -> bool:
             and layer.config.get("activation") == "relu" and following.class_name == "MaxPooling2D")
 
 
-def _first_conv_pool(report, follower) -> tuple[int, bool, bool] | None:
-    """(row, forward, backward) of a first conv (the first row with trainable weights) that
-    runs the max pool after it inside its own passes in a training step (model._first_conv_pool,
-    Conv2D.pool_takes_over), or None."""
+def _first_trainable(report) -> int | None:
+    """The row of the first layer with trainable weights (the one whose input needs no
+    gradient), or None when a row before it has an error."""
     for i, row in enumerate(report.rows):
         if row.inference is None:
             return None
         if any(spec.trainable for spec in row.inference.weights):
-            takes = getattr(row.layer, "pool_takes_over", None)
-            if takes is None or follower[i] is None:
-                return None
-            forward, backward = takes(row.input_shape, row.inference.output_shape, follower[i])
-            return (i, forward, backward) if backward else None
-    return None
-
-
-def _first_conv_masks_relu(report, follower) -> int | None:
-    """The row of a first conv (the first row with trainable weights) whose weight
-    gradient applies its relu's derivative itself (Conv2D.masks_relu_in_gradient), with no
-    max pool after it to do so: it never allocates its relu's gradient. None otherwise."""
-    for i, row in enumerate(report.rows):
-        if row.inference is None:
-            return None
-        if any(spec.trainable for spec in row.inference.weights):
-            masks = getattr(row.layer, "relu_masked_in_gradient", None)
-            if masks is None or _relu_handed_off(row.layer, follower[i]) or not masks(row.input_shape):
-                return None
             return i
     return None
+
+
+def _first_conv_pool(report, follower, first) -> tuple[int, bool, bool] | None:
+    """(row, forward, backward) of a first conv (row ``first``, ``_first_trainable``) that
+    runs the max pool after it inside its own passes in a training step (model._first_conv_pool,
+    Conv2D.pool_takes_over), or None."""
+    if first is None:
+        return None
+    row = report.rows[first]
+    takes = getattr(row.layer, "pool_takes_over", None)
+    if takes is None or follower[first] is None:
+        return None
+    forward, backward = takes(row.input_shape, row.inference.output_shape, follower[first])
+    return (first, forward, backward) if backward else None
+
+
+def _first_conv_masks_relu(report, follower, first) -> bool:
+    """Whether the first conv (row ``first``) has its weight gradient apply its relu's
+    derivative itself (Conv2D.masks_relu_in_gradient), with no max pool after it to do so:
+    it never allocates its relu's gradient."""
+    if first is None:
+        return False
+    row = report.rows[first]
+    masks = getattr(row.layer, "relu_masked_in_gradient", None)
+    return masks is not None and not _relu_handed_off(row.layer, follower[first]) and masks(row.input_shape)
 
 
 def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentum: float = 0.0,
@@ -188,8 +193,9 @@ def estimate_memory(report, batch_size: int, *, optimizer: str = "adam", momentu
     weights = trainable = train_buffers = infer_buffers = workspaces = 0
     producer = None
     sole_producer, sole_follower = _sole_links(report)
-    first = _first_conv_pool(report, sole_follower)
-    masked = _first_conv_masks_relu(report, sole_follower)
+    first_trainable = _first_trainable(report)
+    first = _first_conv_pool(report, sole_follower, first_trainable)
+    masked = first_trainable if _first_conv_masks_relu(report, sole_follower, first_trainable) else None
     consumers: dict[int, int] = {}
     for ins in report.inbound:
         for j in set(ins):

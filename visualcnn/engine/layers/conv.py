@@ -73,7 +73,8 @@ class _ConvBase(Layer):
         outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4)).
         A 3x3 conv on few channels (a first conv) takes its weight gradient from one
         image's output gradient per thread, channel-major in rows of the padded width,
-        plus three gathered input rows; before a max pool it also maps the pool's winners
+        plus three gathered input rows (each at least as long as the output channels: the
+        relu mask's scratch); before a max pool it also maps the pool's winners
         into that layout once per batch (``backward_from_pool``) and, for a 2x2 pool,
         computes two output rows per thread to pool (``forward_into_pool``)."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
@@ -89,7 +90,7 @@ class _ConvBase(Layer):
         im2col = max(512, oh * ow) * k + padded + k * co + co  # also a few-channel conv's input gradient
         if (kh, kw) == (3, 3) and c <= FEW_CHANNELS:
             wp = w + (kw - 1) * dw
-            return threads * (im2col + (co + 3) * oh * wp + 2 * ow * co) + oh * ow * co
+            return threads * (im2col + co * oh * wp + 3 * max(oh * wp, co) + 2 * ow * co) + oh * ow * co
         return threads * im2col
 
     def _out(self, ctx, name, n):

@@ -5,7 +5,8 @@ Strategy: per image, the input is copied once into a zero-padded, channel-planar
 scratch xp (C, HP, WP) so no tap needs a bounds check. Forward: per output pixel and
 input channel the 9 input values are loaded as scalars (broadcast) and ONE loop over
 the output channels does 9 FMAs per channel (+ the bias on the first channel, the relu
-on the last): 9 kernel loads and one read-modify-write of the output row per 9 FMAs.
+on the last); with unit column stride and dilation two output rows at a time
+(``_conv_row_pair``), so each kernel load serves 18 FMAs.
 Weight gradient (``_bwdk_planes``): per image, the output gradient channel-major with
 rows as wide as the padded input, so each (input channel, output channel) is 9 dot
 products over one contiguous range (one load of dz per 9 FMAs, the sums in registers),
@@ -246,35 +247,31 @@ FORWARD = twins(_fwd_region)
 
 
 def _row_addresses(dst, xp, wt, bias, sh, sw, dh, dw, relu, odd_rows):
-    """(row, pair, more): the addresses of ``_conv_row``, ``_conv_row_pair`` and
-    ``_conv_row_pair_more`` for a destination dst (rows, OW, CO), each 0 when not called:
-    paired rows (``pairs_rows``) need the single-row function only for an odd last row,
-    and one input channel needs no ``more`` (not compiling them saved 0.6 s and 0.4 s of
-    the seed CNN's first run)."""
+    """((row, pair, more), needed): the addresses of ``_conv_row``, ``_conv_row_pair`` and
+    ``_conv_row_pair_more`` for a destination dst (rows, OW, CO), each 0 when not called
+    (paired rows, ``pairs_rows``, need the single-row function only for an odd last row,
+    and one input channel needs no ``more``: not compiling them saved 0.6 s and 0.4 s of
+    the seed CNN's first run), and the ones asked for (``fnptr.address_calling``)."""
     paired = pairs_rows(sh, sw, dh, dw)
     row = pair = more = 0
+    needed = ()
     if odd_rows or not paired:
         row = _fnptr.address(_conv_row, dst[0], xp[0], wt, bias, 0, dst.shape[1], sh, sw, dh, dw, relu)
-    if paired and xp.shape[1] > 1:
-        more = _fnptr.address(_conv_row_pair_more, dst, 0, xp[0], wt, bias, 1, 0, dst.shape[1], sh, relu)
+        needed += (row,)
     if paired:
+        if xp.shape[1] > 1:
+            more = _fnptr.address(_conv_row_pair_more, dst, 0, xp[0], wt, bias, 1, 0, dst.shape[1], sh, relu)
         pair = _fnptr.address_calling((more,) if xp.shape[1] > 1 else (), _conv_row_pair, dst, 0, xp[0], wt, bias,
                                       0, dst.shape[1], sh, relu, more)
-    return row, pair, more
-
-
-def _callees(row, pair, sh, sw, dh, dw, odd_rows):
-    """The addresses ``_row_addresses`` was asked for (``fnptr.address_calling``)."""
-    paired = pairs_rows(sh, sw, dh, dw)
-    return ((row,) if odd_rows or not paired else ()) + ((pair,) if paired else ())
+        needed += (pair,)
+    return (row, pair, more), needed
 
 
 def _forward(serial, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu):
     geo, relu = (int(sh), int(sw), int(dh), int(dw), int(pad_top), int(pad_left)), bool(relu)
     odd = out.shape[1] % 2 == 1
-    row, pair, more = _row_addresses(out[0], xp, wt, bias, *geo[:4], relu, odd)
-    callees = _callees(row, pair, *geo[:4], odd)
-    fn = _fnptr.address_calling(callees, _fwd_image, row, pair, more, x, xp[0], wt, bias, out, 0, *geo, relu)
+    (row, pair, more), needed = _row_addresses(out[0], xp, wt, bias, *geo[:4], relu, odd)
+    fn = _fnptr.address_calling(needed, _fwd_image, row, pair, more, x, xp[0], wt, bias, out, 0, *geo, relu)
     _fnptr.run(FORWARD[1] if serial else FORWARD[0], fn, row, pair, more, x, xp, wt, bias, out, *geo, relu)
 
 
@@ -326,9 +323,9 @@ def conv2d_forward_3x3few(x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_lef
 
     wt (C, 9, CO) = kernel (3, 3, C, CO) channel-major (``channel_major``). bias (CO,)
     must be present (zeros for a layer without bias). xp (T, C, HP, WP) scratch: one
-    padded planar image per numba worker. prange over images; loop order oy, ox, ci, co
-    (co innermost and contiguous in ``out`` and ``kernel``, the 9 taps of a channel
-    summed in registers).
+    padded planar image per numba worker. prange over images; loop order oy (two rows at
+    a time where ``pairs_rows``), ci, ox, co (co innermost and contiguous in ``out`` and
+    ``kernel``, the 9 taps of a channel summed in registers).
     """
     _forward(False, x, xp, wt, bias, out, sh, sw, dh, dw, pad_top, pad_left, relu)
 
@@ -611,9 +608,8 @@ class FewChannel3x3:
         wt = get("kernel_t", (x.shape[3], 9, CO))
         channel_major(kernel, wt)
         geo = tuple(int(v) for v in geo)
-        row, pair, more = _row_addresses(rows[0], xp, wt, bias, *geo[:4], True, False)  # pools pairs of rows only
-        callees = _callees(row, pair, *geo[:4], False)
-        fn = _fnptr.address_calling(callees, _fwd_pool_image, row, pair, more, x, xp[0], wt, bias, rows[0], y, argmax,
+        (row, pair, more), needed = _row_addresses(rows[0], xp, wt, bias, *geo[:4], True, False)  # row pairs only
+        fn = _fnptr.address_calling(needed, _fwd_pool_image, row, pair, more, x, xp[0], wt, bias, rows[0], y, argmax,
                                     0, *geo, True)
         _fnptr.run(pick(FORWARD_POOLED, serial), fn, row, pair, more, x, xp, wt, bias, rows, y, argmax, *geo, True)
 
