@@ -15,13 +15,38 @@ from __future__ import annotations
 import numpy as np
 
 EPSILON = 1e-7  # keras.config.epsilon()
+# log p is clipped to these for the loss, as Keras clips p to [EPSILON, 1 - EPSILON]
+_LOG_LO, _LOG_HI = float(np.log(EPSILON)), float(np.log1p(-EPSILON))
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", over="ignore"):  # a NaN/inf logit gives a NaN loss, reported by the caller
-        m = z.max(axis=-1, keepdims=True)
-        shifted = z.astype(np.float64) - m
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+def _softmax_crossentropy(logits, labels, targets, grad_out, name) -> float:
+    """The fused loss and gradient of a softmax crossentropy (``kernels.softmax_loss``):
+    labels (sparse) or targets (one row per output row) given."""
+    from .kernels import softmax_loss
+
+    k = logits.shape[-1]
+    z = np.ascontiguousarray(logits.reshape(-1, k), dtype=np.float32)
+    direct = grad_out.dtype == np.float32 and grad_out.flags.c_contiguous  # then reshape gives a view
+    grad = grad_out.reshape(-1, k)
+    g = grad if direct else np.empty(z.shape, np.float32)
+    if labels is not None:
+        labels = labels.astype(np.int64, copy=False)
+        targets = softmax_loss.NO_TARGETS
+    else:
+        targets = np.ascontiguousarray(targets, dtype=np.float64)
+        labels = softmax_loss.NO_LABELS
+    rows = labels.shape[0] if targets.size == 0 else targets.shape[0]
+    if rows != z.shape[0]:
+        raise ValueError(f"{name}: {rows} labels for {z.shape[0]} predictions; give one label per image")
+    out = np.zeros(2)
+    softmax_loss.softmax_crossentropy(z, labels, targets, _LOG_LO, _LOG_HI, g, out)
+    if out[1]:
+        bad = labels[(labels < 0) | (labels >= k)][0]
+        raise ValueError(f"{name}: label {bad} is not a class number: the labels must be whole numbers from "
+                         f"0 to {k - 1}, one per output of the last layer")
+    if not direct:
+        grad[...] = g
+    return float(out[0])
 
 
 class Loss:
@@ -50,17 +75,12 @@ class SparseCategoricalCrossentropy(Loss):
     sparse = True
 
     def compute(self, y_pred, y_true, grad_out, logits=None):
+        if logits is not None:
+            return _softmax_crossentropy(logits, np.asarray(y_true).reshape(-1), None, grad_out, self.name)
         k = y_pred.shape[-1]
         labels = np.asarray(y_true).reshape(-1).astype(np.intp)
         rows = np.arange(labels.size)
         m = labels.size
-        if logits is not None:
-            logp = _log_softmax(logits.reshape(-1, k))
-            picked = np.clip(logp[rows, labels], np.log(EPSILON), np.log1p(-EPSILON))
-            g = np.exp(logp)
-            g[rows, labels] -= 1.0
-            grad_out.reshape(-1, k)[...] = g / m
-            return float(-picked.mean())
         p = y_pred.reshape(-1, k).astype(np.float64)
         total = p.sum(axis=-1)
         q = p[rows, labels] / total
@@ -83,10 +103,7 @@ class CategoricalCrossentropy(Loss):
         t = np.asarray(y_true, dtype=np.float64).reshape(-1, k)
         m = t.shape[0]
         if logits is not None:
-            logp = _log_softmax(logits.reshape(-1, k))
-            clipped = np.clip(logp, np.log(EPSILON), np.log1p(-EPSILON))
-            grad_out.reshape(-1, k)[...] = (np.exp(logp) * t.sum(axis=-1, keepdims=True) - t) / m
-            return float(-(t * clipped).sum(axis=-1).mean())
+            return _softmax_crossentropy(logits, None, t, grad_out, self.name)
         p = y_pred.reshape(-1, k).astype(np.float64)
         total = p.sum(axis=-1, keepdims=True)
         q = p / total
@@ -165,14 +182,25 @@ def accuracy_kind(output_shape: tuple, label_shape: tuple) -> str:
 
 
 def correct_fraction(kind: str, y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """Mean accuracy of one batch for an accuracy kind."""
+    """Mean accuracy of one batch for an accuracy kind: the class with the largest output
+    (the first of equal ones, as np.argmax) against the label or the largest target."""
     k = y_pred.shape[-1]
     if kind == "binary":
         return float(((y_pred > 0.5) == (np.asarray(y_true).reshape(y_pred.shape) > 0.5)).mean())
-    pred = y_pred.reshape(-1, k).argmax(axis=-1)
+    from .kernels import softmax_loss
+
+    pred = y_pred.reshape(-1, k)
     if kind == "sparse":
-        return float((pred == np.asarray(y_true).reshape(-1)).mean())
-    return float((pred == np.asarray(y_true).reshape(-1, k).argmax(axis=-1)).mean())
+        labels, targets = np.asarray(y_true).reshape(-1).astype(np.int64, copy=False), softmax_loss.NO_TARGETS
+        rows = labels.shape[0]
+    else:
+        labels, targets = softmax_loss.NO_LABELS, np.ascontiguousarray(np.asarray(y_true).reshape(-1, k), np.float64)
+        rows = targets.shape[0]
+    if rows != pred.shape[0]:
+        raise ValueError(f"accuracy: {rows} labels for {pred.shape[0]} predictions; give one label per image")
+    out = np.zeros(1, np.int64)
+    softmax_loss.count_correct(np.ascontiguousarray(pred, dtype=np.float32), labels, targets, out)
+    return float(out[0]) / rows
 
 
 NAMES = tuple(_LOSSES)
