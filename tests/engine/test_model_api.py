@@ -206,6 +206,33 @@ def test_train_on_batch_never_stores_an_overflowed_update():
     assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_a_non_finite_gradient_never_reaches_the_weights(monkeypatch, bad_value):
+    """No pass of its own looks at the gradients: the update's check catches them (every
+    rule carries a NaN or an infinity into the weight) and the step is taken back."""
+    from visualcnn.engine.training import TrainingDiverged
+
+    m = small_cnn()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = data()
+    m.train_on_batch(x, y)
+    before = m.get_weights()
+    original = type(m)._gradients
+
+    def poisoned(self, ctxs):
+        grads = original(self, ctxs)
+        grads[0].reshape(-1)[3] = bad_value
+        return grads
+
+    monkeypatch.setattr(type(m), "_gradients", poisoned)
+    with pytest.raises(TrainingDiverged, match="a gradient became NaN or infinite"):
+        m.train_on_batch(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+    monkeypatch.undo()
+    m.train_on_batch(x, y)  # and training goes on from the kept weights
+    assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
 def test_a_second_thread_cannot_train_the_same_model():
     import threading
 

@@ -136,9 +136,42 @@ def test_parallel_and_serial_kernels_agree_bit_for_bit():
 
     p, g = _big(4)
     out = []
-    for fn in (k.adam_update, k.adam_update_serial):
-        pp, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
-        fn(pp, g, m, v, np.float32(0.001), np.float32(0.9), np.float32(0.999), np.float32(1e-7))
+    for fn, flags in ((k.adam_update, k.blocks(p.size)), (k.adam_update_serial, 1)):
+        pp, m, v, b = p.copy(), np.zeros_like(p), np.zeros_like(p), np.empty_like(p)
+        bad = np.ones(flags, np.int32)
+        fn(pp, g, m, v, b, bad, np.float32(0.001), np.float32(0.9), np.float32(0.999), np.float32(1e-7))
         out.append(pp)
+        assert np.array_equal(b, p)  # the backup holds the values from before the step
+        assert not bad.any()
     np.testing.assert_array_equal(out[0], out[1])
     assert not np.array_equal(out[0], p)
+
+
+def _every_optimizer():
+    return [optimizers.SGD(0.1), optimizers.SGD(0.1, momentum=0.9), optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+            optimizers.Adam(0.01), optimizers.RMSprop(0.01), optimizers.RMSprop(0.01, momentum=0.5)]
+
+
+@pytest.mark.parametrize("size", [10, 100_003])  # the serial kernel and the parallel blocks
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_gradient_is_reported_by_every_update(size, bad_value):
+    """The model drops its own pass over the gradients: every rule must carry a NaN or an
+    infinity of the gradient into the weight, where the update's flag sees it."""
+    for opt in _every_optimizer():
+        p, g = _big(5, size)
+        g[size // 2] = bad_value
+        assert opt.step([p], [g]) is False, opt
+        p, g = _big(5, size)
+        assert optimizers.get(opt.name).step([p], [g]) is True
+
+
+@pytest.mark.parametrize("size", [10, 100_003])
+def test_an_overflowing_update_is_reported_and_the_backup_is_the_old_weights(size):
+    for opt in _every_optimizer():
+        opt.learning_rate = 3e38
+        p, g = _big(6, size)
+        g[-1] = 1e3
+        before = p.copy()
+        backup = [np.empty_like(p)]
+        assert opt.step([p], [g], backup) is False, opt
+        assert np.array_equal(backup[0], before)

@@ -529,30 +529,31 @@ class Model:
             raise TrainingDiverged(f"the loss became {loss} (not a finite number)")
         self._backward(grad, ctxs, fused)
         grads = self._gradients(ctxs)
-        if not _all_finite(grads):
-            self._restore_state(backup)
-            raise TrainingDiverged("a gradient became NaN or infinite")
         params = self.trainable_weights
-        saved = self._backup_weights(params)
-        self.optimizer.step(params, grads)
-        # Finite gradients can still overflow in the update (a huge learning rate, g*g in
-        # Adam's second moment): NaN/inf must never reach the stored weights.
-        if not _all_finite(self.weights):
+        saved = self._backup_buffers(params)
+        # One pass per weight: the update copies the old values into saved and reports a
+        # new value that is NaN or infinite, which a NaN or infinite gradient always makes
+        # (every update rule carries it into the weight), as does an overflow in the update
+        # itself (a huge learning rate, g*g in Adam's second moment). NaN/inf must never
+        # reach the stored weights, so such a step is taken back whole.
+        finite = self.optimizer.step(params, grads, saved)
+        if not finite or (backup is not None and not _all_finite(self.non_trainable_weights)):
             for target, value in zip(params, saved):
                 np.copyto(target, value)
             self._restore_state(backup)
-            self.optimizer.build(params)  # its moments hold the overflow too: start them afresh
+            self.optimizer.build(params)  # its moments hold the NaN too: start them afresh
+            if not _all_finite(grads):
+                raise TrainingDiverged("a gradient became NaN or infinite")
             raise TrainingDiverged("the update made a weight NaN or infinite")
         return loss, accuracy
 
-    def _backup_weights(self, params: list) -> list:
-        """Copies of the trainable weights before a step, in buffers kept between steps."""
+    def _backup_buffers(self, params: list) -> list:
+        """Buffers, kept between steps, for the optimizer to copy the weights into before a
+        step (``Optimizer.step``'s backups)."""
         backup = self._weights_backup
         if backup is None or len(backup) != len(params) or any(b.shape != p.shape for b, p in zip(backup, params)):
             backup = [np.empty_like(p) for p in params]
             self._weights_backup = backup
-        for target, value in zip(backup, params):
-            np.copyto(target, value)
         return backup
 
     def _has_state(self) -> bool:

@@ -33,6 +33,9 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
+_NO_BACKUP = np.zeros(0, np.float32)
+
+
 class Optimizer:
     """Base optimizer: ``step(params, grads)`` updates every parameter in place.
 
@@ -47,6 +50,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.iterations = 0
         self._params: list[np.ndarray] | None = None
+        self._bad: list[np.ndarray] | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -77,12 +81,17 @@ class Optimizer:
         self._params = list(params)
         self.iterations = 0
         self._build_slots(self._params)
+        self._bad = None  # the updates' flags, made by the first step (it loads the kernels)
 
     def _build_slots(self, params: list[np.ndarray]) -> None:
         """Allocate per-parameter state."""
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """One update of every param from its grad (same order, same shapes)."""
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray], backups: list[np.ndarray] | None = None) -> bool:
+        """One update of every param from its grad (same order, same shapes); True when
+        every new value is finite. backups (optional, shaped as params) receive the values
+        from before the update, copied in the same pass, so a caller can take a step back
+        whose result (or gradient: the rules carry a NaN or infinity into the parameter)
+        was not finite."""
         if self._params is None or len(params) != len(self._params) or any(
                 a is not b for a, b in zip(params, self._params)):
             self.build(params)
@@ -91,16 +100,25 @@ class Optimizer:
         rate = self.learning_rate  # a schedule is evaluated here, once per step, not per weight
         self._begin_step(rate)
         lr = np.float32(rate)
+        if self._bad is None:
+            # one "a new value is NaN or infinite" flag per block of each update (kernels/optimizer.py)
+            k = _kernels(0)[0]
+            self._bad = [np.zeros(1 if _kernels(p.size)[1] else k.blocks(p.size), np.int32) for p in params]
+        finite = True
         for i, (p, g) in enumerate(zip(params, grads)):
             if p.shape != g.shape:
                 raise ValueError(f"{self.name}: gradient {i} has shape {g.shape}, its parameter {p.shape}")
-            self._update(i, _flat(p), _flat(g), lr)
+            bad = self._bad[i]
+            self._update(i, _flat(p), _flat(g), lr, _NO_BACKUP if backups is None else _flat(backups[i]), bad)
+            finite = finite and not bad.any()
         self.iterations += 1
+        return finite
 
     def _begin_step(self, rate: float) -> None:
         """Per-step quantities shared by every parameter (Adam's bias-corrected step size)."""
 
-    def _update(self, i: int, param: np.ndarray, grad: np.ndarray, lr: np.float32) -> None:
+    def _update(self, i: int, param: np.ndarray, grad: np.ndarray, lr: np.float32, backup: np.ndarray,
+                bad: np.ndarray) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -130,13 +148,13 @@ class SGD(Optimizer):
     def _build_slots(self, params):
         self._m = [np.zeros(p.size, np.float32) for p in params] if self.momentum > 0 else None
 
-    def _update(self, i, param, grad, lr):
+    def _update(self, i, param, grad, lr, backup, bad):
         k, serial = _kernels(param.size)
         if self._m is None:
-            (k.sgd_update_serial if serial else k.sgd_update)(param, grad, lr)
+            (k.sgd_update_serial if serial else k.sgd_update)(param, grad, backup, bad, lr)
         else:
             (k.sgd_momentum_update_serial if serial else k.sgd_momentum_update)(
-                param, grad, self._m[i], lr, np.float32(self.momentum), self.nesterov)
+                param, grad, self._m[i], backup, bad, lr, np.float32(self.momentum), self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -165,10 +183,10 @@ class Adam(Optimizer):
         t = self.iterations + 1
         self._alpha = np.float32(rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t))
 
-    def _update(self, i, param, grad, lr):
+    def _update(self, i, param, grad, lr, backup, bad):
         k, serial = _kernels(param.size)
         (k.adam_update_serial if serial else k.adam_update)(
-            param, grad, self._m[i], self._v[i], self._alpha, np.float32(self.beta_1),
+            param, grad, self._m[i], self._v[i], backup, bad, self._alpha, np.float32(self.beta_1),
             np.float32(self.beta_2), np.float32(self.epsilon))
 
     def get_config(self):
@@ -195,10 +213,10 @@ class RMSprop(Optimizer):
         self._v = [np.zeros(p.size, np.float32) for p in params]
         self._mom = [np.zeros(p.size if self.momentum > 0 else 0, np.float32) for p in params]
 
-    def _update(self, i, param, grad, lr):
+    def _update(self, i, param, grad, lr, backup, bad):
         k, serial = _kernels(param.size)
         (k.rmsprop_update_serial if serial else k.rmsprop_update)(
-            param, grad, self._v[i], self._mom[i], lr, np.float32(self.rho),
+            param, grad, self._v[i], self._mom[i], backup, bad, lr, np.float32(self.rho),
             np.float32(self.momentum), np.float32(self.epsilon), self.momentum > 0)
 
     def get_config(self):
