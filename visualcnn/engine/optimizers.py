@@ -33,9 +33,6 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
-_NO_BACKUP = np.zeros(0, np.float32)
-
-
 class Optimizer:
     """Base optimizer: ``step(params, grads)`` updates every parameter in place.
 
@@ -51,6 +48,7 @@ class Optimizer:
         self.iterations = 0
         self._params: list[np.ndarray] | None = None
         self._bad: list[np.ndarray] | None = None
+        self._backups: list[np.ndarray] | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -82,16 +80,17 @@ class Optimizer:
         self.iterations = 0
         self._build_slots(self._params)
         self._bad = None  # the updates' flags, made by the first step (it loads the kernels)
+        self._backups = None  # where the updates copy the old values when the caller gives nowhere
 
     def _build_slots(self, params: list[np.ndarray]) -> None:
         """Allocate per-parameter state."""
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray], backups: list[np.ndarray] | None = None) -> bool:
         """One update of every param from its grad (same order, same shapes); True when
-        every new value is finite. backups (optional, shaped as params) receive the values
-        from before the update, copied in the same pass, so a caller can take a step back
-        whose result (or gradient: the rules carry a NaN or infinity into the parameter)
-        was not finite."""
+        every new value is finite. backups (optional, shaped as params; the optimizer's own
+        otherwise) receive the values from before the update, copied in the same pass, so
+        a caller can take a step back whose result (or gradient: the rules carry a NaN or
+        infinity into the parameter) was not finite."""
         if self._params is None or len(params) != len(self._params) or any(
                 a is not b for a, b in zip(params, self._params)):
             self.build(params)
@@ -104,12 +103,16 @@ class Optimizer:
             # one "a new value is NaN or infinite" flag per block of each update (kernels/optimizer.py)
             k = _kernels(0)[0]
             self._bad = [np.zeros(1 if _kernels(p.size)[1] else k.blocks(p.size), np.int32) for p in params]
+        if backups is None:
+            if self._backups is None:
+                self._backups = [np.empty(p.size, np.float32) for p in params]
+            backups = self._backups
         finite = True
         for i, (p, g) in enumerate(zip(params, grads)):
             if p.shape != g.shape:
                 raise ValueError(f"{self.name}: gradient {i} has shape {g.shape}, its parameter {p.shape}")
             bad = self._bad[i]
-            self._update(i, _flat(p), _flat(g), lr, _NO_BACKUP if backups is None else _flat(backups[i]), bad)
+            self._update(i, _flat(p), _flat(g), lr, _flat(backups[i]), bad)
             finite = finite and not bad.any()
         self.iterations += 1
         return finite

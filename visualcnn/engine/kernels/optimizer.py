@@ -40,23 +40,22 @@ PARALLEL_MIN = 1 << 15  # elements; below this the update is done on the calling
 # from 1.43 to 0.13 ms, with bit-identical results.
 
 
-# Every update also (1) copies each parameter's old value into b, when b is not empty:
-# the model's backup for a step it has to take back, made in the pass that reads the
-# value anyway; and (2) sets bad[0] to 1 when a new value is NaN or infinite (x - x is
-# 0 only for a finite x; no fastmath, so it is not folded away), which catches a NaN or
-# infinite gradient too, as every rule below carries one into the parameter. The model
-# then needs no pass of its own over the gradients, the backup or the new weights
-# (measured on the MLP benchmark network: 0.31 of a 0.89 ms step went to those passes).
+# Every update also (1) copies each parameter's old value into b: the model's backup for
+# a step it has to take back, made in the pass that reads the value anyway (always: a
+# branch on an optional backup doubled the loop's compile time); and (2) sets bad[0] to
+# 1 when a new value is NaN or infinite (x - x is 0 only for a finite x; no fastmath, so
+# it is not folded away), which catches a NaN or infinite gradient too, as every rule
+# below carries one into the parameter. The model then needs no pass of its own over
+# the gradients, the backup or the new weights (measured on the MLP benchmark network:
+# 0.31 of a 0.94 ms step went to those passes, 0.12 to this one).
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def sgd_update_serial(p, g, b, bad, lr):
     """p -= lr*g."""
-    backup = b.shape[0] > 0
     flag = np.int32(0)
     for i in range(p.shape[0]):
-        if backup:
-            b[i] = p[i]
+        b[i] = p[i]
         p[i] -= lr * g[i]
         flag |= np.int32(p[i] - p[i] != 0)
     bad[0] = flag
@@ -65,11 +64,9 @@ def sgd_update_serial(p, g, b, bad, lr):
 @njit(nogil=True, cache=True, error_model="numpy")
 def sgd_momentum_update_serial(p, g, m, b, bad, lr, momentum, nesterov):
     """m = momentum*m - lr*g; p += m, or (nesterov) p += momentum*m - lr*g."""
-    backup = b.shape[0] > 0
     flag = np.int32(0)
     for i in range(p.shape[0]):
-        if backup:
-            b[i] = p[i]
+        b[i] = p[i]
         m[i] = momentum * m[i] - lr * g[i]
         if nesterov:
             p[i] += momentum * m[i] - lr * g[i]
@@ -84,11 +81,9 @@ def adam_update_serial(p, g, m, v, b, bad, alpha, beta_1, beta_2, epsilon):
     """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= m*alpha/(sqrt(v) + eps), with
     alpha = lr*sqrt(1 - b2^t)/(1 - b1^t) computed by the caller."""
     one = np.float32(1.0)
-    backup = b.shape[0] > 0
     flag = np.int32(0)
     for i in range(p.shape[0]):
-        if backup:
-            b[i] = p[i]
+        b[i] = p[i]
         gi = g[i]
         m[i] += (gi - m[i]) * (one - beta_1)
         v[i] += (gi * gi - v[i]) * (one - beta_2)
@@ -102,11 +97,9 @@ def rmsprop_update_serial(p, g, v, mom, b, bad, lr, rho, momentum, epsilon, use_
     """v = rho*v + (1 - rho)*g^2; inc = lr*g/sqrt(v + eps); mom = momentum*mom + inc and
     p -= mom when use_momentum, else p -= inc. mom is empty without momentum."""
     one = np.float32(1.0)
-    backup = b.shape[0] > 0
     flag = np.int32(0)
     for i in range(p.shape[0]):
-        if backup:
-            b[i] = p[i]
+        b[i] = p[i]
         gi = g[i]
         v[i] = rho * v[i] + (one - rho) * gi * gi
         inc = lr * gi / np.float32(math.sqrt(v[i] + epsilon))
@@ -119,18 +112,12 @@ def rmsprop_update_serial(p, g, v, mom, b, bad, lr, rho, momentum, epsilon, use_
     bad[0] = flag
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _part(b, s, e):
-    """The block's part of the backup, or the empty backup itself."""
-    return b[s:e] if b.shape[0] > 0 else b[0:0]
-
-
 @njit(parallel=True, nogil=True, cache=True)
 def _blocks_1(fn, p, g, b, bad, a):
     n = p.shape[0]
     for k in prange((n + BLOCK - 1) // BLOCK):
         s, e = k * BLOCK, min(n, k * BLOCK + BLOCK)
-        call_address(fn, p[s:e], g[s:e], _part(b, s, e), bad[k:k + 1], a)
+        call_address(fn, p[s:e], g[s:e], b[s:e], bad[k:k + 1], a)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -138,7 +125,7 @@ def _blocks_2(fn, p, g, m, b, bad, a, b_, c):
     n = p.shape[0]
     for k in prange((n + BLOCK - 1) // BLOCK):
         s, e = k * BLOCK, min(n, k * BLOCK + BLOCK)
-        call_address(fn, p[s:e], g[s:e], m[s:e], _part(b, s, e), bad[k:k + 1], a, b_, c)
+        call_address(fn, p[s:e], g[s:e], m[s:e], b[s:e], bad[k:k + 1], a, b_, c)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -146,7 +133,7 @@ def _blocks_3(fn, p, g, m, v, b, bad, a, b_, c, d):
     n = p.shape[0]
     for k in prange((n + BLOCK - 1) // BLOCK):
         s, e = k * BLOCK, min(n, k * BLOCK + BLOCK)
-        call_address(fn, p[s:e], g[s:e], m[s:e], v[s:e], _part(b, s, e), bad[k:k + 1], a, b_, c, d)
+        call_address(fn, p[s:e], g[s:e], m[s:e], v[s:e], b[s:e], bad[k:k + 1], a, b_, c, d)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -155,9 +142,9 @@ def _blocks_rmsprop(fn, p, g, v, mom, b, bad, a, b_, c, d, use_momentum):
     for k in prange((n + BLOCK - 1) // BLOCK):
         s, e = k * BLOCK, min(n, k * BLOCK + BLOCK)
         if use_momentum:
-            call_address(fn, p[s:e], g[s:e], v[s:e], mom[s:e], _part(b, s, e), bad[k:k + 1], a, b_, c, d, True)
+            call_address(fn, p[s:e], g[s:e], v[s:e], mom[s:e], b[s:e], bad[k:k + 1], a, b_, c, d, True)
         else:  # mom is empty: any slice of it is
-            call_address(fn, p[s:e], g[s:e], v[s:e], mom[0:0], _part(b, s, e), bad[k:k + 1], a, b_, c, d, False)
+            call_address(fn, p[s:e], g[s:e], v[s:e], mom[0:0], b[s:e], bad[k:k + 1], a, b_, c, d, False)
 
 
 def blocks(n):
@@ -169,8 +156,7 @@ def _parallel(serial_kernel, region, slots, name):
     def update(p, g, *rest):
         # rest: the optimizer's slots, then b (backup) and bad (one flag per block), then scalars
         n = p.shape[0]
-        b = rest[slots]
-        example = [r[:n] for r in rest[:slots]] + [b[:n] if b.shape[0] else b, rest[slots + 1][:1]]
+        example = [r[:n] for r in rest[:slots + 1]] + [rest[slots + 1][:1]]
         # the loop as the blocks call it: on slices (typed like the whole arrays)
         fn = _fnptr.address(serial_kernel, p[:n], g[:n], *example, *rest[slots + 2:])
         _fnptr.run(region, fn, p, g, *rest)
