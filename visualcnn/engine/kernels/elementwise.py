@@ -63,14 +63,11 @@ def dropout_forward(x, y, key, threshold, scale):
         _dropout_block(x[s:e], y[s:e], s, key, threshold, scale)
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=FAST)
 def dropout_backward(dy, dx, key, threshold, scale):
     """dx[i] = dy[i]*scale where the forward kept value i (same key), else 0. dx may
-    alias dy."""
-    n = dy.shape[0]
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        s, e = b * _BLOCK, min(n, b * _BLOCK + _BLOCK)
-        _dropout_block(dy[s:e], dx[s:e], s, key, threshold, scale)
+    alias dy. The forward's own kernel: the same mask from the same key, so one kernel
+    to compile instead of two (0.4 s on a fresh install)."""
+    dropout_forward(dy, dx, key, threshold, scale)
 
 
 def keep_mask_reference(key, n, rate):
