@@ -170,6 +170,53 @@ def test_governor_keeps_all_threads_on_a_quiet_machine_and_rechecks():
         g.close()
 
 
+@pytest.mark.parametrize("rates,expect", [({2: 6000, 1: 3800}, 2), ({2: 2191, 1: 3825}, 1)])
+def test_a_decisive_probe_ends_after_two_steps_each(rates, expect):
+    """A quiet machine's one thread, a busy one's stalling second thread: 30 % slower or
+    more after two steps each, so the probe stops paying for the loser there."""
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    try:
+        _feed(g, lambda t: 1 / rates[t], 1 + 4)
+        assert g.choices == [(5, expect)] and g.threads == expect
+    finally:
+        g.close()
+
+
+def test_a_close_probe_runs_every_step():
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    try:
+        _feed(g, lambda t: {2: 1 / 6700, 1: 1 / 6450}[t], 1 + 9)
+        assert g.choices == []
+        _feed(g, lambda t: {2: 1 / 6700, 1: 1 / 6450}[t], 1)
+        assert g.choices == [(11, 1)]
+    finally:
+        g.close()
+
+
+def test_rechecks_that_confirm_the_choice_come_less_often_and_a_load_change_at_once():
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True)
+    quiet = lambda t: {2: 1 / 6000, 1: 1 / 3800}[t]  # noqa: E731
+    try:
+        _feed(g, quiet, 1 + 4)
+        assert [c for _, c in g.choices] == [2]
+        _feed(g, quiet, 20 + 4)  # a periodic re-check after 20 steps confirms 2 threads...
+        _feed(g, quiet, 20 + 4)  # ... so the next comes after 40
+        assert [s for s, _ in g.choices] == [5, 29]
+        _feed(g, quiet, 20 + 4)
+        assert [s for s, _ in g.choices] == [5, 29, 73]
+        # load arrives: once the median of the last 6 steps is 30 % slower than the choice's
+        # mean, a probe at once (not 80 steps later), decisive after 2 steps each
+        start = g._steps
+        _feed(g, lambda t: {2: 1 / 2000, 1: 1 / 3800}[t], 12)
+        assert len(g.choices) == 4 and g.choices[-1][1] == 1 and g.choices[-1][0] - start <= 6 + 4
+        # load goes away: one thread's steps get 30 % faster than when it was chosen: the same
+        start = g._steps
+        _feed(g, lambda t: {2: 1 / 6000, 1: 1 / 5400}[t], 12)
+        assert len(g.choices) == 5 and g.choices[-1][1] == 2 and g.choices[-1][0] - start <= 6 + 4
+    finally:
+        g.close()
+
+
 def test_governor_stands_aside_after_an_explicit_thread_count(monkeypatch):
     monkeypatch.delenv("VISUALCNN_ADAPTIVE_THREADS", raising=False)
     saved = parallel._threads_chosen[0], parallel._default_num_threads[0]
