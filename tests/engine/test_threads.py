@@ -126,13 +126,26 @@ def test_tbb_is_the_threading_layer_when_tbb_is_installed():
     assert numba.threading_layer() == "tbb"
 
 
+class _Load:
+    """A stand-in for machine_load.OtherPrograms: the cores other programs use, as set."""
+
+    def __init__(self, others, cpus=2):
+        self.others, self.cpus = others, cpus
+
+    def cores_in_use(self):
+        return self.others
+
+
+NO_READING = _Load(None)  # macOS, Windows, a container: the timings alone decide
+
+
 def _feed(governor, seconds_per_image_of, steps, images=64):
     for _ in range(steps):
         governor.step_done(seconds_per_image_of(governor.threads) * images, images)
 
 
 def test_governor_drops_to_fewer_threads_when_they_are_faster():
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True, load=NO_READING)
     try:
         assert g.threads == 2
         # as measured with a competing busy process: 2 threads slower than 1
@@ -147,7 +160,7 @@ def test_governor_takes_the_second_thread_only_when_it_pays(two_thread_rate, exp
     # as measured with one competing busy process: 2 threads about as fast as 1 (6,429-
     # 6,542 images/s); a tie (or a 2 % edge, within the noise) keeps 1 thread, a clear
     # gain takes 2
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True, load=NO_READING)
     try:
         _feed(g, lambda t: {2: 1 / two_thread_rate, 1: 1 / 6450}[t], 10)
         assert g.choices and g.choices[-1][1] == expect and g.threads == expect
@@ -156,7 +169,7 @@ def test_governor_takes_the_second_thread_only_when_it_pays(two_thread_rate, exp
 
 
 def test_governor_keeps_all_threads_on_a_quiet_machine_and_rechecks():
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True, load=NO_READING)
     try:
         _feed(g, lambda t: {2: 1 / 6000, 1: 1 / 3800}[t], 10)
         assert g.choices[-1][1] == 2 and g.threads == 2
@@ -174,7 +187,7 @@ def test_governor_keeps_all_threads_on_a_quiet_machine_and_rechecks():
 def test_a_decisive_probe_ends_after_two_steps_each(rates, expect):
     """A quiet machine's one thread, a busy one's stalling second thread: 30 % slower or
     more after two steps each, so the probe stops paying for the loser there."""
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True, load=NO_READING)
     try:
         _feed(g, lambda t: 1 / rates[t], 1 + 4)
         assert g.choices == [(5, expect)] and g.threads == expect
@@ -183,7 +196,7 @@ def test_a_decisive_probe_ends_after_two_steps_each(rates, expect):
 
 
 def test_a_close_probe_runs_every_step():
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True, load=NO_READING)
     try:
         _feed(g, lambda t: {2: 1 / 6700, 1: 1 / 6450}[t], 1 + 9)
         assert g.choices == []
@@ -194,7 +207,7 @@ def test_a_close_probe_runs_every_step():
 
 
 def test_rechecks_that_confirm_the_choice_come_less_often_and_a_load_change_at_once():
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True, load=NO_READING)
     quiet = lambda t: {2: 1 / 6000, 1: 1 / 3800}[t]  # noqa: E731
     try:
         _feed(g, quiet, 1 + 4)
@@ -301,10 +314,70 @@ def test_governor_counts_the_slow_steps_a_busy_machine_gives_more_threads():
     """Under load, most 2-thread steps are as fast as 1-thread ones but some wait a time
     slice for a descheduled worker: by the median 2 threads win, by the time they take
     (the mean) they lose, and the time is what the run pays."""
-    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True, load=NO_READING)
     two = iter([5.9, 5.9, 12.0, 5.9, 5.9] * 2)
     try:
         _feed(g, lambda t: (next(two) if t == 2 else 6.25) / 1000 / 64, 11)
         assert g.choices and g.choices[-1][1] == 1 and g.threads == 1
+    finally:
+        g.close()
+
+
+def test_a_busy_program_leaves_no_room_for_a_second_thread_so_none_is_probed():
+    """One busy program on 2 cores: one thread from the first step, no two-thread probe
+    steps (they are what the busy run paid); when it stops, two threads are measured and
+    come back."""
+    load = _Load(1.0)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, recheck_every=20, enabled=True, load=load)
+    ran = []
+    try:
+        assert g.threads == 1 and g.choices == [(0, 1)]
+        for _ in range(100):
+            ran.append(g.threads)
+            g.step_done({2: 1 / 6400, 1: 1 / 6450}[g.threads] * 64, 64)
+        assert set(ran) == {1} and [c for _, c in g.choices] == [1] * len(g.choices)
+        load.others = 0.05  # quiet again
+        _feed(g, lambda t: {2: 1 / 6000, 1: 1 / 3800}[t], 5)
+        assert g.choices[-1][1] == 2 and g.threads == 2
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("others,fits", [(0.0, True), (0.45, True), (0.55, False), (1.0, False)])
+def test_two_threads_fit_with_half_a_core_to_spare(others, fits):
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True, load=_Load(others))
+    try:
+        assert (2 in g._fitting) is fits and g.threads == (2 if fits else 1)
+    finally:
+        g.close()
+
+
+def test_a_reading_near_the_line_does_not_switch_back_and_forth():
+    load = _Load(0.6)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=3, skip_steps=1, enabled=True, load=load)
+    try:
+        assert g._fitting == (1,)
+        load.others = 0.4  # would fit a fresh governor, not one that just saw no room
+        _feed(g, lambda t: 1 / 5000, 3)
+        assert g._fitting == (1,) and g.threads == 1
+        load.others = 0.25
+        _feed(g, lambda t: 1 / 5000, 1)
+        assert g._fitting == (2, 1) and g.threads == 2  # measured again, from two threads
+    finally:
+        g.close()
+
+
+def test_a_load_change_books_the_step_under_the_count_it_ran_on():
+    load = _Load(1.0)
+    g = parallel.ThreadGovernor(max_threads=2, probe_steps=5, skip_steps=1, enabled=True, load=load)
+    quiet = lambda t: {2: 1 / 6000, 1: 1 / 3800}[t]  # noqa: E731
+    try:
+        _feed(g, quiet, 4)
+        assert g.threads == 1
+        load.others = 0.0  # seen after a one-thread step: that step is not the probe's
+        _feed(g, quiet, 1)
+        assert g._probe is not None and g.threads == 2 and all(v == [] for v in g._samples.values())
+        _feed(g, quiet, 1)
+        assert g._samples == {2: [1 / 6000], 1: []}
     finally:
         g.close()

@@ -268,8 +268,8 @@ def measure_training(model, batch_size: int = 64, steps: int = 30, warmup: int =
     """
     from . import parallel
 
-    if parallel.ThreadGovernor().enabled:
-        warmup = max(warmup, parallel.ThreadGovernor().settle_steps() + 2)
+    if parallel.governor_active():
+        warmup = max(warmup, parallel.ThreadGovernor(enabled=False).settle_steps() + 2)
     x, y = _synthetic(model, batch_size * (steps + warmup))
     times = _train_steps(model, x, y, batch_size)[warmup:]
     total = float(np.sum(times))
@@ -430,7 +430,7 @@ def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None 
     latency = measure_latency(m, latency_repeats)
     epoch_measured = _full_epoch(m, batch_size) if full_epoch else None
     used_threads = parallel.get_num_threads()
-    adaptive = parallel.last_governor_choice() if threads is None and parallel.ThreadGovernor().enabled else None
+    adaptive = parallel.last_governor_choice() if threads is None and parallel.governor_active() else None
     _, step_flops = model_flops(m, batch_size)
     # GFLOP/s from the throughput (total time over all timed steps), not the best step
     train_gflops = step_flops * train_ips / batch_size / 1e9

@@ -57,6 +57,7 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "ThreadGovernor",
+    "governor_active",
     "last_governor_choice",
     "apply_thread_settings",
     "use_serial",
@@ -316,6 +317,18 @@ def serial_inference():
 
 # --- thread count on a shared machine ------------------------------------------------
 
+from .machine_load import other_programs  # noqa: E402
+
+other_programs()  # the first load reading starts now, so the first run can already ask
+
+
+def governor_active(max_threads: int | None = None) -> bool:
+    """True when a ThreadGovernor made now chooses thread counts: no explicit
+    ``set_num_threads``, more than one thread, VISUALCNN_ADAPTIVE_THREADS not 0."""
+    return (not _threads_chosen[0] and int(max_threads or _default_num_threads[0]) > 1
+            and os.environ.get("VISUALCNN_ADAPTIVE_THREADS", "1").strip() not in ("0", "false", "no"))
+
+
 class ThreadGovernor:
     """Picks, while training runs, how many threads the calling thread's kernels use.
 
@@ -323,17 +336,25 @@ class ThreadGovernor:
     for the slowest at the end of every parallel region. When another busy process shares
     the cores, the operating system deschedules one worker for a whole time slice, the
     other waits, and 2 threads ran the seed CNN slower than 1 (measured 2,191 against
-    3,825 images/s on 2 cores). Which count is fastest depends on the load right now, so
-    it is measured: every candidate (all threads, one fewer, half, one) runs
-    ``probe_steps`` steps, interleaved, and the fastest per image (mean) is kept, with
-    ties going to fewer threads (``_settle``); the probe ends after two steps each when
-    one candidate is already 30 % faster than every other (``_decisive``: a quiet
-    machine's one thread, a busy one's stalling second thread). The choice is
-    re-measured every ``recheck_every`` steps, twice as long after each re-check that
-    confirmed it (up to ``MAX_BACKOFF`` times), and at once when steps become 30 %
-    slower or faster than when it was made (load came or went). The probe steps on the
-    losing count are what it costs: under one busy process, 13 of a 469-step run's
-    steps ran on two threads and took 0.18 s of its 2.96.
+    3,825 images/s on 2 cores).
+
+    First it asks how many cores other programs are using (``machine_load``, Linux's
+    /proc/stat, a reading every 0.1 s or more): a thread count that does not fit in the
+    cores left, with half a core to spare (``ROOM_SLACK``), is not run at all. Under one
+    busy program on 2 cores that leaves one thread, chosen before the first step when the
+    engine was imported a moment before, and no probe is paid; when the program stops,
+    the larger counts come back and are measured.
+
+    Among the counts that fit, it measures: every candidate (all threads, one fewer,
+    half, one) runs ``probe_steps`` steps, interleaved, and the fastest per image (mean)
+    is kept, with ties going to fewer threads (``_settle``); the probe ends after two
+    steps each when one candidate is already 30 % faster than every other
+    (``_decisive``). The choice is re-measured every ``recheck_every`` steps, twice as
+    long after each re-check that confirmed it (up to ``MAX_BACKOFF`` times), and at once
+    when steps become 30 % slower or faster than when it was made (load came or went).
+    Without a load reading (macOS, Windows, a container showing the host's CPUs) the
+    measuring alone decides; under one busy process its probe steps on two threads cost
+    0.18 s of a 2.96 s run.
 
     Results do not depend on the choice: the kernels' per-thread partial sums are sized
     by the workspace (all cores), not by the live thread count.
@@ -343,12 +364,9 @@ class ThreadGovernor:
     """
 
     def __init__(self, max_threads: int | None = None, probe_steps: int = 5, recheck_every: int = 300,
-                 skip_steps: int = 3, enabled: bool | None = None):
+                 skip_steps: int = 3, enabled: bool | None = None, load=None):
         self.max_threads = int(max_threads or _default_num_threads[0])
-        if enabled is None:
-            enabled = (not _threads_chosen[0] and self.max_threads > 1
-                       and os.environ.get("VISUALCNN_ADAPTIVE_THREADS", "1").strip() not in ("0", "false", "no"))
-        self.enabled = bool(enabled)
+        self.enabled = bool(governor_active(self.max_threads) if enabled is None else enabled)
         self.candidates = sorted({self.max_threads, self.max_threads - 1, self.max_threads // 2, 1} - {0},
                                  reverse=True)
         self.probe_steps = int(probe_steps)
@@ -364,8 +382,13 @@ class ThreadGovernor:
         self._recent = []
         self._interval = self.recheck_every  # steps until the next periodic re-check
         self._periodic = False  # the probe under way is a periodic re-check
+        # The cores other programs use (machine_load.OtherPrograms, or a stand-in with its
+        # cores_in_use() and cpus); the counts that fit beside them.
+        self._load = load if load is not None else (other_programs() if self.enabled else None)
+        self._fitting = tuple(self.candidates)
         if self.enabled:
             self._start_probe()
+            self._check_room()
 
     def settle_steps(self) -> int:
         """Steps from the start of a run until the first choice is made, at most (a
@@ -373,11 +396,37 @@ class ThreadGovernor:
         return self.skip + self.probe_steps * len(self.candidates)
 
     def _start_probe(self):
+        if len(self._fitting) == 1:  # nothing to compare: the one count that fits
+            self._choose(self._fitting[0], None)
+            return
         # Interleaved (2, 1, 2, 1, ...), not in blocks: a load that changes during the
         # probe then weighs on every candidate alike.
-        self._probe = [t for _ in range(self.probe_steps) for t in self.candidates]
-        self._samples = {t: [] for t in self.candidates}
+        self._probe = [t for _ in range(self.probe_steps) for t in self._fitting]
+        self._samples = {t: [] for t in self._fitting}
         self._use(self._probe[0])
+
+    # A count fits when it is at most the cores other programs leave plus this much:
+    # under one busy program on 2 cores (a reading of 0.7-1.1) two threads do not fit,
+    # on a quiet machine (-0.2-0.1) or beside a light one they do.
+    ROOM_SLACK = 0.5
+    # A count that did not fit must fit by this much more to come back, so a reading
+    # near the line does not switch back and forth.
+    ROOM_HYSTERESIS = 0.2
+
+    def _check_room(self) -> None:
+        """Read the other programs' load (at most every 0.1 s); when it changes which
+        counts fit, choose again among those that do."""
+        others = self._load.cores_in_use() if self._load is not None else None
+        if others is None:
+            return
+        room = self._load.cpus - others
+        fitting = tuple(t for t in self.candidates
+                        if t <= room + self.ROOM_SLACK - (0 if t in self._fitting else self.ROOM_HYSTERESIS))
+        fitting = fitting or (self.candidates[-1],)
+        if fitting != self._fitting:
+            self._fitting = fitting
+            self._periodic = False
+            self._start_probe()
 
     def _use(self, n: int):
         self.threads = n
@@ -389,9 +438,12 @@ class ThreadGovernor:
         if not self.enabled or images <= 0 or seconds <= 0:
             return
         self._steps += 1
-        if self._steps <= self.skip:
-            return
-        per_image = seconds / images
+        if self._steps > self.skip:
+            self._measured(seconds / images)
+        # After the step is booked under the count it ran on: a change here starts anew.
+        self._check_room()
+
+    def _measured(self, per_image: float) -> None:
         if self._probe is not None:
             self._samples[self._probe.pop(0)].append(per_image)
             if self._probe and not self._decisive():
@@ -404,8 +456,10 @@ class ThreadGovernor:
         if len(self._recent) > 2 * self.probe_steps:
             self._recent.pop(0)
         changed = False
-        if len(self._recent) >= 2 * self.probe_steps and self._settled_rate:
+        if len(self._recent) >= 2 * self.probe_steps:
             now = _median(self._recent)
+            if self._settled_rate is None:  # chosen by the load alone: its speed is now known
+                self._settled_rate = now
             changed = now > self.CHANGE * self._settled_rate or now * self.CHANGE < self._settled_rate
         if changed or self._since_choice >= self._interval:
             self._periodic = not changed
@@ -449,6 +503,9 @@ class ThreadGovernor:
         for t in ordered[1:]:
             if means[t] < (1.0 - self.MORE_THREADS_GAIN) * means[best]:
                 best = t
+        self._choose(best, means[best])
+
+    def _choose(self, best: int, rate: float | None) -> None:
         confirmed = self._periodic and self.choices and self.choices[-1][1] == best
         self._interval = (min(2 * self._interval, self.MAX_BACKOFF * self.recheck_every) if confirmed
                           else self.recheck_every)
@@ -456,7 +513,7 @@ class ThreadGovernor:
         self._use(best)
         self.choices.append((self._steps, best))
         _last_choice[0] = best
-        self._settled_rate = means[best]
+        self._settled_rate = rate
         self._since_choice = 0
         self._recent = []
         self._probe = None
