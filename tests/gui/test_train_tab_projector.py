@@ -194,3 +194,31 @@ def test_the_curves_keep_most_of_half_the_right_column_at_1280x720(qtbot, window
     assert isinstance(splitter, QSplitter)
     curves, lower = splitter.sizes()
     assert curves >= 0.75 * lower, (curves, lower)  # 2:3 gave 226 : 419 px
+
+
+@pytest.mark.parametrize("size", [(560, 250), (380, 280), (900, 330), (260, 260)])
+def test_every_count_of_the_confusion_matrix_fits_its_cell(qtbot, size):
+    """Under the curves at 1280x720 the matrix gets about 190 pixels of height: square cells
+    cut an MNIST diagonal's "1131" to "113". Cells widen (at most twice as wide as tall)
+    and the counts shrink to fit, down to a readable size."""
+    from PySide6.QtGui import QFontMetrics
+
+    from visualcnn.gui.panels.results import ConfusionMatrixWidget
+
+    matrix = ConfusionMatrixWidget()
+    qtbot.addWidget(matrix)
+    counts = np.diag([972, 1131, 1019, 977, 959, 875, 946, 998, 951, 978]) + np.eye(10, k=1, dtype=int) * 17
+    matrix.set_matrix(counts)
+    matrix.resize(*size)
+    matrix.show()
+    qtbot.waitExposed(matrix)
+    vb = matrix.plot.vb
+    qtbot.waitUntil(lambda: vb.width() > 0 and vb.height() > 0, timeout=5_000)
+    (x0, x1), (y0, y1) = vb.viewRange()
+    cell_w, cell_h = vb.width() / (x1 - x0), vb.height() / (y1 - y0)
+    assert cell_h * 0.99 <= cell_w <= 2.01 * cell_h
+    font = matrix.texts[1][1].textItem.font()
+    assert font.pointSizeF() >= matrix.MIN_COUNT_POINTS
+    if font.pointSizeF() > matrix.MIN_COUNT_POINTS:  # at the floor a tiny matrix may not fit
+        assert QFontMetrics(font).horizontalAdvance("1131") <= cell_w, (cell_w, font.pointSizeF())
+    assert size != (560, 250) or font.pointSizeF() > matrix.MIN_COUNT_POINTS

@@ -63,7 +63,7 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
+        self.plot.setAspectLocked(True)  # square cells, widened to fit the counts (_fit_cells)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTextPen("#222")
             self.plot.getAxis(axis).setPen("#666")
@@ -97,6 +97,7 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
                 self.plot.addItem(text)
                 row.append(text)
             self.texts.append(row)
+        self._count_font = None  # the new texts get theirs in _fit_cells
         self.plot.setXRange(0, classes, padding=0.02)
         self.plot.setYRange(0, classes, padding=0.02)
 
@@ -114,11 +115,8 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.plot.setLabel("left", "true class", **{"font-size": f"{size:.1f}pt"})
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickFont=tick)
-        count = QFont(self.font())
-        count.setPointSizeF(size * 0.9)
-        for row in self.texts:
-            for text in row:
-                text.setFont(count)
+        self._count_font = None
+        self._fit_cells()
 
     def set_class_names(self, names) -> None:
         names = [str(name) for name in names]
@@ -154,7 +152,42 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
         self.column_labels = columns
 
     def _on_view_resized(self, _view=None) -> None:
+        self._fit_cells()
         self._fit_ticks()
+
+    # Cells may be up to this many times wider than tall: under the Train tab's curves on a
+    # 720-line projector the matrix gets about 190 pixels of height, 19 per row, and square
+    # cells that narrow cut "1131" to "113" (the widest count of an MNIST test set).
+    MAX_CELL_RATIO = 2.0
+    # The counts shrink to fit their cells, down to this size; smaller is unreadable.
+    MIN_COUNT_POINTS = 6.0
+
+    def _fit_cells(self) -> None:
+        """Cells as wide as the room allows (up to MAX_CELL_RATIO), then the counts' font as
+        large as the widget's (x0.9) but no larger than the widest count fits a cell."""
+        vb = self.plot.vb
+        if vb.width() > 0 and vb.height() > 0:
+            ratio = min(max(vb.width() / vb.height(), 1.0), self.MAX_CELL_RATIO)
+            if abs(ratio - (vb.state["aspectLocked"] or 0)) > 0.01:
+                self.plot.setAspectLocked(True, ratio=ratio)
+        (x0, x1), (y0, y1) = vb.viewRange()
+        cell_w = vb.width() / max(x1 - x0, 1e-9)
+        cell_h = vb.height() / max(y1 - y0, 1e-9)
+        widest = str(int(np.abs(self.matrix).max())) if self.matrix.size else "0"
+        font = QFont(self.font())
+        size = self.font().pointSizeF() * 0.9
+        while size > self.MIN_COUNT_POINTS and cell_w > 0:
+            font.setPointSizeF(size)
+            metrics = QFontMetrics(font)
+            if metrics.horizontalAdvance(widest + " ") <= cell_w and metrics.ascent() + metrics.descent() <= cell_h:
+                break
+            size -= 0.5
+        font.setPointSizeF(max(size, self.MIN_COUNT_POINTS))
+        if self._count_font is None or font.pointSizeF() != self._count_font.pointSizeF():
+            self._count_font = font
+            for row in self.texts:
+                for text in row:
+                    text.setFont(font)
 
     def set_matrix(self, matrix: np.ndarray) -> None:
         self.matrix = np.asarray(matrix)
@@ -169,6 +202,7 @@ class ConfusionMatrixWidget(pg.GraphicsLayoutWidget):
                 text.setText(str(count) if count else "")
                 text.setColor("#fff" if shade[r, c] > 0.6 * top else "#000")
         self.selection.setVisible(False)
+        self._fit_cells()  # the widest count may have changed
 
     def select(self, true_class: int, predicted: int) -> None:
         self.selection.setRect(predicted, true_class, 1, 1)
