@@ -249,3 +249,30 @@ def test_no_fold_after_a_conv_with_its_own_activation(monkeypatch):
     monkeypatch.setattr(L.BatchNormalization, "fold_into", lambda *a: pytest.fail("folded across a relu"))
     x = np.random.default_rng(2).standard_normal((2, 6, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x), model.activations(x)["dense"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("bn_config", [{}, {"center": False}, {"scale": False}, {"center": False, "scale": False}])
+def test_the_folded_kernel_and_bias_are_the_numpy_formula_bit_for_bit(use_bias, bn_config):
+    """The fold is one compiled call (a single image paid 7.8 us per folded layer for the
+    numpy passes); its arithmetic stays the numpy reference's, in float32."""
+    from visualcnn.engine.kernels import normalization as k
+
+    model = Sequential([L.Input(shape=(7, 7, 6)), L.Conv2D(24, 3, use_bias=use_bias),
+                        L.BatchNormalization(epsilon=1e-3, **bn_config)])
+    model.build(seed=2)
+    conv, bn = model.layers
+    rng = np.random.default_rng(8)
+    for w in conv.weights + bn.weights:
+        w[...] = rng.uniform(0.1, 2.0, w.shape) * rng.choice([-1.0, 1.0], w.shape)
+    bn.weight("moving_variance")[...] = rng.uniform(0.01, 3.0, 24)
+    folded, folded_bias = bn.fold_into(conv.weights[0], conv._bias(), Context())
+
+    stats = [np.empty(24, np.float32) for _ in range(4)]  # mean, inv_std, scale, shift
+    gamma, beta = bn._flat_params()
+    k.bn_finish_moving(gamma, beta, np.float32(1e-3), bn.weight("moving_mean"), bn.weight("moving_variance"), *stats)
+    expect_kernel = conv.weights[0] * stats[2]
+    expect_bias = stats[3].copy() if conv._bias() is None else conv._bias() * stats[2] + stats[3]
+    assert folded.dtype == np.float32 and folded_bias.dtype == np.float32
+    np.testing.assert_array_equal(folded, expect_kernel)
+    np.testing.assert_array_equal(folded_bias, expect_bias)

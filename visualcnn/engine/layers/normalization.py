@@ -77,20 +77,13 @@ class BatchNormalization(Layer):
         so kernel' = kernel*scale along the output channels, bias' = bias*scale + shift).
         Computed on every call into ctx's buffers, so there is nothing to invalidate when
         the weights change. kernel (..., CO); bias (CO,) or None."""
-        k = _kernels()
         ch = kernel.shape[-1]
-        stats = ctx.buf("fold_stats", (4, ch))  # mean, inv_std, scale, shift
         gamma, beta = self._flat_params()
-        k.bn_finish_moving(gamma, beta, np.float32(self.config["epsilon"]), self.weight("moving_mean"),
-                           self.weight("moving_variance"), *stats)
         folded = ctx.buf("fold_kernel", kernel.shape)
-        np.multiply(kernel, stats[2], out=folded)
         folded_bias = ctx.buf("fold_bias", (ch,))
-        if bias is None:
-            folded_bias[:] = stats[3]
-        else:
-            np.multiply(bias, stats[2], out=folded_bias)
-            folded_bias += stats[3]
+        _kernels().bn_fold_moving(gamma, beta, np.float32(self.config["epsilon"]), self.weight("moving_mean"),
+                                  self.weight("moving_variance"), kernel.reshape(-1, ch),
+                                  _EMPTY if bias is None else bias, folded.reshape(-1, ch), folded_bias)
         return folded, folded_bias
 
     def forward(self, x, ctx, training=False):
