@@ -121,3 +121,46 @@ def test_maxpool_backward_with_relu_mask_equals_pool_then_relu_backward(case):
     dx = np.full_like(z, np.nan)
     K.maxpool2d_backward(dy, arg, dx, relu_out=y)
     np.testing.assert_allclose(dx, expect, rtol=1e-6, atol=1e-6)
+
+
+def _first_max_reference(x, PH, PW, sh, sw, pt, pl, oh, ow):
+    """The rule, one output at a time: taps in (ky, kx) order over the real cells; the first
+    is taken, a later one only when strictly larger (so ties go to the first, a NaN first
+    cell stays, a later NaN never wins)."""
+    N, H, W, C = x.shape
+    out = np.empty((N, oh, ow, C), np.float32)
+    arg = np.empty((N, oh, ow, C), np.int32)
+    for n, oy, ox, c in np.ndindex(N, oh, ow, C):
+        best, where = None, -1
+        for ky in range(PH):
+            for kx in range(PW):
+                iy, ix = oy * sh - pt + ky, ox * sw - pl + kx
+                if 0 <= iy < H and 0 <= ix < W:
+                    v = x[n, iy, ix, c]
+                    if best is None or v > best:
+                        best, where = v, (iy * W + ix) * C + c
+        out[n, oy, ox, c], arg[n, oy, ox, c] = best, where
+    return out, arg
+
+
+@pytest.mark.parametrize("case", [(2, 9, 9, 5, 3, 3, 1, 1, "same"), (1, 7, 10, 17, 2, 3, 2, 1, "same"),
+                                  (2, 8, 8, 3, 3, 3, 1, 1, "valid"), (1, 6, 6, 16, 5, 5, 1, 1, "same")])
+def test_unit_stride_windows_keep_the_first_maximum_with_ties_nan_and_infinities(case):
+    """Unit column strides compare a whole run of (outputs x channels) per window tap; the
+    result and the winners must be the per-output rule's, value for value."""
+    N, H, W, C, PH, PW, sh, sw, _ = case
+    (oh, ow), pads = geometry(case)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 2, (N, H, W, C)).astype(np.float32)  # many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    expect, expect_arg = _first_max_reference(x, PH, PW, sh, sw, pads[0], pads[2], oh, ow)
+    wider = np.zeros((N, H, W, C + 3), np.float32)
+    wider[..., :C] = x
+    for fn in (K.maxpool2d_forward, K.maxpool2d_forward_serial):
+        for source in (x, wider[..., :C]):  # a view with gaps too: the driver copies it
+            out = np.full((N, oh, ow, C), 7.0, np.float32)
+            arg = np.full((N, oh, ow, C), -7, np.int32)
+            fn(source, out, arg, PH, PW, sh, sw, pads[0], pads[2])
+            np.testing.assert_array_equal(out, expect)
+            np.testing.assert_array_equal(arg, expect_arg)
