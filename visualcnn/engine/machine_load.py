@@ -20,6 +20,7 @@ Elsewhere (no /proc/stat), and where /proc/stat describes other CPUs than the on
 process may run on (a container that shows the host's), there is no reading: ``None``.
 """
 
+import functools
 import os
 import time
 
@@ -81,12 +82,8 @@ class OtherPrograms:
         return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0]))
 
 
-_shared = []
-
-
+@functools.cache
 def other_programs() -> OtherPrograms:
     """The process's one reader; its first reading starts when the engine is imported,
     so the first training run can already ask (usually a second or more later)."""
-    if not _shared:
-        _shared.append(OtherPrograms())
-    return _shared[0]
+    return OtherPrograms()

@@ -185,15 +185,16 @@ def _maxpool_driver(serial, name, doc):
     # runs on every call, single-image predictions included: kept to a few operations.
     # The geometry goes to the region and the row function unchanged (same types).
     def forward(x, out, argmax, PH, PW, sh, sw, pad_top, pad_left):
-        if not (x.flags.c_contiguous and out.flags.c_contiguous and argmax.flags.c_contiguous):
-            # the unit-stride rows are read and written as flat runs: contiguous arrays
-            # only (a layer's own buffers always are)
+        fast = halves_without_padding(x.shape, out.shape, PH, PW, sh, sw, pad_top, pad_left)
+        rows_fn = _maxpool_rows_unit_stride if sw == 1 and not fast else _maxpool_rows
+        if rows_fn is _maxpool_rows_unit_stride and not (
+                x.flags.c_contiguous and out.flags.c_contiguous and argmax.flags.c_contiguous):
+            # its rows are read and written as flat runs: contiguous arrays only (a
+            # layer's own buffers always are)
             o, a = np.empty(out.shape, np.float32), np.empty(argmax.shape, np.int32)
             forward(np.ascontiguousarray(x), o, a, PH, PW, sh, sw, pad_top, pad_left)
             out[...], argmax[...] = o, a
             return
-        fast = halves_without_padding(x.shape, out.shape, PH, PW, sh, sw, pad_top, pad_left)
-        rows_fn = _maxpool_rows_unit_stride if sw == 1 and not fast else _maxpool_rows
         fn = _fnptr.address(rows_fn, x, out, argmax, 0, 0, PH, PW, sh, sw, pad_top, pad_left, fast)
         rows = out.shape[0] * out.shape[1]
         _fnptr.run(region, fn, x, out, argmax, rows if serial else -(-rows // BLOCKS), PH, PW, sh, sw, pad_top,
