@@ -72,6 +72,7 @@ def format_report(result) -> str:
     lines = [
         f"model {result.model}: batch {result.batch_size}, {result.threads} thread"
         f"{'s' if result.threads != 1 else ''} ({result.threading_layer}), {result.steps} timed steps"
+        + (f", sgemm: {result.gemm}" if result.gemm else "")
         + (f"; training chose {result.adaptive_threads} thread{'s' if result.adaptive_threads != 1 else ''} "
            f"from measured steps" if result.adaptive_threads is not None else ""),
         f"train:   {result.train_images_per_second:10.0f} images/s  ({result.train_step_ms:.2f} ms per step, "

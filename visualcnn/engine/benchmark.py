@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .kernels import blas
+
 __all__ = ["LayerCost", "BenchmarkResult", "clone_for_benchmark", "layer_costs", "benchmark",
            "measure_training", "measure_predict", "measure_latency", "peak_rss_mb",
            "measure_sgemm_peak", "model_flops", "predict_memory", "MNIST_TRAIN_IMAGES"]
@@ -73,6 +75,7 @@ class BenchmarkResult:
     layers: list = field(default_factory=list)
     step_other_ms: float = 0.0
     threading_layer: str = ""
+    gemm: str = ""  # which sgemm the kernels call (kernels/blas.py)
     epoch_seconds_measured: float | None = None
     adaptive_threads: int | None = None  # the thread governor's last choice (None: threads were given)
     train_flops_per_step: float = 0.0  # multiply-adds x 2 of forward + backward (model_flops)
@@ -111,8 +114,8 @@ def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4
     threads at once, "threads", "n"}. Measured once per process (cached).
 
     "all" runs ``threads`` Python threads, each multiplying its own n x n matrices with
-    single-threaded BLAS (numpy releases the GIL): the way the engine itself uses the
-    cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept: a round is
+    the single-threaded sgemm the kernels call (``kernels/blas.py``): the way the engine
+    itself uses the cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept: a round is
     ~40 ms, and with 3 rounds one benchmark run read the 2-thread peak as a 1-thread one
     (232 instead of ~430 GFLOP/s) when another process was still exiting.
     """
@@ -128,6 +131,7 @@ def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4
     if key in _PEAK_CACHE:
         return _PEAK_CACHE[key]
     _blas_threads(1)
+    blas.ensure_single_threaded()
     rng = np.random.default_rng(0)
     mats = [(rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32),
              np.empty((n, n), np.float32)) for _ in range(threads)]
@@ -136,7 +140,11 @@ def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4
     def work(i):
         a, b, c = mats[i]
         for _ in range(calls):
-            np.matmul(a, b, out=c)
+            if blas.SGEMM is None:
+                np.matmul(a, b, out=c)
+            else:  # the sgemm the kernels call (ctypes releases the GIL, as numpy does)
+                blas.SGEMM(blas.ROW_MAJOR, blas.NO_TRANS, blas.NO_TRANS, n, n, n, 1.0,
+                           a.ctypes.data, n, b.ctypes.data, n, 0.0, c.ctypes.data, n)
 
     def timed(count):
         best = float("inf")
@@ -442,6 +450,7 @@ def benchmark(model, batch_size: int = 64, steps: int = 30, threads: int | None 
         predict_images_per_second=predict_ips, predict_batch_size=predict_batch_size,
         predict_latency_ms=latency, epoch_seconds_estimated=MNIST_TRAIN_IMAGES / train_ips,
         peak_rss_mb=rss, layers=costs, step_other_ms=other, threading_layer=parallel.THREADING_LAYER,
+        gemm=blas.describe(),
         epoch_seconds_measured=epoch_measured, train_flops_per_step=step_flops, train_gflops=train_gflops,
         peak_gflops=peak_here, peak_single_gflops=None if peaks is None else peaks["single"],
         peak_all_gflops=None if peaks is None else peaks["all"],

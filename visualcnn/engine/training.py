@@ -327,45 +327,12 @@ def limit_blas_threads(n: int = 1) -> bool:
     The engine's GEMMs are small (64-image batches); on a 2-core machine OpenBLAS's own
     pool fights numba's workers for the cores (measured on the seed CNN: 124 ms per
     batch of 64 with OpenBLAS threads, 20 ms with one), so training runs BLAS serially
-    and leaves the cores to the numba kernels.
+    and leaves the cores to the numba kernels. (The kernels' own OpenBLAS copy is
+    single-threaded from the start: ``kernels/blas.py``.)
     """
-    global _BLAS_SET
-    if _BLAS_SET is None:
-        _BLAS_SET = _find_blas_setter()
-    if _BLAS_SET is False:
-        return False
-    _BLAS_SET(int(n))
-    return True
+    from .kernels import blas
 
-
-_BLAS_SET = None
-
-
-def _find_blas_setter():
-    import ctypes
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as handle:
-            paths = {line.split()[-1] for line in handle if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        paths = set()
-    try:
-        import numpy.linalg  # noqa: F401  (loads the BLAS library)
-    except ImportError:  # pragma: no cover
-        return False
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                fn.restype = None
-                return fn
-    return False
+    return blas.set_numpy_blas_threads(n)
 
 
 def _reseed_dropout(model, rng: np.random.Generator) -> None:

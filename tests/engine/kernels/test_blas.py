@@ -1,0 +1,79 @@
+"""The kernels' own OpenBLAS: a correct sgemm, its core chosen for the processor even where
+OPENBLAS_CORETYPE pins numpy's, our own pin honoured, and the environment left as it was."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from visualcnn.engine.kernels import blas
+
+needs_own = pytest.mark.skipif(blas.SOURCE != "scipy-openblas32",
+                               reason="the kernels' own OpenBLAS (scipy-openblas32) is not installed")
+x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                         reason="OpenBLAS core names here are x86 ones")
+
+_PROBE = """
+import json, os
+from visualcnn.engine.kernels import blas
+print(json.dumps({"core": blas.CORE, "source": blas.SOURCE,
+                  "coretype": os.environ.get("OPENBLAS_CORETYPE"),
+                  "threads": os.environ.get("OPENBLAS_NUM_THREADS")}))
+"""
+
+
+def _probe(**env_changes):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "VISUALCNN_BLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
+                        "VISUALCNN_NO_KERNEL_BLAS")}
+    env.update(env_changes)
+    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not blas.available(), reason="no sgemm symbol found")
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False)])
+def test_sgemm_matches_numpy(trans_a, trans_b):
+    rng = np.random.default_rng(3)
+    m, n, k = 37, 29, 53
+    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+    c = np.full((m, n), 7.0, np.float32)  # beta = 1 adds to what is there
+    blas.ensure_single_threaded()
+    blas.SGEMM(blas.ROW_MAJOR, blas.TRANS if trans_a else blas.NO_TRANS,
+               blas.TRANS if trans_b else blas.NO_TRANS, m, n, k, 0.5, a.ctypes.data, a.shape[1],
+               b.ctypes.data, b.shape[1], 1.0, c.ctypes.data, n)
+    expected = 7.0 + 0.5 * ((a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b))
+    np.testing.assert_allclose(c, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_own
+@x86
+def test_numpy_core_pin_does_not_reach_the_kernels():
+    """Nehalem (SSE4.2) is older than any processor CI runs on: pinned for numpy, it must not
+    become the kernels' core; the kernels' core is the one OpenBLAS detects without a pin."""
+    detected = _probe()
+    pinned = _probe(OPENBLAS_CORETYPE="Nehalem")
+    assert pinned["core"] == detected["core"] != "Nehalem"
+    assert pinned["coretype"] == "Nehalem"  # numpy's setting is left as it was given
+    assert pinned["threads"] is None and detected["threads"] is None
+
+
+@needs_own
+@x86
+def test_our_own_core_pin_is_honoured():
+    pinned = _probe(OPENBLAS_CORETYPE="Haswell", VISUALCNN_BLAS_CORETYPE="Nehalem",
+                    OPENBLAS_NUM_THREADS="2")
+    assert pinned["core"] == "Nehalem"
+    assert pinned["coretype"] == "Haswell" and pinned["threads"] == "2"
+
+
+def test_switching_the_kernel_blas_off():
+    probe = _probe(VISUALCNN_NO_KERNEL_BLAS="1")
+    assert probe["source"] is None and probe["core"] is None
