@@ -322,7 +322,8 @@ def _call(callbacks: list, method: str, *args) -> None:
 
 
 def limit_blas_threads(n: int = 1) -> bool:
-    """Set numpy's OpenBLAS thread count at run time (returns False if not found).
+    """Set numpy's (and any other loaded) OpenBLAS thread count at run time (returns False
+    if none is found).
 
     The engine's GEMMs are small (64-image batches); on a 2-core machine OpenBLAS's own
     pool fights numba's workers for the cores (measured on the seed CNN: 124 ms per
@@ -332,7 +333,7 @@ def limit_blas_threads(n: int = 1) -> bool:
     """
     from .kernels import blas
 
-    return blas.set_numpy_blas_threads(n)
+    return blas.set_shared_blas_threads(n)
 
 
 def _reseed_dropout(model, rng: np.random.Generator) -> None:

@@ -77,3 +77,39 @@ def test_our_own_core_pin_is_honoured():
 def test_switching_the_kernel_blas_off():
     probe = _probe(VISUALCNN_NO_KERNEL_BLAS="1")
     assert probe["source"] is None and probe["core"] is None
+
+
+def _thread_counts():
+    """{path: thread count} of every other OpenBLAS loaded in this process."""
+    import ctypes
+
+    counts = {}
+    for path in blas._shared_blas_paths():
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            getter = getattr(lib, name, None)
+            if getter is not None:
+                getter.restype = ctypes.c_int
+                counts[path] = getter()
+                break
+    return counts
+
+
+def test_training_limits_every_other_openblas_in_the_process():
+    """numpy's pool must be the one limited even when scipy's OpenBLAS is loaded too: a
+    small np.matmul per step on an unlimited pool kept its thread spinning beside the
+    numba workers."""
+    pytest.importorskip("scipy.linalg")  # a second OpenBLAS in the process, as openTSNE loads it
+    from visualcnn.engine.training import limit_blas_threads
+
+    before = _thread_counts()
+    if len(before) < 2:
+        pytest.skip("only one other OpenBLAS is loaded here")
+    try:
+        assert limit_blas_threads(2)
+        assert set(_thread_counts().values()) == {2}
+        assert limit_blas_threads(1)
+        assert set(_thread_counts().values()) == {1}
+    finally:
+        limit_blas_threads(1)

@@ -36,7 +36,7 @@ import os
 import numpy as np
 
 __all__ = ["SGEMM", "CORE", "SOURCE", "ROW_MAJOR", "NO_TRANS", "TRANS", "ensure_single_threaded",
-           "available", "describe", "set_numpy_blas_threads"]
+           "available", "describe", "set_shared_blas_threads"]
 
 ROW_MAJOR = 101
 NO_TRANS = 111
@@ -90,8 +90,9 @@ def _own_environment():
                 os.environ[key] = value
 
 
-def _numpy_blas_paths():
-    """The OpenBLAS numpy has loaded (from the process's memory map), then numpy's wheel copy."""
+def _shared_blas_paths():
+    """The OpenBLAS libraries loaded in the process other than ours (from its memory map:
+    numpy's, scipy's), then numpy's wheel copy."""
     import numpy.linalg  # noqa: F401  (makes sure numpy's BLAS is loaded)
 
     own = _own_library_path()
@@ -154,7 +155,7 @@ def _find():
         bound = None if lib is None else _bind(lib)
         if bound is not None:
             return (*bound, "scipy-openblas32")
-    for path in _numpy_blas_paths():
+    for path in _shared_blas_paths():
         lib = _open(path)
         bound = None if lib is None else _bind(lib)
         if bound is not None:
@@ -186,25 +187,20 @@ def ensure_single_threaded():
         _single[0] = True
 
 
-def set_numpy_blas_threads(n: int) -> bool:
-    """Set numpy's own OpenBLAS thread count (False when not found). The engine's copy is
-    always single-threaded; this is for the ``np.matmul`` calls outside the kernels."""
-    global _NUMPY_SETTER
-    if _NUMPY_SETTER is None:
-        _NUMPY_SETTER = False
-        for path in _numpy_blas_paths():
-            lib = _open(path)
-            setter = None if lib is None else next(
-                (getattr(lib, name) for name in _THREAD_SETTERS if hasattr(lib, name)), None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                _NUMPY_SETTER = setter
-                break
-    if _NUMPY_SETTER is False:
-        return False
-    _NUMPY_SETTER(int(n))
-    return True
-
-
-_NUMPY_SETTER = None
+def set_shared_blas_threads(n: int) -> bool:
+    """Set the thread count of every other OpenBLAS loaded in the process (numpy's, and
+    scipy's when it is loaded), for the ``np.matmul`` calls outside the kernels; False when
+    there is none. The engine's copy is always single-threaded. All of them, not the first
+    found: a small product on numpy's pool in every training step kept its thread spinning
+    beside the numba workers (the wide network's step 26 -> 44 ms) when only scipy's was set."""
+    found = False
+    for path in _shared_blas_paths():
+        lib = _open(path)
+        setter = None if lib is None else next(
+            (getattr(lib, name) for name in _THREAD_SETTERS if hasattr(lib, name)), None)
+        if setter is not None:
+            setter.argtypes = [ctypes.c_int]
+            setter.restype = None
+            setter(int(n))
+            found = True
+    return found
