@@ -32,6 +32,14 @@ from visualcnn.engine.kernels.conv import winograd as _w
 
 __all__ = ["winograd4_kernel_transform", "WINO4_TILES"]
 
+# The input transform's channel loops run in blocks of LANES channels with a constant trip
+# count (``for k in range(LANES)``), then the rest: LLVM turns a block into whole 16-float
+# vector operations. Measured on 112 tiles: 42.6 -> 31.7 us at C = 32, 74.8 -> 51.1 us at
+# C = 64; whole ops (batch 64, 2 threads) 7-12 % faster on the wide network's layers;
+# bit-identical. The same blocks made this output transform 1.4x and F(2x2, 3x3)'s input
+# transform 1.4x slower, and this gradient transform no faster: they keep plain loops.
+LANES = 16
+
 # Tiles per chunk: V and M of a chunk (36 * tiles * channels floats each) stay in L2,
 # about the bytes of F(2x2, 3x3)'s 256 tiles.
 WINO4_TILES = 112
@@ -135,49 +143,70 @@ def _pad_image(x, n, xp, pad_top, pad_left, ty0, ty1, dh):
     _w.pad_rows(x, n, xp, pad_top, pad_left, 4 * ty0, min(4 * ty1 + 2, xp.shape[0]))
 
 
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _bt_column(xp, y0, xc, ci, tmp, c):
+    """tmp[:, c, ci] = B^T of the input column xc, rows y0 .. y0 + 5, channel ci."""
+    f4 = np.float32(4.0)
+    f5 = np.float32(5.0)
+    f2 = np.float32(2.0)
+    d0 = xp[y0, xc, ci]
+    d1 = xp[y0 + 1, xc, ci]
+    d2 = xp[y0 + 2, xc, ci]
+    d3 = xp[y0 + 3, xc, ci]
+    d4 = xp[y0 + 4, xc, ci]
+    d5 = xp[y0 + 5, xc, ci]
+    tmp[0, c, ci] = f4 * d0 - f5 * d2 + d4
+    tmp[1, c, ci] = d3 + d4 - f4 * (d1 + d2)
+    tmp[2, c, ci] = d4 - d3 + f4 * (d1 - d2)
+    tmp[3, c, ci] = d4 - d2 + f2 * (d3 - d1)
+    tmp[4, c, ci] = d4 - d2 + f2 * (d1 - d3)
+    tmp[5, c, ci] = f4 * d1 - f5 * d3 + d5
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _bt_row(tmp, r, ci, V, row):
+    """V[6 r .. 6 r + 5, row, ci] = row r of (B^T d) B, channel ci."""
+    f4 = np.float32(4.0)
+    f5 = np.float32(5.0)
+    f2 = np.float32(2.0)
+    d0 = tmp[r, 0, ci]
+    d1 = tmp[r, 1, ci]
+    d2 = tmp[r, 2, ci]
+    d3 = tmp[r, 3, ci]
+    d4 = tmp[r, 4, ci]
+    d5 = tmp[r, 5, ci]
+    V[6 * r, row, ci] = f4 * d0 - f5 * d2 + d4
+    V[6 * r + 1, row, ci] = d3 + d4 - f4 * (d1 + d2)
+    V[6 * r + 2, row, ci] = d4 - d3 + f4 * (d1 - d2)
+    V[6 * r + 3, row, ci] = d4 - d2 + f2 * (d3 - d1)
+    V[6 * r + 4, row, ci] = d4 - d2 + f2 * (d1 - d3)
+    V[6 * r + 5, row, ci] = f4 * d1 - f5 * d3 + d5
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
 def _input_tiles(xp, V, row0, ty0, ty1, TW, dh, dw, tmp):
     """V[xi, row0 + (ty - ty0)*TW + tx, :] = (B^T d B)[xi] of the 6x6 input tiles of tile
     rows [ty0, ty1) of the padded image xp; tmp (6, 6, C) holds B^T d of one tile (in
-    L1). Vectorised over the channels, as ``winograd._input_tiles``."""
+    L1). Vectorised over the channels, in blocks of ``LANES``."""
     C = xp.shape[2]
-    f4 = np.float32(4.0)
-    f5 = np.float32(5.0)
-    f2 = np.float32(2.0)
+    CB = C - C % LANES
     for ty in range(ty0, ty1):
         y0 = 4 * ty
         for tx in range(TW):
             x0 = 4 * tx
             row = row0 + (ty - ty0) * TW + tx
             for c in range(6):  # column c of B^T d
-                xc = x0 + c
-                for ci in range(C):
-                    d0 = xp[y0, xc, ci]
-                    d1 = xp[y0 + 1, xc, ci]
-                    d2 = xp[y0 + 2, xc, ci]
-                    d3 = xp[y0 + 3, xc, ci]
-                    d4 = xp[y0 + 4, xc, ci]
-                    d5 = xp[y0 + 5, xc, ci]
-                    tmp[0, c, ci] = f4 * d0 - f5 * d2 + d4
-                    tmp[1, c, ci] = d3 + d4 - f4 * (d1 + d2)
-                    tmp[2, c, ci] = d4 - d3 + f4 * (d1 - d2)
-                    tmp[3, c, ci] = d4 - d2 + f2 * (d3 - d1)
-                    tmp[4, c, ci] = d4 - d2 + f2 * (d1 - d3)
-                    tmp[5, c, ci] = f4 * d1 - f5 * d3 + d5
+                for cb in range(0, CB, LANES):
+                    for k in range(LANES):
+                        _bt_column(xp, y0, x0 + c, cb + k, tmp, c)
+                for ci in range(CB, C):
+                    _bt_column(xp, y0, x0 + c, ci, tmp, c)
             for r in range(6):  # row r of (B^T d) B
-                for ci in range(C):
-                    d0 = tmp[r, 0, ci]
-                    d1 = tmp[r, 1, ci]
-                    d2 = tmp[r, 2, ci]
-                    d3 = tmp[r, 3, ci]
-                    d4 = tmp[r, 4, ci]
-                    d5 = tmp[r, 5, ci]
-                    V[6 * r, row, ci] = f4 * d0 - f5 * d2 + d4
-                    V[6 * r + 1, row, ci] = d3 + d4 - f4 * (d1 + d2)
-                    V[6 * r + 2, row, ci] = d4 - d3 + f4 * (d1 - d2)
-                    V[6 * r + 3, row, ci] = d4 - d2 + f2 * (d3 - d1)
-                    V[6 * r + 4, row, ci] = d4 - d2 + f2 * (d1 - d3)
-                    V[6 * r + 5, row, ci] = f4 * d1 - f5 * d3 + d5
+                for cb in range(0, CB, LANES):
+                    for k in range(LANES):
+                        _bt_row(tmp, r, cb + k, V, row)
+                for ci in range(CB, C):
+                    _bt_row(tmp, r, ci, V, row)
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
