@@ -115,9 +115,9 @@ def measure_sgemm_peak(threads: int | None = None, n: int = 1024, calls: int = 4
 
     "all" runs ``threads`` Python threads, each multiplying its own n x n matrices with
     the single-threaded sgemm the kernels call (``kernels/blas.py``): the way the engine
-    itself uses the cores, one GEMM per numba worker. The best of ``repeats`` rounds is kept: a round is
-    ~40 ms, and with 3 rounds one benchmark run read the 2-thread peak as a 1-thread one
-    (232 instead of ~430 GFLOP/s) when another process was still exiting.
+    itself uses the cores, one GEMM per numba worker. The best of ``repeats`` rounds is
+    kept: a round is ~40 ms, and with 3 rounds one benchmark run read the 2-thread peak
+    as a 1-thread one (232 instead of ~430 GFLOP/s) when another process was still exiting.
     """
     import os
     import threading

@@ -71,23 +71,26 @@ def _own_library_path():
 @contextlib.contextmanager
 def _own_environment():
     """OpenBLAS reads these once, when it is loaded: hide numpy's core pin (or put ours in
-    its place) and start with one thread. Every change is undone on the way out."""
+    its place) and start with one thread. Only what differs is changed (usually nothing
+    under ``visualcnn train``, which starts with one BLAS thread), and every change is
+    undone on the way out: the process environment is shared with every other thread."""
     wanted = {"OPENBLAS_CORETYPE": os.environ.get("VISUALCNN_BLAS_CORETYPE") or None,
               "OPENBLAS_NUM_THREADS": "1"}
-    saved = {key: os.environ.get(key) for key in wanted}
+    saved = {key: os.environ.get(key) for key in wanted if os.environ.get(key) != wanted[key]}
     try:
-        for key, value in wanted.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        for key in saved:
+            _set_variable(key, wanted[key])
         yield
     finally:
         for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            _set_variable(key, value)
+
+
+def _set_variable(key, value):
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
 
 
 def _shared_blas_paths():
