@@ -92,3 +92,38 @@ def test_check_classifier_messages():
     assert "set activation='softmax'" in check_classifier(no_softmax)
     spatial = Sequential([L.Input(shape=(28, 28, 1)), L.Conv2D(10, 3, activation="softmax")])
     assert "add Flatten" in check_classifier(spatial)
+
+
+def test_a_run_keeps_the_garbage_collector_off_what_outlives_it(mnist_small):
+    """A full collection walks every object holding the GIL (~33 ms with numba loaded, one
+    stalled step): a run freezes what is alive at its start, still collects what its steps
+    create, and thaws at the end what it froze, leaving a freeze made before it alone."""
+    import gc
+
+    x, y, _, _ = mnist_small
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        m = cnn()
+        survivor = [object() for _ in range(1000)]
+        gc.collect()
+        run = train(m, x[:256], y[:256], batch_size=64, epochs=1)
+        next(run)
+        assert gc.get_freeze_count() >= len(survivor)  # frozen while the run goes on
+        garbage = []
+        garbage.append(garbage)  # a cycle made during the run is still collected
+        del garbage
+        assert gc.collect() >= 1
+        for _ in run:
+            pass
+        assert gc.get_freeze_count() == 0  # given back at the end
+
+        gc.freeze()  # someone else's freeze (the window's) stays as it is
+        held = gc.get_freeze_count()
+        for _ in train(m, x[:128], y[:128], batch_size=64, epochs=1):
+            pass
+        assert gc.get_freeze_count() >= held > 0
+    finally:
+        gc.unfreeze()
+        if frozen_before:
+            gc.freeze()
