@@ -701,7 +701,9 @@ class Model:
         networks (2 threads), a single image ran 2-7 % faster serially than with parallel
         kernels, whose region start and join cost more than the split saves."""
         from . import parallel
+        from .kernels import blas
 
+        blas.ensure_single_threaded()  # once per process: no BLAS thread pool beside the workers
         if serial is None:
             serial = self._serial_default() or images == 1
         if serial:

@@ -113,3 +113,48 @@ def test_training_limits_every_other_openblas_in_the_process():
         assert set(_thread_counts().values()) == {1}
     finally:
         limit_blas_threads(1)
+
+
+_PREDICT_PROBE = """
+import json, os
+import numpy as np  # first, as a user's script does
+from visualcnn.engine import Sequential, layers as L
+from visualcnn.engine.kernels import blas
+
+def counts():
+    import ctypes
+    out = []
+    for path in blas._shared_blas_paths():
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name).restype = ctypes.c_int
+                out.append([path, getattr(lib, name)()])
+                break
+    return out
+
+before = counts()
+m = Sequential([L.Input(shape=(8, 8, 1)), L.Conv2D(4, 3, activation="relu"), L.Flatten(),
+                L.Dense(3, activation="softmax")], seed=0)
+m.predict(np.zeros((2, 8, 8, 1), np.float32))
+print(json.dumps({"before": before, "after": counts()}))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts with one thread on one core")
+def test_predicting_before_any_training_takes_numpy_blas_off_its_thread_pool():
+    """A first predict, no training yet: numpy's OpenBLAS left on its pool ran the seed
+    CNN's batch of 1000 at 21,800 instead of 49,900 images/s."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", _PREDICT_PROBE], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    numpy_before = [count for path, count in probe["before"] if "numpy" in path]
+    numpy_after = [count for path, count in probe["after"] if "numpy" in path]
+    if not numpy_before:
+        pytest.skip("numpy's OpenBLAS is not one of numpy's own libraries here")
+    assert max(numpy_before) > 1
+    # numpy's (what np.matmul runs on); numba loads scipy's at its first compile, unused
+    assert numpy_after and set(numpy_after) == {1}
