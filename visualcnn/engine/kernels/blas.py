@@ -14,15 +14,16 @@ Python packages) rather than numpy's: numpy's library is shared with the whole p
 follows ``OPENBLAS_CORETYPE``, which some systems set to work around older OpenBLAS builds
 that do not know a newer processor. With ``OPENBLAS_CORETYPE=Haswell`` on this AVX-512
 machine numpy's sgemm runs its AVX2 kernels, and its peak falls from ~480 to ~260 GFLOP/s;
-the engine's training steps slowed by as much (PyTorch, with its own BLAS, does not). Our
+the wide network's training step went from 26 to 35-41 ms on it (PyTorch, with its own BLAS,
+is unaffected). Our
 copy is loaded on its own with that variable hidden, so OpenBLAS detects the processor itself
 (it checks that the operating system saves the AVX-512 registers before it picks an AVX-512
 kernel). ``VISUALCNN_BLAS_CORETYPE`` forces a core for our copy, as ``OPENBLAS_CORETYPE`` does
 for numpy's; numpy keeps the setting it was given. The copy is loaded with one thread: the
 engine parallelises above BLAS, so it never starts a thread pool of its own.
 
-``SGEMM`` is None when no sgemm symbol is found (another BLAS, another numpy build, and
-``VISUALCNN_NO_KERNEL_BLAS`` set); the drivers then fall back to ``np.matmul``. Without our
+``SGEMM`` is None when no sgemm symbol is found (another BLAS, another numpy build) or
+``VISUALCNN_NO_KERNEL_BLAS`` is set; the drivers then fall back to ``np.matmul``. Without our
 copy (an install without ``scipy-openblas32``) numpy's OpenBLAS is used, as before.
 ``CORE`` names the OpenBLAS core the kernels run on, for ``visualcnn bench``.
 """
