@@ -15,10 +15,9 @@ follows ``OPENBLAS_CORETYPE``, which some systems set to work around older OpenB
 that do not know a newer processor. With ``OPENBLAS_CORETYPE=Haswell`` on this AVX-512
 machine numpy's sgemm runs its AVX2 kernels, and its peak falls from ~480 to ~260 GFLOP/s;
 the wide network's training step went from 26 to 35-41 ms on it (PyTorch, with its own BLAS,
-is unaffected). Our
-copy is loaded on its own with that variable hidden, so OpenBLAS detects the processor itself
-(it checks that the operating system saves the AVX-512 registers before it picks an AVX-512
-kernel). ``VISUALCNN_BLAS_CORETYPE`` forces a core for our copy, as ``OPENBLAS_CORETYPE`` does
+is unaffected). Our copy is loaded on its own with that variable hidden, so OpenBLAS detects
+the processor itself (it checks that the operating system saves the AVX-512 registers before
+it picks an AVX-512 kernel). ``VISUALCNN_BLAS_CORETYPE`` forces a core for our copy, as ``OPENBLAS_CORETYPE`` does
 for numpy's; numpy keeps the setting it was given. The copy is loaded with one thread: the
 engine parallelises above BLAS, so it never starts a thread pool of its own.
 
@@ -99,8 +98,7 @@ def _shared_blas_paths():
     numpy's, scipy's), then numpy's wheel copy."""
     import numpy.linalg  # noqa: F401  (makes sure numpy's BLAS is loaded)
 
-    own = _own_library_path()
-    own = os.path.realpath(own) if own else None
+    own = os.path.realpath(_OWN_PATH) if _OWN_PATH else None
     paths = []
     try:
         with open("/proc/self/maps", encoding="utf-8") as handle:
@@ -152,10 +150,9 @@ def _find():
     """(sgemm, set_num_threads, core, where it comes from): ours first, then numpy's."""
     if os.environ.get("VISUALCNN_NO_KERNEL_BLAS"):
         return None, None, None, None
-    own = _own_library_path()
-    if own is not None:
+    if _OWN_PATH is not None:
         with _own_environment():
-            lib = _open(own)
+            lib = _open(_OWN_PATH)
         bound = None if lib is None else _bind(lib)
         if bound is not None:
             return (*bound, "scipy-openblas32")
@@ -167,6 +164,7 @@ def _find():
     return None, None, None, None
 
 
+_OWN_PATH = _own_library_path()  # looked up once: every training start lists the others
 SGEMM, _SET_THREADS, CORE, SOURCE = _find()
 _single = [False]
 
