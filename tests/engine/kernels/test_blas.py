@@ -158,3 +158,16 @@ def test_predicting_before_any_training_takes_numpy_blas_off_its_thread_pool():
     assert max(numpy_before) > 1
     # numpy's (what np.matmul runs on); numba loads scipy's at its first compile, unused
     assert numpy_after and set(numpy_after) == {1}
+
+
+@needs_own
+@x86
+def test_an_unknown_core_name_is_reported():
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "VISUALCNN_NO_KERNEL_BLAS")}
+    env["VISUALCNN_BLAS_CORETYPE"] = "NoSuchCore"
+    done = subprocess.run([sys.executable, "-W", "always", "-c",
+                           "from visualcnn.engine.kernels import blas; print(blas.describe())"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "VISUALCNN_BLAS_CORETYPE='NoSuchCore' was not used" in done.stderr
+    assert "it chose" in done.stderr and "Traceback" not in done.stderr

@@ -166,6 +166,21 @@ def _find():
 
 _OWN_PATH = _own_library_path()  # looked up once: every training start lists the others
 SGEMM, _SET_THREADS, CORE, SOURCE = _find()
+
+
+def _check_requested_core():
+    """OpenBLAS ignores a core name it does not know (or one this processor cannot run) and
+    picks its own without a word: say so once, naming what it chose."""
+    wanted = os.environ.get("VISUALCNN_BLAS_CORETYPE")
+    if wanted and SOURCE == "scipy-openblas32" and CORE and CORE.lower() != wanted.strip().lower():
+        import warnings
+
+        warnings.warn(f"VISUALCNN_BLAS_CORETYPE={wanted!r} was not used: OpenBLAS does not know that core "
+                      f"or this processor cannot run it, and it chose {CORE}. Use a name such as Haswell or "
+                      "SkylakeX, or unset the variable.", RuntimeWarning, stacklevel=2)
+
+
+_check_requested_core()
 _single = [False]
 
 
