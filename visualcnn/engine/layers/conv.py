@@ -185,11 +185,11 @@ class Conv2D(_ConvBase):
                                       relu_out=ctx.saved["y"])
             return None
         dz = self._activation_backward(dy, ctx, skip_activation)
-        self.plan.backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
         if not need_dx:
+            self.plan.backward_kernel(x, dz, ctx.grad("kernel", kernel.shape), grad_bias, ws=ctx.ws)
             return None
         dx = ctx.buf("dx", x.shape)
-        self.plan.backward_input(dz, kernel, dx, ws=ctx.ws)
+        self.plan.backward(x, dz, kernel, ctx.grad("kernel", kernel.shape), grad_bias, dx, ws=ctx.ws)
         return dx
 
     def masks_relu_in_gradient(self, dy=None, skip_activation=False) -> bool:

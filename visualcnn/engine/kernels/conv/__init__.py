@@ -3,13 +3,17 @@ per strategy and a planner that picks one per layer at setup:
 
 * ``planner``: ``plan_conv(kernel_shape, strides, dilation, pad, input_hw=, output_hw=)``
   -> ``ConvPlan`` with
-  ``forward`` / ``backward_input`` / ``backward_kernel`` / ``kernels()``; the order in
+  ``forward`` / ``backward_input`` / ``backward_kernel`` / ``backward`` (both
+  gradients) / ``kernels()``; the order in
   which strategies are tried and why;
 * ``few_channel``: 3x3 kernels on C <= 4 input channels (first convs: grey, RGB);
 * ``single_channel``: C = 1 with other kernel sizes, unit strides (LeNet-5's 5x5);
 * ``winograd``: F(2x2, 3x3) for 3x3 unit-stride convs on >= 16 channels (all three ops);
 * ``winograd4``: F(4x4, 3x3), the forward and input gradient of those convs (no
   dilation) where 4x4 tiles fill the map;
+* ``winograd_adjoint``: both F(2x2, 3x3) gradients in one pass, the input gradient as
+  the adjoint of the forward's tiling, where the input has many more tiles than the
+  output ("valid" convs on small maps);
 * ``im2col_gemm``: im2col + numpy's sgemm inside one parallel region (every other conv,
   and the input gradient of the two above), or ``np.matmul`` without the sgemm symbol;
 * ``direct``: no scratch, any shape: the reference, never picked automatically;
@@ -23,7 +27,7 @@ padding. The drivers below keep the old call signatures; they look the plan up p
 """
 
 from visualcnn.engine.kernels.conv import (direct, few_channel, im2col_gemm, planner, single_channel, transpose, winograd,
-                                           winograd4)
+                                           winograd4, winograd_adjoint)
 from visualcnn.engine.kernels.conv._shared import bias_act_rows, bias_act_rows_serial, bias_grad, reduce_partials, relu_backward
 from visualcnn.engine.kernels.conv.direct import *  # noqa: F401,F403
 from visualcnn.engine.kernels.conv.few_channel import *  # noqa: F401,F403

@@ -17,7 +17,10 @@ This is the only place a strategy is chosen. In order:
    ``winograd4.applies``), ``winograd4`` takes the forward and the weight gradient
    (which tile the output) and the input gradient (which tiles the input), except the
    forward of a single bigger image, which stays with ``winograd``
-   (``ConvPlan.single_image_large_strategy``);
+   (``ConvPlan.single_image_large_strategy``); where F(2x2, 3x3) takes both gradients
+   and the input has at least 1.3 times the output's tiles (a "valid" conv on a small
+   map, as the seed CNN's second), ``winograd_adjoint`` takes both in one pass
+   (``ConvPlan.backward``);
 4. ``im2col_gemm``: everything else, and the input gradient of 1 and 2 (the first conv
    of a network, where they apply, never needs one). With numpy's ``cblas_sgemm``
    found: the in-region sgemm; otherwise ``np.matmul`` on unfolded chunks.
@@ -37,7 +40,8 @@ from dataclasses import dataclass
 
 from visualcnn.engine.kernels import blas as _blas
 from visualcnn.engine.kernels._common import NO_BIAS
-from visualcnn.engine.kernels.conv import direct, few_channel, im2col_gemm, single_channel, winograd, winograd4
+from visualcnn.engine.kernels.conv import (direct, few_channel, im2col_gemm, single_channel, winograd, winograd4,
+                                           winograd_adjoint)
 
 __all__ = ["ConvPlan", "plan_conv", "STRATEGIES"]
 
@@ -79,6 +83,9 @@ class ConvPlan:
     # 32 -> 32 channels), more than the 4x4 tiles save on one image (the Conv-BN-ReLU
     # network's single-image latency went from 0.148 to 0.174 ms), so F(2x2) takes it.
     single_image_large_strategy: object = None
+    # both gradients in one pass (``backward``), where F(2x2, 3x3) takes both and the
+    # input gradient as a forward would tile a bigger map (``winograd_adjoint``)
+    both_strategy: object = None
 
     SINGLE_IMAGE_MAX_POSITIONS = 256
 
@@ -111,6 +118,16 @@ class ConvPlan:
             self.kernel_strategy.backward_kernel(x, dy, grad_kernel, bias, self.geo, ws)
         else:
             self.kernel_strategy.backward_kernel(x, dy, grad_kernel, bias, self.geo, ws, relu_out=relu_out)
+
+    def backward(self, x, dy, kernel, grad_kernel, grad_bias, dx, ws=None):
+        """``backward_kernel`` and ``backward_input`` (dx fully overwritten), in one pass
+        where the plan has a ``both_strategy``."""
+        if self.both_strategy is None:
+            self.backward_kernel(x, dy, grad_kernel, grad_bias, ws)
+            self.backward_input(dy, kernel, dx, ws)
+            return
+        self.both_strategy.backward(x, dy, kernel, grad_kernel, NO_BIAS if grad_bias is None else grad_bias, dx,
+                                    self.geo, ws)
 
     @property
     def takes_relu_output(self):
@@ -151,13 +168,19 @@ class ConvPlan:
         if training:
             if self.takes_pooled_forward:
                 out += self.forward_strategy.kernels("forward_pooled", False)
-            out += self.kernel_strategy.kernels("backward_kernel", False)
-            if need_dx:
+            if need_dx and self.both_strategy is not None:
+                out += self.both_strategy.kernels()
+            else:
+                out += self.kernel_strategy.kernels("backward_kernel", False)
+            if need_dx and self.both_strategy is None:
                 out += self.input_strategy.kernels("backward_input", False)
         return _unique(out)
 
     def describe(self):
         names = {self.forward_strategy.name, self.input_strategy.name, self.kernel_strategy.name}
+        if self.both_strategy is not None:
+            return (f"forward {self.forward_strategy.name}, both gradients {self.both_strategy.name} "
+                    f"({self.reason})")
         if len(names) == 1:
             return f"{self.forward_strategy.name} ({self.reason})"
         return (f"forward {self.forward_strategy.name}, input gradient {self.input_strategy.name}, "
@@ -211,10 +234,15 @@ def _plan(kernel_shape, strides, dilation, pad, force, has_sgemm, sizes):
                 kernel_s = winograd4.WINOGRAD4
             if winograd4.WINOGRAD4 in (forward_s, input_s, kernel_s):
                 reason += "; 4x4 tiles where they fill the map: 4x fewer"
+        both = None
+        if (sizes is not None and input_s is kernel_s is winograd.WINOGRAD
+                and winograd_adjoint.applies(sizes[0], sizes[1], dilation)):
+            both = winograd_adjoint.WINOGRAD_ADJOINT
+            reason += "; both gradients from the output's tiles (the input's are more)"
         single = gemm if gemm is im2col_gemm.SGEMM_REGION else None
         single_large = winograd.WINOGRAD if forward_s is winograd4.WINOGRAD4 else None
         return ConvPlan(kernel_shape, strides, dilation, pad, forward_s, input_s, kernel_s, reason, single,
-                        single_large)
+                        single_large, both)
     else:
         main = gemm
         reason = f"reduction of {KH * KW * C} per output"
