@@ -69,24 +69,32 @@ class _ConvBase(Layer):
         512 rows), a padded input image and the weight-gradient partial sums; or, where the
         planner picks Winograd (3x3, unit strides, >= 16 channels), its transformed
         kernels (16 positions of F(2x2, 3x3) and 36 of F(4x4, 3x3), each for the forward
-        and the input gradient) and about 4,096 tile positions of transformed inputs and
-        outputs per thread for each of the three ops (256 tiles of F(2x2), 112 of F(4x4)).
-        A 3x3 conv on few channels (a first conv) takes its weight gradient from one
-        image's output gradient per thread, channel-major in rows of the padded width,
-        plus three gathered input rows (each at least as long as the output channels: the
-        relu mask's scratch); before a max pool it also maps the pool's winners
-        into that layout once per batch (``backward_from_pool``) and, for a 2x2 pool,
-        computes two output rows per thread to pool (``forward_into_pool``)."""
+        and the input gradient) and one chunk of transformed inputs and outputs per thread
+        for each op the plan runs (``scratch_positions``: the forward, and both gradients
+        in one pass or each on its own). A 3x3 conv on few channels (a first conv) takes
+        its weight gradient from one image's output gradient per thread, channel-major in
+        rows of the padded width, plus three gathered input rows (each at least as long
+        as the output channels: the relu mask's scratch); before a max pool it also maps
+        the pool's winners into that layout once per batch (``backward_from_pool``) and,
+        for a 2x2 pool, computes two output rows per thread to pool
+        (``forward_into_pool``)."""
         (kh, kw), (dh, dw) = self.config["kernel_size"], self.config["dilation_rate"]
         h, w, c = input_shape[1:4]
         oh, ow, co = output_shape[1:4]
         k = kh * kw * c
         padded = (h + (kh - 1) * dh) * (w + (kw - 1) * dw) * c
-        if (kh, kw) == (3, 3) and self.config["strides"] == (1, 1) and c >= 16 and co >= 8:
-            tw = dw * -(-ow // (2 * dw))
-            tiles = max(1, 256 // tw) * tw
+        plan = kernels().plan_conv((kh, kw, c, co), tuple(self.config["strides"]), (dh, dw), (0, 0),
+                                   input_hw=(h, w), output_hw=(oh, ow))
+        if hasattr(plan.forward_strategy, "scratch_positions"):  # Winograd
+            out_hw, dil = (oh, ow), (dh, dw)
+            positions = plan.forward_strategy.scratch_positions(out_hw, dil, batch_size)
+            if plan.both_strategy is not None:
+                positions += plan.both_strategy.scratch_positions(out_hw, dil, batch_size)
+            else:
+                positions += (plan.input_strategy.scratch_positions((h, w), dil, batch_size)
+                              + plan.kernel_strategy.scratch_positions(out_hw, dil, batch_size))
             pads = 2 * (oh + 2 + 2 * dh) * (ow + 2 + 2 * dw) * max(c, co)
-            return 104 * c * co + threads * (16 * tiles * (3 * c + 3 * co) + 16 * c * co + pads)
+            return 104 * c * co + threads * (positions * (c + co) + 16 * c * co + pads)
         im2col = max(512, oh * ow) * k + padded + k * co + co  # also a few-channel conv's input gradient
         if (kh, kw) == (3, 3) and c <= FEW_CHANNELS:
             wp = w + (kw - 1) * dw

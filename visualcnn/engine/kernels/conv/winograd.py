@@ -658,5 +658,12 @@ class WinogradStrategy:
             return [self.kernel_transform, *self.scheme.kernels("forward"), pick(FORWARD, serial)]
         return self.scheme.kernels("backward_kernel")
 
+    def scratch_positions(self, map_hw, dilation, batch):
+        """Transform positions x tiles of one worker's chunk for an op that tiles map_hw
+        (the output; the input for the input gradient) of a batch: the rows of V and M."""
+        (h, w), (dh, dw) = map_hw, dilation
+        TH, TW = self.scheme.tiles_along(h, dh), self.scheme.tiles_along(w, dw)
+        return self.scheme.positions * self.scheme.rows_per_chunk(TW, batch * TH) * TW
+
 
 WINOGRAD = WinogradStrategy("winograd", F2, winograd_kernel_transform, 6, "wino_")

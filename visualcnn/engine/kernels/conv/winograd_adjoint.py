@@ -214,6 +214,12 @@ class WinogradAdjoint:
         f2.kernel_gradient(partial, bias_sums, grad_kernel, grad_bias, get(p + "y", (3, 4, CO)))
 
     @staticmethod
+    def scratch_positions(output_hw, dilation, batch):
+        """Transform positions x tiles of one worker's chunk (the rows of V and D)."""
+        tiles = _w.tiles_along(output_hw[0], dilation[0]) * _w.tiles_along(output_hw[1], dilation[1])
+        return 16 * tiles * -(-batch // chunk_count(batch, tiles))
+
+    @staticmethod
     def kernels():
         f2 = _w.F2
         return [_w.winograd_kernel_transform, f2.pad_image, f2.input_tiles, f2.grad_tiles, _inverse_tiles, _chunk,
