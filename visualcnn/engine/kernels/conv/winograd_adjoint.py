@@ -147,12 +147,15 @@ def _chunk(fns, gemm, x, dy, U, dx, pad, V, D, tin, gtmp, dU, bsum, dh, dw, pad_
 @njit(parallel=True, nogil=True, cache=True)
 def _region(fn, fns, gemm, x, dy, U, dx, pads, Vs, Ds, tins, gtmps, partial, bpartial, dh, dw, pad_top, pad_left,
             chunks, TH, TW):
-    """prange over the partial-sum groups, as ``winograd._backward_kernel_region``; chunk
-    c holds the whole images [c*N // chunks, (c + 1)*N // chunks)."""
+    """prange over the partial-sum groups, as ``winograd._backward_kernel_region`` (which
+    also zeroes each group's sums); chunk c holds the whole images [c*N // chunks,
+    (c + 1)*N // chunks)."""
     N = x.shape[0]
     G = partial.shape[0]
     for g in prange(G):
         t = numba.get_thread_id()
+        partial[g][:] = 0.0
+        bpartial[g][:] = 0.0
         for c in range(g * chunks // G, (g + 1) * chunks // G):
             call_address(fn, fns, gemm, x, dy, U, dx, pads[t], Vs[t], Ds[t], tins[t], gtmps[t], partial[g],
                          bpartial[g], dh, dw, pad_top, pad_left, np.int64(c * N // chunks),
@@ -193,10 +196,8 @@ class WinogradAdjoint:
         U = get(p + "Ut", (16, CO, C))
         np.copyto(U, U0.transpose(0, 2, 1))
         groups = reduction_groups(chunks)
-        partial = get(p + "dU", (groups, 16, C, CO))
-        partial[...] = 0.0
+        partial = get(p + "dU", (groups, 16, C, CO))  # zeroed by the region
         bias_sums = get(p + "bpartial", (groups, CO))[:, :grad_bias.shape[0]]
-        bias_sums[...] = 0.0
         pads = get(p + "pad", (slots, _w.padded_extent(TH, dh), _w.padded_extent(TW, dw), C))
         Vs, Ds = get(p + "V", (slots, 16, per * TH * TW, C)), get(p + "D", (slots, 16, per * TH * TW, CO))
         tins = get(p + "tin", (slots, 4, 4, C))
