@@ -67,8 +67,8 @@ def _inverse_tiles(dV, dxp, row0, TH, TW, dh, dw, tmp):
     dV (16, rows, C)), at the padded positions the forward's tile read
     (``winograd._input_tiles``: rows y0 + {0, 1, 2, 3}*dh, columns likewise). tmp (4, 4,
     C) holds dV B^T of one tile. B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0],
-    [0, 1, 0, -1]], so a row (t0, t1, t2, t3) of dV times B^T... is (t0, t1 - t2 + t3,
-    t1 + t2 - t0, -t3), and the same along the other axis."""
+    [0, 1, 0, -1]], so a row (t0, t1, t2, t3) of dV times B^T is (t0, t1 - t2 + t3,
+    t1 + t2 - t0, -t3), and B times a column of that the same."""
     C = dxp.shape[2]
     for ty in range(TH):
         y0 = _w._origin(ty, dh)
