@@ -172,8 +172,8 @@ class ConvPlan:
                 out += self.both_strategy.kernels()
             else:
                 out += self.kernel_strategy.kernels("backward_kernel", False)
-            if need_dx and self.both_strategy is None:
-                out += self.input_strategy.kernels("backward_input", False)
+                if need_dx:
+                    out += self.input_strategy.kernels("backward_input", False)
         return _unique(out)
 
     def describe(self):
